@@ -1,0 +1,69 @@
+#pragma once
+// Sink buffers: where batches wait between the topology and a sink.
+//
+// The write side (Push) is called from source threads, the read side
+// (SinkInput::Next) from the sink's thread. A memory buffer holds batches as
+// they are, with their finalizers: they are acknowledged when the sink
+// delivers them. A disk buffer (disk_buffer.h) acknowledges upstream as soon
+// as a batch is durable on disk and hands the sink new batches whose
+// finalizers advance its own read position.
+//
+// Lifecycle: Push* → Close() (no more pushes; the reader drains, then sees
+// kClosed) → destroyed. Abort() makes a blocked Push and Next return at
+// once and fails what is left in memory (shutdown timeout).
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <stop_token>
+#include <string>
+
+#include "agent/component.h"
+#include "agent/metrics.h"
+#include "config/config.h"
+
+namespace tributary {
+
+class Buffer : public SinkInput {
+ public:
+  // Hands a batch to the buffer. With when_full=block this waits for room
+  // (backpressure); with drop_newest it drops the batch when full, counts
+  // it and finalizes it Rejected. Returns false if the buffer was aborted
+  // or closed (the batch is finalized Failed).
+  virtual bool Push(Batch batch) = 0;
+  virtual void Close() = 0;
+  virtual void Abort() = 0;
+};
+
+class MemoryBuffer final : public Buffer {
+ public:
+  MemoryBuffer(uint64_t max_events, bool drop_when_full, BufferMetrics metrics);
+  ~MemoryBuffer() override;
+
+  bool Push(Batch batch) override;
+  Result Next(Batch* out, std::chrono::milliseconds timeout) override;
+  void Close() override;
+  void Abort() override;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable not_empty_;
+  std::condition_variable not_full_;
+  std::deque<Batch> queue_;
+  uint64_t events_ = 0;
+  uint64_t bytes_ = 0;
+  const uint64_t max_events_;
+  const bool drop_when_full_;
+  bool closed_ = false;
+  bool aborted_ = false;
+  BufferMetrics metrics_;
+};
+
+// Builds the buffer a sink's config asks for. Disk buffers live under
+// data_dir/buffer/<sink_id>/.
+Result<std::unique_ptr<Buffer>> MakeBuffer(const config::BufferConfig& config, const std::string& sink_id,
+                                           const std::string& sink_type, const std::string& data_dir,
+                                           Metrics* metrics);
+
+}  // namespace tributary

@@ -1,0 +1,133 @@
+#pragma once
+// The component contract: config → build → run.
+//
+// Each source, transform and sink type declares a Config struct with a
+// static schema() (config/schema.h), a static Build() that turns a validated
+// Config into a runnable object, and registers itself with one line (see
+// config/registry.h). Build compiles regexes, binds metric handles and opens
+// nothing that can wait; Run does the I/O.
+//
+// Threads: each source runs on its own thread; transforms are called on the
+// threads of the sources upstream of them (possibly several at once, on
+// different batches) so Process() must not mutate shared state without
+// synchronisation; each sink runs on its own thread.
+
+#include <chrono>
+#include <span>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "agent/batch.h"
+#include "agent/metrics.h"
+#include "agent/status.h"
+
+namespace tributary {
+
+class Logger;
+
+// What Build() gets besides its Config.
+struct BuildContext {
+  std::string id;            // the component id from the config
+  std::string data_dir;      // the agent's data_dir (global)
+  std::string hostname;      // this host's name
+  ComponentMetrics* metrics; // handles for this component; outlives it
+  // data_dir/<sub>/<id>, created if missing; empty + error if not possible.
+  Result<std::string> ComponentDir(std::string_view sub) const;
+};
+
+// ---- Sources ---------------------------------------------------------------
+
+class SourceContext {
+ public:
+  virtual ~SourceContext() = default;
+  // Sends a batch downstream: runs the transforms and pushes into every
+  // destination sink's buffer, blocking while a buffer is full
+  // (backpressure). Returns false only when the agent is shutting down hard
+  // and the batch could not be handed on; its finalizers then report Failed.
+  virtual bool Send(Batch batch) = 0;
+  // Requested when the source should stop reading and return from Run().
+  virtual std::stop_token stop_token() const = 0;
+  virtual ComponentMetrics& metrics() = 0;
+};
+
+class Source {
+ public:
+  virtual ~Source() = default;
+  // Reads until stop is requested or the input ends. Attaches a finalizer
+  // to each batch if it checkpoints (see batch.h).
+  virtual Status Run(SourceContext& ctx) = 0;
+  // Called once after every sink has stopped (all acknowledgements that
+  // will ever arrive have arrived): write final checkpoints here.
+  virtual void Finish() {}
+};
+
+// ---- Transforms ------------------------------------------------------------
+
+class Transform {
+ public:
+  virtual ~Transform() = default;
+  // Processes one batch. `outputs` holds one empty batch per output of
+  // this transform (index 0 = default; named outputs in the order of
+  // Outputs() in the registry). Moving `in` into outputs[0] is the cheap
+  // path for in-place transforms. Events left out of every output are
+  // dropped: count them in discarded_events_total.
+  virtual void Process(Batch& in, std::span<Batch> outputs) = 0;
+};
+
+// A transform with one output that edits the event vector in place.
+class SimpleTransform : public Transform {
+ public:
+  virtual void Apply(std::vector<Event>& events) = 0;
+  void Process(Batch& in, std::span<Batch> outputs) final {
+    Apply(in.mutable_events());
+    outputs[0] = std::move(in);
+  }
+};
+
+// ---- Sinks -----------------------------------------------------------------
+
+// The read side of a sink's buffer.
+class SinkInput {
+ public:
+  enum class Result { kBatch, kTimeout, kClosed };
+  virtual ~SinkInput() = default;
+  // Waits up to `timeout` for the next batch. kClosed: drained and closed,
+  // or the agent is stopping hard; the sink should flush and return.
+  virtual Result Next(Batch* out, std::chrono::milliseconds timeout) = 0;
+};
+
+class SinkContext {
+ public:
+  virtual ~SinkContext() = default;
+  virtual SinkInput& input() = 0;
+  virtual ComponentMetrics& metrics() = 0;
+  // Requested when the agent stops hard (shutdown timeout passed): give up
+  // retries, Finalize(kFailed) what is held, return.
+  virtual std::stop_token hard_stop() const = 0;
+  // Health as shown by /ready and tributary_component_healthy.
+  virtual void SetHealthy(bool healthy, std::string_view reason) = 0;
+};
+
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  // Delivers batches until the input is closed and drained (or a hard
+  // stop). Every batch taken must be finalized: delivered, rejected, or
+  // failed when given up.
+  virtual Status Run(SinkContext& ctx) = 0;
+};
+
+// A sink that writes one batch at a time synchronously. The runtime-side
+// loop retries Write with backoff while it returns a retriable error, and
+// calls Flush when idle and before returning.
+class SimpleSink : public Sink {
+ public:
+  // Writes the batch. OK = delivered; kInvalidArgument = rejected (not
+  // retried); other errors are retried with backoff.
+  virtual Status Write(const Batch& batch) = 0;
+  virtual Status Flush() { return Status::Ok(); }
+  Status Run(SinkContext& ctx) final;
+};
+
+}  // namespace tributary

@@ -1,0 +1,245 @@
+#include "agent/event.h"
+
+#include <charconv>
+#include <cstdio>
+#include <ctime>
+
+#include "agent/json.h"
+
+namespace tributary {
+
+// ---- Fields ----------------------------------------------------------------
+
+Value* Fields::find(std::string_view key) {
+  for (size_t i = 0; i < keys_.size(); ++i)
+    if (keys_[i] == key) return &values_[i];
+  return nullptr;
+}
+
+const Value* Fields::find(std::string_view key) const {
+  for (size_t i = 0; i < keys_.size(); ++i)
+    if (keys_[i] == key) return &values_[i];
+  return nullptr;
+}
+
+Value& Fields::set(std::string_view key, Value v) {
+  if (Value* existing = find(key)) {
+    *existing = std::move(v);
+    return *existing;
+  }
+  keys_.emplace_back(key);
+  values_.push_back(std::move(v));
+  return values_.back();
+}
+
+bool Fields::erase(std::string_view key) {
+  for (size_t i = 0; i < keys_.size(); ++i) {
+    if (keys_[i] == key) {
+      keys_.erase(keys_.begin() + static_cast<ptrdiff_t>(i));
+      values_.erase(values_.begin() + static_cast<ptrdiff_t>(i));
+      return true;
+    }
+  }
+  return false;
+}
+
+void Fields::clear() {
+  keys_.clear();
+  values_.clear();
+}
+
+void Fields::reserve(size_t n) {
+  keys_.reserve(n);
+  values_.reserve(n);
+}
+
+bool Fields::operator==(const Fields& other) const {
+  return keys_ == other.keys_ && values_ == other.values_;
+}
+
+// ---- Value -----------------------------------------------------------------
+
+bool Value::to_double(double* out) const {
+  switch (kind()) {
+    case Kind::kInt: *out = static_cast<double>(as_int()); return true;
+    case Kind::kDouble: *out = as_double(); return true;
+    default: return false;
+  }
+}
+
+void Value::append_text(std::string* out) const {
+  switch (kind()) {
+    case Kind::kNull: return;
+    case Kind::kString: out->append(as_string()); return;
+    case Kind::kTimestamp: AppendRfc3339(as_timestamp(), out); return;
+    default: AppendJson(*this, out); return;
+  }
+}
+
+// ---- Event -----------------------------------------------------------------
+
+namespace {
+
+template <typename F, typename V>
+V* WalkPath(F& fields, std::string_view path) {
+  if (V* v = fields.find(path)) return v;
+  size_t dot = path.find('.');
+  if (dot == std::string_view::npos) return nullptr;
+  V* head = fields.find(path.substr(0, dot));
+  if (head == nullptr || !head->is_map()) return nullptr;
+  return WalkPath<F, V>(head->as_map(), path.substr(dot + 1));
+}
+
+}  // namespace
+
+const Value* Event::get(std::string_view path) const {
+  return WalkPath<const Fields, const Value>(fields_, path);
+}
+
+Value* Event::get(std::string_view path) { return WalkPath<Fields, Value>(fields_, path); }
+
+Value& Event::set(std::string_view path, Value v) {
+  Fields* fields = &fields_;
+  while (true) {
+    if (Value* exact = fields->find(path)) {
+      *exact = std::move(v);
+      return *exact;
+    }
+    size_t dot = path.find('.');
+    if (dot == std::string_view::npos) return fields->set(path, std::move(v));
+    std::string_view head = path.substr(0, dot);
+    Value* child = fields->find(head);
+    if (child == nullptr || !child->is_map()) child = &fields->set(head, Value(Fields()));
+    fields = &child->as_map();
+    path = path.substr(dot + 1);
+  }
+}
+
+bool Event::remove(std::string_view path) {
+  if (fields_.erase(path)) return true;
+  size_t dot = path.rfind('.');
+  if (dot == std::string_view::npos) return false;
+  Value* parent = get(path.substr(0, dot));
+  if (parent == nullptr || !parent->is_map()) return false;
+  return parent->as_map().erase(path.substr(dot + 1));
+}
+
+namespace {
+
+size_t EstimateValue(const Value& v) {
+  switch (v.kind()) {
+    case Value::Kind::kString: return v.as_string().size() + 2;
+    case Value::Kind::kArray: {
+      size_t n = 2;
+      for (const Value& e : v.as_array()) n += EstimateValue(e) + 1;
+      return n;
+    }
+    case Value::Kind::kMap: {
+      size_t n = 2;
+      const Fields& m = v.as_map();
+      for (size_t i = 0; i < m.size(); ++i) n += m.key(i).size() + 4 + EstimateValue(m.value(i));
+      return n;
+    }
+    case Value::Kind::kTimestamp: return 32;
+    default: return 8;
+  }
+}
+
+}  // namespace
+
+size_t Event::estimated_bytes() const {
+  size_t n = 2;
+  for (size_t i = 0; i < fields_.size(); ++i)
+    n += fields_.key(i).size() + 4 + EstimateValue(fields_.value(i));
+  return n;
+}
+
+// ---- Time ------------------------------------------------------------------
+
+void AppendRfc3339(Timestamp t, std::string* out) {
+  using namespace std::chrono;
+  auto secs = floor<seconds>(t);
+  int64_t nanos = (t - secs).count();
+  std::time_t tt = static_cast<std::time_t>(secs.time_since_epoch().count());
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[48];
+  int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", tm.tm_year + 1900,
+                        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                        static_cast<long long>(nanos));
+  out->append(buf, static_cast<size_t>(n));
+}
+
+std::string FormatRfc3339(Timestamp t) {
+  std::string s;
+  AppendRfc3339(t, &s);
+  return s;
+}
+
+namespace {
+
+bool ParseDigits(std::string_view s, size_t pos, size_t n, int* out) {
+  if (pos + n > s.size()) return false;
+  int v = 0;
+  for (size_t i = pos; i < pos + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  *out = v;
+  return true;
+}
+
+}  // namespace
+
+bool ParseRfc3339(std::string_view s, Timestamp* out) {
+  using namespace std::chrono;
+  int y, mo, d, h, mi, sec;
+  if (!ParseDigits(s, 0, 4, &y) || s.size() < 19 || s[4] != '-' || !ParseDigits(s, 5, 2, &mo) ||
+      s[7] != '-' || !ParseDigits(s, 8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+      !ParseDigits(s, 11, 2, &h) || s[13] != ':' || !ParseDigits(s, 14, 2, &mi) || s[16] != ':' ||
+      !ParseDigits(s, 17, 2, &sec))
+    return false;
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return false;
+  size_t pos = 19;
+  int64_t nanos = 0;
+  if (pos < s.size() && (s[pos] == '.' || s[pos] == ',')) {
+    ++pos;
+    int digits = 0;
+    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+      if (digits < 9) {
+        nanos = nanos * 10 + (s[pos] - '0');
+        ++digits;
+      }
+      ++pos;
+    }
+    if (digits == 0) return false;
+    for (; digits < 9; ++digits) nanos *= 10;
+  }
+  int offset_minutes = 0;
+  if (pos >= s.size()) return false;
+  if (s[pos] == 'Z' || s[pos] == 'z') {
+    ++pos;
+  } else if (s[pos] == '+' || s[pos] == '-') {
+    int oh, om;
+    if (!ParseDigits(s, pos + 1, 2, &oh)) return false;
+    size_t mpos = pos + 3;
+    if (mpos < s.size() && s[mpos] == ':') ++mpos;
+    if (!ParseDigits(s, mpos, 2, &om)) return false;
+    offset_minutes = (oh * 60 + om) * (s[pos] == '-' ? -1 : 1);
+    pos = mpos + 2;
+  } else {
+    return false;
+  }
+  if (pos != s.size()) return false;
+  auto days = sys_days(year_month_day(year(y), month(static_cast<unsigned>(mo)),
+                                      day(static_cast<unsigned>(d))));
+  *out = Timestamp(days.time_since_epoch()) + hours(h) + minutes(mi) + seconds(sec) +
+         nanoseconds(nanos) - minutes(offset_minutes);
+  return true;
+}
+
+Timestamp Now() {
+  return time_point_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now());
+}
+
+}  // namespace tributary

@@ -1,0 +1,151 @@
+#pragma once
+// The event model: a log record is an ordered map of field names to values.
+//
+// Value holds null, bool, int64, double, string, timestamp, array or map.
+// Fields is the ordered map used for events and nested maps: two parallel
+// vectors scanned linearly, which beats hashing for the ~10 fields a log
+// record has and keeps insertion order for output. Event wraps the top-level
+// Fields and resolves dotted paths ("http.status") into nested maps.
+//
+// Not thread-safe; an event belongs to one batch at a time (see batch.h).
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace tributary {
+
+using Timestamp = std::chrono::sys_time<std::chrono::nanoseconds>;
+
+class Value;
+
+class Fields {
+ public:
+  Fields() = default;
+
+  size_t size() const { return keys_.size(); }
+  bool empty() const { return keys_.empty(); }
+  const std::string& key(size_t i) const { return keys_[i]; }
+  Value& value(size_t i);
+  const Value& value(size_t i) const;
+
+  Value* find(std::string_view key);
+  const Value* find(std::string_view key) const;
+  // Inserts at the end or overwrites in place; returns the stored value.
+  Value& set(std::string_view key, Value v);
+  bool erase(std::string_view key);
+  void clear();
+  void reserve(size_t n);
+
+  bool operator==(const Fields& other) const;
+
+ private:
+  std::vector<std::string> keys_;
+  std::vector<Value> values_;
+};
+
+using Array = std::vector<Value>;
+
+class Value {
+ public:
+  enum class Kind : uint8_t { kNull, kBool, kInt, kDouble, kString, kTimestamp, kArray, kMap };
+
+  Value() = default;
+  Value(std::nullptr_t) {}
+  Value(bool b) : v_(b) {}
+  Value(int v) : v_(int64_t{v}) {}
+  Value(int64_t v) : v_(v) {}
+  Value(uint64_t v) : v_(static_cast<int64_t>(v)) {}
+  Value(double v) : v_(v) {}
+  Value(const char* s) : v_(std::string(s)) {}
+  Value(std::string s) : v_(std::move(s)) {}
+  Value(std::string_view s) : v_(std::string(s)) {}
+  Value(Timestamp t) : v_(t) {}
+  Value(Array a) : v_(std::move(a)) {}
+  Value(Fields m) : v_(std::move(m)) {}
+
+  Kind kind() const { return static_cast<Kind>(v_.index()); }
+  bool is_null() const { return kind() == Kind::kNull; }
+  bool is_bool() const { return kind() == Kind::kBool; }
+  bool is_int() const { return kind() == Kind::kInt; }
+  bool is_double() const { return kind() == Kind::kDouble; }
+  bool is_string() const { return kind() == Kind::kString; }
+  bool is_timestamp() const { return kind() == Kind::kTimestamp; }
+  bool is_array() const { return kind() == Kind::kArray; }
+  bool is_map() const { return kind() == Kind::kMap; }
+
+  bool as_bool() const { return std::get<bool>(v_); }
+  int64_t as_int() const { return std::get<int64_t>(v_); }
+  double as_double() const { return std::get<double>(v_); }
+  const std::string& as_string() const { return std::get<std::string>(v_); }
+  std::string& as_string() { return std::get<std::string>(v_); }
+  Timestamp as_timestamp() const { return std::get<Timestamp>(v_); }
+  const Array& as_array() const { return std::get<Array>(v_); }
+  Array& as_array() { return std::get<Array>(v_); }
+  const Fields& as_map() const { return std::get<Fields>(v_); }
+  Fields& as_map() { return std::get<Fields>(v_); }
+
+  // Numeric view of int or double (for comparisons); false if not numeric.
+  bool to_double(double* out) const;
+  // Appends a plain-text rendering: strings raw, timestamps RFC 3339,
+  // numbers and bools as JSON would, null as empty, arrays/maps as JSON.
+  void append_text(std::string* out) const;
+  std::string to_text() const {
+    std::string s;
+    append_text(&s);
+    return s;
+  }
+
+  bool operator==(const Value& other) const { return v_ == other.v_; }
+
+ private:
+  std::variant<std::monostate, bool, int64_t, double, std::string, Timestamp, Array, Fields> v_;
+};
+
+inline Value& Fields::value(size_t i) { return values_[i]; }
+inline const Value& Fields::value(size_t i) const { return values_[i]; }
+
+// Well-known field names.
+inline constexpr std::string_view kMessageField = "message";
+inline constexpr std::string_view kTimestampField = "timestamp";
+inline constexpr std::string_view kHostField = "host";
+inline constexpr std::string_view kSourceTypeField = "source_type";
+
+class Event {
+ public:
+  Event() = default;
+  explicit Event(Fields f) : fields_(std::move(f)) {}
+
+  Fields& fields() { return fields_; }
+  const Fields& fields() const { return fields_; }
+
+  // Looks up a field: an exact top-level key first, then a dotted path
+  // through nested maps ("a.b.c"). nullptr if absent.
+  const Value* get(std::string_view path) const;
+  Value* get(std::string_view path);
+  // Sets a field; a dotted path creates intermediate maps when the
+  // top-level key does not exist as written.
+  Value& set(std::string_view path, Value v);
+  bool remove(std::string_view path);
+
+  // Approximate in-memory/wire size, used for byte accounting.
+  size_t estimated_bytes() const;
+
+  bool operator==(const Event& other) const { return fields_ == other.fields_; }
+
+ private:
+  Fields fields_;
+};
+
+// RFC 3339 with nanoseconds and a 'Z' suffix, e.g. 2024-05-01T12:00:00.123456789Z.
+void AppendRfc3339(Timestamp t, std::string* out);
+std::string FormatRfc3339(Timestamp t);
+// Parses RFC 3339 (any fraction length, 'Z' or ±hh:mm). False if malformed.
+bool ParseRfc3339(std::string_view s, Timestamp* out);
+
+Timestamp Now();
+
+}  // namespace tributary

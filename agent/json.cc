@@ -1,0 +1,231 @@
+#include "agent/json.h"
+
+#include <simdjson.h>
+
+#include <charconv>
+#include <cmath>
+#include <cstring>
+
+namespace tributary {
+
+namespace {
+
+constexpr char kHex[] = "0123456789abcdef";
+
+// Length of the valid UTF-8 sequence starting at s[i], or 0 if invalid.
+size_t Utf8SequenceLength(std::string_view s, size_t i) {
+  unsigned char c = static_cast<unsigned char>(s[i]);
+  size_t n;
+  uint32_t min;
+  if (c < 0x80) return 1;
+  if ((c & 0xE0) == 0xC0) { n = 2; min = 0x80; }
+  else if ((c & 0xF0) == 0xE0) { n = 3; min = 0x800; }
+  else if ((c & 0xF8) == 0xF0) { n = 4; min = 0x10000; }
+  else return 0;
+  if (i + n > s.size()) return 0;
+  uint32_t cp = c & (0x7F >> n);
+  for (size_t k = 1; k < n; ++k) {
+    unsigned char cc = static_cast<unsigned char>(s[i + k]);
+    if ((cc & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (cc & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return n;
+}
+
+}  // namespace
+
+bool IsValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    if (static_cast<unsigned char>(s[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t n = Utf8SequenceLength(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+void AppendJsonString(std::string_view s, std::string* out) {
+  out->push_back('"');
+  size_t run = 0;  // start of the pending run of bytes copied verbatim
+  size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+      ++i;
+      continue;
+    }
+    if (c >= 0x80) {
+      size_t n = Utf8SequenceLength(s, i);
+      if (n != 0) {
+        i += n;
+        continue;
+      }
+      out->append(s.data() + run, i - run);
+      out->append("\xEF\xBF\xBD");  // U+FFFD
+      run = ++i;
+      continue;
+    }
+    out->append(s.data() + run, i - run);
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      case '\b': out->append("\\b"); break;
+      case '\f': out->append("\\f"); break;
+      default: {
+        char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
+        out->append(esc, 6);
+      }
+    }
+    run = ++i;
+  }
+  out->append(s.data() + run, s.size() - run);
+  out->push_back('"');
+}
+
+void AppendJson(const Fields& f, std::string* out) {
+  out->push_back('{');
+  for (size_t i = 0; i < f.size(); ++i) {
+    if (i) out->push_back(',');
+    AppendJsonString(f.key(i), out);
+    out->push_back(':');
+    AppendJson(f.value(i), out);
+  }
+  out->push_back('}');
+}
+
+void AppendJson(const Value& v, std::string* out) {
+  switch (v.kind()) {
+    case Value::Kind::kNull: out->append("null"); return;
+    case Value::Kind::kBool: out->append(v.as_bool() ? "true" : "false"); return;
+    case Value::Kind::kInt: {
+      char buf[24];
+      auto r = std::to_chars(buf, buf + sizeof buf, v.as_int());
+      out->append(buf, static_cast<size_t>(r.ptr - buf));
+      return;
+    }
+    case Value::Kind::kDouble: {
+      double d = v.as_double();
+      if (!std::isfinite(d)) {
+        out->append("null");
+        return;
+      }
+      char buf[32];
+      auto r = std::to_chars(buf, buf + sizeof buf, d);
+      out->append(buf, static_cast<size_t>(r.ptr - buf));
+      return;
+    }
+    case Value::Kind::kString: AppendJsonString(v.as_string(), out); return;
+    case Value::Kind::kTimestamp:
+      out->push_back('"');
+      AppendRfc3339(v.as_timestamp(), out);
+      out->push_back('"');
+      return;
+    case Value::Kind::kArray: {
+      out->push_back('[');
+      bool first = true;
+      for (const Value& e : v.as_array()) {
+        if (!first) out->push_back(',');
+        first = false;
+        AppendJson(e, out);
+      }
+      out->push_back(']');
+      return;
+    }
+    case Value::Kind::kMap: AppendJson(v.as_map(), out); return;
+  }
+}
+
+// ---- Decoding --------------------------------------------------------------
+
+struct JsonParser::Impl {
+  simdjson::dom::parser parser;
+  size_t max_depth;
+
+  Status Convert(simdjson::dom::element el, size_t depth, Value* out) {
+    using simdjson::dom::element_type;
+    if (depth > max_depth) return Status::InvalidArgument("JSON nesting deeper than " + std::to_string(max_depth));
+    switch (el.type()) {
+      case element_type::OBJECT: {
+        Fields f;
+        simdjson::dom::object obj;
+        if (el.get_object().get(obj)) return Status::Internal("not an object");
+        for (auto field : obj) {
+          Value child;
+          Status s = Convert(field.value, depth + 1, &child);
+          if (!s.ok()) return s;
+          f.set(field.key, std::move(child));
+        }
+        *out = Value(std::move(f));
+        return Status::Ok();
+      }
+      case element_type::ARRAY: {
+        Array a;
+        simdjson::dom::array arr;
+        if (el.get_array().get(arr)) return Status::Internal("not an array");
+        for (auto child_el : arr) {
+          Value child;
+          Status s = Convert(child_el, depth + 1, &child);
+          if (!s.ok()) return s;
+          a.push_back(std::move(child));
+        }
+        *out = Value(std::move(a));
+        return Status::Ok();
+      }
+      case element_type::STRING: {
+        std::string_view sv;
+        if (el.get_string().get(sv)) return Status::Internal("bad JSON scalar");
+        *out = Value(sv);
+        return Status::Ok();
+      }
+      case element_type::INT64: {
+        int64_t i = 0;
+        if (el.get_int64().get(i)) return Status::Internal("bad JSON scalar");
+        *out = Value(i);
+        return Status::Ok();
+      }
+      case element_type::UINT64: {
+        uint64_t u = 0;
+        if (el.get_uint64().get(u)) return Status::Internal("bad JSON scalar");
+        *out = Value(static_cast<double>(u));
+        return Status::Ok();
+      }
+      case element_type::DOUBLE: {
+        double d = 0;
+        if (el.get_double().get(d)) return Status::Internal("bad JSON scalar");
+        *out = Value(d);
+        return Status::Ok();
+      }
+      case element_type::BOOL: {
+        bool b = false;
+        if (el.get_bool().get(b)) return Status::Internal("bad JSON scalar");
+        *out = Value(b);
+        return Status::Ok();
+      }
+      case element_type::NULL_VALUE: *out = Value(); return Status::Ok();
+    }
+    return Status::Internal("unknown JSON element type");
+  }
+};
+
+JsonParser::JsonParser(size_t max_depth) : impl_(std::make_unique<Impl>()) {
+  impl_->max_depth = max_depth;
+}
+
+JsonParser::~JsonParser() = default;
+
+Status JsonParser::Parse(std::string_view text, Value* out) {
+  simdjson::dom::element root;
+  auto err = impl_->parser.parse(text.data(), text.size(), true).get(root);
+  if (err) return Status::InvalidArgument(simdjson::error_message(err));
+  return impl_->Convert(root, 0, out);
+}
+
+}  // namespace tributary

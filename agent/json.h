@@ -1,0 +1,43 @@
+#pragma once
+// JSON encoding of values and events, and decoding into values.
+//
+// Encoding writes straight into a caller's buffer (no temporaries). Strings
+// are escaped per RFC 8259; invalid UTF-8 bytes become U+FFFD so that the
+// output is always valid JSON. Timestamps encode as RFC 3339 strings.
+// Decoding uses simdjson; a JsonParser reuses its buffers and is not
+// thread-safe (one per thread).
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "agent/event.h"
+#include "agent/status.h"
+
+namespace tributary {
+
+void AppendJsonString(std::string_view s, std::string* out);
+void AppendJson(const Value& v, std::string* out);
+void AppendJson(const Fields& f, std::string* out);
+inline void AppendJson(const Event& e, std::string* out) { AppendJson(e.fields(), out); }
+
+// True if s is valid UTF-8.
+bool IsValidUtf8(std::string_view s);
+
+class JsonParser {
+ public:
+  explicit JsonParser(size_t max_depth = 64);
+  ~JsonParser();
+  JsonParser(const JsonParser&) = delete;
+  JsonParser& operator=(const JsonParser&) = delete;
+
+  // Parses one JSON document into *out. Errors: kInvalidArgument with
+  // simdjson's reason; depth beyond max_depth is an error too.
+  Status Parse(std::string_view text, Value* out);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tributary

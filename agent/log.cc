@@ -1,0 +1,111 @@
+#include "agent/log.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "agent/event.h"
+#include "agent/json.h"
+
+namespace tributary {
+
+namespace {
+
+std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
+std::atomic<bool> g_json{false};
+
+const char* LevelName(LogLevel l) {
+  switch (l) {
+    case LogLevel::kTrace: return "TRACE";
+    case LogLevel::kDebug: return "DEBUG";
+    case LogLevel::kInfo: return "INFO";
+    case LogLevel::kWarn: return "WARN";
+    case LogLevel::kError: return "ERROR";
+    case LogLevel::kOff: return "OFF";
+  }
+  return "?";
+}
+
+}  // namespace
+
+bool ParseLogLevel(std::string_view s, LogLevel* out) {
+  if (s == "trace") *out = LogLevel::kTrace;
+  else if (s == "debug") *out = LogLevel::kDebug;
+  else if (s == "info") *out = LogLevel::kInfo;
+  else if (s == "warn" || s == "warning") *out = LogLevel::kWarn;
+  else if (s == "error") *out = LogLevel::kError;
+  else if (s == "off") *out = LogLevel::kOff;
+  else return false;
+  return true;
+}
+
+void SetLogLevel(LogLevel level) { g_level.store(static_cast<int>(level)); }
+void SetLogJson(bool json) { g_json.store(json); }
+LogLevel GetLogLevel() { return static_cast<LogLevel>(g_level.load(std::memory_order_relaxed)); }
+
+void Log(LogLevel level, std::string_view component, std::string_view message) {
+  if (!LogEnabled(level)) return;
+  std::string line;
+  line.reserve(message.size() + 80);
+  if (g_json.load(std::memory_order_relaxed)) {
+    line += "{\"timestamp\":\"";
+    AppendRfc3339(Now(), &line);
+    line += "\",\"level\":\"";
+    line += LevelName(level);
+    line += "\"";
+    if (!component.empty()) {
+      line += ",\"component_id\":";
+      AppendJsonString(component, &line);
+    }
+    line += ",\"message\":";
+    AppendJsonString(message, &line);
+    line += "}\n";
+  } else {
+    AppendRfc3339(Now(), &line);
+    line += ' ';
+    line += LevelName(level);
+    line += ' ';
+    if (!component.empty()) {
+      line += '[';
+      line += component;
+      line += "] ";
+    }
+    line += message;
+    line += '\n';
+  }
+  // One write() per line keeps lines whole across threads.
+  ssize_t unused = ::write(STDERR_FILENO, line.data(), line.size());
+  (void)unused;
+}
+
+bool RateLimiter::Allow(uint64_t* suppressed) {
+  std::lock_guard lock(mu_);
+  auto now = std::chrono::steady_clock::now();
+  if (now - window_start_ >= interval_) {
+    window_start_ = now;
+    in_window_ = 0;
+  }
+  if (in_window_ < burst_) {
+    ++in_window_;
+    *suppressed = suppressed_;
+    suppressed_ = 0;
+    return true;
+  }
+  ++suppressed_;
+  return false;
+}
+
+void LogLimited(RateLimiter& limiter, LogLevel level, std::string_view component,
+                std::string_view message) {
+  if (!LogEnabled(level)) return;
+  uint64_t suppressed = 0;
+  if (!limiter.Allow(&suppressed)) return;
+  if (suppressed == 0) {
+    Log(level, component, message);
+  } else {
+    Log(level, component,
+        std::string(message) + " (" + std::to_string(suppressed) + " similar messages suppressed)");
+  }
+}
+
+}  // namespace tributary

@@ -1,0 +1,66 @@
+#pragma once
+// The agent's own logs: leveled, text or JSON lines on stderr.
+//
+// Repeating messages go through a RateLimiter held at the call site (a
+// static or a member): at most `burst` lines per interval, then one line
+// saying how many were suppressed. Thread-safe.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+namespace tributary {
+
+enum class LogLevel { kTrace = 0, kDebug, kInfo, kWarn, kError, kOff };
+
+bool ParseLogLevel(std::string_view s, LogLevel* out);
+void SetLogLevel(LogLevel level);
+void SetLogJson(bool json);
+LogLevel GetLogLevel();
+inline bool LogEnabled(LogLevel l) { return l >= GetLogLevel(); }
+
+// Writes one line: `component` may be empty (agent-wide messages).
+void Log(LogLevel level, std::string_view component, std::string_view message);
+
+class RateLimiter {
+ public:
+  explicit RateLimiter(int burst = 5, std::chrono::seconds interval = std::chrono::seconds(10))
+      : burst_(burst), interval_(interval) {}
+  // True if this occurrence should be logged; *suppressed is set to how many
+  // were dropped since the last logged one.
+  bool Allow(uint64_t* suppressed);
+
+ private:
+  std::mutex mu_;
+  int burst_;
+  std::chrono::seconds interval_;
+  std::chrono::steady_clock::time_point window_start_{};
+  int in_window_ = 0;
+  uint64_t suppressed_ = 0;
+};
+
+// Logs through a limiter, appending "(N similar messages suppressed)".
+void LogLimited(RateLimiter& limiter, LogLevel level, std::string_view component,
+                std::string_view message);
+
+}  // namespace tributary
+
+#define TLOG_ERROR(component, msg) ::tributary::Log(::tributary::LogLevel::kError, component, msg)
+#define TLOG_WARN(component, msg)                                                       \
+  do {                                                                                  \
+    if (::tributary::LogEnabled(::tributary::LogLevel::kWarn))                          \
+      ::tributary::Log(::tributary::LogLevel::kWarn, component, msg);                   \
+  } while (0)
+#define TLOG_INFO(component, msg)                                                       \
+  do {                                                                                  \
+    if (::tributary::LogEnabled(::tributary::LogLevel::kInfo))                          \
+      ::tributary::Log(::tributary::LogLevel::kInfo, component, msg);                   \
+  } while (0)
+#define TLOG_DEBUG(component, msg)                                                      \
+  do {                                                                                  \
+    if (::tributary::LogEnabled(::tributary::LogLevel::kDebug))                         \
+      ::tributary::Log(::tributary::LogLevel::kDebug, component, msg);                  \
+  } while (0)

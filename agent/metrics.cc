@@ -1,0 +1,138 @@
+#include "agent/metrics.h"
+
+#include <prometheus/text_serializer.h>
+
+#include <sstream>
+
+namespace tributary {
+
+const char* ComponentKindName(ComponentKind k) {
+  switch (k) {
+    case ComponentKind::kSource: return "source";
+    case ComponentKind::kTransform: return "transform";
+    case ComponentKind::kSink: return "sink";
+  }
+  return "unknown";
+}
+
+namespace {
+
+template <typename T>
+prometheus::Family<T>& Build(prometheus::Registry& r, const char* name, const char* help) {
+  return prometheus::detail::Builder<T>().Name(name).Help(help).Register(r);
+}
+
+}  // namespace
+
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      start_(std::chrono::steady_clock::now()),
+      received_events(Build<Counter>(*registry_, "tributary_component_received_events_total",
+                                     "Events received by a component.")),
+      received_bytes(Build<Counter>(*registry_, "tributary_component_received_bytes_total",
+                                    "Raw bytes received by a component (sources: bytes read).")),
+      sent_events(Build<Counter>(*registry_, "tributary_component_sent_events_total",
+                                 "Events sent on by a component (sinks: delivered).")),
+      sent_bytes(Build<Counter>(*registry_, "tributary_component_sent_bytes_total",
+                                "Encoded bytes sent by a sink.")),
+      errors(Build<Counter>(*registry_, "tributary_component_errors_total",
+                            "Errors by type and stage.")),
+      discarded(Build<Counter>(*registry_, "tributary_component_discarded_events_total",
+                               "Events discarded, intentionally (filters) or not.")),
+      buffer_events(Build<Gauge>(*registry_, "tributary_buffer_events", "Events in a sink's buffer.")),
+      buffer_bytes(Build<Gauge>(*registry_, "tributary_buffer_bytes", "Bytes in a sink's buffer.")),
+      buffer_received(Build<Counter>(*registry_, "tributary_buffer_received_events_total",
+                                     "Events written into a sink's buffer.")),
+      buffer_sent(Build<Counter>(*registry_, "tributary_buffer_sent_events_total",
+                                 "Events read out of a sink's buffer.")),
+      buffer_discarded(Build<Counter>(*registry_, "tributary_buffer_discarded_events_total",
+                                      "Events a buffer dropped, by reason (full, corrupt).")),
+      files_watched(Build<Gauge>(*registry_, "tributary_files_watched", "Files a file source watches.")),
+      checkpoints(Build<Counter>(*registry_, "tributary_checkpoints_total",
+                                 "Checkpoints written by a source.")),
+      request_duration(Build<Histogram>(*registry_, "tributary_sink_request_duration_seconds",
+                                        "Duration of a sink's requests to its peer.")),
+      retries(Build<Counter>(*registry_, "tributary_sink_retries_total", "Requests or items a sink retried.")),
+      uptime(Build<Gauge>(*registry_, "tributary_uptime_seconds", "Seconds since the agent started.")),
+      build_info(Build<Gauge>(*registry_, "tributary_build_info", "Build information.")) {
+  build_info.Add({{"version", TRIBUTARY_VERSION}}).Set(1);
+  uptime.Add({}).Set(0);
+}
+
+void Metrics::Refresh() {
+  std::chrono::duration<double> up = std::chrono::steady_clock::now() - start_;
+  uptime.Add({}).Set(up.count());
+}
+
+std::string Metrics::Serialize() {
+  Refresh();
+  prometheus::TextSerializer serializer;
+  std::ostringstream out;
+  serializer.Serialize(out, registry_->Collect());
+  return out.str();
+}
+
+std::unique_ptr<ComponentMetrics> Metrics::ForComponent(std::string id, ComponentKind kind,
+                                                        std::string type) {
+  return std::make_unique<ComponentMetrics>(this, std::move(id), kind, std::move(type));
+}
+
+BufferMetrics Metrics::ForBuffer(const std::string& sink_id, const std::string& sink_type,
+                                 const std::string& buffer_type) {
+  prometheus::Labels l{{"component_id", sink_id},
+                       {"component_kind", "sink"},
+                       {"component_type", sink_type},
+                       {"buffer_type", buffer_type}};
+  auto with = [&](const char* k, const char* v) {
+    auto c = l;
+    c[k] = v;
+    return c;
+  };
+  return BufferMetrics{&buffer_events.Add(l),       &buffer_bytes.Add(l),
+                       &buffer_received.Add(l),     &buffer_sent.Add(l),
+                       &buffer_discarded.Add(with("reason", "full")),
+                       &buffer_discarded.Add(with("reason", "corrupt"))};
+}
+
+ComponentMetrics::ComponentMetrics(Metrics* metrics, std::string id, ComponentKind kind, std::string type)
+    : metrics_(metrics), id_(std::move(id)), kind_(kind), type_(std::move(type)) {
+  auto l = Labels();
+  received_events_ = &metrics_->received_events.Add(l);
+  received_bytes_ = &metrics_->received_bytes.Add(l);
+  sent_events_ = &metrics_->sent_events.Add(l);
+  sent_bytes_ = &metrics_->sent_bytes.Add(l);
+  auto li = l;
+  li["intentional"] = "true";
+  discarded_intentional_ = &metrics_->discarded.Add(li);
+  li["intentional"] = "false";
+  discarded_unintentional_ = &metrics_->discarded.Add(li);
+}
+
+prometheus::Labels ComponentMetrics::Labels() const {
+  return {{"component_id", id_}, {"component_kind", ComponentKindName(kind_)}, {"component_type", type_}};
+}
+
+Counter& ComponentMetrics::Errors(std::string_view error_type, std::string_view stage) {
+  auto l = Labels();
+  l["error_type"] = std::string(error_type);
+  l["stage"] = std::string(stage);
+  return metrics_->errors.Add(l);
+}
+
+Counter& ComponentMetrics::SentEventsForOutput(std::string_view output) {
+  auto l = Labels();
+  l["output"] = std::string(output);
+  return metrics_->sent_events.Add(l);
+}
+
+Histogram& ComponentMetrics::RequestDuration() {
+  return metrics_->request_duration.Add(
+      Labels(), Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                            2.5, 5, 10, 30, 60});
+}
+
+Counter& ComponentMetrics::Retries() { return metrics_->retries.Add(Labels()); }
+Gauge& ComponentMetrics::FilesWatched() { return metrics_->files_watched.Add(Labels()); }
+Counter& ComponentMetrics::Checkpoints() { return metrics_->checkpoints.Add(Labels()); }
+
+}  // namespace tributary

@@ -1,0 +1,303 @@
+#include "agent/topology.h"
+
+#include <map>
+
+#include "agent/log.h"
+#include "config/registry.h"
+
+namespace tributary {
+
+struct Topology::Node {
+  std::string id;
+  ComponentKind kind;
+  std::unique_ptr<ComponentMetrics> metrics;
+  std::unique_ptr<Source> source;
+  std::unique_ptr<Transform> transform;
+  std::unique_ptr<Sink> sink;
+  std::unique_ptr<Buffer> buffer;
+  // Per output (0 = default, then named outputs): the nodes consuming it.
+  std::vector<std::vector<Node*>> downstream;
+  std::vector<std::string> output_names;
+  std::vector<Counter*> output_sent;  // per named output (index 0 unused)
+  std::atomic<bool> healthy{true};
+  std::mutex health_mu;
+  std::string health_reason;
+};
+
+// ---- Source side -----------------------------------------------------------
+
+class Topology::SourceRunner final : public SourceContext {
+ public:
+  SourceRunner(Topology* topology, Node* node) : topology_(topology), node_(node) {}
+
+  void Start() {
+    thread_ = std::jthread([this](std::stop_token) {
+      Status s = node_->source->Run(*this);
+      if (!s.ok()) TLOG_ERROR(node_->id, "source stopped with an error: " + s.ToString());
+      else TLOG_DEBUG(node_->id, "source finished");
+      topology_->SourceFinished();
+    });
+  }
+  void RequestStop() { stop_.request_stop(); }
+  void Join() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+  bool Send(Batch batch) override {
+    if (batch.empty()) return true;
+    node_->metrics->received_events().Increment(static_cast<double>(batch.size()));
+    node_->metrics->received_bytes().Increment(static_cast<double>(batch.bytes()));
+    node_->metrics->sent_events().Increment(static_cast<double>(batch.size()));
+    topology_->Dispatch(node_->downstream[0], std::move(batch));
+    return !topology_->hard_stop_.stop_requested();
+  }
+  std::stop_token stop_token() const override { return stop_.get_token(); }
+  ComponentMetrics& metrics() override { return *node_->metrics; }
+  Node* node() { return node_; }
+
+ private:
+  Topology* topology_;
+  Node* node_;
+  std::stop_source stop_;
+  std::jthread thread_;
+};
+
+// ---- Sink side -------------------------------------------------------------
+
+class Topology::SinkRunner final : public SinkContext, public SinkInput {
+ public:
+  SinkRunner(Topology* topology, Node* node) : topology_(topology), node_(node) {}
+
+  void Start() {
+    thread_ = std::jthread([this](std::stop_token) {
+      Status s = node_->sink->Run(*this);
+      if (!s.ok()) TLOG_ERROR(node_->id, "sink stopped with an error: " + s.ToString());
+      {
+        std::lock_guard lock(mu_);
+        done_ = true;
+      }
+      cv_.notify_all();
+    });
+  }
+  bool WaitDone(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_until(lock, deadline, [&] { return done_; });
+  }
+  void Join() {
+    if (thread_.joinable()) thread_.join();
+  }
+  void Detach() {
+    if (thread_.joinable()) thread_.detach();
+  }
+
+  // SinkInput: the buffer's read side, counting what the sink received.
+  SinkInput::Result Next(Batch* out, std::chrono::milliseconds timeout) override {
+    auto r = node_->buffer->Next(out, timeout);
+    if (r == SinkInput::Result::kBatch)
+      node_->metrics->received_events().Increment(static_cast<double>(out->size()));
+    return r;
+  }
+
+  SinkInput& input() override { return *this; }
+  ComponentMetrics& metrics() override { return *node_->metrics; }
+  std::stop_token hard_stop() const override { return topology_->hard_stop_.get_token(); }
+  void SetHealthy(bool healthy, std::string_view reason) override {
+    std::lock_guard lock(node_->health_mu);
+    if (node_->healthy.exchange(healthy) != healthy) {
+      if (healthy) TLOG_INFO(node_->id, "sink is healthy again");
+      else TLOG_WARN(node_->id, "sink is unhealthy: " + std::string(reason));
+    }
+    node_->health_reason = std::string(reason);
+  }
+  Node* node() { return node_; }
+
+ private:
+  Topology* topology_;
+  Node* node_;
+  std::jthread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+};
+
+// ---- Build -----------------------------------------------------------------
+
+Result<std::unique_ptr<Topology>> Topology::Build(const config::Config& config, Metrics* metrics,
+                                                  const std::string& hostname) {
+  std::unique_ptr<Topology> t(new Topology());
+  std::map<std::string, Node*> by_id;
+  for (const auto& c : config.components) {
+    auto node = std::make_unique<Node>();
+    node->id = c.id;
+    node->kind = c.kind;
+    node->metrics = metrics->ForComponent(c.id, c.kind, c.type);
+    node->output_names = c.outputs;
+    node->downstream.resize(1 + c.outputs.size());
+    node->output_sent.resize(1 + c.outputs.size(), nullptr);
+    for (size_t i = 0; i < c.outputs.size(); ++i)
+      node->output_sent[i + 1] = &node->metrics->SentEventsForOutput(c.outputs[i]);
+    BuildContext ctx{c.id, config.global.data_dir, hostname, node->metrics.get()};
+    const auto* type = c.type_info;
+    std::string where = std::string(ComponentKindName(c.kind)) + " `" + c.id + "`: ";
+    switch (c.kind) {
+      case ComponentKind::kSource: {
+        auto r = type->build_source(c.options.get(), ctx);
+        if (!r.ok()) return Status(r.status().code(), where + r.status().message());
+        node->source = std::move(r).value();
+        break;
+      }
+      case ComponentKind::kTransform: {
+        auto r = type->build_transform(c.options.get(), ctx);
+        if (!r.ok()) return Status(r.status().code(), where + r.status().message());
+        node->transform = std::move(r).value();
+        break;
+      }
+      case ComponentKind::kSink: {
+        auto r = type->build_sink(c.options.get(), ctx);
+        if (!r.ok()) return Status(r.status().code(), where + r.status().message());
+        node->sink = std::move(r).value();
+        auto b = MakeBuffer(c.buffer, c.id, c.type, config.global.data_dir, metrics);
+        if (!b.ok()) return Status(b.status().code(), where + "buffer: " + b.status().message());
+        node->buffer = std::move(b).value();
+        break;
+      }
+    }
+    by_id[c.id] = node.get();
+    t->nodes_.push_back(std::move(node));
+  }
+  // Wire inputs: "id" is the default output, "id.name" a named one.
+  for (const auto& c : config.components) {
+    Node* consumer = by_id.at(c.id);
+    for (const auto& in : c.inputs) {
+      auto dot = in.find('.');
+      Node* producer = by_id.at(in.substr(0, dot));
+      size_t output = 0;
+      if (dot != std::string::npos) {
+        std::string name = in.substr(dot + 1);
+        for (size_t i = 0; i < producer->output_names.size(); ++i)
+          if (producer->output_names[i] == name) output = i + 1;
+      }
+      producer->downstream[output].push_back(consumer);
+    }
+  }
+  for (auto& n : t->nodes_) {
+    if (n->kind == ComponentKind::kSource) t->source_runners_.push_back(std::make_unique<SourceRunner>(t.get(), n.get()));
+    if (n->kind == ComponentKind::kSink) t->sink_runners_.push_back(std::make_unique<SinkRunner>(t.get(), n.get()));
+  }
+  return t;
+}
+
+Topology::~Topology() {
+  if (state_ == State::kRunning) Stop(std::chrono::milliseconds(0));
+}
+
+// ---- Data path -------------------------------------------------------------
+
+void Topology::Dispatch(const std::vector<Node*>& targets, Batch batch) {
+  if (targets.empty() || batch.empty()) return;  // finalizers release as delivered
+  for (size_t i = 0; i + 1 < targets.size(); ++i) Deliver(targets[i], batch.ShareCopy());
+  Deliver(targets.back(), std::move(batch));
+}
+
+void Topology::Deliver(Node* node, Batch batch) {
+  if (node->kind == ComponentKind::kSink) {
+    node->buffer->Push(std::move(batch));
+    return;
+  }
+  const size_t in = batch.size();
+  node->metrics->received_events().Increment(static_cast<double>(in));
+  // One output batch per output, each carrying the input's finalizers, so
+  // that whatever part of the batch goes where, its fate is tracked.
+  const size_t n_out = node->downstream.size();
+  if (n_out == 1) {
+    Batch out[1];
+    node->transform->Process(batch, out);
+    if (out[0].finalizers().empty()) out[0].take_finalizers(batch);
+    out[0].set_bytes(batch.bytes());
+    node->metrics->sent_events().Increment(static_cast<double>(out[0].size()));
+    Dispatch(node->downstream[0], std::move(out[0]));
+    return;
+  }
+  std::vector<Batch> outs(n_out);
+  for (auto& o : outs) o = batch.EmptyWithFinalizers();
+  node->transform->Process(batch, outs);
+  for (size_t i = 0; i < n_out; ++i) {
+    if (i == 0) node->metrics->sent_events().Increment(static_cast<double>(outs[i].size()));
+    else node->output_sent[i]->Increment(static_cast<double>(outs[i].size()));
+    Dispatch(node->downstream[i], std::move(outs[i]));
+  }
+}
+
+// ---- Lifecycle -------------------------------------------------------------
+
+void Topology::Start() {
+  state_ = State::kRunning;
+  for (auto& s : sink_runners_) s->Start();
+  {
+    std::lock_guard lock(mu_);
+    sources_running_ = source_runners_.size();
+  }
+  for (auto& s : source_runners_) s->Start();
+}
+
+void Topology::SourceFinished() {
+  {
+    std::lock_guard lock(mu_);
+    --sources_running_;
+  }
+  sources_cv_.notify_all();
+}
+
+bool Topology::WaitSourcesFinished(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  return sources_cv_.wait_for(lock, timeout, [&] { return sources_running_ == 0; });
+}
+
+bool Topology::Stop(std::chrono::milliseconds timeout) {
+  if (state_ != State::kRunning) return true;
+  state_ = State::kStopping;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (auto& s : source_runners_) s->RequestStop();
+  // A source blocked on a full buffer returns once the buffer drains, or
+  // when the hard stop aborts the buffers.
+  bool sources_done = WaitSourcesFinished(std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::max(deadline - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration::zero())));
+  bool clean = sources_done;
+  if (sources_done) {
+    for (auto& s : sink_runners_) s->node()->buffer->Close();
+    for (auto& s : sink_runners_) clean = s->WaitDone(deadline) && clean;
+  }
+  if (!clean) {
+    TLOG_WARN("", "shutdown timeout reached: stopping hard; undelivered events will be read again on restart where the source allows");
+    hard_stop_.request_stop();
+    for (auto& s : sink_runners_) s->node()->buffer->Abort();
+    WaitSourcesFinished(std::chrono::seconds(5));
+    for (auto& s : sink_runners_) s->node()->buffer->Close();
+  }
+  for (auto& s : source_runners_) s->Join();
+  const auto grace = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (auto& s : sink_runners_) {
+    if (s->WaitDone(grace)) s->Join();
+    else {
+      TLOG_ERROR(s->node()->id, "sink did not stop; abandoning it");
+      s->Detach();
+    }
+  }
+  for (auto& s : source_runners_) s->node()->source->Finish();
+  state_ = State::kStopped;
+  return clean;
+}
+
+std::vector<std::pair<std::string, std::string>> Topology::UnhealthySinks() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& s : sink_runners_) {
+    Node* n = s->node();
+    if (!n->healthy.load()) {
+      std::lock_guard lock(n->health_mu);
+      out.emplace_back(n->id, n->health_reason);
+    }
+  }
+  return out;
+}
+
+}  // namespace tributary

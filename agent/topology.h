@@ -1,0 +1,81 @@
+#pragma once
+// The running pipeline: built from a validated Config, it owns every
+// component, the sink buffers and the threads.
+//
+// Data path: a source thread calls SourceContext::Send(batch); the batch is
+// run through the transforms downstream of that source on the same thread
+// and pushed into each destination sink's buffer (blocking while full, which
+// is how backpressure reaches the source). Fan-out shares the event vector
+// (copy-on-write). Each sink runs on its own thread, reading its buffer.
+//
+// Shutdown (Stop): sources are asked to stop and joined; buffers are closed
+// so sinks drain and return; if that takes longer than the timeout, the
+// topology stops hard: buffers abort (what they hold is finalized Failed, so
+// sources will not checkpoint it) and sinks give up. Then every source's
+// Finish() writes its final checkpoint.
+//
+// Thread-safety: Start/Stop/Wait are called from the main thread only;
+// the status accessors from any thread.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/buffer.h"
+#include "agent/component.h"
+#include "agent/metrics.h"
+#include "config/config.h"
+
+namespace tributary {
+
+class Topology {
+ public:
+  enum class State { kBuilt, kRunning, kStopping, kStopped };
+
+  // Builds every component; errors name the component. Opens nothing that
+  // can wait (sockets, files are opened in Run).
+  static Result<std::unique_ptr<Topology>> Build(const config::Config& config, Metrics* metrics,
+                                                 const std::string& hostname);
+  ~Topology();
+
+  void Start();
+  // Blocks until every source has finished by itself (finite inputs such as
+  // demo_logs with a count or stdin at EOF), or until `timeout`.
+  bool WaitSourcesFinished(std::chrono::milliseconds timeout);
+  // Graceful stop within `timeout`, then hard. Returns true if it drained
+  // completely.
+  bool Stop(std::chrono::milliseconds timeout);
+
+  State state() const { return state_.load(); }
+  // Sinks that reported themselves unhealthy, with their reasons.
+  std::vector<std::pair<std::string, std::string>> UnhealthySinks() const;
+
+  struct Node;
+
+ private:
+  Topology() = default;
+  class SourceRunner;
+  class SinkRunner;
+
+  void Deliver(Node* node, Batch batch);
+  void Dispatch(const std::vector<Node*>& targets, Batch batch);
+  void SourceFinished();
+
+  std::vector<std::unique_ptr<Node>> nodes_;
+  std::vector<std::unique_ptr<SourceRunner>> source_runners_;
+  std::vector<std::unique_ptr<SinkRunner>> sink_runners_;
+  std::stop_source hard_stop_;
+  std::atomic<State> state_{State::kBuilt};
+
+  std::mutex mu_;
+  std::condition_variable sources_cv_;
+  size_t sources_running_ = 0;
+};
+
+}  // namespace tributary

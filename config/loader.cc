@@ -1,0 +1,552 @@
+#include "config/config.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "config/registry.h"
+
+namespace tributary::config {
+
+namespace fs = std::filesystem;
+
+// ---- Global option tables ---------------------------------------------------
+
+const Schema<BufferConfig>& BufferConfig::schema() {
+  static const Schema<BufferConfig> s = [] {
+    Schema<BufferConfig> s;
+    s.Field("type", &BufferConfig::type, "Where events wait for the sink: in memory, or on disk under data_dir/buffer/<sink id>/ (survives restarts and crashes).")
+        .OneOf({"memory", "disk"});
+    s.Field("max_events", &BufferConfig::max_events, "Memory buffer: the most events it holds before `when_full` applies.").Min(1);
+    s.Field("max_size", &BufferConfig::max_size, "Disk buffer: the most bytes it holds on disk before `when_full` applies.").Min(1 << 20);
+    s.Field("when_full", &BufferConfig::when_full, "What happens when the buffer is full: `block` slows the sources down (nothing is dropped); `drop_newest` drops the incoming events and counts them.")
+        .OneOf({"block", "drop_newest"});
+    s.Field("flush_interval_ms", &BufferConfig::flush_interval_ms, "Disk buffer: longest time between a write and its fsync; events are acknowledged upstream only after it. 0 = fsync every batch.").Min(0);
+    return s;
+  }();
+  return s;
+}
+
+const Schema<ApiConfig>& ApiConfig::schema() {
+  static const Schema<ApiConfig> s = [] {
+    Schema<ApiConfig> s;
+    s.Field("enabled", &ApiConfig::enabled, "Serve GET /metrics, /health and /ready.");
+    s.Field("address", &ApiConfig::address, "host:port to listen on (port 0 picks a free port).")
+        .Check<std::string>([](const std::string& a) -> std::string {
+          auto colon = a.rfind(':');
+          if (colon == std::string::npos || colon + 1 == a.size()) return "must be host:port, e.g. 127.0.0.1:8686";
+          for (size_t i = colon + 1; i < a.size(); ++i)
+            if (!std::isdigit(static_cast<unsigned char>(a[i]))) return "the port must be a number";
+          return "";
+        });
+    return s;
+  }();
+  return s;
+}
+
+const Schema<LogConfig>& LogConfig::schema() {
+  static const Schema<LogConfig> s = [] {
+    Schema<LogConfig> s;
+    s.Field("level", &LogConfig::level, "The agent's own log level (stderr); --log-level overrides it.")
+        .OneOf({"trace", "debug", "info", "warn", "error", "off"});
+    s.Field("format", &LogConfig::format, "The agent's own log format.").OneOf({"text", "json"});
+    return s;
+  }();
+  return s;
+}
+
+const Schema<GlobalConfig>& GlobalConfig::schema() {
+  static const Schema<GlobalConfig> s = [] {
+    Schema<GlobalConfig> s;
+    s.Field("data_dir", &GlobalConfig::data_dir, "Directory for checkpoints and disk buffers; must be writable.");
+    s.Field("api", &GlobalConfig::api, "The admin HTTP API.");
+    s.Field("shutdown_timeout_secs", &GlobalConfig::shutdown_timeout_secs, "On SIGTERM/SIGINT: how long to drain and flush before giving up on what is still in memory.").Min(0);
+    s.Field("log", &GlobalConfig::log, "The agent's own logs.");
+    return s;
+  }();
+  return s;
+}
+
+const ComponentConfig* Config::Find(std::string_view id) const {
+  for (const auto& c : components)
+    if (c.id == id) return &c;
+  return nullptr;
+}
+
+// ---- Environment interpolation ----------------------------------------------
+
+EnvLookup ProcessEnv() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    if (v == nullptr) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+std::string Interpolate(std::string_view text, std::string_view file, const EnvLookup& env,
+                        Diagnostics* diag) {
+  std::string out;
+  out.reserve(text.size());
+  int line = 1;
+  size_t line_start = 0;
+  bool comment_line = false;
+  auto at = [&](size_t pos) {
+    return Location{std::string(file), line, static_cast<int>(pos - line_start) + 1};
+  };
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '\n') {
+      out.push_back(c);
+      ++line;
+      line_start = i + 1;
+      size_t j = line_start;
+      while (j < text.size() && (text[j] == ' ' || text[j] == '\t')) ++j;
+      comment_line = j < text.size() && text[j] == '#';
+      continue;
+    }
+    if (i == 0) {
+      size_t j = 0;
+      while (j < text.size() && (text[j] == ' ' || text[j] == '\t')) ++j;
+      comment_line = j < text.size() && text[j] == '#';
+    }
+    if (c != '$' || comment_line) {
+      out.push_back(c);
+      continue;
+    }
+    if (i + 1 < text.size() && text[i + 1] == '$') {
+      out.push_back('$');
+      ++i;
+      continue;
+    }
+    if (i + 1 >= text.size() || text[i + 1] != '{') {
+      out.push_back(c);
+      continue;
+    }
+    size_t close = text.find('}', i + 2);
+    size_t eol = text.find('\n', i);
+    if (close == std::string_view::npos || (eol != std::string_view::npos && close > eol)) {
+      diag->Error(at(i), "unterminated `${` in environment variable reference", "write `${NAME}`, or `$$` for a literal `$`");
+      out.push_back(c);
+      continue;
+    }
+    std::string_view body = text.substr(i + 2, close - i - 2);
+    std::string name;
+    std::string op;
+    std::string arg;
+    size_t sep = body.find_first_of(":-?");
+    name = std::string(body.substr(0, sep));
+    if (sep != std::string_view::npos) {
+      if (body.substr(sep, 2) == ":-" || body.substr(sep, 2) == ":?") {
+        op = std::string(body.substr(sep, 2));
+        arg = std::string(body.substr(sep + 2));
+      } else if (body[sep] == '-' || body[sep] == '?') {
+        op = std::string(1, body[sep]);
+        arg = std::string(body.substr(sep + 1));
+      } else {
+        op = "bad";
+      }
+    }
+    bool valid_name = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0]));
+    for (char nc : name) valid_name = valid_name && (std::isalnum(static_cast<unsigned char>(nc)) || nc == '_');
+    if (!valid_name || op == "bad") {
+      diag->Error(at(i), "invalid environment variable reference `${" + std::string(body) + "}`",
+                  "use ${NAME}, ${NAME:-default} or ${NAME:?message}");
+      i = close;
+      continue;
+    }
+    std::optional<std::string> value = env(name);
+    bool empty_counts_unset = op.size() == 2;  // ":-" and ":?" treat empty as unset
+    bool unset = !value.has_value() || (empty_counts_unset && value->empty());
+    std::string result;
+    if (op == ":-" || op == "-") {
+      result = unset ? arg : *value;
+    } else if (op == ":?" || op == "?") {
+      if (unset) {
+        diag->Error(at(i), "environment variable " + name + " is required: " +
+                               (arg.empty() ? std::string("not set") : arg));
+        i = close;
+        continue;
+      }
+      result = *value;
+    } else {
+      if (!value.has_value()) {
+        diag->Error(at(i), "environment variable " + name + " is not set",
+                    "set it, or give a default: ${" + name + ":-value}");
+        i = close;
+        continue;
+      }
+      result = *value;
+    }
+    if (result.find('\n') != std::string::npos) {
+      diag->Error(at(i), "environment variable " + name + " contains a newline, which is not allowed in a config value");
+      i = close;
+      continue;
+    }
+    out += result;
+    i = close;
+  }
+  return out;
+}
+
+// ---- Loading ---------------------------------------------------------------
+
+std::vector<std::string> ExpandConfigPaths(const std::vector<std::string>& paths, Diagnostics* diag) {
+  std::vector<std::string> files;
+  for (const auto& p : paths) {
+    std::error_code ec;
+    if (fs::is_directory(p, ec)) {
+      std::vector<std::string> in_dir;
+      for (const auto& entry : fs::directory_iterator(p, ec)) {
+        auto ext = entry.path().extension().string();
+        if (entry.is_regular_file(ec) && (ext == ".yaml" || ext == ".yml")) in_dir.push_back(entry.path().string());
+      }
+      std::sort(in_dir.begin(), in_dir.end());
+      if (in_dir.empty()) diag->Error(Location{p, 0, 0}, "directory holds no *.yaml or *.yml files");
+      files.insert(files.end(), in_dir.begin(), in_dir.end());
+    } else {
+      files.push_back(p);
+    }
+  }
+  return files;
+}
+
+namespace {
+
+const std::vector<std::string> kTopLevelKeys = {"data_dir", "api", "shutdown_timeout_secs", "log",
+                                                "sources", "transforms", "sinks", "tests"};
+const std::vector<std::string> kGlobalKeys = {"data_dir", "api", "shutdown_timeout_secs", "log"};
+
+struct PendingComponent {
+  std::string id;
+  ComponentKind kind;
+  YAML::Node key;
+  YAML::Node node;
+  std::string file;
+};
+
+void CheckDuplicateKeys(const YAML::Node& node, const std::string& file, Diagnostics* diag) {
+  if (node.IsMap()) {
+    std::set<std::string> seen;
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      std::string k = it->first.Scalar();
+      if (!seen.insert(k).second) diag->Error(LocationOf(it->first, file), "duplicate key `" + k + "`");
+      CheckDuplicateKeys(it->second, file, diag);
+    }
+  } else if (node.IsSequence()) {
+    for (const auto& child : node) CheckDuplicateKeys(child, file, diag);
+  }
+}
+
+const char* KindSection(ComponentKind k) {
+  switch (k) {
+    case ComponentKind::kSource: return "sources";
+    case ComponentKind::kTransform: return "transforms";
+    case ComponentKind::kSink: return "sinks";
+  }
+  return "";
+}
+
+bool ParseComponent(const PendingComponent& pending, ComponentConfig* out, Diagnostics* diag) {
+  const PendingComponent& p = pending;  // const access: missing keys read as undefined
+  ParseContext ctx{diag, p.file, std::string(KindSection(p.kind)) + "." + p.id};
+  out->id = p.id;
+  out->kind = p.kind;
+  out->location = LocationOf(p.key, p.file);
+  if (p.id.empty() || p.id.find_first_of(". \t") != std::string::npos) {
+    ctx.Error(p.key, "invalid component id `" + p.id + "`",
+              "ids may not be empty or contain dots or spaces (dots name route outputs)");
+  }
+  if (!p.node.IsMap()) {
+    ctx.Error(p.node.IsDefined() && !p.node.IsNull() ? p.node : p.key,
+              "component `" + p.id + "` must be a map with at least `type`");
+    return false;
+  }
+  YAML::Node type = p.node["type"];
+  const auto& registry = Registry::Get();
+  if (!type.IsDefined()) {
+    ctx.Error(p.key, "missing required option `" + ctx.path + ".type`",
+              "one of: " + [&] {
+                std::string s;
+                for (const auto& n : registry.Names(p.kind)) s += (s.empty() ? "" : ", ") + n;
+                return s;
+              }());
+    return false;
+  }
+  if (!type.IsScalar()) {
+    ctx.Error(type, "`" + ctx.path + ".type` must be a string");
+    return false;
+  }
+  out->type = type.Scalar();
+  out->type_info = registry.Find(p.kind, out->type);
+  if (out->type_info == nullptr) {
+    auto names = registry.Names(p.kind);
+    std::string near = ClosestMatch(out->type, names);
+    std::string list;
+    for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+    // A known type of another kind is a common mistake: say so.
+    std::string other;
+    for (ComponentKind k : {ComponentKind::kSource, ComponentKind::kTransform, ComponentKind::kSink})
+      if (k != p.kind && registry.Find(k, out->type)) other = ComponentKindName(k);
+    ctx.Error(type, "unknown " + std::string(ComponentKindName(p.kind)) + " type `" + out->type + "`",
+              !other.empty() ? "`" + out->type + "` is a " + other + ", declare it under `" +
+                                   (other == "source" ? "sources" : other == "sink" ? "sinks" : "transforms") + "`"
+              : near.empty() ? "known types: " + list
+                             : "did you mean `" + near + "`?");
+    return false;
+  }
+  bool ok = true;
+  if (p.kind != ComponentKind::kSource) {
+    YAML::Node inputs = p.node["inputs"];
+    if (!inputs.IsDefined() || (inputs.IsSequence() && inputs.size() == 0) || inputs.IsNull()) {
+      ctx.Error(inputs.IsDefined() ? inputs : p.key,
+                std::string(ComponentKindName(p.kind)) + " `" + p.id + "` has no inputs",
+                "add `inputs: [<source or transform id>]`");
+      ok = false;
+    } else if (inputs.IsScalar()) {
+      out->inputs.push_back(inputs.Scalar());
+      out->input_locations.push_back(LocationOf(inputs, p.file));
+    } else if (inputs.IsSequence()) {
+      for (const auto& in : inputs) {
+        if (!in.IsScalar()) {
+          ctx.Error(in, "each input must be a component id");
+          ok = false;
+          continue;
+        }
+        out->inputs.push_back(in.Scalar());
+        out->input_locations.push_back(LocationOf(in, p.file));
+      }
+    } else {
+      ctx.Error(inputs, "`inputs` must be a list of component ids");
+      ok = false;
+    }
+  }
+  if (p.kind == ComponentKind::kSink) {
+    if (!BufferConfig::schema().Parse(p.node["buffer"], &out->buffer, ctx.Child("buffer"))) ok = false;
+  }
+  out->options = out->type_info->parse(p.node, ctx);
+  if (!out->options) return false;
+  out->outputs = out->type_info->outputs(out->options.get());
+  out->fingerprint = YAML::Dump(p.node);
+  return ok;
+}
+
+void CheckGraph(Config* config, Diagnostics* diag) {
+  // Valid input names: sources, transforms, and route outputs "id.name".
+  std::vector<std::string> valid;
+  for (const auto& c : config->components) {
+    if (c.kind == ComponentKind::kSink) continue;
+    valid.push_back(c.id);
+    for (const auto& o : c.outputs) valid.push_back(c.id + "." + o);
+  }
+  std::map<std::string, int> consumers;
+  for (const auto& c : config->components) {
+    for (size_t i = 0; i < c.inputs.size(); ++i) {
+      const std::string& in = c.inputs[i];
+      if (std::find(valid.begin(), valid.end(), in) != valid.end()) {
+        consumers[in.substr(0, in.find('.'))]++;
+        if (in == c.id) diag->Error(c.input_locations[i], "`" + c.id + "` lists itself as an input");
+        continue;
+      }
+      const ComponentConfig* target = config->Find(in);
+      if (target && target->kind == ComponentKind::kSink) {
+        diag->Error(c.input_locations[i], "input `" + in + "` of `" + c.id + "` is a sink; sinks have no outputs");
+        continue;
+      }
+      std::string near = ClosestMatch(in, valid);
+      diag->Error(c.input_locations[i], "unknown input `" + in + "` in `" + c.id + "`",
+                  near.empty() ? "inputs name a source or transform id" : "did you mean `" + near + "`?");
+    }
+  }
+  // Cycles among transforms: depth-first search with colors.
+  std::map<std::string, int> color;  // 0 white, 1 on stack, 2 done
+  std::vector<std::string> stack;
+  std::function<void(const ComponentConfig&)> visit = [&](const ComponentConfig& c) {
+    color[c.id] = 1;
+    stack.push_back(c.id);
+    for (size_t i = 0; i < c.inputs.size(); ++i) {
+      std::string in = c.inputs[i].substr(0, c.inputs[i].find('.'));
+      const ComponentConfig* up = config->Find(in);
+      if (!up || up->kind != ComponentKind::kTransform) continue;
+      if (color[in] == 1) {
+        std::string cycle;
+        auto from = std::find(stack.begin(), stack.end(), in);
+        for (auto it = from; it != stack.end(); ++it) cycle += *it + " -> ";
+        cycle += in;
+        diag->Error(c.input_locations[i], "cycle in the topology: " + cycle,
+                    "a transform may not consume its own output, directly or indirectly");
+      } else if (color[in] == 0) {
+        visit(*up);
+      }
+    }
+    stack.pop_back();
+    color[c.id] = 2;
+  };
+  for (const auto& c : config->components)
+    if (c.kind == ComponentKind::kTransform && color[c.id] == 0) visit(c);
+
+  bool has_source = false, has_sink = false;
+  for (const auto& c : config->components) {
+    has_source |= c.kind == ComponentKind::kSource;
+    has_sink |= c.kind == ComponentKind::kSink;
+    if (c.kind != ComponentKind::kSink && consumers[c.id] == 0)
+      diag->Warning(c.location, std::string(ComponentKindName(c.kind)) + " `" + c.id + "` is not used by any transform or sink");
+  }
+  Location first{config->files.empty() ? "" : config->files.front(), 0, 0};
+  if (!has_source) diag->Error(first, "no sources defined", "add a `sources:` section");
+  if (!has_sink) diag->Error(first, "no sinks defined", "add a `sinks:` section");
+}
+
+}  // namespace
+
+std::optional<Config> LoadConfigFromStrings(const std::vector<std::pair<std::string, std::string>>& files,
+                                            Diagnostics* diag, const LoadOptions& options) {
+  EnvLookup env = options.env ? options.env : ProcessEnv();
+  Config config;
+  std::map<std::string, std::pair<std::string, Location>> global_owner;  // key -> (dump, where)
+  std::map<std::string, Location> id_owner;
+  std::vector<PendingComponent> pending;
+  std::vector<std::pair<std::string, YAML::Node>> globals;  // file -> map of its global keys
+
+  for (const auto& [file, raw] : files) {
+    config.files.push_back(file);
+    std::string text = Interpolate(raw, file, env, diag);
+    YAML::Node root;
+    try {
+      root = YAML::Load(text);
+    } catch (const YAML::Exception& e) {
+      Location loc{file, e.mark.line >= 0 ? e.mark.line + 1 : 0, e.mark.column >= 0 ? e.mark.column + 1 : 0};
+      diag->Error(loc, "YAML syntax error: " + e.msg);
+      continue;
+    }
+    if (root.IsNull() || !root.IsDefined()) continue;
+    if (!root.IsMap()) {
+      diag->Error(LocationOf(root, file), "the config must be a YAML map at the top level");
+      continue;
+    }
+    CheckDuplicateKeys(root, file, diag);
+    YAML::Node file_globals(YAML::NodeType::Map);
+    for (auto it = root.begin(); it != root.end(); ++it) {
+      const std::string key = it->first.Scalar();
+      if (std::find(kTopLevelKeys.begin(), kTopLevelKeys.end(), key) == kTopLevelKeys.end()) {
+        std::string near = ClosestMatch(key, kTopLevelKeys);
+        diag->Error(LocationOf(it->first, file), "unknown top-level key `" + key + "`",
+                    near.empty() ? "valid keys: data_dir, api, shutdown_timeout_secs, log, sources, transforms, sinks, tests"
+                                 : "did you mean `" + near + "`?");
+        continue;
+      }
+      if (std::find(kGlobalKeys.begin(), kGlobalKeys.end(), key) != kGlobalKeys.end()) {
+        std::string dump = YAML::Dump(it->second);
+        auto [owner, inserted] = global_owner.try_emplace(key, dump, LocationOf(it->first, file));
+        if (!inserted && owner->second.first != dump) {
+          diag->Error(LocationOf(it->first, file), "`" + key + "` is also set, differently, at " + owner->second.second.ToString(),
+                      "set global options in one file only");
+          continue;
+        }
+        file_globals[key] = it->second;
+        continue;
+      }
+      if (key == "tests") {
+        if (!it->second.IsSequence()) {
+          diag->Error(LocationOf(it->second, file), "`tests` must be a list of tests");
+          continue;
+        }
+        if (!config.tests.IsDefined() || config.tests.IsNull()) config.tests = YAML::Node(YAML::NodeType::Sequence);
+        for (const auto& t : it->second) config.tests.push_back(t);
+        config.tests_file = file;
+        continue;
+      }
+      ComponentKind kind = key == "sources" ? ComponentKind::kSource
+                           : key == "transforms" ? ComponentKind::kTransform
+                                                 : ComponentKind::kSink;
+      if (it->second.IsNull()) continue;
+      if (!it->second.IsMap()) {
+        diag->Error(LocationOf(it->second, file), "`" + key + "` must be a map of component id to options");
+        continue;
+      }
+      for (auto c = it->second.begin(); c != it->second.end(); ++c) {
+        std::string id = c->first.Scalar();
+        Location where = LocationOf(c->first, file);
+        auto [owner, inserted] = id_owner.try_emplace(id, where);
+        if (!inserted) {
+          diag->Error(where, "duplicate component id `" + id + "`", "first defined at " + owner->second.ToString());
+          continue;
+        }
+        pending.push_back({id, kind, c->first, c->second, file});
+      }
+    }
+    globals.emplace_back(file, file_globals);
+  }
+
+  for (const auto& [file, node] : globals)
+    GlobalConfig::schema().Parse(node, &config.global, ParseContext{diag, file, ""});
+
+  // Sources, then transforms, then sinks. (No sorting of `pending`: assigning
+  // a YAML::Node writes through to the node it refers to.)
+  for (ComponentKind kind : {ComponentKind::kSource, ComponentKind::kTransform, ComponentKind::kSink}) {
+    for (const auto& p : pending) {
+      if (p.kind != kind) continue;
+      ComponentConfig c;
+      ParseComponent(p, &c, diag);
+      config.components.push_back(std::move(c));  // kept even if broken: graph checks know its id
+    }
+  }
+  if (options.check_graph) CheckGraph(&config, diag);
+  if (diag->has_errors()) return std::nullopt;
+  return config;
+}
+
+std::optional<Config> LoadConfig(const std::vector<std::string>& paths, Diagnostics* diag,
+                                 const LoadOptions& options) {
+  std::vector<std::pair<std::string, std::string>> texts;
+  for (const auto& file : ExpandConfigPaths(paths, diag)) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+      diag->Error(Location{file, 0, 0}, std::string("cannot read config file: ") + std::strerror(errno));
+      continue;
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    texts.emplace_back(file, ss.str());
+  }
+  if (texts.empty()) {
+    if (!diag->has_errors()) diag->Error(Location{}, "no config files given");
+    return std::nullopt;
+  }
+  return LoadConfigFromStrings(texts, diag, options);
+}
+
+std::string ToDot(const Config& config) {
+  std::string out = "digraph {\n";
+  auto quote = [](const std::string& s) {
+    std::string q = "\"";
+    for (char c : s) {
+      if (c == '"' || c == '\\') q += '\\';
+      q += c;
+    }
+    return q + "\"";
+  };
+  for (const auto& c : config.components) {
+    const char* shape = c.kind == ComponentKind::kSource ? "trapezium"
+                        : c.kind == ComponentKind::kTransform ? "diamond"
+                                                              : "invtrapezium";
+    out += "  " + quote(c.id) + " [shape=\"" + shape + "\", label=" + quote(c.id + "\n(" + c.type + ")") + "]\n";
+  }
+  for (const auto& c : config.components) {
+    for (const auto& in : c.inputs) {
+      auto dot = in.find('.');
+      if (dot == std::string::npos) {
+        out += "  " + quote(in) + " -> " + quote(c.id) + "\n";
+      } else {
+        out += "  " + quote(in.substr(0, dot)) + " -> " + quote(c.id) + " [label=" + quote(in.substr(dot + 1)) + "]\n";
+      }
+    }
+  }
+  out += "}\n";
+  return out;
+}
+
+}  // namespace tributary::config

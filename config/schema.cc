@@ -1,0 +1,217 @@
+#include "config/schema.h"
+
+#include <re2/re2.h>
+
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+
+namespace tributary::config {
+
+namespace {
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool ParseNumber(std::string_view s, double* out) {
+  if (s.empty()) return false;
+  std::string tmp(s);
+  char* end = nullptr;
+  *out = std::strtod(tmp.c_str(), &end);
+  return end == tmp.c_str() + tmp.size() && std::isfinite(*out);
+}
+
+std::string Shown(const YAML::Node& n, const ParseContext& ctx) {
+  // Never echo what might be a secret: only short, single-line scalars.
+  std::string s = ScalarText(n);
+  if (s.size() > 40 || s.find('\n') != std::string::npos) return "";
+  return " (got \"" + s + "\")";
+}
+
+}  // namespace
+
+std::string ScalarText(const YAML::Node& n) { return n.IsScalar() ? n.Scalar() : std::string(); }
+
+bool ExpectScalar(const YAML::Node& n, const ParseContext& ctx, std::string_view type) {
+  if (n.IsScalar()) return true;
+  std::string got = n.IsMap() ? "a map" : n.IsSequence() ? "a list" : "nothing";
+  ctx.Error(n, "`" + ctx.path + "` must be " + std::string(type) + ", got " + got);
+  return false;
+}
+
+bool ParseByteSize(std::string_view s, uint64_t* out) {
+  size_t i = 0;
+  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
+  double num;
+  if (!ParseNumber(s.substr(0, i), &num) || num < 0) return false;
+  std::string unit = Lower(s.substr(i));
+  while (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
+  double mult;
+  if (unit.empty() || unit == "b") mult = 1;
+  else if (unit == "k" || unit == "kb") mult = 1e3;
+  else if (unit == "ki" || unit == "kib") mult = 1024.0;
+  else if (unit == "m" || unit == "mb") mult = 1e6;
+  else if (unit == "mi" || unit == "mib") mult = 1024.0 * 1024;
+  else if (unit == "g" || unit == "gb") mult = 1e9;
+  else if (unit == "gi" || unit == "gib") mult = 1024.0 * 1024 * 1024;
+  else if (unit == "t" || unit == "tb") mult = 1e12;
+  else if (unit == "ti" || unit == "tib") mult = 1024.0 * 1024 * 1024 * 1024;
+  else return false;
+  *out = static_cast<uint64_t>(num * mult);
+  return true;
+}
+
+bool ParseDuration(std::string_view s, double unit_ms, double* out_ms) {
+  size_t i = 0;
+  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.' || s[i] == '-')) ++i;
+  double num;
+  if (!ParseNumber(s.substr(0, i), &num) || num < 0) return false;
+  std::string unit = Lower(s.substr(i));
+  while (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
+  double mult;
+  if (unit.empty()) mult = unit_ms;
+  else if (unit == "ns") mult = 1e-6;
+  else if (unit == "us") mult = 1e-3;
+  else if (unit == "ms") mult = 1;
+  else if (unit == "s" || unit == "sec" || unit == "secs") mult = 1000;
+  else if (unit == "m" || unit == "min") mult = 60000;
+  else if (unit == "h") mult = 3600000;
+  else if (unit == "d") mult = 86400000;
+  else return false;
+  *out_ms = num * mult;
+  return true;
+}
+
+bool Decoder<std::string>::Decode(const YAML::Node& n, std::string* out, const ParseContext& ctx) {
+  if (n.IsNull()) {
+    out->clear();
+    return true;
+  }
+  if (!ExpectScalar(n, ctx, "a string")) return false;
+  *out = n.Scalar();
+  return true;
+}
+
+bool Decoder<bool>::Decode(const YAML::Node& n, bool* out, const ParseContext& ctx) {
+  if (!ExpectScalar(n, ctx, "true or false")) return false;
+  std::string s = Lower(n.Scalar());
+  if (s == "true" || s == "yes" || s == "on") *out = true;
+  else if (s == "false" || s == "no" || s == "off") *out = false;
+  else {
+    ctx.Error(n, "`" + ctx.path + "` must be true or false" + Shown(n, ctx));
+    return false;
+  }
+  return true;
+}
+
+bool Decoder<int64_t>::Decode(const YAML::Node& n, int64_t* out, const ParseContext& ctx) {
+  if (!ExpectScalar(n, ctx, "an integer")) return false;
+  const std::string& s = n.Scalar();
+  auto r = std::from_chars(s.data(), s.data() + s.size(), *out);
+  if (r.ec != std::errc() || r.ptr != s.data() + s.size()) {
+    ctx.Error(n, "`" + ctx.path + "` must be an integer" + Shown(n, ctx));
+    return false;
+  }
+  return true;
+}
+
+bool Decoder<int>::Decode(const YAML::Node& n, int* out, const ParseContext& ctx) {
+  int64_t v;
+  if (!Decoder<int64_t>::Decode(n, &v, ctx)) return false;
+  if (v < INT32_MIN || v > INT32_MAX) {
+    ctx.Error(n, "`" + ctx.path + "` is out of range");
+    return false;
+  }
+  *out = static_cast<int>(v);
+  return true;
+}
+
+bool Decoder<uint64_t>::Decode(const YAML::Node& n, uint64_t* out, const ParseContext& ctx) {
+  if (!ExpectScalar(n, ctx, "a non-negative integer")) return false;
+  const std::string& s = n.Scalar();
+  auto r = std::from_chars(s.data(), s.data() + s.size(), *out);
+  if (r.ec != std::errc() || r.ptr != s.data() + s.size()) {
+    ctx.Error(n, "`" + ctx.path + "` must be a non-negative integer" + Shown(n, ctx));
+    return false;
+  }
+  return true;
+}
+
+bool Decoder<double>::Decode(const YAML::Node& n, double* out, const ParseContext& ctx) {
+  if (!ExpectScalar(n, ctx, "a number")) return false;
+  if (!ParseNumber(n.Scalar(), out)) {
+    ctx.Error(n, "`" + ctx.path + "` must be a number" + Shown(n, ctx));
+    return false;
+  }
+  return true;
+}
+
+std::string Decoder<double>::Format(double v) {
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
+bool Decoder<ByteSize>::Decode(const YAML::Node& n, ByteSize* out, const ParseContext& ctx) {
+  if (!ExpectScalar(n, ctx, "a size")) return false;
+  if (!ParseByteSize(n.Scalar(), &out->bytes)) {
+    ctx.Error(n, "`" + ctx.path + "` must be a size in bytes" + Shown(n, ctx),
+              "e.g. 1048576, \"512KiB\", \"64MiB\", \"1GB\"");
+    return false;
+  }
+  return true;
+}
+
+bool Decoder<Millis>::Decode(const YAML::Node& n, Millis* out, const ParseContext& ctx) {
+  if (!ExpectScalar(n, ctx, "a duration")) return false;
+  double ms;
+  if (!ParseDuration(n.Scalar(), 1, &ms)) {
+    ctx.Error(n, "`" + ctx.path + "` must be a duration" + Shown(n, ctx),
+              "milliseconds as a number, or with a unit: \"500ms\", \"2s\", \"1m\"");
+    return false;
+  }
+  out->ms = static_cast<int64_t>(ms);
+  return true;
+}
+
+bool Decoder<Seconds>::Decode(const YAML::Node& n, Seconds* out, const ParseContext& ctx) {
+  if (!ExpectScalar(n, ctx, "a duration")) return false;
+  double ms;
+  if (!ParseDuration(n.Scalar(), 1000, &ms)) {
+    ctx.Error(n, "`" + ctx.path + "` must be a duration" + Shown(n, ctx),
+              "seconds as a number, or with a unit: \"500ms\", \"2s\", \"1m\"");
+    return false;
+  }
+  out->secs = ms / 1000;
+  return true;
+}
+
+bool Decoder<Regex>::Decode(const YAML::Node& n, Regex* out, const ParseContext& ctx) {
+  if (!ExpectScalar(n, ctx, "a regular expression")) return false;
+  std::string problem = CheckRegex(n.Scalar());
+  if (!problem.empty()) {
+    ctx.Error(n, "`" + ctx.path + "`: " + problem, "RE2 syntax: https://github.com/google/re2/wiki/Syntax");
+    return false;
+  }
+  out->pattern = n.Scalar();
+  return true;
+}
+
+std::string CheckRegex(const std::string& pattern) {
+  RE2 re(pattern, RE2::Quiet);
+  if (re.ok()) return "";
+  return "invalid regular expression: " + re.error();
+}
+
+std::string CheckRegexList(const std::vector<std::string>& patterns) {
+  for (size_t i = 0; i < patterns.size(); ++i) {
+    std::string p = CheckRegex(patterns[i]);
+    if (!p.empty()) return "pattern " + std::to_string(i + 1) + ": " + p;
+  }
+  return "";
+}
+
+}  // namespace tributary::config

@@ -1,0 +1,465 @@
+#pragma once
+// Option tables: each component declares its options once, and that one
+// declaration drives YAML parsing, validation and the reference docs.
+//
+//   struct Config {
+//     std::string format = "apache_common";
+//     int64_t count = 0;
+//     static const Schema<Config>& schema();
+//   };
+//   const Schema<Config>& Config::schema() {
+//     static const Schema<Config> s = [] {
+//       Schema<Config> s;
+//       s.Field("format", &Config::format, "Line format.").OneOf({"apache_common", "json"});
+//       s.Field("count", &Config::count, "Events to emit; 0 = unlimited.").Min(0);
+//       return s;
+//     }();
+//     return s;
+//   }
+//
+// Defaults are the struct's member initializers. Supported member types:
+// std::string, bool, int64_t, int, uint64_t, double, ByteSize, Millis,
+// Seconds, std::optional<T>, std::vector<T>, std::map<std::string, T>,
+// YAML::Node (raw, parsed by the component) and any struct with its own
+// static schema() (nested tables). Unknown keys are errors with a
+// "did you mean" hint; every problem is reported, not just the first.
+//
+// A Schema is immutable after construction and safe to share across threads.
+
+#include <yaml-cpp/yaml.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "config/diagnostics.h"
+
+namespace tributary::config {
+
+// A size in bytes: an integer, or a string with a unit ("64MiB", "2M", "512k").
+struct ByteSize {
+  uint64_t bytes = 0;
+  bool operator==(const ByteSize&) const = default;
+};
+// Durations: a bare integer is in the unit of the type (the option's name
+// says it: *_ms, *_secs); a string may carry its own ("500ms", "2s", "1m").
+struct Millis {
+  int64_t ms = 0;
+  std::chrono::milliseconds get() const { return std::chrono::milliseconds(ms); }
+  bool operator==(const Millis&) const = default;
+};
+struct Seconds {
+  double secs = 0;
+  std::chrono::milliseconds get() const {
+    return std::chrono::milliseconds(static_cast<int64_t>(secs * 1000));
+  }
+  bool operator==(const Seconds&) const = default;
+};
+
+// An RE2 pattern, checked when the config is parsed (errors point at it).
+struct Regex {
+  std::string pattern;
+  bool operator==(const Regex&) const = default;
+};
+
+bool ParseByteSize(std::string_view s, uint64_t* out);
+// Parses "250ms", "2s", "1.5m", "1h"; `unit_ms` is the unit of a bare number.
+bool ParseDuration(std::string_view s, double unit_ms, double* out_ms);
+
+// Where parsing is: the file and the dotted option path, for messages.
+struct ParseContext {
+  Diagnostics* diag;
+  std::string file;
+  std::string path;  // e.g. "sinks.out.buffer"
+
+  ParseContext Child(std::string_view key) const {
+    return {diag, file, path.empty() ? std::string(key) : path + "." + std::string(key)};
+  }
+  void Error(const YAML::Node& at, std::string message, std::string hint = {}) const {
+    diag->Error(LocationOf(at, file), std::move(message), std::move(hint));
+  }
+  void Warning(const YAML::Node& at, std::string message, std::string hint = {}) const {
+    diag->Warning(LocationOf(at, file), std::move(message), std::move(hint));
+  }
+};
+
+// One row of the reference docs.
+struct OptionDoc {
+  std::string name;
+  std::string type;
+  std::string default_value;  // "" when required or no meaningful default
+  std::string doc;
+  bool required = false;
+  bool secret = false;
+  std::vector<std::string> choices;
+  const class SchemaBase* nested = nullptr;  // sub-table, documented as name.sub
+};
+
+class SchemaBase {
+ public:
+  virtual ~SchemaBase() = default;
+  virtual std::vector<OptionDoc> Docs() const = 0;
+  std::vector<std::string> Names() const {
+    std::vector<std::string> n;
+    for (const auto& d : Docs()) n.push_back(d.name);
+    return n;
+  }
+};
+
+// ---- Value decoding --------------------------------------------------------
+
+template <typename T, typename = void>
+struct HasSchema : std::false_type {};
+template <typename T>
+struct HasSchema<T, std::void_t<decltype(T::schema())>> : std::true_type {};
+
+template <typename T>
+struct Decoder;  // specialized below: Decode(node, T*, ctx) -> bool, TypeName(), Format(T)
+
+std::string ScalarText(const YAML::Node& n);  // the scalar as written
+bool ExpectScalar(const YAML::Node& n, const ParseContext& ctx, std::string_view type);
+
+template <>
+struct Decoder<std::string> {
+  static bool Decode(const YAML::Node& n, std::string* out, const ParseContext& ctx);
+  static std::string TypeName() { return "string"; }
+  static std::string Format(const std::string& v) { return v.empty() ? "" : "\"" + v + "\""; }
+};
+template <>
+struct Decoder<bool> {
+  static bool Decode(const YAML::Node& n, bool* out, const ParseContext& ctx);
+  static std::string TypeName() { return "bool"; }
+  static std::string Format(bool v) { return v ? "true" : "false"; }
+};
+template <>
+struct Decoder<int64_t> {
+  static bool Decode(const YAML::Node& n, int64_t* out, const ParseContext& ctx);
+  static std::string TypeName() { return "integer"; }
+  static std::string Format(int64_t v) { return std::to_string(v); }
+};
+template <>
+struct Decoder<int> {
+  static bool Decode(const YAML::Node& n, int* out, const ParseContext& ctx);
+  static std::string TypeName() { return "integer"; }
+  static std::string Format(int v) { return std::to_string(v); }
+};
+template <>
+struct Decoder<uint64_t> {
+  static bool Decode(const YAML::Node& n, uint64_t* out, const ParseContext& ctx);
+  static std::string TypeName() { return "integer"; }
+  static std::string Format(uint64_t v) { return std::to_string(v); }
+};
+template <>
+struct Decoder<double> {
+  static bool Decode(const YAML::Node& n, double* out, const ParseContext& ctx);
+  static std::string TypeName() { return "number"; }
+  static std::string Format(double v);
+};
+template <>
+struct Decoder<ByteSize> {
+  static bool Decode(const YAML::Node& n, ByteSize* out, const ParseContext& ctx);
+  static std::string TypeName() { return "size"; }
+  static std::string Format(ByteSize v) { return std::to_string(v.bytes); }
+};
+template <>
+struct Decoder<Millis> {
+  static bool Decode(const YAML::Node& n, Millis* out, const ParseContext& ctx);
+  static std::string TypeName() { return "duration (ms)"; }
+  static std::string Format(Millis v) { return std::to_string(v.ms); }
+};
+template <>
+struct Decoder<Seconds> {
+  static bool Decode(const YAML::Node& n, Seconds* out, const ParseContext& ctx);
+  static std::string TypeName() { return "duration (s)"; }
+  static std::string Format(Seconds v) { return Decoder<double>::Format(v.secs); }
+};
+template <>
+struct Decoder<Regex> {
+  static bool Decode(const YAML::Node& n, Regex* out, const ParseContext& ctx);
+  static std::string TypeName() { return "regex"; }
+  static std::string Format(const Regex& v) { return v.pattern.empty() ? "" : "'" + v.pattern + "'"; }
+};
+template <>
+struct Decoder<YAML::Node> {
+  static bool Decode(const YAML::Node& n, YAML::Node* out, const ParseContext&) {
+    *out = n;
+    return true;
+  }
+  static std::string TypeName() { return "any"; }
+  static std::string Format(const YAML::Node& n) { return n.IsDefined() && !n.IsNull() ? "" : ""; }
+};
+template <typename T>
+struct Decoder<std::optional<T>> {
+  static bool Decode(const YAML::Node& n, std::optional<T>* out, const ParseContext& ctx) {
+    if (n.IsNull()) {
+      out->reset();
+      return true;
+    }
+    T v{};
+    if (out->has_value()) v = **out;
+    if (!Decoder<T>::Decode(n, &v, ctx)) return false;
+    *out = std::move(v);
+    return true;
+  }
+  static std::string TypeName() { return Decoder<T>::TypeName(); }
+  static std::string Format(const std::optional<T>& v) { return v ? Decoder<T>::Format(*v) : ""; }
+};
+template <typename T>
+struct Decoder<std::vector<T>> {
+  static bool Decode(const YAML::Node& n, std::vector<T>* out, const ParseContext& ctx) {
+    if (!n.IsSequence()) {
+      ctx.Error(n, "`" + ctx.path + "` must be a list of " + Decoder<T>::TypeName(),
+                "write it as [a, b] or one `- item` per line");
+      return false;
+    }
+    out->clear();
+    bool ok = true;
+    for (size_t i = 0; i < n.size(); ++i) {
+      T v{};
+      if (Decoder<T>::Decode(n[i], &v, ctx.Child("[" + std::to_string(i) + "]")))
+        out->push_back(std::move(v));
+      else
+        ok = false;
+    }
+    return ok;
+  }
+  static std::string TypeName() { return "list of " + Decoder<T>::TypeName(); }
+  static std::string Format(const std::vector<T>& v) {
+    std::string s = "[";
+    for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + Decoder<T>::Format(v[i]);
+    return s + "]";
+  }
+};
+template <typename T>
+struct Decoder<std::map<std::string, T>> {
+  static bool Decode(const YAML::Node& n, std::map<std::string, T>* out, const ParseContext& ctx) {
+    if (!n.IsMap()) {
+      ctx.Error(n, "`" + ctx.path + "` must be a map of name: " + Decoder<T>::TypeName());
+      return false;
+    }
+    out->clear();
+    bool ok = true;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      std::string key = it->first.Scalar();
+      T v{};
+      if (Decoder<T>::Decode(it->second, &v, ctx.Child(key)))
+        (*out)[key] = std::move(v);
+      else
+        ok = false;
+    }
+    return ok;
+  }
+  static std::string TypeName() { return "map of " + Decoder<T>::TypeName(); }
+  static std::string Format(const std::map<std::string, T>& v) { return v.empty() ? "{}" : ""; }
+};
+
+// ---- The table -------------------------------------------------------------
+
+template <typename C>
+class Schema : public SchemaBase {
+ public:
+  // The builder for one option; returned by Field() to add constraints.
+  class Option {
+   public:
+    Option& Required() {
+      doc_.required = true;
+      return *this;
+    }
+    Option& Secret() {
+      doc_.secret = true;
+      return *this;
+    }
+    // Allowed values of a string option.
+    Option& OneOf(std::vector<std::string> choices) {
+      doc_.choices = std::move(choices);
+      return *this;
+    }
+    // Bounds of a numeric option (inclusive).
+    Option& Min(double v) {
+      min_ = v;
+      return *this;
+    }
+    Option& Max(double v) {
+      max_ = v;
+      return *this;
+    }
+    // A custom check on the decoded value: returns "" if fine, else the
+    // problem (reported at the option's location).
+    template <typename T>
+    Option& Check(std::function<std::string(const T&)> fn) {
+      auto prev = check_;
+      check_ = [fn, prev](const void* v) {
+        if (prev) {
+          std::string p = prev(v);
+          if (!p.empty()) return p;
+        }
+        return fn(*static_cast<const T*>(v));
+      };
+      return *this;
+    }
+    Option& DefaultText(std::string text) {
+      doc_.default_value = std::move(text);
+      return *this;
+    }
+
+   private:
+    friend class Schema;
+    OptionDoc doc_;
+    std::function<bool(const YAML::Node&, C*, const ParseContext&)> decode_;
+    std::function<std::string(const void*)> check_;
+    std::function<const void*(const C*)> address_;
+    std::optional<double> min_, max_;
+    std::function<std::optional<double>(const C*)> numeric_;
+  };
+
+  template <typename T>
+  Option& Field(std::string_view name, T C::*member, std::string_view doc) {
+    auto opt = std::make_unique<Option>();
+    opt->doc_.name = std::string(name);
+    opt->doc_.doc = std::string(doc);
+    const C defaults{};
+    if constexpr (HasSchema<T>::value) {
+      opt->doc_.type = "table";
+      opt->doc_.nested = &T::schema();
+      opt->decode_ = [member](const YAML::Node& n, C* c, const ParseContext& ctx) {
+        return T::schema().Parse(n, &(c->*member), ctx);
+      };
+    } else {
+      opt->doc_.type = Decoder<T>::TypeName();
+      opt->doc_.default_value = Decoder<T>::Format(defaults.*member);
+      opt->decode_ = [member](const YAML::Node& n, C* c, const ParseContext& ctx) {
+        return Decoder<T>::Decode(n, &(c->*member), ctx);
+      };
+    }
+    opt->address_ = [member](const C* c) -> const void* { return &(c->*member); };
+    if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
+      opt->numeric_ = [member](const C* c) -> std::optional<double> {
+        return static_cast<double>(c->*member);
+      };
+    } else if constexpr (std::is_same_v<T, Millis>) {
+      opt->numeric_ = [member](const C* c) -> std::optional<double> { return (c->*member).ms; };
+    } else if constexpr (std::is_same_v<T, Seconds>) {
+      opt->numeric_ = [member](const C* c) -> std::optional<double> { return (c->*member).secs; };
+    } else if constexpr (std::is_same_v<T, ByteSize>) {
+      opt->numeric_ = [member](const C* c) -> std::optional<double> {
+        return static_cast<double>((c->*member).bytes);
+      };
+    }
+    options_.push_back(std::move(opt));
+    return *options_.back();
+  }
+
+  // A check over the whole decoded table (cross-option rules). Report
+  // through the context; `node` is the table's own node for locations.
+  using Validator = std::function<void(const C&, const YAML::Node& node, const ParseContext&)>;
+  void Validate(Validator v) { validators_.push_back(std::move(v)); }
+
+  // Parses `node` (a map, or null for all defaults) into *out, which holds
+  // the defaults already. Keys in `ignore` are skipped (handled by the
+  // caller, e.g. `type` and `inputs`). Returns false if anything failed.
+  bool Parse(const YAML::Node& node, C* out, const ParseContext& ctx,
+             const std::vector<std::string>& ignore = {}) const {
+    const bool defined = node.IsDefined();
+    if (defined && !node.IsNull() && !node.IsMap()) {
+      ctx.Error(node, "`" + (ctx.path.empty() ? std::string("config") : ctx.path) +
+                          "` must be a map of options");
+      return false;
+    }
+    size_t errors_before = ctx.diag->error_count();
+    std::vector<bool> seen(options_.size(), false);
+    if (defined && node.IsMap()) {
+      for (auto it = node.begin(); it != node.end(); ++it) {
+        const std::string key = it->first.Scalar();
+        if (std::find(ignore.begin(), ignore.end(), key) != ignore.end()) continue;
+        size_t idx = Find(key);
+        if (idx == options_.size()) {
+          std::vector<std::string> names = Names();
+          std::string near = ClosestMatch(key, names);
+          ctx.Error(it->first, "unknown option `" + ctx.Child(key).path + "`",
+                    near.empty() ? "valid options: " + Join(names)
+                                 : "did you mean `" + near + "`?");
+          continue;
+        }
+        seen[idx] = true;
+        const Option& opt = *options_[idx];
+        ParseContext child = ctx.Child(key);
+        if (!opt.decode_(it->second, out, child)) continue;
+        CheckOption(opt, it->second, *out, child);
+      }
+    }
+    for (size_t i = 0; i < options_.size(); ++i) {
+      if (options_[i]->doc_.required && !seen[i]) {
+        const YAML::Node& at = defined ? node : YAML::Node();
+        ctx.Error(at, "missing required option `" + ctx.Child(options_[i]->doc_.name).path + "`",
+                  options_[i]->doc_.doc);
+      }
+    }
+    if (ctx.diag->error_count() == errors_before)
+      for (const auto& v : validators_) v(*out, node, ctx);
+    return ctx.diag->error_count() == errors_before;
+  }
+
+  std::vector<OptionDoc> Docs() const override {
+    std::vector<OptionDoc> d;
+    for (const auto& o : options_) d.push_back(o->doc_);
+    return d;
+  }
+
+ private:
+  size_t Find(std::string_view key) const {
+    for (size_t i = 0; i < options_.size(); ++i)
+      if (options_[i]->doc_.name == key) return i;
+    return options_.size();
+  }
+  static std::string Join(const std::vector<std::string>& v) {
+    std::string s;
+    for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + v[i];
+    return s;
+  }
+  void CheckOption(const Option& opt, const YAML::Node& n, const C& c, const ParseContext& ctx) const {
+    if (!opt.doc_.choices.empty()) {
+      const auto* s = static_cast<const std::string*>(opt.address_(&c));
+      if (opt.doc_.type == "string" &&
+          std::find(opt.doc_.choices.begin(), opt.doc_.choices.end(), *s) == opt.doc_.choices.end()) {
+        std::string near = ClosestMatch(*s, opt.doc_.choices);
+        ctx.Error(n, "`" + ctx.path + "` must be one of: " + Join(opt.doc_.choices) +
+                         (opt.doc_.secret ? "" : " (got \"" + *s + "\")"),
+                  near.empty() ? "" : "did you mean `" + near + "`?");
+        return;
+      }
+    }
+    if (opt.numeric_ && (opt.min_ || opt.max_)) {
+      if (auto v = opt.numeric_(&c)) {
+        if (opt.min_ && *v < *opt.min_) {
+          ctx.Error(n, "`" + ctx.path + "` must be at least " + Decoder<double>::Format(*opt.min_));
+          return;
+        }
+        if (opt.max_ && *v > *opt.max_) {
+          ctx.Error(n, "`" + ctx.path + "` must be at most " + Decoder<double>::Format(*opt.max_));
+          return;
+        }
+      }
+    }
+    if (opt.check_) {
+      std::string problem = opt.check_(opt.address_(&c));
+      if (!problem.empty()) ctx.Error(n, "`" + ctx.path + "`: " + problem);
+    }
+  }
+
+  std::vector<std::unique_ptr<Option>> options_;
+  std::vector<Validator> validators_;
+};
+
+// A check for Option::Check<std::string>: compiles an RE2 pattern.
+std::string CheckRegex(const std::string& pattern);
+// The same for each pattern in a list.
+std::string CheckRegexList(const std::vector<std::string>& patterns);
+
+}  // namespace tributary::config

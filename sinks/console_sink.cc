@@ -1,0 +1,55 @@
+#include "sinks/console_sink.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "config/registry.h"
+
+namespace tributary {
+
+const config::Schema<ConsoleSink::Config>& ConsoleSink::Config::schema() {
+  static const config::Schema<Config> s = [] {
+    config::Schema<Config> s;
+    s.Field("target", &Config::target, "Where to write.").OneOf({"stdout", "stderr"});
+    s.Field("encoding", &Config::encoding, "How events are written.");
+    return s;
+  }();
+  return s;
+}
+
+Result<std::unique_ptr<Sink>> ConsoleSink::Build(const Config& config, BuildContext& ctx) {
+  return std::unique_ptr<Sink>(new ConsoleSink(config, ctx.metrics));
+}
+
+ConsoleSink::ConsoleSink(const Config& config, ComponentMetrics* metrics)
+    : fd_(config.target == "stderr" ? STDERR_FILENO : STDOUT_FILENO), encoder_(config.encoding), metrics_(metrics) {}
+
+// Writes all of buf to fd, resuming after short writes and EINTR.
+static Status WriteAll(int fd, const std::string& buf) {
+  size_t off = 0;
+  while (off < buf.size()) {
+    ssize_t n = ::write(fd, buf.data() + off, buf.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno("write", errno);
+    }
+    off += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status ConsoleSink::Write(const Batch& batch) {
+  buf_.clear();
+  for (const Event& e : batch.events()) {
+    encoder_.Encode(e, &buf_);
+    buf_.push_back('\n');
+  }
+  Status s = WriteAll(fd_, buf_);
+  if (s.ok()) metrics_->sent_bytes().Increment(static_cast<double>(buf_.size()));
+  return s;
+}
+
+TRIBUTARY_REGISTER_SINK("console", ConsoleSink);
+
+}  // namespace tributary

@@ -1,0 +1,119 @@
+#include "sinks/file_sink.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+
+#include "config/registry.h"
+
+namespace tributary {
+
+const config::Schema<FileSink::Config>& FileSink::Config::schema() {
+  static const config::Schema<Config> s = [] {
+    config::Schema<Config> s;
+    s.Field("path", &Config::path,
+            "File to append to; strftime conversions (%Y, %m, %d, ...) use the event timestamp (UTC) and `{{ field }}` inserts a field.")
+        .Required()
+        .Check<std::string>(Template::Check);
+    s.Field("encoding", &Config::encoding, "How events are written.");
+    s.Field("idle_timeout_secs", &Config::idle_timeout_secs, "Close a file after this long without writes.").Min(0);
+    s.Field("fsync", &Config::fsync, "fsync each batch before acknowledging it (slower; survives power loss).");
+    return s;
+  }();
+  return s;
+}
+
+Result<std::unique_ptr<Sink>> FileSink::Build(const Config& config, BuildContext& ctx) {
+  auto t = Template::Parse(config.path);
+  if (!t.ok()) return t.status();
+  return std::unique_ptr<Sink>(new FileSink(config, std::move(t).value(), ctx));
+}
+
+FileSink::FileSink(const Config& config, Template path, BuildContext& ctx)
+    : path_(std::move(path)),
+      encoder_(config.encoding),
+      idle_timeout_(config.idle_timeout_secs.get()),
+      fsync_(config.fsync),
+      metrics_(ctx.metrics),
+      render_errors_(&ctx.metrics->Errors("template_failed", "processing")) {}
+
+FileSink::~FileSink() {
+  for (auto& [p, f] : files_) ::close(f.fd);
+}
+
+Result<int> FileSink::Open(const std::string& path) {
+  auto it = files_.find(path);
+  if (it != files_.end()) return it->second.fd;
+  std::error_code ec;
+  auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::FromErrno("open " + path, errno);
+  files_[path] = OpenFile{fd, std::chrono::steady_clock::now()};
+  return fd;
+}
+
+Status FileSink::Write(const Batch& batch) {
+  for (auto& [p, buf] : pending_) buf.clear();
+  std::string path;
+  uint64_t discarded = 0;
+  for (const Event& e : batch.events()) {
+    path.clear();
+    Status s = path_.Render(e, &path);
+    if (!s.ok()) {
+      ++discarded;
+      LogLimited(limiter_, LogLevel::kWarn, metrics_->id(), "event discarded: cannot render path: " + s.message());
+      continue;
+    }
+    std::string& buf = pending_[path];
+    encoder_.Encode(e, &buf);
+    buf.push_back('\n');
+  }
+  if (discarded) {
+    render_errors_->Increment(static_cast<double>(discarded));
+    metrics_->discarded_unintentional().Increment(static_cast<double>(discarded));
+  }
+  for (auto& [p, buf] : pending_) {
+    if (buf.empty()) continue;
+    auto fd = Open(p);
+    if (!fd.ok()) return fd.status();
+    size_t off = 0;
+    while (off < buf.size()) {
+      ssize_t n = ::write(*fd, buf.data() + off, buf.size() - off);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return Status::FromErrno("write " + p, errno);
+      }
+      off += static_cast<size_t>(n);
+    }
+    if (fsync_ && ::fdatasync(*fd) != 0) return Status::FromErrno("fdatasync " + p, errno);
+    files_[p].last_write = std::chrono::steady_clock::now();
+    metrics_->sent_bytes().Increment(static_cast<double>(buf.size()));
+  }
+  if (pending_.size() > 64) pending_.clear();
+  CloseIdle();
+  return Status::Ok();
+}
+
+Status FileSink::Flush() {
+  CloseIdle();
+  return Status::Ok();
+}
+
+void FileSink::CloseIdle() {
+  auto now = std::chrono::steady_clock::now();
+  for (auto it = files_.begin(); it != files_.end();) {
+    if (now - it->second.last_write >= idle_timeout_) {
+      ::close(it->second.fd);
+      it = files_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+TRIBUTARY_REGISTER_SINK("file", FileSink);
+
+}  // namespace tributary

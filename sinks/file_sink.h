@@ -1,0 +1,60 @@
+#pragma once
+// `file` sink: appends events, one per line, to files named by a template
+// (strftime on the event timestamp and `{{ field }}`). Files are opened on
+// demand (parents created), kept open while in use, closed after
+// `idle_timeout_secs` without writes. Each batch is written with write(2)
+// before it is acknowledged, so a crash of the agent loses nothing the
+// kernel has; `fsync: true` also syncs before acknowledging.
+//
+// Events whose path cannot be rendered (missing field) are discarded,
+// counted and logged.
+
+#include <chrono>
+#include <map>
+#include <memory>
+
+#include "agent/component.h"
+#include "agent/log.h"
+#include "agent/template.h"
+#include "config/schema.h"
+#include "sinks/encoding.h"
+
+namespace tributary {
+
+class FileSink final : public SimpleSink {
+ public:
+  struct Config {
+    std::string path;
+    EncodingConfig encoding;
+    config::Seconds idle_timeout_secs{30};
+    bool fsync = false;
+    static const config::Schema<Config>& schema();
+  };
+  static constexpr std::string_view kSummary = "Appends events to files named by a template, one per line.";
+  static Result<std::unique_ptr<Sink>> Build(const Config& config, BuildContext& ctx);
+  ~FileSink() override;
+
+  Status Write(const Batch& batch) override;
+  Status Flush() override;
+
+ private:
+  FileSink(const Config& config, Template path, BuildContext& ctx);
+  struct OpenFile {
+    int fd = -1;
+    std::chrono::steady_clock::time_point last_write;
+  };
+  Result<int> Open(const std::string& path);
+  void CloseIdle();
+
+  Template path_;
+  Encoder encoder_;
+  std::chrono::milliseconds idle_timeout_;
+  bool fsync_;
+  ComponentMetrics* metrics_;
+  Counter* render_errors_;
+  std::map<std::string, OpenFile> files_;
+  std::map<std::string, std::string> pending_;  // path -> encoded bytes of this batch
+  RateLimiter limiter_;
+};
+
+}  // namespace tributary

@@ -1,0 +1,98 @@
+#include "sources/stdin_source.h"
+
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "agent/log.h"
+#include "config/registry.h"
+#include "sources/line_splitter.h"
+
+namespace tributary {
+
+const config::Schema<StdinSource::Config>& StdinSource::Config::schema() {
+  static const config::Schema<Config> s = [] {
+    config::Schema<Config> s;
+    s.Field("max_line_bytes", &Config::max_line_bytes, "Longest line kept; longer ones follow `oversize_policy` and are counted.")
+        .Min(1);
+    s.Field("oversize_policy", &Config::oversize_policy, "What to do with a line over `max_line_bytes`.")
+        .OneOf({"truncate", "discard"});
+    s.Field("line_delimiter", &Config::line_delimiter, "The byte sequence that ends a line.")
+        .Check<std::string>([](const std::string& d) { return d.empty() ? std::string("must not be empty") : ""; });
+    s.Field("max_batch_events", &Config::max_batch_events, "Most lines per batch.").Min(1);
+    return s;
+  }();
+  return s;
+}
+
+Result<std::unique_ptr<Source>> StdinSource::Build(const Config& config, BuildContext& ctx) {
+  return std::unique_ptr<Source>(new StdinSource(config, ctx));
+}
+
+StdinSource::StdinSource(const Config& config, BuildContext& ctx)
+    : config_(config),
+      host_(ctx.hostname),
+      oversize_(&ctx.metrics->Errors("line_too_long", "receiving")),
+      read_errors_(&ctx.metrics->Errors("read_failed", "receiving")) {}
+
+Status StdinSource::Run(SourceContext& ctx) {
+  LineSplitter splitter(config_.line_delimiter, config_.max_line_bytes.bytes,
+                        config_.oversize_policy == "discard");
+  std::vector<char> buf(256 * 1024);
+  std::vector<Event> events;
+  size_t bytes = 0;
+  uint64_t oversize_seen = 0;
+  auto stop = ctx.stop_token();
+  auto emit = [&](std::string_view line, uint64_t) {
+    Event e;
+    e.fields().reserve(4);
+    e.fields().set(kMessageField, line);
+    e.fields().set(kTimestampField, Now());
+    e.fields().set(kHostField, host_);
+    e.fields().set(kSourceTypeField, "stdin");
+    events.push_back(std::move(e));
+  };
+  auto send = [&]() {
+    uint64_t over = splitter.truncated() + splitter.discarded();
+    if (over > oversize_seen) {
+      oversize_->Increment(static_cast<double>(over - oversize_seen));
+      oversize_seen = over;
+    }
+    if (events.empty()) return true;
+    Batch b(std::move(events));
+    b.set_bytes(bytes);
+    events = {};
+    bytes = 0;
+    return ctx.Send(std::move(b));
+  };
+  while (!stop.stop_requested()) {
+    pollfd pfd{STDIN_FILENO, POLLIN, 0};
+    int pr = ::poll(&pfd, 1, events.empty() ? 200 : 0);
+    if (pr < 0 && errno != EINTR) return Status::FromErrno("poll stdin", errno);
+    if (pr <= 0) {
+      if (!send()) return Status::Ok();
+      continue;
+    }
+    ssize_t n = ::read(STDIN_FILENO, buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      read_errors_->Increment();
+      return Status::FromErrno("read stdin", errno);
+    }
+    if (n == 0) {
+      splitter.TakePartial(emit);
+      send();
+      return Status::Ok();
+    }
+    bytes += static_cast<size_t>(n);
+    splitter.Feed(std::string_view(buf.data(), static_cast<size_t>(n)), emit);
+    if (events.size() >= config_.max_batch_events && !send()) return Status::Ok();
+  }
+  send();
+  return Status::Ok();
+}
+
+TRIBUTARY_REGISTER_SOURCE("stdin", StdinSource);
+
+}  // namespace tributary

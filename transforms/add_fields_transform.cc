@@ -1,0 +1,93 @@
+#include "transforms/add_fields_transform.h"
+
+#include <charconv>
+
+#include "config/registry.h"
+
+namespace tributary {
+
+const config::Schema<AddFieldsTransform::Config>& AddFieldsTransform::Config::schema() {
+  static const config::Schema<Config> s = [] {
+    config::Schema<Config> s;
+    s.Field("fields", &Config::fields, "Field name → value. Strings may contain `{{ field }}` templates.")
+        .Required();
+    s.Field("overwrite", &Config::overwrite, "Replace fields that already exist; false keeps the existing value.");
+    s.Field("hostname_field", &Config::hostname_field, "If set, also add this host's name under this field name.");
+    s.Validate([](const Config& c, const YAML::Node& node, const config::ParseContext& ctx) {
+      for (const auto& [name, value] : c.fields) {
+        YAML::Node at = node["fields"][name];
+        if (!value.IsScalar() && !value.IsNull()) {
+          ctx.Error(at, "`" + ctx.path + ".fields." + name + "` must be a scalar (string, number, bool or null)");
+          continue;
+        }
+        if (value.IsScalar()) {
+          std::string problem = Template::Check(value.Scalar());
+          if (!problem.empty()) ctx.Error(at, "`" + ctx.path + ".fields." + name + "`: " + problem);
+        }
+      }
+    });
+    return s;
+  }();
+  return s;
+}
+
+Value ScalarValue(const YAML::Node& node) {
+  if (node.IsNull()) return Value();
+  const std::string& s = node.Scalar();
+  if (node.Tag() == "!") return Value(s);  // quoted: always a string
+  if (s == "true" || s == "True" || s == "TRUE") return Value(true);
+  if (s == "false" || s == "False" || s == "FALSE") return Value(false);
+  if (s == "null" || s == "~" || s == "Null" || s == "NULL") return Value();
+  int64_t i;
+  auto ri = std::from_chars(s.data(), s.data() + s.size(), i);
+  if (ri.ec == std::errc() && ri.ptr == s.data() + s.size()) return Value(i);
+  double d;
+  auto rd = std::from_chars(s.data(), s.data() + s.size(), d);
+  if (rd.ec == std::errc() && rd.ptr == s.data() + s.size() && !s.empty()) return Value(d);
+  return Value(s);
+}
+
+Result<std::unique_ptr<Transform>> AddFieldsTransform::Build(const Config& config, BuildContext& ctx) {
+  std::vector<Field> fields;
+  for (const auto& [name, node] : config.fields) {
+    Field f{name, ScalarValue(node), std::nullopt};
+    if (f.constant.is_string() && f.constant.as_string().find("{{") != std::string::npos) {
+      auto t = Template::Parse(f.constant.as_string());
+      if (!t.ok()) return t.status();
+      f.tmpl = std::move(t).value();
+    }
+    fields.push_back(std::move(f));
+  }
+  if (!config.hostname_field.empty()) fields.push_back({config.hostname_field, Value(ctx.hostname), std::nullopt});
+  return std::unique_ptr<Transform>(new AddFieldsTransform(std::move(fields), config.overwrite, ctx.metrics));
+}
+
+AddFieldsTransform::AddFieldsTransform(std::vector<Field> fields, bool overwrite, ComponentMetrics* metrics)
+    : fields_(std::move(fields)),
+      overwrite_(overwrite),
+      template_errors_(&metrics->Errors("template_failed", "processing")) {}
+
+void AddFieldsTransform::Apply(std::vector<Event>& events) {
+  uint64_t errors = 0;
+  std::string rendered;
+  for (Event& e : events) {
+    for (const Field& f : fields_) {
+      if (!overwrite_ && e.get(f.name) != nullptr) continue;
+      if (!f.tmpl) {
+        e.set(f.name, f.constant);
+        continue;
+      }
+      rendered.clear();
+      if (f.tmpl->Render(e, &rendered).ok()) {
+        e.set(f.name, Value(rendered));
+      } else {
+        ++errors;  // the field is left unset; the event goes on
+      }
+    }
+  }
+  if (errors) template_errors_->Increment(static_cast<double>(errors));
+}
+
+TRIBUTARY_REGISTER_TRANSFORM("add_fields", AddFieldsTransform);
+
+}  // namespace tributary

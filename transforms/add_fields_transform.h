@@ -1,0 +1,44 @@
+#pragma once
+// `add_fields` transform: sets fields on every event. String values may use
+// `{{ field }}` templates (rendered per event) and `${ENV}` (interpolated
+// when the config is loaded); plain YAML scalars keep their type (integers,
+// floats, booleans, null). Dotted names create nested maps.
+
+#include <memory>
+
+#include "agent/component.h"
+#include "agent/template.h"
+#include "config/schema.h"
+
+namespace tributary {
+
+class AddFieldsTransform final : public SimpleTransform {
+ public:
+  struct Config {
+    std::map<std::string, YAML::Node> fields;
+    bool overwrite = true;
+    std::string hostname_field;
+    static const config::Schema<Config>& schema();
+  };
+  static constexpr std::string_view kSummary = "Adds fields (constants, templates, host name) to every event.";
+  static Result<std::unique_ptr<Transform>> Build(const Config& config, BuildContext& ctx);
+
+  void Apply(std::vector<Event>& events) override;
+
+ private:
+  struct Field {
+    std::string name;
+    Value constant;
+    std::optional<Template> tmpl;
+  };
+  AddFieldsTransform(std::vector<Field> fields, bool overwrite, ComponentMetrics* metrics);
+  std::vector<Field> fields_;
+  bool overwrite_;
+  Counter* template_errors_;
+};
+
+// The typed value of a YAML scalar as written: plain scalars that look like
+// integers, floats, booleans or null get that type; quoted ones are strings.
+Value ScalarValue(const YAML::Node& node);
+
+}  // namespace tributary
