@@ -87,7 +87,7 @@ class Decoder {
       if (!String(&key)) return false;
       Value v;
       if (!ValueOf(&v, depth)) return false;
-      f->set(key, std::move(v));
+      f->append(key, std::move(v));  // encoded from a Fields: keys are distinct
     }
     return true;
   }
