@@ -374,8 +374,13 @@ Status DiskBuffer::Impl::Recover() {
     (void)env_->RemoveFile(SegPath(it->first));
     it = segments_.erase(it);
   }
-  if (!segments_.empty() && segments_.find(ack_pos_.seg) == segments_.end())
-    ack_pos_ = {segments_.begin()->first, 0};  // the ack segment is gone (empty, or deleted by hand)
+  if (!segments_.empty() && segments_.find(ack_pos_.seg) == segments_.end()) {
+    // The ack segment is gone: deleted once acknowledged while the ledger
+    // could not be written (disk full), or emptied. Start at the oldest
+    // segment, numbering from its first record.
+    ack_pos_ = {segments_.begin()->first, 0};
+    ack_event.reset();
+  }
 
   // The last segment may end in a torn record: truncate after its last
   // intact record. Find the next event number from the newest record.
@@ -415,8 +420,10 @@ Status DiskBuffer::Impl::Recover() {
       ++it;
     }
   }
-  if (!segments_.empty() && segments_.find(ack_pos_.seg) == segments_.end())
+  if (!segments_.empty() && segments_.find(ack_pos_.seg) == segments_.end()) {
     ack_pos_ = {segments_.begin()->first, 0};
+    ack_event.reset();
+  }
 
   if (!ack_event) {
     // Rebuilt: the first intact record at the ack position numbers it.
@@ -529,6 +536,10 @@ bool DiskBuffer::Impl::Push(Batch batch) {
           bytes_on_disk_ += *size - before;
           segments_[active_id_] = *size;
         }
+        Roll(&rel);
+      } else if (before > 0) {
+        // Seal the active segment: only sealed segments are deleted once
+        // acknowledged, and on a full disk that is how space comes back.
         Roll(&rel);
       }
       LogLimited(write_limiter_, LogLevel::kWarn, opt_.name,
@@ -665,13 +676,16 @@ void DiskBuffer::Impl::Housekeeping(std::unique_lock<std::mutex>& lock) {
   lock.unlock();
   Status s = WriteFileAtomically(env_, Path("ledger"), ledger);
   lock.lock();
-  if (!s.ok()) {
+  if (s.ok()) {
+    ledger_ack_pos_ = ack;
+    ledger_write_event_ = write_event;
+  } else {
+    // Typically a full disk. Deleting acknowledged segments anyway is safe
+    // (recovery starts at the oldest segment left when the ledger's ack
+    // segment is gone) and is what frees the space.
     LogLimited(write_limiter_, LogLevel::kWarn, opt_.name, "disk buffer: cannot write the ledger: " + s.ToString());
-    return;
   }
-  ledger_ack_pos_ = ack;
-  ledger_write_event_ = write_event;
-  // Only now delete what lies wholly behind the persisted ack position.
+  // Normally only now: delete what lies wholly behind the ack position.
   std::vector<uint64_t> doomed;
   for (auto& [id, size] : segments_) {
     if (id >= ack.seg || id == active_id_) break;
@@ -781,7 +795,12 @@ SinkInput::Result DiskBuffer::Impl::Next(Batch* out, std::chrono::milliseconds t
       // Moved over skipped bytes or to the next segment: that stretch is
       // "acknowledged" as soon as everything before it is.
       read_pos_ = sealed ? Pos{following, 0} : Pos{seg, off};
-      if (sealed) reader_seg_ = ~0ull;
+      if (sealed) {
+        // Close it now: a deleted segment's space is only freed once no
+        // descriptor is open on it (it matters on a full disk).
+        reader_seg_ = ~0ull;
+        reader_.Reset(nullptr);
+      }
       inflight_.push_back(InFlight{read_pos_, expected_event_.value_or(ack_event_), 1});
       AdvanceAcks();
     } else if (!sealed) {

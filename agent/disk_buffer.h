@@ -50,7 +50,10 @@
 //     leaves at worst an empty newest segment; empty segments are removed.
 //   - ack persistence: ledger.tmp → fsync → rename → fsync dir, and only
 //     then delete the segments wholly behind the ack position. A crash
-//     between leaves acked segments behind; recovery deletes them.
+//     between leaves acked segments behind; recovery deletes them. If the
+//     ledger cannot be written (disk full) the acked segments are deleted
+//     anyway, to free space: a ledger whose ack segment is gone makes
+//     recovery start at the oldest segment left, which holds nothing acked.
 //   - a missing or garbled ledger is rebuilt by scanning segments: reading
 //     restarts at the oldest segment (duplicates, never loss).
 //   - corrupt records anywhere are skipped up to the next block; the

@@ -8,6 +8,7 @@
 #include <random>
 #include <regex>
 #include <set>
+#include <cstdlib>
 
 #include "tests/support/test_util.h"
 
@@ -157,6 +158,43 @@ TEST(DiskBufferIntegrationTest, SinkDownWithBlockStopsTheSourceAndLosesNothing) 
   EXPECT_EQ(seqs.size(), static_cast<size_t>(kCount));
   for (const auto& [seq, n] : seqs) ASSERT_EQ(n, 1) << seq;  // no crash: no duplicates
   EXPECT_EQ(seqs.rbegin()->first, kCount - 1);
+}
+
+// data_dir on a 4 MiB tmpfs with a 64 MiB buffer: the disk fills up before
+// the buffer does. With `block` the source waits (ENOSPC is backpressure),
+// nothing is lost, and everything flows once the sink frees space.
+TEST(DiskBufferIntegrationTest, RealDiskFullOnATmpfsBlocksAndRecovers) {
+  TempDir dir;
+  const std::string mnt = dir / "data";
+  fs::create_directories(mnt);
+  if (std::system(("mount -t tmpfs -o size=4m tmpfs '" + mnt + "' 2>/dev/null").c_str()) != 0)
+    GTEST_SKIP() << "cannot mount a tmpfs here (needs root); ENOSPC is covered by the injected-fault unit tests";
+  struct Unmount {
+    std::string m;
+    ~Unmount() { (void)std::system(("umount -l '" + m + "'").c_str()); }
+  } unmount{mnt};
+  SinkDown(dir);
+  const int kCount = 40000;  // ~10 MiB in the buffer: more than the tmpfs holds
+  Agent agent(dir, Config(dir, "count: " + std::to_string(kCount) + ", interval: 0, batch_size: 100",
+                          "max_size: 67108864, when_full: block, flush_interval_ms: 20"),
+              {}, {{"RUN", "1"}});
+  ASSERT_GT(agent.api_port(), 0) << agent.process().Stderr();
+  ASSERT_TRUE(WaitFor([&] { return agent.process().Stderr().find("No space left on device") != std::string::npos; }))
+      << agent.process().Stderr();
+  auto source_sent = [&] {
+    return agent.Metric("tributary_component_sent_events_total", {{"component_id", "gen"}}).value_or(-1);
+  };
+  double stalled = source_sent();
+  ASSERT_FALSE(WaitFor([&] { return source_sent() > stalled + 200; }, 1000ms));
+  EXPECT_LT(stalled, kCount);
+  SinkUp(dir);
+  ASSERT_TRUE(WaitFor([&] { return ReadLines(dir / "out/out.log").size() >= static_cast<size_t>(kCount); }, 30s))
+      << agent.process().Stderr() << "\n" << ReadLines(dir / "out/out.log").size() << " lines\n" << agent.Metrics();
+  agent.process().Signal(SIGTERM);
+  EXPECT_EQ(agent.process().Wait(10s), 0);
+  auto seqs = Delivered(dir)["1"];
+  EXPECT_EQ(seqs.size(), static_cast<size_t>(kCount));
+  for (const auto& [seq, n] : seqs) ASSERT_EQ(n, 1) << seq;
 }
 
 // Runs an agent whose sink is down until `events` sit in the disk buffer,
