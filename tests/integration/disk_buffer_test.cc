@@ -20,8 +20,8 @@ using namespace std::chrono_literals;
 
 // demo_logs (json, numbered by `seq`) → add_fields {run} → file sink with a
 // disk buffer. idle_timeout_secs: 0 makes the sink reopen its file for
-// every batch, so replacing the output directory by a plain file takes the
-// sink down (ENOTDIR) until it is put back.
+// every batch, so pointing the output directory at a plain file takes the
+// sink down (ENOTDIR) until it is pointed back.
 std::string Config(const TempDir& dir, const std::string& source_extra, const std::string& buffer_extra) {
   return "data_dir: " + (dir / "data") + "\n" +
          "api: { address: 127.0.0.1:0 }\n"
@@ -40,15 +40,17 @@ std::string Config(const TempDir& dir, const std::string& source_extra, const st
          "    buffer: { type: disk, " + buffer_extra + " }\n";
 }
 
-void SinkDown(const TempDir& dir) {
-  fs::create_directories(dir / "out");
-  fs::rename(dir / "out", dir / "out.away");
-  WriteFile(dir / "out", "not a directory");
+// `out` is a symlink, swapped atomically (rename over it): to the real
+// output directory (sink up), or to a plain file (sink down: ENOTDIR).
+void PointOut(const TempDir& dir, const std::string& target) {
+  fs::create_directories(dir / "out.real");
+  if (!fs::exists(dir / "blocker")) WriteFile(dir / "blocker", "not a directory");
+  fs::remove(dir / "out.tmp");
+  fs::create_symlink(target, dir / "out.tmp");
+  fs::rename(dir / "out.tmp", dir / "out");
 }
-void SinkUp(const TempDir& dir) {
-  fs::remove(dir / "out");
-  fs::rename(dir / "out.away", dir / "out");
-}
+void SinkDown(const TempDir& dir) { PointOut(dir, dir / "blocker"); }
+void SinkUp(const TempDir& dir) { PointOut(dir, dir / "out.real"); }
 
 // run → seq → how many times it was delivered.
 std::map<std::string, std::map<int64_t, int>> Delivered(const TempDir& dir) {
@@ -73,7 +75,7 @@ double BufferMetric(Agent& a, const std::string& name, std::map<std::string, std
 
 TEST(DiskBufferKillTest, TwentyKillsAtRandomMomentsLoseNothingThatReachedTheBuffer) {
   TempDir dir;
-  fs::create_directories(dir / "out");
+  SinkUp(dir);
   std::mt19937 rng(std::random_device{}());
   const std::string config = Config(dir, "interval: 0.001", "max_size: 8388608, flush_interval_ms: 50");
   std::map<std::string, double> in_buffer_at_kill;  // run → events written into the buffer
