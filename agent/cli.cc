@@ -195,6 +195,9 @@ bool Reload(const Options& o, std::optional<config::Config>* cfg, std::unique_pt
     TLOG_WARN("", "reload: the old pipeline did not drain in time; undelivered events will be read again");
     (void)topology->release();  // a sink thread may still use it
   }
+  // Destroy the old pipeline first: it releases files the new one opens
+  // (disk buffers are locked by the process that has them open).
+  topology->reset();
   auto built = Topology::Build(*next, metrics, Hostname());
   bool ok = built.ok();
   if (ok) {
@@ -283,6 +286,11 @@ int Run(const Options& o) {
       TLOG_INFO("", "received SIGHUP, reloading the configuration");
       sd_notify(0, "RELOADING=1\nSTATUS=reloading");
       Reload(o, &cfg, &topology, &metrics);
+      if (!topology) {
+        TLOG_ERROR("", "no pipeline is running after the failed reload; exiting");
+        if (api) api->Stop();
+        return kExitFailure;
+      }
       sd_notify(0, "READY=1\nSTATUS=running");
       continue;
     }
