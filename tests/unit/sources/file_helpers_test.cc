@@ -95,13 +95,13 @@ TEST(FingerprintTest, ChecksumWaitsForLinesAndSurvivesCopies) {
   EXPECT_EQ((*a)->fingerprint, (*c)->fingerprint);
   EXPECT_EQ((*a)->head_bytes, 13u);
   WriteFile(dir / "b", "first\nsecond!\n");
-  EXPECT_NE((*FingerprintOf(dir / "b", o))->fingerprint, (*a)->fingerprint);
+  EXPECT_NE(FingerprintOf(dir / "b", o).value()->fingerprint, (*a)->fingerprint);
   // ignored_header_bytes skips a shared header.
   o.lines = 1;
   o.ignored_header_bytes = 4;
   WriteFile(dir / "h1", "HDR\nline-a\n");
   WriteFile(dir / "h2", "HDR\nline-b\n");
-  EXPECT_NE((*FingerprintOf(dir / "h1", o))->fingerprint, (*FingerprintOf(dir / "h2", o))->fingerprint);
+  EXPECT_NE(FingerprintOf(dir / "h1", o).value()->fingerprint, FingerprintOf(dir / "h2", o).value()->fingerprint);
 }
 
 TEST(FingerprintTest, LongFirstLineCountsAtMaxLineBytes) {
@@ -118,11 +118,11 @@ TEST(FingerprintTest, SameHeadDetectsRewrite) {
   TempDir dir;
   FingerprintOptions o;
   WriteFile(dir / "a", "one\ntwo\n");
-  auto id = **FingerprintOf(dir / "a", o);
+  auto id = *FingerprintOf(dir / "a", o).value();
   int fd = ::open((dir / "a").c_str(), O_RDONLY);
-  EXPECT_TRUE(*SameHead(fd, id, o));
+  EXPECT_TRUE(SameHead(fd, id, o).value());
   WriteFile(dir / "a", "uno\n");  // truncated and rewritten in place
-  EXPECT_FALSE(*SameHead(fd, id, o));
+  EXPECT_FALSE(SameHead(fd, id, o).value());
   ::close(fd);
 }
 
@@ -134,9 +134,9 @@ TEST(FingerprintTest, DeviceAndInode) {
   WriteFile(dir / "b", "");
   auto a = FingerprintOf(dir / "a", o);
   ASSERT_TRUE(a->has_value());  // ready at once, even when empty
-  EXPECT_NE((*a)->fingerprint, (*FingerprintOf(dir / "b", o))->fingerprint);
+  EXPECT_NE((*a)->fingerprint, FingerprintOf(dir / "b", o).value()->fingerprint);
   std::filesystem::rename(dir / "a", dir / "c");
-  EXPECT_EQ((*a)->fingerprint, (*FingerprintOf(dir / "c", o))->fingerprint);
+  EXPECT_EQ((*a)->fingerprint, FingerprintOf(dir / "c", o).value()->fingerprint);
 }
 
 struct Msg {

@@ -23,16 +23,16 @@ std::ostream& operator<<(std::ostream& os, const Line& l) {
   return os << "{\"" << l.text << "\", " << l.start << ", " << l.end << "}";
 }
 
-struct Run {
+struct SplitResult {
   std::vector<Line> lines;
   uint64_t truncated = 0, discarded = 0;
   uint64_t line_end = 0;
 };
 
-Run Split(const std::string& data, const std::vector<size_t>& cuts, const std::string& delim, size_t max,
+SplitResult Split(const std::string& data, const std::vector<size_t>& cuts, const std::string& delim, size_t max,
           bool discard, bool take_partial = false) {
   LineSplitter s(delim, max, discard);
-  Run r;
+  SplitResult r;
   auto emit = [&](std::string_view line, uint64_t end) {
     r.lines.push_back({std::string(line), s.line_start(), end});
     EXPECT_EQ(s.line_end_offset(), end);
@@ -50,12 +50,12 @@ Run Split(const std::string& data, const std::vector<size_t>& cuts, const std::s
   return r;
 }
 
-Run Whole(const std::string& data, const std::string& delim, size_t max, bool discard, bool take = false) {
+SplitResult Whole(const std::string& data, const std::string& delim, size_t max, bool discard, bool take = false) {
   return Split(data, {}, delim, max, discard, take);
 }
 
 TEST(LineSplitterTest, SplitsLinesWithOffsets) {
-  Run r = Whole("ab\ncd\n\nef", "\n", 100, false);
+  SplitResult r = Whole("ab\ncd\n\nef", "\n", 100, false);
   ASSERT_EQ(r.lines.size(), 3u);
   EXPECT_EQ(r.lines[0], (Line{"ab", 0, 3}));
   EXPECT_EQ(r.lines[1], (Line{"cd", 3, 6}));
@@ -64,13 +64,13 @@ TEST(LineSplitterTest, SplitsLinesWithOffsets) {
 }
 
 TEST(LineSplitterTest, PartialLineWaitsThenTakePartialEmitsIt) {
-  Run r = Whole("ab\nef", "\n", 100, false, true);
+  SplitResult r = Whole("ab\nef", "\n", 100, false, true);
   ASSERT_EQ(r.lines.size(), 2u);
   EXPECT_EQ(r.lines[1], (Line{"ef", 3, 5}));
 }
 
 TEST(LineSplitterTest, StripsCrBeforeLf) {
-  Run r = Whole("ab\r\ncd\r\n\r\nx\ry\n", "\n", 100, false);
+  SplitResult r = Whole("ab\r\ncd\r\n\r\nx\ry\n", "\n", 100, false);
   ASSERT_EQ(r.lines.size(), 4u);
   EXPECT_EQ(r.lines[0].text, "ab");
   EXPECT_EQ(r.lines[1].text, "cd");
@@ -81,14 +81,14 @@ TEST(LineSplitterTest, StripsCrBeforeLf) {
 
 TEST(LineSplitterTest, CrlfSplitAcrossChunks) {
   // "ab\r" | "\ncd\r" | "\n"
-  Run r = Split("ab\r\ncd\r\n", {3, 7}, "\n", 100, false);
+  SplitResult r = Split("ab\r\ncd\r\n", {3, 7}, "\n", 100, false);
   ASSERT_EQ(r.lines.size(), 2u);
   EXPECT_EQ(r.lines[0], (Line{"ab", 0, 4}));
   EXPECT_EQ(r.lines[1], (Line{"cd", 4, 8}));
 }
 
 TEST(LineSplitterTest, LineOfExactlyMaxWithCrlfIsNotTruncated) {
-  Run r = Whole("abcde\r\n", "\n", 5, true);
+  SplitResult r = Whole("abcde\r\n", "\n", 5, true);
   ASSERT_EQ(r.lines.size(), 1u);
   EXPECT_EQ(r.lines[0].text, "abcde");
   EXPECT_EQ(r.discarded, 0u);
@@ -100,7 +100,7 @@ TEST(LineSplitterTest, LineOfExactlyMaxWithCrlfIsNotTruncated) {
 }
 
 TEST(LineSplitterTest, TruncatesOversizeLines) {
-  Run r = Whole("0123456789\nab\n", "\n", 4, false);
+  SplitResult r = Whole("0123456789\nab\n", "\n", 4, false);
   ASSERT_EQ(r.lines.size(), 2u);
   EXPECT_EQ(r.lines[0], (Line{"0123", 0, 11}));
   EXPECT_EQ(r.lines[1], (Line{"ab", 11, 14}));
@@ -109,7 +109,7 @@ TEST(LineSplitterTest, TruncatesOversizeLines) {
 }
 
 TEST(LineSplitterTest, DiscardsOversizeLinesButKeepsOffsets) {
-  Run r = Split("0123456789\nab\n", {3, 7}, "\n", 4, true);
+  SplitResult r = Split("0123456789\nab\n", {3, 7}, "\n", 4, true);
   ASSERT_EQ(r.lines.size(), 1u);
   EXPECT_EQ(r.lines[0], (Line{"ab", 11, 14}));
   EXPECT_EQ(r.discarded, 1u);
@@ -133,7 +133,7 @@ TEST(LineSplitterTest, HugeLineHoldsBoundedMemory) {
 }
 
 TEST(LineSplitterTest, MultiByteDelimiter) {
-  Run r = Whole("a||b||||c", "||", 100, false, true);
+  SplitResult r = Whole("a||b||||c", "||", 100, false, true);
   ASSERT_EQ(r.lines.size(), 4u);
   EXPECT_EQ(r.lines[0], (Line{"a", 0, 3}));
   EXPECT_EQ(r.lines[1], (Line{"b", 3, 6}));
@@ -143,7 +143,7 @@ TEST(LineSplitterTest, MultiByteDelimiter) {
 
 TEST(LineSplitterTest, MultiByteDelimiterStraddlingChunks) {
   // "ab|" | "|cd|" | "|"
-  Run r = Split("ab||cd||", {3, 7}, "||", 100, false);
+  SplitResult r = Split("ab||cd||", {3, 7}, "||", 100, false);
   ASSERT_EQ(r.lines.size(), 2u);
   EXPECT_EQ(r.lines[0], (Line{"ab", 0, 4}));
   EXPECT_EQ(r.lines[1], (Line{"cd", 4, 8}));
@@ -151,14 +151,14 @@ TEST(LineSplitterTest, MultiByteDelimiterStraddlingChunks) {
 
 TEST(LineSplitterTest, ConsumedDelimiterBytesDoNotMatchAgain) {
   // "x||" then "|y||": the third '|' starts the next line, it is not a delimiter.
-  Run r = Split("x|||y||", {3}, "||", 100, false);
+  SplitResult r = Split("x|||y||", {3}, "||", 100, false);
   ASSERT_EQ(r.lines.size(), 2u);
   EXPECT_EQ(r.lines[0], (Line{"x", 0, 3}));
   EXPECT_EQ(r.lines[1], (Line{"|y", 3, 7}));
 }
 
 TEST(LineSplitterTest, ThreeByteDelimiterAcrossThreeChunks) {
-  Run r = Split("xa" "b" "cyabc", {2, 3}, "abc", 100, false);
+  SplitResult r = Split("xa" "b" "cyabc", {2, 3}, "abc", 100, false);
   ASSERT_EQ(r.lines.size(), 2u);
   EXPECT_EQ(r.lines[0], (Line{"x", 0, 4}));
   EXPECT_EQ(r.lines[1], (Line{"y", 4, 8}));
@@ -166,7 +166,7 @@ TEST(LineSplitterTest, ThreeByteDelimiterAcrossThreeChunks) {
 
 TEST(LineSplitterTest, OversizeWithStraddlingDelimiterDiscardsOnlyTooLongLines) {
   // Exactly max bytes, then a straddling delimiter: kept whole.
-  Run r = Split("abcde|" "|z||", {6}, "||", 5, true);
+  SplitResult r = Split("abcde|" "|z||", {6}, "||", 5, true);
   ASSERT_EQ(r.lines.size(), 2u);
   EXPECT_EQ(r.lines[0].text, "abcde");
   EXPECT_EQ(r.lines[1].text, "z");
@@ -201,11 +201,11 @@ TEST(LineSplitterTest, RandomChunkingIsInvariant) {
     for (size_t i = 0; i < len; ++i) data.push_back(alphabet[rng() % 7]);
     size_t max = 1 + rng() % 20;
     bool discard = rng() % 2;
-    Run whole = Whole(data, delim, max, discard, true);
+    SplitResult whole = Whole(data, delim, max, discard, true);
     std::vector<size_t> cuts;
     for (size_t i = 1; i < data.size(); ++i)
       if (rng() % 4 == 0) cuts.push_back(i);
-    Run pieces = Split(data, cuts, delim, max, discard, true);
+    SplitResult pieces = Split(data, cuts, delim, max, discard, true);
     ASSERT_EQ(whole.lines, pieces.lines) << "delim=" << delim << " data=" << data;
     ASSERT_EQ(whole.truncated, pieces.truncated);
     ASSERT_EQ(whole.discarded, pieces.discarded);
@@ -249,7 +249,7 @@ TEST(LineSplitterTest, MatchesReferenceModel) {
     std::vector<size_t> cuts;
     for (size_t i = 1; i < data.size(); ++i)
       if (rng() % 3 == 0) cuts.push_back(i);
-    Run r = Split(data, cuts, "\n", max, discard);
+    SplitResult r = Split(data, cuts, "\n", max, discard);
     std::vector<std::string> got;
     for (auto& l : r.lines) got.push_back(l.text);
     ASSERT_EQ(got, expect) << data;
