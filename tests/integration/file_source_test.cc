@@ -143,6 +143,11 @@ TEST_F(FileSourceTest, RotateByRenameUnderSteadyWrites) {
     written.push_back(LineFor("rot", i));
     log.Write(written.back());
     if (i % 1000 == 999) {
+      // Rotated names are outside the glob: like any tailer, the source must
+      // have found the file before it is renamed away (logrotate runs at most
+      // every few seconds; discovery every 100 ms here).
+      const std::string first = LineFor("rot", i - 999);
+      ASSERT_TRUE(WaitFor([&] { return Counts(out()).count(first) > 0; }, 10s));
       fs::rename(app, app + "." + std::to_string(++rotation));
       // Late writes: the program has not reopened its log yet.
       for (int k = 0; k < 5; ++k) {
@@ -179,6 +184,8 @@ TEST_F(FileSourceTest, RotateByRenameIntoTheGlobFollowsTheFile) {
     if (i % 50 == 0) std::this_thread::sleep_for(1ms);
   }
   // A last line without newline in a rotated file waits; deleting the file emits it.
+  written.push_back("complete-line");
+  log.Write(written.back());
   log.WriteRaw("no-newline-at-end");
   fs::rename(app, app + ".last");
   log.Reopen();
