@@ -60,8 +60,6 @@ struct FileSource::Reader {
   bool starved = false;  // waits for a descriptor
   Clock::time_point last_read = Clock::now();
   uint64_t truncated_seen = 0, discarded_seen = 0, ml_truncated_seen = 0;
-  Event proto;  // the fields every event of this file starts from
-  std::string proto_path;
 };
 
 // ---- Config ------------------------------------------------------------------
@@ -664,26 +662,14 @@ void FileSource::EmitLine(Reader* r, std::string_view line, uint64_t start, uint
                    ": kept as is (JSON output replaces the bad bytes with U+FFFD)");
   }
   if (events_.empty()) batch_started_ = Clock::now();
-  // Copy the reader's prototype (keys and constant values in place, one
-  // allocation per vector) and fill the per-line values by index: no key
-  // lookups per event.
-  if (r->proto.fields().empty() || r->proto_path != r->path) {
-    Fields f;
-    f.reserve(6);
-    f.set(kMessageField, Value(""));
-    f.set("file", Value(r->path));
-    f.set(kHostField, Value(host_));
-    f.set(kSourceTypeField, Value("file"));
-    f.set(kTimestampField, Value(Timestamp{}));
-    f.set("offset", Value(int64_t{0}));
-    r->proto = Event(std::move(f));
-    r->proto_path = r->path;
-  }
-  Event& e = events_.emplace_back(r->proto);
-  Fields& f = e.fields();
-  f.value(0).as_string().assign(line.data(), line.size());
-  f.value(4) = Value(read_time_);
-  f.value(5) = Value(start);
+  Fields& f = events_.emplace_back().fields();
+  f.reserve(6);
+  f.append(kMessageField, Value(line));
+  f.append("file", Value(r->path));
+  f.append(kHostField, Value(host_));
+  f.append(kSourceTypeField, Value("file"));
+  f.append(kTimestampField, Value(read_time_));
+  f.append("offset", Value(start));
   batch_bytes_ += end - start;
 }
 

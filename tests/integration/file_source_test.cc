@@ -309,6 +309,39 @@ TEST_F(FileSourceTest, RestartWithSigtermMidFileResumesFromTheCheckpoint) {
   EXPECT_TRUE(fs::exists(data_dir() + "/file_source/in/checkpoints.json"));
 }
 
+TEST_F(FileSourceTest, ReloadWithSighupUnderSteadyWritesLosesAndRepeatsNothing) {
+  const std::string app = logs() + "/app.log";
+  std::atomic<bool> stop{false};
+  std::atomic<int> count{0};
+  std::thread writer([&] {
+    Logger log(app);
+    for (int i = 0; !stop; ++i) {
+      log.Write(LineFor("reload", i));
+      count = i + 1;
+      if (i % 20 == 0) std::this_thread::sleep_for(1ms);
+    }
+  });
+  auto agent = Start(Config(app));
+  for (int round = 0; round < 3; ++round) {
+    size_t before = ReadLines(out()).size();
+    ASSERT_TRUE(WaitFor([&] { return ReadLines(out()).size() > before + 300; }, 20s));
+    agent->process().Signal(SIGHUP);
+  }
+  stop = true;
+  writer.join();
+  std::vector<std::string> written;
+  for (int i = 0; i < count; ++i) written.push_back(LineFor("reload", i));
+  ExpectExactlyOnce(written, out());
+  // Each reload stopped the old pipeline (final checkpoint) and started a new one.
+  EXPECT_TRUE(WaitFor([&] {
+    std::string err = agent->process().Stderr();
+    size_t n = 0;
+    for (size_t p = err.find("reloaded:"); p != std::string::npos; p = err.find("reloaded:", p + 1)) ++n;
+    return n == 3;
+  }, 10s)) << agent->process().Stderr();
+  Stop(agent);
+}
+
 TEST_F(FileSourceTest, ReadFromEndSkipsOldContentOnlyForFilesWithoutCheckpoint) {
   const std::string app = logs() + "/app.log";
   WriteFile(app, "old-1\nold-2\n");
