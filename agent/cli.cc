@@ -14,6 +14,7 @@
 #include "agent/log.h"
 #include "agent/metrics.h"
 #include "agent/topology.h"
+#include "agent/unit_test_runner.h"
 #include "config/config.h"
 #include "config/registry.h"
 
@@ -87,6 +88,15 @@ int Validate(const Options& o) {
     ok = ok && c.ok;
   }
   return ok ? kExitOk : kExitConfig;
+}
+
+int Test(const Options& o) {
+  LogLevel level = LogLevel::kError;  // the report is the output; transforms' warnings are noise here
+  if (!o.log_level.empty()) ParseLogLevel(o.log_level, &level);
+  SetLogLevel(level);
+  auto cfg = Load(o);
+  if (!cfg) return kExitConfig;
+  return RunConfigTests(*cfg, std::cout);
 }
 
 int Graph(const Options& o) {
@@ -243,6 +253,8 @@ int Main(int argc, char** argv) {
   auto* validate = app.add_subcommand("validate", "Check configuration files and the environment");
   add_common(validate);
   validate->add_flag("--no-environment", o.no_environment, "Check only the files, not the machine");
+  auto* test = app.add_subcommand("test", "Run the unit tests in the config's `tests:` section");
+  add_common(test);
   auto* graph = app.add_subcommand("graph", "Print the topology as Graphviz DOT");
   add_common(graph);
   std::string docs_for;
@@ -257,6 +269,7 @@ int Main(int argc, char** argv) {
     return code == 0 ? kExitOk : kExitFailure;
   }
   if (*validate) return Validate(o);
+  if (*test) return Test(o);
   if (*graph) return Graph(o);
   if (*gen_docs) return GenerateDocs(docs_for);
   return Run(o);
