@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <thread>
 
 #include "agent/admin_api.h"
 #include "agent/log.h"
@@ -180,7 +181,8 @@ int Run(const Options& o) {
   signal(SIGPIPE, SIG_IGN);
 
   Metrics metrics;
-  auto topology = Topology::Build(*cfg, &metrics, Hostname());
+  int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  auto topology = Topology::Build(*cfg, &metrics, Hostname(), threads);
   if (!topology.ok()) {
     TLOG_ERROR("", "cannot build the topology: " + topology.status().message());
     return kExitConfig;
@@ -244,12 +246,12 @@ int Main(int argc, char** argv) {
   };
   add_common(&app);
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off");
-  app.add_option("--threads", o.threads, "Worker threads for transforms (default: number of cores)");
+  app.add_option("--threads", o.threads, "Worker threads for transforms (default: number of cores; 1 runs them on the source threads)");
 
   auto* run = app.add_subcommand("run", "Run the agent (the default)");
   add_common(run);
   run->add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off");
-  run->add_option("--threads", o.threads, "Worker threads for transforms (default: number of cores)");
+  run->add_option("--threads", o.threads, "Worker threads for transforms (default: number of cores; 1 runs them on the source threads)");
   auto* validate = app.add_subcommand("validate", "Check configuration files and the environment");
   add_common(validate);
   validate->add_flag("--no-environment", o.no_environment, "Check only the files, not the machine");
