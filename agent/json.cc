@@ -221,7 +221,7 @@ JsonParser::JsonParser(size_t max_depth) : impl_(std::make_unique<Impl>()) {
   impl_->max_depth = max_depth;
   // simdjson enforces the depth bound while parsing, before any value is
   // built: a document that is too deep never half-fills an event.
-  auto err = impl_->parser.allocate(4096, max_depth == 0 ? 1 : max_depth);
+  auto err = impl_->parser.allocate(4096, max_depth + 1);  // simdjson counts the document itself as a level
   (void)err;  // a failed allocation shows again (and is reported) at the first parse
 }
 

@@ -6,6 +6,7 @@
 #include <set>
 #include <strings.h>
 
+#include "agent/json.h"
 #include "config/registry.h"
 
 namespace tributary {
@@ -159,6 +160,7 @@ RegexParserTransform::RegexParserTransform(const Config& config, std::vector<Pat
       missing_(&m->Errors("field_missing", "processing")),
       mismatch_(&m->Errors("pattern_mismatch", "processing")),
       conversion_(&m->Errors("conversion_failed", "processing")),
+      bad_utf8_(&m->Errors("invalid_utf8", "processing")),
       discarded_(&m->discarded_unintentional()) {
   for (const auto& p : patterns_) {
     max_groups_ = std::max(max_groups_, p.ngroups);
@@ -166,7 +168,35 @@ RegexParserTransform::RegexParserTransform(const Config& config, std::vector<Pat
   }
 }
 
-bool RegexParserTransform::ParseEvent(Event& e, uint64_t* missing, uint64_t* mismatch, uint64_t* conversion) {
+namespace {
+
+// RE2 (UTF-8 mode) matches nothing, not even `.`, against bytes that are
+// not UTF-8. A line that fails to match and holds such bytes is matched
+// again with each invalid byte replaced by U+FFFD.
+void ReplaceInvalidUtf8(std::string_view s, std::string* out) {
+  out->clear();
+  out->reserve(s.size() + 16);
+  size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    bool ok = n != 0 && i + n <= s.size();
+    for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
+    if (ok && n > 1 && !IsValidUtf8(s.substr(i, n))) ok = false;  // overlong, surrogate, > U+10FFFF
+    if (ok) {
+      out->append(s.data() + i, n);
+      i += n;
+    } else {
+      out->append("\xEF\xBF\xBD");
+      ++i;
+    }
+  }
+}
+
+}  // namespace
+
+bool RegexParserTransform::ParseEvent(Event& e, uint64_t* missing, uint64_t* mismatch, uint64_t* conversion,
+                                      uint64_t* bad_utf8) {
   // Scratch reused across events and batches; one set per thread since
   // batches may be processed concurrently.
   thread_local std::vector<re2::StringPiece> caps;
@@ -185,6 +215,17 @@ bool RegexParserTransform::ParseEvent(Event& e, uint64_t* missing, uint64_t* mis
     if (p.re->Match(text, 0, text.size(), RE2::UNANCHORED, caps.data(), p.ngroups + 1)) {
       hit = &p;
       break;
+    }
+  }
+  if (hit == nullptr && !IsValidUtf8(text)) {
+    thread_local std::string repaired;
+    ReplaceInvalidUtf8(text, &repaired);
+    ++*bad_utf8;
+    for (const Pattern& p : patterns_) {
+      if (p.re->Match(repaired, 0, repaired.size(), RE2::UNANCHORED, caps.data(), p.ngroups + 1)) {
+        hit = &p;
+        break;
+      }
     }
   }
   if (hit == nullptr) {
@@ -219,14 +260,15 @@ bool RegexParserTransform::ParseEvent(Event& e, uint64_t* missing, uint64_t* mis
 
 void RegexParserTransform::Process(Batch& in, std::span<Batch> outputs) {
   std::vector<Event>& events = in.mutable_events();
-  uint64_t missing = 0, mismatch = 0, conversion = 0;
+  uint64_t missing = 0, mismatch = 0, conversion = 0, bad_utf8 = 0;
   size_t out = 0;
   for (size_t i = 0; i < events.size(); ++i) {
-    bool ok = ParseEvent(events[i], &missing, &mismatch, &conversion);
+    bool ok = ParseEvent(events[i], &missing, &mismatch, &conversion, &bad_utf8);
     if (!ok && drop_failed_) continue;
     if (out != i) events[out] = std::move(events[i]);
     ++out;
   }
+  if (bad_utf8) bad_utf8_->Increment(static_cast<double>(bad_utf8));
   const uint64_t failed = missing + mismatch + conversion;
   if (failed) {
     if (missing) missing_->Increment(static_cast<double>(missing));

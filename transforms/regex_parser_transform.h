@@ -13,7 +13,9 @@
 // pattern matched (`pattern_mismatch`), a capture did not convert
 // (`conversion_failed`) — are counted in component_errors_total, logged
 // through a rate limiter, and the event is passed on untouched or dropped
-// (`drop_failed`).
+// (`drop_failed`). A line with bytes that are not UTF-8 is matched with
+// them replaced by U+FFFD (RE2 matches nothing against them), counted as
+// `invalid_utf8`.
 
 #include <re2/re2.h>
 
@@ -68,7 +70,7 @@ class RegexParserTransform final : public Transform {
   };
   RegexParserTransform(const Config& config, std::vector<Pattern> patterns, TimeZone tz, ComponentMetrics* m);
   // Parses one event in place; false if it failed (and was counted).
-  bool ParseEvent(Event& e, uint64_t* missing, uint64_t* mismatch, uint64_t* conversion);
+  bool ParseEvent(Event& e, uint64_t* missing, uint64_t* mismatch, uint64_t* conversion, uint64_t* bad_utf8);
 
   std::string field_;
   bool drop_field_;
@@ -81,6 +83,7 @@ class RegexParserTransform final : public Transform {
   Counter* missing_;
   Counter* mismatch_;
   Counter* conversion_;
+  Counter* bad_utf8_;
   Counter* discarded_;
   RateLimiter log_limiter_;
 };
