@@ -235,7 +235,8 @@ bool ParseList(const YAML::Node& n, const config::ParseContext& ctx, Condition::
   bool ok = true;
   for (size_t i = 0; i < n.size(); ++i) {
     auto child = std::make_unique<Condition::Node>();
-    ok = ParseNode(n[i], ctx.Child("[" + std::to_string(i) + "]"), child.get()) && ok;
+    config::ParseContext at{ctx.diag, ctx.file, ctx.path + "[" + std::to_string(i) + "]"};
+    ok = ParseNode(n[i], at, child.get()) && ok;
     out->children.push_back(std::move(child));
   }
   return ok;
