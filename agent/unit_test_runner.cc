@@ -146,9 +146,11 @@ std::optional<std::vector<UnitTest>> ParseTests(const config::Config& config, co
         if (!CheckTarget(o["extract_from"], out.extract_from, outputs, oc.Child("extract_from"))) continue;
         const YAML::Node conds = o["conditions"];
         if (conds.IsDefined() && !conds.IsNull()) {
-          YAML::Node list = conds;
-          if (!conds.IsSequence()) {
-            list = YAML::Node(YAML::NodeType::Sequence);
+          // (No YAML::Node assignment here: it writes through to the config.)
+          std::vector<YAML::Node> list;
+          if (conds.IsSequence()) {
+            for (const auto& c : conds) list.push_back(c);
+          } else {
             list.push_back(conds);
           }
           for (size_t c = 0; c < list.size(); ++c) {
