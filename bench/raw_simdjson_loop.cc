@@ -11,12 +11,15 @@
 
 static size_t Walk(simdjson::dom::element e) {
   size_t n = 1;
-  if (e.is_object()) {
-    for (auto f : e.get_object().value_unsafe()) n += f.key.size() + Walk(f.value);
-  } else if (e.is_array()) {
-    for (auto c : e.get_array().value_unsafe()) n += Walk(c);
-  } else if (e.is_string()) {
-    n += e.get_string().value_unsafe().size();
+  simdjson::dom::object obj;
+  simdjson::dom::array arr;
+  std::string_view str;
+  if (!e.get(obj)) {
+    for (auto f : obj) n += f.key.size() + Walk(f.value);
+  } else if (!e.get(arr)) {
+    for (auto c : arr) n += Walk(c);
+  } else if (!e.get(str)) {
+    n += str.size();
   }
   return n;
 }

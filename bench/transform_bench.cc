@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "agent/component.h"
+#include "agent/log.h"
 #include "agent/metrics.h"
 #include "config/registry.h"
 
@@ -174,4 +175,11 @@ BENCHMARK(BM_SampleByKey);
 }  // namespace
 }  // namespace tributary
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  tributary::SetLogLevel(tributary::LogLevel::kOff);  // failure benchmarks would log
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

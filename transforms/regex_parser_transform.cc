@@ -22,7 +22,7 @@ const config::Schema<RegexParserTransform::Config>& RegexParserTransform::Config
         .Check<std::vector<std::string>>(config::CheckRegexList);
     s.Field("types", &Config::types,
             "Capture name → type: `string`, `int`, `float`, `bool`, `timestamp` (RFC 3339) or "
-            "`timestamp|<format>` (strptime, `%f` for fractions, or rfc3339/unix/unix_ms).");
+            "`timestamp\\|<format>` (strptime, `%f` for fractions, or rfc3339/unix/unix_ms).");
     s.Field("timezone", &Config::timezone,
             "Zone of timestamps whose format has no `%z`: `UTC`, `local` or an offset like `+02:00`.")
         .Check<std::string>([](const std::string& z) {
