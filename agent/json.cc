@@ -229,8 +229,9 @@ JsonParser::~JsonParser() = default;
 
 namespace {
 
-Status ParseError(simdjson::error_code err) {
-  if (err == simdjson::DEPTH_ERROR) return Status::ResourceExhausted(simdjson::error_message(err));
+Status ParseError(simdjson::error_code err, size_t max_depth) {
+  if (err == simdjson::DEPTH_ERROR)
+    return Status::ResourceExhausted("JSON nesting deeper than " + std::to_string(max_depth));
   return Status::InvalidArgument(simdjson::error_message(err));
 }
 
@@ -239,14 +240,14 @@ Status ParseError(simdjson::error_code err) {
 Status JsonParser::Parse(std::string_view text, Value* out, bool padded) {
   simdjson::dom::element root;
   auto err = impl_->parser.parse(text.data(), text.size(), !padded).get(root);
-  if (err) return ParseError(err);
+  if (err) return ParseError(err, impl_->max_depth);
   return impl_->Convert(root, 0, out);
 }
 
 Status JsonParser::ParseObjectInto(std::string_view text, Fields* into, bool padded) {
   simdjson::dom::element root;
   auto err = impl_->parser.parse(text.data(), text.size(), !padded).get(root);
-  if (err) return ParseError(err);
+  if (err) return ParseError(err, impl_->max_depth);
   simdjson::dom::object obj;
   if (root.get_object().get(obj)) return Status::InvalidArgument("not a JSON object");
   into->reserve(into->size() + obj.size());
