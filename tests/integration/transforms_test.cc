@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/compliance.h"
 #include "tests/support/test_util.h"
 
 namespace tributary::testing {
@@ -166,6 +167,62 @@ sinks:
   EXPECT_NE(lines[0].find("\"n\":1"), std::string::npos);
   EXPECT_NE(lines[7].find("\"n\":2"), std::string::npos);  // order kept through the pool
   EXPECT_NE(ReadLines(dir / "json.log")[6].find("\"doc\":{\"ok\":1}"), std::string::npos);
+  agent.process().CloseStdin();
+  EXPECT_EQ(agent.process().Wait(std::chrono::seconds(20)), 0);
+}
+
+TEST(TransformsPipeline, RouteOutputsAreWiredAndCountedPerOutput) {
+  TempDir dir;
+  std::string yaml = "data_dir: " + dir.path() + "/data\napi: { address: 127.0.0.1:0 }\n" + R"yaml(
+sources:
+  in: { type: stdin }
+transforms:
+  parse: { type: json_parser, inputs: [in] }
+  split:
+    type: route
+    inputs: [parse]
+    route:
+      errors: { field: status, gte: 500 }
+      api: { field: path, matches: '^/api/' }
+  sampled: { type: sample, inputs: [split._unmatched], rate: 2 }
+sinks:
+  errors: { type: file, inputs: [split.errors], path: )yaml" + dir.path() + R"yaml(/errors.log }
+  api: { type: file, inputs: [split.api], path: )yaml" + dir.path() + R"yaml(/api.log }
+  rest: { type: file, inputs: [sampled], path: )yaml" + dir.path() + R"yaml(/rest.log }
+)yaml";
+  Agent agent(dir, yaml, {"--threads", "2"}, {}, /*pipe_stdin=*/true);
+  ASSERT_GT(agent.api_port(), 0) << agent.process().Stderr();
+  std::string input;
+  for (int i = 0; i < 100; ++i) {
+    int status = i % 4 == 0 ? 503 : 200;
+    std::string path = i % 2 == 0 ? "/api/x" : "/web";
+    input += "{\"i\":" + std::to_string(i) + ",\"status\":" + std::to_string(status) + ",\"path\":\"" + path + "\"}\n";
+  }
+  agent.process().WriteStdin(input);
+  // 25 errors (all on /api/), 50 on /api/ (the errors included: copies), 50 unmatched, half sampled.
+  ASSERT_TRUE(WaitFor([&] {
+    return ReadLines(dir / "errors.log").size() == 25 && ReadLines(dir / "api.log").size() == 50 &&
+           ReadLines(dir / "rest.log").size() == 25;
+  })) << agent.process().Stderr();
+  auto sent = [&](const std::string& output) {
+    return agent.Metric("tributary_component_sent_events_total", {{"component_id", "split"}, {"output", output}})
+        .value_or(-1);
+  };
+  EXPECT_EQ(sent("errors"), 25);
+  EXPECT_EQ(sent("api"), 50);
+  EXPECT_EQ(sent("_unmatched"), 50);
+  EXPECT_EQ(agent.Metric("tributary_component_discarded_events_total",
+                         {{"component_id", "sampled"}, {"intentional", "true"}}),
+            25);
+  std::string metrics = agent.Metrics();
+  for (const char* id : {"parse", "split", "sampled"}) {
+    ExpectComponentMetrics(metrics, id, "transform", id == std::string("parse") ? "json_parser"
+                                                     : id == std::string("split") ? "route" : "sample");
+  }
+  // Order within an output follows the input, through the worker pool.
+  auto errors = ReadLines(dir / "errors.log");
+  for (size_t k = 0; k < errors.size(); ++k)
+    EXPECT_NE(errors[k].find("\"i\":" + std::to_string(k * 4) + ","), std::string::npos) << errors[k];
   agent.process().CloseStdin();
   EXPECT_EQ(agent.process().Wait(std::chrono::seconds(20)), 0);
 }
