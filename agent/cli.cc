@@ -11,11 +11,13 @@
 #include <filesystem>
 #include <iostream>
 #include <optional>
+#include <thread>
 
 #include "agent/admin_api.h"
 #include "agent/log.h"
 #include "agent/metrics.h"
 #include "agent/topology.h"
+#include "agent/unit_test_runner.h"
 #include "config/config.h"
 #include "config/registry.h"
 
@@ -44,6 +46,11 @@ std::optional<config::Config> Load(const Options& o) {
   if (!diag.all().empty()) std::cerr << diag.ToString();
   if (!cfg) std::cerr << "invalid configuration: " << diag.error_count() << " error(s)\n";
   return cfg;
+}
+
+// Worker threads for transforms: --threads, or one per core.
+int Threads(const Options& o) {
+  return o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 std::string Hostname() {
@@ -102,6 +109,15 @@ int Validate(const Options& o) {
     ok = ok && c.ok;
   }
   return ok ? kExitOk : kExitConfig;
+}
+
+int Test(const Options& o) {
+  LogLevel level = LogLevel::kError;  // the report is the output; transforms' warnings are noise here
+  if (!o.log_level.empty()) ParseLogLevel(o.log_level, &level);
+  SetLogLevel(level);
+  auto cfg = Load(o);
+  if (!cfg) return kExitConfig;
+  return RunConfigTests(*cfg, std::cout);
 }
 
 int Graph(const Options& o) {
@@ -198,7 +214,7 @@ bool Reload(const Options& o, std::optional<config::Config>* cfg, std::unique_pt
   // Destroy the old pipeline first: it releases files the new one opens
   // (disk buffers are locked by the process that has them open).
   topology->reset();
-  auto built = Topology::Build(*next, metrics, Hostname());
+  auto built = Topology::Build(*next, metrics, Hostname(), Threads(o));
   bool ok = built.ok();
   if (ok) {
     *topology = std::move(built).value();
@@ -206,7 +222,7 @@ bool Reload(const Options& o, std::optional<config::Config>* cfg, std::unique_pt
   } else {
     TLOG_ERROR("", "reload: cannot build the new pipeline (" + built.status().message() +
                        "); restarting the previous one");
-    auto again = Topology::Build(**cfg, metrics, Hostname());
+    auto again = Topology::Build(**cfg, metrics, Hostname(), Threads(o));
     if (!again.ok()) {
       TLOG_ERROR("", "reload: cannot rebuild the previous pipeline either: " + again.status().message());
       return false;
@@ -244,7 +260,7 @@ int Run(const Options& o) {
   Metrics metrics;
   std::unique_ptr<Topology> topology;
   {
-    auto built = Topology::Build(*cfg, &metrics, Hostname());
+    auto built = Topology::Build(*cfg, &metrics, Hostname(), Threads(o));
     if (!built.ok()) {
       TLOG_ERROR("", "cannot build the topology: " + built.status().message());
       return kExitConfig;
@@ -324,15 +340,17 @@ int Main(int argc, char** argv) {
   };
   add_common(&app);
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off");
-  app.add_option("--threads", o.threads, "Worker threads for transforms (default: number of cores)");
+  app.add_option("--threads", o.threads, "Worker threads for transforms (default: number of cores; 1 runs them on the source threads)");
 
   auto* run = app.add_subcommand("run", "Run the agent (the default)");
   add_common(run);
   run->add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off");
-  run->add_option("--threads", o.threads, "Worker threads for transforms (default: number of cores)");
+  run->add_option("--threads", o.threads, "Worker threads for transforms (default: number of cores; 1 runs them on the source threads)");
   auto* validate = app.add_subcommand("validate", "Check configuration files and the environment");
   add_common(validate);
   validate->add_flag("--no-environment", o.no_environment, "Check only the files, not the machine");
+  auto* test = app.add_subcommand("test", "Run the unit tests in the config's `tests:` section");
+  add_common(test);
   auto* graph = app.add_subcommand("graph", "Print the topology as Graphviz DOT");
   add_common(graph);
   std::string docs_for;
@@ -347,6 +365,7 @@ int Main(int argc, char** argv) {
     return code == 0 ? kExitOk : kExitFailure;
   }
   if (*validate) return Validate(o);
+  if (*test) return Test(o);
   if (*graph) return Graph(o);
   if (*gen_docs) return GenerateDocs(docs_for);
   return Run(o);
