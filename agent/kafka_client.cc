@@ -17,8 +17,8 @@ namespace {
 // librdkafka's message for a rejected setting, without the value when the
 // key is secret.
 std::string SetError(const std::string& key, const char* errstr) {
-  if (IsSecretOption(key)) return "invalid value for `" + key + "` (value not shown: secret)";
-  return std::string(errstr);
+  if (IsSecretOption(key)) return "`" + key + "`: invalid value (not shown: secret)";
+  return "`" + key + "`: " + errstr;
 }
 
 }  // namespace

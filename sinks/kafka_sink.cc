@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "agent/backoff.h"
 #include "config/registry.h"
 
 namespace tributary {
@@ -144,7 +145,6 @@ KafkaSink::ErrorKind KafkaSink::KindOf(rd_kafka_resp_err_t err) {
     case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED: return kTopicAuthorization;
     case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED: return kClusterAuthorization;
     case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
-    case RD_KAFKA_RESP_ERR__MSG_SIZE_TOO_LARGE:
     case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE: return kMessageTooLarge;
     case RD_KAFKA_RESP_ERR_INVALID_MSG:
     case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
