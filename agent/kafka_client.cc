@@ -164,8 +164,9 @@ void KafkaClient::LogCallback(const rd_kafka_t* rk, int level, const char* fac, 
                                                                                          : LogLevel::kDebug;
   if (!LogEnabled(l)) return;
   std::string msg = std::string("librdkafka ") + fac + ": " + buf;
-  if (self) LogLimited(self->log_limiter_, l, self->id_, msg);
-  else Log(l, "", msg);
+  // Debug output (librdkafka's `debug` option) is asked for: not limited.
+  if (self && l != LogLevel::kDebug) LogLimited(self->log_limiter_, l, self->id_, msg);
+  else Log(l, self ? std::string_view(self->id_) : std::string_view(), msg);
 }
 
 void KafkaClient::ErrorCallback(rd_kafka_t* rk, int err, const char* reason, void* opaque) {

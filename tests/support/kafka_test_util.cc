@@ -83,6 +83,27 @@ void ProduceMessages(const std::string& bootstrap, const std::string& topic, con
   if (err || failed) throw std::runtime_error("test producer: " + std::to_string(failed) + " delivery failures");
 }
 
+std::vector<int64_t> CommittedOffsets(const std::string& bootstrap, const std::string& group,
+                                      const std::string& topic, int partitions) {
+  char errstr[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
+      rd_kafka_conf_set(conf, "group.id", group.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
+    throw std::runtime_error(errstr);
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+  if (!rk) throw std::runtime_error(errstr);
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
+  for (int p = 0; p < partitions; ++p) rd_kafka_topic_partition_list_add(list, topic.c_str(), p);
+  std::vector<int64_t> out(static_cast<size_t>(partitions), -1);
+  if (rd_kafka_committed(rk, list, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    for (int i = 0; i < list->cnt; ++i)
+      if (!list->elems[i].err) out[static_cast<size_t>(list->elems[i].partition)] = list->elems[i].offset;
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+  rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+  return out;
+}
+
 int ConsistentPartition(const std::string& key, int partitions) {
   uLong crc = crc32(0L, Z_NULL, 0);
   crc = crc32(crc, reinterpret_cast<const Bytef*>(key.data()), static_cast<uInt>(key.size()));

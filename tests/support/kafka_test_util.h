@@ -28,6 +28,11 @@ std::vector<KafkaMessage> ReadTopic(const std::string& bootstrap, const std::str
 void ProduceMessages(const std::string& bootstrap, const std::string& topic, const std::vector<std::string>& values,
                      const std::map<std::string, std::string>& options = {});
 
+// The offsets `group` has committed for partitions 0..partitions-1 of
+// `topic` (-1 where none), fetched without joining the group.
+std::vector<int64_t> CommittedOffsets(const std::string& bootstrap, const std::string& group,
+                                      const std::string& topic, int partitions);
+
 // The partition librdkafka's default partitioner (consistent_random) picks
 // for a non-empty key: CRC32 of the key modulo the partition count.
 int ConsistentPartition(const std::string& key, int partitions);
