@@ -255,6 +255,7 @@ void KafkaSink::OnError(rd_kafka_t* rk, rd_kafka_resp_err_t err, const char* rea
 // ---- Producing --------------------------------------------------------------------
 
 KafkaSink::ProduceResult KafkaSink::Produce(Slot* slot) {
+  if (!rk_) return ProduceResult::kFatal;  // a rebuild was cut short by the hard stop
   const Event& e = slot->pending->batch.events()[slot->index];
   rd_kafka_topic_t* rkt = static_topic_;
   if (!rkt) {

@@ -225,6 +225,27 @@ TEST(KafkaSinkTest, PermanentErrorsAreRejectedCountedAndThePipelineContinues) {
   for (const auto& v : values) EXPECT_EQ(values.count(v), 1u) << v;
 }
 
+// OUT_OF_ORDER_SEQUENCE_NUMBER is fatal for librdkafka's idempotent
+// producer: the sink rebuilds it and sends again what the old one held.
+TEST(KafkaSinkTest, FatalProducerErrorRebuildsTheProducer) {
+  MockKafka kafka(1, {{"logs", 1}});
+  TempDir dir;
+  kafka.command_ok("push_errors Produce 1 OUT_OF_ORDER_SEQUENCE_NUMBER");
+  Agent agent(dir,
+              Header(dir) + "sinks:\n  out:\n    type: kafka\n    inputs: [in]\n"
+                            "    bootstrap_servers: \"" + kafka.bootstrap_servers() + "\"\n"
+                            "    topic: logs\n    encoding: { codec: text }\n",
+              {}, {}, /*pipe_stdin=*/true);
+  ASSERT_GT(agent.api_port(), 0) << agent.process().Stderr();
+  agent.process().WriteStdin(Lines("fatal", 0, 1000));
+  ASSERT_TRUE(WaitFor([&] { return Sent(agent) == 1000; }, 30s)) << agent.process().Stderr();
+  EXPECT_GE(Metric(agent, "tributary_sink_retries_total", {{"component_id", "out"}}), 1);
+  agent.process().CloseStdin();
+  ASSERT_EQ(agent.process().Wait(30s), 0) << agent.process().Stderr();
+  EXPECT_NE(agent.process().Stderr().find("rebuilding the producer"), std::string::npos);
+  ExpectExactlyOnce(ReadTopic(kafka.bootstrap_servers(), "logs"), "fatal", 0, 1000);
+}
+
 TEST(KafkaSinkTest, BadLibrdkafkaOptionIsAConfigError) {
   TempDir dir;
   std::string path = dir / "bad.yaml";
