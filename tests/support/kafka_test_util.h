@@ -23,8 +23,9 @@ struct KafkaMessage {
 std::vector<KafkaMessage> ReadTopic(const std::string& bootstrap, const std::string& topic,
                                     std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
-// Produces `values` (with optional keys) to `topic` with librdkafka and waits
-// until every one is delivered; throws on any delivery failure.
+// Produces `values` to `topic` with librdkafka, each keyed by its index in
+// `values` (so they spread over every partition), and waits until every one
+// is delivered; throws on any delivery failure.
 void ProduceMessages(const std::string& bootstrap, const std::string& topic, const std::vector<std::string>& values,
                      const std::map<std::string, std::string>& options = {});
 
