@@ -158,6 +158,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     const Endpoint& ep = client_->options.endpoints[endpoint_];
     conn_ = std::make_unique<Conn>();
     conn_->endpoint = endpoint_;
+    conn_->buffer.reserve(64 * 1024);  // read responses in large chunks, not 512 bytes
     if (ep.tls) {
       conn_->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(client_->io, *client_->tls_ctx);
     } else {
