@@ -20,7 +20,7 @@ namespace tributary::testing {
 namespace {
 
 using std::chrono::seconds;
-using test::EsBulkServer;
+using test_support::EsBulkServer;
 
 std::string Line(int i) {
   char buf[16];
@@ -74,7 +74,9 @@ void ExpectExactly(const EsBulkServer& es, const std::string& index, int n, bool
     if (d.version != 1) ++not_first_version;
   }
   for (int i = 0; i < n; ++i) EXPECT_TRUE(ids.count(Line(i))) << "missing " << Line(i);
-  if (expect_version_one) EXPECT_EQ(not_first_version, 0) << "documents indexed more than once";
+  if (expect_version_one) {
+    EXPECT_EQ(not_first_version, 0) << "documents indexed more than once";
+  }
 }
 
 double Errors(Agent& agent, const std::string& type) {
@@ -224,10 +226,15 @@ TEST(ElasticsearchSinkTest, WholeRequestFailuresAndTimeoutsAreRetried) {
   agent.process().WriteStdin(Lines(0, kCount / 2));
   ASSERT_TRUE(WaitFor([&] { return es.count("logs") == kCount / 2; })) << agent.process().Stderr();
   EXPECT_EQ(Errors(agent, "http_503"), 3);
+  // Connections closed without a reply, on kept-alive connections.
+  ASSERT_TRUE(es.set_faults(R"({"close_connections": 4})"));
+  agent.process().WriteStdin(Lines(kCount / 2, kCount * 3 / 4));
+  ASSERT_TRUE(WaitFor([&] { return es.count("logs") == kCount * 3 / 4; })) << agent.process().Stderr();
+  EXPECT_EQ(es.stat("closed_connections"), 4);
   // Responses slower than request.timeout_secs: the requests time out and
   // are sent again; with ids, still one document per line.
   ASSERT_TRUE(es.set_faults(R"({"delay_ms": 1500})"));
-  agent.process().WriteStdin(Lines(kCount / 2, kCount));
+  agent.process().WriteStdin(Lines(kCount * 3 / 4, kCount));
   ASSERT_TRUE(WaitFor([&] { return Errors(agent, "timeout") >= 1; })) << agent.process().Stderr();
   ASSERT_TRUE(es.clear_faults());
   ASSERT_TRUE(WaitFor([&] { return es.count("logs") == kCount; })) << agent.process().Stderr();
