@@ -67,8 +67,10 @@ TEST_F(JournaldBinaryTest, ResumesAfterSigtermWithNothingTwiceAndNothingSkipped)
               130.0);
     auto bytes = MetricValue(metrics, "tributary_component_received_bytes_total", {{"component_id", "journal"}});
     ASSERT_TRUE(bytes.has_value());
-    // At least MESSAGE=mN, _SYSTEMD_UNIT=app.service and _BOOT_ID=... per entry.
-    EXPECT_GT(*bytes, 130.0 * (9 + 25 + 41));
+    // Exactly the field data "NAME=value": MESSAGE=mN (10 to 12 bytes),
+    // _BOOT_ID=<32 hex> (41), and _SYSTEMD_UNIT=app.service (25) on the first 100.
+    double want = 10 * 10 + 90 * 11 + 30 * 12 + 130 * 41 + 100 * 25;
+    EXPECT_EQ(*bytes, want);
     agent.process().Signal(SIGTERM);
     ASSERT_EQ(agent.process().Wait(std::chrono::seconds(20)), 0) << agent.process().Stderr();
   }
@@ -245,7 +247,7 @@ TEST(JournaldLiveTest, FollowsARealJournaldThroughRotationAndVacuum) {
   ASSERT_TRUE(WaitFor([&] { return journald.ArchivedFiles() >= 2; }));
   std::string out;
   ASSERT_EQ(journald.Run("journalctl --vacuum-files=1 -D /run/log/journal/*/", &out), 0) << out;
-  ASSERT_TRUE(WaitFor([&] { return journald.ArchivedFiles() == 1; })) << out;
+  ASSERT_LT(journald.ArchivedFiles(), 2) << out;
   ASSERT_EQ(journald.Log("live-", 200, 100), 0);
   ASSERT_TRUE(wait_messages(300, *agent));
 
