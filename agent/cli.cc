@@ -1,5 +1,6 @@
 #include "agent/cli.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -50,18 +51,31 @@ std::string Hostname() {
   return buf;
 }
 
-// Checks that `dir` exists (or can be created) and is writable.
+// Checks that `dir` exists (or can be created) and is writable, by
+// creating and removing a probe file (and the directories it needed).
 config::EnvCheck CheckWritableDir(const std::string& dir) {
   config::EnvCheck c{"data_dir " + dir + " is writable", true, ""};
   std::error_code ec;
-  fs::path probe = dir;
-  while (!probe.empty() && !fs::exists(probe, ec)) probe = probe.parent_path();
-  if (probe.empty()) probe = ".";
-  if (::access(probe.c_str(), W_OK | X_OK) != 0) {
-    c.ok = false;
-    c.detail = (probe == fs::path(dir) ? "not writable: " : "cannot be created under " + probe.string() + ": ") +
-               std::string(std::strerror(errno));
+  fs::path first_missing;
+  for (fs::path p = dir; !p.empty() && !fs::exists(p, ec); p = p.parent_path()) first_missing = p;
+  if (!first_missing.empty()) {
+    fs::create_directories(dir, ec);
+    if (ec) {
+      c.ok = false;
+      c.detail = "cannot be created: " + ec.message();
+      return c;
+    }
   }
+  fs::path probe = fs::path(dir) / ".tributary-validate-probe";
+  int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    c.ok = false;
+    c.detail = "cannot create files in it: " + std::string(std::strerror(errno));
+  } else {
+    ::close(fd);
+    ::unlink(probe.c_str());
+  }
+  if (!first_missing.empty()) fs::remove_all(first_missing, ec);
   return c;
 }
 

@@ -381,7 +381,9 @@ class Schema : public SchemaBase {
         size_t idx = Find(key);
         if (idx == options_.size()) {
           std::vector<std::string> names = Names();
-          std::string near = ClosestMatch(key, names);
+          std::vector<std::string> candidates = names;
+          candidates.insert(candidates.end(), ignore.begin(), ignore.end());
+          std::string near = ClosestMatch(key, candidates);
           ctx.Error(it->first, "unknown option `" + ctx.Child(key).path + "`",
                     near.empty() ? "valid options: " + Join(names)
                                  : "did you mean `" + near + "`?");

@@ -1,0 +1,52 @@
+# Shared helpers for bench scenarios (sourced by bench/run.sh and scenarios).
+#
+# Environment (set by run.sh):
+#   BUILD       build directory with tributary and bench/gen_logs (Release)
+#   DATA        directory for generated data (kept between runs)
+#   WORK        scratch directory for this run
+#   REPEAT      repetitions per measurement; the median is reported
+#   SIZE        size of the main data file (e.g. 1G)
+
+# data_file FORMAT SIZE -> path of a generated file, made once and reused.
+data_file() {
+  local format=$1 size=$2 f="$DATA/${1}-${2}.log"
+  [ -s "$f" ] || "$BUILD/bench/gen_logs" --format "$format" --bytes "$size" --out "$f" >&2
+  echo "$f"
+}
+
+# measure CMD... -> "seconds peak_rss_kib" of one run (stdout of CMD discarded).
+measure() {
+  local out="$WORK/time.$$"
+  /usr/bin/time -o "$out" -f "%e %M" "$@" > /dev/null 2> "$WORK/stderr.last" || {
+    echo "command failed: $*" >&2; tail -5 "$WORK/stderr.last" >&2; }
+  tail -n 1 "$out"
+}
+
+# measure_sh 'shell pipeline' -> "seconds peak_rss_kib".
+measure_sh() { measure bash -c "$1"; }
+
+# median_of N CMD... -> the median "seconds rss" of N runs (by seconds).
+median_of() {
+  local n=$1; shift
+  for _ in $(seq "$n"); do measure "$@"; done | sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'
+}
+
+# mbps BYTES SECONDS
+mbps() { awk -v b="$1" -v s="$2" 'BEGIN { if (s <= 0) s = 0.001; printf "%.0f", b / s / 1e6 }'; }
+# ratio A B -> A/B with two decimals
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b <= 0) b = 0.001; printf "%.2f", a / b }'; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+# agent_config FILE: writes a config whose pipeline is given on stdin (the
+# sources/transforms/sinks sections), with data_dir in WORK and no API.
+agent_config() {
+  local f=$1
+  {
+    echo "data_dir: $WORK/data-$(basename "$f" .yaml)"
+    echo "api: { enabled: false }"
+    cat
+  } > "$f"
+}
+
+# row NAME WHAT MBPS RATIO RSS NOTE: one line of the results table.
+row() { printf '| %s | %s | %s | %s | %s | %s |\n' "$@"; }

@@ -1,0 +1,191 @@
+// Whole-binary scenarios for the foundation: a finite pipeline into a file,
+// /metrics, /health and /ready, SIGTERM, stdin, and `validate`/`graph`.
+
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
+#include "agent/json.h"
+#include "tests/support/compliance.h"
+#include "tests/support/test_util.h"
+
+namespace tributary::testing {
+namespace {
+
+using std::chrono::seconds;
+
+TEST(AgentTest, DemoLogsThroughAddFieldsIntoAFileThenMetricsAndSigterm) {
+  TempDir dir;
+  const int kCount = 2500;
+  // A finite source would end the run by itself; an idle second source keeps
+  // the agent up so that /metrics can be read before SIGTERM.
+  Agent agent(dir, "data_dir: " + dir.path() + "/data\n" + R"(
+api: { address: "127.0.0.1:0" }
+shutdown_timeout_secs: 10
+sources:
+  demo: { type: demo_logs, format: json, interval: 0, count: )" + std::to_string(kCount) + R"(, batch_size: 100 }
+  idle: { type: demo_logs, interval: 3600, count: 1 }
+transforms:
+  tag:
+    type: add_fields
+    inputs: [demo]
+    fields: { env: test, service: "svc-{{ source_type }}", answer: 42 }
+sinks:
+  out:
+    type: file
+    inputs: [tag]
+    path: ")" + dir.path() + R"(/out/events-%Y.log"
+  drain: { type: blackhole, inputs: [idle] }
+)");
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  const std::string year = FormatRfc3339(Now()).substr(0, 4);
+  const std::string out = dir.path() + "/out/events-" + year + ".log";
+  ASSERT_TRUE(WaitFor([&] { return ReadLines(out).size() >= kCount; })) << agent.process().Stderr();
+
+  EXPECT_EQ(HttpGet("127.0.0.1", agent.api_port(), "/health").status, 200);
+  EXPECT_EQ(HttpGet("127.0.0.1", agent.api_port(), "/ready").status, 200);
+  ASSERT_TRUE(WaitFor([&] {
+    return agent.Metric("tributary_component_sent_events_total", {{"component_id", "out"}}) == kCount;
+  }));
+  std::string metrics = agent.Metrics();
+  for (const char* id : {"demo", "tag", "out"}) {
+    EXPECT_EQ(MetricValue(metrics, "tributary_component_received_events_total", {{"component_id", id}}), kCount) << id;
+    EXPECT_EQ(MetricValue(metrics, "tributary_component_sent_events_total", {{"component_id", id}}), kCount) << id;
+  }
+  ExpectComponentMetrics(metrics, "demo", "source", "demo_logs");
+  ExpectComponentMetrics(metrics, "tag", "transform", "add_fields");
+  ExpectComponentMetrics(metrics, "out", "sink", "file");
+  ExpectComponentMetrics(metrics, "drain", "sink", "blackhole");
+  EXPECT_EQ(MetricValue(metrics, "tributary_build_info"), 1);
+  EXPECT_GT(MetricValue(metrics, "tributary_component_sent_bytes_total", {{"component_id", "out"}}).value_or(0), 0);
+
+  auto start = std::chrono::steady_clock::now();
+  agent.process().Signal(SIGTERM);
+  auto code = agent.process().Wait(seconds(10));
+  ASSERT_TRUE(code.has_value()) << "did not exit within the shutdown timeout";
+  EXPECT_EQ(*code, 0) << agent.process().Stderr();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(10));
+
+  // Exactly N events, each with the added fields, in order, none twice.
+  auto lines = ReadLines(out);
+  ASSERT_EQ(lines.size(), static_cast<size_t>(kCount));
+  JsonParser parser;
+  for (int i = 0; i < kCount; ++i) {
+    Value v;
+    ASSERT_TRUE(parser.Parse(lines[i], &v).ok()) << lines[i];
+    Event e(v.as_map());
+    EXPECT_EQ(e.get("env")->as_string(), "test");
+    EXPECT_EQ(e.get("service")->as_string(), "svc-demo_logs");
+    EXPECT_EQ(e.get("answer")->as_int(), 42);
+    ASSERT_NE(e.get("message"), nullptr);
+    EXPECT_NE(e.get("message")->as_string().find("\"seq\":" + std::to_string(i) + "}"), std::string::npos)
+        << "line " << i << ": " << lines[i];
+  }
+}
+
+TEST(AgentTest, StdinToConsoleExitsAtEndOfInput) {
+  TempDir dir;
+  Agent agent(dir, "data_dir: " + dir.path() + "\napi: { enabled: false }\n" + R"(
+sources: { in: { type: stdin, max_line_bytes: 16 } }
+sinks: { out: { type: console, inputs: [in], encoding: { codec: text } } }
+)",
+              {}, {}, /*pipe_stdin=*/true);
+  agent.process().WriteStdin("one\r\ntwo\nthis line is much longer than sixteen bytes\nlast without newline");
+  agent.process().CloseStdin();
+  auto code = agent.process().Wait(seconds(20));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << agent.process().Stderr();
+  EXPECT_EQ(agent.process().Stdout(), "one\ntwo\nthis line is muc\nlast without new\n") << agent.process().Stderr();
+}
+
+struct CliRun {
+  int code;
+  std::string out, err;
+};
+
+CliRun Tributary(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
+  args.insert(args.begin(), TributaryBinary());
+  Process p(Process::Options{args, env, false});
+  auto code = p.Wait(seconds(20));
+  return {code.value_or(-1), p.Stdout(), p.Stderr()};
+}
+
+TEST(ValidateTest, ValidConfigExitsZeroAndChecksTheEnvironment) {
+  TempDir dir;
+  WriteFile(dir / "ok.yaml", "data_dir: " + dir.path() + "/state\n" +
+                                 "sources: { d: { type: demo_logs } }\nsinks: { c: { type: console, inputs: [d] } }\n");
+  CliRun r = Tributary({"validate", "-c", dir / "ok.yaml"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("data_dir " + dir.path() + "/state is writable"), std::string::npos) << r.out;
+  WriteFile(dir / "bad-dir.yaml", "data_dir: /proc/nope\nsources: { d: { type: demo_logs } }\n"
+                                  "sinks: { c: { type: console, inputs: [d] } }\n");
+  r = Tributary({"validate", "-c", dir / "bad-dir.yaml"});
+  EXPECT_EQ(r.code, 78) << r.out << r.err;
+  r = Tributary({"validate", "--no-environment", "-c", dir / "bad-dir.yaml"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+}
+
+TEST(ValidateTest, BrokenConfigsExit78WithFileLineColumn) {
+  TempDir dir;
+  WriteFile(dir / "a.yaml", R"(sources:
+  gen: { type: demo_logs, formt: json }
+  num: { type: demo_logs, count: many }
+transforms:
+  t1: { type: add_fields, inputs: [gen], fields: { a: 1 } }
+  t2: { type: add_fields, inputs: [t3], fields: { b: 2 } }
+  t3: { type: add_fields, inputs: [t2], fields: { c: 3 } }
+sinks:
+  out: { type: file, inputs: [t1, nosuch] }
+  pw: { type: console, inputs: [num], target: "${NEEDED:?set NEEDED to the console target}" }
+)");
+  WriteFile(dir / "b.yaml", R"(sinks:
+  out: { type: blackhole, inputs: [gen] }
+)");
+  CliRun r = Tributary({"validate", "--no-environment", "-c", dir / "a.yaml", "-c", dir / "b.yaml"});
+  EXPECT_EQ(r.code, 78);
+  const std::string a = dir / "a.yaml", b = dir / "b.yaml";
+  for (const std::string& expected : {
+           a + ":2:27: error: unknown option `sources.gen.formt` (did you mean `format`?)",
+           a + ":3:34: error: `sources.num.count` must be a non-negative integer",
+           a + ":9:8: error: missing required option `sinks.out.path`",
+           a + ":9:35: error: unknown input `nosuch`",
+           a + ":7:36: error: cycle in the topology",
+           a + ":10:48: error: environment variable NEEDED is required: set NEEDED to the console target",
+           b + ":2:3: error: duplicate component id `out` (first defined at " + a + ":9:3)",
+       }) {
+    EXPECT_NE(r.err.find(expected), std::string::npos) << "missing: " << expected << "\n--- got:\n" << r.err;
+  }
+}
+
+TEST(ValidateTest, GraphPrintsDotAndVersionWorks) {
+  TempDir dir;
+  WriteFile(dir / "g.yaml", "sources: { d: { type: demo_logs } }\nsinks: { c: { type: console, inputs: [d] } }\n");
+  CliRun r = Tributary({"graph", "-c", dir / "g.yaml"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"d\" -> \"c\""), std::string::npos) << r.out;
+  r = Tributary({"--version"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("tributary "), std::string::npos);
+  r = Tributary({"run", "-c", dir / "missing.yaml"});
+  EXPECT_EQ(r.code, 78);
+  EXPECT_NE(r.err.find("missing.yaml"), std::string::npos);
+  r = Tributary({"--no-such-flag"});
+  EXPECT_NE(r.code, 0);
+}
+
+TEST(ValidateTest, BusyApiPortFailsWithAClearError) {
+  TempDir dir;
+  Agent first(dir, "data_dir: " + dir.path() + "\napi: { address: \"127.0.0.1:0\" }\n"
+                   "sources: { d: { type: demo_logs, interval: 3600 } }\nsinks: { c: { type: blackhole, inputs: [d] } }\n");
+  int port = first.api_port();
+  ASSERT_NE(port, 0);
+  TempDir dir2;
+  WriteFile(dir2 / "c.yaml", "data_dir: " + dir2.path() + "\napi: { address: \"127.0.0.1:" + std::to_string(port) +
+                                 "\" }\nsources: { d: { type: demo_logs } }\nsinks: { c: { type: blackhole, inputs: [d] } }\n");
+  CliRun r = Tributary({"run", "-c", dir2 / "c.yaml"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("cannot listen on 127.0.0.1:" + std::to_string(port)), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace tributary::testing

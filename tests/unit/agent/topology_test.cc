@@ -1,0 +1,138 @@
+#include "agent/topology.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/support/test_components.h"
+#include "tests/support/test_util.h"
+
+namespace tributary {
+namespace {
+
+using testing::SinkState;
+using testing::SourceState;
+using testing::WaitFor;
+
+class TopologyTest : public ::testing::Test {
+ protected:
+  void SetUp() override { testing::ResetTestComponents(); }
+  std::unique_ptr<Topology> Build(const std::string& yaml) {
+    config::Diagnostics diag;
+    auto cfg = config::LoadConfigFromStrings({{"t.yaml", "data_dir: " + dir_.path() + "\n" + yaml}}, &diag);
+    EXPECT_TRUE(cfg) << diag.ToString();
+    if (!cfg) return nullptr;
+    auto t = Topology::Build(*cfg, &metrics_, "testhost");
+    EXPECT_TRUE(t.ok()) << t.status().ToString();
+    return t.ok() ? std::move(t).value() : nullptr;
+  }
+  size_t Statuses(const std::string& id, BatchStatus s) {
+    auto& st = SourceState(id);
+    std::lock_guard lock(st.mu);
+    return std::count(st.statuses.begin(), st.statuses.end(), s);
+  }
+  testing::TempDir dir_;
+  Metrics metrics_;
+};
+
+TEST_F(TopologyTest, FanOutDeliversEverythingToEverySinkAndAcksAfterBoth) {
+  auto t = Build(R"(
+sources: { gen: { type: test_source, batches: 20, batch_size: 50 } }
+sinks:
+  a: { type: test_sink, inputs: [gen] }
+  b: { type: test_sink, inputs: [gen] }
+)");
+  ASSERT_TRUE(t);
+  SinkState("b").Pause();
+  t->Start();
+  ASSERT_TRUE(WaitFor([&] { return SinkState("a").count() == 1000; }));
+  EXPECT_EQ(Statuses("gen", BatchStatus::kDelivered), 0u) << "acked before sink b delivered";
+  SinkState("b").Resume();
+  ASSERT_TRUE(WaitFor([&] { return Statuses("gen", BatchStatus::kDelivered) == 20; }));
+  EXPECT_TRUE(t->Stop(std::chrono::seconds(5)));
+  EXPECT_EQ(SinkState("b").count(), 1000u);
+  std::string m = metrics_.Serialize();
+  EXPECT_EQ(testing::MetricValue(m, "tributary_component_sent_events_total", {{"component_id", "gen"}}), 1000);
+  EXPECT_EQ(testing::MetricValue(m, "tributary_component_sent_events_total", {{"component_id", "a"}}), 1000);
+  EXPECT_EQ(testing::MetricValue(m, "tributary_component_received_events_total", {{"component_id", "b"}}), 1000);
+}
+
+TEST_F(TopologyTest, SlowSinkSlowsTheSourceAndNothingIsDropped) {
+  auto t = Build(R"(
+sources: { gen: { type: test_source, batches: 100, batch_size: 10 } }
+transforms:
+  tag: { type: add_fields, inputs: [gen], fields: { tagged: true } }
+sinks:
+  slow: { type: test_sink, inputs: [tag], buffer: { max_events: 30 } }
+)");
+  ASSERT_TRUE(t);
+  auto& sink = SinkState("slow");
+  sink.Pause();
+  t->Start();
+  // The sink holds one batch (paused in Write), the buffer 3, and the source
+  // blocks on the next push: it cannot get further ahead than that.
+  ASSERT_TRUE(WaitFor([&] {
+    auto& st = SourceState("gen");
+    std::lock_guard lock(st.mu);
+    return st.sent_batches >= 5;
+  }));
+  {
+    auto& st = SourceState("gen");
+    std::lock_guard lock(st.mu);
+    EXPECT_LE(st.sent_batches, 5u) << "source was not slowed down by the full buffer";
+  }
+  sink.Resume();
+  ASSERT_TRUE(WaitFor([&] { return sink.count() == 1000; }));
+  ASSERT_TRUE(t->Stop(std::chrono::seconds(5)));
+  std::lock_guard lock(sink.mu);
+  for (size_t i = 0; i < sink.events.size(); ++i) {
+    ASSERT_EQ(sink.events[i].get("seq")->as_int(), static_cast<int64_t>(i)) << "lost or reordered";
+    ASSERT_TRUE(sink.events[i].get("tagged")->as_bool());
+  }
+}
+
+TEST_F(TopologyTest, ShutdownTimeoutFailsWhatWasNotDelivered) {
+  auto t = Build(R"(
+sources: { gen: { type: test_source, batches: 10, batch_size: 10 } }
+sinks:
+  stuck: { type: test_sink, inputs: [gen], buffer: { max_events: 1000 } }
+)");
+  ASSERT_TRUE(t);
+  SinkState("stuck").Pause();
+  t->Start();
+  ASSERT_TRUE(WaitFor([&] {
+    auto& st = SourceState("gen");
+    std::lock_guard lock(st.mu);
+    return st.sent_batches == 10;
+  }));
+  std::thread resume([&] {
+    // The paused sink holds one batch in Write; unblock it only after the
+    // hard stop so the rest is still in the buffer when the timeout hits.
+    WaitFor([&] { return t->state() == Topology::State::kStopping; });
+    WaitFor([&] { return Statuses("gen", BatchStatus::kFailed) >= 9; });
+    SinkState("stuck").Resume();
+  });
+  EXPECT_FALSE(t->Stop(std::chrono::milliseconds(200)));
+  resume.join();
+  EXPECT_EQ(Statuses("gen", BatchStatus::kFailed), 9u);
+  EXPECT_EQ(Statuses("gen", BatchStatus::kDelivered), 1u);
+}
+
+TEST_F(TopologyTest, RejectedEventsAreAckedAsRejected) {
+  auto t = Build(R"(
+sources: { gen: { type: test_source, batches: 3, batch_size: 5 } }
+transforms:
+  mark: { type: add_fields, inputs: [gen], fields: { reject: true } }
+sinks:
+  picky: { type: test_sink, inputs: [mark] }
+)");
+  ASSERT_TRUE(t);
+  t->Start();
+  ASSERT_TRUE(WaitFor([&] { return Statuses("gen", BatchStatus::kRejected) == 3; }));
+  EXPECT_TRUE(t->Stop(std::chrono::seconds(5)));
+  EXPECT_EQ(SinkState("picky").count(), 0u);
+  EXPECT_EQ(testing::MetricValue(metrics_.Serialize(), "tributary_component_errors_total",
+                                 {{"component_id", "picky"}, {"error_type", "rejected"}}),
+            15);
+}
+
+}  // namespace
+}  // namespace tributary

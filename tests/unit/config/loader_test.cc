@@ -1,0 +1,139 @@
+#include <gtest/gtest.h>
+
+#include "config/config.h"
+#include "config/registry.h"
+#include "tests/support/test_components.h"
+
+namespace tributary::config {
+namespace {
+
+std::optional<Config> Load(const std::vector<std::pair<std::string, std::string>>& files, Diagnostics* diag) {
+  testing::SourceState("link");  // keeps the test components linked in
+  return LoadConfigFromStrings(files, diag, LoadOptions{[](const std::string&) { return std::nullopt; }, true});
+}
+
+bool HasError(const Diagnostics& d, const std::string& where, const std::string& text) {
+  for (const auto& x : d.all())
+    if (x.severity == Diagnostic::Severity::kError && x.location.ToString() == where &&
+        (x.message + " " + x.hint).find(text) != std::string::npos)
+      return true;
+  return false;
+}
+
+constexpr const char* kValid = R"(
+sources:
+  gen: { type: test_source }
+transforms:
+  re:
+    type: test_regex
+    inputs: [gen]
+    pattern: '^a'
+sinks:
+  out: { type: test_sink, inputs: [re], buffer: { max_events: 50 } }
+)";
+
+TEST(LoaderTest, LoadsAValidConfig) {
+  Diagnostics diag;
+  auto cfg = Load({{"a.yaml", kValid}}, &diag);
+  ASSERT_TRUE(cfg) << diag.ToString();
+  ASSERT_EQ(cfg->components.size(), 3u);
+  EXPECT_EQ(cfg->components[0].id, "gen");
+  EXPECT_EQ(cfg->components[2].buffer.max_events, 50u);
+  EXPECT_EQ(cfg->components[2].inputs, std::vector<std::string>{"re"});
+  EXPECT_NE(ToDot(*cfg).find("\"gen\" -> \"re\""), std::string::npos);
+}
+
+TEST(LoaderTest, GraphErrorsNameFileLineAndColumn) {
+  Diagnostics diag;
+  auto cfg = Load({{"a.yaml", R"(
+sources:
+  gen: { type: test_source }
+  idle: { type: test_source }
+transforms:
+  one: { type: test_regex, inputs: [two], pattern: x }
+  two: { type: test_regex, inputs: [one], pattern: x }
+sinks:
+  out: { type: test_sink, inputs: [gne, one] }
+  lonely: { type: test_sink }
+)"}},
+                  &diag);
+  EXPECT_FALSE(cfg);
+  EXPECT_TRUE(HasError(diag, "a.yaml:9:36", "unknown input `gne`")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:9:36", "did you mean `gen`?")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:7:37", "cycle in the topology")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:10:3", "has no inputs")) << diag.ToString();
+  bool warned = false;
+  for (const auto& d : diag.all())
+    warned |= d.severity == Diagnostic::Severity::kWarning && d.message.find("`idle` is not used") != std::string::npos;
+  EXPECT_TRUE(warned) << diag.ToString();
+}
+
+TEST(LoaderTest, DuplicateIdAcrossFilesAndConflictingGlobals) {
+  Diagnostics diag;
+  auto cfg = Load({{"a.yaml", std::string("data_dir: /a\n") + kValid},
+                   {"b.yaml", "data_dir: /b\nsources:\n  gen: { type: test_source }\n"}},
+                  &diag);
+  EXPECT_FALSE(cfg);
+  EXPECT_TRUE(HasError(diag, "b.yaml:3:3", "duplicate component id `gen`")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "b.yaml:3:3", "first defined at a.yaml:4:3")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "b.yaml:1:1", "`data_dir` is also set")) << diag.ToString();
+}
+
+TEST(LoaderTest, MergesFilesAndAcceptsIdenticalGlobals) {
+  Diagnostics diag;
+  auto cfg = Load({{"a.yaml", "data_dir: /x\nsources:\n  gen: { type: test_source }\n"},
+                   {"b.yaml", "data_dir: /x\nsinks:\n  out: { type: test_sink, inputs: [gen] }\n"}},
+                  &diag);
+  ASSERT_TRUE(cfg) << diag.ToString();
+  EXPECT_EQ(cfg->global.data_dir, "/x");
+  EXPECT_EQ(cfg->components.size(), 2u);
+}
+
+TEST(LoaderTest, InvalidRegexInALaterTransform) {
+  Diagnostics diag;
+  auto cfg = Load({{"a.yaml", R"(
+sources:
+  gen: { type: test_source }
+transforms:
+  first: { type: test_regex, inputs: [gen], pattern: 'ok' }
+  second:
+    type: test_regex
+    inputs: [first]
+    pattern: '(?P<name'
+sinks:
+  out: { type: test_sink, inputs: [second] }
+)"}},
+                  &diag);
+  EXPECT_FALSE(cfg);
+  EXPECT_TRUE(HasError(diag, "a.yaml:9:14", "invalid regular expression")) << diag.ToString();
+}
+
+TEST(LoaderTest, UnknownTypesKeysAndWrongKinds) {
+  Diagnostics diag;
+  auto cfg = Load({{"a.yaml", R"(
+sourcs: {}
+sources:
+  gen: { type: test_sourc }
+  other: { type: test_sink }
+sinks:
+  out: { type: test_sink, inputs: [gen], bufer: {} }
+)"}},
+                  &diag);
+  EXPECT_FALSE(cfg);
+  EXPECT_TRUE(HasError(diag, "a.yaml:2:1", "did you mean `sources`?")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:4:16", "did you mean `test_source`?")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:5:18", "is a sink")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:7:42", "did you mean `buffer`?")) << diag.ToString();
+}
+
+TEST(LoaderTest, YamlSyntaxErrorHasLocation) {
+  Diagnostics diag;
+  auto cfg = Load({{"a.yaml", "sources:\n  gen: { type: test_source\n"}}, &diag);
+  EXPECT_FALSE(cfg);
+  ASSERT_FALSE(diag.all().empty());
+  EXPECT_EQ(diag.all()[0].location.file, "a.yaml");
+  EXPECT_GT(diag.all()[0].location.line, 0);
+}
+
+}  // namespace
+}  // namespace tributary::config

@@ -1,0 +1,135 @@
+#include "config/schema.h"
+
+#include <gtest/gtest.h>
+
+namespace tributary::config {
+namespace {
+
+struct Inner {
+  std::string mode = "fast";
+  int64_t depth = 3;
+  static const Schema<Inner>& schema() {
+    static const Schema<Inner> s = [] {
+      Schema<Inner> s;
+      s.Field("mode", &Inner::mode, "Mode.").OneOf({"fast", "safe"});
+      s.Field("depth", &Inner::depth, "Depth.").Min(1).Max(10);
+      return s;
+    }();
+    return s;
+  }
+};
+
+struct Outer {
+  std::string name;
+  bool enabled = true;
+  ByteSize size{1024};
+  Millis wait_ms{500};
+  Seconds timeout_secs{30};
+  std::vector<std::string> include;
+  std::optional<std::string> password;
+  Regex pattern;
+  Inner inner;
+  static const Schema<Outer>& schema() {
+    static const Schema<Outer> s = [] {
+      Schema<Outer> s;
+      s.Field("name", &Outer::name, "Name.").Required();
+      s.Field("enabled", &Outer::enabled, "Enabled.");
+      s.Field("size", &Outer::size, "Size.");
+      s.Field("wait_ms", &Outer::wait_ms, "Wait.");
+      s.Field("timeout_secs", &Outer::timeout_secs, "Timeout.");
+      s.Field("include", &Outer::include, "Globs.");
+      s.Field("password", &Outer::password, "Password.").Secret();
+      s.Field("pattern", &Outer::pattern, "Regex.");
+      s.Field("inner", &Outer::inner, "Nested.");
+      return s;
+    }();
+    return s;
+  }
+};
+
+bool ParseText(const std::string& text, Outer* out, Diagnostics* diag) {
+  return Outer::schema().Parse(YAML::Load(text), out, ParseContext{diag, "t.yaml", "x"});
+}
+
+TEST(SchemaTest, ParsesEveryTypeAndKeepsDefaults) {
+  Diagnostics diag;
+  Outer o;
+  ASSERT_TRUE(ParseText("name: a\nsize: 64MiB\nwait_ms: 2s\ntimeout_secs: 1500ms\ninclude: [a, b]\n"
+                        "pattern: '^x+$'\ninner: { depth: 5 }\n",
+                        &o, &diag))
+      << diag.ToString();
+  EXPECT_EQ(o.name, "a");
+  EXPECT_TRUE(o.enabled);
+  EXPECT_EQ(o.size.bytes, 64u * 1024 * 1024);
+  EXPECT_EQ(o.wait_ms.ms, 2000);
+  EXPECT_DOUBLE_EQ(o.timeout_secs.secs, 1.5);
+  EXPECT_EQ(o.include, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(o.pattern.pattern, "^x+$");
+  EXPECT_EQ(o.inner.mode, "fast");
+  EXPECT_EQ(o.inner.depth, 5);
+  EXPECT_FALSE(o.password.has_value());
+}
+
+TEST(SchemaTest, UnknownKeyGetsSuggestionAndLocation) {
+  Diagnostics diag;
+  Outer o;
+  EXPECT_FALSE(ParseText("name: a\nincldue: [x]\n", &o, &diag));
+  ASSERT_EQ(diag.error_count(), 1u);
+  EXPECT_EQ(diag.all()[0].location.ToString(), "t.yaml:2:1");
+  EXPECT_EQ(diag.all()[0].hint, "did you mean `include`?");
+  EXPECT_NE(diag.all()[0].message.find("x.incldue"), std::string::npos);
+}
+
+TEST(SchemaTest, CollectsAllProblems) {
+  Diagnostics diag;
+  Outer o;
+  EXPECT_FALSE(ParseText("enabled: maybe\nsize: lots\nwait_ms: [1]\npattern: '(unclosed'\n"
+                         "inner: { mode: slow, depth: 99 }\n",
+                         &o, &diag));
+  // enabled, size, wait_ms, pattern, inner.mode, inner.depth, missing name.
+  EXPECT_EQ(diag.error_count(), 7u) << diag.ToString();
+  std::string all = diag.ToString();
+  EXPECT_NE(all.find("t.yaml:1:10: error: `x.enabled` must be true or false"), std::string::npos) << all;
+  EXPECT_NE(all.find("missing required option `x.name`"), std::string::npos) << all;
+  EXPECT_NE(all.find("invalid regular expression"), std::string::npos) << all;
+  EXPECT_NE(all.find("must be at most 10"), std::string::npos) << all;
+  EXPECT_NE(all.find("must be one of: fast, safe"), std::string::npos) << all;
+}
+
+TEST(SchemaTest, SecretValuesAreNotEchoed) {
+  Diagnostics diag;
+  Outer o;
+  EXPECT_FALSE(ParseText("name: a\npassword: {nested: s3cret}\n", &o, &diag));
+  EXPECT_EQ(diag.ToString().find("s3cret"), std::string::npos);
+}
+
+TEST(SchemaTest, SizesAndDurations) {
+  uint64_t b;
+  EXPECT_TRUE(ParseByteSize("2M", &b));
+  EXPECT_EQ(b, 2000000u);
+  EXPECT_TRUE(ParseByteSize("1.5KiB", &b));
+  EXPECT_EQ(b, 1536u);
+  EXPECT_FALSE(ParseByteSize("12 parsecs", &b));
+  double ms;
+  EXPECT_TRUE(ParseDuration("250ms", 1000, &ms));
+  EXPECT_DOUBLE_EQ(ms, 250);
+  EXPECT_TRUE(ParseDuration("3", 1000, &ms));
+  EXPECT_DOUBLE_EQ(ms, 3000);
+  EXPECT_TRUE(ParseDuration("1m", 1, &ms));
+  EXPECT_DOUBLE_EQ(ms, 60000);
+  EXPECT_FALSE(ParseDuration("-1s", 1, &ms));
+}
+
+TEST(SchemaTest, DocsListEveryOptionWithDefaults) {
+  auto docs = Outer::schema().Docs();
+  ASSERT_EQ(docs.size(), 9u);
+  EXPECT_EQ(docs[0].name, "name");
+  EXPECT_TRUE(docs[0].required);
+  EXPECT_EQ(docs[2].default_value, "1024");
+  EXPECT_TRUE(docs[6].secret);
+  ASSERT_NE(docs[8].nested, nullptr);
+  EXPECT_EQ(docs[8].nested->Names(), (std::vector<std::string>{"mode", "depth"}));
+}
+
+}  // namespace
+}  // namespace tributary::config
