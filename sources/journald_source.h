@@ -93,6 +93,7 @@ class JournaldSource final : public Source {
     std::map<std::string, std::vector<std::string>> exclude_matches;
     bool current_boot_only = true;
     bool since_now = false;
+    bool stop_at_end = false;
     uint64_t batch_size = 1000;
     config::Millis checkpoint_interval_ms{1000};
     static const config::Schema<Config>& schema();
@@ -139,6 +140,7 @@ class JournaldSource final : public Source {
   std::string read_cursor_;    // position after the last batch sent (or skipped)
   std::string written_cursor_;  // last cursor written to the checkpoint file
   std::vector<std::string> binary_names_;  // scratch for ReadEntry
+  size_t field_count_hint_ = 24;            // fields of the last entry read
   std::shared_ptr<JournalCursorTracker> tracker_;
   std::chrono::steady_clock::time_point last_checkpoint_{};
   std::mutex checkpoint_mu_;  // Finish() vs. the source thread
