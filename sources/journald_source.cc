@@ -596,7 +596,7 @@ Status JournaldSource::Run(SourceContext& ctx) {
   fs::create_directories(checkpoint_dir_, ec);
   if (ec) return Status::IoError("cannot create checkpoint directory " + checkpoint_dir_ + ": " + ec.message());
   auto stop = ctx.stop_token();
-  Backoff backoff(std::chrono::milliseconds(200), std::chrono::seconds(10));
+  Backoff backoff(std::chrono::milliseconds(50), std::chrono::seconds(10));
 
   // Opening can fail while the journal directory does not exist yet (a
   // volume not mounted yet): keep trying until stopped.
@@ -614,6 +614,10 @@ Status JournaldSource::Run(SourceContext& ctx) {
                      (config_.journal_directory ? " in " + *config_.journal_directory : std::string()));
 
   const size_t batch_size = static_cast<size_t>(config_.batch_size);
+  // After a read error the next batch stops short of where the failed one
+  // failed, so a batch that keeps failing at the same entry still makes
+  // progress up to it; the limit grows back after each good batch.
+  size_t limit = batch_size;
   while (!stop.stop_requested()) {
     if (j_ == nullptr) {
       Status s = Reopen(read_cursor_);
@@ -623,19 +627,18 @@ Status JournaldSource::Run(SourceContext& ctx) {
         if (!SleepFor(backoff.Next(), stop)) break;
         continue;
       }
-      backoff.Reset();
     }
     std::vector<Event> events;
     events.reserve(std::min<size_t>(batch_size, 1024));
     size_t bytes = 0;
     size_t read = 0;
     int r = 1;
-    while (read < batch_size) {
+    while (read < limit) {
       if (have_current_) {
         have_current_ = false;
         r = 1;
       } else {
-        r = sd_journal_next(j_);
+        r = next_(j_);
       }
       if (r <= 0) break;
       ++read;
@@ -649,7 +652,10 @@ Status JournaldSource::Run(SourceContext& ctx) {
       read_errors_->Increment();
       LogLimited(log_limiter_, LogLevel::kWarn, id_,
                  "journal read failed (" + ErrnoText(r) + "); reopening at the last cursor");
+      limit = std::max<size_t>(1, read);
       Close();
+      // Back off so an error that persists does not spin the CPU.
+      if (!SleepFor(backoff.Next(), stop)) break;
       continue;
     }
     if (read > 0) {
@@ -660,10 +666,13 @@ Status JournaldSource::Run(SourceContext& ctx) {
         LogLimited(log_limiter_, LogLevel::kWarn, id_,
                    "cannot get the journal cursor (" + ErrnoText(cr) + "); reopening at the last cursor");
         Close();
+        if (!SleepFor(backoff.Next(), stop)) break;
         continue;
       }
       read_cursor_ = c;
       free(c);
+      backoff.Reset();
+      limit = std::min(batch_size, limit * 2);
       uint64_t seq = tracker_->Add(read_cursor_);
       if (events.empty()) {
         tracker_->Ack(seq, BatchStatus::kDelivered);  // every entry was excluded

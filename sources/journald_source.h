@@ -10,7 +10,11 @@
 // sd_journal_next() fails (a file rotated or vacuumed under us, a corrupt
 // region), the partly read batch is dropped unsent, the journal is reopened
 // and reading resumes after the cursor of the last batch sent: nothing is
-// skipped and nothing is sent twice.
+// skipped and nothing is sent twice. Repeated failures back off (50 ms up
+// to 10 s), and the batch after a failure stops before the entry where it
+// failed, so a persistent error at one entry still lets everything before
+// it through. Entries excluded by exclude_units/exclude_matches still move the
+// cursor (an all-excluded batch is acknowledged at once).
 //
 // Checkpoints: every batch carries a Finalizer. JournalCursorTracker keeps
 // the batches in the order they were sent; acknowledgements arrive on sink
@@ -110,6 +114,10 @@ class JournaldSource final : public Source {
   // "nginx" -> "nginx.service"; names with a unit type suffix are kept.
   static std::string NormalizeUnitName(std::string_view name);
 
+  // Tests replace sd_journal_next to inject read errors. Call before Run().
+  using NextFunction = int (*)(sd_journal*);
+  void SetNextFunctionForTesting(NextFunction f) { next_ = f; }
+
  private:
   JournaldSource(const Config& config, BuildContext& ctx);
 
@@ -135,6 +143,7 @@ class JournaldSource final : public Source {
   std::vector<std::string> exclude_units_;  // normalized
 
   sd_journal* j_ = nullptr;
+  NextFunction next_ = sd_journal_next;
   int fd_ = -1;
   bool have_current_ = false;  // the current entry is unread: use it before next()
   std::string read_cursor_;    // position after the last batch sent (or skipped)

@@ -113,6 +113,25 @@ TEST_F(JournaldBinaryTest, KillNineLosesNothing) {
   EXPECT_LT(out.size(), 220u + 200u);
 }
 
+TEST_F(JournaldBinaryTest, StopAtEndExitsAndTheNextRunContinues) {
+  JournalBuilder b(dir_ / "journal/x.journal");
+  ASSERT_EQ(b.AppendMessages("s", 0, 60), "");
+  WriteFile(dir_ / "once.yaml", Config("    stop_at_end: true\n"));
+  Process::Options o;
+  o.argv = {TributaryBinary(), "-c", dir_ / "once.yaml"};
+  {
+    Process p(o);
+    ASSERT_EQ(p.Wait(std::chrono::seconds(30)), 0) << p.Stderr();
+  }
+  EXPECT_EQ(Output(), Range("s", 0, 60));
+  ASSERT_EQ(b.AppendMessages("s", 60, 3), "");
+  {
+    Process p(o);
+    ASSERT_EQ(p.Wait(std::chrono::seconds(30)), 0) << p.Stderr();
+  }
+  EXPECT_EQ(Output(), Range("s", 0, 63));
+}
+
 TEST_F(JournaldBinaryTest, ValidateChecksTheJournalDirectory) {
   WriteFile(dir_ / "t.yaml", Config());
   Process::Options o;

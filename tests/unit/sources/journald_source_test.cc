@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
@@ -149,13 +150,15 @@ class RecordingContext final : public SourceContext {
 // One source instance running on its own thread, as the topology runs it.
 class RunningSource {
  public:
-  RunningSource(const JournaldSource::Config& config, const std::string& data_dir)
+  RunningSource(const JournaldSource::Config& config, const std::string& data_dir,
+                JournaldSource::NextFunction next = nullptr)
       : metrics_registry_(), metrics_(metrics_registry_.ForComponent("journal", ComponentKind::kSource, "journald")),
         ctx_(metrics_.get()) {
     BuildContext b{"journal", data_dir, "testhost", metrics_.get()};
     auto built = JournaldSource::Build(config, b);
     EXPECT_TRUE(built.ok()) << built.status().ToString();
     source_ = std::move(built.value());
+    if (next) static_cast<JournaldSource*>(source_.get())->SetNextFunctionForTesting(next);
     thread_ = std::thread([this] { status_ = source_->Run(ctx_); });
   }
   ~RunningSource() { Stop(); }
@@ -451,6 +454,31 @@ TEST_F(JournaldSourceTest, ResumesAtTheNextEntryWhenTheCheckpointedOneWasVacuume
   ASSERT_TRUE(s.WaitForEvents(4));
   s.Stop();
   EXPECT_EQ(s.ctx().messages(), Range("new-", 0, 4));
+}
+
+// sd_journal_next failing now and then, as it may after a rotation or a
+// vacuum: every 37th call fails.
+std::atomic<int> g_next_calls{0};
+int FlakyNext(sd_journal* j) {
+  if (++g_next_calls % 37 == 0) return -EIO;
+  return sd_journal_next(j);
+}
+
+TEST_F(JournaldSourceTest, ReadErrorsReopenAtTheLastCursorWithoutLossOrDuplicates) {
+  JournalBuilder b(journal_dir() + "/x.journal");
+  ASSERT_EQ(b.AppendMessages("e", 0, 300), "");
+  config_.batch_size = 50;  // errors land mid-batch
+  g_next_calls = 0;
+  RunningSource s(config_, data_dir(), FlakyNext);
+  ASSERT_TRUE(s.WaitForEvents(300)) << s.ctx().size();
+  ASSERT_EQ(b.AppendMessages("e", 300, 100), "");  // and while following
+  ASSERT_TRUE(s.WaitForEvents(400)) << s.ctx().size();
+  s.Stop();
+  EXPECT_EQ(s.ctx().messages(), Range("e", 0, 400));
+  auto errors = testing::MetricValue(s.registry().Serialize(), "tributary_component_errors_total",
+                                     {{"component_id", "journal"}, {"error_type", "read_failed"}});
+  ASSERT_TRUE(errors.has_value());
+  EXPECT_GE(*errors, 8.0);
 }
 
 TEST_F(JournaldSourceTest, SinceNowSkipsWhatIsThere) {
