@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "agent/admin_api.h"
 #include "agent/log.h"
@@ -158,13 +159,70 @@ int GenerateDocs(const std::string& which) {
   return kExitOk;
 }
 
-int Run(const Options& o) {
-  auto cfg = Load(o);
-  if (!cfg) return kExitConfig;
+// Applies the config's log settings (the command line's level wins).
+void ApplyLogSettings(const config::Config& cfg, const Options& o) {
   LogLevel level = LogLevel::kInfo;
-  ParseLogLevel(o.log_level.empty() ? cfg->global.log.level : o.log_level, &level);
+  ParseLogLevel(o.log_level.empty() ? cfg.global.log.level : o.log_level, &level);
   SetLogLevel(level);
-  SetLogJson(cfg->global.log.format == "json");
+  SetLogJson(cfg.global.log.format == "json");
+}
+
+std::string Describe(const config::Config& cfg) {
+  return std::to_string(cfg.components.size()) + " components from " + std::to_string(cfg.files.size()) +
+         " file(s)";
+}
+
+// SIGHUP: load and validate the new config; if it is invalid, log why and
+// keep the running pipeline. Otherwise the running pipeline drains (sources
+// stop, sinks deliver what is in flight, checkpoints are written) and the new
+// one starts from those checkpoints and disk buffers, so nothing is read
+// twice or skipped. /ready stays 200 throughout.
+bool Reload(const Options& o, std::optional<config::Config>* cfg, std::unique_ptr<Topology>* topology,
+            Metrics* metrics) {
+  config::Diagnostics diag;
+  auto next = config::LoadConfig(ConfigPaths(o), &diag);
+  if (!next) {
+    TLOG_ERROR("", "reload: the new configuration is invalid; keeping the running one:\n" + diag.ToString());
+    return false;
+  }
+  if (!diag.all().empty()) TLOG_WARN("", "reload: " + diag.ToString());
+  if (next->global.data_dir != (*cfg)->global.data_dir || next->global.api.address != (*cfg)->global.api.address ||
+      next->global.api.enabled != (*cfg)->global.api.enabled) {
+    TLOG_WARN("", "reload: data_dir and api changes take effect only after a restart");
+  }
+  bool clean = (*topology)->Stop((*cfg)->global.shutdown_timeout_secs.get());
+  if (!clean) {
+    TLOG_WARN("", "reload: the old pipeline did not drain in time; undelivered events will be read again");
+    (void)topology->release();  // a sink thread may still use it
+  }
+  // Destroy the old pipeline first: it releases files the new one opens
+  // (disk buffers are locked by the process that has them open).
+  topology->reset();
+  auto built = Topology::Build(*next, metrics, Hostname());
+  bool ok = built.ok();
+  if (ok) {
+    *topology = std::move(built).value();
+    *cfg = std::move(next);
+  } else {
+    TLOG_ERROR("", "reload: cannot build the new pipeline (" + built.status().message() +
+                       "); restarting the previous one");
+    auto again = Topology::Build(**cfg, metrics, Hostname());
+    if (!again.ok()) {
+      TLOG_ERROR("", "reload: cannot rebuild the previous pipeline either: " + again.status().message());
+      return false;
+    }
+    *topology = std::move(again).value();
+  }
+  ApplyLogSettings(**cfg, o);
+  (*topology)->Start();
+  if (ok) TLOG_INFO("", "reloaded: " + Describe(**cfg));
+  return ok;
+}
+
+int Run(const Options& o) {
+  std::optional<config::Config> cfg = Load(o);
+  if (!cfg) return kExitConfig;
+  ApplyLogSettings(*cfg, o);
 
   std::error_code ec;
   fs::create_directories(cfg->global.data_dir, ec);
@@ -184,17 +242,23 @@ int Run(const Options& o) {
   signal(SIGPIPE, SIG_IGN);
 
   Metrics metrics;
-  auto topology = Topology::Build(*cfg, &metrics, Hostname());
-  if (!topology.ok()) {
-    TLOG_ERROR("", "cannot build the topology: " + topology.status().message());
-    return kExitConfig;
+  std::unique_ptr<Topology> topology;
+  {
+    auto built = Topology::Build(*cfg, &metrics, Hostname());
+    if (!built.ok()) {
+      TLOG_ERROR("", "cannot build the topology: " + built.status().message());
+      return kExitConfig;
+    }
+    topology = std::move(built).value();
   }
-  Topology* t = topology->get();
+  // What /ready reports; the topology pointer changes on reload.
+  std::atomic<int> phase{0};  // 0 starting, 1 running, 2 stopping
   std::unique_ptr<AdminApi> api;
   if (cfg->global.api.enabled) {
-    api = std::make_unique<AdminApi>(&metrics, [t](std::string* reason) {
-      if (t->state() == Topology::State::kRunning) return true;
-      *reason = t->state() == Topology::State::kBuilt ? "starting" : "shutting down";
+    api = std::make_unique<AdminApi>(&metrics, [&phase](std::string* reason) {
+      int p = phase.load();
+      if (p == 1) return true;
+      *reason = p == 0 ? "starting" : "shutting down";
       return false;
     });
     Status s = api->Start(cfg->global.api.address);
@@ -203,29 +267,41 @@ int Run(const Options& o) {
       return kExitFailure;
     }
   }
-  t->Start();
-  TLOG_INFO("", "tributary " TRIBUTARY_VERSION " started with " + std::to_string(cfg->components.size()) +
-                    " components from " + std::to_string(cfg->files.size()) + " file(s)");
+  topology->Start();
+  phase = 1;
+  TLOG_INFO("", "tributary " TRIBUTARY_VERSION " started with " + Describe(*cfg));
   sd_notify(0, "READY=1\nSTATUS=running");
+  uint64_t watchdog_usec = 0;
+  const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
 
   const timespec tick{0, 100'000'000};
   while (true) {
+    if (watchdog) sd_notify(0, "WATCHDOG=1");
     int sig = sigtimedwait(&signals, nullptr, &tick);
     if (sig == SIGTERM || sig == SIGINT) {
       TLOG_INFO("", std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ", shutting down");
       break;
     }
     if (sig == SIGHUP) {
-      TLOG_WARN("", "received SIGHUP: configuration reload is not supported yet; keeping the running configuration");
+      TLOG_INFO("", "received SIGHUP, reloading the configuration");
+      sd_notify(0, "RELOADING=1\nSTATUS=reloading");
+      Reload(o, &cfg, &topology, &metrics);
+      if (!topology) {
+        TLOG_ERROR("", "no pipeline is running after the failed reload; exiting");
+        if (api) api->Stop();
+        return kExitFailure;
+      }
+      sd_notify(0, "READY=1\nSTATUS=running");
       continue;
     }
-    if (t->WaitSourcesFinished(std::chrono::milliseconds(0))) {
+    if (topology->WaitSourcesFinished(std::chrono::milliseconds(0))) {
       TLOG_INFO("", "all sources finished, shutting down");
       break;
     }
   }
-  sd_notify(0, "STOPPING=1");
-  bool clean = t->Stop(cfg->global.shutdown_timeout_secs.get());
+  phase = 2;
+  sd_notify(0, "STOPPING=1\nSTATUS=draining");
+  bool clean = topology->Stop(cfg->global.shutdown_timeout_secs.get());
   if (api) api->Stop();
   TLOG_INFO("", clean ? "stopped" : "stopped after the shutdown timeout");
   if (!clean) {

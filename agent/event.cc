@@ -11,14 +11,14 @@ namespace tributary {
 // ---- Fields ----------------------------------------------------------------
 
 Value* Fields::find(std::string_view key) {
-  for (size_t i = 0; i < keys_.size(); ++i)
-    if (keys_[i] == key) return &values_[i];
+  for (Field& f : items_)
+    if (f.key == key) return &f.value;
   return nullptr;
 }
 
 const Value* Fields::find(std::string_view key) const {
-  for (size_t i = 0; i < keys_.size(); ++i)
-    if (keys_[i] == key) return &values_[i];
+  for (const Field& f : items_)
+    if (f.key == key) return &f.value;
   return nullptr;
 }
 
@@ -27,35 +27,22 @@ Value& Fields::set(std::string_view key, Value v) {
     *existing = std::move(v);
     return *existing;
   }
-  keys_.emplace_back(key);
-  values_.push_back(std::move(v));
-  return values_.back();
+  return append(key, std::move(v));
 }
 
 bool Fields::erase(std::string_view key) {
-  for (size_t i = 0; i < keys_.size(); ++i) {
-    if (keys_[i] == key) {
-      keys_.erase(keys_.begin() + static_cast<ptrdiff_t>(i));
-      values_.erase(values_.begin() + static_cast<ptrdiff_t>(i));
+  for (auto it = items_.begin(); it != items_.end(); ++it) {
+    if (it->key == key) {
+      items_.erase(it);
       return true;
     }
   }
   return false;
 }
 
-void Fields::clear() {
-  keys_.clear();
-  values_.clear();
-}
-
-void Fields::reserve(size_t n) {
-  keys_.reserve(n);
-  values_.reserve(n);
-}
-
-bool Fields::operator==(const Fields& other) const {
-  return keys_ == other.keys_ && values_ == other.values_;
-}
+void Fields::clear() { items_.clear(); }
+void Fields::reserve(size_t n) { items_.reserve(n); }
+bool Fields::operator==(const Fields& other) const { return items_ == other.items_; }
 
 // ---- Value -----------------------------------------------------------------
 

@@ -21,14 +21,15 @@ namespace tributary {
 using Timestamp = std::chrono::sys_time<std::chrono::nanoseconds>;
 
 class Value;
+struct Field;
 
 class Fields {
  public:
   Fields() = default;
 
-  size_t size() const { return keys_.size(); }
-  bool empty() const { return keys_.empty(); }
-  const std::string& key(size_t i) const { return keys_[i]; }
+  size_t size() const;
+  bool empty() const;
+  const std::string& key(size_t i) const;
   Value& value(size_t i);
   const Value& value(size_t i) const;
 
@@ -36,6 +37,9 @@ class Fields {
   const Value* find(std::string_view key) const;
   // Inserts at the end or overwrites in place; returns the stored value.
   Value& set(std::string_view key, Value v);
+  // Appends without looking for an existing key: only for keys known to be
+  // absent (a source filling a fresh event). Cheaper than set().
+  Value& append(std::string_view key, Value v);
   bool erase(std::string_view key);
   void clear();
   void reserve(size_t n);
@@ -43,8 +47,7 @@ class Fields {
   bool operator==(const Fields& other) const;
 
  private:
-  std::vector<std::string> keys_;
-  std::vector<Value> values_;
+  std::vector<Field> items_;  // one allocation per map
 };
 
 using Array = std::vector<Value>;
@@ -105,8 +108,21 @@ class Value {
   std::variant<std::monostate, bool, int64_t, double, std::string, Timestamp, Array, Fields> v_;
 };
 
-inline Value& Fields::value(size_t i) { return values_[i]; }
-inline const Value& Fields::value(size_t i) const { return values_[i]; }
+struct Field {
+  Field(std::string_view k, Value&& v) : key(k), value(std::move(v)) {}
+  std::string key;
+  Value value;
+  bool operator==(const Field& other) const = default;
+};
+
+inline size_t Fields::size() const { return items_.size(); }
+inline bool Fields::empty() const { return items_.empty(); }
+inline const std::string& Fields::key(size_t i) const { return items_[i].key; }
+inline Value& Fields::value(size_t i) { return items_[i].value; }
+inline const Value& Fields::value(size_t i) const { return items_[i].value; }
+inline Value& Fields::append(std::string_view key, Value v) {
+  return items_.emplace_back(key, std::move(v)).value;
+}
 
 // Well-known field names.
 inline constexpr std::string_view kMessageField = "message";

@@ -87,10 +87,10 @@ Status DemoLogsSource::Run(SourceContext& ctx) {
       e.fields().reserve(4);
       std::string line = Line(config_.format, n, now);
       bytes += line.size();
-      e.fields().set(kMessageField, std::move(line));
-      e.fields().set(kTimestampField, now);
-      e.fields().set(kHostField, host_);
-      e.fields().set(kSourceTypeField, "demo_logs");
+      e.fields().append(kMessageField, std::move(line));
+      e.fields().append(kTimestampField, now);
+      e.fields().append(kHostField, host_);
+      e.fields().append(kSourceTypeField, "demo_logs");
       events.push_back(std::move(e));
     }
     Batch batch(std::move(events));

@@ -410,13 +410,13 @@ bool JournaldSource::ReadEntry(Event* event, size_t* bytes) {
   // Entries of one journal have similar field counts: size for the last
   // one (plus the fields added here) so the vectors are allocated once.
   f.reserve(field_count_hint_ + 4);
-  f.set(kMessageField, Value());
+  f.append(kMessageField, Value());
   uint64_t usec = 0;
   if (sd_journal_get_realtime_usec(j_, &usec) >= 0)
-    f.set(kTimestampField, Timestamp(std::chrono::microseconds(usec)));
+    f.append(kTimestampField, Timestamp(std::chrono::microseconds(usec)));
   else
-    f.set(kTimestampField, Now());
-  f.set(kSourceTypeField, "journald");
+    f.append(kTimestampField, Now());
+  f.append(kSourceTypeField, "journald");
   binary_names_.clear();
   const void* data;
   size_t len;
@@ -447,7 +447,7 @@ bool JournaldSource::ReadEntry(Event* event, size_t* bytes) {
     }
     Value* existing = f.find(name);
     if (existing == nullptr) {
-      f.set(name, std::move(v));
+      f.append(name, std::move(v));
     } else if (existing->is_null() && name == kMessageField) {
       *existing = std::move(v);
     } else {
@@ -468,7 +468,7 @@ bool JournaldSource::ReadEntry(Event* event, size_t* bytes) {
     Array names;
     names.reserve(binary_names_.size());
     for (const auto& n : binary_names_) names.emplace_back(n);
-    f.set(kBinaryFieldsField, Value(std::move(names)));
+    f.append(kBinaryFieldsField, Value(std::move(names)));
   }
   if (f.value(0).is_null()) f.erase(kMessageField);
   field_count_hint_ = f.size();

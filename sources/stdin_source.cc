@@ -41,16 +41,17 @@ Status StdinSource::Run(SourceContext& ctx) {
                         config_.oversize_policy == "discard");
   std::vector<char> buf(256 * 1024);
   std::vector<Event> events;
+  events.reserve(config_.max_batch_events);
   size_t bytes = 0;
   uint64_t oversize_seen = 0;
   auto stop = ctx.stop_token();
   auto emit = [&](std::string_view line, uint64_t) {
     Event e;
     e.fields().reserve(4);
-    e.fields().set(kMessageField, line);
-    e.fields().set(kTimestampField, Now());
-    e.fields().set(kHostField, host_);
-    e.fields().set(kSourceTypeField, "stdin");
+    e.fields().append(kMessageField, line);
+    e.fields().append(kTimestampField, Now());
+    e.fields().append(kHostField, host_);
+    e.fields().append(kSourceTypeField, "stdin");
     events.push_back(std::move(e));
   };
   auto send = [&]() {
@@ -63,6 +64,7 @@ Status StdinSource::Run(SourceContext& ctx) {
     Batch b(std::move(events));
     b.set_bytes(bytes);
     events = {};
+    events.reserve(config_.max_batch_events);
     bytes = 0;
     return ctx.Send(std::move(b));
   };
