@@ -44,7 +44,16 @@ trap cleanup EXIT
 tree=$work/tributary-$cmake_version
 rm -rf --one-file-system "$tree"
 mkdir -p "$tree"
-tar -C "$src" --exclude=./.git --exclude='./build*' --exclude=./dist --exclude=./obj-\* -cf - . | tar -C "$tree" -xf -
+# The files of the tree: in a git checkout what git tracks or would track
+# (.gitignore'd build output stays out); otherwise everything but VCS data,
+# dist/ and build trees (directories holding a CMakeCache.txt).
+if git -C "$src" rev-parse --show-toplevel >/dev/null 2>&1; then
+  (cd "$src" && git ls-files -z -c -o --exclude-standard |
+     while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
+     tar --null -T - -cf -) | tar -C "$tree" -xf -
+else
+  tar -C "$src" --exclude-vcs --exclude=./dist --exclude-tag-all=CMakeCache.txt -cf - . | tar -C "$tree" -xf -
+fi
 cp -a "$src/packaging/debian" "$tree/debian"
 
 # ccache (used by CMakeLists.txt when installed) keeps its usual cache even
