@@ -99,7 +99,7 @@ TEST(ValidateTest, TakesConfigFilesAsArgumentsToo) {
   WriteFile(dir / "bad.yaml", "sinks: { c: { type: console, inputs: [nosuch] } }\n");
   r = Tributary({"validate", "--no-environment", dir / "bad.yaml"});
   EXPECT_EQ(r.code, 78) << r.out << r.err;
-  EXPECT_NE(r.err.find(dir / "bad.yaml" + ":1:38: error: unknown input `nosuch`"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(dir / "bad.yaml" + ":1:39: error: unknown input `nosuch`"), std::string::npos) << r.err;
 }
 
 }  // namespace
