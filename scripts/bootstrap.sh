@@ -30,6 +30,11 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev kcat systemd-journal-remote
   curl
 )
+# The packaging tests (ctest -L packaging): build the .deb, lintian, a
+# debootstrap root to install it into, systemd-analyze, podman for the image.
+if [ "$mode" = test ]; then
+  packages+=(debhelper dpkg-dev lintian debootstrap systemd podman runc)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
