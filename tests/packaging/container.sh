@@ -55,9 +55,8 @@ log "image built in $((SECONDS - t0)) s (import + build)"
 user=$(podman run --rm "${run_flags[@]}" --entrypoint /usr/bin/id localhost/tributary:test -u)
 [ "$user" = 10001 ] || fail "the image runs as uid $user, not the non-root 10001"
 
-# The scenario. Until the file source is on main, the sidecar cannot tail
-# the shared volume: it then generates the same number of lines itself
-# (demo_logs) and the app container is not started.
+# The scenario: the app writes lines into the shared volume, the sidecar
+# tails them (file source) into a file sink.
 lines=2000
 port=
 for _ in $(seq 100); do
@@ -67,20 +66,12 @@ done
 [ -n "$port" ] || fail "no free port found"
 mkdir -p "$tmp/shared" "$tmp/out" "$tmp/state"
 chown 10001:10001 "$tmp/out" "$tmp/state"
-has_file_source=1
-podman run --rm "${run_flags[@]}" localhost/tributary:test generate-docs sources/file >/dev/null 2>&1 || has_file_source=0
-if [ $has_file_source -eq 1 ]; then
-  source_yaml="  app: { type: file, include: [\"/var/log/app/*.log\"], read_from: beginning }"
-else
-  log "NOTE: this build has no file source yet: the sidecar generates $lines lines with demo_logs instead of tailing the app's volume"
-  source_yaml="  app: { type: demo_logs, format: json, count: $lines, interval: 0.005 }"
-fi
 cat >"$tmp/tributary.yaml" <<CONF
 data_dir: /var/lib/tributary
 api: { address: "127.0.0.1:$port" }
 shutdown_timeout_secs: 10
 sources:
-$source_yaml
+  app: { type: file, include: ["/var/log/app/*.log"], read_from: beginning }
 sinks:
   delivered: { type: file, inputs: [app], path: /out/delivered.log, encoding: { codec: json } }
 CONF
@@ -97,16 +88,14 @@ ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/re
 wait_for 20 ready || fail "/ready never answered 200"
 log "sidecar is healthy and ready (HEALTHCHECK, /health, /ready)"
 
-if [ $has_file_source -eq 1 ]; then
-  # The app writes its lines in bursts while the sidecar tails them.
-  podman run -d --name app "${run_flags[@]}" -v "$tmp/shared:/var/log/app" localhost/bookworm-min \
-    sh -c "i=1; while [ \$i -le $lines ]; do echo \"app line \$i\" >>/var/log/app/app.log; \
-           if [ \$((i % 250)) -eq 0 ]; then sleep 0.1; fi; i=\$((i + 1)); done" >/dev/null ||
-    fail "podman run of the app failed"
-  app_done() { [ "$(podman inspect --format '{{.State.Status}}' app)" = exited ]; }
-  wait_for 60 app_done || fail "the app container did not finish"
-  [ "$(podman inspect --format '{{.State.ExitCode}}' app)" = 0 ] || fail "the app container failed"
-fi
+# The app writes its lines in bursts while the sidecar tails them.
+podman run -d --name app "${run_flags[@]}" -v "$tmp/shared:/var/log/app" localhost/bookworm-min \
+  sh -c "i=1; while [ \$i -le $lines ]; do echo \"app line \$i\" >>/var/log/app/app.log; \
+         if [ \$((i % 250)) -eq 0 ]; then sleep 0.1; fi; i=\$((i + 1)); done" >/dev/null ||
+  fail "podman run of the app failed"
+app_done() { [ "$(podman inspect --format '{{.State.Status}}' app)" = exited ]; }
+wait_for 60 app_done || fail "the app container did not finish"
+[ "$(podman inspect --format '{{.State.ExitCode}}' app)" = 0 ] || fail "the app container failed"
 delivered() { [ "$(wc -l <"$tmp/out/delivered.log")" -ge $lines ]; }
 wait_for 60 delivered || fail "only $(wc -l <"$tmp/out/delivered.log" 2>/dev/null || echo 0) of $lines lines delivered"
 
@@ -115,16 +104,14 @@ podman stop -t 30 sidecar >/dev/null || fail "podman stop failed"
 code=$(podman inspect --format '{{.State.ExitCode}}' sidecar)
 podman logs sidecar >"$tmp/sidecar.log" 2>&1 || true
 [ "$code" = 0 ] || { tail -n 20 "$tmp/sidecar.log"; fail "tributary exited with $code after podman stop"; }
-grep -q 'received SIGTERM' "$tmp/sidecar.log" || [ $has_file_source -eq 0 ] ||
+grep -q 'received SIGTERM' "$tmp/sidecar.log" ||
   { tail -n 20 "$tmp/sidecar.log"; fail "tributary did not see the SIGTERM"; }
 grep -q 'stopped after the shutdown timeout' "$tmp/sidecar.log" && fail "tributary did not drain within its timeout"
 
 # Every line exactly once.
 total=$(wc -l <"$tmp/out/delivered.log")
 [ "$total" -eq $lines ] || fail "$total lines delivered, expected exactly $lines"
-if [ $has_file_source -eq 1 ]; then
-  grep -o '"message":"app line [0-9]*"' "$tmp/out/delivered.log" | sed 's/.*app line \([0-9]*\)"/\1/' | sort -n >"$tmp/got"
-  seq 1 $lines >"$tmp/want"
-  diff -q "$tmp/want" "$tmp/got" >/dev/null || fail "delivered lines differ from the app's: $(diff "$tmp/want" "$tmp/got" | head -5)"
-fi
+grep -o '"message":"app line [0-9]*"' "$tmp/out/delivered.log" | sed 's/.*app line \([0-9]*\)"/\1/' | sort -n >"$tmp/got"
+seq 1 $lines >"$tmp/want"
+diff -q "$tmp/want" "$tmp/got" >/dev/null || fail "delivered lines differ from the app's: $(diff "$tmp/want" "$tmp/got" | head -5)"
 log "ok: $lines lines delivered exactly once; podman stop → exit 0 after draining; total $((SECONDS - t0)) s"

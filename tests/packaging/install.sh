@@ -47,15 +47,14 @@ log "installed: $version; user tributary in: $groups"
 # A real journal file, owned as journald leaves them (root:systemd-journal
 # 0640), so the journald source's environment check reads it the way the
 # service would on a host.
-if command -v /lib/systemd/systemd-journal-remote >/dev/null; then
-  mid=0123456789abcdef0123456789abcdef
-  mkdir -p "$root/var/log/journal/$mid"
-  printf '__REALTIME_TIMESTAMP=1700000000000000\nMESSAGE=hello from the install test\n_HOSTNAME=test\n\n' |
-    /lib/systemd/systemd-journal-remote -o "$root/var/log/journal/$mid/system.journal" - 2>/dev/null
-  in_root chgrp -R systemd-journal /var/log/journal
-  chmod 2755 "$root/var/log/journal" "$root/var/log/journal/$mid"
-  chmod 0640 "$root/var/log/journal/$mid/system.journal"
-fi
+[ -x /lib/systemd/systemd-journal-remote ] || fail "missing systemd-journal-remote: run scripts/bootstrap.sh test (installs it)"
+mid=0123456789abcdef0123456789abcdef
+mkdir -p "$root/var/log/journal/$mid"
+printf '__REALTIME_TIMESTAMP=1700000000000000\nMESSAGE=hello from the install test\n_HOSTNAME=test\n\n' |
+  /lib/systemd/systemd-journal-remote -o "$root/var/log/journal/$mid/system.journal" - 2>/dev/null
+in_root chgrp -R systemd-journal /var/log/journal
+chmod 2755 "$root/var/log/journal" "$root/var/log/journal/$mid"
+chmod 0640 "$root/var/log/journal/$mid/system.journal"
 
 # validate as the service runs it: as user tributary, environment included.
 set +e
@@ -63,12 +62,12 @@ out=$(in_root runuser -u tributary -- tributary validate /etc/tributary/tributar
 rc=$?
 set -e
 printf '%s\n' "$out"
-check_validate_output "$rc" "$out" "in_root tributary"
+check_validate_output "$rc" "$out"
 set +e
 out=$(in_root tributary validate --no-environment /usr/share/tributary/sidecar.yaml 2>&1)
 rc=$?
 set -e
-check_validate_output "$rc" "$out" "in_root tributary"
+check_validate_output "$rc" "$out"
 
 # The Kubernetes example's ConfigMap holds a valid config too.
 awk '/^  tributary.yaml: \|/ { on = 1; next } on && /^---/ { exit } on { sub(/^    /, ""); print }' \
@@ -78,7 +77,17 @@ set +e
 out=$(in_root env POD_NAME=app POD_NAMESPACE=default tributary validate --no-environment /tmp/k8s.yaml 2>&1)
 rc=$?
 set -e
-check_validate_output "$rc" "$out" "in_root tributary"
+check_validate_output "$rc" "$out"
+
+# The commented Kafka and Elasticsearch examples of the default config are
+# valid too once uncommented (files only: no broker or cluster is contacted).
+sed -E 's/^  # (to_[a-z]+:|  )/  \1/' "$root/etc/tributary/tributary.yaml" >"$root/tmp/examples.yaml"
+[ "$(grep -cE '^  to_(kafka|es):' "$root/tmp/examples.yaml")" -eq 2 ] || fail "the Kafka and Elasticsearch examples were not found"
+set +e
+out=$(in_root env ES_PASSWORD=secret tributary validate --no-environment /tmp/examples.yaml 2>&1)
+rc=$?
+set -e
+check_validate_output "$rc" "$out"
 
 # Reinstall (the upgrade path: postinst with an existing user), keeping an
 # edited conffile.
