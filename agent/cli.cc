@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "agent/admin_api.h"
+#include "agent/healthcheck.h"
 #include "agent/log.h"
 #include "agent/metrics.h"
 #include "agent/topology.h"
@@ -127,6 +128,34 @@ int Graph(const Options& o) {
   return kExitOk;
 }
 
+// `tributary healthcheck`: GETs /health (or --path) from the admin API named
+// by --address or by the config's api.address; exit 0 on HTTP 200, else 1.
+// For container HEALTHCHECKs, so that images need no curl.
+int Healthcheck(const Options& o, std::string address, const std::string& path, double timeout_secs) {
+  if (address.empty()) {
+    config::Diagnostics diag;
+    auto cfg = config::LoadConfig(ConfigPaths(o), &diag);
+    if (!cfg) {
+      std::cerr << "healthcheck: cannot read api.address from the configuration:\n" << diag.ToString();
+      return kExitFailure;
+    }
+    if (!cfg->global.api.enabled) {
+      std::cerr << "healthcheck: the admin API is disabled (api.enabled: false)\n";
+      return kExitFailure;
+    }
+    address = cfg->global.api.address;
+  }
+  address = ProbeAddress(address);
+  int status = 0;
+  Status s = HttpProbe(address, path, std::chrono::milliseconds(static_cast<int64_t>(timeout_secs * 1000)), &status);
+  if (!s.ok()) {
+    std::cerr << "unhealthy: " << s.message() << "\n";
+    return kExitFailure;
+  }
+  std::cout << "http://" << address << path << " answered " << status << "\n";
+  return status == 200 ? kExitOk : kExitFailure;
+}
+
 void DocRows(const config::SchemaBase& schema, const std::string& prefix, std::string* out) {
   for (const auto& d : schema.Docs()) {
     std::string type = d.type;
@@ -211,6 +240,9 @@ bool Reload(const Options& o, std::optional<config::Config>* cfg, std::unique_pt
     TLOG_WARN("", "reload: the old pipeline did not drain in time; undelivered events will be read again");
     (void)topology->release();  // a sink thread may still use it
   }
+  // Destroy the old pipeline first: it releases files the new one opens
+  // (disk buffers are locked by the process that has them open).
+  topology->reset();
   auto built = Topology::Build(*next, metrics, Hostname(), Threads(o));
   bool ok = built.ok();
   if (ok) {
@@ -299,6 +331,11 @@ int Run(const Options& o) {
       TLOG_INFO("", "received SIGHUP, reloading the configuration");
       sd_notify(0, "RELOADING=1\nSTATUS=reloading");
       Reload(o, &cfg, &topology, &metrics);
+      if (!topology) {
+        TLOG_ERROR("", "no pipeline is running after the failed reload; exiting");
+        if (api) api->Stop();
+        return kExitFailure;
+      }
       sd_notify(0, "READY=1\nSTATUS=running");
       continue;
     }
@@ -341,6 +378,8 @@ int Main(int argc, char** argv) {
   auto* validate = app.add_subcommand("validate", "Check configuration files and the environment");
   add_common(validate);
   validate->add_flag("--no-environment", o.no_environment, "Check only the files, not the machine");
+  std::vector<std::string> validate_paths;  // `tributary validate FILE...` as well as -c FILE
+  validate->add_option("paths", validate_paths, "Config files or directories (same as -c)");
   auto* test = app.add_subcommand("test", "Run the unit tests in the config's `tests:` section");
   add_common(test);
   auto* graph = app.add_subcommand("graph", "Print the topology as Graphviz DOT");
@@ -349,6 +388,14 @@ int Main(int argc, char** argv) {
   auto* gen_docs = app.add_subcommand("generate-docs", "Print a component's option table as Markdown");
   gen_docs->add_option("type", docs_for, "Component type, `global` or `buffer`")->required();
   gen_docs->group("");  // hidden: for maintainers of docs/reference
+  std::string probe_address;
+  std::string probe_path = "/health";
+  double probe_timeout = 3;
+  auto* health = app.add_subcommand("healthcheck", "GET the admin API's /health; exit 0 on 200 (for containers)");
+  add_common(health);
+  health->add_option("--address", probe_address, "host:port of the admin API (default: the config's api.address)");
+  health->add_option("--path", probe_path, "Path to GET (/health or /ready)")->capture_default_str();
+  health->add_option("--timeout-secs", probe_timeout, "Give up after this long")->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -356,10 +403,14 @@ int Main(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? kExitOk : kExitFailure;
   }
-  if (*validate) return Validate(o);
+  if (*validate) {
+    o.configs.insert(o.configs.end(), validate_paths.begin(), validate_paths.end());
+    return Validate(o);
+  }
   if (*test) return Test(o);
   if (*graph) return Graph(o);
   if (*gen_docs) return GenerateDocs(docs_for);
+  if (*health) return Healthcheck(o, probe_address, probe_path, probe_timeout);
   return Run(o);
 }
 

@@ -53,6 +53,8 @@ Metrics::Metrics()
       request_duration(Build<Histogram>(*registry_, "tributary_sink_request_duration_seconds",
                                         "Duration of a sink's requests to its peer.")),
       retries(Build<Counter>(*registry_, "tributary_sink_retries_total", "Requests or items a sink retried.")),
+      healthy(Build<Gauge>(*registry_, "tributary_component_healthy",
+                           "1 while a sink reports itself healthy, 0 while it does not (e.g. authentication fails).")),
       uptime(Build<Gauge>(*registry_, "tributary_uptime_seconds", "Seconds since the agent started.")),
       build_info(Build<Gauge>(*registry_, "tributary_build_info", "Build information.")) {
   build_info.Add({{"version", TRIBUTARY_VERSION}}).Set(1);
@@ -134,5 +136,6 @@ Histogram& ComponentMetrics::RequestDuration() {
 Counter& ComponentMetrics::Retries() { return metrics_->retries.Add(Labels()); }
 Gauge& ComponentMetrics::FilesWatched() { return metrics_->files_watched.Add(Labels()); }
 Counter& ComponentMetrics::Checkpoints() { return metrics_->checkpoints.Add(Labels()); }
+Gauge& ComponentMetrics::Healthy() { return metrics_->healthy.Add(Labels()); }
 
 }  // namespace tributary

@@ -48,6 +48,7 @@ class ComponentMetrics {
   Counter& Retries();
   Gauge& FilesWatched();
   Counter& Checkpoints();
+  Gauge& Healthy();  // 1 healthy, 0 not (sinks; set by the runtime from SinkContext::SetHealthy)
 
   const std::string& id() const { return id_; }
   ComponentKind kind() const { return kind_; }
@@ -110,6 +111,7 @@ class Metrics {
   prometheus::Family<Counter>& checkpoints;
   prometheus::Family<Histogram>& request_duration;
   prometheus::Family<Counter>& retries;
+  prometheus::Family<Gauge>& healthy;
   prometheus::Family<Gauge>& uptime;
   prometheus::Family<Gauge>& build_info;
 

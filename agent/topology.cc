@@ -22,6 +22,7 @@ struct Topology::Node {
   std::vector<std::string> output_names;
   std::vector<Counter*> output_sent;  // per named output (index 0 unused)
   std::atomic<bool> healthy{true};
+  Gauge* healthy_gauge = nullptr;  // sinks: tributary_component_healthy
   std::mutex health_mu;
   std::string health_reason;
 };
@@ -178,6 +179,7 @@ class Topology::SinkRunner final : public SinkContext, public SinkInput {
   std::stop_token hard_stop() const override { return topology_->hard_stop_.get_token(); }
   void SetHealthy(bool healthy, std::string_view reason) override {
     std::lock_guard lock(node_->health_mu);
+    if (node_->healthy_gauge) node_->healthy_gauge->Set(healthy ? 1 : 0);
     if (node_->healthy.exchange(healthy) != healthy) {
       if (healthy) TLOG_INFO(node_->id, "sink is healthy again");
       else TLOG_WARN(node_->id, "sink is unhealthy: " + std::string(reason));
@@ -235,6 +237,8 @@ Result<std::unique_ptr<Topology>> Topology::Build(const config::Config& config, 
         auto b = MakeBuffer(c.buffer, c.id, c.type, config.global.data_dir, metrics);
         if (!b.ok()) return Status(b.status().code(), where + "buffer: " + b.status().message());
         node->buffer = std::move(b).value();
+        node->healthy_gauge = &node->metrics->Healthy();
+        node->healthy_gauge->Set(1);
         break;
       }
     }

@@ -1,0 +1,266 @@
+#include "sinks/elasticsearch_config.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "agent/template.h"
+
+namespace tributary::es {
+
+const config::Schema<BulkConfig>& BulkConfig::schema() {
+  static const config::Schema<BulkConfig> s = [] {
+    config::Schema<BulkConfig> s;
+    s.Field("index", &BulkConfig::index,
+            "Index to write to (mode `bulk`): strftime conversions (%Y, %m, %d, ...) use the event timestamp (UTC) "
+            "and `{{ field }}` inserts a field. Events whose index cannot be rendered are rejected and counted.")
+        .Check<std::string>(Template::Check);
+    s.Field("action", &BulkConfig::action, "Bulk action: `index` (overwrites a document with the same id) or "
+                                           "`create` (never overwrites; a duplicate id counts as already delivered).")
+        .Check<std::optional<std::string>>([](const std::optional<std::string>& a) -> std::string {
+          if (!a || *a == "index" || *a == "create") return "";
+          return "must be one of: index, create";
+        })
+        .DefaultText("index (create in data_stream mode)");
+    return s;
+  }();
+  return s;
+}
+
+const config::Schema<DataStreamConfig>& DataStreamConfig::schema() {
+  static const config::Schema<DataStreamConfig> s = [] {
+    config::Schema<DataStreamConfig> s;
+    s.Field("type", &DataStreamConfig::type, "Data stream type, the first part of `<type>-<dataset>-<namespace>`; "
+                                             "templates allowed.")
+        .Check<std::string>(Template::Check);
+    s.Field("dataset", &DataStreamConfig::dataset, "Data stream dataset; templates allowed.")
+        .Check<std::string>(Template::Check);
+    s.Field("namespace", &DataStreamConfig::namespace_, "Data stream namespace; templates allowed.")
+        .Check<std::string>(Template::Check);
+    return s;
+  }();
+  return s;
+}
+
+const config::Schema<AuthConfig>& AuthConfig::schema() {
+  static const config::Schema<AuthConfig> s = [] {
+    config::Schema<AuthConfig> s;
+    s.Field("strategy", &AuthConfig::strategy, "`none`, `basic` (user and password) or `api_key`.")
+        .OneOf({"none", "basic", "api_key"});
+    s.Field("user", &AuthConfig::user, "User name for `basic`.");
+    s.Field("password", &AuthConfig::password, "Password for `basic`; use `${ENV_VAR}`.").Secret();
+    s.Field("api_key", &AuthConfig::api_key,
+            "Encoded API key for `api_key` (the base64 `encoded` value Elasticsearch returns), sent as "
+            "`Authorization: ApiKey <api_key>`; use `${ENV_VAR}`.")
+        .Secret();
+    return s;
+  }();
+  return s;
+}
+
+const config::Schema<TlsConfig>& TlsConfig::schema() {
+  static const config::Schema<TlsConfig> s = [] {
+    config::Schema<TlsConfig> s;
+    s.Field("ca_file", &TlsConfig::ca_file,
+            "PEM file of the CA certificates to trust for `https` endpoints; default: the system's trust store.");
+    s.Field("verify_certificate", &TlsConfig::verify_certificate,
+            "Verify the server's certificate chain. Turning this off allows anyone on the path to read the data.");
+    s.Field("verify_hostname", &TlsConfig::verify_hostname,
+            "Check that the certificate names the endpoint's host (DNS name or IP address).");
+    return s;
+  }();
+  return s;
+}
+
+const config::Schema<EsBatchConfig>& EsBatchConfig::schema() {
+  static const config::Schema<EsBatchConfig> s = [] {
+    config::Schema<EsBatchConfig> s;
+    s.Field("max_events", &EsBatchConfig::max_events, "Most documents per bulk request.").Min(1).Max(1000000);
+    s.Field("max_bytes", &EsBatchConfig::max_bytes,
+            "A bulk request is sent once its uncompressed body reaches this size.")
+        .Min(1024);
+    s.Field("timeout_secs", &EsBatchConfig::timeout_secs,
+            "A partly filled bulk request is sent this long after its first event.")
+        .Min(0.001);
+    return s;
+  }();
+  return s;
+}
+
+const config::Schema<RequestConfig>& RequestConfig::schema() {
+  static const config::Schema<RequestConfig> s = [] {
+    config::Schema<RequestConfig> s;
+    s.Field("concurrency", &RequestConfig::concurrency,
+            "Bulk requests in flight or waiting to be retried at once (one keep-alive connection each).")
+        .Min(1)
+        .Max(256);
+    s.Field("timeout_secs", &RequestConfig::timeout_secs,
+            "Time for one request (connect, send, response); then it is retried.")
+        .Min(0.001);
+    s.Field("retry_initial_backoff_ms", &RequestConfig::retry_initial_backoff_ms,
+            "First wait before a retry; doubles on each further retry of the same request, with jitter.")
+        .Min(1);
+    s.Field("retry_max_backoff_ms", &RequestConfig::retry_max_backoff_ms, "Longest wait between retries.").Min(1);
+    return s;
+  }();
+  return s;
+}
+
+const config::Schema<DeadLetterConfig>& DeadLetterConfig::schema() {
+  static const config::Schema<DeadLetterConfig> s = [] {
+    config::Schema<DeadLetterConfig> s;
+    s.Field("path", &DeadLetterConfig::path,
+            "File that rejected documents are appended to, one JSON object per line (action, status, error, "
+            "document); none by default.");
+    return s;
+  }();
+  return s;
+}
+
+const config::Schema<ElasticsearchConfig>& ElasticsearchConfig::schema() {
+  static const config::Schema<ElasticsearchConfig> s = [] {
+    config::Schema<ElasticsearchConfig> s;
+    s.Field("endpoints", &ElasticsearchConfig::endpoints,
+            "Elasticsearch URLs (`http://` or `https://`, optional port and path prefix); requests go round-robin "
+            "and fail over to the next endpoint when one cannot be reached.")
+        .Required()
+        .Check<std::vector<std::string>>([](const std::vector<std::string>& v) -> std::string {
+          if (v.empty()) return "needs at least one URL";
+          for (const auto& u : v) {
+            auto e = ParseEndpoint(u);
+            if (!e.ok()) return e.status().message();
+          }
+          return "";
+        });
+    s.Field("mode", &ElasticsearchConfig::mode,
+            "`bulk`: documents go to `bulk.index`; `data_stream`: documents are created in the data stream "
+            "`<type>-<dataset>-<namespace>` with the event `timestamp` as `@timestamp`.")
+        .OneOf({"bulk", "data_stream"});
+    s.Field("bulk", &ElasticsearchConfig::bulk, "Bulk API settings.");
+    s.Field("data_stream", &ElasticsearchConfig::data_stream, "Data stream naming (mode `data_stream`).");
+    s.Field("id_field", &ElasticsearchConfig::id_field,
+            "Field whose value becomes the document `_id`, which makes retries idempotent (exactly one document "
+            "per event). Events without it get an id from Elasticsearch.");
+    s.Field("pipeline", &ElasticsearchConfig::pipeline, "Ingest pipeline to run the documents through.");
+    s.Field("compression", &ElasticsearchConfig::compression, "Request body compression (gzip: zlib level 1).")
+        .OneOf({"none", "gzip"});
+    s.Field("auth", &ElasticsearchConfig::auth, "Authentication.");
+    s.Field("tls", &ElasticsearchConfig::tls, "TLS settings for `https` endpoints.");
+    s.Field("batch", &ElasticsearchConfig::batch, "How events are grouped into bulk requests.");
+    s.Field("request", &ElasticsearchConfig::request, "Requests, timeouts and retries.");
+    s.Field("dead_letter", &ElasticsearchConfig::dead_letter, "Where rejected documents are kept.");
+    s.Validate([](const ElasticsearchConfig& c, const YAML::Node& node, const config::ParseContext& ctx) {
+      auto at = [&](const char* a, const char* b) {
+        YAML::Node n = node.IsMap() ? node[a] : YAML::Node();
+        if (n.IsDefined() && b && n.IsMap() && n[b].IsDefined()) return YAML::Node(n[b]);
+        return n.IsDefined() ? n : node;
+      };
+      if (c.data_stream_mode() && c.bulk.action && *c.bulk.action != "create")
+        ctx.Error(at("bulk", "action"), "`" + ctx.Child("bulk.action").path + "` must be `create` in data_stream mode",
+                  "data streams only accept `create`; leave `bulk.action` out");
+      if (c.auth.strategy == "basic" && (c.auth.user.empty() || c.auth.password.empty()))
+        ctx.Error(at("auth", nullptr), "`" + ctx.Child("auth").path + "`: strategy `basic` needs `user` and `password`");
+      if (c.auth.strategy == "api_key" && c.auth.api_key.empty())
+        ctx.Error(at("auth", nullptr), "`" + ctx.Child("auth").path + "`: strategy `api_key` needs `api_key`");
+      if (c.auth.strategy == "none" && (!c.auth.user.empty() || !c.auth.password.empty() || !c.auth.api_key.empty()))
+        ctx.Error(at("auth", nullptr), "`" + ctx.Child("auth").path + "` has credentials but `strategy: none`",
+                  "set `strategy: basic` or `strategy: api_key`");
+      if (c.request.retry_max_backoff_ms.ms < c.request.retry_initial_backoff_ms.ms)
+        ctx.Error(at("request", "retry_max_backoff_ms"),
+                  "`" + ctx.Child("request.retry_max_backoff_ms").path + "` must be at least `retry_initial_backoff_ms`");
+      if (c.id_field && c.id_field->empty())
+        ctx.Error(at("id_field", nullptr), "`" + ctx.Child("id_field").path + "` must not be empty");
+    });
+    return s;
+  }();
+  return s;
+}
+
+Result<Endpoint> ParseEndpoint(std::string_view url) {
+  Endpoint e;
+  e.url = std::string(url);
+  std::string_view rest = url;
+  auto bad = [&](std::string why) {
+    return Status::InvalidArgument("endpoint \"" + std::string(url) + "\": " + why);
+  };
+  if (rest.substr(0, 7) == "http://") {
+    rest.remove_prefix(7);
+  } else if (rest.substr(0, 8) == "https://") {
+    e.tls = true;
+    rest.remove_prefix(8);
+  } else {
+    return Status::InvalidArgument("endpoint \"" + std::string(url.substr(0, 64)) +
+                                   "\" must start with http:// or https://");
+  }
+  size_t slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  std::string_view path = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
+  if (authority.find('@') != std::string_view::npos) {
+    e.url.clear();  // never echo credentials
+    return Status::InvalidArgument("endpoint URLs must not hold credentials; use `auth` with `${ENV_VAR}`");
+  }
+  if (path.find_first_of("?#") != std::string_view::npos) return bad("query strings are not supported");
+  while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+  e.path_prefix = std::string(path);
+  std::string_view host = authority, port;
+  if (!authority.empty() && authority.front() == '[') {
+    size_t close = authority.find(']');
+    if (close == std::string_view::npos) return bad("unterminated IPv6 address");
+    host = authority.substr(1, close - 1);
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return bad("expected `:port` after the IPv6 address");
+      port = after.substr(1);
+    }
+  } else {
+    size_t colon = authority.rfind(':');
+    if (colon != std::string_view::npos) {
+      host = authority.substr(0, colon);
+      port = authority.substr(colon + 1);
+    }
+  }
+  if (host.empty()) return bad("missing host");
+  if (port.empty()) {
+    e.port = e.tls ? "443" : "80";
+  } else {
+    for (char c : port)
+      if (c < '0' || c > '9') return bad("port must be a number");
+    int p = std::atoi(std::string(port).c_str());
+    if (p <= 0 || p > 65535) return bad("port must be between 1 and 65535");
+    e.port = std::string(port);
+  }
+  e.host = std::string(host);
+  bool v6 = e.host.find(':') != std::string::npos;
+  e.host_header = (v6 ? "[" + e.host + "]" : e.host) + ":" + e.port;
+  return e;
+}
+
+void CheckEnvironment(const ElasticsearchConfig& config, std::vector<config::EnvCheck>* out) {
+  if (config.tls.ca_file) {
+    config::EnvCheck c{"tls.ca_file " + *config.tls.ca_file + " is readable", true, ""};
+    if (::access(config.tls.ca_file->c_str(), R_OK) != 0) {
+      c.ok = false;
+      c.detail = std::strerror(errno);
+    }
+    out->push_back(std::move(c));
+  }
+  if (config.dead_letter.path) {
+    std::filesystem::path p(*config.dead_letter.path);
+    std::filesystem::path dir = p.parent_path();
+    if (dir.empty()) dir = ".";
+    std::error_code ec;
+    while (!dir.empty() && !std::filesystem::exists(dir, ec)) dir = dir.parent_path();
+    if (dir.empty()) dir = ".";
+    config::EnvCheck c{"dead_letter.path " + p.string() + " can be written", true, ""};
+    bool exists = std::filesystem::exists(p, ec);
+    if (::access(exists ? p.c_str() : dir.c_str(), W_OK) != 0) {
+      c.ok = false;
+      c.detail = std::strerror(errno);
+    }
+    out->push_back(std::move(c));
+  }
+}
+
+}  // namespace tributary::es

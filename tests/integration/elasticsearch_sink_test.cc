@@ -1,0 +1,388 @@
+// The `elasticsearch` sink end to end: the tributary binary, fed on stdin,
+// against es_bulk_server (tests/support/es_bulk_server), a strict
+// implementation of the `_bulk` contract with scripted failures.
+//
+// Lines are unique ("000123"), and the sink uses `id_field: message`, so
+// the stored documents can be checked one by one: every line exactly once,
+// and `_version` 1 where no retry could have re-sent a stored document.
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+#include "agent/json.h"
+#include "tests/support/compliance.h"
+#include "tests/support/es_server_process.h"
+#include "tests/support/test_util.h"
+
+namespace tributary::testing {
+namespace {
+
+using std::chrono::seconds;
+using test_support::EsBulkServer;
+
+std::string Line(int i) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%06d", i);
+  return buf;
+}
+
+std::string Lines(int from, int to) {
+  std::string s;
+  for (int i = from; i < to; ++i) s += Line(i) + "\n";
+  return s;
+}
+
+// An agent reading stdin into an elasticsearch sink `es`; `extra` is more
+// YAML for the sink (indented by four spaces).
+std::string Config(const TempDir& dir, const std::vector<std::string>& urls, const std::string& extra,
+                   const std::string& buffer = "") {
+  std::string endpoints;
+  for (const auto& u : urls) endpoints += (endpoints.empty() ? "\"" : ", \"") + u + "\"";
+  return "data_dir: " + dir.path() + "/data\n" + R"(
+api: { address: "127.0.0.1:0" }
+shutdown_timeout_secs: 20
+sources:
+  in: { type: stdin, max_batch_events: 250 }
+sinks:
+  es:
+    type: elasticsearch
+    inputs: [in]
+    endpoints: [)" + endpoints + R"(]
+    bulk: { index: "logs" }
+    id_field: message
+    batch: { max_events: 100, timeout_secs: 0.05 }
+    request: { concurrency: 4, timeout_secs: 5, retry_initial_backoff_ms: 20, retry_max_backoff_ms: 200 }
+)" + extra + buffer;
+}
+
+// Every line in [0, n) stored exactly once in `index`, with its own id.
+void ExpectExactly(const EsBulkServer& es, const std::string& index, int n, bool expect_version_one) {
+  auto docs = es.docs(index);
+  ASSERT_EQ(static_cast<int>(docs.size()), n);
+  std::set<std::string> ids;
+  JsonParser parser;
+  int not_first_version = 0;
+  for (const auto& d : docs) {
+    EXPECT_TRUE(ids.insert(d.id).second) << "duplicate id " << d.id;
+    Value v;
+    ASSERT_TRUE(parser.Parse(d.source, &v).ok()) << d.source;
+    const Value* m = v.as_map().find("message");
+    ASSERT_NE(m, nullptr) << d.source;
+    EXPECT_EQ(m->as_string(), d.id);
+    if (d.version != 1) ++not_first_version;
+  }
+  for (int i = 0; i < n; ++i) EXPECT_TRUE(ids.count(Line(i))) << "missing " << Line(i);
+  if (expect_version_one) {
+    EXPECT_EQ(not_first_version, 0) << "documents indexed more than once";
+  }
+}
+
+double Errors(Agent& agent, const std::string& type) {
+  return agent.Metric("tributary_component_errors_total", {{"component_id", "es"}, {"error_type", type}}).value_or(0);
+}
+
+// Closes stdin and expects a clean exit (everything acknowledged).
+void Finish(Agent& agent) {
+  agent.process().CloseStdin();
+  auto code = agent.process().Wait(seconds(30));
+  ASSERT_TRUE(code.has_value()) << agent.process().Stderr();
+  EXPECT_EQ(*code, 0) << agent.process().Stderr();
+}
+
+TEST(ElasticsearchSinkTest, EveryLineExactlyOnceAndMetrics) {
+  EsBulkServer es;
+  ASSERT_TRUE(es.ok()) << es.error();
+  TempDir dir;
+  const int kCount = 5000;
+  Agent agent(dir, Config(dir, {es.url()}, ""), {}, {}, /*pipe_stdin=*/true);
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  agent.process().WriteStdin(Lines(0, kCount));
+  ASSERT_TRUE(WaitFor([&] { return es.count("logs") == kCount; })) << es.count("logs") << "\n"
+                                                                   << agent.process().Stderr();
+  ASSERT_TRUE(WaitFor([&] {
+    return agent.Metric("tributary_component_sent_events_total", {{"component_id", "es"}}) == kCount;
+  }));
+  std::string metrics = agent.Metrics();
+  ExpectComponentMetrics(metrics, "es", "sink", "elasticsearch");
+  EXPECT_EQ(MetricValue(metrics, "tributary_component_received_events_total", {{"component_id", "es"}}), kCount);
+  // sent_bytes: the request bodies, all accepted.
+  EXPECT_EQ(MetricValue(metrics, "tributary_component_sent_bytes_total", {{"component_id", "es"}}),
+            es.stat("bytes_received"));
+  EXPECT_GE(MetricValue(metrics, "tributary_sink_request_duration_seconds_count", {{"component_id", "es"}}).value_or(0),
+            kCount / 100);
+  EXPECT_EQ(MetricValue(metrics, "tributary_sink_retries_total", {{"component_id", "es"}}), 0);
+  EXPECT_EQ(MetricValue(metrics, "tributary_component_healthy", {{"component_id", "es"}}), 1);
+  EXPECT_EQ(es.stat("gzip_requests"), 0);
+  Finish(agent);
+  ExpectExactly(es, "logs", kCount, true);
+}
+
+TEST(ElasticsearchSinkTest, GzipBodies) {
+  EsBulkServer es;
+  ASSERT_TRUE(es.ok()) << es.error();
+  TempDir dir;
+  const int kCount = 2000;
+  Agent agent(dir, Config(dir, {es.url()}, "    compression: gzip\n"), {}, {}, true);
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  agent.process().WriteStdin(Lines(0, kCount));
+  ASSERT_TRUE(WaitFor([&] { return es.count("logs") == kCount; })) << agent.process().Stderr();
+  EXPECT_EQ(es.stat("gzip_requests"), es.stat("bulk_requests"));
+  EXPECT_GT(es.stat("gzip_requests"), 0);
+  // The wire bytes are the compressed bodies.
+  ASSERT_TRUE(WaitFor([&] {
+    return agent.Metric("tributary_component_sent_events_total", {{"component_id", "es"}}) == kCount;
+  }));
+  double sent = agent.Metric("tributary_component_sent_bytes_total", {{"component_id", "es"}}).value_or(0);
+  EXPECT_EQ(sent, es.stat("bytes_received"));
+  EXPECT_LT(sent, kCount * 40);
+  Finish(agent);
+  ExpectExactly(es, "logs", kCount, true);
+}
+
+TEST(ElasticsearchSinkTest, ItemRejectionsAreRetriedAloneAndIndexedOnce) {
+  EsBulkServer es({"--reject-items-fraction", "0.1"});
+  ASSERT_TRUE(es.ok()) << es.error();
+  TempDir dir;
+  const int kCount = 3000;
+  Agent agent(dir, Config(dir, {es.url()}, ""), {}, {}, true);
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  agent.process().WriteStdin(Lines(0, kCount));
+  ASSERT_TRUE(WaitFor([&] { return es.count("logs") == kCount; })) << es.count("logs") << "\n"
+                                                                   << agent.process().Stderr();
+  ASSERT_TRUE(WaitFor([&] {
+    return agent.Metric("tributary_component_sent_events_total", {{"component_id", "es"}}) == kCount;
+  }));
+  // Each injected rejection was counted and retried; only rejected items
+  // were sent again (items = documents + rejections).
+  const int64_t injected = es.stat("injected_item_rejections");
+  EXPECT_GE(injected, kCount / 10);
+  EXPECT_EQ(Errors(agent, "es_rejected_execution_exception"), injected);
+  EXPECT_EQ(es.stat("items"), kCount + injected);
+  EXPECT_GT(agent.Metric("tributary_sink_retries_total", {{"component_id", "es"}}).value_or(0), 0);
+  EXPECT_EQ(agent.Metric("tributary_component_discarded_events_total",
+                         {{"component_id", "es"}, {"intentional", "false"}}),
+            0);
+  Finish(agent);
+  ExpectExactly(es, "logs", kCount, true);
+}
+
+TEST(ElasticsearchSinkTest, MappingErrorsAreRejectedCountedAndDeadLettered) {
+  EsBulkServer es({"--mapping", "message:long"});
+  ASSERT_TRUE(es.ok()) << es.error();
+  TempDir dir;
+  const int kCount = 2000;
+  // Every 10th line is not a number: a mapper_parsing_exception for `long`.
+  std::string lines;
+  for (int i = 0; i < kCount; ++i) lines += (i % 10 == 0 ? "bad-" + Line(i) : Line(i)) + "\n";
+  Agent agent(dir, Config(dir, {es.url()}, "    dead_letter: { path: \"" + dir.path() + "/dead/es.ndjson\" }\n"), {},
+              {}, true);
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  agent.process().WriteStdin(lines);
+  const int kBad = kCount / 10;
+  ASSERT_TRUE(WaitFor([&] { return Errors(agent, "mapper_parsing_exception") == kBad; }))
+      << Errors(agent, "mapper_parsing_exception") << "\n"
+      << agent.process().Stderr();
+  ASSERT_TRUE(WaitFor([&] {
+    return agent.Metric("tributary_component_sent_events_total", {{"component_id", "es"}}) == kCount - kBad;
+  }));
+  EXPECT_EQ(es.count("logs"), kCount - kBad);
+  EXPECT_EQ(agent.Metric("tributary_component_discarded_events_total",
+                         {{"component_id", "es"}, {"intentional", "false"}}),
+            kBad);
+  EXPECT_EQ(agent.Metric("tributary_sink_retries_total", {{"component_id", "es"}}), 0);
+  Finish(agent);
+  EXPECT_EQ(es.count("logs"), kCount - kBad);  // nothing retried after the shutdown either
+  EXPECT_NE(agent.process().Stderr().find("mapper_parsing_exception"), std::string::npos);
+  // One dead letter per rejected document, with the document itself.
+  auto dead = ReadLines(dir.path() + "/dead/es.ndjson");
+  ASSERT_EQ(static_cast<int>(dead.size()), kBad);
+  JsonParser parser;
+  std::set<std::string> messages;
+  for (const auto& l : dead) {
+    Value v;
+    ASSERT_TRUE(parser.Parse(l, &v).ok()) << l;
+    const Fields& f = v.as_map();
+    EXPECT_EQ(f.find("status")->as_int(), 400);
+    EXPECT_EQ(f.find("error_type")->as_string(), "mapper_parsing_exception");
+    EXPECT_EQ(f.find("component_id")->as_string(), "es");
+    EXPECT_TRUE(f.find("action")->as_map().find("index") != nullptr) << l;
+    messages.insert(f.find("document")->as_map().find("message")->as_string());
+  }
+  EXPECT_EQ(static_cast<int>(messages.size()), kBad);
+  for (int i = 0; i < kCount; i += 10) EXPECT_TRUE(messages.count("bad-" + Line(i))) << i;
+}
+
+TEST(ElasticsearchSinkTest, WholeRequestFailuresAndTimeoutsAreRetried) {
+  EsBulkServer es({"--fail-requests", "503:3"});
+  ASSERT_TRUE(es.ok()) << es.error();
+  TempDir dir;
+  const int kCount = 1000;
+  std::string cfg = Config(dir, {es.url()}, "");
+  cfg.replace(cfg.find("timeout_secs: 5,"), 16, "timeout_secs: 1,");
+  Agent agent(dir, cfg, {}, {}, true);
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  agent.process().WriteStdin(Lines(0, kCount / 2));
+  ASSERT_TRUE(WaitFor([&] { return es.count("logs") == kCount / 2; })) << agent.process().Stderr();
+  EXPECT_EQ(Errors(agent, "http_503"), 3);
+  // Connections closed without a reply, on kept-alive connections.
+  ASSERT_TRUE(es.set_faults(R"({"close_connections": 4})"));
+  agent.process().WriteStdin(Lines(kCount / 2, kCount * 3 / 4));
+  ASSERT_TRUE(WaitFor([&] { return es.count("logs") == kCount * 3 / 4; })) << agent.process().Stderr();
+  EXPECT_EQ(es.stat("closed_connections"), 4);
+  // Responses slower than request.timeout_secs: the requests time out and
+  // are sent again; with ids, still one document per line.
+  ASSERT_TRUE(es.set_faults(R"({"delay_ms": 1500})"));
+  agent.process().WriteStdin(Lines(kCount * 3 / 4, kCount));
+  ASSERT_TRUE(WaitFor([&] { return Errors(agent, "timeout") >= 1; })) << agent.process().Stderr();
+  ASSERT_TRUE(es.clear_faults());
+  ASSERT_TRUE(WaitFor([&] { return es.count("logs") == kCount; })) << agent.process().Stderr();
+  Finish(agent);
+  ExpectExactly(es, "logs", kCount, false);
+}
+
+TEST(ElasticsearchSinkTest, OutageWithBlockingBufferLosesNothing) {
+  // TODO(disk-buffer): the same with `buffer: { type: disk }` and a 20 s
+  // outage once agent/disk_buffer.* is on main.
+  EsBulkServer es;
+  ASSERT_TRUE(es.ok()) << es.error();
+  TempDir dir;
+  const int kCount = 4000;
+  Agent agent(dir,
+              Config(dir, {es.url()}, "", "    buffer: { type: memory, max_events: 500, when_full: block }\n"),
+              {}, {}, true);
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  agent.process().WriteStdin(Lines(0, 500));
+  ASSERT_TRUE(WaitFor([&] { return es.count("logs") == 500; })) << agent.process().Stderr();
+  ASSERT_TRUE(es.down());
+  agent.process().WriteStdin(Lines(500, kCount));
+  ASSERT_TRUE(WaitFor([&] { return Errors(agent, "connection_failed") >= 3; })) << agent.process().Stderr();
+  ASSERT_TRUE(WaitFor([&] {
+    return agent.Metric("tributary_component_healthy", {{"component_id", "es"}}) == 0;
+  }));
+  ASSERT_TRUE(es.up());
+  ASSERT_TRUE(WaitFor([&] { return es.count("logs") == kCount; })) << es.count("logs") << "\n"
+                                                                   << agent.process().Stderr();
+  ASSERT_TRUE(WaitFor([&] {
+    return agent.Metric("tributary_component_healthy", {{"component_id", "es"}}) == 1;
+  }));
+  Finish(agent);
+  ExpectExactly(es, "logs", kCount, false);
+}
+
+TEST(ElasticsearchSinkTest, AuthFailureHoldsEverythingAndMarksUnhealthy) {
+  // The server first knows another password; then it comes back (same
+  // port) with the agent's one, and everything held arrives.
+  auto wrong = std::make_unique<EsBulkServer>(std::vector<std::string>{"--basic-auth", "elastic:other"});
+  ASSERT_TRUE(wrong->ok()) << wrong->error();
+  const uint16_t port = wrong->port();
+  TempDir dir;
+  const int kCount = 1500;
+  Agent agent(dir,
+              Config(dir, {wrong->url()}, "    auth: { strategy: basic, user: elastic, password: \"${ES_PW}\" }\n"),
+              {}, {{"ES_PW", "s3cret-pw"}}, true);
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  agent.process().WriteStdin(Lines(0, kCount));
+  ASSERT_TRUE(WaitFor([&] { return Errors(agent, "auth_failed") >= 2; })) << agent.process().Stderr();
+  ASSERT_TRUE(WaitFor([&] {
+    return agent.Metric("tributary_component_healthy", {{"component_id", "es"}}) == 0;
+  }));
+  EXPECT_EQ(agent.Metric("tributary_component_sent_events_total", {{"component_id", "es"}}), 0);
+  EXPECT_EQ(wrong->count("logs"), 0);
+  const std::string log = agent.process().Stderr();
+  EXPECT_NE(log.find("authentication failed: HTTP 401"), std::string::npos) << log;
+  EXPECT_NE(log.find("nothing is dropped"), std::string::npos) << log;
+  EXPECT_EQ(log.find("s3cret-pw"), std::string::npos) << log;
+  wrong.reset();
+  EsBulkServer right({"--basic-auth", "elastic:s3cret-pw", "--port", std::to_string(port)});
+  ASSERT_TRUE(right.ok()) << right.error();
+  ASSERT_TRUE(WaitFor([&] { return right.count("logs") == kCount; })) << right.count("logs") << "\n"
+                                                                      << agent.process().Stderr();
+  ASSERT_TRUE(WaitFor([&] {
+    return agent.Metric("tributary_component_healthy", {{"component_id", "es"}}) == 1;
+  }));
+  Finish(agent);
+  EXPECT_EQ(agent.process().Stderr().find("s3cret-pw"), std::string::npos);
+  ExpectExactly(right, "logs", kCount, true);
+}
+
+TEST(ElasticsearchSinkTest, ApiKeyAndDataStream) {
+  const std::string key = "VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw==";
+  EsBulkServer es({"--api-key", key, "--data-stream", "logs-*"});
+  ASSERT_TRUE(es.ok()) << es.error();
+  TempDir dir;
+  const int kCount = 700;
+  std::string cfg = "data_dir: " + dir.path() + "/data\n" + R"(
+api: { address: "127.0.0.1:0" }
+sources:
+  in: { type: stdin }
+sinks:
+  es:
+    type: elasticsearch
+    inputs: [in]
+    endpoints: [")" + es.url() + R"("]
+    mode: data_stream
+    data_stream: { dataset: "{{ source_type }}" }
+    id_field: message
+    auth: { strategy: api_key, api_key: ")" + key + R"(" }
+    batch: { max_events: 100, timeout_secs: 0.05 }
+)";
+  Agent agent(dir, cfg, {}, {}, true);
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  agent.process().WriteStdin(Lines(0, kCount));
+  ASSERT_TRUE(WaitFor([&] { return es.count("logs-stdin-default") == kCount; }))
+      << es.count("logs-stdin-default") << "\n"
+      << agent.process().Stderr();
+  Finish(agent);
+  auto docs = es.docs("logs-stdin-default");
+  ASSERT_EQ(static_cast<int>(docs.size()), kCount);
+  EXPECT_NE(docs[0].source.find("\"@timestamp\":"), std::string::npos) << docs[0].source;
+  EXPECT_EQ(es.stat("auth_failures"), 0);
+}
+
+TEST(ElasticsearchSinkTest, RoundRobinAndFailover) {
+  EsBulkServer a, b;
+  ASSERT_TRUE(a.ok() && b.ok());
+  std::string dead_url;
+  {
+    EsBulkServer gone;  // a port nobody listens on any more
+    ASSERT_TRUE(gone.ok());
+    dead_url = gone.url();
+  }
+  TempDir dir;
+  const int kCount = 3000;
+  Agent agent(dir, Config(dir, {a.url(), dead_url, b.url()}, ""), {}, {}, true);
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  agent.process().WriteStdin(Lines(0, kCount));
+  ASSERT_TRUE(WaitFor([&] { return a.count("logs") + b.count("logs") == kCount; }))
+      << a.count("logs") << " + " << b.count("logs") << "\n"
+      << agent.process().Stderr();
+  EXPECT_GT(a.count("logs"), kCount / 5);
+  EXPECT_GT(b.count("logs"), kCount / 5);
+  // The dead endpoint cost connection attempts, never a retry of the data.
+  EXPECT_EQ(agent.Metric("tributary_sink_retries_total", {{"component_id", "es"}}), 0);
+  Finish(agent);
+}
+
+TEST(ElasticsearchSinkTest, ShutdownDuringOutageFailsWithoutAcknowledging) {
+  EsBulkServer es;
+  ASSERT_TRUE(es.ok());
+  ASSERT_TRUE(es.down());
+  TempDir dir;
+  std::string cfg = Config(dir, {es.url()}, "");
+  cfg.replace(cfg.find("shutdown_timeout_secs: 20"), 25, "shutdown_timeout_secs: 1");
+  Agent agent(dir, cfg, {}, {}, true);
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  agent.process().WriteStdin(Lines(0, 300));
+  ASSERT_TRUE(WaitFor([&] { return Errors(agent, "connection_failed") >= 1; })) << agent.process().Stderr();
+  agent.process().CloseStdin();
+  auto code = agent.process().Wait(seconds(15));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0);
+  EXPECT_NE(agent.process().Stderr().find("documents were not confirmed by Elasticsearch"), std::string::npos)
+      << agent.process().Stderr();
+}
+
+}  // namespace
+}  // namespace tributary::testing
