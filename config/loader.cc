@@ -455,7 +455,8 @@ std::optional<Config> LoadConfigFromStrings(const std::vector<std::pair<std::str
           continue;
         }
         if (!config.tests.IsDefined() || config.tests.IsNull()) config.tests = YAML::Node(YAML::NodeType::Sequence);
-        for (const auto& t : it->second) config.tests.push_back(t);
+        const YAML::Node list = it->second;  // not a range over it->second: a temporary's member
+        for (const auto& t : list) config.tests.push_back(t);
         config.tests_file = file;
         continue;
       }

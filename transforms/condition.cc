@@ -277,7 +277,7 @@ bool ParseComparison(const YAML::Node& n, const config::ParseContext& ctx, Condi
       ok = false;
       continue;
     }
-    const YAML::Node& v = it->second;
+    const YAML::Node v = it->second;  // a copy: it->second is a temporary
     Comparison c;
     c.op = op->op;
     if (!v.IsScalar() && !v.IsNull()) {
