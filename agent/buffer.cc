@@ -1,5 +1,7 @@
 #include "agent/buffer.h"
 
+#include "agent/disk_buffer.h"
+
 namespace tributary {
 
 MemoryBuffer::MemoryBuffer(uint64_t max_events, bool drop_when_full, BufferMetrics metrics)
@@ -91,6 +93,17 @@ Result<std::unique_ptr<Buffer>> MakeBuffer(const config::BufferConfig& config, c
   if (config.type == "memory") {
     return std::unique_ptr<Buffer>(
         new MemoryBuffer(config.max_events, drop, metrics->ForBuffer(sink_id, sink_type, "memory")));
+  }
+  if (config.type == "disk") {
+    DiskBufferOptions o;
+    o.dir = data_dir + "/buffer/" + sink_id;
+    o.name = sink_id;
+    o.max_size = config.max_size.bytes;
+    o.drop_when_full = drop;
+    o.flush_interval = config.flush_interval_ms.get();
+    auto b = DiskBuffer::Open(o, metrics->ForBuffer(sink_id, sink_type, "disk"));
+    if (!b.ok()) return b.status();
+    return std::unique_ptr<Buffer>(std::move(b).value());
   }
   return Status::InvalidArgument("buffer type `" + config.type + "` is not available in this build");
 }

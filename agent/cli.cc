@@ -10,11 +10,15 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <optional>
+#include <thread>
 
 #include "agent/admin_api.h"
+#include "agent/healthcheck.h"
 #include "agent/log.h"
 #include "agent/metrics.h"
 #include "agent/topology.h"
+#include "agent/unit_test_runner.h"
 #include "config/config.h"
 #include "config/registry.h"
 
@@ -43,6 +47,11 @@ std::optional<config::Config> Load(const Options& o) {
   if (!diag.all().empty()) std::cerr << diag.ToString();
   if (!cfg) std::cerr << "invalid configuration: " << diag.error_count() << " error(s)\n";
   return cfg;
+}
+
+// Worker threads for transforms: --threads, or one per core.
+int Threads(const Options& o) {
+  return o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 std::string Hostname() {
@@ -103,11 +112,48 @@ int Validate(const Options& o) {
   return ok ? kExitOk : kExitConfig;
 }
 
+int Test(const Options& o) {
+  LogLevel level = LogLevel::kError;  // the report is the output; transforms' warnings are noise here
+  if (!o.log_level.empty()) ParseLogLevel(o.log_level, &level);
+  SetLogLevel(level);
+  auto cfg = Load(o);
+  if (!cfg) return kExitConfig;
+  return RunConfigTests(*cfg, std::cout);
+}
+
 int Graph(const Options& o) {
   auto cfg = Load(o);
   if (!cfg) return kExitConfig;
   std::cout << config::ToDot(*cfg);
   return kExitOk;
+}
+
+// `tributary healthcheck`: GETs /health (or --path) from the admin API named
+// by --address or by the config's api.address; exit 0 on HTTP 200, else 1.
+// For container HEALTHCHECKs, so that images need no curl.
+int Healthcheck(const Options& o, std::string address, const std::string& path, double timeout_secs) {
+  if (address.empty()) {
+    config::Diagnostics diag;
+    auto cfg = config::LoadConfig(ConfigPaths(o), &diag);
+    if (!cfg) {
+      std::cerr << "healthcheck: cannot read api.address from the configuration:\n" << diag.ToString();
+      return kExitFailure;
+    }
+    if (!cfg->global.api.enabled) {
+      std::cerr << "healthcheck: the admin API is disabled (api.enabled: false)\n";
+      return kExitFailure;
+    }
+    address = cfg->global.api.address;
+  }
+  address = ProbeAddress(address);
+  int status = 0;
+  Status s = HttpProbe(address, path, std::chrono::milliseconds(static_cast<int64_t>(timeout_secs * 1000)), &status);
+  if (!s.ok()) {
+    std::cerr << "unhealthy: " << s.message() << "\n";
+    return kExitFailure;
+  }
+  std::cout << "http://" << address << path << " answered " << status << "\n";
+  return status == 200 ? kExitOk : kExitFailure;
 }
 
 void DocRows(const config::SchemaBase& schema, const std::string& prefix, std::string* out) {
@@ -158,13 +204,70 @@ int GenerateDocs(const std::string& which) {
   return kExitOk;
 }
 
-int Run(const Options& o) {
-  auto cfg = Load(o);
-  if (!cfg) return kExitConfig;
+// Applies the config's log settings (the command line's level wins).
+void ApplyLogSettings(const config::Config& cfg, const Options& o) {
   LogLevel level = LogLevel::kInfo;
-  ParseLogLevel(o.log_level.empty() ? cfg->global.log.level : o.log_level, &level);
+  ParseLogLevel(o.log_level.empty() ? cfg.global.log.level : o.log_level, &level);
   SetLogLevel(level);
-  SetLogJson(cfg->global.log.format == "json");
+  SetLogJson(cfg.global.log.format == "json");
+}
+
+std::string Describe(const config::Config& cfg) {
+  return std::to_string(cfg.components.size()) + " components from " + std::to_string(cfg.files.size()) +
+         " file(s)";
+}
+
+// SIGHUP: load and validate the new config; if it is invalid, log why and
+// keep the running pipeline. Otherwise the running pipeline drains (sources
+// stop, sinks deliver what is in flight, checkpoints are written) and the new
+// one starts from those checkpoints and disk buffers, so nothing is read
+// twice or skipped. /ready stays 200 throughout.
+bool Reload(const Options& o, std::optional<config::Config>* cfg, std::unique_ptr<Topology>* topology,
+            Metrics* metrics) {
+  config::Diagnostics diag;
+  auto next = config::LoadConfig(ConfigPaths(o), &diag);
+  if (!next) {
+    TLOG_ERROR("", "reload: the new configuration is invalid; keeping the running one:\n" + diag.ToString());
+    return false;
+  }
+  if (!diag.all().empty()) TLOG_WARN("", "reload: " + diag.ToString());
+  if (next->global.data_dir != (*cfg)->global.data_dir || next->global.api.address != (*cfg)->global.api.address ||
+      next->global.api.enabled != (*cfg)->global.api.enabled) {
+    TLOG_WARN("", "reload: data_dir and api changes take effect only after a restart");
+  }
+  bool clean = (*topology)->Stop((*cfg)->global.shutdown_timeout_secs.get());
+  if (!clean) {
+    TLOG_WARN("", "reload: the old pipeline did not drain in time; undelivered events will be read again");
+    (void)topology->release();  // a sink thread may still use it
+  }
+  // Destroy the old pipeline first: it releases files the new one opens
+  // (disk buffers are locked by the process that has them open).
+  topology->reset();
+  auto built = Topology::Build(*next, metrics, Hostname(), Threads(o));
+  bool ok = built.ok();
+  if (ok) {
+    *topology = std::move(built).value();
+    *cfg = std::move(next);
+  } else {
+    TLOG_ERROR("", "reload: cannot build the new pipeline (" + built.status().message() +
+                       "); restarting the previous one");
+    auto again = Topology::Build(**cfg, metrics, Hostname(), Threads(o));
+    if (!again.ok()) {
+      TLOG_ERROR("", "reload: cannot rebuild the previous pipeline either: " + again.status().message());
+      return false;
+    }
+    *topology = std::move(again).value();
+  }
+  ApplyLogSettings(**cfg, o);
+  (*topology)->Start();
+  if (ok) TLOG_INFO("", "reloaded: " + Describe(**cfg));
+  return ok;
+}
+
+int Run(const Options& o) {
+  std::optional<config::Config> cfg = Load(o);
+  if (!cfg) return kExitConfig;
+  ApplyLogSettings(*cfg, o);
 
   std::error_code ec;
   fs::create_directories(cfg->global.data_dir, ec);
@@ -184,17 +287,23 @@ int Run(const Options& o) {
   signal(SIGPIPE, SIG_IGN);
 
   Metrics metrics;
-  auto topology = Topology::Build(*cfg, &metrics, Hostname());
-  if (!topology.ok()) {
-    TLOG_ERROR("", "cannot build the topology: " + topology.status().message());
-    return kExitConfig;
+  std::unique_ptr<Topology> topology;
+  {
+    auto built = Topology::Build(*cfg, &metrics, Hostname(), Threads(o));
+    if (!built.ok()) {
+      TLOG_ERROR("", "cannot build the topology: " + built.status().message());
+      return kExitConfig;
+    }
+    topology = std::move(built).value();
   }
-  Topology* t = topology->get();
+  // What /ready reports; the topology pointer changes on reload.
+  std::atomic<int> phase{0};  // 0 starting, 1 running, 2 stopping
   std::unique_ptr<AdminApi> api;
   if (cfg->global.api.enabled) {
-    api = std::make_unique<AdminApi>(&metrics, [t](std::string* reason) {
-      if (t->state() == Topology::State::kRunning) return true;
-      *reason = t->state() == Topology::State::kBuilt ? "starting" : "shutting down";
+    api = std::make_unique<AdminApi>(&metrics, [&phase](std::string* reason) {
+      int p = phase.load();
+      if (p == 1) return true;
+      *reason = p == 0 ? "starting" : "shutting down";
       return false;
     });
     Status s = api->Start(cfg->global.api.address);
@@ -203,29 +312,41 @@ int Run(const Options& o) {
       return kExitFailure;
     }
   }
-  t->Start();
-  TLOG_INFO("", "tributary " TRIBUTARY_VERSION " started with " + std::to_string(cfg->components.size()) +
-                    " components from " + std::to_string(cfg->files.size()) + " file(s)");
+  topology->Start();
+  phase = 1;
+  TLOG_INFO("", "tributary " TRIBUTARY_VERSION " started with " + Describe(*cfg));
   sd_notify(0, "READY=1\nSTATUS=running");
+  uint64_t watchdog_usec = 0;
+  const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
 
   const timespec tick{0, 100'000'000};
   while (true) {
+    if (watchdog) sd_notify(0, "WATCHDOG=1");
     int sig = sigtimedwait(&signals, nullptr, &tick);
     if (sig == SIGTERM || sig == SIGINT) {
       TLOG_INFO("", std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ", shutting down");
       break;
     }
     if (sig == SIGHUP) {
-      TLOG_WARN("", "received SIGHUP: configuration reload is not supported yet; keeping the running configuration");
+      TLOG_INFO("", "received SIGHUP, reloading the configuration");
+      sd_notify(0, "RELOADING=1\nSTATUS=reloading");
+      Reload(o, &cfg, &topology, &metrics);
+      if (!topology) {
+        TLOG_ERROR("", "no pipeline is running after the failed reload; exiting");
+        if (api) api->Stop();
+        return kExitFailure;
+      }
+      sd_notify(0, "READY=1\nSTATUS=running");
       continue;
     }
-    if (t->WaitSourcesFinished(std::chrono::milliseconds(0))) {
+    if (topology->WaitSourcesFinished(std::chrono::milliseconds(0))) {
       TLOG_INFO("", "all sources finished, shutting down");
       break;
     }
   }
-  sd_notify(0, "STOPPING=1");
-  bool clean = t->Stop(cfg->global.shutdown_timeout_secs.get());
+  phase = 2;
+  sd_notify(0, "STOPPING=1\nSTATUS=draining");
+  bool clean = topology->Stop(cfg->global.shutdown_timeout_secs.get());
   if (api) api->Stop();
   TLOG_INFO("", clean ? "stopped" : "stopped after the shutdown timeout");
   if (!clean) {
@@ -248,21 +369,33 @@ int Main(int argc, char** argv) {
   };
   add_common(&app);
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off");
-  app.add_option("--threads", o.threads, "Worker threads for transforms (default: number of cores)");
+  app.add_option("--threads", o.threads, "Worker threads for transforms (default: number of cores; 1 runs them on the source threads)");
 
   auto* run = app.add_subcommand("run", "Run the agent (the default)");
   add_common(run);
   run->add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off");
-  run->add_option("--threads", o.threads, "Worker threads for transforms (default: number of cores)");
+  run->add_option("--threads", o.threads, "Worker threads for transforms (default: number of cores; 1 runs them on the source threads)");
   auto* validate = app.add_subcommand("validate", "Check configuration files and the environment");
   add_common(validate);
   validate->add_flag("--no-environment", o.no_environment, "Check only the files, not the machine");
+  std::vector<std::string> validate_paths;  // `tributary validate FILE...` as well as -c FILE
+  validate->add_option("paths", validate_paths, "Config files or directories (same as -c)");
+  auto* test = app.add_subcommand("test", "Run the unit tests in the config's `tests:` section");
+  add_common(test);
   auto* graph = app.add_subcommand("graph", "Print the topology as Graphviz DOT");
   add_common(graph);
   std::string docs_for;
   auto* gen_docs = app.add_subcommand("generate-docs", "Print a component's option table as Markdown");
   gen_docs->add_option("type", docs_for, "Component type, `global` or `buffer`")->required();
   gen_docs->group("");  // hidden: for maintainers of docs/reference
+  std::string probe_address;
+  std::string probe_path = "/health";
+  double probe_timeout = 3;
+  auto* health = app.add_subcommand("healthcheck", "GET the admin API's /health; exit 0 on 200 (for containers)");
+  add_common(health);
+  health->add_option("--address", probe_address, "host:port of the admin API (default: the config's api.address)");
+  health->add_option("--path", probe_path, "Path to GET (/health or /ready)")->capture_default_str();
+  health->add_option("--timeout-secs", probe_timeout, "Give up after this long")->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -270,9 +403,14 @@ int Main(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? kExitOk : kExitFailure;
   }
-  if (*validate) return Validate(o);
+  if (*validate) {
+    o.configs.insert(o.configs.end(), validate_paths.begin(), validate_paths.end());
+    return Validate(o);
+  }
+  if (*test) return Test(o);
   if (*graph) return Graph(o);
   if (*gen_docs) return GenerateDocs(docs_for);
+  if (*health) return Healthcheck(o, probe_address, probe_path, probe_timeout);
   return Run(o);
 }
 

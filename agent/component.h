@@ -32,8 +32,6 @@ struct BuildContext {
   std::string data_dir;      // the agent's data_dir (global)
   std::string hostname;      // this host's name
   ComponentMetrics* metrics; // handles for this component; outlives it
-  // data_dir/<sub>/<id>, created if missing; empty + error if not possible.
-  Result<std::string> ComponentDir(std::string_view sub) const;
 };
 
 // ---- Sources ---------------------------------------------------------------

@@ -151,7 +151,7 @@ struct JsonParser::Impl {
 
   Status Convert(simdjson::dom::element el, size_t depth, Value* out) {
     using simdjson::dom::element_type;
-    if (depth > max_depth) return Status::InvalidArgument("JSON nesting deeper than " + std::to_string(max_depth));
+    if (depth > max_depth) return Status::ResourceExhausted("JSON nesting deeper than " + std::to_string(max_depth));
     switch (el.type()) {
       case element_type::OBJECT: {
         Fields f;
@@ -215,17 +215,49 @@ struct JsonParser::Impl {
   }
 };
 
+static_assert(JsonParser::kPadding >= simdjson::SIMDJSON_PADDING);
+
 JsonParser::JsonParser(size_t max_depth) : impl_(std::make_unique<Impl>()) {
   impl_->max_depth = max_depth;
+  // simdjson enforces the depth bound while parsing, before any value is
+  // built: a document that is too deep never half-fills an event.
+  auto err = impl_->parser.allocate(4096, max_depth + 1);  // simdjson counts the document itself as a level
+  (void)err;  // a failed allocation shows again (and is reported) at the first parse
 }
 
 JsonParser::~JsonParser() = default;
 
-Status JsonParser::Parse(std::string_view text, Value* out) {
+namespace {
+
+Status ParseError(simdjson::error_code err, size_t max_depth) {
+  if (err == simdjson::DEPTH_ERROR)
+    return Status::ResourceExhausted("JSON nesting deeper than " + std::to_string(max_depth));
+  return Status::InvalidArgument(simdjson::error_message(err));
+}
+
+}  // namespace
+
+Status JsonParser::Parse(std::string_view text, Value* out, bool padded) {
   simdjson::dom::element root;
-  auto err = impl_->parser.parse(text.data(), text.size(), true).get(root);
-  if (err) return Status::InvalidArgument(simdjson::error_message(err));
+  auto err = impl_->parser.parse(text.data(), text.size(), !padded).get(root);
+  if (err) return ParseError(err, impl_->max_depth);
   return impl_->Convert(root, 0, out);
+}
+
+Status JsonParser::ParseObjectInto(std::string_view text, Fields* into, bool padded) {
+  simdjson::dom::element root;
+  auto err = impl_->parser.parse(text.data(), text.size(), !padded).get(root);
+  if (err) return ParseError(err, impl_->max_depth);
+  simdjson::dom::object obj;
+  if (root.get_object().get(obj)) return Status::InvalidArgument("not a JSON object");
+  into->reserve(into->size() + obj.size());
+  for (auto field : obj) {
+    Value child;
+    Status s = impl_->Convert(field.value, 1, &child);
+    if (!s.ok()) return s;  // not reached: simdjson bounds the depth
+    into->set(field.key, std::move(child));
+  }
+  return Status::Ok();
 }
 
 }  // namespace tributary

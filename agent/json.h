@@ -26,14 +26,24 @@ bool IsValidUtf8(std::string_view s);
 
 class JsonParser {
  public:
+  // max_depth: the most objects/arrays nested in one another.
   explicit JsonParser(size_t max_depth = 64);
   ~JsonParser();
   JsonParser(const JsonParser&) = delete;
   JsonParser& operator=(const JsonParser&) = delete;
 
+  // Bytes simdjson may read past the end of a document. A caller whose
+  // text is followed by this many readable bytes (e.g. a std::string with
+  // spare capacity) passes padded=true and saves a copy.
+  static constexpr size_t kPadding = 64;
+
   // Parses one JSON document into *out. Errors: kInvalidArgument with
-  // simdjson's reason; depth beyond max_depth is an error too.
-  Status Parse(std::string_view text, Value* out);
+  // simdjson's reason; kResourceExhausted if nested deeper than max_depth.
+  Status Parse(std::string_view text, Value* out, bool padded = false);
+  // Parses a JSON object and sets its members into *into (overwriting
+  // keys that exist). Errors as Parse, and kInvalidArgument if the
+  // document is not an object; *into is untouched on any error.
+  Status ParseObjectInto(std::string_view text, Fields* into, bool padded = false);
 
  private:
   struct Impl;

@@ -1,8 +1,10 @@
 #include "agent/topology.h"
 
+#include <deque>
 #include <map>
 
 #include "agent/log.h"
+#include "agent/worker_pool.h"
 #include "config/registry.h"
 
 namespace tributary {
@@ -29,13 +31,22 @@ struct Topology::Node {
 
 class Topology::SourceRunner final : public SourceContext {
  public:
-  SourceRunner(Topology* topology, Node* node) : topology_(topology), node_(node) {}
+  SourceRunner(Topology* topology, Node* node, WorkerPool* pool) : topology_(topology), node_(node) {
+    // Only batches that meet a transform are worth a trip through the pool.
+    bool feeds_transform = false;
+    for (Node* n : node_->downstream[0]) feeds_transform |= n->kind == ComponentKind::kTransform;
+    if (pool != nullptr && feeds_transform) {
+      pool_ = pool;
+      max_in_flight_ = 2 * pool->size();
+    }
+  }
 
   void Start() {
     thread_ = std::jthread([this](std::stop_token) {
       Status s = node_->source->Run(*this);
       if (!s.ok()) TLOG_ERROR(node_->id, "source stopped with an error: " + s.ToString());
       else TLOG_DEBUG(node_->id, "source finished");
+      WaitInFlight();
       topology_->SourceFinished();
     });
   }
@@ -49,18 +60,82 @@ class Topology::SourceRunner final : public SourceContext {
     node_->metrics->received_events().Increment(static_cast<double>(batch.size()));
     node_->metrics->received_bytes().Increment(static_cast<double>(batch.bytes()));
     node_->metrics->sent_events().Increment(static_cast<double>(batch.size()));
-    topology_->Dispatch(node_->downstream[0], std::move(batch));
+    if (pool_ == nullptr) {
+      topology_->Dispatch(node_->downstream[0], std::move(batch));
+      return !topology_->hard_stop_.stop_requested();
+    }
+    auto job = std::make_unique<Job>();
+    Job* j = job.get();
+    {
+      std::unique_lock lock(mu_);
+      while (in_flight_.size() >= max_in_flight_) {
+        if (topology_->hard_stop_.stop_requested()) {
+          lock.unlock();
+          batch.Finalize(BatchStatus::kFailed);
+          return false;
+        }
+        cv_.wait_for(lock, std::chrono::milliseconds(100));
+      }
+      j->input = std::move(batch);
+      in_flight_.push_back(std::move(job));
+    }
+    pool_->Submit([this, j] {
+      topology_->Dispatch(node_->downstream[0], std::move(j->input), &j->pushes);
+      Finished(j);
+    });
     return !topology_->hard_stop_.stop_requested();
   }
   std::stop_token stop_token() const override { return stop_.get_token(); }
   ComponentMetrics& metrics() override { return *node_->metrics; }
   Node* node() { return node_; }
+  size_t in_flight() {
+    std::lock_guard lock(mu_);
+    return in_flight_.size();
+  }
 
  private:
+  // One batch on its way through the pool.
+  struct Job {
+    Batch input;
+    SinkPushes pushes;  // filled by the worker
+    bool done = false;
+  };
+
+  // Called by the worker that ran `j`. Whoever finds the oldest job done
+  // (and nobody else pushing) pushes it and every done job after it.
+  void Finished(Job* j) {
+    std::unique_lock lock(mu_);
+    j->done = true;
+    if (pushing_) return;  // the pusher will get to it
+    pushing_ = true;
+    while (!in_flight_.empty() && in_flight_.front()->done) {
+      Job* head = in_flight_.front().get();
+      lock.unlock();
+      for (auto& [sink, b] : head->pushes) sink->buffer->Push(std::move(b));
+      head->pushes.clear();
+      lock.lock();
+      in_flight_.pop_front();  // only now: a blocked push keeps its slot (backpressure)
+      cv_.notify_all();
+    }
+    pushing_ = false;
+    cv_.notify_all();
+  }
+
+  void WaitInFlight() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return in_flight_.empty(); });
+  }
+
   Topology* topology_;
   Node* node_;
   std::stop_source stop_;
   std::jthread thread_;
+  WorkerPool* pool_ = nullptr;
+  size_t max_in_flight_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<Job>> in_flight_;  // in the order sent
+  bool pushing_ = false;
 };
 
 // ---- Sink side -------------------------------------------------------------
@@ -125,8 +200,9 @@ class Topology::SinkRunner final : public SinkContext, public SinkInput {
 // ---- Build -----------------------------------------------------------------
 
 Result<std::unique_ptr<Topology>> Topology::Build(const config::Config& config, Metrics* metrics,
-                                                  const std::string& hostname) {
+                                                  const std::string& hostname, int threads) {
   std::unique_ptr<Topology> t(new Topology());
+  if (threads > 1) t->pool_ = std::make_unique<WorkerPool>(static_cast<size_t>(threads));
   std::map<std::string, Node*> by_id;
   for (const auto& c : config.components) {
     auto node = std::make_unique<Node>();
@@ -185,7 +261,7 @@ Result<std::unique_ptr<Topology>> Topology::Build(const config::Config& config, 
     }
   }
   for (auto& n : t->nodes_) {
-    if (n->kind == ComponentKind::kSource) t->source_runners_.push_back(std::make_unique<SourceRunner>(t.get(), n.get()));
+    if (n->kind == ComponentKind::kSource) t->source_runners_.push_back(std::make_unique<SourceRunner>(t.get(), n.get(), t->pool_.get()));
     if (n->kind == ComponentKind::kSink) t->sink_runners_.push_back(std::make_unique<SinkRunner>(t.get(), n.get()));
   }
   return t;
@@ -197,15 +273,16 @@ Topology::~Topology() {
 
 // ---- Data path -------------------------------------------------------------
 
-void Topology::Dispatch(const std::vector<Node*>& targets, Batch batch) {
+void Topology::Dispatch(const std::vector<Node*>& targets, Batch batch, SinkPushes* pushes) {
   if (targets.empty() || batch.empty()) return;  // finalizers release as delivered
-  for (size_t i = 0; i + 1 < targets.size(); ++i) Deliver(targets[i], batch.ShareCopy());
-  Deliver(targets.back(), std::move(batch));
+  for (size_t i = 0; i + 1 < targets.size(); ++i) Deliver(targets[i], batch.ShareCopy(), pushes);
+  Deliver(targets.back(), std::move(batch), pushes);
 }
 
-void Topology::Deliver(Node* node, Batch batch) {
+void Topology::Deliver(Node* node, Batch batch, SinkPushes* pushes) {
   if (node->kind == ComponentKind::kSink) {
-    node->buffer->Push(std::move(batch));
+    if (pushes != nullptr) pushes->emplace_back(node, std::move(batch));
+    else node->buffer->Push(std::move(batch));
     return;
   }
   const size_t in = batch.size();
@@ -219,7 +296,7 @@ void Topology::Deliver(Node* node, Batch batch) {
     if (out[0].finalizers().empty()) out[0].take_finalizers(batch);
     out[0].set_bytes(batch.bytes());
     node->metrics->sent_events().Increment(static_cast<double>(out[0].size()));
-    Dispatch(node->downstream[0], std::move(out[0]));
+    Dispatch(node->downstream[0], std::move(out[0]), pushes);
     return;
   }
   std::vector<Batch> outs(n_out);
@@ -228,7 +305,7 @@ void Topology::Deliver(Node* node, Batch batch) {
   for (size_t i = 0; i < n_out; ++i) {
     if (i == 0) node->metrics->sent_events().Increment(static_cast<double>(outs[i].size()));
     else node->output_sent[i]->Increment(static_cast<double>(outs[i].size()));
-    Dispatch(node->downstream[i], std::move(outs[i]));
+    Dispatch(node->downstream[i], std::move(outs[i]), pushes);
   }
 }
 
@@ -279,6 +356,7 @@ bool Topology::Stop(std::chrono::milliseconds timeout) {
     for (auto& s : sink_runners_) s->node()->buffer->Close();
   }
   for (auto& s : source_runners_) s->Join();
+  if (pool_) pool_->Stop();  // idle by now: every source waited for its batches
   const auto grace = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   for (auto& s : sink_runners_) {
     if (s->WaitDone(grace)) s->Join();

@@ -40,8 +40,9 @@ class Topology {
 
   // Builds every component; errors name the component. Opens nothing that
   // can wait (sockets, files are opened in Run).
+  // `threads` > 1 runs transforms on a pool of that many workers.
   static Result<std::unique_ptr<Topology>> Build(const config::Config& config, Metrics* metrics,
-                                                 const std::string& hostname);
+                                                 const std::string& hostname, int threads = 1);
   ~Topology();
 
   void Start();
@@ -63,14 +64,19 @@ class Topology {
   class SourceRunner;
   class SinkRunner;
 
-  void Deliver(Node* node, Batch batch);
-  void Dispatch(const std::vector<Node*>& targets, Batch batch);
+  // Batches bound for sink buffers, in the order they are to be pushed.
+  using SinkPushes = std::vector<std::pair<Node*, Batch>>;
+  // Runs `batch` into `targets`: transforms now; sink pushes now, or
+  // appended to *pushes when it is given (the ordered pool path).
+  void Deliver(Node* node, Batch batch, SinkPushes* pushes);
+  void Dispatch(const std::vector<Node*>& targets, Batch batch, SinkPushes* pushes = nullptr);
   void SourceFinished();
 
   std::vector<std::unique_ptr<Node>> nodes_;
   std::vector<std::unique_ptr<SourceRunner>> source_runners_;
   std::vector<std::unique_ptr<SinkRunner>> sink_runners_;
   std::stop_source hard_stop_;
+  std::unique_ptr<class WorkerPool> pool_;  // null: transforms run on the source threads
   std::atomic<State> state_{State::kBuilt};
 
   std::mutex mu_;

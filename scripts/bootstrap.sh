@@ -30,6 +30,11 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev kcat systemd-journal-remote
   curl
 )
+# The packaging tests (ctest -L packaging): build the .deb, lintian, a
+# debootstrap root to install it into, systemd-analyze, podman for the image.
+if [ "$mode" = test ]; then
+  packages+=(debhelper dpkg-dev lintian debootstrap systemd podman runc)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -53,6 +58,10 @@ cmake --build "$build_dir" --parallel "$(nproc)"
 
 case "$mode" in
   run) exec "$build_dir/tributary" run -c config/examples/quickstart.yaml ;;
-  test) cd "$build_dir" && exec ctest --output-on-failure --parallel "$(nproc)" --timeout 600 ;;
+  test)
+    # The packaging tests build and install the .deb and a container image:
+    # once, in the Release suite; the sanitizer run skips them.
+    skip=(); [ "$sanitize" -eq 1 ] && skip=(-LE packaging)
+    cd "$build_dir" && exec ctest --output-on-failure --parallel "$(nproc)" --timeout 900 "${skip[@]}" ;;
   build) ;;
 esac

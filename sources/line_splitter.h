@@ -3,14 +3,20 @@
 //
 // Feed() takes the next chunk of the stream and calls emit(line, end) for
 // each complete line, where `end` is the stream offset just past the line's
-// delimiter (what a checkpoint may record once the line is delivered). A
+// delimiter (what a checkpoint may record once the line is delivered);
+// line_start() is the offset of that line's first byte while emit runs. A
 // partial last line is held until its delimiter arrives, or until
-// TakePartial() (end of input, rotation).
+// TakePartial() (end of input, rotation) or DropPartial().
 //
-// Lines longer than max_line_bytes are truncated to max_line_bytes (the rest
-// up to the delimiter skipped) or discarded whole; both are counted. A "\r"
-// before a "\n" delimiter is removed (CRLF). The fast path (no partial line
-// held) finds delimiters with memchr/find straight in the caller's chunk and
+// The delimiter may be several bytes and may straddle two chunks. With the
+// delimiter "\n", a "\r" just before it is removed (CRLF) before the length
+// is checked. Lines longer than max_line_bytes are truncated to
+// max_line_bytes (the rest up to the delimiter skipped) or discarded whole;
+// both are counted. A held partial line never takes more than
+// max_line_bytes + 1 bytes of memory, however long the line is.
+//
+// The fast path (no partial line held) finds delimiters with memchr (or
+// memmem for a multi-byte delimiter) straight in the caller's chunk and
 // copies nothing. Not thread-safe.
 
 #include <algorithm>
@@ -24,141 +30,149 @@ namespace tributary {
 class LineSplitter {
  public:
   LineSplitter(std::string delimiter, size_t max_line_bytes, bool discard_oversize)
-      : delim_(std::move(delimiter)), max_(max_line_bytes), discard_(discard_oversize) {}
+      : delim_(std::move(delimiter)),
+        max_(max_line_bytes),
+        discard_(discard_oversize),
+        strip_cr_(delim_ == "\n") {
+    if (delim_.empty()) delim_ = "\n";
+  }
 
   template <typename Emit>
   void Feed(std::string_view data, Emit&& emit) {
+    const size_t d = delim_.size();
+    // A delimiter straddling the held partial line and this chunk.
+    if (d > 1 && partial_len_ > 0 && !data.empty()) {
+      for (size_t k = std::min<uint64_t>(tail_.size(), d - 1); k >= 1; --k) {
+        if (tail_.compare(tail_.size() - k, k, delim_, 0, k) == 0 && data.size() >= d - k &&
+            data.compare(0, d - k, delim_, k, d - k) == 0) {
+          partial_len_ -= k;
+          if (held_.size() > partial_len_) held_.resize(partial_len_);
+          offset_ += d - k;
+          data.remove_prefix(d - k);
+          FinishPartial(emit);
+          break;
+        }
+      }
+    }
     while (!data.empty()) {
-      size_t line_len, consumed;
-      if (!FindDelimiter(data, &line_len, &consumed)) {
+      size_t pos = Find(data);
+      if (pos == std::string_view::npos) {
         Hold(data);
-        offset_ += data.size();
-        RememberTail(data);
         return;
       }
-      std::string_view piece = data.substr(0, line_len);
-      offset_ += consumed;
-      RememberTail(data.substr(0, consumed));
-      data.remove_prefix(consumed);
-      if (skipping_) {
-        skipping_ = false;
-        pending_ = 0;
-        if (!discard_) EmitLine(held_, emit);
-        held_.clear();
+      if (partial_len_ > 0 || !held_.empty()) {
+        Hold(data.substr(0, pos));
+        offset_ += d;
+        data.remove_prefix(pos + d);
+        FinishPartial(emit);
         continue;
       }
-      if (held_.empty()) {
-        EmitLine(piece, emit);
-        continue;
-      }
-      Hold(piece);
-      if (skipping_) {
-        skipping_ = false;
-        pending_ = 0;
-        if (!discard_) EmitLine(held_, emit);
-        held_.clear();
-        continue;
-      }
-      EmitLine(held_, emit);
-      held_.clear();
+      line_start_ = offset_;
+      offset_ += pos + d;
+      EmitLine(data.substr(0, pos), pos, emit);
+      data.remove_prefix(pos + d);
     }
   }
 
   // Emits the partial line held, if any, as a complete line ending at the
-  // current offset (end of input, rotation). False if nothing was held.
+  // current offset (end of input, rotation, deletion). False if nothing was
+  // held (or the held line was discarded as oversize).
   template <typename Emit>
   bool TakePartial(Emit&& emit) {
-    if (held_.empty() && !skipping_) return false;
-    bool emit_it = !skipping_ || !discard_;
-    skipping_ = false;
-    pending_ = 0;
-    if (emit_it && !held_.empty()) EmitLine(held_, emit);
+    if (partial_len_ == 0) return false;
+    uint64_t before = emitted_;
+    FinishPartial(emit);
+    return emitted_ != before;
+  }
+
+  // Forgets the partial line held (it will be read again from
+  // line_end_offset() if the caller seeks there).
+  void DropPartial() {
     held_.clear();
-    return emit_it;
+    tail_.clear();
+    partial_len_ = 0;
   }
 
   // Offset just past the last complete line: everything before it has been
   // emitted, so a checkpoint may point here.
-  uint64_t line_end_offset() const { return offset_ - pending_; }
+  uint64_t line_end_offset() const { return offset_ - partial_len_; }
   // Offset of everything fed so far.
   uint64_t offset() const { return offset_; }
+  // The first byte of the line being emitted (valid inside emit).
+  uint64_t line_start() const { return line_start_; }
   // Starts over at `offset` (after a seek), dropping any partial line.
   void Reset(uint64_t offset) {
+    DropPartial();
     offset_ = offset;
-    held_.clear();
-    tail_.clear();
-    skipping_ = false;
-    pending_ = 0;
   }
-  bool has_partial() const { return pending_ > 0; }
+  bool has_partial() const { return partial_len_ > 0; }
+  uint64_t partial_bytes() const { return partial_len_; }
   uint64_t truncated() const { return truncated_; }
   uint64_t discarded() const { return discarded_; }
+  const std::string& delimiter() const { return delim_; }
 
  private:
-  bool FindDelimiter(std::string_view data, size_t* line_len, size_t* consumed) {
-    const size_t d = delim_.size();
-    if (d == 1) {
+  size_t Find(std::string_view data) const {
+    if (delim_.size() == 1) {
       const void* p = std::memchr(data.data(), delim_[0], data.size());
-      if (p == nullptr) return false;
-      *line_len = static_cast<size_t>(static_cast<const char*>(p) - data.data());
-      *consumed = *line_len + 1;
-      return true;
+      return p == nullptr ? std::string_view::npos
+                          : static_cast<size_t>(static_cast<const char*>(p) - data.data());
     }
-    // A multi-byte delimiter may straddle the previous chunk and this one.
-    for (size_t k = std::min(tail_.size(), d - 1); k >= 1; --k) {
-      if (tail_.compare(tail_.size() - k, k, delim_, 0, k) == 0 && data.size() >= d - k &&
-          data.compare(0, d - k, delim_, k, d - k) == 0) {
-        if (!skipping_ && held_.size() >= k) held_.resize(held_.size() - k);
-        *line_len = 0;
-        *consumed = d - k;
-        return true;
-      }
-    }
-    size_t pos = data.find(delim_);
-    if (pos == std::string_view::npos) return false;
-    *line_len = pos;
-    *consumed = pos + d;
-    return true;
+    const void* p = ::memmem(data.data(), data.size(), delim_.data(), delim_.size());
+    return p == nullptr ? std::string_view::npos
+                        : static_cast<size_t>(static_cast<const char*>(p) - data.data());
   }
 
-  void RememberTail(std::string_view data) {
-    if (delim_.size() < 2) return;
-    const size_t keep = delim_.size() - 1;
-    if (data.size() >= keep) {
-      tail_.assign(data.substr(data.size() - keep));
-    } else {
-      tail_.append(data);
-      if (tail_.size() > keep) tail_.erase(0, tail_.size() - keep);
-    }
-  }
-
-  // Holds part of an unfinished line, switching to skipping once it is
-  // longer than max_line_bytes.
+  // Appends to the partial line: keeps at most max_+1 bytes (enough to
+  // decide about a trailing '\r'), its last byte, and for multi-byte
+  // delimiters its last delimiter-1 bytes.
   void Hold(std::string_view data) {
-    if (skipping_) {
-      pending_ += data.size();
-      return;
-    }
-    if (held_.size() + data.size() > max_) {
-      skipping_ = true;
-      if (discard_) {
-        ++discarded_;
-        held_.clear();
+    if (data.empty()) return;
+    if (partial_len_ == 0) line_start_ = offset_;
+    offset_ += data.size();
+    partial_len_ += data.size();
+    const size_t cap = max_ + 1;
+    if (held_.size() < cap) held_.append(data.substr(0, cap - held_.size()));
+    last_ = data.back();
+    if (delim_.size() > 1) {
+      const size_t keep = delim_.size() - 1;
+      if (data.size() >= keep) {
+        tail_.assign(data.substr(data.size() - keep));
       } else {
-        ++truncated_;
-        held_.append(data.substr(0, max_ - held_.size()));
+        tail_.append(data);
+        if (tail_.size() > keep) tail_.erase(0, tail_.size() - keep);
       }
-      pending_ += data.size();
-      return;
     }
-    held_.append(data);
-    pending_ += data.size();
   }
 
   template <typename Emit>
-  void EmitLine(std::string_view line, Emit& emit) {
-    pending_ = 0;
-    if (line.size() > max_) {
+  void FinishPartial(Emit& emit) {
+    uint64_t len = partial_len_;
+    if (len > 0 && len > held_.size()) {
+      // Longer than kept: certainly oversize unless only the '\r' was cut.
+      if (strip_cr_ && last_ == '\r') --len;
+    } else if (strip_cr_ && len > 0 && held_.back() == '\r') {
+      --len;
+    }
+    std::string_view line(held_.data(), std::min<uint64_t>(held_.size(), len));
+    partial_len_ = 0;  // line_end_offset() is past this line while it is emitted
+    Deliver(line, len, emit);
+    DropPartial();
+  }
+
+  template <typename Emit>
+  void EmitLine(std::string_view line, uint64_t len, Emit& emit) {
+    if (strip_cr_ && !line.empty() && line.back() == '\r') {
+      line.remove_suffix(1);
+      --len;
+    }
+    Deliver(line, len, emit);
+  }
+
+  // `len` is the line's full length; `line` its kept bytes (a prefix).
+  template <typename Emit>
+  void Deliver(std::string_view line, uint64_t len, Emit& emit) {
+    if (len > max_) {
       if (discard_) {
         ++discarded_;
         return;
@@ -166,20 +180,23 @@ class LineSplitter {
       ++truncated_;
       line = line.substr(0, max_);
     }
-    if (delim_.size() == 1 && delim_[0] == '\n' && !line.empty() && line.back() == '\r') line.remove_suffix(1);
+    ++emitted_;
     emit(line, offset_);
   }
 
   std::string delim_;
   size_t max_;
   bool discard_;
-  std::string held_;  // the unfinished line (capped at max_ when truncating)
-  std::string tail_;  // last delimiter-size-1 bytes seen (multi-byte delimiters)
-  bool skipping_ = false;
-  uint64_t pending_ = 0;  // bytes fed since the last emitted line's end
+  bool strip_cr_;
+  std::string held_;         // first max_+1 bytes of the partial line
+  std::string tail_;         // last delimiter-1 bytes of the partial line
+  char last_ = 0;            // last byte of the partial line
+  uint64_t partial_len_ = 0; // full length of the partial line
   uint64_t offset_ = 0;
+  uint64_t line_start_ = 0;
   uint64_t truncated_ = 0;
   uint64_t discarded_ = 0;
+  uint64_t emitted_ = 0;
 };
 
 }  // namespace tributary

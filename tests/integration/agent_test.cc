@@ -189,3 +189,44 @@ TEST(ValidateTest, BusyApiPortFailsWithAClearError) {
 
 }  // namespace
 }  // namespace tributary::testing
+
+namespace tributary::testing {
+namespace {
+
+std::string ReloadConfig(const TempDir& dir, const std::string& sink_path) {
+  return "data_dir: " + dir.path() + "/data\napi: { address: \"127.0.0.1:0\" }\n" +
+         "sources: { demo: { type: demo_logs, format: json, interval: 0.01 } }\n" +
+         "sinks: { out: { type: file, inputs: [demo], path: \"" + sink_path + "\" } }\n";
+}
+
+TEST(ReloadTest, SighupSwitchesSinksAndAnInvalidEditKeepsTheOldPipeline) {
+  TempDir dir;
+  const std::string a = dir / "a.log", b = dir / "b.log";
+  Agent agent(dir, ReloadConfig(dir, a));
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  ASSERT_TRUE(WaitFor([&] { return ReadLines(a).size() >= 5; })) << agent.process().Stderr();
+
+  // An invalid edit: logged, and the running pipeline keeps writing to a.
+  WriteFile(dir / "tributary.yaml", "sources: { demo: { type: demo_logs, formt: json } }\n");
+  agent.process().Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return agent.process().Stderr().find("keeping the running one") != std::string::npos; }));
+  EXPECT_NE(agent.process().Stderr().find("did you mean `format`?"), std::string::npos);
+  size_t before = ReadLines(a).size();
+  ASSERT_TRUE(WaitFor([&] { return ReadLines(a).size() >= before + 5; })) << "old pipeline stopped";
+  EXPECT_EQ(HttpGet("127.0.0.1", agent.api_port(), "/ready").status, 200);
+
+  // A valid edit: new events go to b only.
+  WriteFile(dir / "tributary.yaml", ReloadConfig(dir, b));
+  agent.process().Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return agent.process().Stderr().find("reloaded:") != std::string::npos; }))
+      << agent.process().Stderr();
+  size_t a_after_reload = ReadLines(a).size();
+  ASSERT_TRUE(WaitFor([&] { return ReadLines(b).size() >= 5; }));
+  EXPECT_EQ(ReadLines(a).size(), a_after_reload) << "the old sink still receives events";
+  EXPECT_EQ(HttpGet("127.0.0.1", agent.api_port(), "/ready").status, 200);
+  agent.process().Signal(SIGTERM);
+  EXPECT_EQ(agent.process().Wait(seconds(10)), 0);
+}
+
+}  // namespace
+}  // namespace tributary::testing

@@ -1,0 +1,102 @@
+#pragma once
+// Env: the file-system operations the disk buffer needs, behind an
+// interface so tests can wrap it (EnvWrapper) and inject short writes,
+// ENOSPC, fsync failures and crashes between two steps.
+//
+// Env::Default() is the POSIX implementation; it is stateless and
+// thread-safe. A WritableFile or RandomAccessFile is used by one thread at
+// a time, except that Sync() may run concurrently with Append() (the disk
+// buffer fsyncs outside its lock).
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agent/status.h"
+
+namespace tributary {
+
+class WritableFile {
+ public:
+  virtual ~WritableFile() = default;
+  // Appends all of `data` or returns an error; on error a prefix may have
+  // been written (a short write): the caller truncates it away.
+  virtual Status Append(std::string_view data) = 0;
+  // fdatasync: what was appended is durable when this returns OK.
+  virtual Status Sync() = 0;
+  // Cuts the file to `size` bytes; later appends go to the new end.
+  virtual Status Truncate(uint64_t size) = 0;
+};
+
+class RandomAccessFile {
+ public:
+  virtual ~RandomAccessFile() = default;
+  // Reads up to n bytes at offset into *out (fewer at end of file).
+  virtual Status Read(uint64_t offset, size_t n, std::string* out) const = 0;
+};
+
+// Held while a directory is in use; released on destruction (and by the
+// kernel if the process dies).
+class FileLock {
+ public:
+  virtual ~FileLock() = default;
+};
+
+class Env {
+ public:
+  virtual ~Env() = default;
+  static Env* Default();
+
+  // Opens for appending, creating the file if missing (or emptying it if
+  // `truncate`).
+  virtual Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path, bool truncate) = 0;
+  virtual Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) = 0;
+  virtual Status ReadFile(const std::string& path, std::string* out) = 0;
+  // Names (not paths) of the entries of `dir`.
+  virtual Status GetChildren(const std::string& dir, std::vector<std::string>* names) = 0;
+  virtual Result<uint64_t> GetFileSize(const std::string& path) = 0;
+  virtual Status RemoveFile(const std::string& path) = 0;
+  virtual Status RenameFile(const std::string& from, const std::string& to) = 0;
+  virtual Status TruncateFile(const std::string& path, uint64_t size) = 0;
+  virtual Status CreateDirs(const std::string& dir) = 0;
+  // fsyncs a directory so that created, renamed and removed names are durable.
+  virtual Status SyncDir(const std::string& dir) = 0;
+  // An exclusive advisory lock (flock) on `path`, created if missing;
+  // an error if another process holds it.
+  virtual Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) = 0;
+};
+
+// Forwards everything to another Env; tests override what they break.
+class EnvWrapper : public Env {
+ public:
+  explicit EnvWrapper(Env* target) : target_(target) {}
+  Env* target() const { return target_; }
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& p, bool t) override {
+    return target_->NewWritableFile(p, t);
+  }
+  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& p) override {
+    return target_->NewRandomAccessFile(p);
+  }
+  Status ReadFile(const std::string& p, std::string* out) override { return target_->ReadFile(p, out); }
+  Status GetChildren(const std::string& d, std::vector<std::string>* n) override {
+    return target_->GetChildren(d, n);
+  }
+  Result<uint64_t> GetFileSize(const std::string& p) override { return target_->GetFileSize(p); }
+  Status RemoveFile(const std::string& p) override { return target_->RemoveFile(p); }
+  Status RenameFile(const std::string& f, const std::string& t) override { return target_->RenameFile(f, t); }
+  Status TruncateFile(const std::string& p, uint64_t s) override { return target_->TruncateFile(p, s); }
+  Status CreateDirs(const std::string& d) override { return target_->CreateDirs(d); }
+  Status SyncDir(const std::string& d) override { return target_->SyncDir(d); }
+  Result<std::unique_ptr<FileLock>> LockFile(const std::string& p) override { return target_->LockFile(p); }
+
+ private:
+  Env* target_;
+};
+
+// Writes `data` to `path` so that a crash at any point leaves either the
+// old or the new content: path.tmp → fsync → rename → fsync(dir).
+Status WriteFileAtomically(Env* env, const std::string& path, std::string_view data);
+
+}  // namespace tributary

@@ -1,0 +1,62 @@
+# stdin → regex_parser (the Apache regex) → blackhole, against raw RE2
+# captures over the same file; stdin → json_parser → blackhole, against raw
+# simdjson over the same file. --threads 1 and 2. Until the file source is on
+# main, the agent reads the file on stdin.
+#
+# Besides wall-clock MB/s, each note gives the ratio per CPU-second (user +
+# sys of all threads): on a shared machine that is the fair "per core"
+# comparison.
+set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
+cmake --build "$BUILD" --target raw_re2_loop raw_simdjson_loop >/dev/null
+apache=$(data_file apache "$SIZE")
+json=$(data_file json "$SIZE")
+
+# cpu_measure CMD... -> "wall_s rss_kib cpu_s" of one run.
+cpu_measure() {
+  local out="$WORK/ctime.$$"
+  /usr/bin/time -o "$out" -f "%e %M %U %S" "$@" > /dev/null 2> "$WORK/stderr.last" || {
+    echo "command failed: $*" >&2; tail -5 "$WORK/stderr.last" >&2; }
+  tail -n 1 "$out" | awk '{ printf "%s %s %.2f\n", $1, $2, $3 + $4 }'
+}
+cpu_median() {
+  local n=$1; shift
+  for _ in $(seq "$n"); do cpu_measure "$@"; done | sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'
+}
+
+agent_config "$WORK/regex.yaml" <<'YAML'
+sources: { in: { type: stdin } }
+transforms:
+  parse:
+    type: regex_parser
+    inputs: [in]
+    patterns: ['^(?P<host>[\w\.]+) - (?P<user>[\w]+) (?P<bytes_in>[\d]+) \[(?P<timestamp>.*)\] "(?P<method>[\w]+) (?P<path>.*)" (?P<status>[\d]+) (?P<bytes_out>[\d]+)$']
+sinks: { out: { type: blackhole, inputs: [parse] } }
+YAML
+agent_config "$WORK/json.yaml" <<'YAML'
+sources: { in: { type: stdin } }
+transforms:
+  parse: { type: json_parser, inputs: [in] }
+sinks: { out: { type: blackhole, inputs: [parse] } }
+YAML
+
+scenario() {  # name what file config threads limit_line("wall rss cpu") limit_name
+  local name=$1 what=$2 f=$3 cfg=$4 threads=$5 limit=$6 limit_name=$7 bytes
+  bytes=$(stat -c %s "$f")
+  read -r t_s t_rss t_cpu <<< "$(cpu_median "$REPEAT" bash -c "'$BUILD/tributary' -c '$cfg' --threads $threads < '$f'")"
+  read -r l_s _ l_cpu <<< "$limit"
+  row "$name" "$what, --threads $threads" "$(mbps "$bytes" "$t_s")" "$(ratio "$l_s" "$t_s")" "$(mib "$t_rss")" \
+    "$limit_name: $(mbps "$bytes" "$l_s") MB/s; per CPU-s: $(ratio "$l_cpu" "$t_cpu") ($(mbps "$bytes" "$t_cpu") vs $(mbps "$bytes" "$l_cpu") MB per CPU-s)"
+}
+
+re2_1=$(cpu_median "$REPEAT" "$BUILD/bench/raw_re2_loop" "$apache" 1)
+re2_2=$(cpu_median "$REPEAT" "$BUILD/bench/raw_re2_loop" "$apache" 2)
+sj=$(cpu_median "$REPEAT" "$BUILD/bench/raw_simdjson_loop" "$json")
+scenario regex_parser "stdin → regex_parser → blackhole" "$apache" "$WORK/regex.yaml" 1 "$re2_1" "raw RE2 captures, 1 thread"
+scenario regex_parser "stdin → regex_parser → blackhole" "$apache" "$WORK/regex.yaml" 2 "$re2_1" "raw RE2 captures, 1 thread"
+read -r r2_s _ r2_cpu <<< "$re2_2"
+read -r r1_s _ r1_cpu <<< "$re2_1"
+row raw_re2_2_threads "raw RE2 captures on 2 threads (scaling of the limit itself)" \
+  "$(mbps "$(stat -c %s "$apache")" "$r2_s")" "$(ratio "$r1_s" "$r2_s")" "-" "speed-up of the raw loop from 1 to 2 threads"
+scenario json_parser "stdin → json_parser → blackhole" "$json" "$WORK/json.yaml" 1 "$sj" "raw simdjson DOM"
+scenario json_parser "stdin → json_parser → blackhole" "$json" "$WORK/json.yaml" 2 "$sj" "raw simdjson DOM"

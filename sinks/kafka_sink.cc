@@ -1,0 +1,465 @@
+#include "sinks/kafka_sink.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "agent/backoff.h"
+#include "config/registry.h"
+
+namespace tributary {
+
+namespace {
+
+constexpr std::chrono::milliseconds kIdleWait{200};
+constexpr std::chrono::milliseconds kBusyWait{5};
+
+const char* const kErrorTypes[] = {
+    "topic_authorization_failed", "cluster_authorization_failed", "message_too_large", "invalid_message",
+    "unknown_topic",              "produce_failed",               "template_failed",   "delivery_failed"};
+
+}  // namespace
+
+const config::Schema<KafkaSink::Config>& KafkaSink::Config::schema() {
+  static const config::Schema<Config> s = [] {
+    config::Schema<Config> s;
+    s.Field("bootstrap_servers", &Config::bootstrap_servers,
+            "Comma-separated host:port list of brokers to bootstrap from.")
+        .Required()
+        .Check<std::string>([](const std::string& v) { return v.empty() ? std::string("must not be empty") : ""; });
+    s.Field("topic", &Config::topic, "Topic to produce to; `{{ field }}` inserts a field of the event.")
+        .Required()
+        .Check<std::string>(Template::Check);
+    s.Field("key_field", &Config::key_field,
+            "Field whose text is the message key (messages with the same key go to the same partition); "
+            "empty or absent field: no key.");
+    s.Field("compression", &Config::compression, "Compression codec of produced message sets.")
+        .OneOf({"none", "gzip", "snappy", "lz4", "zstd"});
+    s.Field("encoding", &Config::encoding, "How an event becomes the message value.");
+    s.Field("headers", &Config::headers,
+            "Message headers: header name -> field (dotted path) whose text is the value; absent fields are "
+            "left out.");
+    s.Field("acknowledgements", &Config::acknowledgements,
+            "Acknowledge events to the source only when Kafka confirmed them (true), or as soon as they are "
+            "queued in the producer (false: faster hand-off, at-most-once if the agent dies).");
+    s.Field("librdkafka_options", &Config::librdkafka_options,
+            "librdkafka producer properties (TLS, SASL, linger.ms, ...), applied over the sink's defaults; "
+            "values of secret keys such as sasl.password are never logged.")
+        .Check<std::map<std::string, std::string>>(kafka::CheckOptions);
+    s.Field("retry_initial_backoff_ms", &Config::retry_initial_backoff_ms,
+            "Wait before producing a message again after a retriable delivery failure.")
+        .Min(1);
+    s.Field("retry_max_backoff_ms", &Config::retry_max_backoff_ms, "Longest wait between retries.").Min(1);
+    return s;
+  }();
+  return s;
+}
+
+std::vector<std::pair<std::string, std::string>> KafkaSink::DefaultOptions(const Config& config) {
+  return {
+      {"bootstrap.servers", config.bootstrap_servers},
+      {"client.id", "tributary"},
+      {"enable.idempotence", "true"},
+      {"acks", "all"},
+      {"compression.codec", config.compression},
+      {"statistics.interval.ms", "10000"},
+      {"log.connection.close", "false"},
+  };
+}
+
+Result<std::unique_ptr<Sink>> KafkaSink::Build(const Config& config, BuildContext& ctx) {
+  auto topic = Template::Parse(config.topic);
+  if (!topic.ok()) return topic.status();
+  auto conf = kafka::MakeConf(DefaultOptions(config), config.librdkafka_options);
+  if (!conf.ok()) return conf.status();
+  return std::unique_ptr<Sink>(new KafkaSink(config, std::move(topic).value(), std::move(conf).value(), ctx));
+}
+
+void KafkaSink::CheckEnvironment(const Config& config, std::vector<config::EnvCheck>* out) {
+  for (const auto& [k, v] : config.librdkafka_options) {
+    if (k.size() < 9 || k.compare(k.size() - 9, 9, ".location") != 0 || v == "probe") continue;
+    config::EnvCheck c;
+    c.what = "librdkafka_options " + k + " " + v + ": readable";
+    c.ok = ::access(v.c_str(), R_OK) == 0;
+    if (!c.ok) c.detail = std::strerror(errno);
+    out->push_back(std::move(c));
+  }
+}
+
+KafkaSink::KafkaSink(const Config& config, Template topic, kafka::ConfPtr conf, BuildContext& ctx)
+    : kafka::KafkaClient(ctx.metrics),
+      config_(config),
+      topic_(std::move(topic)),
+      encoder_(config.encoding),
+      conf_template_(std::move(conf)),
+      retry_delay_(config.retry_initial_backoff_ms.get()),
+      retries_(&ctx.metrics->Retries()),
+      duration_(&ctx.metrics->RequestDuration()) {
+  for (int k = 0; k < kNumErrorKinds; ++k)
+    errors_[k] = &ctx.metrics->Errors(kErrorTypes[k], k == kTemplateFailed ? "processing" : "sending");
+}
+
+KafkaSink::~KafkaSink() { DestroyProducer(); }
+
+// ---- Producer lifecycle --------------------------------------------------------
+
+Status KafkaSink::CreateProducer() {
+  rd_kafka_conf_t* conf = rd_kafka_conf_dup(conf_template_.get());
+  Install(conf);
+  rd_kafka_conf_set_dr_msg_cb(conf, &KafkaSink::DeliveryCallback);
+  char errstr[512];
+  rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+  if (!rk_) {
+    rd_kafka_conf_destroy(conf);
+    return Status::InvalidArgument(std::string("cannot create Kafka producer: ") + errstr);
+  }
+  if (topic_.is_static()) {
+    static_topic_ = rd_kafka_topic_new(rk_, config_.topic.c_str(), nullptr);
+    if (!static_topic_) return Status::InvalidArgument("cannot create topic handle " + config_.topic);
+  }
+  fatal_ = false;
+  return Status::Ok();
+}
+
+void KafkaSink::DestroyProducer() {
+  if (!rk_) return;
+  if (static_topic_) rd_kafka_topic_destroy(static_topic_);
+  static_topic_ = nullptr;
+  for (auto& [name, rkt] : topics_) rd_kafka_topic_destroy(rkt);
+  topics_.clear();
+  rd_kafka_destroy(rk_);
+  rk_ = nullptr;
+}
+
+// ---- Errors and outcomes -----------------------------------------------------------
+
+const char* KafkaSink::PermanentErrorType(rd_kafka_resp_err_t err) {
+  ErrorKind k = KindOf(err);
+  return k == kDeliveryFailed ? "" : kErrorTypes[k];
+}
+
+KafkaSink::ErrorKind KafkaSink::KindOf(rd_kafka_resp_err_t err) {
+  switch (err) {
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED: return kTopicAuthorization;
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED: return kClusterAuthorization;
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE: return kMessageTooLarge;
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP:
+    case RD_KAFKA_RESP_ERR__BAD_MSG: return kInvalidMessage;
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION: return kUnknownTopic;
+    default: return kDeliveryFailed;
+  }
+}
+
+bool KafkaSink::Stopping() const { return ctx_->hard_stop().stop_requested(); }
+
+void KafkaSink::Resolve(Slot* slot, BatchStatus status) {
+  Pending* p = slot->pending;
+  if (status > p->worst) p->worst = status;
+  if (--p->outstanding > 0) return;
+  if (!p->finalized) {
+    duration_->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - p->start).count());
+    p->batch.Finalize(p->worst);
+  }
+  pending_.erase(p->self);
+}
+
+void KafkaSink::Reject(Slot* slot, ErrorKind kind, std::string_view why) {
+  ++error_acc_[kind];
+  ++discarded_acc_;
+  LogLimited(reject_limiter_, LogLevel::kError, id(),
+             std::string("event rejected (") + kErrorTypes[kind] + "): " + std::string(why));
+  Resolve(slot, BatchStatus::kRejected);
+}
+
+void KafkaSink::FlushCounters() {
+  if (sent_events_acc_) metrics_->sent_events().Increment(static_cast<double>(sent_events_acc_));
+  if (sent_bytes_acc_) metrics_->sent_bytes().Increment(static_cast<double>(sent_bytes_acc_));
+  if (discarded_acc_) metrics_->discarded_unintentional().Increment(static_cast<double>(discarded_acc_));
+  if (retries_acc_) retries_->Increment(static_cast<double>(retries_acc_));
+  for (int k = 0; k < kNumErrorKinds; ++k)
+    if (error_acc_[k]) errors_[k]->Increment(static_cast<double>(error_acc_[k]));
+  sent_events_acc_ = sent_bytes_acc_ = discarded_acc_ = retries_acc_ = 0;
+  std::fill(std::begin(error_acc_), std::end(error_acc_), 0);
+}
+
+void KafkaSink::DeliveryCallback(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
+  static_cast<KafkaSink*>(static_cast<kafka::KafkaClient*>(opaque))->OnDelivery(msg);
+}
+
+void KafkaSink::OnDelivery(const rd_kafka_message_t* msg) {
+  Slot* slot = static_cast<Slot*>(msg->_private);
+  if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    ++sent_events_acc_;
+    sent_bytes_acc_ += msg->len + msg->key_len;
+    if (!healthy_) {
+      healthy_ = true;
+      ctx_->SetHealthy(true, "");
+    }
+    retry_delay_ = config_.retry_initial_backoff_ms.get();
+    Resolve(slot, BatchStatus::kDelivered);
+    return;
+  }
+  const bool purged = msg->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || msg->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT;
+  if (Stopping()) {
+    Resolve(slot, BatchStatus::kFailed);
+    return;
+  }
+  ErrorKind kind = KindOf(msg->err);
+  if (kind != kDeliveryFailed && !purged && !recreating_) {
+    Reject(slot, kind, rd_kafka_err2str(msg->err));
+    return;
+  }
+  // Retriable (or purged while the producer is rebuilt): produce it again.
+  if (!purged) {
+    ++error_acc_[kDeliveryFailed];
+    ++retries_acc_;
+    if (healthy_) {
+      healthy_ = false;
+      ctx_->SetHealthy(false, std::string("delivery failed: ") + rd_kafka_err2str(msg->err));
+    }
+    LogLimited(retry_limiter_, LogLevel::kWarn, id(),
+               std::string("delivery failed, will retry: ") + rd_kafka_err2name(msg->err) + ": " +
+                   rd_kafka_err2str(msg->err));
+  }
+  if (retry_.empty()) {
+    retry_at_ = std::chrono::steady_clock::now() + (purged ? std::chrono::milliseconds(0) : retry_delay_);
+    if (!purged) retry_delay_ = std::min(retry_delay_ * 2, config_.retry_max_backoff_ms.get());
+  }
+  retry_.push_back(slot);
+}
+
+void KafkaSink::OnError(rd_kafka_t* rk, rd_kafka_resp_err_t err, const char* reason) {
+  if (err == RD_KAFKA_RESP_ERR__FATAL) {
+    char buf[512];
+    rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof buf);
+    TLOG_ERROR(id(), std::string("fatal producer error, rebuilding the producer: ") + rd_kafka_err2name(orig) +
+                         ": " + buf);
+    fatal_ = true;
+    return;
+  }
+  if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && healthy_) {
+    healthy_ = false;
+    ctx_->SetHealthy(false, std::string("all brokers down: ") + reason);
+  }
+  KafkaClient::OnError(rk, err, reason);
+}
+
+// ---- Producing --------------------------------------------------------------------
+
+KafkaSink::ProduceResult KafkaSink::Produce(Slot* slot) {
+  if (!rk_) return ProduceResult::kFatal;  // a rebuild was cut short by the hard stop
+  const Event& e = slot->pending->batch.events()[slot->index];
+  rd_kafka_topic_t* rkt = static_topic_;
+  if (!rkt) {
+    topic_name_.clear();
+    Status s = topic_.Render(e, &topic_name_);
+    if (!s.ok()) {
+      Reject(slot, kTemplateFailed, "cannot render topic: " + s.message());
+      return ProduceResult::kResolved;
+    }
+    auto it = topics_.find(topic_name_);
+    if (it == topics_.end()) {
+      rkt = rd_kafka_topic_new(rk_, topic_name_.c_str(), nullptr);
+      if (!rkt) {
+        Reject(slot, kUnknownTopic, "invalid topic name " + topic_name_);
+        return ProduceResult::kResolved;
+      }
+      if (topics_.size() >= 1024) {  // bound the cache for high-cardinality templates
+        for (auto& [n, t] : topics_) rd_kafka_topic_destroy(t);
+        topics_.clear();
+      }
+      topics_.emplace(topic_name_, rkt);
+    } else {
+      rkt = it->second;
+    }
+  }
+  payload_.clear();
+  encoder_.Encode(e, &payload_);
+  const void* key = nullptr;
+  size_t key_len = 0;
+  if (!config_.key_field.empty()) {
+    if (const Value* k = e.get(config_.key_field); k && !k->is_null()) {
+      key_.clear();
+      k->append_text(&key_);
+      key = key_.data();
+      key_len = key_.size();
+    }
+  }
+  int64_t ts_ms = 0;
+  if (const Value* t = e.get(kTimestampField); t && t->is_timestamp())
+    ts_ms = std::chrono::duration_cast<std::chrono::milliseconds>(t->as_timestamp().time_since_epoch()).count();
+  rd_kafka_headers_t* headers = nullptr;
+  if (!config_.headers.empty()) {
+    for (const auto& [name, field] : config_.headers) {
+      const Value* v = e.get(field);
+      if (!v || v->is_null()) continue;
+      if (!headers) headers = rd_kafka_headers_new(config_.headers.size());
+      header_value_.clear();
+      v->append_text(&header_value_);
+      rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), header_value_.data(),
+                          static_cast<ssize_t>(header_value_.size()));
+    }
+  }
+  rd_kafka_resp_err_t err;
+  if (headers) {
+    err = rd_kafka_producev(rk_, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                            RD_KAFKA_V_VALUE(payload_.data(), payload_.size()), RD_KAFKA_V_KEY(key, key_len),
+                            RD_KAFKA_V_TIMESTAMP(ts_ms), RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(slot),
+                            RD_KAFKA_V_END);
+    if (err) rd_kafka_headers_destroy(headers);  // ownership passes only on success
+  } else {
+    err = rd_kafka_producev(rk_, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                            RD_KAFKA_V_VALUE(payload_.data(), payload_.size()), RD_KAFKA_V_KEY(key, key_len),
+                            RD_KAFKA_V_TIMESTAMP(ts_ms), RD_KAFKA_V_OPAQUE(slot), RD_KAFKA_V_END);
+  }
+  switch (err) {
+    case RD_KAFKA_RESP_ERR_NO_ERROR: return ProduceResult::kQueued;
+    case RD_KAFKA_RESP_ERR__QUEUE_FULL: return ProduceResult::kQueueFull;
+    case RD_KAFKA_RESP_ERR__FATAL: fatal_ = true; return ProduceResult::kFatal;
+    default: break;
+  }
+  ErrorKind kind = KindOf(err);
+  Reject(slot, kind == kDeliveryFailed ? kProduceFailed : kind, rd_kafka_err2str(err));
+  return ProduceResult::kResolved;
+}
+
+void KafkaSink::Start(Batch batch) {
+  const size_t n = batch.size();
+  if (n == 0) {
+    batch.Finalize(BatchStatus::kDelivered);
+    return;
+  }
+  pending_.emplace_back();
+  Pending& p = pending_.back();
+  p.self = std::prev(pending_.end());
+  p.batch = std::move(batch);
+  p.start = std::chrono::steady_clock::now();
+  p.slots.resize(n);
+  p.outstanding = static_cast<uint32_t>(n) + 1;  // +1 holds the batch open while producing
+  for (size_t i = 0; i < n; ++i) p.slots[i] = Slot{&p, static_cast<uint32_t>(i)};
+  Slot* slots = p.slots.data();
+  Slot guard{&p, 0};
+  for (size_t i = 0; i < n; ++i) {
+    if (fatal_ || !retry_.empty()) {
+      // Keep message order behind earlier retries and across a rebuild.
+      for (size_t j = i; j < n; ++j) retry_.push_back(&slots[j]);
+      break;
+    }
+    ProduceResult r;
+    while ((r = Produce(&slots[i])) == ProduceResult::kQueueFull) {
+      // The producer's queue is full: wait for deliveries (backpressure).
+      if (Stopping()) {
+        for (size_t j = i; j < n; ++j) Resolve(&slots[j], BatchStatus::kFailed);
+        Resolve(&guard, BatchStatus::kDelivered);
+        return;
+      }
+      Poll(100);
+    }
+    if (r == ProduceResult::kFatal) retry_.push_back(&slots[i]);
+  }
+  if (!config_.acknowledgements && !p.finalized && p.outstanding > 1) {
+    p.finalized = true;
+    p.batch.Finalize(BatchStatus::kDelivered);
+  }
+  Resolve(&guard, BatchStatus::kDelivered);
+}
+
+void KafkaSink::ProduceRetries() {
+  if (retry_.empty() || fatal_ || std::chrono::steady_clock::now() < retry_at_) return;
+  std::vector<Slot*> todo;
+  todo.swap(retry_);
+  size_t i = 0;
+  for (; i < todo.size(); ++i) {
+    ProduceResult r = Produce(todo[i]);
+    if (r == ProduceResult::kQueueFull || r == ProduceResult::kFatal) break;
+  }
+  // What did not fit goes back in front of anything queued meanwhile.
+  if (i < todo.size()) retry_.insert(retry_.begin(), todo.begin() + static_cast<ptrdiff_t>(i), todo.end());
+}
+
+void KafkaSink::Poll(int timeout_ms) {
+  rd_kafka_poll(rk_, timeout_ms);
+  FlushCounters();
+  if (fatal_ && !recreating_) Recreate();
+}
+
+void KafkaSink::Recreate() {
+  // Everything the broken producer holds comes back as purged delivery
+  // reports and is queued for retry on the new one.
+  recreating_ = true;
+  rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  rd_kafka_poll(rk_, 0);
+  rd_kafka_flush(rk_, 5000);
+  DestroyProducer();
+  recreating_ = false;
+  Status s;
+  auto backoff = config_.retry_initial_backoff_ms.get();
+  while (!(s = CreateProducer()).ok()) {
+    LogLimited(retry_limiter_, LogLevel::kError, id(), s.ToString());
+    if (!SleepFor(backoff, ctx_->hard_stop())) return;
+    backoff = std::min(backoff * 2, config_.retry_max_backoff_ms.get());
+  }
+  retry_at_ = std::chrono::steady_clock::now();
+}
+
+void KafkaSink::FailEverything() {
+  if (rk_) {
+    rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT | RD_KAFKA_PURGE_F_NON_BLOCKING);
+    rd_kafka_poll(rk_, 0);
+  }
+  std::vector<Slot*> left;
+  left.swap(retry_);
+  for (Slot* s : left) Resolve(s, BatchStatus::kFailed);
+  // Messages whose reports never came: the batch is given up as a whole.
+  for (auto& p : pending_)
+    if (!p.finalized) p.batch.Finalize(BatchStatus::kFailed), p.finalized = true;
+}
+
+Status KafkaSink::Run(SinkContext& ctx) {
+  ctx_ = &ctx;
+  Status s = CreateProducer();
+  if (!s.ok()) return s;
+  ctx.SetHealthy(true, "");
+  bool input_open = true;
+  Batch batch;
+  while (true) {
+    Poll(0);
+    if (!rk_) break;  // hard stop during a rebuild
+    ProduceRetries();
+    if (Stopping()) break;
+    if (input_open && (fatal_ || !retry_.empty())) {
+      // Retries first: new batches wait in the buffer (backpressure).
+      Poll(10);
+    } else if (input_open) {
+      const bool busy = !pending_.empty();
+      auto r = ctx.input().Next(&batch, busy ? kBusyWait : kIdleWait);
+      if (r == SinkInput::Result::kBatch) Start(std::move(batch));
+      else if (r == SinkInput::Result::kClosed) input_open = false;
+    } else {
+      if (pending_.empty()) break;
+      Poll(50);
+    }
+  }
+  if (Stopping() || !pending_.empty()) {
+    FailEverything();
+    FlushCounters();
+    DestroyProducer();
+    pending_.clear();
+    return Status::Ok();
+  }
+  FlushCounters();
+  DestroyProducer();
+  return Status::Ok();
+}
+
+TRIBUTARY_REGISTER_SINK("kafka", KafkaSink);
+
+}  // namespace tributary

@@ -1,0 +1,154 @@
+#pragma once
+// `kafka` sink: produces one Kafka message per event with librdkafka.
+//
+// Delivery: each input batch is held until librdkafka has reported the fate
+// of every one of its messages (the delivery report), and only then
+// finalized — Delivered when all were written to the cluster (acks=all on an
+// idempotent producer by default), Rejected when some were refused
+// permanently (authorization, message too large, invalid record, unknown
+// topic: counted per reason in component_errors_total and in
+// discarded_events_total), never on enqueue. Retriable failures (timeouts,
+// brokers down, not enough replicas) are produced again after a backoff, so
+// an outage holds data instead of dropping it; a full librdkafka queue makes
+// the sink stop taking batches (backpressure into the buffer). A fatal error
+// of the idempotent producer rebuilds the producer and re-sends what it
+// held. `acknowledgements: false` finalizes batches as soon as they are
+// enqueued (the source moves on; failures are still retried and counted).
+//
+// Shutdown: Run returns once the input is closed and every message has a
+// delivery report, or at the hard stop, when the rest is purged and
+// finalized Failed.
+//
+// Threads: Run owns the producer and serves its callbacks (delivery
+// reports, statistics, errors) from rd_kafka_poll on the sink thread.
+
+#include <chrono>
+#include <list>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/component.h"
+#include "agent/kafka_client.h"
+#include "agent/log.h"
+#include "agent/template.h"
+#include "config/registry.h"
+#include "config/schema.h"
+#include "sinks/encoding.h"
+
+namespace tributary {
+
+class KafkaSink final : public Sink, private kafka::KafkaClient {
+ public:
+  struct Config {
+    std::string bootstrap_servers;
+    std::string topic;
+    std::string key_field;
+    std::string compression = "none";
+    EncodingConfig encoding;
+    std::map<std::string, std::string> headers;  // header name -> field path
+    bool acknowledgements = true;
+    std::map<std::string, std::string> librdkafka_options;
+    config::Millis retry_initial_backoff_ms{100};
+    config::Millis retry_max_backoff_ms{10000};
+    static const config::Schema<Config>& schema();
+  };
+  static constexpr std::string_view kSummary =
+      "Produces events to Kafka; acknowledges them from the broker's delivery reports.";
+  static Result<std::unique_ptr<Sink>> Build(const Config& config, BuildContext& ctx);
+  static void CheckEnvironment(const Config& config, std::vector<config::EnvCheck>* out);
+  // The librdkafka settings the sink starts from, before librdkafka_options.
+  static std::vector<std::pair<std::string, std::string>> DefaultOptions(const Config& config);
+  // How a delivery error is handled: an error_type for a permanent refusal
+  // (the event is rejected), or "" if the message is produced again.
+  static const char* PermanentErrorType(rd_kafka_resp_err_t err);
+
+  ~KafkaSink() override;
+  Status Run(SinkContext& ctx) override;
+
+ private:
+  struct Pending;
+  // The opaque of one message: which batch, which event.
+  struct Slot {
+    Pending* pending;
+    uint32_t index;
+  };
+  // One input batch with messages not yet resolved.
+  struct Pending {
+    Batch batch;
+    std::vector<Slot> slots;
+    uint32_t outstanding = 0;  // messages without a final outcome
+    BatchStatus worst = BatchStatus::kDelivered;
+    bool finalized = false;    // acknowledgements: false releases early
+    std::chrono::steady_clock::time_point start;
+    std::list<Pending>::iterator self;
+  };
+  enum class ProduceResult { kQueued, kQueueFull, kResolved, kFatal };
+  enum ErrorKind : int {
+    kTopicAuthorization,
+    kClusterAuthorization,
+    kMessageTooLarge,
+    kInvalidMessage,
+    kUnknownTopic,
+    kProduceFailed,
+    kTemplateFailed,
+    kDeliveryFailed,
+    kNumErrorKinds
+  };
+
+  KafkaSink(const Config& config, Template topic, kafka::ConfPtr conf, BuildContext& ctx);
+  Status CreateProducer();
+  void DestroyProducer();
+  // Takes a batch and produces all its events (waits on a full queue).
+  void Start(Batch batch);
+  ProduceResult Produce(Slot* slot);
+  // Records the final outcome of one message.
+  void Resolve(Slot* slot, BatchStatus status);
+  void Reject(Slot* slot, ErrorKind kind, std::string_view why);
+  void OnDelivery(const rd_kafka_message_t* msg);
+  void ProduceRetries();
+  void Recreate();
+  void FailEverything();
+  void Poll(int timeout_ms);
+  void FlushCounters();
+  bool Stopping() const;
+  void OnError(rd_kafka_t* rk, rd_kafka_resp_err_t err, const char* reason) override;
+  static void DeliveryCallback(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* opaque);
+  static ErrorKind KindOf(rd_kafka_resp_err_t err);
+
+  Config config_;
+  Template topic_;
+  Encoder encoder_;
+  kafka::ConfPtr conf_template_;  // duplicated for each producer instance
+  rd_kafka_t* rk_ = nullptr;
+  rd_kafka_topic_t* static_topic_ = nullptr;
+  std::map<std::string, rd_kafka_topic_t*, std::less<>> topics_;  // templated topics
+  SinkContext* ctx_ = nullptr;
+
+  std::list<Pending> pending_;
+  std::vector<Slot*> retry_;
+  std::chrono::steady_clock::time_point retry_at_{};
+  std::chrono::milliseconds retry_delay_;
+  bool fatal_ = false;
+  bool recreating_ = false;
+  bool healthy_ = true;
+
+  // Reused per message.
+  std::string payload_;
+  std::string key_;
+  std::string header_value_;
+  std::string topic_name_;
+
+  Counter* errors_[kNumErrorKinds];
+  Counter* retries_;
+  Histogram* duration_;
+  uint64_t sent_events_acc_ = 0, sent_bytes_acc_ = 0, discarded_acc_ = 0;
+  uint64_t error_acc_[kNumErrorKinds] = {};
+  uint64_t retries_acc_ = 0;
+  RateLimiter reject_limiter_;
+  RateLimiter retry_limiter_;
+};
+
+}  // namespace tributary

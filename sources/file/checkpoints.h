@@ -1,0 +1,99 @@
+#pragma once
+// Positions and acknowledgements of the file source.
+//
+// Progress is the state of one file identity (fingerprint): the reader
+// thread's view (path, where it has emitted up to) and the acknowledged
+// offset, which only ever moves to the end of the highest contiguous run of
+// batches finalized Delivered or Rejected. AckTracker does that
+// bookkeeping: the reader Add()s one entry per file per batch (the offset
+// the batch covers that file up to) and the batch's finalizer Resolve()s
+// them, on whatever sink thread releases the batch last. A Failed batch
+// blocks its file's position until the agent restarts (then the data is
+// read again).
+//
+// The checkpoint file (data_dir/file_source/<id>/checkpoints.json):
+//   {"version":1,"strategy":"checksum"|"device_and_inode",
+//    "checkpoints":[{"fingerprint":"<16 hex>","offset":N,"path":"...",
+//                    "dev":N,"ino":N}, ...]}
+// written to checkpoints.json.tmp, fsynced, renamed over the old one, and
+// the directory fsynced: a crash leaves the old file or the new one.
+//
+// Thread-safety: Progress fields marked "reader" belong to the source
+// thread; the others are guarded by AckTracker's mutex.
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "agent/batch.h"
+#include "agent/status.h"
+
+namespace tributary::file {
+
+struct Progress {
+  explicit Progress(uint64_t fp) : fingerprint(fp) {}
+  const uint64_t fingerprint;
+  // reader:
+  std::string path;
+  uint64_t dev = 0, ino = 0;
+  uint64_t emit_pos = 0;     // every line before this was emitted (or skipped)
+  bool touched = false;      // emit_pos moved since the last batch was cut
+  bool active = false;       // a reader is attached
+  bool gone = false;         // the file was deleted: drop once acknowledged
+  std::chrono::steady_clock::time_point last_seen = std::chrono::steady_clock::now();
+  // AckTracker's mutex:
+  uint64_t acked = 0;
+  uint64_t front_seq = 0;
+  std::deque<std::pair<uint64_t, uint8_t>> pending;  // (offset, 0 waiting | 1 done | 2 failed)
+};
+
+class AckTracker {
+ public:
+  // A pending entry: `p` is covered up to `offset` once `seq` resolves.
+  uint64_t Add(Progress* p, uint64_t offset);
+  void Resolve(Progress* p, uint64_t seq, BatchStatus status);
+  // `p` advanced to `offset` with nothing to deliver (skipped lines, a
+  // start at the end): acknowledged at once after what is pending.
+  void Advance(Progress* p, uint64_t offset);
+  uint64_t Acked(const Progress* p);
+  // Sets `p`'s acknowledged position outright (loading, truncation).
+  void Reset(Progress* p, uint64_t acked);
+  bool HasPending(const Progress* p);
+  // Bumped whenever an acknowledged offset moves.
+  uint64_t generation();
+
+ private:
+  void Pop(Progress* p);
+  std::mutex mu_;
+  uint64_t generation_ = 0;
+};
+
+// A finalizer that resolves `entries` in `tracker` when the batch's fate is known.
+FinalizerRef MakeFinalizer(std::shared_ptr<AckTracker> tracker,
+                           std::vector<std::pair<std::shared_ptr<Progress>, uint64_t>> entries);
+
+struct CheckpointEntry {
+  uint64_t fingerprint = 0;
+  uint64_t offset = 0;
+  std::string path;
+  uint64_t dev = 0, ino = 0;
+};
+
+struct CheckpointFile {
+  std::string strategy;
+  std::vector<CheckpointEntry> entries;
+};
+
+// Reads `path`; a missing file is an empty result, a corrupt one an error.
+Result<CheckpointFile> LoadCheckpoints(const std::string& path);
+// Writes tmp → fsync → rename → fsync(dir).
+Status SaveCheckpoints(const std::string& path, const CheckpointFile& file);
+
+std::string FingerprintHex(uint64_t fp);
+bool ParseFingerprintHex(std::string_view s, uint64_t* out);
+
+}  // namespace tributary::file

@@ -1,0 +1,913 @@
+#include "sources/file_source.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "agent/json.h"
+#include "sources/file/glob.h"
+
+namespace tributary {
+
+namespace {
+
+constexpr size_t kBatchEvents = 1000;
+constexpr size_t kBatchBytes = 1 << 20;
+constexpr size_t kReadChunk = 128 * 1024;
+constexpr auto kBatchLinger = std::chrono::milliseconds(100);
+constexpr auto kCheckpointInterval = std::chrono::milliseconds(1000);
+constexpr auto kForgetAfter = std::chrono::hours(24);
+
+bool ValidUtf8(std::string_view s) {
+  size_t i = 0;
+  const size_t n = s.size();
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    if (w & 0x8080808080808080ULL) break;
+  }
+  for (; i < n; ++i)
+    if (static_cast<unsigned char>(s[i]) & 0x80) break;
+  return i == n || IsValidUtf8(s.substr(i));
+}
+
+std::string ErrnoText(int e) { return std::strerror(e); }
+
+}  // namespace
+
+// One open (or parked) file.
+struct FileSource::Reader {
+  Reader(const std::string& delim, size_t max, bool discard) : splitter(delim, max, discard) {}
+  std::string path;
+  int fd = -1;  // -1: parked
+  uint64_t dev = 0, ino = 0;
+  std::optional<file::Identity> id;  // nullopt: truncated, waiting for enough lines
+  std::shared_ptr<file::Progress> progress;
+  LineSplitter splitter;
+  std::unique_ptr<file::MultilineAggregator> ml;
+  bool dirty = true;
+  bool queued = false;
+  bool rotated = false;  // its path leads elsewhere now
+  bool seen = false;     // found by the current discovery
+  bool removed = false;
+  bool starved = false;  // waits for a descriptor
+  Clock::time_point last_read = Clock::now();
+  uint64_t truncated_seen = 0, discarded_seen = 0, ml_truncated_seen = 0;
+};
+
+// ---- Config ------------------------------------------------------------------
+
+const config::Schema<FileSource::FingerprintConfig>& FileSource::FingerprintConfig::schema() {
+  static const config::Schema<FingerprintConfig> s = [] {
+    config::Schema<FingerprintConfig> s;
+    s.Field("strategy", &FingerprintConfig::strategy,
+            "How a file is recognised across renames and restarts: `checksum` of its first lines, or "
+            "`device_and_inode`.")
+        .OneOf({"checksum", "device_and_inode"});
+    s.Field("lines", &FingerprintConfig::lines,
+            "checksum: how many lines the checksum covers; a file with fewer lines waits until it has them.")
+        .Min(1)
+        .Max(1000);
+    s.Field("ignored_header_bytes", &FingerprintConfig::ignored_header_bytes,
+            "checksum: bytes at the start of each file left out of the checksum (a fixed header).");
+    return s;
+  }();
+  return s;
+}
+
+const config::Schema<FileSource::MultilineConfig>& FileSource::MultilineConfig::schema() {
+  static const config::Schema<MultilineConfig> s = [] {
+    config::Schema<MultilineConfig> s;
+    s.Field("start_pattern", &MultilineConfig::start_pattern, "RE2: a line that begins a multiline message.");
+    s.Field("condition_pattern", &MultilineConfig::condition_pattern,
+            "RE2: tested on each following line; what a match means depends on `mode`.");
+    s.Field("mode", &MultilineConfig::mode, "How `condition_pattern` continues or ends a message.")
+        .OneOf({"continue_through", "continue_past", "halt_before", "halt_with"});
+    s.Field("timeout_ms", &MultilineConfig::timeout_ms,
+            "Emit a buffered message after this long without a new line.")
+        .Min(1);
+    return s;
+  }();
+  return s;
+}
+
+const config::Schema<FileSource::Config>& FileSource::Config::schema() {
+  static const config::Schema<Config> s = [] {
+    config::Schema<Config> s;
+    s.Field("include", &Config::include,
+            "Globs of the files to read (`*`, `?`, `[...]` within a name, `**` for any number of directories).")
+        .Required()
+        .Check<std::vector<std::string>>([](const std::vector<std::string>& v) {
+          if (v.empty()) return std::string("must list at least one glob");
+          for (const auto& p : v)
+            if (p.empty()) return std::string("a glob is empty");
+          return std::string();
+        });
+    s.Field("exclude", &Config::exclude,
+            "Globs of files to skip; a glob without `/` is matched against the file name only.");
+    s.Field("read_from", &Config::read_from,
+            "Where to start in a file found at startup that has no checkpoint; files that appear later are "
+            "always read from the beginning.")
+        .OneOf({"beginning", "end"});
+    s.Field("fingerprint", &Config::fingerprint, "File identity.");
+    s.Field("max_line_bytes", &Config::max_line_bytes,
+            "Longest line kept; longer ones follow `oversize_policy` and are counted.")
+        .Min(1);
+    s.Field("oversize_policy", &Config::oversize_policy, "What to do with a line over `max_line_bytes`.")
+        .OneOf({"truncate", "discard"});
+    s.Field("line_delimiter", &Config::line_delimiter, "The byte sequence that ends a line.")
+        .Check<std::string>([](const std::string& d) { return d.empty() ? std::string("must not be empty") : ""; });
+    s.Field("glob_minimum_cooldown_ms", &Config::glob_minimum_cooldown_ms,
+            "How often the globs are expanded again and every file is checked for new data (inotify wakes the "
+            "source sooner).")
+        .Min(10);
+    s.Field("ignore_older_secs", &Config::ignore_older_secs,
+            "Skip files not modified for this long (when found); 0 = read every file.")
+        .Min(0);
+    s.Field("multiline", &Config::multiline,
+            "Join lines into one event (set `start_pattern` and `condition_pattern` to enable).");
+    s.Field("max_open_files", &Config::max_open_files,
+            "Most file descriptors held open; idle files beyond it are closed and reopened when they grow.")
+        .Min(1);
+    s.Field("max_read_bytes", &Config::max_read_bytes,
+            "Most bytes read from one file before the next file with data gets its turn.")
+        .Min(4096);
+    s.Field("rotate_wait_secs", &Config::rotate_wait_secs,
+            "How long a file renamed out of the globs is kept open after its last read (for late writes).")
+        .Min(0);
+    s.Validate([](const Config& c, const YAML::Node& node, const config::ParseContext& ctx) {
+      const bool start = !c.multiline.start_pattern.pattern.empty();
+      const bool cond = !c.multiline.condition_pattern.pattern.empty();
+      if (start != cond) {
+        ctx.Error(node["multiline"].IsDefined() ? node["multiline"] : node,
+                  "`" + ctx.Child("multiline").path + "` needs both `start_pattern` and `condition_pattern`");
+      }
+    });
+    return s;
+  }();
+  return s;
+}
+
+Result<std::unique_ptr<Source>> FileSource::Build(const Config& config, BuildContext& ctx) {
+  std::unique_ptr<FileSource> s(new FileSource(config, ctx));
+  if (s->multiline_) {
+    if (!s->ml_rules_.start->ok()) return Status::InvalidArgument("multiline.start_pattern: " + s->ml_rules_.start->error());
+    if (!s->ml_rules_.condition->ok())
+      return Status::InvalidArgument("multiline.condition_pattern: " + s->ml_rules_.condition->error());
+  }
+  return std::unique_ptr<Source>(std::move(s));
+}
+
+void FileSource::CheckEnvironment(const Config& config, std::vector<config::EnvCheck>* out) {
+  for (const auto& pattern : config.include) {
+    std::string base = file::GlobBaseDir(pattern);
+    config::EnvCheck c{"include " + pattern + ": directory " + base + " is readable", true, ""};
+    if (::access(base.c_str(), R_OK | X_OK) != 0) {
+      c.ok = false;
+      c.detail = ErrnoText(errno);
+    }
+    out->push_back(std::move(c));
+  }
+}
+
+FileSource::FileSource(const Config& config, BuildContext& ctx)
+    : config_(config),
+      id_(ctx.id),
+      host_(ctx.hostname),
+      data_dir_(ctx.data_dir),
+      metrics_(ctx.metrics),
+      files_watched_(&ctx.metrics->FilesWatched()),
+      checkpoints_(&ctx.metrics->Checkpoints()),
+      err_open_(&ctx.metrics->Errors("open_failed", "receiving")),
+      err_read_(&ctx.metrics->Errors("read_failed", "receiving")),
+      err_oversize_(&ctx.metrics->Errors("line_too_long", "receiving")),
+      err_utf8_(&ctx.metrics->Errors("invalid_utf8", "receiving")),
+      err_not_file_(&ctx.metrics->Errors("not_a_file", "receiving")),
+      err_glob_(&ctx.metrics->Errors("glob_failed", "receiving")),
+      err_checkpoint_(&ctx.metrics->Errors("checkpoint_failed", "receiving")) {
+  fp_options_.checksum = config.fingerprint.strategy == "checksum";
+  fp_options_.lines = config.fingerprint.lines;
+  fp_options_.ignored_header_bytes = config.fingerprint.ignored_header_bytes.bytes;
+  fp_options_.max_line_bytes = config.max_line_bytes.bytes;
+  fp_options_.delimiter = config.line_delimiter;
+  discard_oversize_ = config.oversize_policy == "discard";
+  multiline_ = !config.multiline.start_pattern.pattern.empty();
+  if (multiline_) {
+    ml_rules_.start = std::make_unique<RE2>(config.multiline.start_pattern.pattern, RE2::Quiet);
+    ml_rules_.condition = std::make_unique<RE2>(config.multiline.condition_pattern.pattern, RE2::Quiet);
+    file::ParseMultilineMode(config.multiline.mode, &ml_rules_.mode);
+    ml_rules_.timeout = config.multiline.timeout_ms.get();
+    ml_rules_.max_bytes = config.max_line_bytes.bytes;
+  }
+  checkpoint_path_ = data_dir_ + "/file_source/" + id_ + "/checkpoints.json";
+  tracker_ = std::make_shared<file::AckTracker>();
+}
+
+FileSource::~FileSource() {
+  for (auto& r : readers_)
+    if (r.fd >= 0) ::close(r.fd);
+  if (inotify_fd_ >= 0) ::close(inotify_fd_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+// ---- State -------------------------------------------------------------------
+
+void FileSource::LoadState() {
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(checkpoint_path_).parent_path(), ec);
+  if (ec) {
+    err_checkpoint_->Increment();
+    TLOG_ERROR(id_, "cannot create " + std::filesystem::path(checkpoint_path_).parent_path().string() + ": " +
+                        ec.message() + "; positions will not survive a restart");
+  }
+  auto loaded = file::LoadCheckpoints(checkpoint_path_);
+  if (!loaded.ok()) {
+    err_checkpoint_->Increment();
+    TLOG_ERROR(id_, "ignoring unreadable checkpoints: " + loaded.status().message());
+    return;
+  }
+  const std::string strategy = config_.fingerprint.strategy;
+  if (!loaded->entries.empty() && loaded->strategy != strategy) {
+    TLOG_WARN(id_, "checkpoints were written with fingerprint strategy `" + loaded->strategy + "`, now `" + strategy +
+                       "`: they are ignored and files are read per read_from");
+    return;
+  }
+  for (const auto& e : loaded->entries) {
+    auto p = std::make_shared<file::Progress>(e.fingerprint);
+    p->path = e.path;
+    p->dev = e.dev;
+    p->ino = e.ino;
+    p->emit_pos = e.offset;
+    tracker_->Reset(p.get(), e.offset);
+    known_[e.fingerprint] = std::move(p);
+  }
+  TLOG_INFO(id_, "loaded " + std::to_string(loaded->entries.size()) + " checkpoint(s) from " + checkpoint_path_);
+}
+
+void FileSource::WriteCheckpoints(bool force) {
+  auto now = Clock::now();
+  if (!force && now - last_checkpoint_ < kCheckpointInterval) return;
+  uint64_t gen = tracker_->generation();
+  if (gen == saved_generation_ && !known_changed_) return;
+  last_checkpoint_ = now;
+  file::CheckpointFile f;
+  f.strategy = config_.fingerprint.strategy;
+  f.entries.reserve(known_.size());
+  for (const auto& [fp, p] : known_) {
+    f.entries.push_back(file::CheckpointEntry{fp, tracker_->Acked(p.get()), p->path, p->dev, p->ino});
+  }
+  Status s = file::SaveCheckpoints(checkpoint_path_, f);
+  if (!s.ok()) {
+    err_checkpoint_->Increment();
+    LogLimited(log_limiter_, LogLevel::kError, id_, "cannot write checkpoints: " + s.ToString());
+    return;
+  }
+  saved_generation_ = gen;
+  known_changed_ = false;
+  checkpoints_->Increment();
+}
+
+// ---- Discovery ---------------------------------------------------------------
+
+void FileSource::Watch(const std::string& dir) {
+  if (inotify_fd_ < 0 || watched_dirs_.count(dir)) return;
+  int wd = ::inotify_add_watch(inotify_fd_, dir.c_str(),
+                               IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE |
+                                   IN_ATTRIB | IN_ONLYDIR);
+  if (wd < 0) {
+    if (errno != ENOENT && errno != ENOTDIR)
+      LogLimited(log_limiter_, LogLevel::kWarn, id_,
+                 "cannot watch " + dir + " (" + ErrnoText(errno) + "); polling it every glob_minimum_cooldown_ms");
+    return;
+  }
+  watched_dirs_.insert(dir);
+  wd_dirs_[wd] = dir;
+}
+
+void FileSource::DrainInotify() {
+  if (inotify_fd_ < 0) return;
+  alignas(inotify_event) char buf[16384];
+  while (true) {
+    ssize_t n = ::read(inotify_fd_, buf, sizeof buf);
+    if (n <= 0) return;
+    for (char* p = buf; p < buf + n;) {
+      auto* ev = reinterpret_cast<inotify_event*>(p);
+      p += sizeof(inotify_event) + ev->len;
+      if (ev->mask & IN_Q_OVERFLOW) {
+        TLOG_DEBUG(id_, "inotify queue overflowed: rescanning");
+        discovery_requested_ = true;
+        MarkAllDirty();
+        continue;
+      }
+      auto it = wd_dirs_.find(ev->wd);
+      if (it == wd_dirs_.end()) continue;
+      if (ev->mask & IN_IGNORED) {
+        watched_dirs_.erase(it->second);
+        wd_dirs_.erase(it);
+        continue;
+      }
+      if (ev->len == 0) continue;
+      std::string path = it->second == "/" ? "/" + std::string(ev->name) : it->second + "/" + ev->name;
+      auto r = by_path_.find(path);
+      if (r != by_path_.end()) MarkDirty(r->second);
+      if (ev->mask & (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE)) discovery_requested_ = true;
+      else if (r == by_path_.end() && waiting_.count(path)) discovery_requested_ = true;
+    }
+  }
+}
+
+void FileSource::MarkDirty(Reader* r) {
+  r->dirty = true;
+  if (!r->queued && !r->removed) {
+    r->queued = true;
+    ready_.push_back(r);
+  }
+}
+
+// Deletes removed readers once nothing points at them.
+void FileSource::Sweep() {
+  if (removed_count_ == 0) return;
+  std::erase_if(starved_, [](Reader* r) { return r->removed; });
+  size_t before = readers_.size();
+  readers_.remove_if([](const Reader& r) { return r.removed && !r.queued; });
+  removed_count_ -= before - readers_.size();
+  files_watched_->Set(static_cast<double>(readers_.size()));
+}
+
+void FileSource::MarkAllDirty() {
+  for (auto& r : readers_) MarkDirty(&r);
+}
+
+void FileSource::Discover(bool first) {
+  const auto now = Clock::now();
+  last_discovery_ = now;
+  discovery_requested_ = false;
+  for (auto& r : readers_) r.seen = false;
+  skipped_prev_.swap(skipped_);
+  skipped_.clear();
+  std::set<std::string> found;
+  for (const auto& pattern : config_.include) {
+    file::GlobWalk walk;
+    file::ExpandGlob(pattern, &walk);
+    for (const auto& d : walk.directories) Watch(d);
+    for (const auto& [dir, err] : walk.errors) {
+      if (bad_paths_.insert(dir).second) {
+        err_glob_->Increment();
+        LogLimited(log_limiter_, LogLevel::kWarn, id_, "cannot list " + dir + ": " + ErrnoText(err));
+      }
+    }
+    for (const auto& m : walk.matches) {
+      bool excluded = false;
+      for (const auto& ex : config_.exclude)
+        if (file::GlobMatch(ex, m.path)) excluded = true;
+      if (excluded) continue;
+      if (m.is_directory || m.is_other) {
+        if (bad_paths_.insert(m.path).second) {
+          err_not_file_->Increment();
+          LogLimited(log_limiter_, LogLevel::kWarn, id_,
+                     m.path + " matches `include` but is " + (m.is_directory ? "a directory" : "not a regular file") +
+                         ": skipped");
+        }
+        continue;
+      }
+      found.insert(m.path);
+    }
+  }
+  for (const auto& path : found) DiscoverPath(path, first, now);
+  // Files whose path no longer leads to them were rotated (renamed or deleted).
+  for (auto& r : readers_) {
+    if (r.seen || r.removed) continue;
+    struct stat st;
+    bool same = ::stat(r.path.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_dev) == r.dev &&
+                static_cast<uint64_t>(st.st_ino) == r.ino;
+    if (same && found.count(r.path)) continue;
+    if (r.fd < 0) {
+      // Parked and gone from its path: it cannot be reopened. Its position
+      // stays known, so it resumes if it turns up elsewhere.
+      RemoveReader(&r);
+      continue;
+    }
+    if (!r.rotated) {
+      r.rotated = true;
+      TLOG_DEBUG(id_, r.path + " was rotated away; reading it to its end");
+    }
+    MarkDirty(&r);
+  }
+  for (auto it = waiting_.begin(); it != waiting_.end();)
+    it = found.count(*it) ? std::next(it) : waiting_.erase(it);
+  for (auto it = bad_paths_.begin(); it != bad_paths_.end();)
+    it = found.count(*it) || std::filesystem::exists(*it) ? std::next(it) : bad_paths_.erase(it);
+  // Forget identities that are gone and settled.
+  for (auto it = known_.begin(); it != known_.end();) {
+    auto& p = it->second;
+    bool forget = !p->active && ((p->gone && !tracker_->HasPending(p.get())) || now - p->last_seen > kForgetAfter);
+    if (forget) {
+      it = known_.erase(it);
+      known_changed_ = true;
+    } else {
+      ++it;
+    }
+  }
+  Sweep();
+  files_watched_->Set(static_cast<double>(readers_.size()));
+  MarkAllDirty();  // the poll that catches what inotify cannot see
+}
+
+void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_point now) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return;
+  auto key = std::make_pair(static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino));
+  if (auto it = by_inode_.find(key); it != by_inode_.end()) {
+    Reader* r = it->second;
+    r->seen = true;
+    r->rotated = false;
+    if (r->path != path) {
+      if (auto bp = by_path_.find(r->path); bp != by_path_.end() && bp->second == r) by_path_.erase(bp);
+      TLOG_DEBUG(id_, r->path + " is now " + path);
+      r->path = path;
+      if (r->progress) {
+        r->progress->path = path;
+        known_changed_ = true;
+      }
+    }
+    by_path_[path] = r;
+    if (r->progress) r->progress->last_seen = now;
+    return;
+  }
+  if (auto sk = skipped_prev_.find(key); sk != skipped_prev_.end() && sk->second == st.st_size) {
+    skipped_[key] = st.st_size;
+    return;
+  }
+  if (config_.ignore_older_secs.secs > 0) {
+    auto age = std::chrono::system_clock::now() - std::chrono::system_clock::from_time_t(st.st_mtime);
+    if (age > config_.ignore_older_secs.get()) return;
+  }
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    if (bad_paths_.insert(path).second) {
+      err_open_->Increment();
+      LogLimited(log_limiter_, LogLevel::kWarn, id_, "cannot open " + path + ": " + ErrnoText(errno));
+    }
+    return;
+  }
+  bad_paths_.erase(path);
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return;
+  }
+  key = {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+  if (by_inode_.count(key)) {
+    ::close(fd);
+    return;
+  }
+  auto id = file::Fingerprint(fd, st, fp_options_);
+  if (!id.ok()) {
+    ::close(fd);
+    if (bad_paths_.insert(path).second) {
+      err_read_->Increment();
+      LogLimited(log_limiter_, LogLevel::kWarn, id_, "cannot read " + path + ": " + id.status().message());
+    }
+    return;
+  }
+  if (!id->has_value()) {
+    ::close(fd);
+    waiting_.insert(path);
+    return;
+  }
+  waiting_.erase(path);
+  const uint64_t fp = (*id)->fingerprint;
+  std::shared_ptr<file::Progress> progress;
+  uint64_t pos = 0;
+  if (auto k = known_.find(fp); k != known_.end()) {
+    auto& p = k->second;
+    p->last_seen = now;
+    if (p->active) {
+      // Same first lines as a file being read: a copy (or hard link). Not read twice.
+      skipped_[key] = st.st_size;
+      ::close(fd);
+      return;
+    }
+    const bool same_file = p->dev == key.first && p->ino == key.second;
+    if (static_cast<uint64_t>(st.st_size) < p->emit_pos) {
+      if (!same_file) {
+        // A copy taken before the original was read this far: nothing new in it.
+        skipped_[key] = st.st_size;
+        ::close(fd);
+        return;
+      }
+      // Truncated while nobody was reading it: it starts over.
+      progress = std::make_shared<file::Progress>(fp);
+      known_[fp] = progress;
+      pos = 0;
+    } else {
+      progress = p;
+      pos = p->emit_pos;
+    }
+  } else {
+    progress = std::make_shared<file::Progress>(fp);
+    known_[fp] = progress;
+    pos = first && config_.read_from == "end" ? static_cast<uint64_t>(st.st_size) : 0;
+    progress->emit_pos = pos;
+    if (pos > 0) tracker_->Advance(progress.get(), pos);
+  }
+  known_changed_ = true;
+  progress->active = true;
+  progress->path = path;
+  progress->dev = key.first;
+  progress->ino = key.second;
+  progress->gone = false;
+  if (::lseek(fd, static_cast<off_t>(pos), SEEK_SET) < 0) {
+    ::close(fd);
+    progress->active = false;
+    return;
+  }
+  readers_.emplace_back(config_.line_delimiter, config_.max_line_bytes.bytes, discard_oversize_);
+  Reader* r = &readers_.back();
+  r->path = path;
+  r->fd = fd;
+  r->dev = key.first;
+  r->ino = key.second;
+  r->id = **id;
+  r->progress = progress;
+  r->seen = true;
+  r->splitter.Reset(pos);
+  if (multiline_) r->ml = std::make_unique<file::MultilineAggregator>(&ml_rules_);
+  by_inode_[key] = r;
+  by_path_[path] = r;
+  ++open_count_;
+  TLOG_DEBUG(id_, "watching " + path + " from offset " + std::to_string(pos));
+  if (open_count_ > config_.max_open_files) Park(r);
+  MarkDirty(r);
+}
+
+// ---- Reading -----------------------------------------------------------------
+
+void FileSource::Park(Reader* r) {
+  if (r->fd < 0) return;
+  // Resume at the start of the partial line (it is read again).
+  uint64_t resume = r->splitter.line_end_offset();
+  r->splitter.Reset(resume);
+  ::close(r->fd);
+  r->fd = -1;
+  --open_count_;
+}
+
+bool FileSource::EnsureOpen(Reader* r) {
+  if (r->fd >= 0) return true;
+  if (open_count_ >= config_.max_open_files) {
+    // Close the open file idle the longest (not one rotated away: it could
+    // not be found again).
+    Reader* victim = nullptr;
+    for (auto& o : readers_) {
+      if (o.fd < 0 || o.rotated || o.dirty || o.removed || &o == r) continue;
+      if (victim == nullptr || o.last_read < victim->last_read) victim = &o;
+    }
+    if (victim == nullptr) return false;  // every open file is busy: wait for a turn
+    Park(victim);
+  }
+  int fd = ::open(r->path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  struct stat st;
+  if (fd >= 0 && ::fstat(fd, &st) == 0 && static_cast<uint64_t>(st.st_dev) == r->dev &&
+      static_cast<uint64_t>(st.st_ino) == r->ino &&
+      ::lseek(fd, static_cast<off_t>(r->splitter.offset()), SEEK_SET) >= 0) {
+    r->fd = fd;
+    ++open_count_;
+    return true;
+  }
+  if (fd >= 0) ::close(fd);
+  // Its path leads elsewhere now; rediscovery finds it by identity if it still exists.
+  RemoveReader(r);
+  discovery_requested_ = true;
+  return false;
+}
+
+void FileSource::RemoveReader(Reader* r) {
+  if (r->removed) return;
+  r->removed = true;
+  ++removed_count_;
+  if (r->fd >= 0) {
+    ::close(r->fd);
+    r->fd = -1;
+    --open_count_;
+  }
+  if (r->progress) {
+    NoteProgress(r);
+    r->progress->active = false;
+    skipped_.clear();
+  }
+  if (auto it = by_inode_.find({r->dev, r->ino}); it != by_inode_.end() && it->second == r) by_inode_.erase(it);
+  if (auto it = by_path_.find(r->path); it != by_path_.end() && it->second == r) by_path_.erase(it);
+}
+
+// Called when a reader is done for good (rotated and idle, or deleted):
+// the partial last line and any buffered multiline message are emitted.
+void FileSource::CloseReader(Reader* r, bool deleted) {
+  if (r->progress) {
+    r->splitter.TakePartial([&](std::string_view line, uint64_t end) {
+      uint64_t start = r->splitter.line_start();
+      if (r->ml) r->ml->Add(line, start, end, Clock::now(), [&](std::string_view m, uint64_t s, uint64_t e) {
+        EmitLine(r, m, s, e);
+      });
+      else EmitLine(r, line, start, end);
+    });
+    if (r->ml) r->ml->Flush([&](std::string_view m, uint64_t s, uint64_t e) { EmitLine(r, m, s, e); });
+    UpdateCounters(r);
+    NoteProgress(r);
+    r->progress->gone = deleted;
+  }
+  TLOG_DEBUG(id_, std::string(deleted ? "deleted " : "rotated ") + r->path + " read to its end: closed");
+  RemoveReader(r);
+}
+
+void FileSource::NoteProgress(Reader* r) {
+  auto& p = r->progress;
+  if (!p) return;
+  uint64_t safe = r->ml && r->ml->buffering() ? r->ml->buffered_start() : r->splitter.line_end_offset();
+  if (safe != p->emit_pos) {
+    p->emit_pos = safe;
+    if (!p->touched) {
+      p->touched = true;
+      touched_.push_back(p);
+    }
+  }
+}
+
+void FileSource::UpdateCounters(Reader* r) {
+  uint64_t t = r->splitter.truncated(), d = r->splitter.discarded();
+  uint64_t m = r->ml ? r->ml->truncated() : 0;
+  uint64_t delta = (t - r->truncated_seen) + (d - r->discarded_seen) + (m - r->ml_truncated_seen);
+  if (delta) {
+    err_oversize_->Increment(static_cast<double>(delta));
+    if (d > r->discarded_seen) metrics_->discarded_unintentional().Increment(static_cast<double>(d - r->discarded_seen));
+    LogLimited(log_limiter_, LogLevel::kWarn, id_,
+               "line(s) over max_line_bytes in " + r->path + ": " + (discard_oversize_ ? "discarded" : "truncated"));
+  }
+  r->truncated_seen = t;
+  r->discarded_seen = d;
+  r->ml_truncated_seen = m;
+}
+
+void FileSource::EmitLine(Reader* r, std::string_view line, uint64_t start, uint64_t end) {
+  if (!ValidUtf8(line)) {
+    err_utf8_->Increment();
+    LogLimited(log_limiter_, LogLevel::kWarn, id_,
+               "invalid UTF-8 in " + r->path + " at offset " + std::to_string(start) +
+                   ": kept as is (JSON output replaces the bad bytes with U+FFFD)");
+  }
+  if (events_.empty()) batch_started_ = Clock::now();
+  Fields& f = events_.emplace_back().fields();
+  f.reserve(6);
+  f.append(kMessageField, Value(line));
+  f.append("file", Value(r->path));
+  f.append(kHostField, Value(host_));
+  f.append(kSourceTypeField, Value("file"));
+  f.append(kTimestampField, Value(read_time_));
+  f.append("offset", Value(start));
+  batch_bytes_ += end - start;
+}
+
+void FileSource::Truncated(Reader* r, const char* why) {
+  TLOG_INFO(id_, r->path + " " + why + ": reading it again from the start");
+  if (r->progress) {
+    // Complete lines buffered for multiline are old data: emit them. The
+    // partial line is dropped: a copy (copytruncate) resumes before it.
+    if (r->ml) r->ml->Flush([&](std::string_view m, uint64_t s, uint64_t e) { EmitLine(r, m, s, e); });
+    NoteProgress(r);  // up to the start of the partial line
+    r->splitter.DropPartial();
+    r->progress->active = false;
+    skipped_.clear();  // a copy of the old content may now be read
+    discovery_requested_ = true;
+    if (fp_options_.checksum) {
+      r->progress.reset();
+      r->id.reset();
+    } else {
+      auto np = std::make_shared<file::Progress>(r->progress->fingerprint);
+      np->path = r->path;
+      np->dev = r->dev;
+      np->ino = r->ino;
+      np->active = true;
+      known_[np->fingerprint] = np;
+      r->progress = np;
+    }
+    known_changed_ = true;
+  }
+  if (r->ml) r->ml->Drop();
+  r->splitter.Reset(0);
+  ::lseek(r->fd, 0, SEEK_SET);
+}
+
+// A truncated checksum file: identify its new content once it has enough lines.
+bool FileSource::Identify(Reader* r) {
+  struct stat st;
+  if (::fstat(r->fd, &st) != 0) return false;
+  auto id = file::Fingerprint(r->fd, st, fp_options_);
+  if (!id.ok() || !id->has_value()) return false;
+  r->id = **id;
+  auto np = std::make_shared<file::Progress>((*id)->fingerprint);
+  np->path = r->path;
+  np->dev = r->dev;
+  np->ino = r->ino;
+  np->active = true;
+  auto k = known_.find(np->fingerprint);
+  if (k == known_.end() || !k->second->active) known_[np->fingerprint] = np;
+  known_changed_ = true;
+  r->progress = np;
+  return true;
+}
+
+// One turn: reads up to max_read_bytes. True if any bytes were read.
+bool FileSource::ReadTurn(Reader* r) {
+  r->dirty = false;
+  if (r->removed) return false;
+  struct stat st;
+  if (r->fd < 0) {
+    // Parked: reopen only if it grew (or changed).
+    if (::stat(r->path.c_str(), &st) != 0 || static_cast<uint64_t>(st.st_dev) != r->dev ||
+        static_cast<uint64_t>(st.st_ino) != r->ino) {
+      RemoveReader(r);
+      discovery_requested_ = true;
+      return false;
+    }
+    if (static_cast<uint64_t>(st.st_size) == r->splitter.offset()) return false;
+  }
+  if (!EnsureOpen(r)) {
+    if (!r->removed) {
+      r->dirty = true;
+      r->starved = true;
+      starved_.push_back(r);  // retried once a descriptor frees up
+    }
+    return false;
+  }
+  if (::fstat(r->fd, &st) != 0) return false;
+  if (static_cast<uint64_t>(st.st_size) < r->splitter.offset()) {
+    Truncated(r, "shrank");
+  } else if (r->id && fp_options_.checksum && r->splitter.offset() > 0) {
+    auto same = file::SameHead(r->fd, *r->id, fp_options_);
+    if (same.ok() && !*same) Truncated(r, "was rewritten (its first lines changed)");
+  }
+  if (!r->id && !Identify(r)) return false;  // waits for enough lines
+
+  auto on_line = [&](std::string_view line, uint64_t end) {
+    uint64_t start = r->splitter.line_start();
+    if (r->ml)
+      r->ml->Add(line, start, end, Clock::now(),
+                 [&](std::string_view m, uint64_t s, uint64_t e) { EmitLine(r, m, s, e); });
+    else
+      EmitLine(r, line, start, end);
+  };
+  size_t budget = config_.max_read_bytes.bytes;
+  bool any = false;
+  while (budget > 0) {
+    size_t want = std::min(budget, buf_.size());
+    ssize_t n = ::read(r->fd, buf_.data(), want);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      err_read_->Increment();
+      LogLimited(log_limiter_, LogLevel::kWarn, id_, "cannot read " + r->path + ": " + ErrnoText(errno));
+      break;
+    }
+    if (n == 0) {
+      // At the end: a file deleted or rotated away (and idle) is done.
+      if (::fstat(r->fd, &st) == 0 && st.st_nlink == 0) {
+        CloseReader(r, true);
+        return any;
+      }
+      if (r->rotated && Clock::now() - r->last_read >= config_.rotate_wait_secs.get()) {
+        CloseReader(r, false);
+        return any;
+      }
+      break;
+    }
+    any = true;
+    r->last_read = Clock::now();
+    read_time_ = Now();
+    r->splitter.Feed(std::string_view(buf_.data(), static_cast<size_t>(n)), on_line);
+    budget -= static_cast<size_t>(n);
+    if (static_cast<size_t>(n) < want) break;  // caught up; inotify or the poll wakes it again
+    if (events_.size() >= kBatchEvents || batch_bytes_ >= kBatchBytes) {
+      NoteProgress(r);
+      if (!SendBatch()) break;
+    }
+  }
+  if (budget == 0) r->dirty = true;
+  UpdateCounters(r);
+  NoteProgress(r);
+  return any;
+}
+
+void FileSource::PollMultiline(Clock::time_point now) {
+  if (!multiline_) return;
+  for (auto& r : readers_) {
+    if (r.removed || !r.ml || !r.ml->buffering() || now < r.ml->deadline()) continue;
+    r.ml->Poll(now, [&](std::string_view m, uint64_t s, uint64_t e) { EmitLine(&r, m, s, e); });
+    NoteProgress(&r);
+  }
+}
+
+// ---- Batches -----------------------------------------------------------------
+
+bool FileSource::SendBatch() {
+  std::vector<std::pair<std::shared_ptr<file::Progress>, uint64_t>> entries;
+  entries.reserve(touched_.size());
+  for (auto& p : touched_) {
+    p->touched = false;
+    if (events_.empty()) tracker_->Advance(p.get(), p->emit_pos);
+    else entries.emplace_back(p, tracker_->Add(p.get(), p->emit_pos));
+  }
+  touched_.clear();
+  if (events_.empty()) return true;
+  Batch batch(std::move(events_));
+  events_ = {};
+  events_.reserve(kBatchEvents);
+  batch.set_bytes(batch_bytes_);
+  batch_bytes_ = 0;
+  batch.add_finalizer(file::MakeFinalizer(tracker_, std::move(entries)));
+  return ctx_->Send(std::move(batch));
+}
+
+// ---- Run ---------------------------------------------------------------------
+
+Status FileSource::Run(SourceContext& ctx) {
+  ctx_ = &ctx;
+  buf_.resize(std::min<size_t>(kReadChunk, config_.max_read_bytes.bytes));
+  events_.reserve(kBatchEvents);
+  LoadState();
+  loaded_ = true;
+  inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (inotify_fd_ < 0)
+    TLOG_WARN(id_, "inotify unavailable (" + ErrnoText(errno) + "): polling every glob_minimum_cooldown_ms");
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  auto stop = ctx.stop_token();
+  std::stop_callback on_stop(stop, [this] {
+    uint64_t one = 1;
+    if (wake_fd_ >= 0) (void)!::write(wake_fd_, &one, sizeof one);
+  });
+  const auto cooldown = config_.glob_minimum_cooldown_ms.get();
+  const auto triggered_cooldown = std::min<std::chrono::milliseconds>(cooldown, std::chrono::milliseconds(100));
+  Discover(true);
+  while (!stop.stop_requested()) {
+    DrainInotify();
+    auto now = Clock::now();
+    if (now - last_discovery_ >= cooldown || (discovery_requested_ && now - last_discovery_ >= triggered_cooldown))
+      Discover(false);
+    // One round: every file with data gets one turn.
+    bool progressed = false;
+    size_t round = ready_.size();
+    for (size_t i = 0; i < round && !ready_.empty() && !stop.stop_requested(); ++i) {
+      Reader* r = ready_.front();
+      ready_.pop_front();
+      r->queued = false;
+      if (r->removed) continue;
+      progressed |= ReadTurn(r);
+      if (r->dirty && !r->removed && !r->starved) MarkDirty(r);
+    }
+    if (progressed || open_count_ < config_.max_open_files) {
+      for (Reader* r : starved_) {
+        r->starved = false;
+        MarkDirty(r);
+      }
+      starved_.clear();
+    }
+    PollMultiline(Clock::now());
+    if (!events_.empty() || !touched_.empty()) {
+      if (!progressed || events_.size() >= kBatchEvents || batch_bytes_ >= kBatchBytes ||
+          Clock::now() - batch_started_ >= kBatchLinger) {
+        if (!SendBatch()) break;
+      }
+    }
+    Sweep();
+    WriteCheckpoints(false);
+    if (progressed || !ready_.empty()) continue;
+    // Idle: sleep until inotify, the next discovery, a multiline timeout,
+    // a checkpoint write or stop.
+    now = Clock::now();
+    auto wake = last_discovery_ + cooldown;
+    if (multiline_)
+      for (auto& r : readers_)
+        if (r.ml) wake = std::min(wake, r.ml->deadline());
+    if (tracker_->generation() != saved_generation_ || known_changed_)
+      wake = std::min(wake, last_checkpoint_ + kCheckpointInterval);
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wake - now).count();
+    int timeout = static_cast<int>(std::clamp<int64_t>(ms, 0, 1000));
+    pollfd fds[2] = {{inotify_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    ::poll(fds, 2, timeout);
+  }
+  SendBatch();
+  return Status::Ok();
+}
+
+void FileSource::Finish() {
+  if (!loaded_) return;
+  WriteCheckpoints(true);
+}
+
+TRIBUTARY_REGISTER_SOURCE("file", FileSource);
+
+}  // namespace tributary

@@ -1,0 +1,180 @@
+#pragma once
+// `file` source: tails files matched by globs, following rotation, and
+// checkpoints what every destination has acknowledged.
+//
+// One thread (Run) does everything: discovery (globs, every
+// glob_minimum_cooldown_ms and at once on inotify create/move/delete
+// events), reading (round-robin over files with data, at most
+// max_read_bytes per file per turn, so one busy file cannot starve the
+// others), line splitting and multiline joining, batching and checkpoint
+// writes. Acknowledgements arrive on sink threads through each batch's
+// finalizer and only touch the AckTracker (file/checkpoints.h).
+//
+// Files are known by fingerprint (file/fingerprint.h). A reader follows
+// its open descriptor, not its path: a renamed file is read to its end
+// and closed once its path leads elsewhere and it has been idle for
+// rotate_wait_secs (or at once at its end when deleted). A file that
+// shrinks or whose first lines change was truncated: its old identity
+// keeps its position (a copy made by copytruncate resumes there) and the
+// file is read again from 0 under its new identity.
+//
+// At most max_open_files descriptors are open: idle files beyond that are
+// closed ("parked") and reopened, with their identity checked, when they
+// have data. Layout: helpers live in sources/file/.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <deque>
+#include <list>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "agent/component.h"
+#include "agent/log.h"
+#include "config/registry.h"
+#include "config/schema.h"
+#include "sources/file/checkpoints.h"
+#include "sources/file/fingerprint.h"
+#include "sources/file/multiline.h"
+#include "sources/line_splitter.h"
+
+namespace tributary {
+
+class FileSource final : public Source {
+ public:
+  struct FingerprintConfig {
+    std::string strategy = "checksum";
+    uint64_t lines = 1;
+    config::ByteSize ignored_header_bytes{0};
+    static const config::Schema<FingerprintConfig>& schema();
+  };
+  struct MultilineConfig {
+    config::Regex start_pattern;
+    config::Regex condition_pattern;
+    std::string mode = "continue_through";
+    config::Millis timeout_ms{1000};
+    static const config::Schema<MultilineConfig>& schema();
+  };
+  struct Config {
+    std::vector<std::string> include;
+    std::vector<std::string> exclude;
+    std::string read_from = "beginning";
+    FingerprintConfig fingerprint;
+    config::ByteSize max_line_bytes{102400};
+    std::string oversize_policy = "truncate";
+    std::string line_delimiter = "\n";
+    config::Millis glob_minimum_cooldown_ms{1000};
+    config::Seconds ignore_older_secs{0};
+    MultilineConfig multiline;
+    uint64_t max_open_files = 1024;
+    config::ByteSize max_read_bytes{262144};
+    config::Seconds rotate_wait_secs{5};
+    static const config::Schema<Config>& schema();
+  };
+  static constexpr std::string_view kSummary =
+      "Tails files matched by globs, follows rotation and truncation, checkpoints acknowledged positions.";
+  static Result<std::unique_ptr<Source>> Build(const Config& config, BuildContext& ctx);
+  static void CheckEnvironment(const Config& config, std::vector<config::EnvCheck>* out);
+
+  ~FileSource() override;
+  Status Run(SourceContext& ctx) override;
+  void Finish() override;
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  struct Reader;
+
+  FileSource(const Config& config, BuildContext& ctx);
+
+  // Discovery and identity.
+  void Discover(bool first);
+  void DiscoverPath(const std::string& path, bool first, Clock::time_point now);
+  void Watch(const std::string& dir);
+  void DrainInotify();
+  void MarkDirty(Reader* r);
+  void MarkAllDirty();
+  void Sweep();
+
+  // Reading.
+  bool ReadTurn(Reader* r);
+  bool EnsureOpen(Reader* r);
+  void Park(Reader* r);
+  void Truncated(Reader* r, const char* why);
+  bool Identify(Reader* r);
+  void CloseReader(Reader* r, bool deleted);
+  void RemoveReader(Reader* r);
+  void EmitLine(Reader* r, std::string_view line, uint64_t start, uint64_t end);
+  void NoteProgress(Reader* r);
+  void PollMultiline(Clock::time_point now);
+
+  // Batches and checkpoints.
+  bool SendBatch();
+  void WriteCheckpoints(bool force);
+  void LoadState();
+  void UpdateCounters(Reader* r);
+
+  Config config_;
+  std::string id_;
+  std::string host_;
+  std::string data_dir_;
+  std::string checkpoint_path_;
+  file::FingerprintOptions fp_options_;
+  file::MultilineRules ml_rules_;
+  bool multiline_ = false;
+  bool discard_oversize_ = false;
+
+  // Metrics, bound at build.
+  ComponentMetrics* metrics_;
+  Gauge* files_watched_;
+  Counter* checkpoints_;
+  Counter* err_open_;
+  Counter* err_read_;
+  Counter* err_oversize_;
+  Counter* err_utf8_;
+  Counter* err_not_file_;
+  Counter* err_glob_;
+  Counter* err_checkpoint_;
+  RateLimiter log_limiter_;
+
+  // Run-thread state.
+  SourceContext* ctx_ = nullptr;
+  std::shared_ptr<file::AckTracker> tracker_;
+  std::list<Reader> readers_;
+  std::map<std::pair<uint64_t, uint64_t>, Reader*> by_inode_;
+  std::unordered_map<std::string, Reader*> by_path_;
+  std::unordered_map<uint64_t, std::shared_ptr<file::Progress>> known_;
+  std::deque<Reader*> ready_;
+  std::set<std::string> waiting_;        // too short to fingerprint yet
+  std::set<std::string> bad_paths_;      // reported once: unreadable, not a file
+  std::map<std::pair<uint64_t, uint64_t>, int64_t> skipped_;  // copies already read: inode -> size
+  std::map<std::pair<uint64_t, uint64_t>, int64_t> skipped_prev_;
+  std::vector<Reader*> starved_;  // waiting for a free descriptor
+  size_t open_count_ = 0;
+  size_t removed_count_ = 0;
+  int inotify_fd_ = -1;
+  int wake_fd_ = -1;
+  std::unordered_map<int, std::string> wd_dirs_;
+  std::set<std::string> watched_dirs_;
+  bool discovery_requested_ = false;
+  Clock::time_point last_discovery_{};
+
+  std::vector<Event> events_;
+  size_t batch_bytes_ = 0;
+  Clock::time_point batch_started_{};
+  std::vector<std::shared_ptr<file::Progress>> touched_;
+  Timestamp read_time_{};
+
+  uint64_t saved_generation_ = ~uint64_t{0};
+  bool known_changed_ = true;
+  Clock::time_point last_checkpoint_{};
+  bool loaded_ = false;
+  std::vector<char> buf_;
+};
+
+}  // namespace tributary

@@ -1,0 +1,164 @@
+#pragma once
+// `journald` source: reads the systemd journal natively through libsystemd's
+// sd-journal (no `journalctl` child process), follows new entries, and
+// checkpoints the journal cursor of acknowledged entries in data_dir.
+//
+// Reading: one sd_journal handle, owned by the source thread. Entries are
+// read in batches of up to `batch_size`; when the journal is caught up the
+// thread waits on sd_journal_get_fd() with a short poll timeout (so a stop
+// request is seen promptly) and calls sd_journal_process(). If
+// sd_journal_next() fails (a file rotated or vacuumed under us, a corrupt
+// region), the partly read batch is dropped unsent, the journal is reopened
+// and reading resumes after the cursor of the last batch sent: nothing is
+// skipped and nothing is sent twice. Repeated failures back off (50 ms up
+// to 10 s), and the batch after a failure stops before the entry where it
+// failed, so a persistent error at one entry still lets everything before
+// it through. Entries excluded by exclude_units/exclude_matches still move the
+// cursor (an all-excluded batch is acknowledged at once).
+//
+// Checkpoints: every batch carries a Finalizer. JournalCursorTracker keeps
+// the batches in the order they were sent; acknowledgements arrive on sink
+// threads in any order, and the committable cursor is the one of the highest
+// batch such that it and every batch before it were delivered or rejected.
+// The source thread writes that cursor to data_dir/journald/<id>/cursor
+// (tmp, fsync, rename, fsync dir) at most once per `checkpoint_interval_ms`
+// and once more in Finish(). On start it seeks to the saved cursor and skips
+// the entry itself if the seek landed on it (sd_journal_test_cursor).
+//
+// Event fields: `message` <- MESSAGE, `timestamp` <- __REALTIME_TIMESTAMP,
+// `host` <- _HOSTNAME, `source_type` = "journald", every other data field
+// under its journal name (a field repeated in one entry becomes an array).
+// Values that are not printable UTF-8 (invalid UTF-8, or control bytes other
+// than tab and newline) are base64-encoded (RFC 4648, with padding) and
+// their names listed in the array field `binary_fields`.
+
+#include <systemd/sd-journal.h>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agent/component.h"
+#include "agent/log.h"
+#include "config/registry.h"
+#include "config/schema.h"
+
+namespace tributary {
+
+// Orders acknowledgements of batches sent in sequence and tells which
+// cursor may be committed. Thread-safe: Add() on the source thread, Ack()
+// from any sink thread.
+class JournalCursorTracker {
+ public:
+  // Registers the next batch in send order; `cursor` is the journal
+  // position after its last entry. Returns its sequence number.
+  uint64_t Add(std::string cursor);
+  // Records a batch's fate. Delivered and Rejected let the commit point
+  // pass it; Failed holds the commit point before it for good.
+  void Ack(uint64_t seq, BatchStatus status);
+  // The cursor of the highest batch that, with every batch before it, was
+  // delivered or rejected; "" while there is none.
+  std::string committed() const;
+  // Batches sent and not yet passed by the commit point.
+  size_t pending() const;
+
+ private:
+  struct Entry {
+    uint64_t seq;
+    std::string cursor;
+    enum class State : uint8_t { kPending, kDone, kFailed } state = State::kPending;
+  };
+  mutable std::mutex mu_;
+  std::deque<Entry> entries_;  // front = oldest not yet committed
+  uint64_t next_seq_ = 0;
+  std::string committed_;      // last cursor the commit point passed
+};
+
+// True if `s` is valid UTF-8 without control characters other than tab and
+// newline (C0, DEL and C1 controls make it binary), as journalctl decides.
+bool IsPrintableJournalValue(std::string_view s);
+// RFC 4648 base64 with padding, appended to *out.
+void AppendBase64(std::string_view data, std::string* out);
+
+class JournaldSource final : public Source {
+ public:
+  struct Config {
+    std::optional<std::string> journal_directory;
+    std::vector<std::string> include_units;
+    std::vector<std::string> exclude_units;
+    std::map<std::string, std::vector<std::string>> include_matches;
+    std::map<std::string, std::vector<std::string>> exclude_matches;
+    bool current_boot_only = true;
+    bool since_now = false;
+    bool stop_at_end = false;
+    uint64_t batch_size = 1000;
+    config::Millis checkpoint_interval_ms{1000};
+    static const config::Schema<Config>& schema();
+  };
+  static constexpr std::string_view kSummary =
+      "Reads the systemd journal through sd-journal, with cursor checkpoints.";
+  static Result<std::unique_ptr<Source>> Build(const Config& config, BuildContext& ctx);
+  static void CheckEnvironment(const Config& config, std::vector<config::EnvCheck>* out);
+
+  ~JournaldSource() override;
+  Status Run(SourceContext& ctx) override;
+  void Finish() override;
+
+  // "nginx" -> "nginx.service"; names with a unit type suffix are kept.
+  static std::string NormalizeUnitName(std::string_view name);
+
+  // Tests replace sd_journal_next to inject read errors. Call before Run().
+  using NextFunction = int (*)(sd_journal*);
+  void SetNextFunctionForTesting(NextFunction f) { next_ = f; }
+
+ private:
+  JournaldSource(const Config& config, BuildContext& ctx);
+
+  Status Open();                                  // opens j_, adds matches
+  Status SeekStart();                             // checkpoint, since_now or head
+  Status SeekAfter(const std::string& cursor);    // positions so next() is past `cursor`
+  void Close();
+  Status Reopen(const std::string& cursor);
+  // Reads one entry into *event; false if it is excluded. Adds its data
+  // size to *bytes.
+  bool ReadEntry(Event* event, size_t* bytes);
+  bool Excluded(const Event& event) const;
+  void WaitForChanges(std::chrono::milliseconds max_wait);
+  void MaybeCheckpoint(bool force);
+  Status WriteCheckpoint(const std::string& cursor);
+  static std::string ReadFileText(const std::string& path);
+
+  Config config_;
+  std::string id_;
+  std::string checkpoint_dir_;
+  std::string checkpoint_path_;
+  std::vector<std::string> include_units_;  // normalized
+  std::vector<std::string> exclude_units_;  // normalized
+
+  sd_journal* j_ = nullptr;
+  NextFunction next_ = sd_journal_next;
+  int fd_ = -1;
+  bool have_current_ = false;  // the current entry is unread: use it before next()
+  std::string read_cursor_;    // position after the last batch sent (or skipped)
+  std::string written_cursor_;  // last cursor written to the checkpoint file
+  std::vector<std::string> binary_names_;  // scratch for ReadEntry
+  size_t field_count_hint_ = 24;            // fields of the last entry read
+  std::shared_ptr<JournalCursorTracker> tracker_;
+  std::chrono::steady_clock::time_point last_checkpoint_{};
+  std::mutex checkpoint_mu_;  // Finish() vs. the source thread
+
+  Counter* read_errors_;
+  Counter* field_errors_;
+  Counter* checkpoint_errors_;
+  Counter* checkpoints_;
+  RateLimiter log_limiter_;
+};
+
+}  // namespace tributary

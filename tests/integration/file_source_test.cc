@@ -1,0 +1,547 @@
+// The `file` source run as users run it: the real binary tails real files
+// into the `file` sink (text codec, so each output line is one message)
+// while the test rotates, truncates, deletes and restarts. Every check is
+// line by line: each written line delivered, none twice.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include "tests/support/compliance.h"
+#include "tests/support/test_util.h"
+
+namespace tributary::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+std::map<std::string, int> Counts(const std::string& path) {
+  std::map<std::string, int> c;
+  for (auto& l : ReadLines(path)) ++c[l];
+  return c;
+}
+
+// Waits until every expected line is in `out`, then checks each appears
+// exactly once and nothing else does.
+void ExpectExactlyOnce(const std::vector<std::string>& expected, const std::string& out,
+                       std::chrono::milliseconds timeout = 30s) {
+  std::set<std::string> want(expected.begin(), expected.end());
+  ASSERT_EQ(want.size(), expected.size()) << "test bug: written lines are not unique";
+  WaitFor(
+      [&] {
+        auto c = Counts(out);
+        for (auto& w : want)
+          if (!c.count(w)) return false;
+        return true;
+      },
+      timeout);
+  auto c = Counts(out);
+  std::vector<std::string> missing, dup, extra;
+  for (auto& w : want)
+    if (!c.count(w)) missing.push_back(w);
+  for (auto& [l, n] : c) {
+    if (!want.count(l)) extra.push_back(l);
+    else if (n > 1) dup.push_back(l);
+  }
+  auto head = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (size_t i = 0; i < v.size() && i < 5; ++i) s += " [" + v[i].substr(0, 60) + "]";
+    return s;
+  };
+  EXPECT_TRUE(missing.empty()) << missing.size() << " lines missing:" << head(missing);
+  EXPECT_TRUE(dup.empty()) << dup.size() << " lines delivered twice:" << head(dup);
+  EXPECT_TRUE(extra.empty()) << extra.size() << " unexpected lines:" << head(extra);
+}
+
+// A logger: appends lines through one descriptor like a real program.
+class Logger {
+ public:
+  explicit Logger(std::string path) : path_(std::move(path)) { Reopen(); }
+  ~Logger() { ::close(fd_); }
+  void Reopen() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  }
+  void Write(const std::string& line) {
+    std::string s = line + "\n";
+    ASSERT_EQ(::write(fd_, s.data(), s.size()), static_cast<ssize_t>(s.size()));
+  }
+  void WriteRaw(const std::string& s) { ASSERT_EQ(::write(fd_, s.data(), s.size()), static_cast<ssize_t>(s.size())); }
+  int fd() const { return fd_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+void CopyFile(const std::string& from, const std::string& to) {
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing);
+}
+
+class FileSourceTest : public ::testing::Test {
+ protected:
+  void SetUp() override { fs::create_directories(logs()); }
+  std::string logs() const { return dir_ / "logs"; }
+  std::string out() const { return dir_ / "out.log"; }
+  std::string data_dir() const { return dir_ / "data"; }
+
+  std::string Config(const std::string& include, const std::string& extra = "",
+                     const std::string& sink_extra = "") const {
+    return "data_dir: " + data_dir() +
+           "\napi: { address: 127.0.0.1:0 }\nshutdown_timeout_secs: 20\n"
+           "sources:\n  in:\n    type: file\n    include: [\"" +
+           include + "\"]\n    glob_minimum_cooldown_ms: 100\n    rotate_wait_secs: 0.5\n" + extra +
+           "sinks:\n  out:\n    type: file\n    inputs: [in]\n    path: " + out() +
+           "\n    encoding: { codec: text }\n" + sink_extra;
+  }
+  std::unique_ptr<Agent> Start(const std::string& config) {
+    auto a = std::make_unique<Agent>(dir_, config);
+    EXPECT_NE(a->api_port(), 0) << a->process().Stderr();
+    return a;
+  }
+  void Stop(std::unique_ptr<Agent>& a) {
+    a->process().Signal(SIGTERM);
+    auto rc = a->process().Wait(30s);
+    EXPECT_EQ(rc, std::optional<int>(0)) << a->process().Stderr();
+    a.reset();
+  }
+  double Metric(Agent& a, const std::string& name, std::map<std::string, std::string> labels = {}) {
+    labels["component_id"] = "in";
+    return a.Metric(name, labels).value_or(-1);
+  }
+
+  TempDir dir_;
+};
+
+std::string LineFor(const std::string& tag, int i) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s-%06d", tag.c_str(), i);
+  return std::string(buf) + " GET /index.html 200 512";
+}
+
+TEST_F(FileSourceTest, RotateByRenameUnderSteadyWrites) {
+  const std::string app = logs() + "/app.log";
+  auto agent = Start(Config(app));
+  std::vector<std::string> written;
+  Logger log(app);
+  int rotation = 0;
+  for (int i = 0; i < 6000; ++i) {
+    written.push_back(LineFor("rot", i));
+    log.Write(written.back());
+    if (i % 1000 == 999) {
+      // Rotated names are outside the glob: like any tailer, the source must
+      // have found the file before it is renamed away (logrotate runs at most
+      // every few seconds; discovery every 100 ms here).
+      const std::string first = LineFor("rot", i - 999);
+      ASSERT_TRUE(WaitFor([&] { return Counts(out()).count(first) > 0; }, 10s));
+      fs::rename(app, app + "." + std::to_string(++rotation));
+      // Late writes: the program has not reopened its log yet.
+      for (int k = 0; k < 5; ++k) {
+        written.push_back(LineFor("late" + std::to_string(rotation), k));
+        log.Write(written.back());
+      }
+      log.Reopen();
+    }
+    if (i % 50 == 0) std::this_thread::sleep_for(1ms);  // pacing the writer
+  }
+  ExpectExactlyOnce(written, out());
+  // The rotated files were read to their end and closed.
+  EXPECT_TRUE(WaitFor([&] { return Metric(*agent, "tributary_files_watched") == 1; }, 10s))
+      << Metric(*agent, "tributary_files_watched");
+  ExpectComponentMetrics(agent->Metrics(), "in", "source", "file");
+  EXPECT_EQ(Metric(*agent, "tributary_component_received_events_total"), static_cast<double>(written.size()));
+  Stop(agent);
+}
+
+TEST_F(FileSourceTest, RotateByRenameIntoTheGlobFollowsTheFile) {
+  const std::string app = logs() + "/app.log";
+  auto agent = Start(Config(app + "*"));
+  std::vector<std::string> written;
+  Logger log(app);
+  for (int i = 0; i < 3000; ++i) {
+    written.push_back(LineFor("follow", i));
+    log.Write(written.back());
+    if (i % 1000 == 999) {
+      fs::rename(app, app + "." + std::to_string(i));
+      written.push_back(LineFor("late", i));
+      log.Write(written.back());
+      log.Reopen();
+    }
+    if (i % 50 == 0) std::this_thread::sleep_for(1ms);
+  }
+  // A last line without newline in a rotated file waits; deleting the file emits it.
+  written.push_back("complete-line");
+  log.Write(written.back());
+  log.WriteRaw("no-newline-at-end");
+  fs::rename(app, app + ".last");
+  log.Reopen();
+  written.push_back("after-rotation");
+  log.Write(written.back());
+  ExpectExactlyOnce(written, out());
+  fs::remove(app + ".last");
+  written.push_back("no-newline-at-end");
+  ExpectExactlyOnce(written, out());
+  Stop(agent);
+}
+
+TEST_F(FileSourceTest, CopytruncateUnderSteadyWrites) {
+  const std::string app = logs() + "/app.log";
+  auto agent = Start(Config(app + "*"));
+  std::vector<std::string> written;
+  Logger log(app);
+  int rotation = 0;
+  for (int i = 0; i < 6000; ++i) {
+    written.push_back(LineFor("cpt", i));
+    log.Write(written.back());
+    if (i % 1000 == 999) {
+      CopyFile(app, app + "." + std::to_string(++rotation));
+      ASSERT_EQ(::ftruncate(log.fd(), 0), 0);
+    }
+    if (i % 50 == 0) std::this_thread::sleep_for(1ms);
+  }
+  ExpectExactlyOnce(written, out());
+  Stop(agent);
+}
+
+TEST_F(FileSourceTest, TruncateThenAppend) {
+  const std::string app = logs() + "/app.log";
+  auto agent = Start(Config(app));
+  std::vector<std::string> written;
+  Logger log(app);
+  for (int i = 0; i < 500; ++i) {
+    written.push_back(LineFor("before", i));
+    log.Write(written.back());
+  }
+  ExpectExactlyOnce(written, out());
+  ASSERT_EQ(::ftruncate(log.fd(), 0), 0);
+  for (int i = 0; i < 10; ++i) {  // shorter than what was read: seen as a shrink
+    written.push_back(LineFor("after", i));
+    log.Write(written.back());
+  }
+  ExpectExactlyOnce(written, out());
+  // Truncated and at once rewritten past the old size: seen by its new first line.
+  ASSERT_EQ(::ftruncate(log.fd(), 0), 0);
+  for (int i = 0; i < 800; ++i) {
+    written.push_back(LineFor("again", i));
+    log.Write(written.back());
+  }
+  ExpectExactlyOnce(written, out());
+  Stop(agent);
+}
+
+TEST_F(FileSourceTest, DeletedFilesAreReadToTheEndAndClosed) {
+  auto agent = Start(Config(logs() + "/*.log"));
+  std::vector<std::string> written;
+  {
+    Logger a(logs() + "/a.log"), b(logs() + "/b.log");
+    for (int i = 0; i < 300; ++i) {
+      written.push_back(LineFor("a", i));
+      a.Write(written.back());
+      written.push_back(LineFor("b", i));
+      b.Write(written.back());
+    }
+    a.WriteRaw("a-last-without-newline");
+    ExpectExactlyOnce(written, out());
+    EXPECT_TRUE(WaitFor([&] { return Metric(*agent, "tributary_files_watched") == 2; }, 10s));
+    fs::remove(logs() + "/a.log");
+    // The writer still holds it open; the agent must not.
+    written.push_back("a-last-without-newline");
+    ExpectExactlyOnce(written, out());
+    EXPECT_TRUE(WaitFor([&] { return Metric(*agent, "tributary_files_watched") == 1; }, 10s));
+    int held = 0;
+    for (auto& e : fs::directory_iterator("/proc/" + std::to_string(agent->process().pid()) + "/fd")) {
+      std::error_code ec;
+      auto target = fs::read_symlink(e.path(), ec).string();
+      if (target.find("a.log") != std::string::npos) ++held;
+    }
+    EXPECT_EQ(held, 0) << "the agent still holds the deleted file open";
+    for (int i = 300; i < 400; ++i) {
+      written.push_back(LineFor("b", i));
+      b.Write(written.back());
+    }
+    ExpectExactlyOnce(written, out());
+  }
+  Stop(agent);
+}
+
+TEST_F(FileSourceTest, RestartWithSigtermMidFileResumesFromTheCheckpoint) {
+  const std::string app = logs() + "/app.log";
+  std::atomic<bool> stop{false};
+  std::atomic<int> count{0};
+  std::thread writer([&] {
+    Logger log(app);
+    for (int i = 0; !stop; ++i) {
+      log.Write(LineFor("restart", i));
+      count = i + 1;
+      if (i % 20 == 0) std::this_thread::sleep_for(1ms);
+    }
+  });
+  for (int round = 0; round < 3; ++round) {
+    auto agent = Start(Config(app));
+    size_t before = ReadLines(out()).size();
+    ASSERT_TRUE(WaitFor([&] { return ReadLines(out()).size() > before + 500; }, 20s));
+    Stop(agent);
+    EXPECT_GE(Counts(out()).size(), 1u);
+  }
+  auto agent = Start(Config(app));
+  stop = true;
+  writer.join();
+  std::vector<std::string> written;
+  for (int i = 0; i < count; ++i) written.push_back(LineFor("restart", i));
+  ExpectExactlyOnce(written, out());
+  EXPECT_GE(Metric(*agent, "tributary_checkpoints_total"), 1);
+  Stop(agent);
+  // The checkpoint file is where the docs say.
+  EXPECT_TRUE(fs::exists(data_dir() + "/file_source/in/checkpoints.json"));
+}
+
+TEST_F(FileSourceTest, ReloadWithSighupUnderSteadyWritesLosesAndRepeatsNothing) {
+  const std::string app = logs() + "/app.log";
+  std::atomic<bool> stop{false};
+  std::atomic<int> count{0};
+  std::thread writer([&] {
+    Logger log(app);
+    for (int i = 0; !stop; ++i) {
+      log.Write(LineFor("reload", i));
+      count = i + 1;
+      if (i % 20 == 0) std::this_thread::sleep_for(1ms);
+    }
+  });
+  auto agent = Start(Config(app));
+  for (int round = 0; round < 3; ++round) {
+    size_t before = ReadLines(out()).size();
+    ASSERT_TRUE(WaitFor([&] { return ReadLines(out()).size() > before + 300; }, 20s));
+    agent->process().Signal(SIGHUP);
+  }
+  stop = true;
+  writer.join();
+  std::vector<std::string> written;
+  for (int i = 0; i < count; ++i) written.push_back(LineFor("reload", i));
+  ExpectExactlyOnce(written, out());
+  // Each reload stopped the old pipeline (final checkpoint) and started a new one.
+  EXPECT_TRUE(WaitFor([&] {
+    std::string err = agent->process().Stderr();
+    size_t n = 0;
+    for (size_t p = err.find("reloaded:"); p != std::string::npos; p = err.find("reloaded:", p + 1)) ++n;
+    return n == 3;
+  }, 10s)) << agent->process().Stderr();
+  Stop(agent);
+}
+
+TEST_F(FileSourceTest, ReadFromEndSkipsOldContentOnlyForFilesWithoutCheckpoint) {
+  const std::string app = logs() + "/app.log";
+  WriteFile(app, "old-1\nold-2\n");
+  auto agent = Start(Config(app, "    read_from: end\n"));
+  // Wait until the file is watched, then append.
+  ASSERT_TRUE(WaitFor([&] { return Metric(*agent, "tributary_files_watched") == 1; }, 10s));
+  AppendFile(app, "new-1\n");
+  ExpectExactlyOnce({"new-1"}, out());
+  Stop(agent);
+  AppendFile(app, "new-2\n");  // while stopped: resumes from the checkpoint
+  agent = Start(Config(app, "    read_from: end\n"));
+  ExpectExactlyOnce({"new-1", "new-2"}, out());
+  Stop(agent);
+}
+
+TEST_F(FileSourceTest, ManyFilesWithFewDescriptors) {
+  const int kFiles = 300;
+  std::vector<std::string> written;
+  for (int f = 0; f < kFiles; ++f) {
+    std::string content;
+    for (int i = 0; i < 5; ++i) {
+      written.push_back(LineFor("f" + std::to_string(f), i));
+      content += written.back() + "\n";
+    }
+    WriteFile(logs() + "/f" + std::to_string(f) + ".log", content);
+  }
+  auto agent = Start(Config(logs() + "/*.log", "    max_open_files: 16\n"));
+  ExpectExactlyOnce(written, out());
+  // Appends to parked files are found (inotify or the poll) and read.
+  for (int f = 0; f < kFiles; f += 7) {
+    written.push_back(LineFor("more" + std::to_string(f), 0));
+    AppendFile(logs() + "/f" + std::to_string(f) + ".log", written.back() + "\n");
+  }
+  ExpectExactlyOnce(written, out());
+  int fds = 0;
+  for ([[maybe_unused]] auto& e : fs::directory_iterator("/proc/" + std::to_string(agent->process().pid()) + "/fd"))
+    ++fds;
+  EXPECT_LT(fds, 16 + 40) << "descriptors are not bounded by max_open_files";
+  EXPECT_EQ(Metric(*agent, "tributary_files_watched"), kFiles);
+  Stop(agent);
+}
+
+TEST_F(FileSourceTest, FairReadingAcrossFiles) {
+  // One huge file must not starve a small one: the small file's lines
+  // arrive before the big file is done.
+  std::string big;
+  for (int i = 0; i < 200000; ++i) big += LineFor("big", i) + "\n";
+  WriteFile(logs() + "/big.log", big);
+  WriteFile(logs() + "/small.log", "small-line\n");
+  auto agent = Start(Config(logs() + "/*.log", "    max_read_bytes: 65536\n"));
+  ASSERT_TRUE(WaitFor([&] { return Counts(out()).count("small-line") > 0; }, 20s));
+  auto lines = ReadLines(out());
+  size_t pos = std::find(lines.begin(), lines.end(), "small-line") - lines.begin();
+  EXPECT_LT(pos, 20000u) << "small file read only after " << pos << " lines of the big one";
+  Stop(agent);
+}
+
+TEST_F(FileSourceTest, MultilineJoinsStackTraces) {
+  const std::string app = logs() + "/app.log";
+  WriteFile(app, "Exception in thread main\n  at a.b(C.java:1)\n  at d.e(F.java:2)\nnext line\n");
+  auto agent = Start(Config(app,
+                            "    multiline: { start_pattern: '^\\S', condition_pattern: '^\\s', mode: "
+                            "continue_through, timeout_ms: 200 }\n",
+                            ""));
+  // Text codec writes the message with its newlines: 3 + 1 output lines, in 2 events.
+  ExpectExactlyOnce({"Exception in thread main", "  at a.b(C.java:1)", "  at d.e(F.java:2)", "next line"}, out());
+  EXPECT_TRUE(WaitFor([&] { return Metric(*agent, "tributary_component_received_events_total") == 2; }, 5s));
+  Stop(agent);
+}
+
+// Bad input: counted and logged, and the other files keep flowing.
+TEST_F(FileSourceTest, BadInputIsCountedAndTailingContinues) {
+  fs::permissions(dir_.path(), fs::perms::all);  // the agent runs as nobody below
+  fs::permissions(logs(), fs::perms::all);
+  std::vector<std::string> good;
+  std::string big(10 << 20, 'x');
+  WriteFile(logs() + "/big.log", "first\n" + big + "\nafter-big\n");
+  std::string garbage;
+  std::mt19937 rng(42);
+  for (int i = 0; i < 100000; ++i) garbage.push_back(static_cast<char>(rng() & 0xFF));
+  WriteFile(logs() + "/garbage.log", "garbage-start\n" + garbage + "\ngarbage-end\n");
+  WriteFile(logs() + "/utf8.log", "utf8-ok\nbad \xC3\x28 byte\n\xFF\xFE\n");
+  WriteFile(logs() + "/secret.log", "you cannot read me\n");
+  fs::permissions(logs() + "/secret.log", fs::perms::none);
+  fs::create_directories(logs() + "/dir.log");
+  ::mkfifo((logs() + "/fifo.log").c_str(), 0666);
+  for (int i = 0; i < 100; ++i) good.push_back(LineFor("good", i));
+  std::string good_text;
+  for (auto& g : good) good_text += g + "\n";
+  WriteFile(logs() + "/good.log", good_text);
+
+  // As root every file is readable: run the agent as nobody so that EACCES is real.
+  const bool root = ::geteuid() == 0;
+  std::string cfg_path = dir_ / "tributary.yaml";
+  WriteFile(cfg_path, Config(logs() + "/*.log", "    max_line_bytes: 1MiB\n"));
+  Process::Options o;
+  if (root) o.argv = {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"};
+  for (auto a : {TributaryBinary(), std::string("run"), std::string("-c"), cfg_path}) o.argv.push_back(a);
+  Process agent(o);
+  int port = 0;
+  ASSERT_TRUE(WaitFor([&] {
+    std::smatch m;
+    std::string err = agent.Stderr();
+    static const std::regex kListening("API listening on http://[^:]+:([0-9]+)");
+    if (std::regex_search(err, m, kListening)) port = std::stoi(m[1]);
+    return port != 0;
+  }));
+  auto metric = [&](const std::string& error_type) {
+    return MetricValue(HttpGet("127.0.0.1", port, "/metrics").body, "tributary_component_errors_total",
+                       {{"component_id", "in"}, {"error_type", error_type}})
+        .value_or(-1);
+  };
+  ASSERT_TRUE(WaitFor([&] {
+    auto c = Counts(out());
+    return c.count("after-big") && c.count("garbage-end") && c.count("utf8-ok") && c.count(good.back());
+  })) << agent.Stderr();
+  auto c = Counts(out());
+  for (auto& g : good) EXPECT_EQ(c[g], 1) << g;
+  // The 10 MB line was truncated to max_line_bytes.
+  EXPECT_EQ(c[std::string(1 << 20, 'x')], 1);
+  EXPECT_TRUE(WaitFor([&] { return metric("line_too_long") == 1; }, 5s)) << metric("line_too_long");
+  EXPECT_GE(metric("invalid_utf8"), 2);
+  EXPECT_TRUE(WaitFor([&] { return metric("not_a_file") == 2; }, 5s)) << "directory and fifo";
+  if (root) {
+    EXPECT_TRUE(WaitFor([&] { return metric("open_failed") == 1; }, 5s)) << agent.Stderr();
+  } else {
+    EXPECT_EQ(metric("open_failed"), 1);
+  }
+  EXPECT_EQ(c.count("you cannot read me"), 0u);
+  std::string err = agent.Stderr();
+  EXPECT_NE(err.find("dir.log matches `include` but is a directory"), std::string::npos) << err;
+  EXPECT_NE(err.find("cannot open " + logs() + "/secret.log"), std::string::npos) << err;
+  // Still tailing after all that.
+  AppendFile(logs() + "/good.log", "still-tailing\n");
+  EXPECT_TRUE(WaitFor([&] { return Counts(out()).count("still-tailing") > 0; }));
+  agent.Signal(SIGTERM);
+  EXPECT_EQ(agent.Wait(30s), std::optional<int>(0));
+}
+
+TEST_F(FileSourceTest, ValidateChecksIncludeDirectories) {
+  std::string cfg_path = dir_ / "tributary.yaml";
+  WriteFile(cfg_path, Config(dir_ / "missing/*.log"));
+  Process p({{TributaryBinary(), "validate", "-c", cfg_path}});
+  EXPECT_EQ(p.Wait(20s), std::optional<int>(78));
+  EXPECT_NE(p.Stdout().find("include " + (dir_ / "missing/*.log") + ": directory"), std::string::npos) << p.Stdout();
+  WriteFile(cfg_path, Config(logs() + "/*.log"));
+  Process ok({{TributaryBinary(), "validate", "-c", cfg_path}});
+  EXPECT_EQ(ok.Wait(20s), std::optional<int>(0)) << ok.Stdout();
+}
+
+// kill -9 with a memory buffer: what was in memory may be lost from the
+// sink, but the checkpoint never passes what the sink wrote, so after a
+// restart every line is there at least once. Duplicates are re-reads from
+// the last checkpoint: per kill, one contiguous run of lines.
+TEST_F(FileSourceTest, KillNineThenRestartLosesNothing) {
+  const std::string app = logs() + "/app.log";
+  std::atomic<bool> stop{false};
+  std::atomic<int> count{0};
+  std::thread writer([&] {
+    Logger log(app);
+    for (int i = 0; !stop; ++i) {
+      log.Write(LineFor("k9", i));
+      count = i + 1;
+      if (i % 20 == 0) std::this_thread::sleep_for(1ms);
+    }
+  });
+  std::mt19937 rng(9);
+  const int kKills = 3;
+  for (int k = 0; k < kKills; ++k) {
+    auto agent = Start(Config(app));
+    size_t before = ReadLines(out()).size();
+    size_t want = before + 200 + rng() % 3000;
+    ASSERT_TRUE(WaitFor([&] { return ReadLines(out()).size() > want; }, 20s));
+    agent->process().Signal(SIGKILL);
+    agent->process().Wait(10s);
+  }
+  auto agent = Start(Config(app));
+  stop = true;
+  writer.join();
+  std::set<std::string> want;
+  for (int i = 0; i < count; ++i) want.insert(LineFor("k9", i));
+  ASSERT_TRUE(WaitFor([&] {
+    auto c = Counts(out());
+    for (auto& w : want)
+      if (!c.count(w)) return false;
+    return true;
+  }, 30s));
+  auto c = Counts(out());
+  std::vector<int> dups;
+  for (int i = 0; i < count; ++i) {
+    int n = c[LineFor("k9", i)];
+    ASSERT_GE(n, 1) << "lost line " << i;
+    if (n > 1) dups.push_back(i);
+  }
+  int runs = 0;
+  for (size_t i = 0; i < dups.size(); ++i)
+    if (i == 0 || dups[i] != dups[i - 1] + 1) ++runs;
+  EXPECT_LE(runs, kKills) << dups.size() << " duplicated lines in " << runs << " runs";
+  Stop(agent);
+}
+
+}  // namespace
+}  // namespace tributary::testing

@@ -1,0 +1,293 @@
+// The journald source in the real binary: journal files written by
+// systemd-journal-remote, restarts with SIGTERM and kill -9, and a real
+// systemd-journald run in a private mount namespace.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <set>
+
+#include "tests/support/compliance.h"
+#include "tests/support/journal_builder.h"
+#include "tests/support/test_util.h"
+
+namespace tributary::testing {
+namespace {
+
+std::vector<std::string> Range(const std::string& prefix, int first, int n) {
+  std::vector<std::string> out;
+  for (int i = first; i < first + n; ++i) out.push_back(prefix + std::to_string(i));
+  return out;
+}
+
+class JournaldBinaryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (JournalRemoteBinary().empty()) GTEST_SKIP() << "systemd-journal-remote is not installed";
+    std::filesystem::create_directories(dir_ / "journal");
+  }
+  std::string Config(const std::string& extra = "") const {
+    return "data_dir: " + (dir_ / "data") + "\n" +
+           "api:\n  address: 127.0.0.1:0\n"
+           "sources:\n"
+           "  journal:\n"
+           "    type: journald\n"
+           "    journal_directory: " + (dir_ / "journal") + "\n"
+           "    current_boot_only: false\n"
+           "    batch_size: 7\n" + extra +
+           "sinks:\n"
+           "  out:\n"
+           "    type: file\n"
+           "    inputs: [journal]\n"
+           "    path: " + (dir_ / "out.log") + "\n"
+           "    encoding: { codec: text }\n";
+  }
+  std::vector<std::string> Output() const { return ReadLines(dir_ / "out.log"); }
+  bool WaitForLines(size_t n) {
+    return WaitFor([&] { return Output().size() >= n; }, std::chrono::seconds(30));
+  }
+
+  TempDir dir_;
+};
+
+TEST_F(JournaldBinaryTest, ResumesAfterSigtermWithNothingTwiceAndNothingSkipped) {
+  JournalBuilder b(dir_ / "journal/x.journal");
+  ASSERT_EQ(b.AppendMessages("m", 0, 100, {{"_SYSTEMD_UNIT", "app.service"}}), "");
+  {
+    Agent agent(dir_, Config());
+    ASSERT_TRUE(WaitForLines(100)) << agent.process().Stderr();
+    // Following: entries appended while running arrive.
+    ASSERT_EQ(b.AppendMessages("m", 100, 30), "");
+    ASSERT_TRUE(WaitForLines(130)) << agent.process().Stderr();
+    std::string metrics = agent.Metrics();
+    ExpectComponentMetrics(metrics, "journal", "source", "journald");
+    EXPECT_EQ(MetricValue(metrics, "tributary_component_received_events_total", {{"component_id", "journal"}}),
+              130.0);
+    auto bytes = MetricValue(metrics, "tributary_component_received_bytes_total", {{"component_id", "journal"}});
+    ASSERT_TRUE(bytes.has_value());
+    // Exactly the field data "NAME=value": MESSAGE=mN (10 to 12 bytes),
+    // _BOOT_ID=<32 hex> (41), and _SYSTEMD_UNIT=app.service (25) on the first 100.
+    double want = 10 * 10 + 90 * 11 + 30 * 12 + 130 * 41 + 100 * 25;
+    EXPECT_EQ(*bytes, want);
+    agent.process().Signal(SIGTERM);
+    ASSERT_EQ(agent.process().Wait(std::chrono::seconds(20)), 0) << agent.process().Stderr();
+  }
+  ASSERT_TRUE(std::filesystem::exists(dir_ / "data/journald/journal/cursor"));
+  ASSERT_EQ(b.AppendMessages("m", 130, 45), "");
+  {
+    Agent agent(dir_, Config());
+    ASSERT_TRUE(WaitForLines(175)) << agent.process().Stderr();
+    ASSERT_EQ(b.AppendMessages("m", 175, 5), "");
+    ASSERT_TRUE(WaitForLines(180)) << agent.process().Stderr();
+    agent.process().Signal(SIGTERM);
+    ASSERT_EQ(agent.process().Wait(std::chrono::seconds(20)), 0) << agent.process().Stderr();
+  }
+  EXPECT_EQ(Output(), Range("m", 0, 180));
+}
+
+TEST_F(JournaldBinaryTest, KillNineLosesNothing) {
+  JournalBuilder b(dir_ / "journal/x.journal");
+  ASSERT_EQ(b.AppendMessages("k", 0, 200), "");
+  {
+    Agent agent(dir_, Config("    checkpoint_interval_ms: 50\n"));
+    ASSERT_TRUE(WaitForLines(200)) << agent.process().Stderr();
+    // Let at least one checkpoint land, then kill without a chance to flush.
+    ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(dir_ / "data/journald/journal/cursor"); }));
+    agent.process().Signal(SIGKILL);
+    agent.process().Wait(std::chrono::seconds(10));
+  }
+  ASSERT_EQ(b.AppendMessages("k", 200, 20), "");
+  Agent agent(dir_, Config());
+  ASSERT_TRUE(WaitFor([&] {
+    auto out = Output();
+    return !out.empty() && out.back() == "k219";
+  }, std::chrono::seconds(30))) << agent.process().Stderr();
+  agent.process().Signal(SIGTERM);
+  ASSERT_EQ(agent.process().Wait(std::chrono::seconds(20)), 0);
+  auto out = Output();
+  std::set<std::string> seen(out.begin(), out.end());
+  for (const auto& m : Range("k", 0, 220)) EXPECT_TRUE(seen.count(m)) << m << " lost";
+  // Duplicates are only what was read after the last checkpoint.
+  EXPECT_LT(out.size(), 220u + 200u);
+}
+
+TEST_F(JournaldBinaryTest, StopAtEndExitsAndTheNextRunContinues) {
+  JournalBuilder b(dir_ / "journal/x.journal");
+  ASSERT_EQ(b.AppendMessages("s", 0, 60), "");
+  WriteFile(dir_ / "once.yaml", Config("    stop_at_end: true\n"));
+  Process::Options o;
+  o.argv = {TributaryBinary(), "-c", dir_ / "once.yaml"};
+  {
+    Process p(o);
+    ASSERT_EQ(p.Wait(std::chrono::seconds(30)), 0) << p.Stderr();
+  }
+  EXPECT_EQ(Output(), Range("s", 0, 60));
+  ASSERT_EQ(b.AppendMessages("s", 60, 3), "");
+  {
+    Process p(o);
+    ASSERT_EQ(p.Wait(std::chrono::seconds(30)), 0) << p.Stderr();
+  }
+  EXPECT_EQ(Output(), Range("s", 0, 63));
+}
+
+TEST_F(JournaldBinaryTest, ValidateChecksTheJournalDirectory) {
+  WriteFile(dir_ / "t.yaml", Config());
+  Process::Options o;
+  o.argv = {TributaryBinary(), "validate", "-c", dir_ / "t.yaml"};
+  {
+    Process p(o);
+    EXPECT_EQ(p.Wait(std::chrono::seconds(20)), 78) << "an empty journal directory must fail validation";
+    EXPECT_NE(p.Stdout().find("journal: journal directory"), std::string::npos) << p.Stdout();
+  }
+  JournalBuilder b(dir_ / "journal/x.journal");
+  ASSERT_EQ(b.AppendMessages("v", 0, 1), "");
+  Process p(o);
+  EXPECT_EQ(p.Wait(std::chrono::seconds(20)), 0) << p.Stdout() << p.Stderr();
+}
+
+// ---- A real systemd-journald ------------------------------------------------
+
+// systemd-journald run as root in its own mount namespace, with tmpfs on
+// /run (and on /var/log/journal, so nothing reaches the host's journal).
+// Clients run inside the namespace through nsenter.
+class PrivateJournald {
+ public:
+  static std::string Unavailable() {
+    if (::geteuid() != 0) return "needs root to mount tmpfs in a private mount namespace";
+    if (::access("/lib/systemd/systemd-journald", X_OK) != 0) return "systemd-journald is not installed";
+    Process::Options o;
+    o.argv = {"unshare", "-m", "--propagation", "private", "true"};
+    Process p(o);
+    auto rc = p.Wait(std::chrono::seconds(10));
+    if (rc != 0) return "unshare -m is not permitted here: " + p.Stderr();
+    return "";
+  }
+
+  explicit PrivateJournald(const TempDir& dir) {
+    std::string script = dir / "journald.sh";
+    WriteFile(script,
+              "set -e\n"
+              "mount -t tmpfs tmpfs /run\n"
+              "if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; fi\n"
+              "exec /lib/systemd/systemd-journald\n");
+    Process::Options o;
+    o.argv = {"unshare", "-m", "--propagation", "private", "sh", script};
+    process_ = std::make_unique<Process>(o);
+  }
+
+  int pid() const { return process_->pid(); }
+  Process& process() { return *process_; }
+
+  // Runs a shell command inside the namespace; its exit code.
+  int Run(const std::string& command, std::string* out = nullptr) {
+    Process::Options o;
+    o.argv = {"nsenter", "-t", std::to_string(pid()), "-m", "sh", "-c", command};
+    Process p(o);
+    auto rc = p.Wait(std::chrono::seconds(30));
+    if (out) *out = p.Stdout() + p.Stderr();
+    return rc.value_or(-1);
+  }
+  bool WaitReady() {
+    return WaitFor([&] { return Run("test -S /run/systemd/journal/stdout && ls /run/log/journal/*/system.journal") == 0; });
+  }
+  // Logs lines "<prefix><i>" as separate entries from one stream.
+  int Log(const std::string& prefix, int first, int n) {
+    return Run("seq -f '" + prefix + "%.0f' " + std::to_string(first) + " " + std::to_string(first + n - 1) +
+               " | systemd-cat -t tributary-test");
+  }
+  int ArchivedFiles() {
+    std::string out;
+    Run("ls /run/log/journal/*/ | grep -c '^system@' || true", &out);
+    return std::atoi(out.c_str());
+  }
+
+ private:
+  std::unique_ptr<Process> process_;
+};
+
+TEST(JournaldLiveTest, FollowsARealJournaldThroughRotationAndVacuum) {
+  std::string why = PrivateJournald::Unavailable();
+  if (!why.empty()) GTEST_SKIP() << why;
+  TempDir dir;
+  PrivateJournald journald(dir);
+  ASSERT_TRUE(journald.WaitReady()) << journald.process().Stderr();
+
+  std::string config = "data_dir: " + (dir / "data") + "\n" +
+                       "sources:\n"
+                       "  journal:\n"
+                       "    type: journald\n"  // the system journal: /run/log/journal in the namespace
+                       "    include_matches: { SYSLOG_IDENTIFIER: [tributary-test] }\n"
+                       "    checkpoint_interval_ms: 100\n"
+                       "sinks:\n"
+                       "  out:\n"
+                       "    type: file\n"
+                       "    inputs: [journal]\n"
+                       "    path: " + (dir / "out.log") + "\n"
+                       "    encoding: { codec: json }\n";
+  WriteFile(dir / "tributary.yaml", config);
+  auto start_agent = [&] {
+    Process::Options o;
+    o.argv = {"nsenter", "-t", std::to_string(journald.pid()), "-m", TributaryBinary(), "run", "-c",
+              dir / "tributary.yaml"};
+    return std::make_unique<Process>(o);
+  };
+  auto messages = [&] {
+    std::vector<std::string> out;
+    for (const auto& line : ReadLines(dir / "out.log")) {
+      // {"message":"live-N",...}: the events are JSON; pick the message.
+      auto p = line.find("\"message\":\"");
+      if (p == std::string::npos) continue;
+      p += 11;
+      out.push_back(line.substr(p, line.find('"', p) - p));
+    }
+    return out;
+  };
+  auto wait_messages = [&](size_t n, Process& agent) {
+    bool ok = WaitFor([&] { return messages().size() >= n; }, std::chrono::seconds(30));
+    EXPECT_TRUE(ok) << "have " << messages().size() << " of " << n << "\n" << agent.Stderr();
+    return ok;
+  };
+
+  auto agent = start_agent();
+  ASSERT_EQ(journald.Log("live-", 0, 100), 0);
+  ASSERT_TRUE(wait_messages(100, *agent));
+
+  // Rotation while following: the active file is archived and a new one
+  // started; entries on both sides of it arrive once.
+  ::kill(journald.pid(), SIGUSR2);
+  ASSERT_TRUE(WaitFor([&] { return journald.ArchivedFiles() >= 1; }));
+  ASSERT_EQ(journald.Log("live-", 100, 100), 0);
+  ASSERT_TRUE(wait_messages(200, *agent));
+
+  // Vacuum: the archived file is deleted under the reader.
+  ::kill(journald.pid(), SIGUSR2);
+  ASSERT_TRUE(WaitFor([&] { return journald.ArchivedFiles() >= 2; }));
+  std::string out;
+  ASSERT_EQ(journald.Run("journalctl --vacuum-files=1 -D /run/log/journal/*/", &out), 0) << out;
+  ASSERT_LT(journald.ArchivedFiles(), 2) << out;
+  ASSERT_EQ(journald.Log("live-", 200, 100), 0);
+  ASSERT_TRUE(wait_messages(300, *agent));
+
+  // Restart: resumes after the checkpoint.
+  agent->Signal(SIGTERM);
+  ASSERT_EQ(agent->Wait(std::chrono::seconds(20)), 0) << agent->Stderr();
+  ASSERT_EQ(journald.Log("live-", 300, 50), 0);
+  agent = start_agent();
+  ASSERT_TRUE(wait_messages(350, *agent));
+  agent->Signal(SIGTERM);
+  ASSERT_EQ(agent->Wait(std::chrono::seconds(20)), 0) << agent->Stderr();
+  EXPECT_EQ(messages(), Range("live-", 0, 350));
+
+  // The events carry journald's own fields.
+  auto lines = ReadLines(dir / "out.log");
+  ASSERT_FALSE(lines.empty());
+  EXPECT_NE(lines[0].find("\"source_type\":\"journald\""), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("\"SYSLOG_IDENTIFIER\":\"tributary-test\""), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("\"_TRANSPORT\":\"stdout\""), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("\"host\":"), std::string::npos) << lines[0];
+}
+
+}  // namespace
+}  // namespace tributary::testing

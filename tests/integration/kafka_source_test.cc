@@ -1,0 +1,212 @@
+// The `kafka` source end to end: tributary processes consume from mock_kafka
+// as members of one consumer group and write what they get to `file` sinks.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <map>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tests/support/kafka_test_util.h"
+#include "tests/support/mock_kafka_process.h"
+#include "tests/support/test_util.h"
+
+namespace tributary::testing {
+namespace {
+
+using test_support::MockKafka;
+using namespace std::chrono_literals;
+
+std::vector<std::string> Seqs(int from, int to) {
+  std::vector<std::string> v;
+  for (int i = from; i < to; ++i) v.push_back("{\"seq\":" + std::to_string(i) + ",\"pad\":\"xxxxxxxxxxxxxxxx\"}");
+  return v;
+}
+
+std::string AggregatorConfig(const TempDir& dir, const std::string& bootstrap, const std::string& out) {
+  return "data_dir: " + dir.path() + "/data\napi:\n  address: 127.0.0.1:0\nshutdown_timeout_secs: 20\n"
+         "sources:\n  in:\n    type: kafka\n    bootstrap_servers: \"" + bootstrap + "\"\n"
+         "    group_id: aggregators\n    topics: [events]\n    auto_offset_reset: earliest\n"
+         "    decoding: { codec: json }\n    commit_interval_ms: 200\n"
+         "    librdkafka_options:\n      session.timeout.ms: \"6000\"\n      heartbeat.interval.ms: \"500\"\n"
+         "      statistics.interval.ms: \"500\"\n"
+         "sinks:\n  out:\n    type: file\n    inputs: [in]\n    path: \"" + out + "\"\n";
+}
+
+struct Record {
+  int seq, partition;
+  long offset;
+};
+
+std::vector<Record> Records(const std::string& path) {
+  static const std::regex seq("\"seq\":([0-9]+)"), part("\"partition\":([0-9]+)"), off("\"offset\":([0-9]+)");
+  std::vector<Record> out;
+  for (const auto& line : ReadLines(path)) {
+    std::smatch a, b, c;
+    if (!std::regex_search(line, a, seq) || !std::regex_search(line, b, part) || !std::regex_search(line, c, off))
+      ADD_FAILURE() << "unexpected line " << line;
+    else out.push_back({std::stoi(a[1]), std::stoi(b[1]), std::stol(c[1])});
+  }
+  return out;
+}
+
+size_t Count(const std::string& path) { return ReadLines(path).size(); }
+
+// The sum of the offsets the aggregators' group committed on `events`.
+int64_t CommittedTotal(const MockKafka& kafka) {
+  int64_t sum = 0;
+  for (int64_t o : CommittedOffsets(kafka.bootstrap_servers(), "aggregators", "events", 4)) sum += std::max<int64_t>(o, 0);
+  return sum;
+}
+
+// Whether the agent logged an assignment of partitions.
+bool HasAssignment(Agent& agent) { return agent.process().Stderr().find("assigned events[") != std::string::npos; }
+
+TEST(KafkaSourceTest, FieldsDecodingAndErrors) {
+  MockKafka kafka(1, {{"events", 1}});
+  TempDir dir;
+  Process kcat({.argv = {"kcat", "-P", "-q", "-b", kafka.bootstrap_servers(), "-t", "events", "-K", ":", "-H",
+                         "trace=abc"},
+                .pipe_stdin = true});
+  kcat.WriteStdin("k1:{\"a\":1,\"timestamp\":\"2024-05-01T12:00:00.5Z\"}\nk2:not json\n");
+  kcat.CloseStdin();
+  ASSERT_EQ(kcat.Wait(20s), 0) << kcat.Stderr();
+
+  std::string out = dir / "out.log";
+  Agent agent(dir, AggregatorConfig(dir, kafka.bootstrap_servers(), out));
+  ASSERT_TRUE(WaitFor([&] { return Count(out) == 2; }, 30s)) << agent.process().Stderr();
+  auto lines = ReadLines(out);
+  EXPECT_NE(lines[0].find("\"a\":1"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("\"timestamp\":\"2024-05-01T12:00:00.500000000Z\""), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("\"topic\":\"events\""), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("\"partition\":0"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("\"offset\":0"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("\"key\":\"k1\""), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("\"headers\":{\"trace\":\"abc\"}"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[1].find("\"message\":\"not json\""), std::string::npos) << lines[1];
+  EXPECT_NE(lines[1].find("\"offset\":1"), std::string::npos) << lines[1];
+  EXPECT_EQ(agent.Metric("tributary_component_errors_total", {{"component_id", "in"}, {"error_type", "decode_failed"}}),
+            1);
+  EXPECT_TRUE(WaitFor([&] {
+    return agent.Metric("tributary_kafka_consumer_lag_messages", {{"component_id", "in"}, {"partition", "0"}}) == 0;
+  }));
+  agent.process().Signal(SIGTERM);
+  EXPECT_EQ(agent.process().Wait(30s), 0);
+}
+
+// Offsets are committed for what was delivered: a restarted member of the
+// group continues exactly where the stopped one ended.
+TEST(KafkaSourceTest, RestartResumesAfterTheLastDeliveredMessage) {
+  MockKafka kafka(1, {{"events", 2}});
+  TempDir dir;
+  std::string out = dir / "out.log";
+  ProduceMessages(kafka.bootstrap_servers(), "events", Seqs(0, 1000));
+  {
+    Agent agent(dir, AggregatorConfig(dir, kafka.bootstrap_servers(), out));
+    ASSERT_TRUE(WaitFor([&] { return Count(out) == 1000; }, 30s)) << agent.process().Stderr();
+    agent.process().Signal(SIGTERM);
+    ASSERT_EQ(agent.process().Wait(30s), 0) << agent.process().Stderr();
+  }
+  ProduceMessages(kafka.bootstrap_servers(), "events", Seqs(1000, 1500));
+  Agent agent(dir, AggregatorConfig(dir, kafka.bootstrap_servers(), out));
+  ASSERT_TRUE(WaitFor([&] { return Count(out) >= 1500; }, 30s)) << agent.process().Stderr();
+  agent.process().Signal(SIGTERM);
+  ASSERT_EQ(agent.process().Wait(30s), 0) << agent.process().Stderr();
+  std::multiset<int> seqs;
+  for (const auto& r : Records(out)) seqs.insert(r.seq);
+  EXPECT_EQ(seqs.size(), 1500u);
+  for (int i = 0; i < 1500; ++i) ASSERT_EQ(seqs.count(i), 1u) << i;
+}
+
+// Two aggregators in one group: a clean rebalance moves partitions with
+// their committed offsets, so every message is delivered once in total.
+TEST(KafkaSourceTest, TwoMembersDeliverEveryMessageOnceInTotal) {
+  MockKafka kafka(3, {{"events", 4}});
+  TempDir dir_a, dir_b;
+  std::string out_a = dir_a / "out.log", out_b = dir_b / "out.log";
+  ProduceMessages(kafka.bootstrap_servers(), "events", Seqs(0, 2000));
+  Agent a(dir_a, AggregatorConfig(dir_a, kafka.bootstrap_servers(), out_a));
+  ASSERT_TRUE(WaitFor([&] { return Count(out_a) == 2000; }, 30s)) << a.process().Stderr();
+  // The mock refuses commits while a rebalance is in progress (Kafka accepts
+  // them until the group is completing it), so B joins once A committed.
+  ASSERT_TRUE(WaitFor([&] { return CommittedTotal(kafka) == 2000; }, 30s)) << a.process().Stderr();
+  Agent b(dir_b, AggregatorConfig(dir_b, kafka.bootstrap_servers(), out_b));
+  ASSERT_TRUE(WaitFor([&] { return HasAssignment(b); }, 30s)) << b.process().Stderr();
+  ProduceMessages(kafka.bootstrap_servers(), "events", Seqs(2000, 4000));
+  ASSERT_TRUE(WaitFor([&] { return Count(out_a) + Count(out_b) >= 4000; }, 30s))
+      << a.process().Stderr() << b.process().Stderr();
+  a.process().Signal(SIGTERM);
+  b.process().Signal(SIGTERM);
+  EXPECT_EQ(a.process().Wait(30s), 0);
+  EXPECT_EQ(b.process().Wait(30s), 0);
+
+  std::multiset<int> seqs;
+  for (const auto& r : Records(out_a)) seqs.insert(r.seq);
+  size_t from_b = 0;
+  for (const auto& r : Records(out_b)) seqs.insert(r.seq), ++from_b;
+  EXPECT_GT(from_b, 0u);
+  EXPECT_EQ(seqs.size(), 4000u);
+  for (int i = 0; i < 4000; ++i) ASSERT_EQ(seqs.count(i), 1u) << i;
+}
+
+// kill -9 one member mid-stream: the other takes its partitions after the
+// session timeout and continues from the last committed offsets. Nothing is
+// lost; what is duplicated is, per partition, exactly the tail the killed
+// member had read after its last commit.
+TEST(KafkaSourceTest, KillNineMemberLosesNothing) {
+  MockKafka kafka(3, {{"events", 4}});
+  TempDir dir_a, dir_b;
+  std::string out_a = dir_a / "out.log", out_b = dir_b / "out.log";
+  ProduceMessages(kafka.bootstrap_servers(), "events", Seqs(0, 1000));
+  Agent a(dir_a, AggregatorConfig(dir_a, kafka.bootstrap_servers(), out_a));
+  ASSERT_TRUE(WaitFor([&] { return Count(out_a) == 1000; }, 30s)) << a.process().Stderr();
+  ASSERT_TRUE(WaitFor([&] { return CommittedTotal(kafka) == 1000; }, 30s)) << a.process().Stderr();
+  Agent b(dir_b, AggregatorConfig(dir_b, kafka.bootstrap_servers(), out_b));
+  ASSERT_TRUE(WaitFor([&] { return HasAssignment(b); }, 30s)) << b.process().Stderr();
+
+  // Stream while A is killed: A has read part of this and not committed all.
+  ProduceMessages(kafka.bootstrap_servers(), "events", Seqs(1000, 3000));
+  ASSERT_TRUE(WaitFor([&] { return Count(out_a) > 1000; }, 30s)) << a.process().Stderr();
+  a.process().Signal(SIGKILL);
+  ASSERT_TRUE(a.process().Wait(10s).has_value());
+  ProduceMessages(kafka.bootstrap_servers(), "events", Seqs(3000, 5000));
+
+  auto all_seen = [&] {
+    std::set<int> seen;
+    for (const auto& r : Records(out_a)) seen.insert(r.seq);
+    for (const auto& r : Records(out_b)) seen.insert(r.seq);
+    return seen.size() == 5000;
+  };
+  ASSERT_TRUE(WaitFor(all_seen, 60s)) << b.process().Stderr();
+  b.process().Signal(SIGTERM);
+  EXPECT_EQ(b.process().Wait(30s), 0);
+
+  auto ra = Records(out_a), rb = Records(out_b);
+  std::map<int, std::set<long>> a_offsets, b_offsets;
+  std::multiset<int> a_seqs, b_seqs;
+  for (const auto& r : ra) a_offsets[r.partition].insert(r.offset), a_seqs.insert(r.seq);
+  for (const auto& r : rb) b_offsets[r.partition].insert(r.offset), b_seqs.insert(r.seq);
+  // Neither member delivered anything twice by itself.
+  EXPECT_EQ(std::set<int>(a_seqs.begin(), a_seqs.end()).size(), a_seqs.size());
+  EXPECT_EQ(std::set<int>(b_seqs.begin(), b_seqs.end()).size(), b_seqs.size());
+  size_t duplicates = 0;
+  for (const auto& [p, offsets] : a_offsets) {
+    std::vector<long> dup;
+    for (long o : offsets)
+      if (b_offsets[p].count(o)) dup.push_back(o);
+    duplicates += dup.size();
+    if (dup.empty()) continue;
+    // The duplicates are the suffix of A's reads from the commit point on.
+    size_t suffix = 0;
+    for (long o : offsets) suffix += o >= dup.front();
+    EXPECT_EQ(suffix, dup.size()) << "partition " << p;
+  }
+  std::cout << "[ info ] duplicates after kill -9: " << duplicates << " of " << ra.size() + rb.size() << "\n";
+  EXPECT_EQ(ra.size() + rb.size() - duplicates, 5000u);
+}
+
+}  // namespace
+}  // namespace tributary::testing

@@ -1,0 +1,231 @@
+// The transforms through the real binary: `tributary test` on passing,
+// failing and broken test files, and a stdin → regex_parser / json_parser →
+// file pipeline fed bad input (it keeps going and counts).
+
+#include <gtest/gtest.h>
+
+#include "tests/support/compliance.h"
+#include "tests/support/test_util.h"
+
+namespace tributary::testing {
+namespace {
+
+const char* kPipeline = R"yaml(
+sources:
+  in: { type: stdin }
+transforms:
+  parse:
+    type: regex_parser
+    inputs: [in]
+    patterns: ['^(?P<host>[\w\.]+) - (?P<user>[\w]+) (?P<bytes_in>[\d]+) \[(?P<timestamp>.*)\] "(?P<method>[\w]+) (?P<path>.*)" (?P<status>[\d]+) (?P<bytes_out>[\d]+)$']
+    types: { status: int, bytes_in: int, bytes_out: int, timestamp: "timestamp|%d/%b/%Y:%H:%M:%S %z" }
+  errors:
+    type: filter
+    inputs: [parse]
+    condition: { all: [ { field: status, gte: 500 }, { field: path, matches: '^/api/' } ] }
+  split:
+    type: route
+    inputs: [parse]
+    route:
+      server_errors: { field: status, gte: 500 }
+      ok: { field: status, lt: 400 }
+sinks:
+  out: { type: blackhole, inputs: [errors, split.server_errors, split.ok, split._unmatched] }
+)yaml";
+
+std::string Config(const TempDir& dir, const std::string& tests) {
+  return "data_dir: " + dir.path() + "/data\napi: { enabled: false }\n" + kPipeline + tests;
+}
+
+std::pair<int, std::string> RunTest(const TempDir& dir, const std::string& yaml) {
+  WriteFile(dir / "t.yaml", yaml);
+  Process p({{TributaryBinary(), "test", "-c", dir / "t.yaml"}, {}, false});
+  auto code = p.Wait(std::chrono::seconds(30));
+  return {code.value_or(-1), p.Stdout() + p.Stderr()};
+}
+
+TEST(TributaryTestCommand, PassingFile) {
+  TempDir dir;
+  auto [code, out] = RunTest(dir, Config(dir, R"yaml(
+tests:
+  - name: parses an access line
+    inputs:
+      - { insert_at: parse, type: raw, value: '1.2.3.4 - bob 12 [10/Oct/2000:13:55:36 -0700] "GET /api/x" 503 5' }
+    outputs:
+      - extract_from: parse
+        conditions: [ { field: status, eq: 503 }, { field: user, eq: bob }, { field: timestamp, eq: '2000-10-10T20:55:36Z' } ]
+      - extract_from: errors
+      - extract_from: split.server_errors
+        conditions: { field: path, eq: /api/x }
+    no_outputs_from: [split.ok, split._unmatched]
+  - name: events as fields
+    inputs:
+      - insert_at: errors
+        type: log
+        log_fields: { status: 200, path: /api/x }
+    no_outputs_from: [errors]
+)yaml"));
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("✓ parses an access line"), std::string::npos) << out;
+  EXPECT_NE(out.find("✓ events as fields"), std::string::npos) << out;
+  EXPECT_NE(out.find("PASSED: 2 passed, 0 failed"), std::string::npos) << out;
+}
+
+TEST(TributaryTestCommand, FailingFileSaysWhy) {
+  TempDir dir;
+  auto [code, out] = RunTest(dir, Config(dir, R"yaml(
+tests:
+  - name: expects the wrong status
+    inputs:
+      - { insert_at: parse, type: raw, value: '1.2.3.4 - bob 12 [10/Oct/2000:13:55:36 -0700] "GET /api/x" 503 5' }
+    outputs:
+      - extract_from: parse
+        conditions: [ { field: status, eq: 200 } ]
+  - name: expects an unparsable line to be parsed
+    inputs:
+      - { insert_at: parse, type: raw, value: 'garbage' }
+    outputs:
+      - extract_from: split.ok
+  - name: still passes
+    inputs:
+      - { insert_at: parse, type: raw, value: 'garbage' }
+    outputs:
+      - extract_from: split._unmatched
+        conditions: [ { field: message, eq: garbage } ]
+)yaml"));
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find("✗ expects the wrong status"), std::string::npos) << out;
+  EXPECT_NE(out.find("failed for every event: status == 200"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"status\":503"), std::string::npos) << out;  // shows what came out
+  EXPECT_NE(out.find("✗ expects an unparsable line to be parsed"), std::string::npos) << out;
+  EXPECT_NE(out.find("output `split.ok`: no events were emitted"), std::string::npos) << out;
+  EXPECT_NE(out.find("✓ still passes"), std::string::npos) << out;
+  EXPECT_NE(out.find("FAILED: 1 passed, 2 failed"), std::string::npos) << out;
+}
+
+TEST(TributaryTestCommand, BrokenTestsAreConfigErrorsWithLocations) {
+  TempDir dir;
+  std::string yaml = Config(dir, R"yaml(
+tests:
+  - name: bad
+    inputs:
+      - { insert_at: parze, value: 'x' }
+    outputs:
+      - extract_from: parse
+        conditions: [ { field: status, eqq: 1 } ]
+)yaml");
+  auto [code, out] = RunTest(dir, yaml);
+  EXPECT_EQ(code, 78) << out;
+  EXPECT_NE(out.find("did you mean `parse`?"), std::string::npos) << out;
+  EXPECT_NE(out.find("did you mean `eq`?"), std::string::npos) << out;
+  EXPECT_NE(out.find("t.yaml:28:22"), std::string::npos) << out;  // the line of `insert_at: parze`
+}
+
+TEST(TransformsPipeline, BadInputIsCountedAndThePipelineKeepsGoing) {
+  TempDir dir;
+  std::string yaml = "data_dir: " + dir.path() + "/data\napi: { address: 127.0.0.1:0 }\n" + R"yaml(
+sources:
+  in: { type: stdin }
+transforms:
+  parse:
+    type: regex_parser
+    inputs: [in]
+    patterns: ['^(?P<a>\w+) (?P<n>\d+)$']
+    types: { n: int }
+  json:
+    type: json_parser
+    inputs: [in]
+    target: doc
+    max_depth: 16
+sinks:
+  out: { type: file, inputs: [parse], path: )yaml" + dir.path() + R"yaml(/out.log }
+  out2: { type: file, inputs: [json], path: )yaml" + dir.path() + R"yaml(/json.log }
+)yaml";
+  Agent agent(dir, yaml, {"--threads", "2"}, {}, /*pipe_stdin=*/true);
+  ASSERT_GT(agent.api_port(), 0) << agent.process().Stderr();
+  std::string input;
+  input += "good 1\n";
+  input += "bad \xff\xfe line\n";
+  input += "good 99999999999999999999\n";  // conversion overflow
+  input += std::string(90000, 'x') + " 5\n";  // a huge field (under max_line_bytes): still parses
+  input += std::string(5000, '[') + std::string(5000, ']') + "\n";  // deep JSON
+  input += "{\"ok\":\"\xc3\x28\"}\n";             // invalid UTF-8 inside JSON
+  input += "{\"ok\":1}\n";
+  input += "good 2\n";
+  agent.process().WriteStdin(input);
+  ASSERT_TRUE(WaitFor([&] { return ReadLines(dir / "out.log").size() == 8 && ReadLines(dir / "json.log").size() == 8; }))
+      << agent.process().Stderr();
+  auto m = [&](const std::string& id, const std::string& type) {
+    return agent.Metric("tributary_component_errors_total", {{"component_id", id}, {"error_type", type}}).value_or(-1);
+  };
+  EXPECT_EQ(m("parse", "pattern_mismatch"), 4);  // bad line, deep JSON, two JSON lines
+  EXPECT_EQ(m("parse", "conversion_failed"), 1);
+  EXPECT_EQ(m("parse", "invalid_utf8"), 2);
+  EXPECT_EQ(m("json", "depth_exceeded"), 1);
+  EXPECT_EQ(m("json", "invalid_json"), 6);
+  auto lines = ReadLines(dir / "out.log");
+  EXPECT_NE(lines[0].find("\"n\":1"), std::string::npos);
+  EXPECT_NE(lines[7].find("\"n\":2"), std::string::npos);  // order kept through the pool
+  EXPECT_NE(ReadLines(dir / "json.log")[6].find("\"doc\":{\"ok\":1}"), std::string::npos);
+  agent.process().CloseStdin();
+  EXPECT_EQ(agent.process().Wait(std::chrono::seconds(20)), 0);
+}
+
+TEST(TransformsPipeline, RouteOutputsAreWiredAndCountedPerOutput) {
+  TempDir dir;
+  std::string yaml = "data_dir: " + dir.path() + "/data\napi: { address: 127.0.0.1:0 }\n" + R"yaml(
+sources:
+  in: { type: stdin }
+transforms:
+  parse: { type: json_parser, inputs: [in] }
+  split:
+    type: route
+    inputs: [parse]
+    route:
+      errors: { field: status, gte: 500 }
+      api: { field: path, matches: '^/api/' }
+  sampled: { type: sample, inputs: [split._unmatched], rate: 2 }
+sinks:
+  errors: { type: file, inputs: [split.errors], path: )yaml" + dir.path() + R"yaml(/errors.log }
+  api: { type: file, inputs: [split.api], path: )yaml" + dir.path() + R"yaml(/api.log }
+  rest: { type: file, inputs: [sampled], path: )yaml" + dir.path() + R"yaml(/rest.log }
+)yaml";
+  Agent agent(dir, yaml, {"--threads", "2"}, {}, /*pipe_stdin=*/true);
+  ASSERT_GT(agent.api_port(), 0) << agent.process().Stderr();
+  std::string input;
+  for (int i = 0; i < 100; ++i) {
+    int status = i % 4 == 0 ? 503 : 200;
+    std::string path = i % 2 == 0 ? "/api/x" : "/web";
+    input += "{\"i\":" + std::to_string(i) + ",\"status\":" + std::to_string(status) + ",\"path\":\"" + path + "\"}\n";
+  }
+  agent.process().WriteStdin(input);
+  // 25 errors (all on /api/), 50 on /api/ (the errors included: copies), 50 unmatched, half sampled.
+  ASSERT_TRUE(WaitFor([&] {
+    return ReadLines(dir / "errors.log").size() == 25 && ReadLines(dir / "api.log").size() == 50 &&
+           ReadLines(dir / "rest.log").size() == 25;
+  })) << agent.process().Stderr();
+  auto sent = [&](const std::string& output) {
+    return agent.Metric("tributary_component_sent_events_total", {{"component_id", "split"}, {"output", output}})
+        .value_or(-1);
+  };
+  EXPECT_EQ(sent("errors"), 25);
+  EXPECT_EQ(sent("api"), 50);
+  EXPECT_EQ(sent("_unmatched"), 50);
+  EXPECT_EQ(agent.Metric("tributary_component_discarded_events_total",
+                         {{"component_id", "sampled"}, {"intentional", "true"}}),
+            25);
+  std::string metrics = agent.Metrics();
+  for (const char* id : {"parse", "split", "sampled"}) {
+    ExpectComponentMetrics(metrics, id, "transform", id == std::string("parse") ? "json_parser"
+                                                     : id == std::string("split") ? "route" : "sample");
+  }
+  // Order within an output follows the input, through the worker pool.
+  auto errors = ReadLines(dir / "errors.log");
+  for (size_t k = 0; k < errors.size(); ++k)
+    EXPECT_NE(errors[k].find("\"i\":" + std::to_string(k * 4) + ","), std::string::npos) << errors[k];
+  agent.process().CloseStdin();
+  EXPECT_EQ(agent.process().Wait(std::chrono::seconds(20)), 0);
+}
+
+}  // namespace
+}  // namespace tributary::testing

@@ -1,0 +1,167 @@
+// remove_fields, rename_fields, timestamp_parser, filter, route, sample.
+#include <gtest/gtest.h>
+
+#include "agent/json.h"
+#include "tests/unit/transforms/transform_harness.h"
+
+namespace tributary::testing {
+namespace {
+
+std::string Json(const Event& e) {
+  std::string s;
+  AppendJson(e, &s);
+  return s;
+}
+
+Event Make(std::initializer_list<std::pair<const char*, Value>> fields) {
+  Event e;
+  for (const auto& [k, v] : fields) e.set(k, v);
+  return e;
+}
+
+TEST(RemoveFieldsTest, RemovesTopLevelAndNested) {
+  TransformHarness h("remove_fields", "fields: [a, http.headers, missing]\n");
+  ASSERT_TRUE(h.ok()) << h.error();
+  auto out = h.RunDefault({Make({{"a", Value(1)}, {"b", Value(2)}, {"http.headers", Value("x")}, {"http.code", Value(3)}})});
+  EXPECT_EQ(Json(out[0]), R"({"b":2,"http":{"code":3}})");
+  EXPECT_NE(TransformHarness("remove_fields", "fields: []\n").error().find("at least one"), std::string::npos);
+  EXPECT_NE(TransformHarness("remove_fields", "{}\n").error().find("missing required option"), std::string::npos);
+}
+
+TEST(RenameFieldsTest, RenamesAndDropsEmptyParents) {
+  TransformHarness h("rename_fields", "fields: { a: z, http.code: status, missing: x }\ndrop_empty: true\n");
+  ASSERT_TRUE(h.ok()) << h.error();
+  auto out = h.RunDefault({Make({{"a", Value(1)}, {"http.code", Value(3)}, {"z", Value("old")}})});
+  EXPECT_EQ(Json(out[0]), R"({"z":1,"status":3})");
+  TransformHarness keep("rename_fields", "fields: { http.code: status }\n");
+  out = keep.RunDefault({Make({{"http.code", Value(3)}})});
+  EXPECT_EQ(Json(out[0]), R"({"http":{},"status":3})");
+  EXPECT_NE(TransformHarness("rename_fields", "fields: { a: '' }\n").error().find("must not be empty"),
+            std::string::npos);
+}
+
+TEST(TimestampParserTest, FormatsInOrderZonesAndFailures) {
+  TransformHarness h("timestamp_parser", R"(
+field: time
+formats: ["%d/%b/%Y:%H:%M:%S %z", "%Y-%m-%d %H:%M:%S.%f", unix_ms, rfc3339]
+timezone: "-05:00"
+drop_field: true
+)");
+  ASSERT_TRUE(h.ok()) << h.error();
+  auto out = h.RunDefault({Make({{"time", Value("10/Oct/2000:13:55:36 -0700")}}),
+                           Make({{"time", Value("2024-05-01 12:00:00.123456")}}),
+                           Make({{"time", Value("1700000000123")}}),
+                           Make({{"time", Value("2024-05-01T12:00:00Z")}}),
+                           Make({{"time", Value("yesterday")}}),
+                           Make({{"other", Value(1)}})});
+  ASSERT_EQ(out.size(), 6u);
+  auto ts = [&](size_t i) { return FormatRfc3339(out[i].get("timestamp")->as_timestamp()); };
+  EXPECT_EQ(ts(0), "2000-10-10T20:55:36.000000000Z");
+  EXPECT_EQ(ts(1), "2024-05-01T17:00:00.123456000Z");  // no %z: the configured -05:00
+  EXPECT_EQ(ts(2), "2023-11-14T22:13:20.123000000Z");
+  EXPECT_EQ(ts(3), "2024-05-01T12:00:00.000000000Z");
+  EXPECT_EQ(out[0].get("time"), nullptr);
+  EXPECT_EQ(out[4].get("time")->as_string(), "yesterday");
+  EXPECT_EQ(out[4].get("timestamp"), nullptr);
+  EXPECT_EQ(h.Errors("timestamp_parse_failed"), 1);
+  EXPECT_EQ(h.Errors("field_missing"), 1);
+}
+
+TEST(TimestampParserTest, YearlessSyslogTimeAndDropFailed) {
+  TransformHarness h("timestamp_parser", "field: t\nformats: ['%b %d %H:%M:%S']\ndrop_failed: true\n");
+  ASSERT_TRUE(h.ok()) << h.error();
+  auto out = h.RunDefault({Make({{"t", Value("Mar  3 04:05:06")}}), Make({{"t", Value("Mar 3")}})});
+  ASSERT_EQ(out.size(), 1u);
+  std::string s = FormatRfc3339(out[0].get("timestamp")->as_timestamp());
+  EXPECT_EQ(s.substr(4), "-03-03T04:05:06.000000000Z");
+  EXPECT_EQ(h.Discarded(false), 1);
+  EXPECT_NE(TransformHarness("timestamp_parser", "formats: ['plain']\n").error().find("no % conversion"),
+            std::string::npos);
+  EXPECT_NE(TransformHarness("timestamp_parser", "formats: [unix]\ntimezone: Europe/Nowhere\n").error().find("time zone"),
+            std::string::npos);
+}
+
+TEST(FilterTest, KeepsMatchingAndCountsTheRest) {
+  TransformHarness h("filter",
+                     "condition: { all: [ { field: status, gte: 500 }, { field: path, matches: '^/api/' } ] }\n");
+  ASSERT_TRUE(h.ok()) << h.error();
+  auto out = h.RunDefault({Make({{"status", Value(503)}, {"path", Value("/api/x")}}),
+                           Make({{"status", Value(200)}, {"path", Value("/api/x")}}),
+                           Make({{"status", Value(500)}, {"path", Value("/web")}}),
+                           Make({{"status", Value(599)}, {"path", Value("/api/")}})});
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].get("status")->as_int(), 503);
+  EXPECT_EQ(out[1].get("status")->as_int(), 599);
+  EXPECT_EQ(h.Discarded(true), 2);
+  std::string e = TransformHarness("filter", "condition:\n  all:\n    - { field: status, gtee: 500 }\n").error();
+  EXPECT_NE(e.find("test.yaml:3:24"), std::string::npos) << e;
+  EXPECT_NE(e.find("did you mean `gte`"), std::string::npos) << e;
+  EXPECT_NE(TransformHarness("filter", "{}\n").error().find("missing required option `transforms.t.condition`"),
+            std::string::npos);
+}
+
+TEST(RouteTest, NamedOutputsCopiesAndUnmatched) {
+  TransformHarness h("route", R"(
+route:
+  errors: { field: status, gte: 500 }
+  api: { field: path, matches: '^/api/' }
+)");
+  ASSERT_TRUE(h.ok()) << h.error();
+  ASSERT_EQ(h.named_outputs(), (std::vector<std::string>{"api", "errors", "_unmatched"}));
+  auto outs = h.Run({Make({{"status", Value(503)}, {"path", Value("/api/x")}}),
+                     Make({{"status", Value(200)}, {"path", Value("/api/y")}}),
+                     Make({{"status", Value(500)}, {"path", Value("/web")}}),
+                     Make({{"status", Value(200)}, {"path", Value("/web")}})});
+  ASSERT_EQ(outs.size(), 4u);
+  EXPECT_TRUE(outs[0].empty());
+  ASSERT_EQ(outs[1].size(), 2u);  // api
+  EXPECT_EQ(outs[1].events()[0].get("status")->as_int(), 503);
+  EXPECT_EQ(outs[1].events()[1].get("path")->as_string(), "/api/y");
+  ASSERT_EQ(outs[2].size(), 2u);  // errors
+  EXPECT_EQ(outs[2].events()[0].get("path")->as_string(), "/api/x");
+  EXPECT_EQ(outs[2].events()[1].get("path")->as_string(), "/web");
+  ASSERT_EQ(outs[3].size(), 1u);  // _unmatched
+  EXPECT_EQ(outs[3].events()[0].get("status")->as_int(), 200);
+  EXPECT_NE(TransformHarness("route", "route: { _unmatched: {field: a, eq: 1} }\n").error().find("invalid output name"),
+            std::string::npos);
+  EXPECT_NE(TransformHarness("route", "route: { a.b: {field: a, eq: 1} }\n").error().find("invalid output name"),
+            std::string::npos);
+  EXPECT_NE(TransformHarness("route", "route: { x: {field: a, eqq: 1} }\n").error().find("transforms.t.route.x.eqq"),
+            std::string::npos);
+}
+
+TEST(SampleTest, RateByCountAndByKey) {
+  TransformHarness h("sample", "rate: 10\n");
+  ASSERT_TRUE(h.ok()) << h.error();
+  std::vector<Event> in;
+  for (int i = 0; i < 1000; ++i) in.push_back(Make({{"i", Value(i)}}));
+  auto out = h.RunDefault(std::move(in));
+  EXPECT_EQ(out.size(), 100u);
+  EXPECT_EQ(h.Discarded(true), 900);
+
+  // By key: every event of one key shares its fate, in any instance.
+  TransformHarness a("sample", "rate: 4\nkey_field: trace\n");
+  TransformHarness b("sample", "rate: 4\nkey_field: trace\n");
+  std::vector<Event> ea, eb;
+  for (int i = 0; i < 4000; ++i) {
+    ea.push_back(Make({{"trace", Value("t" + std::to_string(i % 400))}}));
+    eb.push_back(Make({{"trace", Value("t" + std::to_string(i % 400))}}));
+  }
+  auto oa = a.RunDefault(std::move(ea));
+  auto ob = b.RunDefault(std::move(eb));
+  ASSERT_EQ(oa.size(), ob.size());
+  EXPECT_EQ(oa.size() % 10, 0u);  // whole keys (10 events each) kept or dropped
+  EXPECT_GT(oa.size(), 4000u / 4 / 2);
+  EXPECT_LT(oa.size(), 4000u / 4 * 2);
+  for (size_t i = 0; i < oa.size(); ++i) EXPECT_EQ(oa[i], ob[i]);
+
+  TransformHarness ex("sample", "rate: 1000000\nexclude: { field: level, eq: error }\n");
+  out = ex.RunDefault({Make({{"level", Value("error")}}), Make({{"level", Value("info")}}),
+                       Make({{"level", Value("error")}}), Make({{"level", Value("info")}})});
+  ASSERT_EQ(out.size(), 3u);  // both errors, and the first info (count 0)
+  EXPECT_NE(TransformHarness("sample", "rate: 0\n").error().find("at least 1"), std::string::npos);
+  EXPECT_NE(TransformHarness("sample", "rate: 2\nexclude: {field: a}\n").error().find("no operator"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tributary::testing

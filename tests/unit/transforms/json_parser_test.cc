@@ -1,0 +1,140 @@
+#include <gtest/gtest.h>
+
+#include "agent/json.h"
+#include "tests/unit/transforms/transform_harness.h"
+
+namespace tributary::testing {
+namespace {
+
+std::string Json(const Event& e) {
+  std::string s;
+  AppendJson(e, &s);
+  return s;
+}
+
+TEST(JsonParserTest, MergesObjectIntoRootKeepingNestedValues) {
+  TransformHarness h("json_parser", "{}");
+  ASSERT_TRUE(h.ok()) << h.error();
+  Event e = MessageEvent(R"({"level":"info","n":3,"f":1.5,"ok":true,"nil":null,"tags":["a",1],"http":{"status":200,"h":{"x":"y"}}})");
+  e.fields().set("host", Value("h1"));
+  auto out = h.RunDefault({std::move(e)});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(Json(out[0]),
+            R"({"host":"h1","level":"info","n":3,"f":1.5,"ok":true,"nil":null,"tags":["a",1],"http":{"status":200,"h":{"x":"y"}}})");
+  EXPECT_EQ(out[0].get("http.status")->as_int(), 200);
+  EXPECT_EQ(h.Errors("invalid_json"), 0);
+}
+
+TEST(JsonParserTest, KeepsFieldWhenAskedOrWhenTheDocumentSetsIt) {
+  TransformHarness keep("json_parser", "drop_field: false\n");
+  auto out = keep.RunDefault({MessageEvent(R"({"a":1})")});
+  EXPECT_EQ(Json(out[0]), R"({"message":"{\"a\":1}","a":1})");
+  TransformHarness drop("json_parser", "{}");
+  out = drop.RunDefault({MessageEvent(R"({"message":"inner","a":1})")});
+  EXPECT_EQ(Json(out[0]), R"({"message":"inner","a":1})");
+}
+
+TEST(JsonParserTest, TargetHoldsAnyJsonValue) {
+  TransformHarness h("json_parser", "target: parsed\n");
+  ASSERT_TRUE(h.ok()) << h.error();
+  auto out = h.RunDefault({MessageEvent(R"({"a":{"b":[1,2]}})"), MessageEvent("[1,\"x\"]"), MessageEvent("42")});
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(Json(out[0]), R"({"parsed":{"a":{"b":[1,2]}}})");
+  EXPECT_EQ(Json(out[1]), R"({"parsed":[1,"x"]})");
+  EXPECT_EQ(Json(out[2]), R"({"parsed":42})");
+  TransformHarness nested("json_parser", "target: kube.labels\ndrop_field: false\n");
+  out = nested.RunDefault({MessageEvent(R"({"app":"web"})")});
+  EXPECT_EQ(out[0].get("kube.labels.app")->as_string(), "web");
+  EXPECT_TRUE(out[0].get("message") != nullptr);
+}
+
+TEST(JsonParserTest, WrappedJsonInTwoSteps) {
+  // A Docker json-file line: the application's JSON is a string inside.
+  TransformHarness outer("json_parser", "{}");
+  TransformHarness inner("json_parser", "field: log\n");
+  ASSERT_TRUE(outer.ok() && inner.ok());
+  auto step1 = outer.RunDefault(
+      {MessageEvent(R"({"log":"{\"message\":\"user logged in\",\"user\":{\"id\":7}}\n","stream":"stdout","time":"2024-05-01T12:00:00Z"})")});
+  ASSERT_EQ(step1.size(), 1u);
+  ASSERT_TRUE(step1[0].get("log")->is_string());
+  auto step2 = inner.RunDefault(std::move(step1));
+  ASSERT_EQ(step2.size(), 1u);
+  EXPECT_EQ(step2[0].get("message")->as_string(), "user logged in");
+  EXPECT_EQ(step2[0].get("user.id")->as_int(), 7);
+  EXPECT_EQ(step2[0].get("stream")->as_string(), "stdout");
+  EXPECT_EQ(step2[0].get("log"), nullptr);
+  EXPECT_EQ(outer.Errors("invalid_json") + inner.Errors("invalid_json"), 0);
+}
+
+TEST(JsonParserTest, InvalidInputsPassUnchangedAndCount) {
+  TransformHarness h("json_parser", "{}");
+  ASSERT_TRUE(h.ok()) << h.error();
+  Event number;
+  number.fields().set("message", Value(int64_t{3}));
+  std::vector<Event> in;
+  in.push_back(MessageEvent("{not json"));
+  in.push_back(MessageEvent("[1,2]"));                 // not an object, root target
+  in.push_back(MessageEvent("{\"a\":\"\xff\xfe\"}"));  // invalid UTF-8
+  in.push_back(MessageEvent(""));
+  in.push_back(MessageEvent("{\"a\":1} trailing"));
+  in.push_back(std::move(number));
+  in.push_back(Event());
+  auto out = h.RunDefault(std::move(in));
+  ASSERT_EQ(out.size(), 7u);
+  EXPECT_EQ(out[0].get("message")->as_string(), "{not json");
+  EXPECT_EQ(out[0].fields().size(), 1u);
+  EXPECT_EQ(out[1].get("message")->as_string(), "[1,2]");
+  EXPECT_EQ(out[2].get("message")->as_string(), "{\"a\":\"\xff\xfe\"}");
+  EXPECT_EQ(out[2].get("a"), nullptr);
+  EXPECT_EQ(out[5].get("message")->as_int(), 3);
+  EXPECT_EQ(h.Errors("invalid_json"), 5);
+  EXPECT_EQ(h.Errors("field_missing"), 2);
+}
+
+TEST(JsonParserTest, DropInvalidDropsAndCounts) {
+  TransformHarness h("json_parser", "drop_invalid: true\n");
+  auto out = h.RunDefault({MessageEvent("{"), MessageEvent(R"({"ok":1})"), Event()});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].get("ok")->as_int(), 1);
+  EXPECT_EQ(h.Discarded(false), 2);
+}
+
+std::string Nested(int depth) { return std::string(depth, '[') + "1" + std::string(depth, ']'); }
+
+TEST(JsonParserTest, DepthIsBoundedAndCounted) {
+  TransformHarness h("json_parser", "target: v\nmax_depth: 8\n");
+  ASSERT_TRUE(h.ok()) << h.error();
+  auto out = h.RunDefault({MessageEvent(Nested(8)), MessageEvent(Nested(9)), MessageEvent(Nested(100000))});
+  ASSERT_EQ(out.size(), 3u);
+  ASSERT_NE(out[0].get("v"), nullptr);
+  EXPECT_TRUE(out[0].get("v")->is_array());
+  EXPECT_EQ(out[1].get("v"), nullptr);
+  EXPECT_EQ(out[1].get("message")->as_string(), Nested(9));
+  EXPECT_EQ(out[2].get("v"), nullptr);
+  EXPECT_EQ(h.Errors("depth_exceeded"), 2);
+  // The default bound (64) holds for the root target too: no stack blow-up.
+  TransformHarness d("json_parser", "{}");
+  std::string deep = "{\"a\":" + Nested(200000) + "}";
+  out = d.RunDefault({MessageEvent(deep)});
+  EXPECT_EQ(out[0].get("a"), nullptr);
+  EXPECT_EQ(d.Errors("depth_exceeded"), 1);
+}
+
+TEST(JsonParserTest, HugeDocument) {
+  TransformHarness h("json_parser", "{}");
+  std::string big(8 << 20, 'z');
+  auto out = h.RunDefault({MessageEvent("{\"big\":\"" + big + "\",\"n\":1}")});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].get("big")->as_string().size(), big.size());
+  EXPECT_EQ(out[0].get("n")->as_int(), 1);
+}
+
+TEST(JsonParserTest, ConfigErrors) {
+  EXPECT_NE(TransformHarness("json_parser", "max_depth: 0\n").error().find("must be at least 1"), std::string::npos);
+  EXPECT_NE(TransformHarness("json_parser", "drop_invalids: true\n").error().find("did you mean `drop_invalid`"),
+            std::string::npos);
+  EXPECT_NE(TransformHarness("json_parser", "field: ''\n").error().find("must not be empty"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tributary::testing

@@ -1,0 +1,224 @@
+#include <gtest/gtest.h>
+
+#include "tests/unit/transforms/transform_harness.h"
+
+namespace tributary::testing {
+namespace {
+
+const char* kApache =
+    R"re(^(?P<host>[\w\.]+) - (?P<user>[\w]+) (?P<bytes_in>[\d]+) \[(?P<timestamp>.*)\] "(?P<method>[\w]+) (?P<path>.*)" (?P<status>[\d]+) (?P<bytes_out>[\d]+)$)re";
+const char* kLine = R"(1.2.3.4 - bob 12 [10/Oct/2000:13:55:36 -0700] "GET /api/x" 503 77)";
+
+std::string ApacheConfig(const std::string& extra = "") {
+  std::string yaml = "patterns: ['" + std::string(kApache) + "']\n";
+  yaml += "types: { status: int, bytes_in: int, bytes_out: int, timestamp: \"timestamp|%d/%b/%Y:%H:%M:%S %z\" }\n";
+  return yaml + extra;
+}
+
+TEST(RegexParserTest, ParsesApacheLineWithTypes) {
+  TransformHarness h("regex_parser", ApacheConfig());
+  ASSERT_TRUE(h.ok()) << h.error();
+  auto out = h.RunDefault({MessageEvent(kLine)});
+  ASSERT_EQ(out.size(), 1u);
+  const Event& e = out[0];
+  EXPECT_EQ(e.get("message"), nullptr);  // drop_field defaults to true
+  EXPECT_EQ(e.get("host")->as_string(), "1.2.3.4");
+  EXPECT_EQ(e.get("user")->as_string(), "bob");
+  EXPECT_EQ(e.get("bytes_in")->as_int(), 12);
+  EXPECT_EQ(e.get("method")->as_string(), "GET");
+  EXPECT_EQ(e.get("path")->as_string(), "/api/x");
+  EXPECT_EQ(e.get("status")->as_int(), 503);
+  EXPECT_EQ(e.get("bytes_out")->as_int(), 77);
+  ASSERT_TRUE(e.get("timestamp")->is_timestamp());
+  EXPECT_EQ(FormatRfc3339(e.get("timestamp")->as_timestamp()), "2000-10-10T20:55:36.000000000Z");
+  EXPECT_EQ(h.Errors("pattern_mismatch"), 0);
+}
+
+TEST(RegexParserTest, KeepsFieldWhenDropFieldFalse) {
+  TransformHarness h("regex_parser", ApacheConfig("drop_field: false\n"));
+  ASSERT_TRUE(h.ok()) << h.error();
+  auto out = h.RunDefault({MessageEvent(kLine)});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].get("message")->as_string(), kLine);
+  EXPECT_EQ(out[0].get("status")->as_int(), 503);
+}
+
+TEST(RegexParserTest, FirstMatchingPatternWins) {
+  TransformHarness h("regex_parser", R"(
+patterns: ['^(?P<a>\d+)$', '^(?P<b>\w+)$', '^(?P<c>.*)$']
+)");
+  ASSERT_TRUE(h.ok()) << h.error();
+  auto out = h.RunDefault({MessageEvent("123"), MessageEvent("abc"), MessageEvent("a b")});
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].get("a")->as_string(), "123");
+  EXPECT_EQ(out[0].get("b"), nullptr);
+  EXPECT_EQ(out[1].get("b")->as_string(), "abc");
+  EXPECT_EQ(out[2].get("c")->as_string(), "a b");
+}
+
+TEST(RegexParserTest, EveryTypeConverts) {
+  TransformHarness h("regex_parser", R"(
+patterns: ['^(?P<i>\S+) (?P<f>\S+) (?P<b>\S+) (?P<s>\S+) (?P<t>\S+) (?P<u>\S+) (?P<frac>\S+ \S+)$']
+types: { i: int, f: float, b: bool, s: string, t: timestamp, u: "timestamp|unix_ms", frac: "timestamp|%Y-%m-%d %H:%M:%S.%f" }
+timezone: "+02:00"
+)");
+  ASSERT_TRUE(h.ok()) << h.error();
+  auto out = h.RunDefault({MessageEvent("-42 2.5e3 yes 007 2024-05-01T12:00:00.5+01:00 1700000000123 2024-05-01 12:00:00.25")});
+  ASSERT_EQ(out.size(), 1u);
+  const Event& e = out[0];
+  EXPECT_EQ(e.get("i")->as_int(), -42);
+  EXPECT_DOUBLE_EQ(e.get("f")->as_double(), 2500.0);
+  EXPECT_EQ(e.get("b")->as_bool(), true);
+  EXPECT_EQ(e.get("s")->as_string(), "007");
+  EXPECT_EQ(FormatRfc3339(e.get("t")->as_timestamp()), "2024-05-01T11:00:00.500000000Z");
+  EXPECT_EQ(FormatRfc3339(e.get("u")->as_timestamp()), "2023-11-14T22:13:20.123000000Z");
+  // No %z: the configured zone (+02:00) applies.
+  EXPECT_EQ(FormatRfc3339(e.get("frac")->as_timestamp()), "2024-05-01T10:00:00.250000000Z");
+  EXPECT_EQ(h.Errors("conversion_failed"), 0);
+}
+
+TEST(RegexParserTest, BoolSpellings) {
+  TransformHarness h("regex_parser", "patterns: ['^(?P<b>.*)$']\ntypes: { b: bool }\n");
+  ASSERT_TRUE(h.ok()) << h.error();
+  std::vector<Event> in;
+  for (const char* s : {"true", "FALSE", "On", "off", "1", "0", "yes", "No"}) in.push_back(MessageEvent(s));
+  auto out = h.RunDefault(std::move(in));
+  ASSERT_EQ(out.size(), 8u);
+  const bool expect[] = {true, false, true, false, true, false, true, false};
+  for (size_t i = 0; i < 8; ++i) EXPECT_EQ(out[i].get("b")->as_bool(), expect[i]) << i;
+}
+
+TEST(RegexParserTest, FailedConversionLeavesEventUntouchedAndCounts) {
+  TransformHarness h("regex_parser", R"(
+patterns: ['^(?P<n>\S+) (?P<w>\S+)$']
+types: { n: int }
+)");
+  ASSERT_TRUE(h.ok()) << h.error();
+  std::vector<Event> in;
+  for (const char* s : {"12x word", "99999999999999999999 w", "1.5 w", " w", "+7 ok"}) in.push_back(MessageEvent(s));
+  auto out = h.RunDefault(std::move(in));
+  ASSERT_EQ(out.size(), 5u);
+  EXPECT_EQ(out[0].get("message")->as_string(), "12x word");
+  EXPECT_EQ(out[0].get("w"), nullptr);
+  EXPECT_EQ(out[0].fields().size(), 1u);
+  EXPECT_EQ(out[1].get("message")->as_string(), "99999999999999999999 w");  // overflow
+  EXPECT_EQ(out[2].get("message")->as_string(), "1.5 w");
+  EXPECT_EQ(out[3].get("message")->as_string(), " w");  // \S+ cannot match empty: mismatch
+  EXPECT_EQ(out[4].get("n")->as_int(), 7);
+  EXPECT_EQ(h.Errors("conversion_failed"), 3);
+  EXPECT_EQ(h.Errors("pattern_mismatch"), 1);
+}
+
+TEST(RegexParserTest, FloatBoolTimestampFailuresCount) {
+  TransformHarness h("regex_parser", R"(
+patterns: ['^(?P<v>.*)$']
+types: { v: float }
+)");
+  TransformHarness hb("regex_parser", "patterns: ['^(?P<v>.*)$']\ntypes: { v: bool }\n");
+  TransformHarness ht("regex_parser", "patterns: ['^(?P<v>.*)$']\ntypes: { v: \"timestamp|%Y-%m-%d\" }\n");
+  ASSERT_TRUE(h.ok() && hb.ok() && ht.ok());
+  EXPECT_EQ(h.RunDefault({MessageEvent("1.2.3")}).size(), 1u);
+  EXPECT_EQ(hb.RunDefault({MessageEvent("maybe")}).size(), 1u);
+  EXPECT_EQ(ht.RunDefault({MessageEvent("2024-13-45")}).size(), 1u);
+  EXPECT_EQ(ht.RunDefault({MessageEvent("2024-01-02 trailing")}).size(), 1u);
+  EXPECT_EQ(h.Errors("conversion_failed"), 1);
+  EXPECT_EQ(hb.Errors("conversion_failed"), 1);
+  EXPECT_EQ(ht.Errors("conversion_failed"), 2);
+}
+
+TEST(RegexParserTest, DropFailedDropsAndCounts) {
+  TransformHarness h("regex_parser", ApacheConfig("drop_failed: true\n"));
+  ASSERT_TRUE(h.ok()) << h.error();
+  Event no_message;
+  no_message.fields().set("other", Value("x"));
+  Event not_string;
+  not_string.fields().set("message", Value(int64_t{5}));
+  auto out = h.RunDefault({MessageEvent("garbage"), MessageEvent(kLine), std::move(no_message),
+                           std::move(not_string), MessageEvent("1.2.3.4 - bob 99999999999999999999 [x] \"GET /\" 200 1")});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].get("status")->as_int(), 503);
+  EXPECT_EQ(h.Errors("pattern_mismatch"), 1);
+  EXPECT_EQ(h.Errors("field_missing"), 2);
+  EXPECT_EQ(h.Errors("conversion_failed"), 1);
+  EXPECT_EQ(h.Discarded(false), 4);
+}
+
+TEST(RegexParserTest, PatternThatMatchesNothing) {
+  TransformHarness h("regex_parser", "patterns: ['^(?P<x>never)\\z(?P<y>a)']\n");
+  ASSERT_TRUE(h.ok()) << h.error();
+  std::vector<Event> in;
+  for (int i = 0; i < 100; ++i) in.push_back(MessageEvent("line " + std::to_string(i)));
+  auto out = h.RunDefault(std::move(in));
+  EXPECT_EQ(out.size(), 100u);
+  EXPECT_EQ(out[42].get("message")->as_string(), "line 42");
+  EXPECT_EQ(h.Errors("pattern_mismatch"), 100);
+}
+
+TEST(RegexParserTest, InvalidUtf8AndHugeFields) {
+  TransformHarness h("regex_parser", "patterns: ['^(?P<a>\\S+) (?P<b>.*)$']\n");
+  ASSERT_TRUE(h.ok()) << h.error();
+  std::string bad = "\xff\xfe\xc3 \x80tail\x01";
+  std::string huge(4 << 20, 'x');
+  huge += " end";
+  auto out = h.RunDefault({MessageEvent(bad), MessageEvent(huge), MessageEvent(std::string(1 << 20, 'y'))});
+  ASSERT_EQ(out.size(), 3u);
+  ASSERT_NE(out[0].get("a"), nullptr);
+  EXPECT_EQ(out[0].get("a")->as_string(), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_EQ(out[0].get("b")->as_string(), "\xEF\xBF\xBDtail\x01");
+  EXPECT_EQ(h.Errors("invalid_utf8"), 1);
+  ASSERT_NE(out[1].get("a"), nullptr);
+  EXPECT_EQ(out[1].get("a")->as_string().size(), 4u << 20);
+  EXPECT_EQ(out[1].get("b")->as_string(), "end");
+  EXPECT_EQ(out[2].get("message")->as_string().size(), 1u << 20);  // no space: mismatch
+  EXPECT_EQ(h.Errors("pattern_mismatch"), 1);
+}
+
+TEST(RegexParserTest, OptionalGroupThatDidNotTakePartIsNotSet) {
+  TransformHarness h("regex_parser", "patterns: ['^(?P<a>\\w+)(?: (?P<b>\\d+))?$']\ntypes: { b: int }\n");
+  ASSERT_TRUE(h.ok()) << h.error();
+  auto out = h.RunDefault({MessageEvent("word"), MessageEvent("word 5")});
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].get("b"), nullptr);
+  EXPECT_EQ(out[1].get("b")->as_int(), 5);
+}
+
+TEST(RegexParserTest, GroupNamedLikeTheFieldReplacesIt) {
+  TransformHarness h("regex_parser", "patterns: ['^\\[\\w+\\] (?P<message>.*)$']\ndrop_field: false\n");
+  ASSERT_TRUE(h.ok()) << h.error();
+  auto out = h.RunDefault({MessageEvent("[INFO] hello there")});
+  EXPECT_EQ(out[0].get("message")->as_string(), "hello there");
+  TransformHarness h2("regex_parser", "patterns: ['^\\[\\w+\\] (?P<message>.*)$']\n");
+  out = h2.RunDefault({MessageEvent("[INFO] hello there")});
+  EXPECT_EQ(out[0].get("message")->as_string(), "hello there");
+}
+
+TEST(RegexParserTest, NestedSourceField) {
+  TransformHarness h("regex_parser", "field: http.line\npatterns: ['^(?P<verb>\\w+)']\n");
+  ASSERT_TRUE(h.ok()) << h.error();
+  Event e;
+  e.set("http.line", Value("POST /x"));
+  auto out = h.RunDefault({std::move(e)});
+  EXPECT_EQ(out[0].get("verb")->as_string(), "POST");
+  EXPECT_EQ(out[0].get("http.line"), nullptr);
+}
+
+TEST(RegexParserTest, ConfigErrors) {
+  auto err = [](const std::string& yaml) { return TransformHarness("regex_parser", yaml).error(); };
+  EXPECT_NE(err("field: message\n").find("missing required option `transforms.t.patterns`"), std::string::npos);
+  EXPECT_NE(err("patterns: ['(?P<a>']\n").find("invalid regular expression"), std::string::npos);
+  EXPECT_NE(err("patterns: ['\\d+']\n").find("has no named capture group"), std::string::npos);
+  std::string e = err("patterns: ['(?P<status>\\d+)']\ntypes: { status: integr }\n");
+  EXPECT_NE(e.find("test.yaml:2:"), std::string::npos) << e;
+  EXPECT_NE(e.find("unknown type \"integr\""), std::string::npos) << e;
+  e = err("patterns: ['(?P<status>\\d+)']\ntypes: { stauts: int }\n");
+  EXPECT_NE(e.find("names no capture group"), std::string::npos) << e;
+  EXPECT_NE(e.find("did you mean `status`"), std::string::npos) << e;
+  EXPECT_NE(err("patterns: ['(?P<t>.*)']\ntypes: { t: \"timestamp|nopercent\" }\n").find("no % conversion"),
+            std::string::npos);
+  EXPECT_NE(err("patterns: ['(?P<t>.*)']\ntimezone: Mars/Base\n").find("unknown time zone"), std::string::npos);
+  EXPECT_NE(err("patterns: ['(?P<t>.*)']\ndrop_feild: true\n").find("did you mean `drop_field`"), std::string::npos);
+  EXPECT_NE(err("patterns: []\n").find("must not be empty"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tributary::testing

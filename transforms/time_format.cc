@@ -1,0 +1,192 @@
+#include "transforms/time_format.h"
+
+#include <cstring>
+#include <ctime>
+
+namespace tributary {
+
+namespace {
+
+bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
+  if (pos + n > s.size()) return false;
+  int v = 0;
+  for (size_t i = pos; i < pos + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  *out = v;
+  return true;
+}
+
+// Seconds since the epoch with an optional fraction, or an integer count
+// of 10^-scale seconds.
+bool ParseUnix(std::string_view s, int scale_digits, Timestamp* out) {
+  size_t i = 0;
+  bool neg = false;
+  if (i < s.size() && (s[i] == '-' || s[i] == '+')) neg = s[i++] == '-';
+  if (i >= s.size()) return false;
+  __int128 whole = 0;
+  size_t start = i;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+    whole = whole * 10 + (s[i] - '0');
+    if (whole > (__int128)1 << 80) return false;
+    ++i;
+  }
+  if (i == start) return false;
+  int64_t frac_ns = 0;
+  if (i < s.size() && s[i] == '.' && scale_digits == 0) {
+    ++i;
+    int digits = 0;
+    size_t fstart = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+      if (digits < 9) {
+        frac_ns = frac_ns * 10 + (s[i] - '0');
+        ++digits;
+      }
+      ++i;
+    }
+    if (i == fstart) return false;
+    for (; digits < 9; ++digits) frac_ns *= 10;
+  }
+  if (i != s.size()) return false;
+  __int128 ns = whole;
+  for (int k = scale_digits; k < 9; ++k) ns *= 10;
+  ns += frac_ns;
+  if (neg) ns = -ns;
+  if (ns > INT64_MAX || ns < INT64_MIN) return false;
+  *out = Timestamp(std::chrono::nanoseconds(static_cast<int64_t>(ns)));
+  return true;
+}
+
+}  // namespace
+
+bool TimeZone::Parse(std::string_view t, TimeZone* out) {
+  if (t == "UTC" || t == "utc" || t == "Z" || t == "Etc/UTC" || t == "GMT") {
+    *out = {Kind::kUtc, 0};
+    return true;
+  }
+  if (t == "local" || t == "Local") {
+    *out = {Kind::kLocal, 0};
+    return true;
+  }
+  if (t.size() >= 5 && (t[0] == '+' || t[0] == '-')) {
+    int h, m;
+    size_t mpos = t[3] == ':' ? 4 : 3;
+    if (!Digits(t, 1, 2, &h) || !Digits(t, mpos, 2, &m) || mpos + 2 != t.size() || h > 23 || m > 59) return false;
+    *out = {Kind::kFixed, (h * 3600 + m * 60) * (t[0] == '-' ? -1 : 1)};
+    return true;
+  }
+  return false;
+}
+
+Result<TimeFormat> TimeFormat::Parse(std::string_view spec) {
+  TimeFormat f;
+  f.spec_ = std::string(spec);
+  if (spec.empty()) return Status::InvalidArgument("empty time format");
+  if (spec == "rfc3339" || spec == "iso8601") {
+    f.kind_ = Kind::kRfc3339;
+    return f;
+  }
+  if (spec == "unix") f.kind_ = Kind::kUnix;
+  else if (spec == "unix_ms") f.kind_ = Kind::kUnixMs;
+  else if (spec == "unix_us") f.kind_ = Kind::kUnixUs;
+  else if (spec == "unix_ns") f.kind_ = Kind::kUnixNs;
+  else f.kind_ = Kind::kStrptime;
+  if (f.kind_ != Kind::kStrptime) return f;
+  if (spec.find('%') == std::string_view::npos)
+    return Status::InvalidArgument("time format `" + f.spec_ +
+                                   "` has no % conversion (use rfc3339, unix, unix_ms, unix_us, unix_ns or a strptime format)");
+  std::string seg;
+  for (size_t i = 0; i < spec.size(); ++i) {
+    if (spec[i] == '%' && i + 1 < spec.size()) {
+      char c = spec[i + 1];
+      if (c == 'f') {
+        f.segments_.push_back(seg);
+        seg.clear();
+        ++i;
+        continue;
+      }
+      if (c == 'z') f.has_zone_ = true;
+      if (c == 'Y' || c == 'y' || c == 'C' || c == 'G' || c == 's' || c == 'D' || c == 'F' || c == 'c' || c == 'x')
+        f.has_year_ = true;
+      seg += spec[i];
+      seg += c;
+      ++i;
+      continue;
+    }
+    seg += spec[i];
+  }
+  f.segments_.push_back(seg);
+  return f;
+}
+
+std::string TimeFormat::Check(const std::string& spec) {
+  auto r = Parse(spec);
+  return r.ok() ? "" : r.status().message();
+}
+
+bool TimeFormat::Apply(std::string_view text, const TimeZone& tz, Timestamp* out) const {
+  switch (kind_) {
+    case Kind::kRfc3339: return ParseRfc3339(text, out);
+    case Kind::kUnix: return ParseUnix(text, 0, out);
+    case Kind::kUnixMs: return ParseUnix(text, 3, out);
+    case Kind::kUnixUs: return ParseUnix(text, 6, out);
+    case Kind::kUnixNs: return ParseUnix(text, 9, out);
+    case Kind::kStrptime: break;
+  }
+  // strptime needs a NUL-terminated string.
+  char stack_buf[256];
+  std::string heap_buf;
+  const char* p;
+  if (text.size() < sizeof stack_buf) {
+    std::memcpy(stack_buf, text.data(), text.size());
+    stack_buf[text.size()] = '\0';
+    p = stack_buf;
+  } else {
+    heap_buf.assign(text);
+    p = heap_buf.c_str();
+  }
+  const char* end = p + text.size();
+  std::tm tm{};
+  tm.tm_mday = 1;
+  tm.tm_isdst = -1;
+  int64_t frac_ns = 0;
+  for (size_t s = 0; s < segments_.size(); ++s) {
+    if (!segments_[s].empty()) {
+      p = strptime(p, segments_[s].c_str(), &tm);
+      if (p == nullptr) return false;
+    }
+    if (s + 1 < segments_.size()) {  // a %f follows
+      int digits = 0;
+      while (p < end && *p >= '0' && *p <= '9') {
+        if (digits < 9) {
+          frac_ns = frac_ns * 10 + (*p - '0');
+          ++digits;
+        }
+        ++p;
+      }
+      if (digits == 0) return false;
+      for (; digits < 9; ++digits) frac_ns *= 10;
+    }
+  }
+  if (p != end) return false;
+  if (!has_year_) {
+    std::time_t now = std::time(nullptr);
+    std::tm now_tm{};
+    gmtime_r(&now, &now_tm);
+    tm.tm_year = now_tm.tm_year;
+  }
+  long gmtoff = tm.tm_gmtoff;
+  int64_t secs;
+  if (has_zone_) {
+    secs = static_cast<int64_t>(timegm(&tm)) - gmtoff;
+  } else if (tz.kind == TimeZone::Kind::kLocal) {
+    secs = static_cast<int64_t>(mktime(&tm));
+  } else {
+    secs = static_cast<int64_t>(timegm(&tm)) - (tz.kind == TimeZone::Kind::kFixed ? tz.offset_secs : 0);
+  }
+  *out = Timestamp(std::chrono::seconds(secs)) + std::chrono::nanoseconds(frac_ns);
+  return true;
+}
+
+}  // namespace tributary

@@ -1,0 +1,53 @@
+#pragma once
+// Time formats shared by `regex_parser` (`timestamp|<format>` types) and
+// `timestamp_parser`.
+//
+// A format is one of:
+//   rfc3339            2024-05-01T12:00:00.123Z, any fraction, Z or ±hh:mm
+//   unix | unix_ms | unix_us | unix_ns
+//                      seconds (a fraction allowed) or integer milli/micro/
+//                      nanoseconds since the epoch
+//   anything else      a strptime(3) format; `%f` additionally reads a
+//                      fraction of a second (1-9 digits); `%z` reads an
+//                      offset that overrides the time zone. A format without
+//                      a year (%Y %y %C %G %s) takes the current year.
+// A time zone is `UTC`, `local` (the host's zone) or a fixed offset `±hh:mm`.
+//
+// Immutable after Parse; Apply is thread-safe and allocates nothing.
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agent/event.h"
+#include "agent/status.h"
+
+namespace tributary {
+
+struct TimeZone {
+  enum class Kind { kUtc, kLocal, kFixed };
+  Kind kind = Kind::kUtc;
+  int offset_secs = 0;  // kFixed: east of UTC
+  // "UTC", "Z", "local", "+02:00", "-0530"; false if not understood.
+  static bool Parse(std::string_view text, TimeZone* out);
+};
+
+class TimeFormat {
+ public:
+  static Result<TimeFormat> Parse(std::string_view spec);
+  // A check for config schemas: "" if fine, else the problem.
+  static std::string Check(const std::string& spec);
+
+  bool Apply(std::string_view text, const TimeZone& tz, Timestamp* out) const;
+  const std::string& spec() const { return spec_; }
+
+ private:
+  enum class Kind { kRfc3339, kUnix, kUnixMs, kUnixUs, kUnixNs, kStrptime };
+  Kind kind_ = Kind::kRfc3339;
+  std::string spec_;
+  std::vector<std::string> segments_;  // the strptime format split at each %f
+  bool has_zone_ = false;
+  bool has_year_ = false;
+};
+
+}  // namespace tributary
