@@ -1,0 +1,209 @@
+// The elasticsearch sink's HTTP client against an in-process HTTPS server
+// with a self-signed certificate made by the `openssl` command: trust via
+// tls.ca_file, refusal without it, hostname checks, verify_certificate:
+// false, keep-alive reuse, headers.
+
+#include "sinks/es_http_client.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "tests/support/test_util.h"
+
+namespace tributary::es {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+
+struct Seen {
+  std::string target, authorization, content_encoding, content_type, body;
+};
+
+// A TLS HTTP/1.1 server answering every request with 200 {"errors":false},
+// keep-alive; one connection at a time, on its own thread.
+class TlsServer {
+ public:
+  TlsServer(const std::string& cert, const std::string& key) : ctx_(ssl::context::tls_server) {
+    ctx_.use_certificate_chain_file(cert);
+    ctx_.use_private_key_file(key, ssl::context::pem);
+    acceptor_.open(tcp::v4());
+    acceptor_.set_option(tcp::acceptor::reuse_address(true));
+    acceptor_.bind({asio::ip::make_address("127.0.0.1"), 0});
+    acceptor_.listen();
+    port_ = acceptor_.local_endpoint().port();
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~TlsServer() {
+    stop_ = true;
+    beast::error_code ec;
+    tcp::socket wake(io_);
+    wake.connect({asio::ip::make_address("127.0.0.1"), port_}, ec);
+    thread_.join();
+  }
+  uint16_t port() const { return port_; }
+  int accepts() const { return accepts_; }
+  std::vector<Seen> seen() {
+    std::lock_guard l(mu_);
+    return seen_;
+  }
+
+ private:
+  void Serve() {
+    while (!stop_) {
+      tcp::socket s(io_);
+      beast::error_code ec;
+      acceptor_.accept(s, ec);
+      if (ec || stop_) break;
+      ++accepts_;
+      beast::ssl_stream<tcp::socket> stream(std::move(s), ctx_);
+      stream.handshake(ssl::stream_base::server, ec);
+      if (ec) continue;  // the client refused our certificate
+      beast::flat_buffer buf;
+      while (true) {
+        http::request<http::string_body> req;
+        http::read(stream, buf, req, ec);
+        if (ec) break;
+        {
+          std::lock_guard l(mu_);
+          seen_.push_back({std::string(req.target()), std::string(req[http::field::authorization]),
+                           std::string(req[http::field::content_encoding]),
+                           std::string(req[http::field::content_type]), req.body()});
+        }
+        http::response<http::string_body> res{http::status::ok, 11};
+        res.set(http::field::content_type, "application/json");
+        res.body() = R"({"errors":false})";
+        res.keep_alive(true);
+        res.prepare_payload();
+        http::write(stream, res, ec);
+        if (ec) break;
+      }
+    }
+  }
+
+  asio::io_context io_;
+  ssl::context ctx_;
+  tcp::acceptor acceptor_{io_};
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepts_{0};
+  std::mutex mu_;
+  std::vector<Seen> seen_;
+  std::thread thread_;
+};
+
+class EsHttpClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cert_ = dir_ / "cert.pem";
+    key_ = dir_ / "key.pem";
+    std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+                      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
+                      key_ + " -out " + cert_ + " >/dev/null 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << "openssl could not make a certificate";
+    server_ = std::make_unique<TlsServer>(cert_, key_);
+  }
+
+  std::unique_ptr<HttpClient> Client(const std::string& host, TlsConfig tls, std::string auth = "") {
+    HttpClientOptions o;
+    auto e = ParseEndpoint("https://" + host + ":" + std::to_string(server_->port()) + "/prefix");
+    EXPECT_TRUE(e.ok());
+    o.endpoints.push_back(*e);
+    o.tls = std::move(tls);
+    o.timeout = std::chrono::seconds(5);
+    o.authorization = std::move(auth);
+    auto c = HttpClient::Create(std::move(o));
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    (*c)->Start();
+    return std::move(c).value();
+  }
+
+  static HttpResponse Post(HttpClient& c, const std::string& body, bool gzip = false) {
+    std::promise<HttpResponse> p;
+    c.Post("/_bulk", std::make_shared<const std::string>(body), gzip, [&](HttpResponse r) { p.set_value(std::move(r)); });
+    return p.get_future().get();
+  }
+
+  testing::TempDir dir_;
+  std::string cert_, key_;
+  std::unique_ptr<TlsServer> server_;
+};
+
+TEST_F(EsHttpClientTest, TrustsTheCaFileAndKeepsTheConnection) {
+  TlsConfig tls;
+  tls.ca_file = cert_;
+  auto client = Client("127.0.0.1", tls, BasicAuthorization("u", "p"));
+  for (int i = 0; i < 3; ++i) {
+    HttpResponse r = Post(*client, "{\"index\":{}}\n{\"n\":" + std::to_string(i) + "}\n", i == 2);
+    ASSERT_TRUE(r.error.ok()) << r.error.ToString();
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, R"({"errors":false})");
+  }
+  client.reset();
+  EXPECT_EQ(server_->accepts(), 1);  // one connection for all three
+  auto seen = server_->seen();
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0].target, "/prefix/_bulk");
+  EXPECT_EQ(seen[0].authorization, "Basic dTpw");
+  EXPECT_EQ(seen[0].content_type, "application/x-ndjson");
+  EXPECT_EQ(seen[1].body, "{\"index\":{}}\n{\"n\":1}\n");
+  EXPECT_EQ(seen[1].content_encoding, "");
+  EXPECT_EQ(seen[2].content_encoding, "gzip");
+}
+
+TEST_F(EsHttpClientTest, RefusesAnUntrustedCertificate) {
+  auto client = Client("127.0.0.1", TlsConfig{});  // system trust store only
+  HttpResponse r = Post(*client, "{}\n");
+  ASSERT_FALSE(r.error.ok());
+  EXPECT_NE(r.error.message().find("TLS handshake"), std::string::npos) << r.error.ToString();
+  EXPECT_NE(r.error.message().find("certificate verify failed"), std::string::npos) << r.error.ToString();
+  client.reset();
+  EXPECT_TRUE(server_->seen().empty());
+}
+
+TEST_F(EsHttpClientTest, ChecksTheHostName) {
+  TlsConfig tls;
+  tls.ca_file = cert_;
+  // Trusted chain, but the certificate names 127.0.0.1, not localhost.
+  auto client = Client("localhost", tls);
+  HttpResponse r = Post(*client, "{}\n");
+  ASSERT_FALSE(r.error.ok());
+  EXPECT_NE(r.error.message().find("TLS handshake"), std::string::npos) << r.error.ToString();
+  tls.verify_hostname = false;
+  auto relaxed = Client("localhost", tls);
+  r = Post(*relaxed, "{}\n");
+  EXPECT_TRUE(r.error.ok()) << r.error.ToString();
+}
+
+TEST_F(EsHttpClientTest, VerificationCanBeTurnedOff) {
+  TlsConfig tls;
+  tls.verify_certificate = false;
+  auto client = Client("127.0.0.1", tls);
+  HttpResponse r = Post(*client, "{}\n");
+  EXPECT_TRUE(r.error.ok()) << r.error.ToString();
+  EXPECT_EQ(r.status, 200);
+}
+
+TEST(EsHttpClientConfigTest, UnreadableCaFileIsAConfigError) {
+  HttpClientOptions o;
+  o.endpoints.push_back(ParseEndpoint("https://127.0.0.1:1").value());
+  o.tls.ca_file = "/nonexistent/ca.pem";
+  auto c = HttpClient::Create(std::move(o));
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("/nonexistent/ca.pem"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tributary::es
