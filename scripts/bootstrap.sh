@@ -26,7 +26,7 @@ esac
 packages=(
   build-essential cmake ninja-build pkg-config
   librdkafka-dev libsystemd-dev zlib1g-dev libre2-dev prometheus-cpp-dev
-  libyaml-cpp-dev libboost-dev libssl-dev libcli11-dev libsimdjson-dev
+  libyaml-cpp-dev libboost-dev libssl-dev libcli11-dev libsimdjson-dev libmimalloc-dev
   libgtest-dev libgmock-dev libbenchmark-dev kcat systemd-journal-remote
   curl
 )
