@@ -8,6 +8,10 @@
 
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
+#include <chrono>
+#include <iostream>
 #include <map>
 #include <set>
 
@@ -269,6 +273,62 @@ TEST(ElasticsearchSinkTest, OutageWithBlockingBufferLosesNothing) {
   }));
   Finish(agent);
   ExpectExactly(es, "logs", kCount, false);
+}
+
+// The server is down for 20 s while lines keep arriving, and the agent is
+// killed with -9 halfway through: the disk buffer keeps what it took in,
+// the restarted agent resumes from it, and once the server is back every
+// line is stored exactly once (id_field makes a re-sent document an update).
+TEST(ElasticsearchSinkTest, TwentySecondOutageWithDiskBufferAndKillNineLosesNothing) {
+  EsBulkServer es;
+  ASSERT_TRUE(es.ok()) << es.error();
+  TempDir dir;
+  const std::string config = Config(
+      dir, {es.url()}, "", "    buffer: { type: disk, max_size: 64MiB, when_full: block, flush_interval_ms: 0 }\n");
+  int written = 0;
+  // Feeds chunks of 100 lines while the server is down, one chunk per new
+  // failed attempt of the sink, until `until`; each chunk is in the disk
+  // buffer before the next is written. `base`: lines written before this
+  // agent process started (its counters start at 0).
+  auto feed_until = [&](Agent& agent, std::chrono::steady_clock::time_point until, int base) {
+    while (std::chrono::steady_clock::now() < until) {
+      double errors = Errors(agent, "connection_failed");
+      agent.process().WriteStdin(Lines(written, written + 100));
+      written += 100;
+      if (!WaitFor([&] {
+            return agent.Metric("tributary_buffer_received_events_total", {{"component_id", "es"}}).value_or(0) >=
+                       written - base &&
+                   Errors(agent, "connection_failed") > errors;
+          }))
+        return false;
+    }
+    return true;
+  };
+  auto start = std::chrono::steady_clock::now();
+  {
+    Agent agent(dir, config, {}, {}, true);
+    ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+    agent.process().WriteStdin(Lines(0, 500));
+    written = 500;
+    ASSERT_TRUE(WaitFor([&] { return es.count("logs") == 500; })) << agent.process().Stderr();
+    ASSERT_TRUE(es.down());
+    start = std::chrono::steady_clock::now();
+    ASSERT_TRUE(feed_until(agent, start + seconds(10), 0)) << agent.process().Stderr() << agent.Metrics();
+    EXPECT_EQ(agent.Metric("tributary_component_sent_events_total", {{"component_id", "es"}}), 500);
+    agent.process().Signal(SIGKILL);
+    ASSERT_TRUE(agent.process().Wait(seconds(10)).has_value());
+  }
+  Agent agent(dir, config, {}, {}, true);
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  ASSERT_TRUE(feed_until(agent, start + seconds(20), written)) << agent.process().Stderr() << agent.Metrics();
+  EXPECT_GE(std::chrono::steady_clock::now() - start, seconds(20));
+  EXPECT_EQ(agent.Metric("tributary_component_healthy", {{"component_id", "es"}}), 0);
+  ASSERT_TRUE(es.up());
+  ASSERT_TRUE(WaitFor([&] { return es.count("logs") == written; }, seconds(60)))
+      << es.count("logs") << " of " << written << "\n" << agent.process().Stderr();
+  Finish(agent);
+  ExpectExactly(es, "logs", written, false);
+  std::cout << "[ outage ] " << written << " lines, 20 s down, one kill -9: all stored once\n";
 }
 
 TEST(ElasticsearchSinkTest, AuthFailureHoldsEverythingAndMarksUnhealthy) {

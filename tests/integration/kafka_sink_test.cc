@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <chrono>
 #include <map>
 #include <set>
 #include <string>
@@ -182,6 +183,10 @@ TEST(KafkaSinkTest, BrokerOutageLosesNothing) {
 // back), is killed, and a new agent on the same data_dir delivers all of it
 // once the brokers are back. Nothing reached Kafka during the outage, so
 // every line arrives exactly once.
+// Every broker is down for 20 s while lines keep arriving, and the agent is
+// killed with -9 halfway through: the disk buffer keeps what it took in,
+// nothing is sent (or dropped) during the outage, and once the brokers are
+// back every line is in the topic exactly once.
 TEST(KafkaSinkTest, DiskBufferKeepsEverythingThroughOutageAndKillNine) {
   MockKafka kafka(1, {{"logs", 2}});
   TempDir dir;
@@ -194,6 +199,7 @@ TEST(KafkaSinkTest, DiskBufferKeepsEverythingThroughOutageAndKillNine) {
                     "      reconnect.backoff.max.ms: \"500\"\n"
                     "    buffer: { type: disk, max_size: 64MiB, when_full: block, flush_interval_ms: 0 }\n";
   const int n = 5000;
+  auto down_at = std::chrono::steady_clock::now();
   {
     Agent agent(dir, config, {}, {}, /*pipe_stdin=*/true);
     ASSERT_GT(agent.api_port(), 0) << agent.process().Stderr();
@@ -213,6 +219,7 @@ TEST(KafkaSinkTest, DiskBufferKeepsEverythingThroughOutageAndKillNine) {
       return ack_event == 500;
     }));
     kafka.command_ok("broker_down -1");
+    down_at = std::chrono::steady_clock::now();
     agent.process().WriteStdin(Lines("disk", 500, n));
     // All of it is taken in (on disk or in the producer), none delivered.
     ASSERT_TRUE(WaitFor(
@@ -222,17 +229,29 @@ TEST(KafkaSinkTest, DiskBufferKeepsEverythingThroughOutageAndKillNine) {
         },
         30s))
         << agent.Metrics();
-    EXPECT_EQ(Sent(agent), 500);
+    // The first 10 s of the outage: nothing is sent, the process holds on.
+    auto mid = down_at + 10s - std::chrono::steady_clock::now();
+    EXPECT_FALSE(WaitFor([&] { return Sent(agent) != 500 || agent.process().Wait(0ms).has_value(); },
+                         std::chrono::duration_cast<std::chrono::milliseconds>(mid)));
     agent.process().Signal(SIGKILL);
     ASSERT_TRUE(agent.process().Wait(10s).has_value());
   }
   Agent agent(dir, config, {}, {}, /*pipe_stdin=*/true);
   ASSERT_GT(agent.api_port(), 0) << agent.process().Stderr();
+  agent.process().WriteStdin(Lines("disk", n, 2 * n));
+  ASSERT_TRUE(WaitFor([&] {
+    return Metric(agent, "tributary_component_received_events_total", {{"component_id", "in"}}) == n;
+  }, 30s)) << agent.Metrics();
+  // The rest of the 20 s: still nothing sent, nothing dropped.
+  auto rest = down_at + 20s - std::chrono::steady_clock::now();
+  EXPECT_FALSE(WaitFor([&] { return Sent(agent) > 0 || agent.process().Wait(0ms).has_value(); },
+                       std::chrono::duration_cast<std::chrono::milliseconds>(rest)));
+  EXPECT_GE(std::chrono::steady_clock::now() - down_at, 20s);
   kafka.command_ok("broker_up -1");
-  ASSERT_TRUE(WaitFor([&] { return Sent(agent) == n - 500; }, 30s)) << agent.Metrics();
+  ASSERT_TRUE(WaitFor([&] { return Sent(agent) == 2 * n - 500; }, 60s)) << agent.Metrics();
   agent.process().CloseStdin();
   ASSERT_EQ(agent.process().Wait(30s), 0) << agent.process().Stderr();
-  ExpectExactlyOnce(ReadTopic(kafka.bootstrap_servers(), "logs"), "disk", 0, n);
+  ExpectExactlyOnce(ReadTopic(kafka.bootstrap_servers(), "logs"), "disk", 0, 2 * n);
 }
 
 // TOPIC_AUTHORIZATION_FAILED answers and an oversized message are permanent:
@@ -320,7 +339,7 @@ TEST(KafkaSinkTest, BadLibrdkafkaOptionIsAConfigError) {
                                 "    bootstrap_servers: \"127.0.0.1:1\"\n    topic: logs\n"
                                 "    librdkafka_options:\n      linger.ms: \"soon\"\n"
                                 "      sasl.password: \"hunter2-secret\"\n      no.such.property: \"1\"\n");
-  Process validate({.argv = {TributaryBinary(), "validate", "--no-environment", "-c", path}});
+  Process validate({.argv = {TributaryBinary(), "validate", "--no-environment", "-c", path}, .env = {}, .pipe_stdin = false});
   ASSERT_EQ(validate.Wait(20s), 78);
   std::string out = validate.Stdout() + validate.Stderr();
   EXPECT_NE(out.find("bad.yaml:"), std::string::npos) << out;
