@@ -50,8 +50,10 @@ class Finalizer {
   Callback callback_;
 };
 
-// An owning reference to a Finalizer. Destroying it releases with
-// kDelivered unless Update() recorded a worse status first.
+// An owning reference to a Finalizer. Destroying it without Release()
+// releases with kFailed: a batch dropped on a path nobody thought about is
+// read again after a restart (a duplicate) rather than checkpointed as
+// delivered (a loss). Every intended end of a batch says its status.
 class FinalizerRef {
  public:
   FinalizerRef() = default;
@@ -63,7 +65,7 @@ class FinalizerRef {
     std::swap(f_, o.f_);
     return *this;
   }
-  ~FinalizerRef() { Release(BatchStatus::kDelivered); }
+  ~FinalizerRef() { Release(BatchStatus::kFailed); }
 
   // Records a status (the worst wins) and drops this reference.
   void Release(BatchStatus s) {

@@ -56,7 +56,10 @@ class Topology::SourceRunner final : public SourceContext {
   }
 
   bool Send(Batch batch) override {
-    if (batch.empty()) return true;
+    if (batch.empty()) {
+      batch.Finalize(BatchStatus::kDelivered);  // nothing to deliver: a position to commit
+      return true;
+    }
     node_->metrics->received_events().Increment(static_cast<double>(batch.size()));
     node_->metrics->received_bytes().Increment(static_cast<double>(batch.bytes()));
     node_->metrics->sent_events().Increment(static_cast<double>(batch.size()));
@@ -274,7 +277,11 @@ Topology::~Topology() {
 // ---- Data path -------------------------------------------------------------
 
 void Topology::Dispatch(const std::vector<Node*>& targets, Batch batch, SinkPushes* pushes) {
-  if (targets.empty() || batch.empty()) return;  // finalizers release as delivered
+  if (targets.empty() || batch.empty()) {
+    // Filtered out entirely, or an output nobody consumes: done with.
+    batch.Finalize(BatchStatus::kDelivered);
+    return;
+  }
   for (size_t i = 0; i + 1 < targets.size(); ++i) Deliver(targets[i], batch.ShareCopy(), pushes);
   Deliver(targets.back(), std::move(batch), pushes);
 }
@@ -294,6 +301,7 @@ void Topology::Deliver(Node* node, Batch batch, SinkPushes* pushes) {
     Batch out[1];
     node->transform->Process(batch, out);
     if (out[0].finalizers().empty()) out[0].take_finalizers(batch);
+    batch.Finalize(BatchStatus::kDelivered);  // any refs left: the output holds its own
     out[0].set_bytes(batch.bytes());
     node->metrics->sent_events().Increment(static_cast<double>(out[0].size()));
     Dispatch(node->downstream[0], std::move(out[0]), pushes);
@@ -302,6 +310,7 @@ void Topology::Deliver(Node* node, Batch batch, SinkPushes* pushes) {
   std::vector<Batch> outs(n_out);
   for (auto& o : outs) o = batch.EmptyWithFinalizers();
   node->transform->Process(batch, outs);
+  batch.Finalize(BatchStatus::kDelivered);  // each output holds its own refs
   for (size_t i = 0; i < n_out; ++i) {
     if (i == 0) node->metrics->sent_events().Increment(static_cast<double>(outs[i].size()));
     else node->output_sent[i]->Increment(static_cast<double>(outs[i].size()));

@@ -33,13 +33,16 @@ TEST(FinalizerTest, WorstStatusWins) {
     Batch d = b.ShareCopy();
     c.Finalize(BatchStatus::kRejected);
     d.Finalize(BatchStatus::kFailed);
-  }  // b released as delivered
+    b.Finalize(BatchStatus::kDelivered);
+  }
   EXPECT_EQ(got, BatchStatus::kFailed);
 }
 
-TEST(FinalizerTest, DroppingABatchCountsAsDelivered) {
+// A batch dropped without a status is not delivered: its source must not
+// commit past it (a duplicate after restart beats a silent loss).
+TEST(FinalizerTest, DroppingABatchWithoutAStatusCountsAsFailed) {
   bool fired = false;
-  BatchStatus got = BatchStatus::kFailed;
+  BatchStatus got = BatchStatus::kDelivered;
   {
     Batch b;
     b.add_finalizer(Finalizer::Create([&](BatchStatus s) {
@@ -48,7 +51,7 @@ TEST(FinalizerTest, DroppingABatchCountsAsDelivered) {
     }));
   }
   EXPECT_TRUE(fired);
-  EXPECT_EQ(got, BatchStatus::kDelivered);
+  EXPECT_EQ(got, BatchStatus::kFailed);
 }
 
 TEST(BatchTest, SharedEventsCopyOnWrite) {

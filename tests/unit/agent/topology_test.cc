@@ -134,5 +134,30 @@ sinks:
             15);
 }
 
+// Batches whose events are all filtered out, or that go to a route output
+// nobody consumes, are done with: their sources may commit past them (a
+// dropped batch with no status would count as failed).
+TEST_F(TopologyTest, FilteredOutAndUnconsumedBatchesAreAckedAsDelivered) {
+  auto t = Build(R"(
+sources:
+  gen: { type: test_source, batches: 4, batch_size: 5 }
+  gen2: { type: test_source, batches: 3, batch_size: 5 }
+transforms:
+  none: { type: filter, inputs: [gen], condition: { field: seq, lt: 0 } }
+  split: { type: route, inputs: [gen2], route: { low: { field: seq, lt: 0 } } }
+sinks:
+  a: { type: test_sink, inputs: [none] }
+  b: { type: test_sink, inputs: [split._unmatched] }
+)");
+  ASSERT_TRUE(t);
+  t->Start();
+  ASSERT_TRUE(WaitFor([&] { return Statuses("gen", BatchStatus::kDelivered) == 4; }));
+  ASSERT_TRUE(WaitFor([&] { return Statuses("gen2", BatchStatus::kDelivered) == 3; }));
+  EXPECT_TRUE(t->Stop(std::chrono::seconds(5)));
+  EXPECT_EQ(SinkState("a").count(), 0u);
+  EXPECT_EQ(SinkState("b").count(), 15u);
+  EXPECT_EQ(Statuses("gen", BatchStatus::kFailed) + Statuses("gen2", BatchStatus::kFailed), 0u);
+}
+
 }  // namespace
 }  // namespace tributary

@@ -276,6 +276,7 @@ TEST(AckTrackerTest, FinalizerResolvesEveryFileOfTheBatch) {
     FinalizerRef copy = f;  // fan-out to two sinks
     copy.Release(BatchStatus::kDelivered);
     EXPECT_EQ(t->Acked(p1.get()), 0u);
+    f.Release(BatchStatus::kDelivered);
   }
   EXPECT_EQ(t->Acked(p1.get()), 10u);
   EXPECT_EQ(t->Acked(p2.get()), 20u);
