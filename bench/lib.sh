@@ -50,3 +50,29 @@ agent_config() {
 
 # row NAME WHAT MBPS RATIO RSS NOTE: one line of the results table.
 row() { printf '| %s | %s | %s | %s | %s | %s |\n' "$@"; }
+
+# run_until_sent CONFIG SINK_ID LINES -> "seconds peak_rss_kib cpu_seconds" of
+# one agent run on CONFIG (which must not set `api`: an address is added),
+# from start until sink SINK_ID has sent LINES events, then SIGTERM. For
+# sources that never end by themselves (file). The finish is seen within
+# the 50 ms polling interval.
+run_until_sent() {
+  local cfg=$1 sink=$2 want=$3 port=$((20000 + RANDOM % 20000))
+  local run_cfg="$WORK/run-$(basename "$cfg")"
+  { echo "api: { address: 127.0.0.1:$port }"; grep -v '^api:' "$cfg"; } > "$run_cfg"
+  local start end pid got
+  start=$(date +%s.%N)
+  /usr/bin/time -o "$WORK/time.until" -f "%e %M %U %S" "$BUILD/tributary" -c "$run_cfg" > /dev/null 2> "$WORK/stderr.until" &
+  pid=$!
+  while true; do
+    got=$(curl -s "http://127.0.0.1:$port/metrics" 2>/dev/null |
+          awk -v s="component_id=\"$sink\"" '/^tributary_component_sent_events_total\{/ && index($0, s) {print $2}' | head -1)
+    [ -n "$got" ] && awk -v g="$got" -v l="$want" 'BEGIN { exit !(g >= l) }' && break
+    kill -0 "$pid" 2>/dev/null || { echo "agent died" >&2; tail -5 "$WORK/stderr.until" >&2; return 1; }
+    sleep 0.05  # the harness's polling interval
+  done
+  end=$(date +%s.%N)
+  # SIGTERM the agent itself (GNU time would die and leave it running).
+  kill -TERM "$(cat /proc/$pid/task/$pid/children)"; wait "$pid" || true
+  echo "$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f", b - a }') $(awk '{print $2, $3 + $4}' "$WORK/time.until")"
+}
