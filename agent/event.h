@@ -38,8 +38,10 @@ class Fields {
   // Inserts at the end or overwrites in place; returns the stored value.
   Value& set(std::string_view key, Value v);
   // Appends without looking for an existing key: only for keys known to be
-  // absent (a source filling a fresh event). Cheaper than set().
-  Value& append(std::string_view key, Value v);
+  // absent (a source filling a fresh event). Cheaper than set(): the value
+  // is constructed in place from `v` (a string_view, a Timestamp, ...).
+  template <typename V>
+  Value& append(std::string_view key, V&& v);
   bool erase(std::string_view key);
   void clear();
   void reserve(size_t n);
@@ -65,7 +67,7 @@ class Value {
   Value(double v) : v_(v) {}
   Value(const char* s) : v_(std::string(s)) {}
   Value(std::string s) : v_(std::move(s)) {}
-  Value(std::string_view s) : v_(std::string(s)) {}
+  Value(std::string_view s) : v_(std::in_place_type<std::string>, s) {}
   Value(Timestamp t) : v_(t) {}
   Value(Array a) : v_(std::move(a)) {}
   Value(Fields m) : v_(std::move(m)) {}
@@ -109,7 +111,8 @@ class Value {
 };
 
 struct Field {
-  Field(std::string_view k, Value&& v) : key(k), value(std::move(v)) {}
+  template <typename V>
+  Field(std::string_view k, V&& v) : key(k), value(std::forward<V>(v)) {}
   std::string key;
   Value value;
   bool operator==(const Field& other) const = default;
@@ -120,8 +123,9 @@ inline bool Fields::empty() const { return items_.empty(); }
 inline const std::string& Fields::key(size_t i) const { return items_[i].key; }
 inline Value& Fields::value(size_t i) { return items_[i].value; }
 inline const Value& Fields::value(size_t i) const { return items_[i].value; }
-inline Value& Fields::append(std::string_view key, Value v) {
-  return items_.emplace_back(key, std::move(v)).value;
+template <typename V>
+inline Value& Fields::append(std::string_view key, V&& v) {
+  return items_.emplace_back(key, std::forward<V>(v)).value;
 }
 
 // Well-known field names.

@@ -664,12 +664,12 @@ void FileSource::EmitLine(Reader* r, std::string_view line, uint64_t start, uint
   if (events_.empty()) batch_started_ = Clock::now();
   Fields& f = events_.emplace_back().fields();
   f.reserve(6);
-  f.append(kMessageField, Value(line));
-  f.append("file", Value(r->path));
-  f.append(kHostField, Value(host_));
-  f.append(kSourceTypeField, Value("file"));
-  f.append(kTimestampField, Value(read_time_));
-  f.append("offset", Value(start));
+  f.append(kMessageField, line);
+  f.append("file", std::string_view(r->path));
+  f.append(kHostField, std::string_view(host_));
+  f.append(kSourceTypeField, "file");
+  f.append(kTimestampField, read_time_);
+  f.append("offset", start);
   batch_bytes_ += end - start;
 }
 
