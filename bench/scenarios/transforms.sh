@@ -1,7 +1,7 @@
 # stdin → regex_parser (the Apache regex) → blackhole, against raw RE2
 # captures over the same file; stdin → json_parser → blackhole, against raw
-# simdjson over the same file. --threads 1 and 2. Until the file source is on
-# main, the agent reads the file on stdin.
+# simdjson over the same file. --threads 1 and 2. The agent reads the file on
+# stdin, the cheapest source, so that the transform's own cost shows.
 #
 # Besides wall-clock MB/s, each note gives the ratio per CPU-second (user +
 # sys of all threads): on a shared machine that is the fair "per core"
