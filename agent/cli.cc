@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -330,7 +332,23 @@ int Run(const Options& o) {
     if (sig == SIGHUP) {
       TLOG_INFO("", "received SIGHUP, reloading the configuration");
       sd_notify(0, "RELOADING=1\nSTATUS=reloading");
-      Reload(o, &cfg, &topology, &metrics);
+      {
+        // The drain is bounded by shutdown_timeout_secs, which may be longer
+        // than WatchdogSec: keep the watchdog fed until the reload is done.
+        std::jthread feeder;
+        if (watchdog) {
+          feeder = std::jthread([interval = std::chrono::microseconds(watchdog_usec / 3)](std::stop_token stop) {
+            std::mutex mu;
+            std::condition_variable_any cv;
+            std::unique_lock lock(mu);
+            while (!cv.wait_for(lock, stop, interval, [] { return false; })) {
+              if (stop.stop_requested()) break;
+              sd_notify(0, "WATCHDOG=1");
+            }
+          });
+        }
+        Reload(o, &cfg, &topology, &metrics);
+      }
       if (!topology) {
         TLOG_ERROR("", "no pipeline is running after the failed reload; exiting");
         if (api) api->Stop();

@@ -25,6 +25,20 @@ constexpr auto kBatchLinger = std::chrono::milliseconds(100);
 constexpr auto kCheckpointInterval = std::chrono::milliseconds(1000);
 constexpr auto kForgetAfter = std::chrono::hours(24);
 
+// True if every byte is ASCII: one pass over a whole read chunk, which the
+// compiler vectorizes, instead of a check per line.
+bool AllAscii(const char* p, size_t n) {
+  uint64_t acc = 0;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    acc |= w;
+  }
+  for (; i < n; ++i) acc |= static_cast<unsigned char>(p[i]);
+  return (acc & 0x8080808080808080ULL) == 0;
+}
+
 bool ValidUtf8(std::string_view s) {
   size_t i = 0;
   const size_t n = s.size();
@@ -654,8 +668,14 @@ void FileSource::UpdateCounters(Reader* r) {
   r->ml_truncated_seen = m;
 }
 
-void FileSource::EmitLine(Reader* r, std::string_view line, uint64_t start, uint64_t end) {
-  if (!ValidUtf8(line)) {
+// Flattened: the string and vector code it calls is inlined, which matters
+// at ten million lines a second.
+[[gnu::flatten]] void FileSource::EmitLine(Reader* r, std::string_view line, uint64_t start, uint64_t end) {
+  // Lines straight from an all-ASCII read chunk need no check; held partial
+  // lines and multiline messages live elsewhere and are checked.
+  const bool in_ascii_chunk = ascii_chunk_ != nullptr && line.data() >= ascii_chunk_ &&
+                              line.data() + line.size() <= ascii_chunk_ + ascii_chunk_len_;
+  if (!in_ascii_chunk && !ValidUtf8(line)) {
     err_utf8_->Increment();
     LogLimited(log_limiter_, LogLevel::kWarn, id_,
                "invalid UTF-8 in " + r->path + " at offset " + std::to_string(start) +
@@ -788,7 +808,12 @@ bool FileSource::ReadTurn(Reader* r) {
     any = true;
     r->last_read = Clock::now();
     read_time_ = Now();
+    if (AllAscii(buf_.data(), static_cast<size_t>(n))) {
+      ascii_chunk_ = buf_.data();
+      ascii_chunk_len_ = static_cast<size_t>(n);
+    }
     r->splitter.Feed(std::string_view(buf_.data(), static_cast<size_t>(n)), on_line);
+    ascii_chunk_ = nullptr;
     budget -= static_cast<size_t>(n);
     if (static_cast<size_t>(n) < want) break;  // caught up; inotify or the poll wakes it again
     if (events_.size() >= kBatchEvents || batch_bytes_ >= kBatchBytes) {

@@ -175,6 +175,8 @@ class FileSource final : public Source {
   Clock::time_point last_checkpoint_{};
   bool loaded_ = false;
   std::vector<char> buf_;
+  const char* ascii_chunk_ = nullptr;  // the chunk being split, if all ASCII
+  size_t ascii_chunk_len_ = 0;
 };
 
 }  // namespace tributary

@@ -6,7 +6,7 @@
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 f=$(data_file apache "$SIZE")
-bytes=$(stat -c %s "$f")
+bytes=$(stat -L -c %s "$f")
 for flush in 500 0; do
   agent_config "$WORK/disk-$flush.yaml" <<YAML
 sources: { in: { type: stdin } }

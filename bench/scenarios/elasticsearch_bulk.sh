@@ -13,7 +13,7 @@ source "$(dirname "$0")/../lib.sh"
 server="$BUILD/tests/support/es_bulk_server/es_bulk_server"
 [ -x "$server" ] || cmake --build "$BUILD" --parallel 2 --target es_bulk_server >/dev/null
 f=$(data_file apache "${ES_SIZE:-200M}")
-bytes=$(stat -c %s "$f")
+bytes=$(stat -L -c %s "$f")
 lines=$(wc -l < "$f")
 
 "$server" --port 0 --no-sources --ignore-stdin > "$WORK/es.out" 2> "$WORK/es.err" &

@@ -4,7 +4,7 @@
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 f=$(data_file apache "$SIZE")
-bytes=$(stat -c %s "$f")
+bytes=$(stat -L -c %s "$f")
 lines=$(wc -l < "$f")
 split_dir="$DATA/split-$SIZE"
 if [ ! -s "$split_dir/part-09.log" ]; then

@@ -9,14 +9,14 @@ set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 cmake --build "$BUILD" --target mock_kafka kafka_raw_producer >/dev/null
 f=$(data_file apache "$SIZE")
-bytes=$(stat -c %s "$f")
+bytes=$(stat -L -c %s "$f")
 lines=$(wc -l < "$f")
 
 mkfifo "$WORK/mock.in"
 "$BUILD/tests/support/mock_kafka/mock_kafka" --brokers 1 < "$WORK/mock.in" > "$WORK/mock.out" 2> "$WORK/mock.err" &
 mock=$!
 exec 9> "$WORK/mock.in"   # the mock runs until this closes
-trap 'exec 9>&-; wait $mock 2>/dev/null; rm -rf "$WORK"' EXIT
+trap 'exec 9>&-; wait $mock 2>/dev/null' EXIT
 for _ in $(seq 100); do grep -q BOOTSTRAP "$WORK/mock.out" 2>/dev/null && break; sleep 0.1; done
 bootstrap=$(awk '/BOOTSTRAP/ {print $2}' "$WORK/mock.out")
 

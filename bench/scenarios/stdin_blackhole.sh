@@ -2,7 +2,7 @@
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 f=$(data_file apache "$SIZE")
-bytes=$(stat -c %s "$f")
+bytes=$(stat -L -c %s "$f")
 agent_config "$WORK/stdin.yaml" <<'YAML'
 sources: { in: { type: stdin } }
 sinks: { out: { type: blackhole, inputs: [in] } }

@@ -42,7 +42,7 @@ YAML
 
 scenario() {  # name what file config threads limit_line("wall rss cpu") limit_name
   local name=$1 what=$2 f=$3 cfg=$4 threads=$5 limit=$6 limit_name=$7 bytes
-  bytes=$(stat -c %s "$f")
+  bytes=$(stat -L -c %s "$f")
   read -r t_s t_rss t_cpu <<< "$(cpu_median "$REPEAT" bash -c "'$BUILD/tributary' -c '$cfg' --threads $threads < '$f'")"
   read -r l_s _ l_cpu <<< "$limit"
   row "$name" "$what, --threads $threads" "$(mbps "$bytes" "$t_s")" "$(ratio "$l_s" "$t_s")" "$(mib "$t_rss")" \
@@ -57,6 +57,6 @@ scenario regex_parser "stdin → regex_parser → blackhole" "$apache" "$WORK/re
 read -r r2_s _ r2_cpu <<< "$re2_2"
 read -r r1_s _ r1_cpu <<< "$re2_1"
 row raw_re2_2_threads "raw RE2 captures on 2 threads (scaling of the limit itself)" \
-  "$(mbps "$(stat -c %s "$apache")" "$r2_s")" "$(ratio "$r1_s" "$r2_s")" "-" "speed-up of the raw loop from 1 to 2 threads"
+  "$(mbps "$(stat -L -c %s "$apache")" "$r2_s")" "$(ratio "$r1_s" "$r2_s")" "-" "speed-up of the raw loop from 1 to 2 threads"
 scenario json_parser "stdin → json_parser → blackhole" "$json" "$WORK/json.yaml" 1 "$sj" "raw simdjson DOM"
 scenario json_parser "stdin → json_parser → blackhole" "$json" "$WORK/json.yaml" 2 "$sj" "raw simdjson DOM"

@@ -2,8 +2,14 @@
 // /metrics, /health and /ready, SIGTERM, stdin, and `validate`/`graph`.
 
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
+
+#include <chrono>
+#include <vector>
 
 #include "agent/json.h"
 #include "tests/support/compliance.h"
@@ -226,6 +232,79 @@ TEST(ReloadTest, SighupSwitchesSinksAndAnInvalidEditKeepsTheOldPipeline) {
   EXPECT_EQ(HttpGet("127.0.0.1", agent.api_port(), "/ready").status, 200);
   agent.process().Signal(SIGTERM);
   EXPECT_EQ(agent.process().Wait(seconds(10)), 0);
+}
+
+// systemd's side of sd_notify: a datagram socket collecting what the agent
+// says, with the time each message arrived.
+class NotifySocket {
+ public:
+  explicit NotifySocket(const std::string& path) : path_(path) {
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+    ok_ = fd_ >= 0 && ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  }
+  ~NotifySocket() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool ok() const { return ok_; }
+  // Reads what has arrived; returns every message so far.
+  const std::vector<std::pair<std::chrono::steady_clock::time_point, std::string>>& Poll() {
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::recv(fd_, buf, sizeof buf, 0)) > 0)
+      messages_.emplace_back(std::chrono::steady_clock::now(), std::string(buf, static_cast<size_t>(n)));
+    return messages_;
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  bool ok_ = false;
+  std::vector<std::pair<std::chrono::steady_clock::time_point, std::string>> messages_;
+};
+
+// A reload whose drain takes longer than WatchdogSec (a sink that cannot
+// deliver, held for shutdown_timeout_secs) keeps the watchdog fed, so
+// systemd does not kill the agent in the middle of `systemctl reload`.
+TEST(ReloadTest, TheWatchdogIsFedWhileAReloadDrains) {
+  TempDir dir;
+  NotifySocket notify(dir / "notify.sock");
+  ASSERT_TRUE(notify.ok());
+  const std::string config = "data_dir: " + dir.path() + "/data\napi: { address: \"127.0.0.1:0\" }\n" +
+                             "shutdown_timeout_secs: 3\n"
+                             "sources: { demo: { type: demo_logs, format: json, interval: 0.01 } }\n"
+                             "sinks: { es: { type: elasticsearch, inputs: [demo], endpoints: [\"http://127.0.0.1:9\"], "
+                             "bulk: { index: logs } } }\n";
+  const auto period = std::chrono::milliseconds(600);  // WatchdogSec
+  Agent agent(dir, config, {},
+              {{"NOTIFY_SOCKET", dir / "notify.sock"}, {"WATCHDOG_USEC", "600000"}});
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  auto said = [&](const std::string& what, size_t from = 0) {
+    const auto& m = notify.Poll();
+    for (size_t i = from; i < m.size(); ++i)
+      if (m[i].second.find(what) != std::string::npos) return i;
+    return m.size() + 1;
+  };
+  ASSERT_TRUE(WaitFor([&] { return said("READY=1") <= notify.Poll().size(); }));
+  agent.process().Signal(SIGHUP);
+  size_t reloading = 0, ready = 0;
+  ASSERT_TRUE(WaitFor([&] {
+    reloading = said("RELOADING=1");
+    if (reloading > notify.Poll().size()) return false;
+    ready = said("READY=1", reloading);
+    return ready <= notify.Poll().size();
+  }, seconds(20))) << agent.process().Stderr();
+  const auto& m = notify.Poll();
+  EXPECT_GE(m[ready].first - m[reloading].first, seconds(2)) << "the drain should have waited for the sink";
+  auto last = m[reloading].first;
+  for (size_t i = reloading + 1; i <= ready; ++i) {
+    EXPECT_LT(m[i].first - last, period) << "no WATCHDOG=1 for too long during the reload (message " << i << ")";
+    last = m[i].first;
+  }
+  agent.process().Signal(SIGTERM);
+  EXPECT_TRUE(agent.process().Wait(seconds(10)).has_value());
 }
 
 }  // namespace
