@@ -195,7 +195,7 @@ void ReplaceInvalidUtf8(std::string_view s, std::string* out) {
 
 }  // namespace
 
-bool RegexParserTransform::ParseEvent(Event& e, uint64_t* missing, uint64_t* mismatch, uint64_t* conversion,
+[[gnu::flatten]] bool RegexParserTransform::ParseEvent(Event& e, uint64_t* missing, uint64_t* mismatch, uint64_t* conversion,
                                       uint64_t* bad_utf8) {
   // Scratch reused across events and batches; one set per thread since
   // batches may be processed concurrently.
