@@ -41,7 +41,6 @@ bool Fields::erase(std::string_view key) {
 }
 
 void Fields::clear() { items_.clear(); }
-void Fields::reserve(size_t n) { items_.reserve(n); }
 bool Fields::operator==(const Fields& other) const { return items_ == other.items_; }
 
 // ---- Value -----------------------------------------------------------------

@@ -122,6 +122,7 @@ inline size_t Fields::size() const { return items_.size(); }
 inline bool Fields::empty() const { return items_.empty(); }
 inline const std::string& Fields::key(size_t i) const { return items_[i].key; }
 inline Value& Fields::value(size_t i) { return items_[i].value; }
+inline void Fields::reserve(size_t n) { items_.reserve(n); }
 inline const Value& Fields::value(size_t i) const { return items_[i].value; }
 template <typename V>
 inline Value& Fields::append(std::string_view key, V&& v) {

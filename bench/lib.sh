@@ -51,18 +51,19 @@ agent_config() {
 # row NAME WHAT MBPS RATIO RSS NOTE: one line of the results table.
 row() { printf '| %s | %s | %s | %s | %s | %s |\n' "$@"; }
 
-# run_until_sent CONFIG SINK_ID LINES -> "seconds peak_rss_kib cpu_seconds" of
+# run_until_sent CONFIG SINK_ID LINES [ARGS...] -> "seconds peak_rss_kib cpu_seconds" of
 # one agent run on CONFIG (which must not set `api`: an address is added),
 # from start until sink SINK_ID has sent LINES events, then SIGTERM. For
 # sources that never end by themselves (file). The finish is seen within
 # the 50 ms polling interval.
 run_until_sent() {
   local cfg=$1 sink=$2 want=$3 port=$((20000 + RANDOM % 20000))
+  shift 3
   local run_cfg="$WORK/run-$(basename "$cfg")"
   { echo "api: { address: 127.0.0.1:$port }"; grep -v '^api:' "$cfg"; } > "$run_cfg"
   local start end pid got
   start=$(date +%s.%N)
-  /usr/bin/time -o "$WORK/time.until" -f "%e %M %U %S" "$BUILD/tributary" -c "$run_cfg" > /dev/null 2> "$WORK/stderr.until" &
+  /usr/bin/time -o "$WORK/time.until" -f "%e %M %U %S" "$BUILD/tributary" -c "$run_cfg" "$@" > /dev/null 2> "$WORK/stderr.until" &
   pid=$!
   while true; do
     got=$(curl -s "http://127.0.0.1:$port/metrics" 2>/dev/null |

@@ -578,7 +578,7 @@ TEST_F(FileSourceTest, KillNineWithDiskBufferDeliversEveryLine) {
     }
   });
   std::mt19937 rng(99);
-  const int kKills = 4;
+  const int kKills = 20;
   for (int k = 0; k < kKills; ++k) {
     auto agent = Start(Config(app, "", disk));
     size_t before = ReadLines(out()).size();
