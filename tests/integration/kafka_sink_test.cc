@@ -69,24 +69,29 @@ void ExpectExactlyOnce(const std::vector<KafkaMessage>& messages, const std::str
   EXPECT_EQ(duplicated, 0);
 }
 
+// file → kafka sink: half the lines are in the file before the agent
+// starts, half are appended while it runs.
 TEST(KafkaSinkTest, EveryLineExactlyOnceInThePartitionOfItsKey) {
   MockKafka kafka(3, {{"logs", 4}});
   TempDir dir;
   const int n = 5000;
+  const std::string log = dir / "app.log";
+  WriteFile(log, Lines("line", 0, n / 2));
   Agent agent(dir,
-              Header(dir) + "sinks:\n  out:\n    type: kafka\n    inputs: [in]\n"
-                            "    bootstrap_servers: \"" + kafka.bootstrap_servers() + "\"\n"
-                            "    topic: logs\n    key_field: message\n    encoding: { codec: text }\n"
-                            "    headers: { origin: source_type }\n",
-              {}, {}, /*pipe_stdin=*/true);
+              "data_dir: " + dir.path() + "/data\napi:\n  address: 127.0.0.1:0\nshutdown_timeout_secs: 30\n"
+              "sources:\n  in: { type: file, include: [\"" + log + "\"] }\n"
+              "sinks:\n  out:\n    type: kafka\n    inputs: [in]\n"
+              "    bootstrap_servers: \"" + kafka.bootstrap_servers() + "\"\n"
+              "    topic: logs\n    key_field: message\n    encoding: { codec: text }\n"
+              "    headers: { origin: source_type }\n");
   ASSERT_GT(agent.api_port(), 0) << agent.process().Stderr();
-  agent.process().WriteStdin(Lines("line", 0, n));
+  AppendFile(log, Lines("line", n / 2, n));
   ASSERT_TRUE(WaitFor([&] { return Sent(agent) == n; }, 30s)) << Sent(agent) << "\n" << agent.process().Stderr();
   std::string metrics = agent.Metrics();
   ExpectComponentMetrics(metrics, "out", "sink", "kafka");
   EXPECT_EQ(MetricValue(metrics, "tributary_component_sent_bytes_total", {{"component_id", "out"}}),
             2.0 * n * Line("line", 0).size());  // key and value
-  agent.process().CloseStdin();
+  agent.process().Signal(SIGTERM);
   ASSERT_EQ(agent.process().Wait(30s), 0) << agent.process().Stderr();
 
   auto messages = ReadTopic(kafka.bootstrap_servers(), "logs");
@@ -96,7 +101,7 @@ TEST(KafkaSinkTest, EveryLineExactlyOnceInThePartitionOfItsKey) {
   for (const auto& m : messages) {
     ASSERT_TRUE(m.key.has_value());
     EXPECT_EQ(*m.key, m.value);
-    EXPECT_EQ(m.headers, "origin=stdin");
+    EXPECT_EQ(m.headers, "origin=file");
     misplaced += m.partition != ConsistentPartition(*m.key, 4);
     partitions.insert(m.partition);
   }
