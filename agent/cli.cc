@@ -6,16 +6,15 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
-#include <mutex>
 #include <optional>
 #include <thread>
 
 #include "agent/admin_api.h"
+#include "agent/backoff.h"
 #include "agent/healthcheck.h"
 #include "agent/log.h"
 #include "agent/metrics.h"
@@ -337,14 +336,9 @@ int Run(const Options& o) {
         // than WatchdogSec: keep the watchdog fed until the reload is done.
         std::jthread feeder;
         if (watchdog) {
-          feeder = std::jthread([interval = std::chrono::microseconds(watchdog_usec / 3)](std::stop_token stop) {
-            std::mutex mu;
-            std::condition_variable_any cv;
-            std::unique_lock lock(mu);
-            while (!cv.wait_for(lock, stop, interval, [] { return false; })) {
-              if (stop.stop_requested()) break;
-              sd_notify(0, "WATCHDOG=1");
-            }
+          const auto interval = std::chrono::milliseconds(watchdog_usec / 3000);
+          feeder = std::jthread([interval](std::stop_token stop) {
+            while (SleepFor(interval, stop)) sd_notify(0, "WATCHDOG=1");
           });
         }
         Reload(o, &cfg, &topology, &metrics);

@@ -25,11 +25,15 @@ measure() {
 # measure_sh 'shell pipeline' -> "seconds peak_rss_kib".
 measure_sh() { measure bash -c "$1"; }
 
-# median_of N CMD... -> the median "seconds rss" of N runs (by seconds).
-median_of() {
+# median_run N CMD... -> the median (by its first field) of the lines that
+# N runs of CMD (a command or shell function printing one line) print.
+median_run() {
   local n=$1; shift
-  for _ in $(seq "$n"); do measure "$@"; done | sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'
+  for _ in $(seq "$n"); do "$@"; done | sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'
 }
+
+# median_of N CMD... -> the median "seconds rss" of N runs (by seconds).
+median_of() { local n=$1; shift; median_run "$n" measure "$@"; }
 
 # mbps BYTES SECONDS
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN { if (s <= 0) s = 0.001; printf "%.0f", b / s / 1e6 }'; }
@@ -54,12 +58,14 @@ row() { printf '| %s | %s | %s | %s | %s | %s |\n' "$@"; }
 # run_until_sent CONFIG SINK_ID LINES [ARGS...] -> "seconds peak_rss_kib cpu_seconds" of
 # one agent run on CONFIG (which must not set `api`: an address is added),
 # from start until sink SINK_ID has sent LINES events, then SIGTERM. For
-# sources that never end by themselves (file). The finish is seen within
-# the 50 ms polling interval.
+# sources that never end by themselves (file). Every run starts with an
+# empty data_dir (no checkpoints). The finish is seen within the 50 ms
+# polling interval.
 run_until_sent() {
   local cfg=$1 sink=$2 want=$3 port=$((20000 + RANDOM % 20000))
   shift 3
   local run_cfg="$WORK/run-$(basename "$cfg")"
+  rm -rf "$(awk '/^data_dir:/ {print $2}' "$cfg")"
   { echo "api: { address: 127.0.0.1:$port }"; grep -v '^api:' "$cfg"; } > "$run_cfg"
   local start end pid got
   start=$(date +%s.%N)
@@ -67,7 +73,8 @@ run_until_sent() {
   pid=$!
   while true; do
     got=$(curl -s "http://127.0.0.1:$port/metrics" 2>/dev/null |
-          awk -v s="component_id=\"$sink\"" '/^tributary_component_sent_events_total\{/ && index($0, s) {print $2}' | head -1)
+          awk -v s="component_id=\"$sink\"" '/^tributary_component_sent_events_total\{/ && index($0, s) {print $2}' | head -1) ||
+      got=""  # not listening yet (and scenarios run with set -e -o pipefail)
     [ -n "$got" ] && awk -v g="$got" -v l="$want" 'BEGIN { exit !(g >= l) }' && break
     kill -0 "$pid" 2>/dev/null || { echo "agent died" >&2; tail -5 "$WORK/stderr.until" >&2; return 1; }
     sleep 0.05  # the harness's polling interval

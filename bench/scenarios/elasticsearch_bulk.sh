@@ -58,8 +58,8 @@ sinks:
     batch: { max_events: 1000 }
     request: { concurrency: 4 }
 YAML
-es_run() { eval "$reset"; rm -rf "$WORK/data-es"; run_until_sent "$WORK/es.yaml" es "$lines"; }
-read -r t_s t_rss t_cpu <<< "$(for _ in $(seq "$REPEAT"); do es_run; done | sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}')"
+es_run() { eval "$reset"; run_until_sent "$WORK/es.yaml" es "$lines"; }
+read -r t_s t_rss t_cpu <<< "$(median_run "$REPEAT" es_run)"
 docs=$(curl -s "$url/bench/_count" | sed 's/.*"count":\([0-9]*\).*/\1/')
 [ "$docs" = "$lines" ] || echo "elasticsearch_bulk: tributary left $docs documents for $lines lines" >&2
 [ "$raw_docs" = "$lines" ] || echo "elasticsearch_bulk: curl left $raw_docs documents for $lines lines" >&2

@@ -50,13 +50,9 @@ run_one() {
   wait "$tpid" || { echo "command failed: $*" >&2; tail -5 "$WORK/stderr.jd" >&2; }
   awk -v anon="$anon" '{ printf "%s %.2f %s %s\n", $1, $2 + $3, $4, anon }' "$out"
 }
-median_run() {
-  local n=$1; shift
-  for _ in $(seq "$n"); do run_one "$@"; done | sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'
-}
-read -r limit_s limit_cpu limit_rss limit_anon <<< "$(median_run "$REPEAT" journalctl -D "$jdir" -o export)"
+read -r limit_s limit_cpu limit_rss limit_anon <<< "$(median_run "$REPEAT" run_one journalctl -D "$jdir" -o export)"
 # Each run starts without a checkpoint.
-read -r t_s t_cpu t_rss t_anon <<< "$(median_run "$REPEAT" bash -c "rm -rf '$WORK/data-journald'; exec '$BUILD/tributary' -c '$WORK/journald.yaml'")"
+read -r t_s t_cpu t_rss t_anon <<< "$(median_run "$REPEAT" run_one bash -c "rm -rf '$WORK/data-journald'; exec '$BUILD/tributary' -c '$WORK/journald.yaml'")"
 eps() { awk -v c="$entries" -v s="$1" 'BEGIN { if (s <= 0) s = 0.001; printf "%.0f k entries/s", c / s / 1e3 }'; }
 row journald_blackhole "journald, $entries entries (journal_directory) → blackhole" "$(mbps "$bytes" "$t_s")" \
   "$(ratio "$limit_s" "$t_s")" "$(mib "$t_rss")" \

@@ -32,8 +32,7 @@ sinks:
     encoding: { codec: text }
 YAML
 read -r raw_s raw_rss <<< "$(median_of "$REPEAT" "$BUILD/bench/kafka_raw_producer" "$bootstrap" raw "$f")"
-kafka_run() { rm -rf "$WORK/data-kafka"; run_until_sent "$WORK/kafka.yaml" out "$lines"; }
-read -r t_s t_rss t_cpu <<< "$(for _ in $(seq "$REPEAT"); do kafka_run; done | sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}')"
+read -r t_s t_rss t_cpu <<< "$(median_run "$REPEAT" run_until_sent "$WORK/kafka.yaml" out "$lines")"
 row kafka_sink "file → kafka (mock_kafka, 1 broker, acks=all, idempotent), $(basename "$f")" "$(mbps "$bytes" "$t_s")" \
   "$(ratio "$raw_s" "$t_s")" "$(mib "$t_rss")" \
   "raw librdkafka producer, same lines and settings: $(mbps "$bytes" "$raw_s") MB/s, $(mib "$raw_rss") MiB; $(awk -v l="$lines" -v s="$t_s" 'BEGIN{printf "%.2f M msgs/s", l/s/1e6}')"

@@ -22,7 +22,7 @@ cpu_measure() {
 }
 cpu_median() {
   local n=$1; shift
-  for _ in $(seq "$n"); do cpu_measure "$@"; done | sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'
+  median_run "$n" cpu_measure "$@"
 }
 
 agent_config "$WORK/regex.yaml" <<YAML
@@ -46,10 +46,7 @@ scenario() {  # name what file config threads limit_line("wall rss cpu") limit_n
   bytes=$(stat -L -c %s "$f")
   local lines
   lines=$(wc -l < "$f")
-  read -r t_s t_rss t_cpu <<< "$(for _ in $(seq "$REPEAT"); do
-    rm -rf "$WORK/data-$(basename "$cfg" .yaml)"
-    run_until_sent "$cfg" out "$lines" --threads "$threads"
-  done | sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}')"
+  read -r t_s t_rss t_cpu <<< "$(median_run "$REPEAT" run_until_sent "$cfg" out "$lines" --threads "$threads")"
   read -r l_s _ l_cpu <<< "$limit"
   row "$name" "$what, --threads $threads" "$(mbps "$bytes" "$t_s")" "$(ratio "$l_s" "$t_s")" "$(mib "$t_rss")" \
     "$limit_name: $(mbps "$bytes" "$l_s") MB/s; per CPU-s: $(ratio "$l_cpu" "$t_cpu") ($(mbps "$bytes" "$t_cpu") vs $(mbps "$bytes" "$l_cpu") MB per CPU-s)"
