@@ -136,6 +136,59 @@ std::string LineFor(const std::string& tag, int i) {
   return std::string(buf) + " GET /index.html 200 512";
 }
 
+// Appends LineFor(tag, 0), LineFor(tag, 1), ... to `path` on its own
+// thread, about 20 lines per millisecond, until Stop().
+class SteadyWriter {
+ public:
+  SteadyWriter(std::string path, std::string tag)
+      : thread_([this, path = std::move(path), tag = std::move(tag)] {
+          Logger log(path);
+          for (int i = 0; !stop_; ++i) {
+            log.Write(LineFor(tag, i));
+            count_ = i + 1;
+            if (i % 20 == 0) std::this_thread::sleep_for(1ms);
+          }
+        }) {}
+  ~SteadyWriter() { Stop(); }
+  // Stops writing; returns how many lines were written.
+  int Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    return count_;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<int> count_{0};
+  std::thread thread_;  // last: it starts once the counters exist
+};
+
+// Waits until LineFor(tag, 0..count) are all in `out`, fails on a lost line,
+// and fills `runs` with the lengths of the contiguous stretches of lines
+// delivered more than once (each a re-read after a kill).
+void ExpectAllDeliveredAndRereadRuns(const std::string& out, const std::string& tag, int count,
+                                     std::vector<int>* runs) {
+  std::set<std::string> want;
+  for (int i = 0; i < count; ++i) want.insert(LineFor(tag, i));
+  ASSERT_TRUE(WaitFor([&] {
+    auto c = Counts(out);
+    for (auto& w : want)
+      if (!c.count(w)) return false;
+    return true;
+  }, 30s));
+  auto c = Counts(out);
+  runs->clear();
+  int previous_dup = -2;
+  for (int i = 0; i < count; ++i) {
+    int n = c[LineFor(tag, i)];
+    ASSERT_GE(n, 1) << "lost line " << i;
+    if (n < 2) continue;
+    if (i != previous_dup + 1) runs->push_back(0);
+    ++runs->back();
+    previous_dup = i;
+  }
+}
+
 TEST_F(FileSourceTest, RotateByRenameUnderSteadyWrites) {
   const std::string app = logs() + "/app.log";
   auto agent = Start(Config(app));
@@ -295,16 +348,7 @@ TEST_F(FileSourceTest, DeletedFilesAreReadToTheEndAndClosed) {
 
 TEST_F(FileSourceTest, RestartWithSigtermMidFileResumesFromTheCheckpoint) {
   const std::string app = logs() + "/app.log";
-  std::atomic<bool> stop{false};
-  std::atomic<int> count{0};
-  std::thread writer([&] {
-    Logger log(app);
-    for (int i = 0; !stop; ++i) {
-      log.Write(LineFor("restart", i));
-      count = i + 1;
-      if (i % 20 == 0) std::this_thread::sleep_for(1ms);
-    }
-  });
+  SteadyWriter writer(app, "restart");
   for (int round = 0; round < 3; ++round) {
     auto agent = Start(Config(app));
     size_t before = ReadLines(out()).size();
@@ -313,8 +357,7 @@ TEST_F(FileSourceTest, RestartWithSigtermMidFileResumesFromTheCheckpoint) {
     EXPECT_GE(Counts(out()).size(), 1u);
   }
   auto agent = Start(Config(app));
-  stop = true;
-  writer.join();
+  const int count = writer.Stop();
   std::vector<std::string> written;
   for (int i = 0; i < count; ++i) written.push_back(LineFor("restart", i));
   ExpectExactlyOnce(written, out());
@@ -327,24 +370,14 @@ TEST_F(FileSourceTest, RestartWithSigtermMidFileResumesFromTheCheckpoint) {
 
 TEST_F(FileSourceTest, ReloadWithSighupUnderSteadyWritesLosesAndRepeatsNothing) {
   const std::string app = logs() + "/app.log";
-  std::atomic<bool> stop{false};
-  std::atomic<int> count{0};
-  std::thread writer([&] {
-    Logger log(app);
-    for (int i = 0; !stop; ++i) {
-      log.Write(LineFor("reload", i));
-      count = i + 1;
-      if (i % 20 == 0) std::this_thread::sleep_for(1ms);
-    }
-  });
+  SteadyWriter writer(app, "reload");
   auto agent = Start(Config(app));
   for (int round = 0; round < 3; ++round) {
     size_t before = ReadLines(out()).size();
     ASSERT_TRUE(WaitFor([&] { return ReadLines(out()).size() > before + 300; }, 20s));
     agent->process().Signal(SIGHUP);
   }
-  stop = true;
-  writer.join();
+  const int count = writer.Stop();
   std::vector<std::string> written;
   for (int i = 0; i < count; ++i) written.push_back(LineFor("reload", i));
   ExpectExactlyOnce(written, out());
@@ -514,16 +547,7 @@ TEST_F(FileSourceTest, ValidateChecksIncludeDirectories) {
 // the last checkpoint: per kill, one contiguous run of lines.
 TEST_F(FileSourceTest, KillNineThenRestartLosesNothing) {
   const std::string app = logs() + "/app.log";
-  std::atomic<bool> stop{false};
-  std::atomic<int> count{0};
-  std::thread writer([&] {
-    Logger log(app);
-    for (int i = 0; !stop; ++i) {
-      log.Write(LineFor("k9", i));
-      count = i + 1;
-      if (i % 20 == 0) std::this_thread::sleep_for(1ms);
-    }
-  });
+  SteadyWriter writer(app, "k9");
   std::mt19937 rng(9);
   const int kKills = 3;
   for (int k = 0; k < kKills; ++k) {
@@ -535,27 +559,12 @@ TEST_F(FileSourceTest, KillNineThenRestartLosesNothing) {
     agent->process().Wait(10s);
   }
   auto agent = Start(Config(app));
-  stop = true;
-  writer.join();
-  std::set<std::string> want;
-  for (int i = 0; i < count; ++i) want.insert(LineFor("k9", i));
-  ASSERT_TRUE(WaitFor([&] {
-    auto c = Counts(out());
-    for (auto& w : want)
-      if (!c.count(w)) return false;
-    return true;
-  }, 30s));
-  auto c = Counts(out());
-  std::vector<int> dups;
-  for (int i = 0; i < count; ++i) {
-    int n = c[LineFor("k9", i)];
-    ASSERT_GE(n, 1) << "lost line " << i;
-    if (n > 1) dups.push_back(i);
-  }
-  int runs = 0;
-  for (size_t i = 0; i < dups.size(); ++i)
-    if (i == 0 || dups[i] != dups[i - 1] + 1) ++runs;
-  EXPECT_LE(runs, kKills) << dups.size() << " duplicated lines in " << runs << " runs";
+  const int count = writer.Stop();
+  std::vector<int> runs;
+  ASSERT_NO_FATAL_FAILURE(ExpectAllDeliveredAndRereadRuns(out(), "k9", count, &runs));
+  int duplicated = 0;
+  for (int r : runs) duplicated += r;
+  EXPECT_LE(static_cast<int>(runs.size()), kKills) << duplicated << " duplicated lines in " << runs.size() << " runs";
   Stop(agent);
 }
 
@@ -569,17 +578,8 @@ TEST_F(FileSourceTest, KillNineThenRestartLosesNothing) {
 TEST_F(FileSourceTest, KillNineWithDiskBufferDeliversEveryLine) {
   const std::string app = logs() + "/app.log";
   const std::string disk = "    buffer: { type: disk, flush_interval_ms: 50 }\n";
-  std::atomic<bool> stop{false};
-  std::atomic<int> count{0};
   auto t0 = std::chrono::steady_clock::now();
-  std::thread writer([&] {
-    Logger log(app);
-    for (int i = 0; !stop; ++i) {
-      log.Write(LineFor("d9", i));
-      count = i + 1;
-      if (i % 20 == 0) std::this_thread::sleep_for(1ms);
-    }
-  });
+  SteadyWriter writer(app, "d9");
   std::mt19937 rng(99);
   const int kKills = 20;
   for (int k = 0; k < kKills; ++k) {
@@ -595,33 +595,16 @@ TEST_F(FileSourceTest, KillNineWithDiskBufferDeliversEveryLine) {
     agent->process().Wait(10s);
   }
   auto agent = Start(Config(app, "", disk));
-  stop = true;
-  writer.join();
+  const int count = writer.Stop();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::set<std::string> want;
-  for (int i = 0; i < count; ++i) want.insert(LineFor("d9", i));
-  ASSERT_TRUE(WaitFor([&] {
-    auto c = Counts(out());
-    for (auto& w : want)
-      if (!c.count(w)) return false;
-    return true;
-  }, 30s));
-  auto c = Counts(out());
-  std::vector<int> dups;
-  for (int i = 0; i < count; ++i) {
-    int n = c[LineFor("d9", i)];
-    ASSERT_GE(n, 1) << "lost line " << i;
-    if (n > 1) dups.push_back(i);
-  }
   std::vector<int> run_sizes;
-  for (size_t i = 0; i < dups.size(); ++i) {
-    if (i == 0 || dups[i] != dups[i - 1] + 1) run_sizes.push_back(0);
-    ++run_sizes.back();
-  }
-  EXPECT_LE(run_sizes.size(), static_cast<size_t>(2 * kKills)) << dups.size() << " duplicated lines";
+  ASSERT_NO_FATAL_FAILURE(ExpectAllDeliveredAndRereadRuns(out(), "d9", count, &run_sizes));
+  int duplicated = 0;
+  for (int r : run_sizes) duplicated += r;
+  EXPECT_LE(run_sizes.size(), static_cast<size_t>(2 * kKills)) << duplicated << " duplicated lines";
   const double per_second = count / std::max(seconds, 0.001);
   for (int r : run_sizes) EXPECT_LE(r, per_second * 3 + 1000) << "a re-read longer than a few checkpoint intervals";
-  std::cout << "[ kill -9 ] " << kKills << " kills, " << count << " lines, " << dups.size() << " re-read in "
+  std::cout << "[ kill -9 ] " << kKills << " kills, " << count << " lines, " << duplicated << " re-read in "
             << run_sizes.size() << " runs, longest "
             << (run_sizes.empty() ? 0 : *std::max_element(run_sizes.begin(), run_sizes.end())) << " (bound "
             << static_cast<int>(per_second * 3 + 1000) << ")\n";

@@ -35,9 +35,10 @@ std::string Lines(const std::string& prefix, int from, int to, size_t pad = 0) {
   return s;
 }
 
-std::string Header(const TempDir& dir) {
+// Global settings and the source `in` (stdin unless given).
+std::string Header(const TempDir& dir, const std::string& source = "{ type: stdin }") {
   return "data_dir: " + dir.path() + "/data\napi:\n  address: 127.0.0.1:0\nshutdown_timeout_secs: 30\n"
-         "sources:\n  in:\n    type: stdin\n";
+         "sources:\n  in: " + source + "\n";
 }
 
 double Metric(Agent& agent, const std::string& name, std::map<std::string, std::string> labels) {
@@ -78,12 +79,11 @@ TEST(KafkaSinkTest, EveryLineExactlyOnceInThePartitionOfItsKey) {
   const std::string log = dir / "app.log";
   WriteFile(log, Lines("line", 0, n / 2));
   Agent agent(dir,
-              "data_dir: " + dir.path() + "/data\napi:\n  address: 127.0.0.1:0\nshutdown_timeout_secs: 30\n"
-              "sources:\n  in: { type: file, include: [\"" + log + "\"] }\n"
-              "sinks:\n  out:\n    type: kafka\n    inputs: [in]\n"
-              "    bootstrap_servers: \"" + kafka.bootstrap_servers() + "\"\n"
-              "    topic: logs\n    key_field: message\n    encoding: { codec: text }\n"
-              "    headers: { origin: source_type }\n");
+              Header(dir, "{ type: file, include: [\"" + log + "\"] }") +
+                  "sinks:\n  out:\n    type: kafka\n    inputs: [in]\n"
+                  "    bootstrap_servers: \"" + kafka.bootstrap_servers() + "\"\n"
+                  "    topic: logs\n    key_field: message\n    encoding: { codec: text }\n"
+                  "    headers: { origin: source_type }\n");
   ASSERT_GT(agent.api_port(), 0) << agent.process().Stderr();
   AppendFile(log, Lines("line", n / 2, n));
   ASSERT_TRUE(WaitFor([&] { return Sent(agent) == n; }, 30s)) << Sent(agent) << "\n" << agent.process().Stderr();
