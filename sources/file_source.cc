@@ -28,15 +28,11 @@ constexpr auto kForgetAfter = std::chrono::hours(24);
 // True if every byte is ASCII: one pass over a whole read chunk, which the
 // compiler vectorizes, instead of a check per line.
 bool AllAscii(const char* p, size_t n) {
-  uint64_t acc = 0;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    acc |= w;
-  }
-  for (; i < n; ++i) acc |= static_cast<unsigned char>(p[i]);
-  return (acc & 0x8080808080808080ULL) == 0;
+  // A byte loop with no early exit: GCC turns it into 16-byte ORs.
+  const auto* u = reinterpret_cast<const unsigned char*>(p);
+  unsigned char acc = 0;
+  for (size_t i = 0; i < n; ++i) acc |= u[i];
+  return acc < 0x80;
 }
 
 bool ValidUtf8(std::string_view s) {
