@@ -1,6 +1,7 @@
 #include "agent/event.h"
 
 #include <charconv>
+#include <cstring>
 #include <cstdio>
 #include <ctime>
 
@@ -142,18 +143,59 @@ size_t Event::estimated_bytes() const {
 
 // ---- Time ------------------------------------------------------------------
 
+namespace {
+
+// Writes v (0 <= v < 10^width) as `width` decimal digits at p.
+void PutDigits(char* p, int64_t v, int width) {
+  for (int i = width - 1; i >= 0; --i, v /= 10) p[i] = static_cast<char>('0' + v % 10);
+}
+
+}  // namespace
+
+// Every sink encodes a timestamp per event, mostly within the same second
+// as the one before: the "YYYY-MM-DDTHH:MM:SS." part is cached per thread
+// and only the nanoseconds are written each time.
 void AppendRfc3339(Timestamp t, std::string* out) {
   using namespace std::chrono;
-  auto secs = floor<seconds>(t);
-  int64_t nanos = (t - secs).count();
-  std::time_t tt = static_cast<std::time_t>(secs.time_since_epoch().count());
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[48];
-  int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", tm.tm_year + 1900,
-                        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                        static_cast<long long>(nanos));
-  out->append(buf, static_cast<size_t>(n));
+  const auto secs = floor<seconds>(t);
+  const int64_t nanos = (t - secs).count();
+  thread_local sys_seconds cached_second{seconds::min()};
+  thread_local char prefix[20];
+  if (secs != cached_second) {
+    const auto day = floor<days>(secs);
+    const year_month_day ymd{day};
+    const int year = static_cast<int>(ymd.year());
+    if (year < 0 || year > 9999) {  // outside RFC 3339: written as C would
+      const std::time_t tt = static_cast<std::time_t>(secs.time_since_epoch().count());
+      std::tm tm{};
+      gmtime_r(&tt, &tm);
+      char buf[64];
+      int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", tm.tm_year + 1900,
+                            tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                            static_cast<long long>(nanos));
+      out->append(buf, static_cast<size_t>(n));
+      return;
+    }
+    const hh_mm_ss hms{secs - day};
+    PutDigits(prefix, year, 4);
+    prefix[4] = '-';
+    PutDigits(prefix + 5, static_cast<unsigned>(ymd.month()), 2);
+    prefix[7] = '-';
+    PutDigits(prefix + 8, static_cast<unsigned>(ymd.day()), 2);
+    prefix[10] = 'T';
+    PutDigits(prefix + 11, hms.hours().count(), 2);
+    prefix[13] = ':';
+    PutDigits(prefix + 14, hms.minutes().count(), 2);
+    prefix[16] = ':';
+    PutDigits(prefix + 17, hms.seconds().count(), 2);
+    prefix[19] = '.';
+    cached_second = secs;
+  }
+  char buf[30];
+  std::memcpy(buf, prefix, 20);
+  PutDigits(buf + 20, nanos, 9);
+  buf[29] = 'Z';
+  out->append(buf, 30);
 }
 
 std::string FormatRfc3339(Timestamp t) {

@@ -2,6 +2,8 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -49,25 +51,70 @@ bool IsValidUtf8(std::string_view s) {
   return true;
 }
 
+namespace {
+
+// Index of the first byte at or after i that cannot be copied verbatim
+// (a control character, '"', '\\' or a non-ASCII byte), or s.size().
+// Eight bytes per step (SWAR): a flag bit is set in each byte that is
+// < 0x20, == '"', == '\\' or >= 0x80. Borrows can only set spurious flags
+// above a real one, so the lowest flag is exact.
+inline uint64_t SpecialBytes(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHigh = 0x8080808080808080ULL;
+  const uint64_t quote = w ^ (kOnes * '"');
+  const uint64_t backslash = w ^ (kOnes * '\\');
+  return ((((w - kOnes * 0x20) | (quote - kOnes) | (backslash - kOnes)) & ~w) | w) & kHigh;
+}
+
+inline bool IsSpecial(uint8_t c) { return c < 0x20 || c == '"' || c == '\\' || c >= 0x80; }
+
+// Offset (0..7) of the lowest special byte in a word with special != 0.
+inline size_t FirstFlagged(const char* p, uint64_t special) {
+  if constexpr (std::endian::native == std::endian::little) return static_cast<size_t>(std::countr_zero(special) / 8);
+  for (size_t k = 0;; ++k)  // big-endian: find it byte by byte
+    if (IsSpecial(static_cast<uint8_t>(p[k]))) return k;
+}
+
+[[gnu::always_inline]] inline size_t FirstSpecial(std::string_view s, size_t i) {
+  const char* p = s.data();
+  const size_t n = s.size();
+  if (n - i < 8) {  // short (most keys): byte by byte
+    for (; i < n; ++i)
+      if (IsSpecial(static_cast<uint8_t>(p[i]))) return i;
+    return n;
+  }
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    if (const uint64_t special = SpecialBytes(w); special != 0) return i + FirstFlagged(p + i, special);
+  }
+  if (i < n) {  // the last 8 bytes, overlapping bytes already known to be plain
+    i = n - 8;
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    if (const uint64_t special = SpecialBytes(w); special != 0) return i + FirstFlagged(p + i, special);
+  }
+  return n;
+}
+
+}  // namespace
+
 void AppendJsonString(std::string_view s, std::string* out) {
   out->push_back('"');
   size_t run = 0;  // start of the pending run of bytes copied verbatim
-  size_t i = 0;
+  size_t i = FirstSpecial(s, 0);
   while (i < s.size()) {
     unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-      ++i;
-      continue;
-    }
     if (c >= 0x80) {
       size_t n = Utf8SequenceLength(s, i);
       if (n != 0) {
-        i += n;
+        i = FirstSpecial(s, i + n);
         continue;
       }
       out->append(s.data() + run, i - run);
       out->append("\xEF\xBF\xBD");  // U+FFFD
       run = ++i;
+      i = FirstSpecial(s, i);
       continue;
     }
     out->append(s.data() + run, i - run);
@@ -85,6 +132,7 @@ void AppendJsonString(std::string_view s, std::string* out) {
       }
     }
     run = ++i;
+    i = FirstSpecial(s, i);
   }
   out->append(s.data() + run, s.size() - run);
   out->push_back('"');

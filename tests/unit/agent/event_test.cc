@@ -2,6 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <ctime>
+#include <random>
+#include <string>
+#include <vector>
+
 #include "agent/json.h"
 
 namespace tributary {
@@ -48,6 +54,70 @@ TEST(JsonTest, EscapesAndReplacesInvalidUtf8) {
   EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));  // surrogate
 }
 
+// The escaper scans eight bytes at a time; a plain byte-by-byte escaper
+// is the reference, on strings with every special byte at every position.
+std::string ReferenceJsonString(std::string_view s) {
+  std::string out = "\"";
+  for (size_t i = 0; i < s.size();) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      std::string_view rest = s.substr(i);
+      size_t n = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+      if (n != 0 && n <= rest.size() && IsValidUtf8(rest.substr(0, n))) {
+        out.append(rest.substr(0, n));
+        i += n;
+      } else {
+        out += "\xEF\xBF\xBD";
+        ++i;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default:
+        if (c < 0x20) {
+          char esc[7];
+          std::snprintf(esc, sizeof esc, "\\u%04x", c);
+          out += esc;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+    ++i;
+  }
+  return out + "\"";
+}
+
+TEST(JsonTest, EscaperMatchesAByteByByteReference) {
+  const std::vector<std::string> specials = {"\"", "\\", "\n", "\x01", "\x1f", " ", "\x7f", "\xff", "\xC3\xA9",
+                                             "\xE2\x82\xAC", "\xF0\x9F\x98\x80", "\xC3", "\xED\xA0\x80", "!", "#", "]"};
+  for (size_t len = 0; len <= 20; ++len) {
+    for (size_t pos = 0; pos <= len; ++pos) {
+      for (const std::string& sp : specials) {
+        std::string s(len, 'a');
+        s.insert(pos, sp);
+        std::string got;
+        AppendJsonString(s, &got);
+        ASSERT_EQ(got, ReferenceJsonString(s)) << "len " << len << " pos " << pos;
+      }
+    }
+  }
+  std::mt19937 rng(7);
+  for (int n = 0; n < 2000; ++n) {
+    std::string s(rng() % 40, ' ');
+    for (char& c : s) c = static_cast<char>(rng() % 4 == 0 ? rng() % 256 : 'a' + rng() % 26);
+    std::string got;
+    AppendJsonString(s, &got);
+    ASSERT_EQ(got, ReferenceJsonString(s));
+  }
+}
+
 TEST(JsonTest, RoundTripsThroughParser) {
   JsonParser parser;
   Value v;
@@ -67,6 +137,33 @@ TEST(JsonTest, DepthIsBounded) {
   Status s = parser.Parse(deep, &v);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("deeper"), std::string::npos);
+}
+
+// The formatter caches the date and time of the last second per thread;
+// gmtime + snprintf is the reference, over instants in and out of order.
+TEST(TimeTest, Rfc3339MatchesGmtime) {
+  auto reference = [](Timestamp t) {
+    auto secs = std::chrono::floor<std::chrono::seconds>(t);
+    std::time_t tt = secs.time_since_epoch().count();
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>((t - secs).count()));
+    return std::string(buf);
+  };
+  std::mt19937_64 rng(11);
+  std::vector<Timestamp> instants = {Timestamp{}, Timestamp{std::chrono::nanoseconds(-1)},
+                                     Timestamp{std::chrono::seconds(951782400)},    // 2000-02-29
+                                     Timestamp{std::chrono::seconds(253402300799)},  // 9999-12-31T23:59:59
+                                     Timestamp{std::chrono::seconds(-62135596800)}};  // 0001-01-01
+  for (int i = 0; i < 5000; ++i) {
+    int64_t s = static_cast<int64_t>(rng() % 8000000000ULL) - 2000000000;  // 1906 .. 2223
+    Timestamp t{std::chrono::seconds(s) + std::chrono::nanoseconds(rng() % 1000000000)};
+    instants.push_back(t);
+    instants.push_back(t + std::chrono::nanoseconds(rng() % 2000000000));  // often the same second
+  }
+  for (Timestamp t : instants) ASSERT_EQ(FormatRfc3339(t), reference(t));
 }
 
 TEST(TimeTest, Rfc3339RoundTrip) {
