@@ -46,15 +46,6 @@ Status StdinSource::Run(SourceContext& ctx) {
   uint64_t oversize_seen = 0;
   auto stop = ctx.stop_token();
   Timestamp read_time = Now();  // one clock read per chunk, not per line
-  // Flattened: the string and vector code it calls is inlined.
-  auto emit = [&](std::string_view line, uint64_t) __attribute__((flatten)) {
-    Fields& f = events.emplace_back().fields();
-    f.reserve(4);
-    f.append(kMessageField, line);
-    f.append(kTimestampField, read_time);
-    f.append(kHostField, std::string_view(host_));
-    f.append(kSourceTypeField, "stdin");
-  };
   auto send = [&]() {
     uint64_t over = splitter.truncated() + splitter.discarded();
     if (over > oversize_seen) {
@@ -68,6 +59,19 @@ Status StdinSource::Run(SourceContext& ctx) {
     events.reserve(config_.max_batch_events);
     bytes = 0;
     return ctx.Send(std::move(b));
+  };
+  bool stopped = false;  // the topology refused a batch: it is stopping
+  // Flattened: the string and vector code it calls is inlined. A batch
+  // never holds more than max_batch_events, even from one big read.
+  auto emit = [&](std::string_view line, uint64_t) __attribute__((flatten)) {
+    Fields& f = events.emplace_back().fields();
+    f.reserve(4);
+    f.append(kMessageField, line);
+    f.append(kTimestampField, read_time);
+    f.append(kHostField, std::string_view(host_));
+    f.append(kSourceTypeField, "stdin");
+    bytes += line.size() + 1;
+    if (events.size() >= config_.max_batch_events && !stopped && !send()) stopped = true;
   };
   while (!stop.stop_requested()) {
     pollfd pfd{STDIN_FILENO, POLLIN, 0};
@@ -88,10 +92,9 @@ Status StdinSource::Run(SourceContext& ctx) {
       send();
       return Status::Ok();
     }
-    bytes += static_cast<size_t>(n);
     read_time = Now();
     splitter.Feed(std::string_view(buf.data(), static_cast<size_t>(n)), emit);
-    if (events.size() >= config_.max_batch_events && !send()) return Status::Ok();
+    if (stopped) return Status::Ok();
   }
   send();
   return Status::Ok();

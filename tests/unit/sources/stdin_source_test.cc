@@ -1,0 +1,89 @@
+#include "sources/stdin_source.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/metrics.h"
+
+namespace tributary {
+namespace {
+
+// Records the size of every batch the source sends.
+class BatchSizes final : public SourceContext {
+ public:
+  explicit BatchSizes(ComponentMetrics* metrics) : metrics_(metrics) {}
+  bool Send(Batch batch) override {
+    sizes.push_back(batch.size());
+    for (const Event& e : batch.events()) messages.push_back(e.get("message")->as_string());
+    batch.Finalize(BatchStatus::kDelivered);
+    return true;
+  }
+  std::stop_token stop_token() const override { return stop_.get_token(); }
+  ComponentMetrics& metrics() override { return *metrics_; }
+  std::vector<size_t> sizes;
+  std::vector<std::string> messages;
+
+ private:
+  ComponentMetrics* metrics_;
+  std::stop_source stop_;
+};
+
+// Standard input replaced by a pipe holding `text`, for one test.
+class StdinFrom {
+ public:
+  explicit StdinFrom(const std::string& text) : saved_(::dup(STDIN_FILENO)) {
+    int fds[2];
+    EXPECT_EQ(::pipe(fds), 0);
+    writer_ = std::thread([fd = fds[1], text] {
+      for (size_t off = 0; off < text.size();) {
+        ssize_t n = ::write(fd, text.data() + off, text.size() - off);
+        if (n <= 0) break;
+        off += static_cast<size_t>(n);
+      }
+      ::close(fd);
+    });
+    ::dup2(fds[0], STDIN_FILENO);
+    ::close(fds[0]);
+  }
+  ~StdinFrom() {
+    writer_.join();
+    ::dup2(saved_, STDIN_FILENO);
+    ::close(saved_);
+  }
+
+ private:
+  int saved_;
+  std::thread writer_;
+};
+
+// One read of standard input can hold thousands of lines; a batch still
+// never holds more than max_batch_events.
+TEST(StdinSourceTest, BatchesNeverExceedMaxBatchEvents) {
+  std::string text;
+  for (int i = 0; i < 5000; ++i) text += "line " + std::to_string(i) + "\n";
+  StdinSource::Config config;
+  config.max_batch_events = 64;
+  Metrics registry;
+  auto metrics = registry.ForComponent("in", ComponentKind::kSource, "stdin");
+  BuildContext build{"in", "/tmp", "testhost", metrics.get()};
+  auto source = StdinSource::Build(config, build);
+  ASSERT_TRUE(source.ok()) << source.status().ToString();
+  BatchSizes ctx(metrics.get());
+  {
+    StdinFrom in(text);
+    ASSERT_TRUE((*source)->Run(ctx).ok());  // returns at EOF
+  }
+  ASSERT_EQ(ctx.messages.size(), 5000u);
+  for (int i = 0; i < 5000; ++i) ASSERT_EQ(ctx.messages[i], "line " + std::to_string(i));
+  size_t largest = 0;
+  for (size_t s : ctx.sizes) largest = std::max(largest, s);
+  EXPECT_EQ(largest, 64u);
+  EXPECT_GE(ctx.sizes.size(), 5000u / 64);
+}
+
+}  // namespace
+}  // namespace tributary
