@@ -88,6 +88,9 @@ class Batch {
   Batch() : events_(std::make_shared<std::vector<Event>>()) {}
   explicit Batch(std::vector<Event> events)
       : events_(std::make_shared<std::vector<Event>>(std::move(events))) {}
+  // Events owned elsewhere, e.g. a vector that goes back to a BatchBuilder
+  // when the last copy of the batch lets go of it (batch_builder.h).
+  explicit Batch(std::shared_ptr<std::vector<Event>> events) : events_(std::move(events)) {}
 
   const std::vector<Event>& events() const { return *events_; }
   std::vector<Event>& mutable_events() {

@@ -18,7 +18,9 @@ namespace tributary {
 
 namespace {
 
-constexpr size_t kBatchEvents = 1000;
+constexpr std::string_view kFileField = "file";
+constexpr std::string_view kOffsetField = "offset";
+constexpr std::string_view kSourceType = "file";
 constexpr size_t kBatchBytes = 1 << 20;
 constexpr size_t kReadChunk = 128 * 1024;
 constexpr auto kBatchLinger = std::chrono::milliseconds(100);
@@ -678,15 +680,48 @@ void FileSource::UpdateCounters(Reader* r) {
                    ": kept as is (JSON output replaces the bad bytes with U+FFFD)");
   }
   if (events_.empty()) batch_started_ = Clock::now();
-  Fields& f = events_.emplace_back().fields();
-  f.reserve(6);
-  f.append(kMessageField, line);
-  f.append("file", std::string_view(r->path));
-  f.append(kHostField, std::string_view(host_));
-  f.append(kSourceTypeField, "file");
-  f.append(kTimestampField, read_time_);
-  f.append("offset", start);
+  Fields& f = events_.Next().fields();
+  if (!Refill(f, line, r->path, start)) {
+    f.clear();
+    f.reserve(6);
+    f.append(kMessageField, line);
+    f.append(kFileField, std::string_view(r->path));
+    f.append(kHostField, std::string_view(host_));
+    f.append(kSourceTypeField, kSourceType);
+    f.append(kTimestampField, read_time_);
+    f.append(kOffsetField, start);
+  }
   batch_bytes_ += end - start;
+}
+
+namespace {
+
+[[gnu::always_inline]] inline bool KeyIs(const std::string& key, std::string_view want) {
+  return key.size() == want.size() && std::memcmp(key.data(), want.data(), want.size()) == 0;
+}
+
+}  // namespace
+
+// A recycled event (batch_builder.h) that still has exactly the fields
+// EmitLine gives is overwritten in place: no allocation unless the line is
+// longer than the one it replaces. Anything else is rebuilt.
+bool FileSource::Refill(Fields& f, std::string_view line, const std::string& path, uint64_t offset) {
+  if (f.size() != 6 || !KeyIs(f.key(0), kMessageField) || !KeyIs(f.key(1), kFileField) ||
+      !KeyIs(f.key(2), kHostField) || !KeyIs(f.key(3), kSourceTypeField) || !KeyIs(f.key(4), kTimestampField) ||
+      !KeyIs(f.key(5), kOffsetField))
+    return false;
+  Value &message = f.value(0), &file = f.value(1), &host = f.value(2), &type = f.value(3);
+  if (!message.is_string() || !file.is_string() || !host.is_string() || !type.is_string()) return false;
+  std::string& m = message.as_string();
+  // Do not keep a huge buffer from an old long line for a short one.
+  if (m.capacity() > 4096 && m.capacity() / 4 > line.size()) return false;
+  m.assign(line);
+  file.as_string().assign(path);
+  host.as_string().assign(host_);
+  type.as_string().assign(kSourceType);
+  f.value(4) = Value(read_time_);
+  f.value(5) = Value(offset);
+  return true;
 }
 
 void FileSource::Truncated(Reader* r, const char* why) {
@@ -844,9 +879,7 @@ bool FileSource::SendBatch() {
   }
   touched_.clear();
   if (events_.empty()) return true;
-  Batch batch(std::move(events_));
-  events_ = {};
-  events_.reserve(kBatchEvents);
+  Batch batch = events_.Take();
   batch.set_bytes(batch_bytes_);
   batch_bytes_ = 0;
   batch.add_finalizer(file::MakeFinalizer(tracker_, std::move(entries)));
@@ -858,7 +891,6 @@ bool FileSource::SendBatch() {
 Status FileSource::Run(SourceContext& ctx) {
   ctx_ = &ctx;
   buf_.resize(std::min<size_t>(kReadChunk, config_.max_read_bytes.bytes));
-  events_.reserve(kBatchEvents);
   LoadState();
   loaded_ = true;
   inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);

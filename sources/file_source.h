@@ -35,6 +35,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "agent/batch_builder.h"
 #include "agent/component.h"
 #include "agent/log.h"
 #include "config/registry.h"
@@ -110,6 +111,7 @@ class FileSource final : public Source {
   void CloseReader(Reader* r, bool deleted);
   void RemoveReader(Reader* r);
   void EmitLine(Reader* r, std::string_view line, uint64_t start, uint64_t end);
+  bool Refill(Fields& f, std::string_view line, const std::string& path, uint64_t offset);
   void NoteProgress(Reader* r);
   void PollMultiline(Clock::time_point now);
 
@@ -164,7 +166,8 @@ class FileSource final : public Source {
   bool discovery_requested_ = false;
   Clock::time_point last_discovery_{};
 
-  std::vector<Event> events_;
+  static constexpr size_t kBatchEvents = 1000;
+  BatchBuilder events_{kBatchEvents};  // events of the batch being filled
   size_t batch_bytes_ = 0;
   Clock::time_point batch_started_{};
   std::vector<std::shared_ptr<file::Progress>> touched_;

@@ -96,7 +96,7 @@ void CopyFile(const std::string& from, const std::string& to) {
 }
 
 class FileSourceTest : public ::testing::Test {
- protected:
+ public:
   void SetUp() override { fs::create_directories(logs()); }
   std::string logs() const { return dir_ / "logs"; }
   std::string out() const { return dir_ / "out.log"; }
@@ -609,6 +609,53 @@ TEST_F(FileSourceTest, KillNineWithDiskBufferDeliversEveryLine) {
             << (run_sizes.empty() ? 0 : *std::max_element(run_sizes.begin(), run_sizes.end())) << " (bound "
             << static_cast<int>(per_second * 3 + 1000) << ")\n";
   Stop(agent);
+}
+
+
+// The file source overwrites the events of released batches in place
+// (agent/batch_builder.h). Runs `transforms` (YAML, may be empty; the last
+// one is named `last`) over 30,000 lines of two lengths and checks every
+// output line against `shape`, whose groups are the message and the offset.
+void CheckRecycledEvents(FileSourceTest& t, const std::string& config_head, const std::string& transforms,
+                         const std::regex& shape) {
+  constexpr int kLines = 30000;
+  auto line_for = [](int i) { return LineFor(i % 3 == 0 ? "a-much-longer-tag-for-some-lines" : "t", i); };
+  {
+    Logger log(t.logs() + "/app.log");
+    for (int i = 0; i < kLines; ++i) log.Write(line_for(i));
+  }
+  auto a = t.Start(config_head + "sources:\n  in: { type: file, include: [\"" + t.logs() + "/*.log\"] }\n" +
+                   transforms + "sinks:\n  out: { type: file, inputs: [" + (transforms.empty() ? "in" : "last") +
+                   "], path: " + t.out() + ", encoding: { codec: json } }\n");
+  ASSERT_TRUE(WaitFor([&] { return ReadLines(t.out()).size() >= kLines; }, 60s)) << ReadLines(t.out()).size();
+  t.Stop(a);
+  auto lines = ReadLines(t.out());
+  ASSERT_EQ(lines.size(), static_cast<size_t>(kLines));
+  uint64_t offset = 0;
+  for (int i = 0; i < kLines; ++i) {
+    std::smatch m;
+    ASSERT_TRUE(std::regex_match(lines[i], m, shape)) << lines[i];
+    ASSERT_EQ(m[1].str(), line_for(i));
+    ASSERT_EQ(m[2].str(), std::to_string(offset)) << lines[i];
+    offset += line_for(i).size() + 1;
+  }
+}
+
+// Events that come back untouched are overwritten: every value is this line's.
+TEST_F(FileSourceTest, RecycledEventsCarryOnlyTheirOwnLine) {
+  CheckRecycledEvents(*this, "data_dir: " + data_dir() + "\napi: { address: 127.0.0.1:0 }\n", "",
+                      std::regex(R"re(^\{"message":"([^"]*)","file":"[^"]*app\.log","host":"[^"]*",)re"
+                                 R"re("source_type":"file","timestamp":"[^"]*","offset":([0-9]+)\}$)re"));
+}
+
+// Events that come back with a field renamed by a transform (the same
+// number of fields, another name) are rebuilt, never sent with a stale
+// field or value.
+TEST_F(FileSourceTest, RecycledEventsChangedByTransformsAreRebuilt) {
+  CheckRecycledEvents(*this, "data_dir: " + data_dir() + "\napi: { address: 127.0.0.1:0 }\n",
+                      "transforms:\n  last: { type: rename_fields, inputs: [in], fields: { file: path } }\n",
+                      std::regex(R"re(^\{"message":"([^"]*)","host":"[^"]*","source_type":"file",)re"
+                                 R"re("timestamp":"[^"]*","offset":([0-9]+),"path":"[^"]*app\.log"\}$)re"));
 }
 
 }  // namespace

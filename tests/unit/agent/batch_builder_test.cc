@@ -1,0 +1,77 @@
+#include "agent/batch_builder.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace tributary {
+namespace {
+
+void Fill(BatchBuilder& b, const std::string& message) {
+  Event& e = b.Next();
+  e.fields().clear();
+  e.fields().append("message", std::string_view(message));
+}
+
+std::string Message(const Event& e) { return e.get("message")->as_string(); }
+
+// A vector comes back only when every holder has released its batch, and
+// the builder then hands out its old events to overwrite.
+TEST(BatchBuilderTest, ReusesEventsOnlyAfterEveryHolderReleasedThem) {
+  BatchBuilder builder(8);
+  Fill(builder, "a");
+  Fill(builder, "b");
+  Fill(builder, "c");
+  EXPECT_EQ(builder.size(), 3u);
+  Batch first = builder.Take();
+  EXPECT_TRUE(builder.empty());
+  Batch copy = first.ShareCopy();  // fan-out to a second sink
+
+  Fill(builder, "d");
+  Batch second = builder.Take();  // nothing released yet: new events
+  first = Batch();
+  Fill(builder, "e");
+  Batch third = builder.Take();  // `copy` still holds the first vector
+  ASSERT_EQ(copy.size(), 3u);
+  EXPECT_EQ(Message(copy.events()[0]), "a");
+  EXPECT_EQ(Message(copy.events()[2]), "c");
+  EXPECT_EQ(Message(second.events()[0]), "d");
+  EXPECT_EQ(Message(third.events()[0]), "e");
+
+  copy = Batch();  // the last holder lets go
+  Fill(builder, "f");
+  Batch fourth = builder.Take();  // the first vector comes back now
+  ASSERT_EQ(fourth.size(), 1u);
+  EXPECT_EQ(Message(fourth.events()[0]), "f");
+  // The next batch is filled into the recycled events "a", "b", "c".
+  Event& recycled = builder.Next();
+  EXPECT_EQ(Message(recycled), "a");
+  EXPECT_EQ(Message(builder.Next()), "b");
+  EXPECT_EQ(builder.size(), 2u);
+  // Events left over from the recycled vector are not sent.
+  Batch fifth = builder.Take();
+  EXPECT_EQ(fifth.size(), 2u);
+}
+
+// A batch whose events were copied on write (a transform changed a shared
+// batch) gives the original back only when the sharer lets go.
+TEST(BatchBuilderTest, CopyOnWriteLeavesTheSharedVectorWithItsHolder) {
+  BatchBuilder builder(4);
+  Fill(builder, "x");
+  Batch a = builder.Take();
+  Batch b = a.ShareCopy();
+  b.mutable_events()[0].set("message", "changed");  // b now has its own copy
+  EXPECT_EQ(Message(a.events()[0]), "x");
+  EXPECT_EQ(Message(b.events()[0]), "changed");
+  b = Batch();  // the copy is not the builder's: nothing comes back
+  Fill(builder, "y");
+  Batch c = builder.Take();
+  EXPECT_EQ(Message(a.events()[0]), "x");  // still held, untouched
+  a = Batch();
+  Fill(builder, "z");
+  Batch d = builder.Take();
+  EXPECT_EQ(Message(builder.Next()), "x");  // a's vector came back
+}
+
+}  // namespace
+}  // namespace tributary
