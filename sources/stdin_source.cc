@@ -5,6 +5,7 @@
 
 #include <cerrno>
 
+#include "agent/batch_builder.h"
 #include "agent/log.h"
 #include "config/registry.h"
 #include "sources/line_splitter.h"
@@ -40,8 +41,7 @@ Status StdinSource::Run(SourceContext& ctx) {
   LineSplitter splitter(config_.line_delimiter, config_.max_line_bytes.bytes,
                         config_.oversize_policy == "discard");
   std::vector<char> buf(256 * 1024);
-  std::vector<Event> events;
-  events.reserve(config_.max_batch_events);
+  BatchBuilder events(config_.max_batch_events);
   size_t bytes = 0;
   uint64_t oversize_seen = 0;
   auto stop = ctx.stop_token();
@@ -53,10 +53,8 @@ Status StdinSource::Run(SourceContext& ctx) {
       oversize_seen = over;
     }
     if (events.empty()) return true;
-    Batch b(std::move(events));
+    Batch b = events.Take();
     b.set_bytes(bytes);
-    events = {};
-    events.reserve(config_.max_batch_events);
     bytes = 0;
     return ctx.Send(std::move(b));
   };
@@ -64,12 +62,24 @@ Status StdinSource::Run(SourceContext& ctx) {
   // Flattened: the string and vector code it calls is inlined. A batch
   // never holds more than max_batch_events, even from one big read.
   auto emit = [&](std::string_view line, uint64_t) __attribute__((flatten)) {
-    Fields& f = events.emplace_back().fields();
-    f.reserve(4);
-    f.append(kMessageField, line);
-    f.append(kTimestampField, read_time);
-    f.append(kHostField, std::string_view(host_));
-    f.append(kSourceTypeField, "stdin");
+    Fields& f = events.Next().fields();
+    // A recycled event still laid out as below is overwritten in place.
+    if (f.size() == 4 && f.key(0) == kMessageField && f.key(1) == kTimestampField && f.key(2) == kHostField &&
+        f.key(3) == kSourceTypeField && f.value(0).is_string() && f.value(2).is_string() &&
+        f.value(3).is_string() && (f.value(0).as_string().capacity() <= 4096 ||
+                                   f.value(0).as_string().capacity() / 4 <= line.size())) {
+      f.value(0).as_string().assign(line);
+      f.value(1) = Value(read_time);
+      f.value(2).as_string().assign(host_);
+      f.value(3).as_string().assign("stdin");
+    } else {
+      f.clear();
+      f.reserve(4);
+      f.append(kMessageField, line);
+      f.append(kTimestampField, read_time);
+      f.append(kHostField, std::string_view(host_));
+      f.append(kSourceTypeField, "stdin");
+    }
     bytes += line.size() + 1;
     if (events.size() >= config_.max_batch_events && !stopped && !send()) stopped = true;
   };
