@@ -78,8 +78,14 @@ inline size_t FirstFlagged(const char* p, uint64_t special) {
 [[gnu::always_inline]] inline size_t FirstSpecial(std::string_view s, size_t i) {
   const char* p = s.data();
   const size_t n = s.size();
-  if (n - i < 8) {  // short (most keys): byte by byte
-    for (; i < n; ++i)
+  if (n - i < 8) {  // short (most keys)
+    if (n - i >= 4) {  // two overlapping 4-byte loads cover it
+      uint32_t lo, hi;
+      std::memcpy(&lo, p + i, 4);
+      std::memcpy(&hi, p + n - 4, 4);
+      if (SpecialBytes(lo | (uint64_t{hi} << 32)) == 0) return n;
+    }
+    for (; i < n; ++i)  // 3 bytes or fewer, or one needs escaping: find it
       if (IsSpecial(static_cast<uint8_t>(p[i]))) return i;
     return n;
   }
@@ -99,10 +105,12 @@ inline size_t FirstFlagged(const char* p, uint64_t special) {
 
 }  // namespace
 
-void AppendJsonString(std::string_view s, std::string* out) {
+namespace {
+
+// From the first byte that needs escaping (i) on.
+[[gnu::noinline]] void AppendJsonStringFrom(std::string_view s, size_t i, std::string* out) {
   out->push_back('"');
   size_t run = 0;  // start of the pending run of bytes copied verbatim
-  size_t i = FirstSpecial(s, 0);
   while (i < s.size()) {
     unsigned char c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
@@ -136,6 +144,20 @@ void AppendJsonString(std::string_view s, std::string* out) {
   }
   out->append(s.data() + run, s.size() - run);
   out->push_back('"');
+}
+
+}  // namespace
+
+void AppendJsonString(std::string_view s, std::string* out) {
+  const size_t first = FirstSpecial(s, 0);
+  if (first != s.size()) return AppendJsonStringFrom(s, first, out);
+  // Nothing to escape (most keys and values): one resize, one copy.
+  const size_t at = out->size();
+  out->resize(at + s.size() + 2);
+  char* d = out->data() + at;
+  d[0] = '"';
+  std::memcpy(d + 1, s.data(), s.size());
+  d[s.size() + 1] = '"';
 }
 
 void AppendJson(const Fields& f, std::string* out) {
