@@ -215,36 +215,101 @@ void AppendJson(const Value& v, std::string* out) {
 
 // ---- Decoding --------------------------------------------------------------
 
+namespace {
+
+// A cheap filter over keys: one of 64 bits picked by a key's length and
+// first and last bytes. Merging appends a member straight away when its
+// bit is not yet set, and looks the key up only when it is.
+inline uint64_t KeyBit(std::string_view k) {
+  if (k.empty()) return 1;
+  const unsigned h = static_cast<unsigned>(k.size()) * 31u + static_cast<unsigned char>(k.front()) * 7u +
+                     static_cast<unsigned char>(k.back());
+  return uint64_t{1} << (h & 63u);
+}
+
+}  // namespace
+
 struct JsonParser::Impl {
   simdjson::dom::parser parser;
   size_t max_depth;
 
-  Status Convert(simdjson::dom::element el, size_t depth, Value* out) {
-    using simdjson::dom::element_type;
-    if (depth > max_depth) return Status::ResourceExhausted("JSON nesting deeper than " + std::to_string(max_depth));
-    switch (el.type()) {
-      case element_type::OBJECT: {
-        Fields f;
-        simdjson::dom::object obj;
-        if (el.get_object().get(obj)) return Status::Internal("not an object");
-        for (auto field : obj) {
-          Value child;
-          Status s = Convert(field.value, depth + 1, &child);
+  Status TooDeep() const { return Status::ResourceExhausted("JSON nesting deeper than " + std::to_string(max_depth)); }
+
+  // Sets the members of `obj` (at nesting `depth`) into *f: a key *f has is
+  // overwritten in place, the others are appended, each value constructed
+  // in place.
+  Status Merge(simdjson::dom::object obj, size_t depth, Fields* f) {
+    uint64_t seen = 0;
+    for (size_t i = 0; i < f->size(); ++i) seen |= KeyBit(f->key(i));
+    f->reserve(f->size() + obj.size());
+    for (auto field : obj) {
+      const uint64_t bit = KeyBit(field.key);
+      if ((seen & bit) != 0) {
+        if (Value* existing = f->find(field.key)) {
+          std::string_view sv;
+          if (existing->is_string() && field.value.get_string().get(sv) == simdjson::SUCCESS) {
+            existing->as_string().assign(sv);  // reuses the old string's buffer
+            continue;
+          }
+          Status s = Convert(field.value, depth, existing);
           if (!s.ok()) return s;
-          f.set(field.key, std::move(child));
+          continue;
         }
-        *out = Value(std::move(f));
+      }
+      seen |= bit;
+      Status s = Append(field.key, field.value, depth, f);
+      if (!s.ok()) return s;
+    }
+    return Status::Ok();
+  }
+
+  // Appends key → the value of `el` (at nesting `depth`) to *f.
+  Status Append(std::string_view key, simdjson::dom::element el, size_t depth, Fields* f) {
+    using simdjson::dom::element_type;
+    if (depth > max_depth) return TooDeep();
+    switch (el.type()) {
+      case element_type::STRING: {
+        std::string_view sv;
+        if (el.get_string().get(sv)) return Status::Internal("bad JSON scalar");
+        f->append(key, sv);
         return Status::Ok();
       }
+      case element_type::INT64: {
+        int64_t i = 0;
+        if (el.get_int64().get(i)) return Status::Internal("bad JSON scalar");
+        f->append(key, i);
+        return Status::Ok();
+      }
+      case element_type::OBJECT: {
+        simdjson::dom::object obj;
+        if (el.get_object().get(obj)) return Status::Internal("not an object");
+        return Merge(obj, depth + 1, &f->append(key, Fields()).as_map());
+      }
+      default: {
+        Value& v = f->append(key, nullptr);
+        return Convert(el, depth, &v);
+      }
+    }
+  }
+
+  Status Convert(simdjson::dom::element el, size_t depth, Value* out) {
+    using simdjson::dom::element_type;
+    if (depth > max_depth) return TooDeep();
+    switch (el.type()) {
+      case element_type::OBJECT: {
+        simdjson::dom::object obj;
+        if (el.get_object().get(obj)) return Status::Internal("not an object");
+        *out = Value(Fields());
+        return Merge(obj, depth + 1, &out->as_map());
+      }
       case element_type::ARRAY: {
-        Array a;
         simdjson::dom::array arr;
         if (el.get_array().get(arr)) return Status::Internal("not an array");
+        Array a;
+        a.reserve(arr.size());
         for (auto child_el : arr) {
-          Value child;
-          Status s = Convert(child_el, depth + 1, &child);
+          Status s = Convert(child_el, depth + 1, &a.emplace_back());
           if (!s.ok()) return s;
-          a.push_back(std::move(child));
         }
         *out = Value(std::move(a));
         return Status::Ok();
@@ -285,6 +350,7 @@ struct JsonParser::Impl {
   }
 };
 
+
 static_assert(JsonParser::kPadding >= simdjson::SIMDJSON_PADDING);
 
 JsonParser::JsonParser(size_t max_depth) : impl_(std::make_unique<Impl>()) {
@@ -315,19 +381,45 @@ Status JsonParser::Parse(std::string_view text, Value* out, bool padded) {
 }
 
 Status JsonParser::ParseObjectInto(std::string_view text, Fields* into, bool padded) {
+  return ParseObjectInto(text, into, padded, std::string_view());
+}
+
+Status JsonParser::ParseObjectInto(std::string_view text, Fields* into, bool padded, std::string_view drop_key) {
   simdjson::dom::element root;
   auto err = impl_->parser.parse(text.data(), text.size(), !padded).get(root);
   if (err) return ParseError(err, impl_->max_depth);
   simdjson::dom::object obj;
   if (root.get_object().get(obj)) return Status::InvalidArgument("not a JSON object");
-  into->reserve(into->size() + obj.size());
-  for (auto field : obj) {
-    Value child;
-    Status s = impl_->Convert(field.value, 1, &child);
-    if (!s.ok()) return s;  // not reached: simdjson bounds the depth
-    into->set(field.key, std::move(child));
+  // The document holds its own copies of keys and strings: `text` is not
+  // needed any more.
+  if (!drop_key.empty()) {
+    bool sets = false;
+    for (auto field : obj) {
+      if (field.key == drop_key) {
+        sets = true;
+        break;
+      }
+    }
+    if (!sets) {
+      // Rebuilt without it, with room for the members: one allocation,
+      // instead of shifting every later field down and then growing.
+      size_t drop = into->size();
+      for (size_t i = 0; i < into->size(); ++i) {
+        if (into->key(i) == drop_key) {
+          drop = i;
+          break;
+        }
+      }
+      if (drop < into->size()) {
+        Fields rebuilt;
+        rebuilt.reserve(into->size() - 1 + obj.size());
+        for (size_t i = 0; i < into->size(); ++i)
+          if (i != drop) rebuilt.append(into->key(i), std::move(into->value(i)));
+        *into = std::move(rebuilt);
+      }
+    }
   }
-  return Status::Ok();
+  return impl_->Merge(obj, 1, into);  // simdjson has bounded the depth: no error once *into changes
 }
 
 }  // namespace tributary

@@ -52,6 +52,26 @@ JsonParser& ThreadParser(size_t max_depth) {
 }  // namespace
 
 JsonParserTransform::Outcome JsonParserTransform::ParseEvent(JsonParser& parser, Event& e) {
+  auto outcome = [](const Status& s) {
+    return s.ok() ? Outcome::kOk : s.code() == StatusCode::kResourceExhausted ? Outcome::kTooDeep : Outcome::kInvalid;
+  };
+  if (config_.target.empty()) {
+    // The common case: a top-level field merged into the root. The text
+    // stays in the event; the parser reads it before anything changes and
+    // removes the field first (unless the document sets it), so that the
+    // members are appended after the fields that stay.
+    Fields& f = e.fields();
+    for (size_t k = 0; k < f.size(); ++k) {
+      if (f.key(k) != config_.field) continue;
+      const Value& v = f.value(k);
+      if (!v.is_string()) return Outcome::kMissing;
+      const std::string& text = v.as_string();
+      const bool padded = text.capacity() - text.size() >= JsonParser::kPadding;
+      return outcome(parser.ParseObjectInto(text, &f, padded,
+                                            config_.drop_field ? std::string_view(config_.field) : std::string_view()));
+    }
+  }
+  // A dotted path, or a target field.
   Value* v = e.get(config_.field);
   if (v == nullptr || !v->is_string()) return Outcome::kMissing;
   // Take the text out and leave a timestamp in its place: JSON never

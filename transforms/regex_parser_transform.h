@@ -5,9 +5,12 @@
 //
 // Build compiles each pattern once and resolves every named group's
 // index and conversion. Process matches straight on the field's bytes into
-// a thread-local array of StringPieces (Process runs concurrently on
-// different batches), converts every capture before touching the event, so
-// a failed event is left exactly as it was, and then moves the values in.
+// a per-thread array of StringPieces (Process runs concurrently on
+// different batches), converts every typed capture before touching the
+// event, so a failed event is left exactly as it was, and then writes the
+// captures into the event: a group whose name the event already has
+// overwrites that field in place, the others are appended, each string
+// constructed once, straight from the captured bytes.
 //
 // Failures — the field is missing or not a string (`field_missing`), no
 // pattern matched (`pattern_mismatch`), a capture did not convert
@@ -66,11 +69,15 @@ class RegexParserTransform final : public Transform {
   struct Pattern {
     std::unique_ptr<RE2> re;
     std::vector<Group> groups;  // named groups only
-    int ngroups;                // NumberOfCapturingGroups()
+    int ngroups;                // highest named group number
+    bool typed = false;         // some group converts to a non-string
+    uint64_t name_filter = 0;   // NameBit of every group name
   };
+  struct Scratch;
   RegexParserTransform(const Config& config, std::vector<Pattern> patterns, TimeZone tz, ComponentMetrics* m);
   // Parses one event in place; false if it failed (and was counted).
-  bool ParseEvent(Event& e, uint64_t* missing, uint64_t* mismatch, uint64_t* conversion, uint64_t* bad_utf8);
+  bool ParseEvent(Event& e, Scratch& s, uint64_t* missing, uint64_t* mismatch, uint64_t* conversion,
+                  uint64_t* bad_utf8);
 
   std::string field_;
   bool drop_field_;
@@ -78,7 +85,8 @@ class RegexParserTransform final : public Transform {
   bool field_is_group_ = false;  // a group has the field's own name
   TimeZone tz_;
   std::vector<Pattern> patterns_;
-  int max_groups_ = 0;
+  int max_groups_ = 0;        // highest group number of any pattern
+  size_t max_named_ = 0;      // most named groups of any pattern
   std::string id_;
   Counter* missing_;
   Counter* mismatch_;

@@ -129,6 +129,71 @@ TEST(JsonParserTest, HugeDocument) {
   EXPECT_EQ(out[0].get("n")->as_int(), 1);
 }
 
+// An event as the file source makes it: the members overwrite the fields
+// the event has in place (a string over a string or over a timestamp), the
+// others are appended in document order after the fields that stay.
+TEST(JsonParserTest, MembersOverwriteInPlaceAndAppendInOrder) {
+  TransformHarness h("json_parser", "{}");
+  ASSERT_TRUE(h.ok()) << h.error();
+  Event e;
+  e.fields().append("message", std::string_view(R"({"host":"10.0.0.1","user":"bob","timestamp":"2024-10-01T00:00:00Z","status":404,"offset":null})"));
+  e.fields().append("file", std::string_view("/var/log/x.log"));
+  e.fields().append("host", std::string_view("agent-host-with-a-long-name"));
+  e.fields().append("source_type", std::string_view("file"));
+  e.fields().append("timestamp", Value(Timestamp{}));
+  e.fields().append("offset", Value(int64_t{42}));
+  auto out = h.RunDefault({std::move(e)});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(Json(out[0]),
+            R"({"file":"/var/log/x.log","host":"10.0.0.1","source_type":"file","timestamp":"2024-10-01T00:00:00Z",)"
+            R"("offset":null,"user":"bob","status":404})");
+  EXPECT_TRUE(out[0].get("timestamp")->is_string());
+}
+
+TEST(JsonParserTest, DuplicateKeysKeepTheLastValueOnce) {
+  TransformHarness h("json_parser", "{}");
+  ASSERT_TRUE(h.ok()) << h.error();
+  auto out = h.RunDefault({MessageEvent(R"({"a":1,"b":2,"a":"three","m":{"x":1,"y":2,"x":[3]},"b":{"z":true}})")});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(Json(out[0]), R"({"a":"three","b":{"z":true},"m":{"x":[3],"y":2}})");
+  // More keys than the 64-bit key filter has bits: every one is kept once.
+  std::string doc = "{";
+  for (int i = 0; i < 200; ++i) doc += "\"k" + std::to_string(i) + "\":" + std::to_string(i) + ",";
+  doc += "\"k7\":\"again\"}";
+  out = h.RunDefault({MessageEvent(doc)});
+  ASSERT_EQ(out[0].fields().size(), 200u);
+  EXPECT_EQ(out[0].get("k7")->as_string(), "again");
+  EXPECT_EQ(out[0].get("k199")->as_int(), 199);
+  EXPECT_EQ(out[0].fields().key(199), "k199");
+}
+
+TEST(JsonParserTest, DepthBoundAtTheRoot) {
+  TransformHarness h("json_parser", "max_depth: 3\n");
+  ASSERT_TRUE(h.ok()) << h.error();
+  auto out = h.RunDefault({MessageEvent(R"({"a":{"b":{"c":1}}})"), MessageEvent(R"({"a":{"b":{"c":{"d":1}}}})"),
+                           MessageEvent(R"({"a":[[[1]]]})")});
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].get("a.b.c")->as_int(), 1);
+  EXPECT_EQ(Json(out[1]), R"({"message":"{\"a\":{\"b\":{\"c\":{\"d\":1}}}}"})");
+  EXPECT_EQ(Json(out[2]), R"({"message":"{\"a\":[[[1]]]}"})");
+  EXPECT_EQ(h.Errors("depth_exceeded"), 2);
+}
+
+TEST(JsonParserTest, FieldNotFirstAndNotDropped) {
+  TransformHarness keep("json_parser", "field: raw\ndrop_field: false\n");
+  TransformHarness drop("json_parser", "field: raw\n");
+  ASSERT_TRUE(keep.ok() && drop.ok());
+  auto make = [] {
+    Event e;
+    e.fields().append("a", Value(int64_t{1}));
+    e.fields().append("raw", std::string_view(R"({"a":2,"b":3})"));
+    e.fields().append("c", Value(int64_t{4}));
+    return e;
+  };
+  EXPECT_EQ(Json(keep.RunDefault({make()})[0]), R"({"a":2,"raw":"{\"a\":2,\"b\":3}","c":4,"b":3})");
+  EXPECT_EQ(Json(drop.RunDefault({make()})[0]), R"({"a":2,"c":4,"b":3})");
+}
+
 TEST(JsonParserTest, ConfigErrors) {
   EXPECT_NE(TransformHarness("json_parser", "max_depth: 0\n").error().find("must be at least 1"), std::string::npos);
   EXPECT_NE(TransformHarness("json_parser", "drop_invalids: true\n").error().find("did you mean `drop_invalid`"),

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "agent/json.h"
 #include "tests/unit/transforms/transform_harness.h"
 
 namespace tributary::testing {
@@ -200,6 +201,86 @@ TEST(RegexParserTest, NestedSourceField) {
   auto out = h.RunDefault({std::move(e)});
   EXPECT_EQ(out[0].get("verb")->as_string(), "POST");
   EXPECT_EQ(out[0].get("http.line"), nullptr);
+}
+
+// The write path: groups whose names the event already has overwrite those
+// fields in place (whatever their kind), the others are appended in pattern
+// order; the parsed field is removed from where it was.
+TEST(RegexParserTest, ExistingFieldsAreOverwrittenInPlaceAndNewOnesAppendedInOrder) {
+  TransformHarness h("regex_parser", ApacheConfig());
+  ASSERT_TRUE(h.ok()) << h.error();
+  Event in;
+  in.fields().append("message", std::string_view(kLine));
+  in.fields().append("file", std::string_view("/var/log/a.log"));
+  in.fields().append("host", std::string_view("agent-host"));
+  in.fields().append("status", Value(true));           // another kind: replaced by the int
+  in.fields().append("timestamp", Value(Timestamp{}));  // replaced by the parsed timestamp
+  in.fields().append("offset", Value(int64_t{7}));
+  auto out = h.RunDefault({std::move(in)});
+  ASSERT_EQ(out.size(), 1u);
+  Timestamp ts;
+  ASSERT_TRUE(ParseRfc3339("2000-10-10T20:55:36Z", &ts));
+  Fields want;
+  want.append("file", std::string_view("/var/log/a.log"));
+  want.append("host", std::string_view("1.2.3.4"));
+  want.append("status", Value(int64_t{503}));
+  want.append("timestamp", Value(ts));
+  want.append("offset", Value(int64_t{7}));
+  want.append("user", std::string_view("bob"));
+  want.append("bytes_in", Value(int64_t{12}));
+  want.append("method", std::string_view("GET"));
+  want.append("path", std::string_view("/api/x"));
+  want.append("bytes_out", Value(int64_t{77}));
+  EXPECT_EQ(out[0], Event(want)) << [&] { std::string s; AppendJson(out[0], &s); return s; }();
+}
+
+TEST(RegexParserTest, KeptFieldStaysInPlaceAndStringsOverwriteLongerOnes) {
+  TransformHarness h("regex_parser", "patterns: ['^(?P<a>\\w+) (?P<b>\\w+)$']\ndrop_field: false\n");
+  ASSERT_TRUE(h.ok()) << h.error();
+  Event in;
+  in.fields().append("a", std::string(100, 'z'));  // a long string: its buffer is reused
+  in.fields().append("message", std::string_view("x yy"));
+  in.fields().append("c", Value(int64_t{1}));
+  auto out = h.RunDefault({std::move(in), MessageEvent("short")});
+  ASSERT_EQ(out.size(), 2u);
+  Fields want;
+  want.append("a", std::string_view("x"));
+  want.append("message", std::string_view("x yy"));
+  want.append("c", Value(int64_t{1}));
+  want.append("b", std::string_view("yy"));
+  EXPECT_EQ(out[0], Event(want));
+  EXPECT_EQ(out[1], MessageEvent("short"));  // mismatch: untouched
+  EXPECT_EQ(h.Errors("pattern_mismatch"), 1);
+}
+
+TEST(RegexParserTest, FailedConversionAfterStringGroupsLeavesExistingFieldsUntouched) {
+  TransformHarness h("regex_parser", "patterns: ['^(?P<host>\\S+) (?P<n>\\S+)$']\ntypes: { n: int }\n");
+  ASSERT_TRUE(h.ok()) << h.error();
+  Event in = MessageEvent("newhost notanumber");
+  in.fields().append("host", std::string_view("oldhost"));
+  Event copy = in;
+  auto out = h.RunDefault({std::move(in)});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0], copy);
+  EXPECT_EQ(h.Errors("conversion_failed"), 1);
+}
+
+TEST(RegexParserTest, SeveralPatternsWithDifferentGroupsReuseScratch) {
+  // Patterns with different group counts, alternating, over several batches.
+  TransformHarness h("regex_parser",
+                     "patterns: ['^(?P<n>\\d+)$', '^(?P<a>\\w+) (?P<b>\\w+) (?P<c>\\w+) (?P<d>\\d+)$']\n"
+                     "types: { n: int, d: int }\n");
+  ASSERT_TRUE(h.ok()) << h.error();
+  for (int round = 0; round < 3; ++round) {
+    auto out = h.RunDefault({MessageEvent("5"), MessageEvent("p q r 9"), MessageEvent("6")});
+    ASSERT_EQ(out.size(), 3u);
+    EXPECT_EQ(out[0].get("n")->as_int(), 5);
+    EXPECT_EQ(out[0].fields().size(), 1u);
+    EXPECT_EQ(out[1].get("c")->as_string(), "r");
+    EXPECT_EQ(out[1].get("d")->as_int(), 9);
+    EXPECT_EQ(out[1].fields().size(), 4u);
+    EXPECT_EQ(out[2].get("n")->as_int(), 6);
+  }
 }
 
 TEST(RegexParserTest, ConfigErrors) {
