@@ -2,8 +2,6 @@
 
 #include <charconv>
 #include <cstring>
-#include <cstdio>
-#include <ctime>
 
 #include "agent/json.h"
 
@@ -164,18 +162,7 @@ void AppendRfc3339(Timestamp t, std::string* out) {
   if (secs != cached_second) {
     const auto day = floor<days>(secs);
     const year_month_day ymd{day};
-    const int year = static_cast<int>(ymd.year());
-    if (year < 0 || year > 9999) {  // outside RFC 3339: written as C would
-      const std::time_t tt = static_cast<std::time_t>(secs.time_since_epoch().count());
-      std::tm tm{};
-      gmtime_r(&tt, &tm);
-      char buf[64];
-      int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", tm.tm_year + 1900,
-                            tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                            static_cast<long long>(nanos));
-      out->append(buf, static_cast<size_t>(n));
-      return;
-    }
+    const int year = static_cast<int>(ymd.year());  // 1677..2262: int64 nanoseconds since 1970
     const hh_mm_ss hms{secs - day};
     PutDigits(prefix, year, 4);
     prefix[4] = '-';

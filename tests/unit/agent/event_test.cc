@@ -155,8 +155,9 @@ TEST(TimeTest, Rfc3339MatchesGmtime) {
   std::mt19937_64 rng(11);
   std::vector<Timestamp> instants = {Timestamp{}, Timestamp{std::chrono::nanoseconds(-1)},
                                      Timestamp{std::chrono::seconds(951782400)},    // 2000-02-29
-                                     Timestamp{std::chrono::seconds(253402300799)},  // 9999-12-31T23:59:59
-                                     Timestamp{std::chrono::seconds(-62135596800)}};  // 0001-01-01
+                                     // the ends of int64 nanoseconds: 2262-04-11 and 1677-09-21
+                                     Timestamp{std::chrono::seconds(9223372035)},
+                                     Timestamp{std::chrono::seconds(-9223372035)}};
   for (int i = 0; i < 5000; ++i) {
     int64_t s = static_cast<int64_t>(rng() % 8000000000ULL) - 2000000000;  // 1906 .. 2223
     Timestamp t{std::chrono::seconds(s) + std::chrono::nanoseconds(rng() % 1000000000)};
