@@ -93,6 +93,7 @@ KafkaSink::KafkaSink(const Config& config, Template topic, kafka::ConfPtr conf, 
       config_(config),
       topic_(std::move(topic)),
       encoder_(config.encoding),
+      text_(config.encoding.codec == "text"),
       conf_template_(std::move(conf)),
       retry_delay_(config.retry_initial_backoff_ms.get()),
       retries_(&ctx.metrics->Retries()),
@@ -354,8 +355,12 @@ void KafkaSink::Start(Batch batch) {
   p.start = std::chrono::steady_clock::now();
   p.outstanding = static_cast<uint32_t>(n) + 1;  // +1 holds the batch open while producing
 
-  // Encode every event into one arena: values and keys back to back.
+  // Encode every event into one arena: values and keys back to back. When
+  // nothing later needs the events (static topic, no headers) and no other
+  // sink shares them, each is freed right after it is encoded, while hot.
   const std::vector<Event>& events = batch.events();
+  std::vector<Event>* owned =
+      topic_.is_static() && config_.headers.empty() && batch.events_unique() ? &batch.mutable_events() : nullptr;
   scratch_.clear();
   encoded_.resize(n);
   const bool keyed = !config_.key_field.empty();
@@ -363,7 +368,22 @@ void KafkaSink::Start(Batch batch) {
     const Event& e = events[i];
     Encoded& enc = encoded_[i];
     enc.value_off = scratch_.size();
-    encoder_.Encode(e, &scratch_);
+    const Value* ts = nullptr;
+    if (text_) {
+      // The `message` field as text (as Encoder does) and the timestamp, in
+      // one pass over the top-level fields.
+      const Value* message = nullptr;
+      const Fields& f = e.fields();
+      for (size_t j = 0, fn = f.size(); j < fn; ++j) {
+        const std::string& k = f.key(j);
+        if (!message && k == kMessageField) message = &f.value(j);
+        else if (!ts && k == kTimestampField) ts = &f.value(j);
+      }
+      if (message) message->append_text(&scratch_);
+    } else {
+      encoder_.Encode(e, &scratch_);
+      ts = e.fields().find(kTimestampField);
+    }
     enc.value_len = scratch_.size() - enc.value_off;
     enc.key_off = std::string::npos;
     enc.key_len = 0;
@@ -375,9 +395,10 @@ void KafkaSink::Start(Batch batch) {
       }
     }
     enc.timestamp_ms = 0;
-    if (const Value* t = e.fields().find(kTimestampField); t && t->is_timestamp())
+    if (ts && ts->is_timestamp())
       enc.timestamp_ms =
-          std::chrono::duration_cast<std::chrono::milliseconds>(t->as_timestamp().time_since_epoch()).count();
+          std::chrono::duration_cast<std::chrono::milliseconds>(ts->as_timestamp().time_since_epoch()).count();
+    if (owned) (*owned)[i] = Event();
   }
   p.arena.assign(scratch_);  // exact size; never reallocated while messages point into it
 
