@@ -94,8 +94,6 @@ class Batch {
     if (events_.use_count() > 1) events_ = std::make_shared<std::vector<Event>>(*events_);
     return *events_;
   }
-  // True if no other batch shares the events (mutable_events() won't copy).
-  bool events_unique() const { return events_.use_count() == 1; }
   size_t size() const { return events_->size(); }
   bool empty() const { return events_->empty(); }
 

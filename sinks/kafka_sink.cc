@@ -355,12 +355,8 @@ void KafkaSink::Start(Batch batch) {
   p.start = std::chrono::steady_clock::now();
   p.outstanding = static_cast<uint32_t>(n) + 1;  // +1 holds the batch open while producing
 
-  // Encode every event into one arena: values and keys back to back. When
-  // nothing later needs the events (static topic, no headers) and no other
-  // sink shares them, each is freed right after it is encoded, while hot.
+  // Encode every event into one arena: values and keys back to back.
   const std::vector<Event>& events = batch.events();
-  std::vector<Event>* owned =
-      topic_.is_static() && config_.headers.empty() && batch.events_unique() ? &batch.mutable_events() : nullptr;
   scratch_.clear();
   encoded_.resize(n);
   const bool keyed = !config_.key_field.empty();
@@ -398,7 +394,6 @@ void KafkaSink::Start(Batch batch) {
     if (ts && ts->is_timestamp())
       enc.timestamp_ms =
           std::chrono::duration_cast<std::chrono::milliseconds>(ts->as_timestamp().time_since_epoch()).count();
-    if (owned) (*owned)[i] = Event();
   }
   p.arena.assign(scratch_);  // exact size; never reallocated while messages point into it
 

@@ -4,8 +4,7 @@
 // Delivery: each input batch is encoded at once into one arena (values and
 // keys back to back) and produced without copying, each message pointing
 // into the arena, its opaque the batch's record; the events are released
-// right after they are queued (each right after it is encoded when nothing
-// else needs it: static topic, no headers, batch not shared with a sink). The record keeps only the batch's finalizers,
+// right after they are queued. The record keeps only the batch's finalizers,
 // the arena and a count of messages without a delivery report, and the batch
 // is finalized when the last report arrives — Delivered when all were
 // written to the cluster (acks=all on an idempotent producer by default),
