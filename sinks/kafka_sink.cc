@@ -93,6 +93,7 @@ KafkaSink::KafkaSink(const Config& config, Template topic, kafka::ConfPtr conf, 
       config_(config),
       topic_(std::move(topic)),
       encoder_(config.encoding),
+      text_(config.encoding.codec == "text"),
       conf_template_(std::move(conf)),
       retry_delay_(config.retry_initial_backoff_ms.get()),
       retries_(&ctx.metrics->Retries()),
@@ -160,23 +161,27 @@ KafkaSink::ErrorKind KafkaSink::KindOf(rd_kafka_resp_err_t err) {
 
 bool KafkaSink::Stopping() const { return ctx_->hard_stop().stop_requested(); }
 
-void KafkaSink::Resolve(Slot* slot, BatchStatus status) {
-  Pending* p = slot->pending;
+void KafkaSink::Resolve(Pending* p, BatchStatus status) {
   if (status > p->worst) p->worst = status;
   if (--p->outstanding > 0) return;
   if (!p->finalized) {
     duration_->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - p->start).count());
-    p->batch.Finalize(p->worst);
+    for (auto& f : p->finalizers) f.Release(p->worst);
   }
   pending_.erase(p->self);
 }
 
-void KafkaSink::Reject(Slot* slot, ErrorKind kind, std::string_view why) {
+void KafkaSink::Reject(Pending* p, ErrorKind kind, std::string_view why) {
   ++error_acc_[kind];
   ++discarded_acc_;
   LogLimited(reject_limiter_, LogLevel::kError, id(),
              std::string("event rejected (") + kErrorTypes[kind] + "): " + std::string(why));
-  Resolve(slot, BatchStatus::kRejected);
+  Resolve(p, BatchStatus::kRejected);
+}
+
+void KafkaSink::Drop(Message* m) {
+  if (m->headers) rd_kafka_headers_destroy(m->headers);
+  m->headers = nullptr;
 }
 
 void KafkaSink::FlushCounters() {
@@ -195,7 +200,7 @@ void KafkaSink::DeliveryCallback(rd_kafka_t*, const rd_kafka_message_t* msg, voi
 }
 
 void KafkaSink::OnDelivery(const rd_kafka_message_t* msg) {
-  Slot* slot = static_cast<Slot*>(msg->_private);
+  Pending* p = static_cast<Pending*>(msg->_private);
   if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     ++sent_events_acc_;
     sent_bytes_acc_ += msg->len + msg->key_len;
@@ -204,17 +209,17 @@ void KafkaSink::OnDelivery(const rd_kafka_message_t* msg) {
       ctx_->SetHealthy(true, "");
     }
     retry_delay_ = config_.retry_initial_backoff_ms.get();
-    Resolve(slot, BatchStatus::kDelivered);
+    Resolve(p, BatchStatus::kDelivered);
     return;
   }
   const bool purged = msg->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || msg->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT;
   if (Stopping()) {
-    Resolve(slot, BatchStatus::kFailed);
+    Resolve(p, BatchStatus::kFailed);
     return;
   }
   ErrorKind kind = KindOf(msg->err);
   if (kind != kDeliveryFailed && !purged && !recreating_) {
-    Reject(slot, kind, rd_kafka_err2str(msg->err));
+    Reject(p, kind, rd_kafka_err2str(msg->err));
     return;
   }
   // Retriable (or purged while the producer is rebuilt): produce it again.
@@ -233,7 +238,21 @@ void KafkaSink::OnDelivery(const rd_kafka_message_t* msg) {
     retry_at_ = std::chrono::steady_clock::now() + (purged ? std::chrono::milliseconds(0) : retry_delay_);
     if (!purged) retry_delay_ = std::min(retry_delay_ * 2, config_.retry_max_backoff_ms.get());
   }
-  retry_.push_back(slot);
+  // The message again, from the same arena bytes (produced without copy).
+  Message m;
+  m.pending = p;
+  m.value = static_cast<const char*>(msg->payload);
+  m.value_len = msg->len;
+  m.key = static_cast<const char*>(msg->key);
+  m.key_len = msg->key_len;
+  rd_kafka_timestamp_type_t ts_type;
+  int64_t ts = rd_kafka_message_timestamp(msg, &ts_type);
+  m.timestamp_ms = ts_type == RD_KAFKA_TIMESTAMP_CREATE_TIME && ts > 0 ? ts : 0;
+  rd_kafka_headers_t* hdrs = nullptr;
+  if (rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs)
+    m.headers = rd_kafka_headers_copy(hdrs);
+  if (!static_topic_) m.topic = rd_kafka_topic_name(msg->rkt);
+  retry_.push_back(std::move(m));
 }
 
 void KafkaSink::OnError(rd_kafka_t* rk, rd_kafka_resp_err_t err, const char* reason) {
@@ -254,71 +273,43 @@ void KafkaSink::OnError(rd_kafka_t* rk, rd_kafka_resp_err_t err, const char* rea
 
 // ---- Producing --------------------------------------------------------------------
 
-KafkaSink::ProduceResult KafkaSink::Produce(Slot* slot) {
+rd_kafka_topic_t* KafkaSink::Topic(const std::string& name) {
+  auto it = topics_.find(name);
+  if (it != topics_.end()) return it->second;
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk_, name.c_str(), nullptr);
+  if (!rkt) return nullptr;
+  if (topics_.size() >= 1024) {  // bound the cache for high-cardinality templates
+    for (auto& [n, t] : topics_) rd_kafka_topic_destroy(t);
+    topics_.clear();
+  }
+  topics_.emplace(name, rkt);
+  return rkt;
+}
+
+KafkaSink::ProduceResult KafkaSink::Produce(Message* m, rd_kafka_topic_t* rkt) {
   if (!rk_) return ProduceResult::kFatal;  // a rebuild was cut short by the hard stop
-  const Event& e = slot->pending->batch.events()[slot->index];
-  rd_kafka_topic_t* rkt = static_topic_;
   if (!rkt) {
-    topic_name_.clear();
-    Status s = topic_.Render(e, &topic_name_);
-    if (!s.ok()) {
-      Reject(slot, kTemplateFailed, "cannot render topic: " + s.message());
+    rkt = static_topic_ ? static_topic_ : Topic(m->topic);
+    if (!rkt) {
+      Drop(m);
+      Reject(m->pending, kUnknownTopic, "invalid topic name " + m->topic);
       return ProduceResult::kResolved;
     }
-    auto it = topics_.find(topic_name_);
-    if (it == topics_.end()) {
-      rkt = rd_kafka_topic_new(rk_, topic_name_.c_str(), nullptr);
-      if (!rkt) {
-        Reject(slot, kUnknownTopic, "invalid topic name " + topic_name_);
-        return ProduceResult::kResolved;
-      }
-      if (topics_.size() >= 1024) {  // bound the cache for high-cardinality templates
-        for (auto& [n, t] : topics_) rd_kafka_topic_destroy(t);
-        topics_.clear();
-      }
-      topics_.emplace(topic_name_, rkt);
-    } else {
-      rkt = it->second;
-    }
   }
-  payload_.clear();
-  encoder_.Encode(e, &payload_);
-  const void* key = nullptr;
-  size_t key_len = 0;
-  if (!config_.key_field.empty()) {
-    if (const Value* k = e.get(config_.key_field); k && !k->is_null()) {
-      key_.clear();
-      k->append_text(&key_);
-      key = key_.data();
-      key_len = key_.size();
-    }
-  }
-  int64_t ts_ms = 0;
-  if (const Value* t = e.get(kTimestampField); t && t->is_timestamp())
-    ts_ms = std::chrono::duration_cast<std::chrono::milliseconds>(t->as_timestamp().time_since_epoch()).count();
-  rd_kafka_headers_t* headers = nullptr;
-  if (!config_.headers.empty()) {
-    for (const auto& [name, field] : config_.headers) {
-      const Value* v = e.get(field);
-      if (!v || v->is_null()) continue;
-      if (!headers) headers = rd_kafka_headers_new(config_.headers.size());
-      header_value_.clear();
-      v->append_text(&header_value_);
-      rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), header_value_.data(),
-                          static_cast<ssize_t>(header_value_.size()));
-    }
-  }
+  // No copy (flags 0): the value and key stay in the batch's arena until the
+  // batch's last delivery report.
   rd_kafka_resp_err_t err;
-  if (headers) {
-    err = rd_kafka_producev(rk_, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                            RD_KAFKA_V_VALUE(payload_.data(), payload_.size()), RD_KAFKA_V_KEY(key, key_len),
-                            RD_KAFKA_V_TIMESTAMP(ts_ms), RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(slot),
-                            RD_KAFKA_V_END);
-    if (err) rd_kafka_headers_destroy(headers);  // ownership passes only on success
+  if (m->headers) {
+    err = rd_kafka_producev(rk_, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(0),
+                            RD_KAFKA_V_VALUE(const_cast<char*>(m->value), m->value_len),
+                            RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_TIMESTAMP(m->timestamp_ms),
+                            RD_KAFKA_V_HEADERS(m->headers), RD_KAFKA_V_OPAQUE(m->pending), RD_KAFKA_V_END);
+    if (!err) m->headers = nullptr;  // ownership passes only on success
   } else {
-    err = rd_kafka_producev(rk_, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                            RD_KAFKA_V_VALUE(payload_.data(), payload_.size()), RD_KAFKA_V_KEY(key, key_len),
-                            RD_KAFKA_V_TIMESTAMP(ts_ms), RD_KAFKA_V_OPAQUE(slot), RD_KAFKA_V_END);
+    err = rd_kafka_producev(rk_, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(0),
+                            RD_KAFKA_V_VALUE(const_cast<char*>(m->value), m->value_len),
+                            RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_TIMESTAMP(m->timestamp_ms),
+                            RD_KAFKA_V_OPAQUE(m->pending), RD_KAFKA_V_END);
   }
   switch (err) {
     case RD_KAFKA_RESP_ERR_NO_ERROR: return ProduceResult::kQueued;
@@ -326,9 +317,29 @@ KafkaSink::ProduceResult KafkaSink::Produce(Slot* slot) {
     case RD_KAFKA_RESP_ERR__FATAL: fatal_ = true; return ProduceResult::kFatal;
     default: break;
   }
+  Drop(m);
   ErrorKind kind = KindOf(err);
-  Reject(slot, kind == kDeliveryFailed ? kProduceFailed : kind, rd_kafka_err2str(err));
+  Reject(m->pending, kind == kDeliveryFailed ? kProduceFailed : kind, rd_kafka_err2str(err));
   return ProduceResult::kResolved;
+}
+
+void KafkaSink::Prepare(const Event& e, const Encoded& enc, Pending* p, Message* m) {
+  m->pending = p;
+  m->value = p->arena.data() + enc.value_off;
+  m->value_len = enc.value_len;
+  m->key = enc.key_off == std::string::npos ? nullptr : p->arena.data() + enc.key_off;
+  m->key_len = enc.key_len;
+  m->timestamp_ms = enc.timestamp_ms;
+  m->headers = nullptr;
+  for (const auto& [name, field] : config_.headers) {
+    const Value* v = e.get(field);
+    if (!v || v->is_null()) continue;
+    if (!m->headers) m->headers = rd_kafka_headers_new(config_.headers.size());
+    header_value_.clear();
+    v->append_text(&header_value_);
+    rd_kafka_header_add(m->headers, name.data(), static_cast<ssize_t>(name.size()), header_value_.data(),
+                        static_cast<ssize_t>(header_value_.size()));
+  }
 }
 
 void KafkaSink::Start(Batch batch) {
@@ -340,49 +351,115 @@ void KafkaSink::Start(Batch batch) {
   pending_.emplace_back();
   Pending& p = pending_.back();
   p.self = std::prev(pending_.end());
-  p.batch = std::move(batch);
+  p.finalizers = std::move(batch.finalizers());
   p.start = std::chrono::steady_clock::now();
-  p.slots.resize(n);
   p.outstanding = static_cast<uint32_t>(n) + 1;  // +1 holds the batch open while producing
-  for (size_t i = 0; i < n; ++i) p.slots[i] = Slot{&p, static_cast<uint32_t>(i)};
-  Slot* slots = p.slots.data();
-  Slot guard{&p, 0};
+
+  // Encode every event into one arena: values and keys back to back.
+  const std::vector<Event>& events = batch.events();
+  scratch_.clear();
+  encoded_.resize(n);
+  const bool keyed = !config_.key_field.empty();
   for (size_t i = 0; i < n; ++i) {
+    const Event& e = events[i];
+    Encoded& enc = encoded_[i];
+    enc.value_off = scratch_.size();
+    const Value* ts = nullptr;
+    if (text_) {
+      // The `message` field as text (as Encoder does) and the timestamp, in
+      // one pass over the top-level fields.
+      const Value* message = nullptr;
+      const Fields& f = e.fields();
+      for (size_t j = 0, fn = f.size(); j < fn; ++j) {
+        const std::string& k = f.key(j);
+        if (!message && k == kMessageField) message = &f.value(j);
+        else if (!ts && k == kTimestampField) ts = &f.value(j);
+      }
+      if (message) message->append_text(&scratch_);
+    } else {
+      encoder_.Encode(e, &scratch_);
+      ts = e.fields().find(kTimestampField);
+    }
+    enc.value_len = scratch_.size() - enc.value_off;
+    enc.key_off = std::string::npos;
+    enc.key_len = 0;
+    if (keyed) {
+      if (const Value* k = e.get(config_.key_field); k && !k->is_null()) {
+        enc.key_off = scratch_.size();
+        k->append_text(&scratch_);
+        enc.key_len = scratch_.size() - enc.key_off;
+      }
+    }
+    enc.timestamp_ms = 0;
+    if (ts && ts->is_timestamp())
+      enc.timestamp_ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(ts->as_timestamp().time_since_epoch()).count();
+  }
+  p.arena.assign(scratch_);  // exact size; never reallocated while messages point into it
+
+  Message m;
+  auto stash = [&] {  // produced later (in order), by ProduceRetries
+    if (!topic_.is_static()) m.topic = topic_name_;
+    retry_.push_back(std::move(m));
+    m = Message();
+  };
+  for (size_t i = 0; i < n; ++i) {
+    const Event& e = events[i];
+    Prepare(e, encoded_[i], &p, &m);
+    rd_kafka_topic_t* rkt = static_topic_;
+    if (!topic_.is_static()) {
+      topic_name_.clear();
+      Status s = topic_.Render(e, &topic_name_);
+      if (!s.ok()) {
+        Drop(&m);
+        Reject(&p, kTemplateFailed, "cannot render topic: " + s.message());
+        continue;
+      }
+      if (rk_ && !(rkt = Topic(topic_name_))) {
+        Drop(&m);
+        Reject(&p, kUnknownTopic, "invalid topic name " + topic_name_);
+        continue;
+      }
+    }
     if (fatal_ || !retry_.empty()) {
       // Keep message order behind earlier retries and across a rebuild.
-      for (size_t j = i; j < n; ++j) retry_.push_back(&slots[j]);
-      break;
+      stash();
+      continue;
     }
     ProduceResult r;
-    while ((r = Produce(&slots[i])) == ProduceResult::kQueueFull) {
+    while ((r = Produce(&m, rkt)) == ProduceResult::kQueueFull) {
       // The producer's queue is full: wait for deliveries (backpressure).
       if (Stopping()) {
-        for (size_t j = i; j < n; ++j) Resolve(&slots[j], BatchStatus::kFailed);
-        Resolve(&guard, BatchStatus::kDelivered);
+        Drop(&m);
+        for (size_t j = i; j < n; ++j) Resolve(&p, BatchStatus::kFailed);
+        Resolve(&p, BatchStatus::kDelivered);  // the guard
         return;
       }
       Poll(100);
     }
-    if (r == ProduceResult::kFatal) retry_.push_back(&slots[i]);
+    if (r == ProduceResult::kFatal) stash();
   }
   if (!config_.acknowledgements && !p.finalized && p.outstanding > 1) {
     p.finalized = true;
-    p.batch.Finalize(BatchStatus::kDelivered);
+    for (auto& f : p.finalizers) f.Release(BatchStatus::kDelivered);
   }
-  Resolve(&guard, BatchStatus::kDelivered);
+  Resolve(&p, BatchStatus::kDelivered);  // the guard
+  // `batch` (the events) is released here, right after being queued.
 }
 
 void KafkaSink::ProduceRetries() {
   if (retry_.empty() || fatal_ || std::chrono::steady_clock::now() < retry_at_) return;
-  std::vector<Slot*> todo;
+  std::vector<Message> todo;
   todo.swap(retry_);
   size_t i = 0;
   for (; i < todo.size(); ++i) {
-    ProduceResult r = Produce(todo[i]);
+    ProduceResult r = Produce(&todo[i], nullptr);
     if (r == ProduceResult::kQueueFull || r == ProduceResult::kFatal) break;
   }
   // What did not fit goes back in front of anything queued meanwhile.
-  if (i < todo.size()) retry_.insert(retry_.begin(), todo.begin() + static_cast<ptrdiff_t>(i), todo.end());
+  if (i < todo.size())
+    retry_.insert(retry_.begin(), std::make_move_iterator(todo.begin() + static_cast<ptrdiff_t>(i)),
+                  std::make_move_iterator(todo.end()));
 }
 
 void KafkaSink::Poll(int timeout_ms) {
@@ -415,12 +492,18 @@ void KafkaSink::FailEverything() {
     rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT | RD_KAFKA_PURGE_F_NON_BLOCKING);
     rd_kafka_poll(rk_, 0);
   }
-  std::vector<Slot*> left;
+  std::vector<Message> left;
   left.swap(retry_);
-  for (Slot* s : left) Resolve(s, BatchStatus::kFailed);
+  for (Message& m : left) {
+    Drop(&m);
+    Resolve(m.pending, BatchStatus::kFailed);
+  }
   // Messages whose reports never came: the batch is given up as a whole.
-  for (auto& p : pending_)
-    if (!p.finalized) p.batch.Finalize(BatchStatus::kFailed), p.finalized = true;
+  for (auto& p : pending_) {
+    if (p.finalized) continue;
+    for (auto& f : p.finalizers) f.Release(BatchStatus::kFailed);
+    p.finalized = true;
+  }
 }
 
 Status KafkaSink::Run(SinkContext& ctx) {

@@ -1,19 +1,23 @@
 #pragma once
 // `kafka` sink: produces one Kafka message per event with librdkafka.
 //
-// Delivery: each input batch is held until librdkafka has reported the fate
-// of every one of its messages (the delivery report), and only then
-// finalized — Delivered when all were written to the cluster (acks=all on an
-// idempotent producer by default), Rejected when some were refused
-// permanently (authorization, message too large, invalid record, unknown
-// topic: counted per reason in component_errors_total and in
-// discarded_events_total), never on enqueue. Retriable failures (timeouts,
-// brokers down, not enough replicas) are produced again after a backoff, so
-// an outage holds data instead of dropping it; a full librdkafka queue makes
-// the sink stop taking batches (backpressure into the buffer). A fatal error
-// of the idempotent producer rebuilds the producer and re-sends what it
-// held. `acknowledgements: false` finalizes batches as soon as they are
-// enqueued (the source moves on; failures are still retried and counted).
+// Delivery: each input batch is encoded at once into one arena (values and
+// keys back to back) and produced without copying, each message pointing
+// into the arena, its opaque the batch's record; the events are released
+// right after they are queued. The record keeps only the batch's finalizers,
+// the arena and a count of messages without a delivery report, and the batch
+// is finalized when the last report arrives — Delivered when all were
+// written to the cluster (acks=all on an idempotent producer by default),
+// Rejected when some were refused permanently (authorization, message too
+// large, invalid record, unknown topic: counted per reason in
+// component_errors_total and in discarded_events_total), never on enqueue.
+// Retriable failures (timeouts, brokers down, not enough replicas) are
+// produced again after a backoff from the same arena bytes, so an outage
+// holds data instead of dropping it; a full librdkafka queue makes the sink
+// stop taking batches (backpressure into the buffer). A fatal error of the
+// idempotent producer rebuilds the producer and re-sends what it held.
+// `acknowledgements: false` finalizes batches as soon as they are enqueued
+// (the source moves on; failures are still retried and counted).
 //
 // Shutdown: Run returns once the input is closed and every message has a
 // delivery report, or at the hard stop, when the rest is purged and
@@ -69,21 +73,32 @@ class KafkaSink final : public Sink, private kafka::KafkaClient {
   Status Run(SinkContext& ctx) override;
 
  private:
-  struct Pending;
-  // The opaque of one message: which batch, which event.
-  struct Slot {
-    Pending* pending;
-    uint32_t index;
-  };
-  // One input batch with messages not yet resolved.
+  // One input batch with messages not yet resolved (the opaque of each of
+  // its messages). Its events are gone; librdkafka points into `arena`.
   struct Pending {
-    Batch batch;
-    std::vector<Slot> slots;
+    std::vector<FinalizerRef> finalizers;
+    std::string arena;         // every value and key of the batch
     uint32_t outstanding = 0;  // messages without a final outcome
     BatchStatus worst = BatchStatus::kDelivered;
     bool finalized = false;    // acknowledgements: false releases early
     std::chrono::steady_clock::time_point start;
     std::list<Pending>::iterator self;
+  };
+  // A message to produce (again): its bytes are in its batch's arena.
+  struct Message {
+    Pending* pending = nullptr;
+    const char* value = nullptr;
+    size_t value_len = 0;
+    const char* key = nullptr;  // nullptr: no key
+    size_t key_len = 0;
+    int64_t timestamp_ms = 0;
+    rd_kafka_headers_t* headers = nullptr;  // owned until produced
+    std::string topic;                      // templated topics only
+  };
+  // Where one event's bytes went in the arena while a batch is encoded.
+  struct Encoded {
+    size_t value_off, value_len, key_off, key_len;  // key_off npos: no key
+    int64_t timestamp_ms;
   };
   enum class ProduceResult { kQueued, kQueueFull, kResolved, kFatal };
   enum ErrorKind : int {
@@ -101,12 +116,18 @@ class KafkaSink final : public Sink, private kafka::KafkaClient {
   KafkaSink(const Config& config, Template topic, kafka::ConfPtr conf, BuildContext& ctx);
   Status CreateProducer();
   void DestroyProducer();
-  // Takes a batch and produces all its events (waits on a full queue).
+  // Takes a batch, encodes it, produces all its events (waits on a full
+  // queue) and releases the events.
   void Start(Batch batch);
-  ProduceResult Produce(Slot* slot);
+  // Fills the message of event i of the batch being started (not its topic).
+  void Prepare(const Event& e, const Encoded& enc, Pending* p, Message* m);
+  // The handle of a topic by name (templated topics; cached).
+  rd_kafka_topic_t* Topic(const std::string& name);
+  ProduceResult Produce(Message* m, rd_kafka_topic_t* rkt);
   // Records the final outcome of one message.
-  void Resolve(Slot* slot, BatchStatus status);
-  void Reject(Slot* slot, ErrorKind kind, std::string_view why);
+  void Resolve(Pending* p, BatchStatus status);
+  void Reject(Pending* p, ErrorKind kind, std::string_view why);
+  void Drop(Message* m);  // releases what a message not produced owns
   void OnDelivery(const rd_kafka_message_t* msg);
   void ProduceRetries();
   void Recreate();
@@ -121,6 +142,7 @@ class KafkaSink final : public Sink, private kafka::KafkaClient {
   Config config_;
   Template topic_;
   Encoder encoder_;
+  bool text_;  // encoding.codec text: the sink reads `message` itself
   kafka::ConfPtr conf_template_;  // duplicated for each producer instance
   rd_kafka_t* rk_ = nullptr;
   rd_kafka_topic_t* static_topic_ = nullptr;
@@ -128,16 +150,16 @@ class KafkaSink final : public Sink, private kafka::KafkaClient {
   SinkContext* ctx_ = nullptr;
 
   std::list<Pending> pending_;
-  std::vector<Slot*> retry_;
+  std::vector<Message> retry_;
   std::chrono::steady_clock::time_point retry_at_{};
   std::chrono::milliseconds retry_delay_;
   bool fatal_ = false;
   bool recreating_ = false;
   bool healthy_ = true;
 
-  // Reused per message.
-  std::string payload_;
-  std::string key_;
+  // Reused per batch / message.
+  std::string scratch_;
+  std::vector<Encoded> encoded_;
   std::string header_value_;
   std::string topic_name_;
 
