@@ -215,20 +215,6 @@ void AppendJson(const Value& v, std::string* out) {
 
 // ---- Decoding --------------------------------------------------------------
 
-namespace {
-
-// A cheap filter over keys: one of 64 bits picked by a key's length and
-// first and last bytes. Merging appends a member straight away when its
-// bit is not yet set, and looks the key up only when it is.
-inline uint64_t KeyBit(std::string_view k) {
-  if (k.empty()) return 1;
-  const unsigned h = static_cast<unsigned>(k.size()) * 31u + static_cast<unsigned char>(k.front()) * 7u +
-                     static_cast<unsigned char>(k.back());
-  return uint64_t{1} << (h & 63u);
-}
-
-}  // namespace
-
 struct JsonParser::Impl {
   simdjson::dom::parser parser;
   size_t max_depth;

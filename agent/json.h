@@ -7,6 +7,7 @@
 // Decoding uses simdjson; a JsonParser reuses its buffers and is not
 // thread-safe (one per thread).
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -15,6 +16,16 @@
 #include "agent/status.h"
 
 namespace tributary {
+
+// A cheap filter over field names: one of 64 bits picked by a name's length
+// and first and last bytes. A key whose bit is not in a set's filter is not
+// in the set (json_parser merging, regex_parser's group names).
+inline uint64_t KeyBit(std::string_view k) {
+  if (k.empty()) return 1;
+  const unsigned h = static_cast<unsigned>(k.size()) * 31u + static_cast<unsigned char>(k.front()) * 7u +
+                     static_cast<unsigned char>(k.back());
+  return uint64_t{1} << (h & 63u);
+}
 
 void AppendJsonString(std::string_view s, std::string* out);
 void AppendJson(const Value& v, std::string* out);

@@ -11,20 +11,6 @@
 
 namespace tributary {
 
-namespace {
-
-// A cheap filter over field names: one of 64 bits picked by a name's
-// length and first and last bytes. A key whose bit is not in a pattern's
-// filter is not the name of any of its groups.
-inline uint64_t NameBit(std::string_view k) {
-  if (k.empty()) return 1;
-  const unsigned h = static_cast<unsigned>(k.size()) * 31u + static_cast<unsigned char>(k.front()) * 7u +
-                     static_cast<unsigned char>(k.back());
-  return uint64_t{1} << (h & 63u);
-}
-
-}  // namespace
-
 const config::Schema<RegexParserTransform::Config>& RegexParserTransform::Config::schema() {
   static const config::Schema<Config> s = [] {
     config::Schema<Config> s;
@@ -160,7 +146,7 @@ Result<std::unique_ptr<Transform>> RegexParserTransform::Build(const Config& con
     std::sort(p.groups.begin(), p.groups.end(), [](const Group& a, const Group& b) { return a.index < b.index; });
     for (const Group& g : p.groups) {
       p.typed |= g.conversion.kind != Conversion::Kind::kString;
-      p.name_filter |= NameBit(g.name);
+      p.name_filter |= KeyBit(g.name);
     }
     patterns.push_back(std::move(p));
   }
@@ -304,7 +290,7 @@ bool RegexParserTransform::ParseEvent(Event& e, Scratch& s, uint64_t* missing, u
   std::fill(slots, slots + ng, -1);
   for (size_t k = 0; k < f.size(); ++k) {
     const std::string& key = f.key(k);
-    if ((hit->name_filter & NameBit(key)) == 0) continue;
+    if ((hit->name_filter & KeyBit(key)) == 0) continue;
     for (size_t i = 0; i < ng; ++i) {
       if (groups[i].name == key) {
         if (slots[i] < 0) slots[i] = static_cast<int>(k);

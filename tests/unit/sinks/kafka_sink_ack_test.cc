@@ -85,6 +85,16 @@ class MockCluster {
   }
   rd_kafka_mock_cluster_t* get() { return mc_; }
   std::string bootstrap() const { return rd_kafka_mock_cluster_bootstraps(mc_); }
+  // A text sink to topic `logs`, one request of at most 10 messages at a time.
+  KafkaSink::Config SinkConfig() const {
+    KafkaSink::Config config;
+    config.bootstrap_servers = bootstrap();
+    config.topic = "logs";
+    config.encoding.codec = "text";
+    config.librdkafka_options = {{"enable.idempotence", "false"}, {"batch.num.messages", "10"},
+                                 {"max.in.flight", "1"}};
+    return config;
+  }
 
  private:
   rd_kafka_t* rk_;
@@ -104,14 +114,8 @@ TEST(KafkaSinkAckTest, BatchIsFinalizedFromItsLastReportWithTheWorstOutcome) {
 
   Metrics metrics;
   auto cm = metrics.ForComponent("out", ComponentKind::kSink, "kafka");
-  KafkaSink::Config config;
-  config.bootstrap_servers = mock.bootstrap();
-  config.topic = "logs";
-  config.encoding.codec = "text";
-  config.librdkafka_options = {{"enable.idempotence", "false"},
-                               {"batch.num.messages", "10"},
-                               {"linger.ms", "20"},
-                               {"max.in.flight", "1"}};
+  KafkaSink::Config config = mock.SinkConfig();
+  config.librdkafka_options["linger.ms"] = "20";
   BuildContext bctx{"out", "/tmp", "host", cm.get()};
   auto sink = KafkaSink::Build(config, bctx);
   ASSERT_TRUE(sink.ok()) << sink.status().ToString();
@@ -149,13 +153,8 @@ TEST(KafkaSinkAckTest, WithoutAcknowledgementsBatchesAreFinalizedOnEnqueue) {
 
   Metrics metrics;
   auto cm = metrics.ForComponent("out", ComponentKind::kSink, "kafka");
-  KafkaSink::Config config;
-  config.bootstrap_servers = mock.bootstrap();
-  config.topic = "logs";
-  config.encoding.codec = "text";
+  KafkaSink::Config config = mock.SinkConfig();
   config.acknowledgements = false;
-  config.librdkafka_options = {{"enable.idempotence", "false"}, {"batch.num.messages", "10"},
-                               {"max.in.flight", "1"}};
   BuildContext bctx{"out", "/tmp", "host", cm.get()};
   auto sink = KafkaSink::Build(config, bctx);
   ASSERT_TRUE(sink.ok()) << sink.status().ToString();
