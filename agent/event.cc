@@ -40,6 +40,7 @@ bool Fields::erase(std::string_view key) {
 }
 
 void Fields::clear() { items_.clear(); }
+void Fields::truncate(size_t n) { items_.erase(items_.begin() + static_cast<std::ptrdiff_t>(n), items_.end()); }
 bool Fields::operator==(const Fields& other) const { return items_ == other.items_; }
 
 // ---- Value -----------------------------------------------------------------

@@ -44,6 +44,9 @@ class Fields {
   Value& append(std::string_view key, V&& v);
   bool erase(std::string_view key);
   void clear();
+  // Keeps the first n fields (n <= size()); the rest are destroyed, the
+  // capacity stays.
+  void truncate(size_t n);
   void reserve(size_t n);
 
   bool operator==(const Fields& other) const;

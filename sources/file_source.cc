@@ -702,11 +702,13 @@ namespace {
 
 }  // namespace
 
-// A recycled event (batch_builder.h) that still has exactly the fields
-// EmitLine gives is overwritten in place: no allocation unless the line is
-// longer than the one it replaces. Anything else is rebuilt.
+// A recycled event (batch_builder.h) that still starts with the fields
+// EmitLine gives is overwritten in place: those six are assigned, whatever
+// a transform appended after them (regex captures, added fields) is
+// destroyed, so nothing of the earlier line is left. No allocation unless
+// the line is longer than the one it replaces. Anything else is rebuilt.
 bool FileSource::Refill(Fields& f, std::string_view line, const std::string& path, uint64_t offset) {
-  if (f.size() != 6 || !KeyIs(f.key(0), kMessageField) || !KeyIs(f.key(1), kFileField) ||
+  if (f.size() < 6 || !KeyIs(f.key(0), kMessageField) || !KeyIs(f.key(1), kFileField) ||
       !KeyIs(f.key(2), kHostField) || !KeyIs(f.key(3), kSourceTypeField) || !KeyIs(f.key(4), kTimestampField) ||
       !KeyIs(f.key(5), kOffsetField))
     return false;
@@ -715,6 +717,7 @@ bool FileSource::Refill(Fields& f, std::string_view line, const std::string& pat
   std::string& m = message.as_string();
   // Do not keep a huge buffer from an old long line for a short one.
   if (m.capacity() > 4096 && m.capacity() / 4 > line.size()) return false;
+  if (f.size() > 6) f.truncate(6);
   m.assign(line);
   file.as_string().assign(path);
   host.as_string().assign(host_);

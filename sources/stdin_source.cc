@@ -63,11 +63,13 @@ Status StdinSource::Run(SourceContext& ctx) {
   // never holds more than max_batch_events, even from one big read.
   auto emit = [&](std::string_view line, uint64_t) __attribute__((flatten)) {
     Fields& f = events.Next().fields();
-    // A recycled event still laid out as below is overwritten in place.
-    if (f.size() == 4 && f.key(0) == kMessageField && f.key(1) == kTimestampField && f.key(2) == kHostField &&
+    // A recycled event that still starts as laid out below is overwritten
+    // in place; fields a transform appended after those four are destroyed.
+    if (f.size() >= 4 && f.key(0) == kMessageField && f.key(1) == kTimestampField && f.key(2) == kHostField &&
         f.key(3) == kSourceTypeField && f.value(0).is_string() && f.value(2).is_string() &&
         f.value(3).is_string() && (f.value(0).as_string().capacity() <= 4096 ||
                                    f.value(0).as_string().capacity() / 4 <= line.size())) {
+      if (f.size() > 4) f.truncate(4);
       f.value(0).as_string().assign(line);
       f.value(1) = Value(read_time);
       f.value(2).as_string().assign(host_);

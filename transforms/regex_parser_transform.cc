@@ -273,13 +273,9 @@ bool RegexParserTransform::ParseEvent(Event& e, Scratch& s, uint64_t* missing, u
     }
   }
   if (drop_field_ && field_index >= 0) {
-    // Rebuilt without the field, with room for the groups: one allocation,
-    // instead of shifting every later field down and then growing.
-    Fields rebuilt;
-    rebuilt.reserve(f.size() - 1 + ng);
-    for (size_t k = 0; k < f.size(); ++k)
-      if (k != static_cast<size_t>(field_index)) rebuilt.append(f.key(k), std::move(f.value(k)));
-    f = std::move(rebuilt);
+    // Erased in place: the later fields shift down, and the event's vector
+    // (recycled by the source, so usually with room for the groups) stays.
+    f.erase(field_);
     field_index = -1;
   } else if (drop_field_) {
     e.remove(field_);

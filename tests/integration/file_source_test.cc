@@ -11,11 +11,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <iostream>
-
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
+#include <iostream>
 #include <map>
 #include <random>
 #include <regex>
@@ -616,8 +616,10 @@ TEST_F(FileSourceTest, KillNineWithDiskBufferDeliversEveryLine) {
 // (agent/batch_builder.h). Runs `transforms` (YAML, may be empty; the last
 // one is named `last`) over 30,000 lines of two lengths and checks every
 // output line against `shape`, whose groups are the message and the offset.
+// `extra(i, m)`, when given, checks line i's match further.
 void CheckRecycledEvents(FileSourceTest& t, const std::string& config_head, const std::string& transforms,
-                         const std::regex& shape) {
+                         const std::regex& shape,
+                         const std::function<void(int, const std::smatch&)>& extra = nullptr) {
   constexpr int kLines = 30000;
   auto line_for = [](int i) { return LineFor(i % 3 == 0 ? "a-much-longer-tag-for-some-lines" : "t", i); };
   {
@@ -637,6 +639,7 @@ void CheckRecycledEvents(FileSourceTest& t, const std::string& config_head, cons
     ASSERT_TRUE(std::regex_match(lines[i], m, shape)) << lines[i];
     ASSERT_EQ(m[1].str(), line_for(i));
     ASSERT_EQ(m[2].str(), std::to_string(offset)) << lines[i];
+    if (extra) ASSERT_NO_FATAL_FAILURE(extra(i, m)) << lines[i];
     offset += line_for(i).size() + 1;
   }
 }
@@ -656,6 +659,27 @@ TEST_F(FileSourceTest, RecycledEventsChangedByTransformsAreRebuilt) {
                       "transforms:\n  last: { type: rename_fields, inputs: [in], fields: { file: path } }\n",
                       std::regex(R"re(^\{"message":"([^"]*)","host":"[^"]*","source_type":"file",)re"
                                  R"re("timestamp":"[^"]*","offset":([0-9]+),"path":"[^"]*app\.log"\}$)re"));
+}
+
+// Events that come back with fields appended after the source's six (a
+// regex_parser that matches every third line) are overwritten and cut back
+// to six: a line the pattern does not match carries no capture of an
+// earlier line.
+TEST_F(FileSourceTest, RecycledEventsWithAppendedFieldsCarryNoneOfAnEarlierLine) {
+  CheckRecycledEvents(
+      *this, "data_dir: " + data_dir() + "\napi: { address: 127.0.0.1:0 }\n",
+      "transforms:\n  last:\n    type: regex_parser\n    inputs: [in]\n    drop_field: false\n"
+      "    patterns: ['^a-much-longer-tag-for-some-lines-(?P<n>[0-9]+) (?P<verb>[A-Z]+)']\n",
+      std::regex(R"re(^\{"message":"([^"]*)","file":"[^"]*app\.log","host":"[^"]*",)re"
+                 R"re("source_type":"file","timestamp":"[^"]*","offset":([0-9]+)(,"n":"([0-9]+)","verb":"GET")?\}$)re"),
+      [](int i, const std::smatch& m) {
+        ASSERT_EQ(m[3].matched, i % 3 == 0);
+        if (i % 3 == 0) {
+          char n[16];
+          std::snprintf(n, sizeof n, "%06d", i);
+          ASSERT_EQ(m[4].str(), n);
+        }
+      });
 }
 
 }  // namespace

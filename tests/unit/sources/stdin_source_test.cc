@@ -85,5 +85,60 @@ TEST(StdinSourceTest, BatchesNeverExceedMaxBatchEvents) {
   EXPECT_GE(ctx.sizes.size(), 5000u / 64);
 }
 
+// Records each event's keys and message, then changes the events the way
+// transforms do (appends fields, replaces a value) before releasing the
+// batch, whose events come back to the source to be overwritten.
+class ChangingSink final : public SourceContext {
+ public:
+  explicit ChangingSink(ComponentMetrics* metrics) : metrics_(metrics) {}
+  bool Send(Batch batch) override {
+    for (Event& e : batch.mutable_events()) {
+      std::string keys;
+      for (size_t k = 0; k < e.fields().size(); ++k) keys += e.fields().key(k) + ",";
+      layouts.push_back(keys);
+      messages.push_back(e.get("message")->as_string());
+      const size_t n = messages.size();
+      if (n % 2 == 0) e.fields().set("parsed", Value("from line " + std::to_string(n)));
+      if (n % 3 == 0) e.fields().set("extra", Value(int64_t{7}));
+      if (n % 5 == 0) e.fields().set("host", Value(int64_t{5}));  // a source field of another kind
+    }
+    batch.Finalize(BatchStatus::kDelivered);
+    return true;
+  }
+  std::stop_token stop_token() const override { return stop_.get_token(); }
+  ComponentMetrics& metrics() override { return *metrics_; }
+  std::vector<std::string> layouts;
+  std::vector<std::string> messages;
+
+ private:
+  ComponentMetrics* metrics_;
+  std::stop_source stop_;
+};
+
+// Recycled events that a transform extended or changed come back with
+// exactly the source's four fields and this line's message: nothing of an
+// earlier line is left.
+TEST(StdinSourceTest, RecycledEventsKeepNoFieldOfAnEarlierLine) {
+  std::string text;
+  for (int i = 0; i < 3000; ++i) text += "line " + std::to_string(i) + "\n";
+  StdinSource::Config config;
+  config.max_batch_events = 50;
+  Metrics registry;
+  auto metrics = registry.ForComponent("in", ComponentKind::kSource, "stdin");
+  BuildContext build{"in", "/tmp", "testhost", metrics.get()};
+  auto source = StdinSource::Build(config, build);
+  ASSERT_TRUE(source.ok()) << source.status().ToString();
+  ChangingSink ctx(metrics.get());
+  {
+    StdinFrom in(text);
+    ASSERT_TRUE((*source)->Run(ctx).ok());
+  }
+  ASSERT_EQ(ctx.messages.size(), 3000u);
+  for (int i = 0; i < 3000; ++i) {
+    ASSERT_EQ(ctx.messages[i], "line " + std::to_string(i));
+    ASSERT_EQ(ctx.layouts[i], "message,timestamp,host,source_type,") << "event " << i;
+  }
+}
+
 }  // namespace
 }  // namespace tributary
