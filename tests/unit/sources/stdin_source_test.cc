@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -12,24 +13,30 @@
 namespace tributary {
 namespace {
 
-// Records the size of every batch the source sends.
-class BatchSizes final : public SourceContext {
+// A source's downstream for one test: owns the metrics; Send is the test's.
+class TestContext : public SourceContext {
  public:
-  explicit BatchSizes(ComponentMetrics* metrics) : metrics_(metrics) {}
+  TestContext() : metrics_(registry_.ForComponent("in", ComponentKind::kSource, "stdin")) {}
+  std::stop_token stop_token() const override { return stop_.get_token(); }
+  ComponentMetrics& metrics() override { return *metrics_; }
+
+ private:
+  Metrics registry_;
+  std::unique_ptr<ComponentMetrics> metrics_;
+  std::stop_source stop_;
+};
+
+// Records the size of every batch the source sends.
+class BatchSizes final : public TestContext {
+ public:
   bool Send(Batch batch) override {
     sizes.push_back(batch.size());
     for (const Event& e : batch.events()) messages.push_back(e.get("message")->as_string());
     batch.Finalize(BatchStatus::kDelivered);
     return true;
   }
-  std::stop_token stop_token() const override { return stop_.get_token(); }
-  ComponentMetrics& metrics() override { return *metrics_; }
   std::vector<size_t> sizes;
   std::vector<std::string> messages;
-
- private:
-  ComponentMetrics* metrics_;
-  std::stop_source stop_;
 };
 
 // Standard input replaced by a pipe holding `text`, for one test.
@@ -60,23 +67,24 @@ class StdinFrom {
   std::thread writer_;
 };
 
+// Runs a stdin source over "line 0" ... "line N-1" into `ctx`, to EOF.
+void RunOverLines(int lines, size_t max_batch_events, TestContext& ctx) {
+  std::string text;
+  for (int i = 0; i < lines; ++i) text += "line " + std::to_string(i) + "\n";
+  StdinSource::Config config;
+  config.max_batch_events = max_batch_events;
+  BuildContext build{"in", "/tmp", "testhost", &ctx.metrics()};
+  auto source = StdinSource::Build(config, build);
+  ASSERT_TRUE(source.ok()) << source.status().ToString();
+  StdinFrom in(text);
+  ASSERT_TRUE((*source)->Run(ctx).ok());  // returns at EOF
+}
+
 // One read of standard input can hold thousands of lines; a batch still
 // never holds more than max_batch_events.
 TEST(StdinSourceTest, BatchesNeverExceedMaxBatchEvents) {
-  std::string text;
-  for (int i = 0; i < 5000; ++i) text += "line " + std::to_string(i) + "\n";
-  StdinSource::Config config;
-  config.max_batch_events = 64;
-  Metrics registry;
-  auto metrics = registry.ForComponent("in", ComponentKind::kSource, "stdin");
-  BuildContext build{"in", "/tmp", "testhost", metrics.get()};
-  auto source = StdinSource::Build(config, build);
-  ASSERT_TRUE(source.ok()) << source.status().ToString();
-  BatchSizes ctx(metrics.get());
-  {
-    StdinFrom in(text);
-    ASSERT_TRUE((*source)->Run(ctx).ok());  // returns at EOF
-  }
+  BatchSizes ctx;
+  ASSERT_NO_FATAL_FAILURE(RunOverLines(5000, 64, ctx));
   ASSERT_EQ(ctx.messages.size(), 5000u);
   for (int i = 0; i < 5000; ++i) ASSERT_EQ(ctx.messages[i], "line " + std::to_string(i));
   size_t largest = 0;
@@ -88,9 +96,8 @@ TEST(StdinSourceTest, BatchesNeverExceedMaxBatchEvents) {
 // Records each event's keys and message, then changes the events the way
 // transforms do (appends fields, replaces a value) before releasing the
 // batch, whose events come back to the source to be overwritten.
-class ChangingSink final : public SourceContext {
+class ChangingSink final : public TestContext {
  public:
-  explicit ChangingSink(ComponentMetrics* metrics) : metrics_(metrics) {}
   bool Send(Batch batch) override {
     for (Event& e : batch.mutable_events()) {
       std::string keys;
@@ -105,34 +112,16 @@ class ChangingSink final : public SourceContext {
     batch.Finalize(BatchStatus::kDelivered);
     return true;
   }
-  std::stop_token stop_token() const override { return stop_.get_token(); }
-  ComponentMetrics& metrics() override { return *metrics_; }
   std::vector<std::string> layouts;
   std::vector<std::string> messages;
-
- private:
-  ComponentMetrics* metrics_;
-  std::stop_source stop_;
 };
 
 // Recycled events that a transform extended or changed come back with
 // exactly the source's four fields and this line's message: nothing of an
 // earlier line is left.
 TEST(StdinSourceTest, RecycledEventsKeepNoFieldOfAnEarlierLine) {
-  std::string text;
-  for (int i = 0; i < 3000; ++i) text += "line " + std::to_string(i) + "\n";
-  StdinSource::Config config;
-  config.max_batch_events = 50;
-  Metrics registry;
-  auto metrics = registry.ForComponent("in", ComponentKind::kSource, "stdin");
-  BuildContext build{"in", "/tmp", "testhost", metrics.get()};
-  auto source = StdinSource::Build(config, build);
-  ASSERT_TRUE(source.ok()) << source.status().ToString();
-  ChangingSink ctx(metrics.get());
-  {
-    StdinFrom in(text);
-    ASSERT_TRUE((*source)->Run(ctx).ok());
-  }
+  ChangingSink ctx;
+  ASSERT_NO_FATAL_FAILURE(RunOverLines(3000, 50, ctx));
   ASSERT_EQ(ctx.messages.size(), 3000u);
   for (int i = 0; i < 3000; ++i) {
     ASSERT_EQ(ctx.messages[i], "line " + std::to_string(i));
