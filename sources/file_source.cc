@@ -717,7 +717,7 @@ bool FileSource::Refill(Fields& f, std::string_view line, const std::string& pat
   std::string& m = message.as_string();
   // Do not keep a huge buffer from an old long line for a short one.
   if (m.capacity() > 4096 && m.capacity() / 4 > line.size()) return false;
-  if (f.size() > 6) f.truncate(6);
+  f.truncate(6);
   m.assign(line);
   file.as_string().assign(path);
   host.as_string().assign(host_);

@@ -69,7 +69,7 @@ Status StdinSource::Run(SourceContext& ctx) {
         f.key(3) == kSourceTypeField && f.value(0).is_string() && f.value(2).is_string() &&
         f.value(3).is_string() && (f.value(0).as_string().capacity() <= 4096 ||
                                    f.value(0).as_string().capacity() / 4 <= line.size())) {
-      if (f.size() > 4) f.truncate(4);
+      f.truncate(4);
       f.value(0).as_string().assign(line);
       f.value(1) = Value(read_time);
       f.value(2).as_string().assign(host_);

@@ -272,13 +272,11 @@ bool RegexParserTransform::ParseEvent(Event& e, Scratch& s, uint64_t* missing, u
       }
     }
   }
-  if (drop_field_ && field_index >= 0) {
+  if (drop_field_) {
     // Erased in place: the later fields shift down, and the event's vector
     // (recycled by the source, so usually with room for the groups) stays.
-    f.erase(field_);
-    field_index = -1;
-  } else if (drop_field_) {
     e.remove(field_);
+    field_index = -1;
   }
   // Where each group goes: over the event's field of that name (found in
   // one pass over the event's keys), or appended at the end.
