@@ -9,8 +9,10 @@
 // sinks no longer free three blocks per event on another core.
 //
 // A recycled event holds whatever its last holder left in it (transforms
-// may have added, renamed or moved fields): the source checks the layout it
-// expects and rebuilds the fields when it differs.
+// may have added, renamed or moved fields): the source clears it and
+// appends its fields again, which write over the cleared ones in place
+// (event.h), so nothing of the earlier line is left and, once the shapes
+// repeat, nothing is allocated either.
 //
 // Thread-safety: one thread uses a builder; the vectors come back from any
 // thread (a mutex guards the few kept).

@@ -1,5 +1,6 @@
 #include "agent/event.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -9,16 +10,41 @@ namespace tributary {
 
 // ---- Fields ----------------------------------------------------------------
 
+Fields::Fields(const Fields& other) : size_(other.size_) {
+  items_.reserve(other.size_);
+  items_.insert(items_.end(), other.items_.begin(), other.items_.begin() + static_cast<std::ptrdiff_t>(other.size_));
+}
+
+Fields& Fields::operator=(const Fields& other) {
+  if (this != &other) *this = Fields(other);
+  return *this;
+}
+
+Fields::Fields(Fields&& other) noexcept : items_(std::move(other.items_)), size_(other.size_) {
+  other.items_.clear();
+  other.size_ = 0;
+}
+
+Fields& Fields::operator=(Fields&& other) noexcept {
+  if (this != &other) {
+    items_ = std::move(other.items_);
+    size_ = other.size_;
+    other.items_.clear();
+    other.size_ = 0;
+  }
+  return *this;
+}
+
+Fields::~Fields() = default;
+
 Value* Fields::find(std::string_view key) {
-  for (Field& f : items_)
-    if (f.key == key) return &f.value;
-  return nullptr;
+  const size_t i = index_of(key);
+  return i == npos ? nullptr : &items_[i].value;
 }
 
 const Value* Fields::find(std::string_view key) const {
-  for (const Field& f : items_)
-    if (f.key == key) return &f.value;
-  return nullptr;
+  const size_t i = index_of(key);
+  return i == npos ? nullptr : &items_[i].value;
 }
 
 Value& Fields::set(std::string_view key, Value v) {
@@ -30,18 +56,24 @@ Value& Fields::set(std::string_view key, Value v) {
 }
 
 bool Fields::erase(std::string_view key) {
-  for (auto it = items_.begin(); it != items_.end(); ++it) {
-    if (it->key == key) {
-      items_.erase(it);
-      return true;
-    }
-  }
-  return false;
+  const size_t i = index_of(key);
+  if (i == npos) return false;
+  erase_at(i);
+  return true;
 }
 
-void Fields::clear() { items_.clear(); }
-void Fields::truncate(size_t n) { items_.erase(items_.begin() + static_cast<std::ptrdiff_t>(n), items_.end()); }
-bool Fields::operator==(const Fields& other) const { return items_ == other.items_; }
+// The erased field becomes the first spare: a rotation moves it behind the
+// live fields (nothing moves when it is the last one).
+void Fields::erase_at(size_t i) {
+  const auto first = items_.begin() + static_cast<std::ptrdiff_t>(i);
+  std::rotate(first, first + 1, items_.begin() + static_cast<std::ptrdiff_t>(size_));
+  --size_;
+}
+
+bool Fields::operator==(const Fields& other) const {
+  return size_ == other.size_ && std::equal(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(size_),
+                                            other.items_.begin());
+}
 
 // ---- Value -----------------------------------------------------------------
 

@@ -387,22 +387,10 @@ Status JsonParser::ParseObjectInto(std::string_view text, Fields* into, bool pad
       }
     }
     if (!sets) {
-      // Rebuilt without it, with room for the members: one allocation,
-      // instead of shifting every later field down and then growing.
-      size_t drop = into->size();
-      for (size_t i = 0; i < into->size(); ++i) {
-        if (into->key(i) == drop_key) {
-          drop = i;
-          break;
-        }
-      }
-      if (drop < into->size()) {
-        Fields rebuilt;
-        rebuilt.reserve(into->size() - 1 + obj.size());
-        for (size_t i = 0; i < into->size(); ++i)
-          if (i != drop) rebuilt.append(into->key(i), std::move(into->value(i)));
-        *into = std::move(rebuilt);
-      }
+      // Erased in place: it becomes a spare (event.h), which the members
+      // appended next write over.
+      const size_t drop = into->index_of(drop_key);
+      if (drop != Fields::npos) into->erase_at(drop);
     }
   }
   return impl_->Merge(obj, 1, into);  // simdjson has bounded the depth: no error once *into changes

@@ -680,51 +680,20 @@ void FileSource::UpdateCounters(Reader* r) {
                    ": kept as is (JSON output replaces the bad bytes with U+FFFD)");
   }
   if (events_.empty()) batch_started_ = Clock::now();
+  // A recycled event (batch_builder.h) is cleared and written again: its
+  // old fields, with whatever transforms added, become spares whose
+  // buffers these appends and the transforms after them reuse (event.h).
+  // The message comes last so that a parser dropping it moves nothing.
   Fields& f = events_.Next().fields();
-  if (!Refill(f, line, r->path, start)) {
-    f.clear();
-    f.reserve(6);
-    f.append(kMessageField, line);
-    f.append(kFileField, std::string_view(r->path));
-    f.append(kHostField, std::string_view(host_));
-    f.append(kSourceTypeField, kSourceType);
-    f.append(kTimestampField, read_time_);
-    f.append(kOffsetField, start);
-  }
+  f.clear();
+  f.reserve(6);
+  f.append(kTimestampField, read_time_);
+  f.append(kHostField, std::string_view(host_));
+  f.append(kSourceTypeField, kSourceType);
+  f.append(kFileField, std::string_view(r->path));
+  f.append(kOffsetField, start);
+  f.append(kMessageField, line);
   batch_bytes_ += end - start;
-}
-
-namespace {
-
-[[gnu::always_inline]] inline bool KeyIs(const std::string& key, std::string_view want) {
-  return key.size() == want.size() && std::memcmp(key.data(), want.data(), want.size()) == 0;
-}
-
-}  // namespace
-
-// A recycled event (batch_builder.h) that still starts with the fields
-// EmitLine gives is overwritten in place: those six are assigned, whatever
-// a transform appended after them (regex captures, added fields) is
-// destroyed, so nothing of the earlier line is left. No allocation unless
-// the line is longer than the one it replaces. Anything else is rebuilt.
-bool FileSource::Refill(Fields& f, std::string_view line, const std::string& path, uint64_t offset) {
-  if (f.size() < 6 || !KeyIs(f.key(0), kMessageField) || !KeyIs(f.key(1), kFileField) ||
-      !KeyIs(f.key(2), kHostField) || !KeyIs(f.key(3), kSourceTypeField) || !KeyIs(f.key(4), kTimestampField) ||
-      !KeyIs(f.key(5), kOffsetField))
-    return false;
-  Value &message = f.value(0), &file = f.value(1), &host = f.value(2), &type = f.value(3);
-  if (!message.is_string() || !file.is_string() || !host.is_string() || !type.is_string()) return false;
-  std::string& m = message.as_string();
-  // Do not keep a huge buffer from an old long line for a short one.
-  if (m.capacity() > 4096 && m.capacity() / 4 > line.size()) return false;
-  f.truncate(6);
-  m.assign(line);
-  file.as_string().assign(path);
-  host.as_string().assign(host_);
-  type.as_string().assign(kSourceType);
-  f.value(4) = Value(read_time_);
-  f.value(5) = Value(offset);
-  return true;
 }
 
 void FileSource::Truncated(Reader* r, const char* why) {

@@ -111,7 +111,6 @@ class FileSource final : public Source {
   void CloseReader(Reader* r, bool deleted);
   void RemoveReader(Reader* r);
   void EmitLine(Reader* r, std::string_view line, uint64_t start, uint64_t end);
-  bool Refill(Fields& f, std::string_view line, const std::string& path, uint64_t offset);
   void NoteProgress(Reader* r);
   void PollMultiline(Clock::time_point now);
 

@@ -179,6 +179,7 @@ struct RegexParserTransform::Scratch {
   std::vector<re2::StringPiece> caps;  // RE2's submatches
   std::vector<Value> scalars;          // per named group: its converted non-string value
   std::vector<int> slots;              // per named group: index of the event's field of that name, or -1
+  std::string text;                    // a copy of the parsed field's text
   std::string repaired;                // the line with invalid UTF-8 replaced
 };
 
@@ -212,24 +213,19 @@ void ReplaceInvalidUtf8(std::string_view s, std::string* out) {
 bool RegexParserTransform::ParseEvent(Event& e, Scratch& s, uint64_t* missing, uint64_t* mismatch,
                                       uint64_t* conversion, uint64_t* bad_utf8) {
   Fields& f = e.fields();
-  // The field: a top-level key (its index is kept), else a dotted path.
-  Value* v = nullptr;
-  int field_index = -1;
-  for (size_t k = 0; k < f.size(); ++k) {
-    if (f.key(k) == field_) {
-      v = &f.value(k);
-      field_index = static_cast<int>(k);
-      break;
-    }
-  }
-  if (v == nullptr) v = e.get(field_);
+  // The field: a top-level key (its index kept for drop_field), else a
+  // dotted path.
+  const size_t field_index = f.index_of(field_);
+  Value* v = field_index != Fields::npos ? &f.value(field_index) : e.get(field_);
   if (v == nullptr || !v->is_string()) {
     ++*missing;
     return false;
   }
-  // Take the text out of the event: the captures point into it, and it
-  // must not move while fields are added.
-  std::string text = std::move(v->as_string());
+  // Match a copy: the captures point into it while the event's fields are
+  // overwritten, erased and appended, and an erased field's buffer is
+  // reused by the next append (event.h).
+  std::string& text = s.text;
+  text.assign(v->as_string());
   re2::StringPiece* caps = s.caps.data();
   // Called exactly as bench/raw_re2_loop.cc does. UNANCHORED is right for
   // any pattern; RE2 itself runs a pattern anchored with ^...$ as
@@ -253,7 +249,6 @@ bool RegexParserTransform::ParseEvent(Event& e, Scratch& s, uint64_t* missing, u
     }
   }
   if (hit == nullptr) {
-    v->as_string() = std::move(text);
     ++*mismatch;
     return false;
   }
@@ -266,17 +261,14 @@ bool RegexParserTransform::ParseEvent(Event& e, Scratch& s, uint64_t* missing, u
       const re2::StringPiece& sp = caps[g.index];
       if (g.conversion.kind == Conversion::Kind::kString || sp.data() == nullptr) continue;
       if (!Convert(g.conversion, std::string_view(sp.data(), sp.size()), tz_, &s.scalars[i])) {
-        v->as_string() = std::move(text);
         ++*conversion;
         return false;
       }
     }
   }
   if (drop_field_) {
-    // Erased in place: the later fields shift down, and the event's vector
-    // (recycled by the source, so usually with room for the groups) stays.
-    e.remove(field_);
-    field_index = -1;
+    if (field_index != Fields::npos) f.erase_at(field_index);
+    else e.remove(field_);
   }
   // Where each group goes: over the event's field of that name (found in
   // one pass over the event's keys), or appended at the end.
@@ -286,16 +278,12 @@ bool RegexParserTransform::ParseEvent(Event& e, Scratch& s, uint64_t* missing, u
     const std::string& key = f.key(k);
     if ((hit->name_filter & KeyBit(key)) == 0) continue;
     for (size_t i = 0; i < ng; ++i) {
-      if (groups[i].name == key) {
+      if (detail::SameKey(groups[i].name, key)) {
         if (slots[i] < 0) slots[i] = static_cast<int>(k);
         break;
       }
     }
   }
-  size_t appended = 0;
-  for (size_t i = 0; i < ng; ++i) appended += slots[i] < 0 && caps[groups[i].index].data() != nullptr;
-  f.reserve(f.size() + appended);
-  bool field_overwritten = false;
   for (size_t i = 0; i < ng; ++i) {
     const Group& g = groups[i];
     const re2::StringPiece& sp = caps[g.index];
@@ -308,15 +296,8 @@ bool RegexParserTransform::ParseEvent(Event& e, Scratch& s, uint64_t* missing, u
       continue;
     }
     Value& dst = f.value(static_cast<size_t>(slots[i]));
-    field_overwritten |= slots[i] == field_index;
     if (!is_string) dst = std::move(s.scalars[i]);
-    else if (dst.is_string()) dst.as_string().assign(sv);
-    else dst = Value(sv);
-  }
-  if (!drop_field_ && !field_overwritten) {
-    // Put the text back (a nested map holding it may have been replaced).
-    Value* now = field_index >= 0 ? &f.value(static_cast<size_t>(field_index)) : e.get(field_);
-    if (now != nullptr && now->is_string()) now->as_string() = std::move(text);
+    else dst.assign_reusing(sv);
   }
   return true;
 }

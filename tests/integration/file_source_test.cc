@@ -615,7 +615,7 @@ TEST_F(FileSourceTest, KillNineWithDiskBufferDeliversEveryLine) {
 // The file source overwrites the events of released batches in place
 // (agent/batch_builder.h). Runs `transforms` (YAML, may be empty; the last
 // one is named `last`) over 30,000 lines of two lengths and checks every
-// output line against `shape`, whose groups are the message and the offset.
+// output line against `shape`, whose groups are the offset and the message.
 // `extra(i, m)`, when given, checks line i's match further.
 void CheckRecycledEvents(FileSourceTest& t, const std::string& config_head, const std::string& transforms,
                          const std::regex& shape,
@@ -637,8 +637,8 @@ void CheckRecycledEvents(FileSourceTest& t, const std::string& config_head, cons
   for (int i = 0; i < kLines; ++i) {
     std::smatch m;
     ASSERT_TRUE(std::regex_match(lines[i], m, shape)) << lines[i];
-    ASSERT_EQ(m[1].str(), line_for(i));
-    ASSERT_EQ(m[2].str(), std::to_string(offset)) << lines[i];
+    ASSERT_EQ(m[2].str(), line_for(i));
+    ASSERT_EQ(m[1].str(), std::to_string(offset)) << lines[i];
     if (extra) ASSERT_NO_FATAL_FAILURE(extra(i, m)) << lines[i];
     offset += line_for(i).size() + 1;
   }
@@ -647,31 +647,31 @@ void CheckRecycledEvents(FileSourceTest& t, const std::string& config_head, cons
 // Events that come back untouched are overwritten: every value is this line's.
 TEST_F(FileSourceTest, RecycledEventsCarryOnlyTheirOwnLine) {
   CheckRecycledEvents(*this, "data_dir: " + data_dir() + "\napi: { address: 127.0.0.1:0 }\n", "",
-                      std::regex(R"re(^\{"message":"([^"]*)","file":"[^"]*app\.log","host":"[^"]*",)re"
-                                 R"re("source_type":"file","timestamp":"[^"]*","offset":([0-9]+)\}$)re"));
+                      std::regex(R"re(^\{"timestamp":"[^"]*","host":"[^"]*","source_type":"file",)re"
+                                 R"re("file":"[^"]*app\.log","offset":([0-9]+),"message":"([^"]*)"\}$)re"));
 }
 
 // Events that come back with a field renamed by a transform (the same
-// number of fields, another name) are rebuilt, never sent with a stale
-// field or value.
+// number of fields, another name) are written again, never sent with a
+// stale field or value.
 TEST_F(FileSourceTest, RecycledEventsChangedByTransformsAreRebuilt) {
   CheckRecycledEvents(*this, "data_dir: " + data_dir() + "\napi: { address: 127.0.0.1:0 }\n",
                       "transforms:\n  last: { type: rename_fields, inputs: [in], fields: { file: path } }\n",
-                      std::regex(R"re(^\{"message":"([^"]*)","host":"[^"]*","source_type":"file",)re"
-                                 R"re("timestamp":"[^"]*","offset":([0-9]+),"path":"[^"]*app\.log"\}$)re"));
+                      std::regex(R"re(^\{"timestamp":"[^"]*","host":"[^"]*","source_type":"file",)re"
+                                 R"re("offset":([0-9]+),"message":"([^"]*)","path":"[^"]*app\.log"\}$)re"));
 }
 
 // Events that come back with fields appended after the source's six (a
-// regex_parser that matches every third line) are overwritten and cut back
-// to six: a line the pattern does not match carries no capture of an
-// earlier line.
+// regex_parser that matches every third line) are cleared and written
+// again: a line the pattern does not match carries no capture of an
+// earlier line, though the captures' buffers are reused (event.h).
 TEST_F(FileSourceTest, RecycledEventsWithAppendedFieldsCarryNoneOfAnEarlierLine) {
   CheckRecycledEvents(
       *this, "data_dir: " + data_dir() + "\napi: { address: 127.0.0.1:0 }\n",
       "transforms:\n  last:\n    type: regex_parser\n    inputs: [in]\n    drop_field: false\n"
       "    patterns: ['^a-much-longer-tag-for-some-lines-(?P<n>[0-9]+) (?P<verb>[A-Z]+)']\n",
-      std::regex(R"re(^\{"message":"([^"]*)","file":"[^"]*app\.log","host":"[^"]*",)re"
-                 R"re("source_type":"file","timestamp":"[^"]*","offset":([0-9]+)(,"n":"([0-9]+)","verb":"GET")?\}$)re"),
+      std::regex(R"re(^\{"timestamp":"[^"]*","host":"[^"]*","source_type":"file","file":"[^"]*app\.log",)re"
+                 R"re("offset":([0-9]+),"message":"([^"]*)"(,"n":"([0-9]+)","verb":"GET")?\}$)re"),
       [](int i, const std::smatch& m) {
         ASSERT_EQ(m[3].matched, i % 3 == 0);
         if (i % 3 == 0) {

@@ -45,6 +45,104 @@ TEST(EventTest, KeepsInsertionOrderInJson) {
   EXPECT_EQ(out, R"({"z":1,"a":"x","m":true})");
 }
 
+std::string JsonOf(const Fields& f) {
+  std::string out;
+  AppendJson(f, &out);
+  return out;
+}
+
+// Removed fields stay behind the live ones as spares (event.h): nothing
+// that reads the map may see them.
+TEST(FieldsTest, RemovedFieldsAreInvisible) {
+  Fields f;
+  f.append("a", "first");
+  f.append("b", int64_t{2});
+  f.append("c", "third");
+  ASSERT_TRUE(f.erase("b"));
+  EXPECT_FALSE(f.erase("b"));
+  EXPECT_EQ(f.size(), 2u);
+  EXPECT_EQ(f.find("b"), nullptr);
+  EXPECT_EQ(JsonOf(f), R"({"a":"first","c":"third"})");
+  f.truncate(1);
+  EXPECT_EQ(f.find("c"), nullptr);
+  EXPECT_EQ(JsonOf(f), R"({"a":"first"})");
+  Fields same;
+  same.append("a", "first");
+  EXPECT_EQ(f, same);
+  Fields copy = f;
+  EXPECT_EQ(copy, same);
+  f.clear();
+  EXPECT_TRUE(f.empty());
+  EXPECT_EQ(f.find("a"), nullptr);
+  EXPECT_EQ(JsonOf(f), "{}");
+  // An append writes a spare over: key, kind and value are the new ones.
+  f.append("x", true);
+  f.append("a", int64_t{7});
+  f.append("y", "new");
+  f.append("z", nullptr);
+  EXPECT_EQ(JsonOf(f), R"({"x":true,"a":7,"y":"new","z":null})");
+}
+
+TEST(FieldsTest, AnAppendReusesTheBufferOfTheSpareItWrites) {
+  Fields f;
+  const std::string long_line(200, 'x');
+  f.append("message", std::string_view(long_line));
+  const char* buffer = f.value(0).as_string().data();
+  f.clear();
+  f.append("message", std::string_view("a shorter line, but not short enough to fit in place"));
+  EXPECT_EQ(f.value(0).as_string().data(), buffer);
+  EXPECT_EQ(f.value(0).as_string(), "a shorter line, but not short enough to fit in place");
+  // Erased from the middle: the later fields keep their order and the
+  // erased one is the next to be written.
+  f.append("file", "/var/log/app.log");
+  f.append("offset", int64_t{1});
+  ASSERT_TRUE(f.erase("message"));
+  EXPECT_EQ(JsonOf(f), R"({"file":"/var/log/app.log","offset":1})");
+  f.append("host", std::string_view("web-1.example.com, a name too long for a small string"));
+  EXPECT_EQ(f.value(2).as_string().data(), buffer);
+  EXPECT_EQ(JsonOf(f), R"({"file":"/var/log/app.log","offset":1,"host":"web-1.example.com, a name too long for a small string"})");
+}
+
+TEST(FieldsTest, ASpareKeepsNoLargeBufferForASmallValue) {
+  Fields f;
+  f.append("big", std::string(Fields::kSpareStringCapacity * 4, 'x'));
+  Fields inner;
+  inner.append("k", "v");
+  f.append("map", std::move(inner));
+  f.append("array", Array{Value(1), Value(2)});
+  f.clear();
+  f.append("big", "small");
+  EXPECT_LE(f.value(0).as_string().capacity(), Fields::kSpareStringCapacity);
+  f.append("map", "m");
+  f.append("array", nullptr);
+  EXPECT_EQ(JsonOf(f), R"({"big":"small","map":"m","array":null})");
+  // A large buffer is reused for a value of at least a quarter of it.
+  f.clear();
+  f.append("big", std::string(Fields::kSpareStringCapacity * 4, 'x'));
+  const char* buffer = f.value(0).as_string().data();
+  f.clear();
+  f.append("big", std::string_view(std::string(Fields::kSpareStringCapacity * 2, 'y')));
+  EXPECT_EQ(f.value(0).as_string().data(), buffer);
+  EXPECT_EQ(f.value(0).as_string(), std::string(Fields::kSpareStringCapacity * 2, 'y'));
+}
+
+TEST(FieldsTest, CopiesAndMovesCarryOnlyTheLiveFields) {
+  Fields f;
+  for (int i = 0; i < 8; ++i) f.append("k" + std::to_string(i), int64_t{i});
+  f.truncate(2);
+  Fields copy(f);
+  EXPECT_EQ(copy.size(), 2u);
+  EXPECT_EQ(JsonOf(copy), R"({"k0":0,"k1":1})");
+  copy.append("n", "added");
+  EXPECT_EQ(JsonOf(copy), R"({"k0":0,"k1":1,"n":"added"})");
+  EXPECT_EQ(JsonOf(f), R"({"k0":0,"k1":1})");
+  Fields moved(std::move(f));
+  EXPECT_EQ(JsonOf(moved), R"({"k0":0,"k1":1})");
+  EXPECT_TRUE(f.empty());  // NOLINT(bugprone-use-after-move): moved-from is empty and usable
+  f.append("again", 1);
+  EXPECT_EQ(JsonOf(f), R"({"again":1})");
+}
+
 TEST(JsonTest, EscapesAndReplacesInvalidUtf8) {
   std::string out;
   AppendJsonString(std::string("a\"b\\c\n\x01\xff\xc3\xa9", 10), &out);

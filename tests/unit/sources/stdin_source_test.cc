@@ -125,7 +125,7 @@ TEST(StdinSourceTest, RecycledEventsKeepNoFieldOfAnEarlierLine) {
   ASSERT_EQ(ctx.messages.size(), 3000u);
   for (int i = 0; i < 3000; ++i) {
     ASSERT_EQ(ctx.messages[i], "line " + std::to_string(i));
-    ASSERT_EQ(ctx.layouts[i], "message,timestamp,host,source_type,") << "event " << i;
+    ASSERT_EQ(ctx.layouts[i], "timestamp,host,source_type,message,") << "event " << i;
   }
 }
 
