@@ -141,7 +141,6 @@ class Value {
   void assign_reusing(V&& v);
 
  private:
-  friend class Fields;
   std::variant<std::monostate, bool, int64_t, double, std::string, Timestamp, Array, Fields> v_;
 };
 

@@ -4,13 +4,14 @@
 // group, converted to its declared type.
 //
 // Build compiles each pattern once and resolves every named group's
-// index and conversion. Process matches straight on the field's bytes into
-// a per-thread array of StringPieces (Process runs concurrently on
-// different batches), converts every typed capture before touching the
-// event, so a failed event is left exactly as it was, and then writes the
-// captures into the event: a group whose name the event already has
-// overwrites that field in place, the others are appended, each string
-// constructed once, straight from the captured bytes.
+// index and conversion. Process matches a per-thread copy of the field's
+// text into a per-thread array of StringPieces (Process runs concurrently
+// on different batches; the copy keeps the captures valid while the event
+// changes), converts every typed capture before touching the event, so a
+// failed event is left exactly as it was, and then writes the captures
+// into the event: a group whose name the event already has overwrites that
+// field in place, the others are appended over the event's spare fields
+// (event.h), reusing their buffers.
 //
 // Failures — the field is missing or not a string (`field_missing`), no
 // pattern matched (`pattern_mismatch`), a capture did not convert
