@@ -377,21 +377,13 @@ Status JsonParser::ParseObjectInto(std::string_view text, Fields* into, bool pad
   simdjson::dom::object obj;
   if (root.get_object().get(obj)) return Status::InvalidArgument("not a JSON object");
   // The document holds its own copies of keys and strings: `text` is not
-  // needed any more.
+  // needed any more. The dropped field is erased in place: it becomes a
+  // spare (event.h) that the members appended next write over. A document
+  // that sets the field itself appends it again, after the fields that
+  // stay, as it would any other new key.
   if (!drop_key.empty()) {
-    bool sets = false;
-    for (auto field : obj) {
-      if (field.key == drop_key) {
-        sets = true;
-        break;
-      }
-    }
-    if (!sets) {
-      // Erased in place: it becomes a spare (event.h), which the members
-      // appended next write over.
-      const size_t drop = into->index_of(drop_key);
-      if (drop != Fields::npos) into->erase_at(drop);
-    }
+    const size_t drop = into->index_of(drop_key);
+    if (drop != Fields::npos) into->erase_at(drop);
   }
   return impl_->Merge(obj, 1, into);  // simdjson has bounded the depth: no error once *into changes
 }

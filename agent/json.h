@@ -55,10 +55,9 @@ class JsonParser {
   // keys that exist). Errors as Parse, and kInvalidArgument if the
   // document is not an object; *into is untouched on any error.
   Status ParseObjectInto(std::string_view text, Fields* into, bool padded = false);
-  // As above, and first removes the key `drop_key` of *into unless the
-  // object has a member of that name (which then overwrites it in place).
-  // `text` may be that very field's string: it is not read once *into
-  // starts to change.
+  // As above, and first removes the key `drop_key` of *into (a member of
+  // that name is then appended like any new key). `text` may be that very
+  // field's string: it is not read once *into starts to change.
   Status ParseObjectInto(std::string_view text, Fields* into, bool padded, std::string_view drop_key);
 
  private:
