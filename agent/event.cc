@@ -35,8 +35,6 @@ Fields& Fields::operator=(Fields&& other) noexcept {
   return *this;
 }
 
-Fields::~Fields() = default;
-
 Value* Fields::find(std::string_view key) {
   const size_t i = index_of(key);
   return i == npos ? nullptr : &items_[i].value;
