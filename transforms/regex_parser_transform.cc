@@ -278,7 +278,7 @@ bool RegexParserTransform::ParseEvent(Event& e, Scratch& s, uint64_t* missing, u
     const std::string& key = f.key(k);
     if ((hit->name_filter & KeyBit(key)) == 0) continue;
     for (size_t i = 0; i < ng; ++i) {
-      if (groups[i].name == key) {
+      if (detail::SameKey(groups[i].name, key)) {
         if (slots[i] < 0) slots[i] = static_cast<int>(k);
         break;
       }
