@@ -66,6 +66,11 @@ class Fields {
   // or constructed in place from `v` (a string_view, a Timestamp, ...).
   template <typename V>
   Value& append(std::string_view key, V&& v);
+  // Appends `key` (likewise only a key known to be absent) and returns its
+  // value as the spare left it (null for a new field), for the caller to
+  // write over with Value::assign_reusing: a string, array or map of the
+  // same kind keeps its buffers.
+  Value& append_slot(std::string_view key);
   // Removes a field; the later ones move down, keeping their order.
   bool erase(std::string_view key);
   void erase_at(size_t i);
@@ -136,6 +141,7 @@ class Value {
   bool operator==(const Value& other) const { return v_ == other.v_; }
 
   // Becomes `v`, reusing this value's string buffer when both are strings.
+  // Given an empty Fields, a map is cleared instead (keeping its spares).
   template <typename V>
   void assign_reusing(V&& v);
 
@@ -171,6 +177,10 @@ inline void Value::assign_reusing(V&& v) {
     using Stored = std::conditional_t<std::is_same_v<D, uint64_t>, int64_t, D>;
     if (Stored* p = std::get_if<Stored>(&v_)) *p = static_cast<Stored>(v);
     else v_.template emplace<Stored>(static_cast<Stored>(v));
+  } else if constexpr (std::is_same_v<D, Fields>) {
+    Fields* map = std::get_if<Fields>(&v_);
+    if (map != nullptr && v.empty()) map->clear();
+    else *this = Value(std::forward<V>(v));
   } else if constexpr (std::is_same_v<D, Value>) {
     *this = std::forward<V>(v);
   } else {
@@ -210,13 +220,22 @@ inline size_t Fields::index_of(std::string_view key) const {
   return npos;
 }
 
-template <typename V>
-inline Value& Fields::append(std::string_view key, V&& v) {
+inline Value& Fields::append_slot(std::string_view key) {
   if (size_ < items_.size()) {
     Field& f = items_[size_++];
     if (!detail::SameKey(f.key, key)) f.key.assign(key);
-    f.value.assign_reusing(std::forward<V>(v));
     return f.value;
+  }
+  ++size_;
+  return items_.emplace_back(key, nullptr).value;
+}
+
+template <typename V>
+inline Value& Fields::append(std::string_view key, V&& v) {
+  if (size_ < items_.size()) {
+    Value& value = append_slot(key);
+    value.assign_reusing(std::forward<V>(v));
+    return value;
   }
   ++size_;
   return items_.emplace_back(key, std::forward<V>(v)).value;

@@ -219,123 +219,59 @@ struct JsonParser::Impl {
   simdjson::dom::parser parser;
   size_t max_depth;
 
-  Status TooDeep() const { return Status::ResourceExhausted("JSON nesting deeper than " + std::to_string(max_depth)); }
+  // Once simdjson has parsed a document, converting it cannot fail: the
+  // syntax is checked and the depth bounded (see the constructor). The
+  // conversion writes over what the event already holds, reusing string
+  // buffers, arrays and nested maps of the same kind (Value::assign_reusing).
 
-  // Sets the members of `obj` (at nesting `depth`) into *f: a key *f has is
-  // overwritten in place, the others are appended, each value constructed
-  // in place.
-  Status Merge(simdjson::dom::object obj, size_t depth, Fields* f) {
+  // Sets the members of `obj` into *f: a key *f has is overwritten in
+  // place, the others are appended.
+  static void Merge(simdjson::dom::object obj, Fields* f) {
     uint64_t seen = 0;
     for (size_t i = 0; i < f->size(); ++i) seen |= KeyBit(f->key(i));
     f->reserve(f->size() + obj.size());
     for (auto field : obj) {
       const uint64_t bit = KeyBit(field.key);
       if ((seen & bit) != 0) {
-        if (Value* existing = f->find(field.key)) {
-          std::string_view sv;
-          if (existing->is_string() && field.value.get_string().get(sv) == simdjson::SUCCESS) {
-            existing->as_string().assign(sv);  // reuses the old string's buffer
-            continue;
-          }
-          Status s = Convert(field.value, depth, existing);
-          if (!s.ok()) return s;
+        if (const size_t k = f->index_of(field.key); k != Fields::npos) {
+          Assign(field.value, &f->value(k));
           continue;
         }
       }
       seen |= bit;
-      Status s = Append(field.key, field.value, depth, f);
-      if (!s.ok()) return s;
-    }
-    return Status::Ok();
-  }
-
-  // Appends key → the value of `el` (at nesting `depth`) to *f.
-  Status Append(std::string_view key, simdjson::dom::element el, size_t depth, Fields* f) {
-    using simdjson::dom::element_type;
-    if (depth > max_depth) return TooDeep();
-    switch (el.type()) {
-      case element_type::STRING: {
-        std::string_view sv;
-        if (el.get_string().get(sv)) return Status::Internal("bad JSON scalar");
-        f->append(key, sv);
-        return Status::Ok();
-      }
-      case element_type::INT64: {
-        int64_t i = 0;
-        if (el.get_int64().get(i)) return Status::Internal("bad JSON scalar");
-        f->append(key, i);
-        return Status::Ok();
-      }
-      case element_type::OBJECT: {
-        simdjson::dom::object obj;
-        if (el.get_object().get(obj)) return Status::Internal("not an object");
-        return Merge(obj, depth + 1, &f->append(key, Fields()).as_map());
-      }
-      default: {
-        Value& v = f->append(key, nullptr);
-        return Convert(el, depth, &v);
-      }
+      Assign(field.value, &f->append_slot(field.key));
     }
   }
 
-  Status Convert(simdjson::dom::element el, size_t depth, Value* out) {
+  // *out becomes the value of `el`.
+  static void Assign(simdjson::dom::element el, Value* out) {
     using simdjson::dom::element_type;
-    if (depth > max_depth) return TooDeep();
     switch (el.type()) {
+      case element_type::STRING: out->assign_reusing(el.get_string().value_unsafe()); return;
+      case element_type::INT64: out->assign_reusing(el.get_int64().value_unsafe()); return;
+      case element_type::UINT64:  // beyond int64: kept as a double, as most JSON readers do
+        out->assign_reusing(static_cast<double>(el.get_uint64().value_unsafe()));
+        return;
+      case element_type::DOUBLE: out->assign_reusing(el.get_double().value_unsafe()); return;
+      case element_type::BOOL: out->assign_reusing(el.get_bool().value_unsafe()); return;
+      case element_type::NULL_VALUE: *out = Value(); return;
       case element_type::OBJECT: {
-        simdjson::dom::object obj;
-        if (el.get_object().get(obj)) return Status::Internal("not an object");
-        *out = Value(Fields());
-        return Merge(obj, depth + 1, &out->as_map());
+        out->assign_reusing(Fields());  // an existing map is cleared, keeping its spares
+        Merge(el.get_object().value_unsafe(), &out->as_map());
+        return;
       }
       case element_type::ARRAY: {
-        simdjson::dom::array arr;
-        if (el.get_array().get(arr)) return Status::Internal("not an array");
-        Array a;
-        a.reserve(arr.size());
-        for (auto child_el : arr) {
-          Status s = Convert(child_el, depth + 1, &a.emplace_back());
-          if (!s.ok()) return s;
-        }
-        *out = Value(std::move(a));
-        return Status::Ok();
+        simdjson::dom::array arr = el.get_array().value_unsafe();
+        if (!out->is_array()) *out = Value(Array());
+        Array& a = out->as_array();
+        a.resize(arr.size());
+        size_t i = 0;
+        for (auto child : arr) Assign(child, &a[i++]);
+        return;
       }
-      case element_type::STRING: {
-        std::string_view sv;
-        if (el.get_string().get(sv)) return Status::Internal("bad JSON scalar");
-        *out = Value(sv);
-        return Status::Ok();
-      }
-      case element_type::INT64: {
-        int64_t i = 0;
-        if (el.get_int64().get(i)) return Status::Internal("bad JSON scalar");
-        *out = Value(i);
-        return Status::Ok();
-      }
-      case element_type::UINT64: {
-        uint64_t u = 0;
-        if (el.get_uint64().get(u)) return Status::Internal("bad JSON scalar");
-        *out = Value(static_cast<double>(u));
-        return Status::Ok();
-      }
-      case element_type::DOUBLE: {
-        double d = 0;
-        if (el.get_double().get(d)) return Status::Internal("bad JSON scalar");
-        *out = Value(d);
-        return Status::Ok();
-      }
-      case element_type::BOOL: {
-        bool b = false;
-        if (el.get_bool().get(b)) return Status::Internal("bad JSON scalar");
-        *out = Value(b);
-        return Status::Ok();
-      }
-      case element_type::NULL_VALUE: *out = Value(); return Status::Ok();
     }
-    return Status::Internal("unknown JSON element type");
   }
 };
-
 
 static_assert(JsonParser::kPadding >= simdjson::SIMDJSON_PADDING);
 
@@ -363,7 +299,8 @@ Status JsonParser::Parse(std::string_view text, Value* out, bool padded) {
   simdjson::dom::element root;
   auto err = impl_->parser.parse(text.data(), text.size(), !padded).get(root);
   if (err) return ParseError(err, impl_->max_depth);
-  return impl_->Convert(root, 0, out);
+  Impl::Assign(root, out);
+  return Status::Ok();
 }
 
 Status JsonParser::ParseObjectInto(std::string_view text, Fields* into, bool padded) {
@@ -385,7 +322,8 @@ Status JsonParser::ParseObjectInto(std::string_view text, Fields* into, bool pad
     const size_t drop = into->index_of(drop_key);
     if (drop != Fields::npos) into->erase_at(drop);
   }
-  return impl_->Merge(obj, 1, into);  // simdjson has bounded the depth: no error once *into changes
+  Impl::Merge(obj, into);
+  return Status::Ok();
 }
 
 }  // namespace tributary

@@ -61,7 +61,7 @@ JsonParserTransform::Outcome JsonParserTransform::ParseEvent(JsonParser& parser,
     // removes the field first (unless the document sets it), so that the
     // members are appended after the fields that stay.
     Fields& f = e.fields();
-    for (size_t k = 0; k < f.size(); ++k) {
+    for (size_t k = f.size(); k-- > 0;) {  // from the back: the sources put the message last
       if (f.key(k) != config_.field) continue;
       const Value& v = f.value(k);
       if (!v.is_string()) return Outcome::kMissing;

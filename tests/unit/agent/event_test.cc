@@ -227,6 +227,71 @@ TEST(JsonTest, RoundTripsThroughParser) {
   EXPECT_FALSE(parser.Parse("{not json", &v).ok());
 }
 
+// One recycled map takes documents of changing shapes: every result equals
+// a fresh parse, and a nested map or array of the same kind is written
+// over in place rather than rebuilt.
+TEST(JsonTest, MergingIntoARecycledMapEqualsAFreshParse) {
+  const char* docs[] = {
+      R"({"a":{"x":1,"y":"a string longer than the small-string buffer"},"b":[1,"two",{"c":3}],"n":null})",
+      R"({"a":[1,2.5],"b":{"z":null},"n":"now a string"})",
+      R"({"a":{"y":"t"},"b":[false,"two, again, and long enough to be on the heap",{"c":{"d":[]}}]})",
+      R"({"n":18446744073709551615,"a":{"x":{"deeper":true},"y":"u"},"b":[]})",
+      R"({"a":{"y":"v","x":-1},"b":[{"c":"x"}],"t":"2024-10-01T00:00:00Z"})",
+  };
+  JsonParser parser;
+  Fields recycled;
+  for (int round = 0; round < 3; ++round) {
+    for (const char* doc : docs) {
+      recycled.clear();
+      recycled.append("t", Timestamp{});  // as a source writes it; the last document overwrites it
+      ASSERT_TRUE(parser.ParseObjectInto(doc, &recycled).ok()) << doc;
+      Fields fresh;
+      fresh.append("t", Timestamp{});
+      ASSERT_TRUE(parser.ParseObjectInto(doc, &fresh).ok()) << doc;
+      EXPECT_EQ(recycled, fresh) << doc;
+      EXPECT_EQ(JsonOf(recycled), JsonOf(fresh)) << doc;
+    }
+  }
+  // The same shape again: the nested map and the array keep their storage.
+  recycled.clear();
+  ASSERT_TRUE(parser.ParseObjectInto(docs[2], &recycled).ok());
+  const Fields* map = &recycled.find("a")->as_map();
+  const Value* items = recycled.find("b")->as_array().data();
+  recycled.clear();
+  ASSERT_TRUE(parser.ParseObjectInto(docs[2], &recycled).ok());
+  EXPECT_EQ(&recycled.find("a")->as_map(), map);
+  EXPECT_EQ(recycled.find("b")->as_array().data(), items);
+}
+
+TEST(FieldsTest, AnEmptyMapAssignedOverAMapClearsIt) {
+  Value v(Fields{});
+  v.as_map().append("k", std::string_view("a value too long for the small-string buffer"));
+  const char* buffer = v.as_map().value(0).as_string().data();
+  v.assign_reusing(Fields());
+  ASSERT_TRUE(v.is_map());
+  EXPECT_TRUE(v.as_map().empty());
+  v.as_map().append("k", std::string_view("another value too long for the small buffer"));
+  EXPECT_EQ(v.as_map().value(0).as_string().data(), buffer);
+  // A map that is not empty replaces the old one; so does any other kind.
+  Fields other;
+  other.append("o", 1);
+  v.assign_reusing(Fields(other));
+  EXPECT_EQ(v, Value(other));
+  v.assign_reusing(Fields());
+  v.assign_reusing(int64_t{7});
+  EXPECT_EQ(v, Value(7));
+  // append_slot hands out the spare's old value for the caller to write.
+  Fields f;
+  f.append("a", "x");
+  f.clear();
+  Value& slot = f.append_slot("b");
+  EXPECT_EQ(f.key(0), "b");
+  slot.assign_reusing(int64_t{2});
+  EXPECT_EQ(JsonOf(f), R"({"b":2})");
+  f.append_slot("c") = Value(true);  // past the spares: a new field, null until written
+  EXPECT_EQ(JsonOf(f), R"({"b":2,"c":true})");
+}
+
 TEST(JsonTest, DepthIsBounded) {
   JsonParser parser(8);
   std::string deep(20, '[');
