@@ -18,6 +18,13 @@
 // old value is freed when it is written over, and a string buffer over
 // kSpareStringCapacity is not reused for a value under a quarter of it.
 //
+// A field that append or assign_at turns from a string into a scalar, or
+// back, trades values with the last spare first, so that the string's
+// buffer waits there instead of being freed and allocated again. This is
+// the event timestamp on every line: the source writes a Timestamp, a
+// parser overwrites it with the "timestamp" text of the record, and the
+// recycled event gets a Timestamp again.
+//
 // Not thread-safe; an event belongs to one batch at a time (see batch.h).
 
 #include <chrono>
@@ -71,6 +78,9 @@ class Fields {
   // write over with Value::assign_reusing: a string, array or map of the
   // same kind keeps its buffers.
   Value& append_slot(std::string_view key);
+  // Writes over live field i as append writes over a spare.
+  template <typename V>
+  Value& assign_at(size_t i, V&& v);
   // Removes a field; the later ones move down, keeping their order.
   bool erase(std::string_view key);
   void erase_at(size_t i);
@@ -139,6 +149,10 @@ class Value {
   }
 
   bool operator==(const Value& other) const { return v_ == other.v_; }
+
+  // Becomes the string `from` holds, with its buffer; `from` is left an
+  // empty string.
+  void take_string(Value& from) { v_.template emplace<std::string>(std::move(std::get<std::string>(from.v_))); }
 
   // Becomes `v`, reusing this value's string buffer when both are strings.
   // Given an empty Fields, a map is cleared instead (keeping its spares).
@@ -220,7 +234,7 @@ inline size_t Fields::index_of(std::string_view key) const {
   return npos;
 }
 
-inline Value& Fields::append_slot(std::string_view key) {
+[[gnu::always_inline]] inline Value& Fields::append_slot(std::string_view key) {
   if (size_ < items_.size()) {
     Field& f = items_[size_++];
     if (!detail::SameKey(f.key, key)) f.key.assign(key);
@@ -231,11 +245,27 @@ inline Value& Fields::append_slot(std::string_view key) {
 }
 
 template <typename V>
+inline Value& Fields::assign_at(size_t i, V&& v) {
+  constexpr bool kString =
+      std::is_convertible_v<V, std::string_view> && !std::is_same_v<std::decay_t<V>, std::nullptr_t>;
+  Value& value = items_[i].value;
+  if (value.is_string() != kString && i + 1 < items_.size() && items_.size() > size_) {
+    Value& last = items_.back().value;  // a spare: its own value does not matter
+    if constexpr (kString) {
+      if (last.is_string() && value.kind() < Value::Kind::kArray) value.take_string(last);
+    } else {
+      if (last.kind() < Value::Kind::kArray) last.take_string(value);
+    }
+  }
+  value.assign_reusing(std::forward<V>(v));
+  return value;
+}
+
+template <typename V>
 inline Value& Fields::append(std::string_view key, V&& v) {
   if (size_ < items_.size()) {
-    Value& value = append_slot(key);
-    value.assign_reusing(std::forward<V>(v));
-    return value;
+    append_slot(key);
+    return assign_at(size_ - 1, std::forward<V>(v));
   }
   ++size_;
   return items_.emplace_back(key, std::forward<V>(v)).value;

@@ -234,7 +234,9 @@ struct JsonParser::Impl {
       const uint64_t bit = KeyBit(field.key);
       if ((seen & bit) != 0) {
         if (const size_t k = f->index_of(field.key); k != Fields::npos) {
-          Assign(field.value, &f->value(k));
+          std::string_view sv;
+          if (field.value.get_string().get(sv) == simdjson::SUCCESS) f->assign_at(k, sv);  // may trade (event.h)
+          else Assign(field.value, &f->value(k));
           continue;
         }
       }
@@ -303,11 +305,7 @@ Status JsonParser::Parse(std::string_view text, Value* out, bool padded) {
   return Status::Ok();
 }
 
-Status JsonParser::ParseObjectInto(std::string_view text, Fields* into, bool padded) {
-  return ParseObjectInto(text, into, padded, std::string_view());
-}
-
-Status JsonParser::ParseObjectInto(std::string_view text, Fields* into, bool padded, std::string_view drop_key) {
+Status JsonParser::ParseObjectInto(std::string_view text, Fields* into, bool padded, size_t drop_index) {
   simdjson::dom::element root;
   auto err = impl_->parser.parse(text.data(), text.size(), !padded).get(root);
   if (err) return ParseError(err, impl_->max_depth);
@@ -318,10 +316,7 @@ Status JsonParser::ParseObjectInto(std::string_view text, Fields* into, bool pad
   // spare (event.h) that the members appended next write over. A document
   // that sets the field itself appends it again, after the fields that
   // stay, as it would any other new key.
-  if (!drop_key.empty()) {
-    const size_t drop = into->index_of(drop_key);
-    if (drop != Fields::npos) into->erase_at(drop);
-  }
+  if (drop_index != Fields::npos) into->erase_at(drop_index);
   Impl::Merge(obj, into);
   return Status::Ok();
 }

@@ -53,12 +53,12 @@ class JsonParser {
   Status Parse(std::string_view text, Value* out, bool padded = false);
   // Parses a JSON object and sets its members into *into (overwriting
   // keys that exist). Errors as Parse, and kInvalidArgument if the
-  // document is not an object; *into is untouched on any error.
-  Status ParseObjectInto(std::string_view text, Fields* into, bool padded = false);
-  // As above, and first removes the key `drop_key` of *into (a member of
-  // that name is then appended like any new key). `text` may be that very
-  // field's string: it is not read once *into starts to change.
-  Status ParseObjectInto(std::string_view text, Fields* into, bool padded, std::string_view drop_key);
+  // document is not an object; *into is untouched on any error. Given a
+  // drop_index, first removes that field of *into (a member of its name is
+  // then appended like any new key); `text` may be that very field's
+  // string: it is not read once *into starts to change.
+  Status ParseObjectInto(std::string_view text, Fields* into, bool padded = false,
+                         size_t drop_index = Fields::npos);
 
  private:
   struct Impl;

@@ -58,8 +58,8 @@ JsonParserTransform::Outcome JsonParserTransform::ParseEvent(JsonParser& parser,
   if (config_.target.empty()) {
     // The common case: a top-level field merged into the root. The text
     // stays in the event; the parser reads it before anything changes and
-    // removes the field first (unless the document sets it), so that the
-    // members are appended after the fields that stay.
+    // removes the field first, so that the members are appended after the
+    // fields that stay (a member of the same name comes back at the end).
     Fields& f = e.fields();
     for (size_t k = f.size(); k-- > 0;) {  // from the back: the sources put the message last
       if (f.key(k) != config_.field) continue;
@@ -67,8 +67,7 @@ JsonParserTransform::Outcome JsonParserTransform::ParseEvent(JsonParser& parser,
       if (!v.is_string()) return Outcome::kMissing;
       const std::string& text = v.as_string();
       const bool padded = text.capacity() - text.size() >= JsonParser::kPadding;
-      return outcome(parser.ParseObjectInto(text, &f, padded,
-                                            config_.drop_field ? std::string_view(config_.field) : std::string_view()));
+      return outcome(parser.ParseObjectInto(text, &f, padded, config_.drop_field ? k : Fields::npos));
     }
   }
   // A dotted path, or a target field.

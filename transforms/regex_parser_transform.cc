@@ -295,9 +295,9 @@ bool RegexParserTransform::ParseEvent(Event& e, Scratch& s, uint64_t* missing, u
       else f.append(g.name, std::move(s.scalars[i]));
       continue;
     }
-    Value& dst = f.value(static_cast<size_t>(slots[i]));
-    if (!is_string) dst = std::move(s.scalars[i]);
-    else dst.assign_reusing(sv);
+    const size_t slot = static_cast<size_t>(slots[i]);
+    if (!is_string) f.value(slot) = std::move(s.scalars[i]);
+    else f.assign_at(slot, sv);
   }
   return true;
 }

@@ -126,6 +126,34 @@ TEST(FieldsTest, ASpareKeepsNoLargeBufferForASmallValue) {
   EXPECT_EQ(f.value(0).as_string(), std::string(Fields::kSpareStringCapacity * 2, 'y'));
 }
 
+// A source writes a Timestamp, a parser overwrites it with the record's
+// own text, and the recycled event gets a Timestamp again: the text's
+// buffer waits in the last spare instead of being freed and allocated.
+TEST(FieldsTest, AFieldChangingKindKeepsItsStringBufferInTheLastSpare) {
+  const std::string first(40, 'a'), second(30, 'b');
+  Fields f;
+  f.append("timestamp", Timestamp{});
+  f.append("n", int64_t{1});
+  f.append("m", int64_t{2});
+  f.assign_at(0, std::string_view(first));
+  const char* buffer = f.value(0).as_string().data();
+  for (int line = 0; line < 3; ++line) {
+    f.clear();
+    f.append("timestamp", Timestamp{});  // the string goes to the last spare ("m")
+    ASSERT_TRUE(f.value(0).is_timestamp());
+    f.append("n", int64_t{line});
+    EXPECT_EQ(JsonOf(f), R"({"timestamp":"1970-01-01T00:00:00.000000000Z","n":)" + std::to_string(line) + "}");
+    f.assign_at(0, std::string_view(second));  // and comes back
+    EXPECT_EQ(f.value(0).as_string().data(), buffer);
+    f.append("m", int64_t{2});
+    EXPECT_EQ(JsonOf(f), R"({"timestamp":")" + second + R"(","n":)" + std::to_string(line) + R"(,"m":2})");
+  }
+  // With no spare behind it, a field simply changes kind.
+  f.assign_at(2, std::string_view(first));
+  f.assign_at(2, 1.5);
+  EXPECT_EQ(JsonOf(f), R"({"timestamp":")" + second + R"(","n":2,"m":1.5})");
+}
+
 TEST(FieldsTest, CopiesAndMovesCarryOnlyTheLiveFields) {
   Fields f;
   for (int i = 0; i < 8; ++i) f.append("k" + std::to_string(i), int64_t{i});
