@@ -15,8 +15,9 @@
 // Each thread keeps its own simdjson parser (Process runs concurrently on
 // different batches); its buffers are reused from event to event. With the
 // root as target and a top-level field (the common case) the document is
-// merged straight into the event: values constructed in place, the field
-// removed before the members are appended (see JsonParser::ParseObjectInto).
+// merged straight into the event: each value written over the field the
+// recycled event already holds (event.h), the field removed before the
+// members are appended (see JsonParser::ParseObjectInto).
 
 #include <memory>
 
