@@ -171,10 +171,17 @@ struct Field {
   bool operator==(const Field& other) const = default;
 };
 
+namespace detail {
+// True if assigning a V makes a string value (a null pointer does not).
+template <typename V>
+inline constexpr bool kIsText =
+    std::is_convertible_v<V, std::string_view> && !std::is_same_v<std::decay_t<V>, std::nullptr_t>;
+}  // namespace detail
+
 template <typename V>
 inline void Value::assign_reusing(V&& v) {
   using D = std::decay_t<V>;
-  if constexpr (std::is_convertible_v<V, std::string_view> && !std::is_same_v<D, std::nullptr_t>) {
+  if constexpr (detail::kIsText<V>) {
     const std::string_view s(v);
     std::string* str = std::get_if<std::string>(&v_);
     if (str == nullptr) {
@@ -246,8 +253,7 @@ inline size_t Fields::index_of(std::string_view key) const {
 
 template <typename V>
 inline Value& Fields::assign_at(size_t i, V&& v) {
-  constexpr bool kString =
-      std::is_convertible_v<V, std::string_view> && !std::is_same_v<std::decay_t<V>, std::nullptr_t>;
+  constexpr bool kString = detail::kIsText<V>;
   Value& value = items_[i].value;
   if (value.is_string() != kString && i + 1 < items_.size() && items_.size() > size_) {
     Value& last = items_.back().value;  // a spare: its own value does not matter
