@@ -2,24 +2,29 @@
 
 namespace tributary {
 
-// Vectors given back by released batches. A few are kept: enough for the
-// batches in flight between a source and its slowest sink to be reused,
-// few enough that an idle source holds little memory.
+// Vectors given back by released batches. Enough are kept for the events
+// in flight between a source and its slowest sink to be reused (small
+// batches gathered for the sinks: SourceContext::SendMore), few enough
+// that an idle source holds little memory.
 struct BatchBuilder::Pool {
-  static constexpr size_t kKept = 4;
+  static constexpr size_t kKeptEvents = 4096;
   std::mutex mu;
   std::vector<std::unique_ptr<std::vector<Event>>> free;
+  size_t kept_events = 0;
 
   void Give(std::vector<Event>* v) {
     std::unique_ptr<std::vector<Event>> owned(v);
     std::lock_guard lock(mu);
-    if (free.size() < kKept) free.push_back(std::move(owned));
-  }  // beyond kKept the vector is destroyed here, after the unlock
+    if (kept_events + v->size() > kKeptEvents) return;  // destroyed here, after the unlock
+    kept_events += v->size();
+    free.push_back(std::move(owned));
+  }
   std::unique_ptr<std::vector<Event>> Get() {
     std::lock_guard lock(mu);
     if (free.empty()) return nullptr;
     auto v = std::move(free.back());
     free.pop_back();
+    kept_events -= v->size();
     return v;
   }
 };

@@ -44,6 +44,15 @@ class SourceContext {
   // (backpressure). Returns false only when the agent is shutting down hard
   // and the batch could not be handed on; its finalizers then report Failed.
   virtual bool Send(Batch batch) = 0;
+  // Send for a source with more to send at once (a file read in chunks):
+  // what the batch becomes for the sinks may be held back until about a
+  // sink batch's worth has gathered, or until the next Send or Flush, so
+  // that small batches, which keep a source's events in the CPU's cache
+  // between the source and its transforms, do not each wake every sink. A
+  // source using it calls Send or Flush before it waits for input.
+  virtual bool SendMore(Batch batch) { return Send(std::move(batch)); }
+  // Pushes whatever SendMore held back.
+  virtual void Flush() {}
   // Requested when the source should stop reading and return from Run().
   virtual std::stop_token stop_token() const = 0;
   virtual ComponentMetrics& metrics() = 0;

@@ -44,6 +44,7 @@ class Topology::SourceRunner final : public SourceContext {
   void Start() {
     thread_ = std::jthread([this](std::stop_token) {
       Status s = node_->source->Run(*this);
+      Flush();
       if (!s.ok()) TLOG_ERROR(node_->id, "source stopped with an error: " + s.ToString());
       else TLOG_DEBUG(node_->id, "source finished");
       WaitInFlight();
@@ -55,39 +56,9 @@ class Topology::SourceRunner final : public SourceContext {
     if (thread_.joinable()) thread_.join();
   }
 
-  bool Send(Batch batch) override {
-    if (batch.empty()) {
-      batch.Finalize(BatchStatus::kDelivered);  // nothing to deliver: a position to commit
-      return true;
-    }
-    node_->metrics->received_events().Increment(static_cast<double>(batch.size()));
-    node_->metrics->received_bytes().Increment(static_cast<double>(batch.bytes()));
-    node_->metrics->sent_events().Increment(static_cast<double>(batch.size()));
-    if (pool_ == nullptr) {
-      topology_->Dispatch(node_->downstream[0], std::move(batch));
-      return !topology_->hard_stop_.stop_requested();
-    }
-    auto job = std::make_unique<Job>();
-    Job* j = job.get();
-    {
-      std::unique_lock lock(mu_);
-      while (in_flight_.size() >= max_in_flight_) {
-        if (topology_->hard_stop_.stop_requested()) {
-          lock.unlock();
-          batch.Finalize(BatchStatus::kFailed);
-          return false;
-        }
-        cv_.wait_for(lock, std::chrono::milliseconds(100));
-      }
-      j->input = std::move(batch);
-      in_flight_.push_back(std::move(job));
-    }
-    pool_->Submit([this, j] {
-      topology_->Dispatch(node_->downstream[0], std::move(j->input), &j->pushes);
-      Finished(j);
-    });
-    return !topology_->hard_stop_.stop_requested();
-  }
+  bool Send(Batch batch) override { return SendBatch(std::move(batch), false); }
+  bool SendMore(Batch batch) override { return SendBatch(std::move(batch), true); }
+  void Flush() override { (void)Release(); }
   std::stop_token stop_token() const override { return stop_.get_token(); }
   ComponentMetrics& metrics() override { return *node_->metrics; }
   Node* node() { return node_; }
@@ -97,9 +68,65 @@ class Topology::SourceRunner final : public SourceContext {
   }
 
  private:
-  // One batch on its way through the pool.
+  // What SendMore gathers before handing it on: about a sink batch.
+  static constexpr size_t kGatherEvents = 1000;
+
+  bool SendBatch(Batch batch, bool more) {
+    if (batch.empty()) {
+      batch.Finalize(BatchStatus::kDelivered);  // nothing to deliver: a position to commit
+      return more || Release();
+    }
+    node_->metrics->received_events().Increment(static_cast<double>(batch.size()));
+    node_->metrics->received_bytes().Increment(static_cast<double>(batch.bytes()));
+    node_->metrics->sent_events().Increment(static_cast<double>(batch.size()));
+    gathered_events_ += batch.size();
+    // Without a pool the transforms run here, on the source's thread, over
+    // events still in this core's cache, and what they make for the sinks
+    // is gathered; with one, the batches are gathered into one job.
+    if (pool_ == nullptr) topology_->Dispatch(node_->downstream[0], std::move(batch), &held_);
+    else gathered_.push_back(std::move(batch));
+    if (more && gathered_events_ < kGatherEvents) return !topology_->hard_stop_.stop_requested();
+    return Release();
+  }
+
+  // Hands on what was gathered: pushes the sink batches, or submits the
+  // source batches as one job. False when stopping hard.
+  bool Release() {
+    gathered_events_ = 0;
+    if (pool_ == nullptr) {
+      for (auto& [sink, b] : held_) sink->buffer->Push(std::move(b));
+      held_.clear();
+      return !topology_->hard_stop_.stop_requested();
+    }
+    if (gathered_.empty()) return !topology_->hard_stop_.stop_requested();
+    auto job = std::make_unique<Job>();
+    Job* j = job.get();
+    {
+      std::unique_lock lock(mu_);
+      while (in_flight_.size() >= max_in_flight_) {
+        if (topology_->hard_stop_.stop_requested()) {
+          lock.unlock();
+          for (Batch& b : gathered_) b.Finalize(BatchStatus::kFailed);
+          gathered_.clear();
+          return false;
+        }
+        cv_.wait_for(lock, std::chrono::milliseconds(100));
+      }
+      j->inputs = std::move(gathered_);
+      gathered_.clear();
+      in_flight_.push_back(std::move(job));
+    }
+    pool_->Submit([this, j] {
+      for (Batch& b : j->inputs) topology_->Dispatch(node_->downstream[0], std::move(b), &j->pushes);
+      j->inputs.clear();
+      Finished(j);
+    });
+    return !topology_->hard_stop_.stop_requested();
+  }
+
+  // Source batches on their way through the pool.
   struct Job {
-    Batch input;
+    std::vector<Batch> inputs;
     SinkPushes pushes;  // filled by the worker
     bool done = false;
   };
@@ -139,6 +166,11 @@ class Topology::SourceRunner final : public SourceContext {
   std::condition_variable cv_;
   std::deque<std::unique_ptr<Job>> in_flight_;  // in the order sent
   bool pushing_ = false;
+  // Gathered by SendMore, not handed on yet: sink pushes without a pool,
+  // source batches with one.
+  SinkPushes held_;
+  std::vector<Batch> gathered_;
+  size_t gathered_events_ = 0;
 };
 
 // ---- Sink side -------------------------------------------------------------

@@ -7,6 +7,11 @@
 // and pushed into each destination sink's buffer (blocking while full, which
 // is how backpressure reaches the source). Fan-out shares the event vector
 // (copy-on-write). Each sink runs on its own thread, reading its buffer.
+// With --threads above 1 the transforms run on a worker pool instead, over
+// several of a source's batches at once, and reach the sinks in the order
+// sent. SendMore gathers small batches, a sink batch's worth at most, into
+// fewer sink pushes (or one pool job), so that a source can send batches
+// small enough to stay in the CPU cache without waking the sinks for each.
 //
 // Shutdown (Stop): sources are asked to stop and joined; buffers are closed
 // so sinks drain and return; if that takes longer than the timeout, the

@@ -115,7 +115,8 @@ class FileSource final : public Source {
   void PollMultiline(Clock::time_point now);
 
   // Batches and checkpoints.
-  bool SendBatch();
+  // more: mid-read, with more to come (SourceContext::SendMore).
+  bool SendBatch(bool more = false);
   void WriteCheckpoints(bool force);
   void LoadState();
   void UpdateCounters(Reader* r);
@@ -165,7 +166,7 @@ class FileSource final : public Source {
   bool discovery_requested_ = false;
   Clock::time_point last_discovery_{};
 
-  static constexpr size_t kBatchEvents = 1000;
+  static constexpr size_t kBatchEvents = 256;
   BatchBuilder events_{kBatchEvents};  // events of the batch being filled
   size_t batch_bytes_ = 0;
   Clock::time_point batch_started_{};

@@ -73,5 +73,24 @@ TEST(BatchBuilderTest, CopyOnWriteLeavesTheSharedVectorWithItsHolder) {
   EXPECT_EQ(Message(builder.Next()), "x");  // a's vector came back
 }
 
+// Released vectors are kept up to about 4,096 events in all: enough for a
+// source's small batches in flight, little for an idle source to hold.
+TEST(BatchBuilderTest, KeepsAboutFourThousandReleasedEvents) {
+  BatchBuilder builder(8);
+  auto batch_of = [&](const std::string& message, size_t n) {
+    for (size_t i = 0; i < n; ++i) Fill(builder, message);
+    return builder.Take();
+  };
+  Batch a = batch_of("a", 3000);
+  Batch b = batch_of("b", 3000);
+  a = Batch();  // kept: 3,000 events
+  b = Batch();  // 6,000 would be too many: freed
+  Batch c = batch_of("c", 1);  // the builder takes a's vector back for the next batch
+  Event& recycled = builder.Next();
+  EXPECT_EQ(Message(recycled), "a");
+  Batch d = builder.Take();
+  EXPECT_TRUE(builder.Next().fields().empty());  // nothing else was kept: a new event
+}
+
 }  // namespace
 }  // namespace tributary

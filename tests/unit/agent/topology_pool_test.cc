@@ -17,6 +17,7 @@ namespace tributary {
 namespace {
 
 using testing::TempDir;
+using testing::MetricValue;
 using testing::WaitFor;
 
 struct Shared {
@@ -26,6 +27,12 @@ struct Shared {
   std::atomic<int> delivered{0};
   std::atomic<int> failed{0};
   std::atomic<bool> gate_open{true};
+  // SendMore instead of Send; after `pause_after` batches the source says
+  // so and waits for `resume`, then flushes.
+  bool send_more = false;
+  int pause_after = -1;
+  std::atomic<bool> paused{false};
+  std::atomic<bool> resume{false};
   std::mutex mu;
   std::vector<int64_t> seen;  // seq numbers in sink order
 };
@@ -46,9 +53,16 @@ class SeqSource final : public Source {
       batch.add_finalizer(Finalizer::Create([](BatchStatus s) {
         (s == BatchStatus::kDelivered ? g_shared->delivered : g_shared->failed).fetch_add(1);
       }));
-      if (!ctx.Send(std::move(batch))) break;
+      if (!(g_shared->send_more ? ctx.SendMore(std::move(batch)) : ctx.Send(std::move(batch)))) break;
       g_shared->sent.fetch_add(1);
+      if (b + 1 == g_shared->pause_after) {
+        g_shared->paused = true;
+        while (!g_shared->resume.load() && !ctx.stop_token().stop_requested())
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));  // held by the test, not waiting for a result
+        ctx.Flush();
+      }
     }
+    if (g_shared->send_more) ctx.Flush();
     return Status::Ok();
   }
 };
@@ -206,6 +220,42 @@ TEST_F(TopologyPoolTest, SingleThreadRunsInline) {
   ASSERT_TRUE((*t)->Stop(std::chrono::seconds(10)));
   ASSERT_EQ(shared_.seen.size(), 150u);
   EXPECT_EQ(shared_.delivered.load(), 50);
+}
+
+// SendMore gathers small batches: nothing reaches the sink's buffer until
+// about a sink batch has gathered or the source flushes; then everything
+// arrives in order and every finalizer fires once.
+void ExpectGatheredUntilFlushed(Shared& shared, Metrics& metrics, const std::string& dir, size_t threads) {
+  shared.batches = 500;
+  shared.events_per_batch = 10;
+  shared.send_more = true;
+  shared.pause_after = 30;  // 300 events: fewer than a sink batch
+  auto t = Topology::Build(MakeConfig(dir, 100000), &metrics, "h", threads);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  auto buffered = [&] {
+    return MetricValue(metrics.Serialize(), "tributary_buffer_received_events_total", {{"component_id", "rec"}})
+        .value_or(0);
+  };
+  (*t)->Start();
+  ASSERT_TRUE(WaitFor([&] { return shared.paused.load(); }));
+  EXPECT_EQ(shared.sent.load(), 30);
+  EXPECT_EQ(buffered(), 0);  // gathered, not pushed
+  shared.resume = true;
+  ASSERT_TRUE(WaitFor([&] { return buffered() >= 300; }));  // the flush pushed them
+  ASSERT_TRUE((*t)->WaitSourcesFinished(std::chrono::seconds(30)));
+  ASSERT_TRUE((*t)->Stop(std::chrono::seconds(10)));
+  ASSERT_EQ(shared.seen.size(), 5000u);
+  for (size_t i = 0; i < shared.seen.size(); ++i) ASSERT_EQ(shared.seen[i], static_cast<int64_t>(i));
+  EXPECT_EQ(shared.delivered.load(), 500);
+  EXPECT_EQ(shared.failed.load(), 0);
+}
+
+TEST_F(TopologyPoolTest, SendMoreGathersUntilFlushedInline) {
+  ExpectGatheredUntilFlushed(shared_, metrics_, dir_.path(), 1);
+}
+
+TEST_F(TopologyPoolTest, SendMoreGathersUntilFlushedWithWorkers) {
+  ExpectGatheredUntilFlushed(shared_, metrics_, dir_.path(), 2);
 }
 
 }  // namespace
