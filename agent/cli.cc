@@ -50,7 +50,8 @@ std::optional<config::Config> Load(const Options& o) {
   return cfg;
 }
 
-// Worker threads for transforms: --threads, or one per core.
+// Threads transforming batches (the source threads and threads - 1 workers):
+// --threads, or one per core.
 int Threads(const Options& o) {
   return o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
@@ -381,12 +382,12 @@ int Main(int argc, char** argv) {
   };
   add_common(&app);
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off");
-  app.add_option("--threads", o.threads, "Worker threads for transforms (default: number of cores; 1 runs them on the source threads)");
+  app.add_option("--threads", o.threads, "Threads transforming batches: each source's own, helped by N - 1 workers (default: number of cores; 1: the source threads alone)");
 
   auto* run = app.add_subcommand("run", "Run the agent (the default)");
   add_common(run);
   run->add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off");
-  run->add_option("--threads", o.threads, "Worker threads for transforms (default: number of cores; 1 runs them on the source threads)");
+  run->add_option("--threads", o.threads, "Threads transforming batches: each source's own, helped by N - 1 workers (default: number of cores; 1: the source threads alone)");
   auto* validate = app.add_subcommand("validate", "Check configuration files and the environment");
   add_common(validate);
   validate->add_flag("--no-environment", o.no_environment, "Check only the files, not the machine");

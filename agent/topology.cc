@@ -37,7 +37,7 @@ class Topology::SourceRunner final : public SourceContext {
     for (Node* n : node_->downstream[0]) feeds_transform |= n->kind == ComponentKind::kTransform;
     if (pool != nullptr && feeds_transform) {
       pool_ = pool;
-      max_in_flight_ = 2 * pool->size();
+      max_in_flight_ = 4 * (pool->size() + 1);  // the workers and this thread
     }
   }
 
@@ -89,8 +89,11 @@ class Topology::SourceRunner final : public SourceContext {
     return Release();
   }
 
-  // Hands on what was gathered: pushes the sink batches, or submits the
-  // source batches as one job. False when stopping hard.
+  // Hands on what was gathered: pushes the sink batches, or makes the
+  // source batches one job, for a worker if one of the pool's is not busy
+  // with this source's jobs already, else run here: this thread is one of
+  // the --threads transforming, and its own events are in its cache. False
+  // when stopping hard.
   bool Release() {
     gathered_events_ = 0;
     if (pool_ == nullptr) {
@@ -115,27 +118,35 @@ class Topology::SourceRunner final : public SourceContext {
       j->inputs = std::move(gathered_);
       gathered_.clear();
       in_flight_.push_back(std::move(job));
+      j->pooled = in_pool_ < 2 * pool_->size();
+      in_pool_ += j->pooled;
     }
-    pool_->Submit([this, j] {
-      for (Batch& b : j->inputs) topology_->Dispatch(node_->downstream[0], std::move(b), &j->pushes);
-      j->inputs.clear();
-      Finished(j);
-    });
+    if (j->pooled) pool_->Submit([this, j] { Run(j); });
+    else Run(j);
     return !topology_->hard_stop_.stop_requested();
   }
 
-  // Source batches on their way through the pool.
+  // Source batches on their way to the sinks, run by a worker or the
+  // source's thread.
   struct Job {
     std::vector<Batch> inputs;
-    SinkPushes pushes;  // filled by the worker
+    SinkPushes pushes;  // filled by whoever runs it
+    bool pooled = false;  // run by a worker, not the source's thread
     bool done = false;
   };
 
-  // Called by the worker that ran `j`. Whoever finds the oldest job done
+  void Run(Job* j) {
+    for (Batch& b : j->inputs) topology_->Dispatch(node_->downstream[0], std::move(b), &j->pushes);
+    j->inputs.clear();
+    Finished(j);
+  }
+
+  // Called by the thread that ran `j`. Whoever finds the oldest job done
   // (and nobody else pushing) pushes it and every done job after it.
   void Finished(Job* j) {
     std::unique_lock lock(mu_);
     j->done = true;
+    in_pool_ -= j->pooled;
     if (pushing_) return;  // the pusher will get to it
     pushing_ = true;
     while (!in_flight_.empty() && in_flight_.front()->done) {
@@ -162,6 +173,7 @@ class Topology::SourceRunner final : public SourceContext {
   std::jthread thread_;
   WorkerPool* pool_ = nullptr;
   size_t max_in_flight_ = 0;
+  size_t in_pool_ = 0;  // jobs of in_flight_ given to the pool and not done
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::unique_ptr<Job>> in_flight_;  // in the order sent
@@ -237,7 +249,8 @@ class Topology::SinkRunner final : public SinkContext, public SinkInput {
 Result<std::unique_ptr<Topology>> Topology::Build(const config::Config& config, Metrics* metrics,
                                                   const std::string& hostname, int threads) {
   std::unique_ptr<Topology> t(new Topology());
-  if (threads > 1) t->pool_ = std::make_unique<WorkerPool>(static_cast<size_t>(threads));
+  // The source threads transform too: the pool adds the other threads - 1.
+  if (threads > 1) t->pool_ = std::make_unique<WorkerPool>(static_cast<size_t>(threads - 1));
   std::map<std::string, Node*> by_id;
   for (const auto& c : config.components) {
     auto node = std::make_unique<Node>();

@@ -7,9 +7,10 @@
 // and pushed into each destination sink's buffer (blocking while full, which
 // is how backpressure reaches the source). Fan-out shares the event vector
 // (copy-on-write). Each sink runs on its own thread, reading its buffer.
-// With --threads above 1 the transforms run on a worker pool instead, over
-// several of a source's batches at once, and reach the sinks in the order
-// sent. SendMore gathers small batches, a sink batch's worth at most, into
+// With --threads N above 1 a pool of N - 1 workers helps: a source hands a
+// batch to a worker not yet busy with one of its batches, and transforms
+// the next itself meanwhile (its own events are in its core's cache); the
+// batches reach the sinks in the order sent. SendMore gathers small batches, a sink batch's worth at most, into
 // fewer sink pushes (or one pool job), so that a source can send batches
 // small enough to stay in the CPU cache without waking the sinks for each.
 //
@@ -45,7 +46,8 @@ class Topology {
 
   // Builds every component; errors name the component. Opens nothing that
   // can wait (sockets, files are opened in Run).
-  // `threads` > 1 runs transforms on a pool of that many workers.
+  // `threads` > 1 adds a pool of threads - 1 workers to the source threads
+  // for transforms.
   static Result<std::unique_ptr<Topology>> Build(const config::Config& config, Metrics* metrics,
                                                  const std::string& hostname, int threads = 1);
   ~Topology();

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "agent/topology.h"
@@ -35,6 +36,8 @@ struct Shared {
   std::atomic<bool> resume{false};
   std::mutex mu;
   std::vector<int64_t> seen;  // seq numbers in sink order
+  std::thread::id source_thread;
+  std::set<std::thread::id> transform_threads;
 };
 Shared* g_shared = nullptr;
 
@@ -42,6 +45,10 @@ class SeqSource final : public Source {
  public:
   Status Run(SourceContext& ctx) override {
     int64_t seq = 0;
+    {
+      std::lock_guard lock(g_shared->mu);
+      g_shared->source_thread = std::this_thread::get_id();
+    }
     for (int b = 0; b < g_shared->batches && !ctx.stop_token().stop_requested(); ++b) {
       std::vector<Event> events;
       for (int i = 0; i < g_shared->events_per_batch; ++i) {
@@ -74,6 +81,10 @@ class JitterTransform final : public Transform {
     int64_t first = in.events().front().get("seq")->as_int();
     int64_t batch_no = first / std::max(1, g_shared->events_per_batch);
     std::this_thread::sleep_for(std::chrono::microseconds((batch_no % 4 == 0) ? 2000 : 50));
+    {
+      std::lock_guard lock(g_shared->mu);
+      g_shared->transform_threads.insert(std::this_thread::get_id());
+    }
     for (Event& e : in.mutable_events()) e.fields().set("seen_by", Value("jitter"));
     outputs[0] = std::move(in);
   }
@@ -176,17 +187,35 @@ TEST_F(TopologyPoolTest, KeepsSourceOrderAcrossWorkers) {
   EXPECT_EQ(shared_.failed.load(), 0);
 }
 
+// --threads 2 is the source's thread and one worker: the worker takes
+// batches while it has fewer than two of the source's, and the source
+// transforms the others itself.
+TEST_F(TopologyPoolTest, TheSourceThreadTransformsWhileTheWorkerIsBusy) {
+  shared_.batches = 40;
+  shared_.events_per_batch = 5;
+  auto t = Topology::Build(MakeConfig(dir_.path(), 100000), &metrics_, "h", /*threads=*/2);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  (*t)->Start();
+  ASSERT_TRUE((*t)->WaitSourcesFinished(std::chrono::seconds(30)));
+  ASSERT_TRUE((*t)->Stop(std::chrono::seconds(10)));
+  ASSERT_EQ(shared_.seen.size(), 200u);
+  for (size_t i = 0; i < shared_.seen.size(); ++i) ASSERT_EQ(shared_.seen[i], static_cast<int64_t>(i));
+  EXPECT_EQ(shared_.transform_threads.size(), 2u);
+  EXPECT_EQ(shared_.transform_threads.count(shared_.source_thread), 1u);
+}
+
 TEST_F(TopologyPoolTest, BlockedSinkStopsTheSourceAfterABoundedNumberOfBatches) {
   shared_.batches = 100;
   shared_.events_per_batch = 10;
   shared_.gate_open = false;
-  // The buffer holds one batch; 2 × 2 workers = 4 batches may be in flight.
+  // The buffer holds one batch; 4 × 2 threads (the source's and one worker)
+  // = 8 batches may be in flight.
   auto t = Topology::Build(MakeConfig(dir_.path(), 10), &metrics_, "h", /*threads=*/2);
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   (*t)->Start();
-  ASSERT_TRUE(WaitFor([&] { return shared_.sent.load() >= 5; }));
-  EXPECT_FALSE(WaitFor([&] { return shared_.sent.load() > 5; }, std::chrono::milliseconds(300)));
-  EXPECT_EQ(shared_.sent.load(), 5);
+  ASSERT_TRUE(WaitFor([&] { return shared_.sent.load() >= 9; }));
+  EXPECT_FALSE(WaitFor([&] { return shared_.sent.load() > 9; }, std::chrono::milliseconds(300)));
+  EXPECT_EQ(shared_.sent.load(), 9);
   EXPECT_EQ(shared_.delivered.load(), 0);
   shared_.gate_open = true;
   ASSERT_TRUE((*t)->WaitSourcesFinished(std::chrono::seconds(30)));
