@@ -229,6 +229,7 @@ FileSource::~FileSource() {
   for (auto& r : readers_)
     if (r.fd >= 0) ::close(r.fd);
   if (inotify_fd_ >= 0) ::close(inotify_fd_);
+  tracker_->set_on_advance(nullptr);  // batches still in flight may outlive this source
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
@@ -266,12 +267,18 @@ void FileSource::LoadState() {
   TLOG_INFO(id_, "loaded " + std::to_string(loaded->entries.size()) + " checkpoint(s) from " + checkpoint_path_);
 }
 
+// At most once a second while deliveries keep coming. A write that
+// carries no delivered lines (the files found at start, skipped lines)
+// does not hold back the next one, so the first deliveries of a run, and
+// the first after a quiet second, are written at once: an agent killed
+// again and again within a second of starting still moves its checkpoints
+// on instead of reading everything again each time.
 void FileSource::WriteCheckpoints(bool force) {
   auto now = Clock::now();
-  if (!force && now - last_checkpoint_ < kCheckpointInterval) return;
-  uint64_t gen = tracker_->generation();
+  if (!force && now < next_checkpoint_) return;
+  const uint64_t gen = tracker_->generation();
+  const uint64_t deliveries = tracker_->deliveries();
   if (gen == saved_generation_ && !known_changed_) return;
-  last_checkpoint_ = now;
   file::CheckpointFile f;
   f.strategy = config_.fingerprint.strategy;
   f.entries.reserve(known_.size());
@@ -286,6 +293,8 @@ void FileSource::WriteCheckpoints(bool force) {
   }
   saved_generation_ = gen;
   known_changed_ = false;
+  if (deliveries != saved_deliveries_) next_checkpoint_ = now + kCheckpointInterval;
+  saved_deliveries_ = deliveries;
   checkpoints_->Increment();
 }
 
@@ -875,6 +884,14 @@ Status FileSource::Run(SourceContext& ctx) {
   if (inotify_fd_ < 0)
     TLOG_WARN(id_, "inotify unavailable (" + ErrnoText(errno) + "): polling every glob_minimum_cooldown_ms");
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ >= 0) {
+    // An idle source wakes when its lines are delivered, to checkpoint them
+    // now: a crash in the next second would otherwise read them again.
+    tracker_->set_on_advance([fd = wake_fd_] {
+      uint64_t one = 1;
+      (void)!::write(fd, &one, sizeof one);
+    });
+  }
   auto stop = ctx.stop_token();
   std::stop_callback on_stop(stop, [this] {
     uint64_t one = 1;
@@ -917,19 +934,23 @@ Status FileSource::Run(SourceContext& ctx) {
     WriteCheckpoints(false);
     if (progressed || !ready_.empty()) continue;
     // Idle: sleep until inotify, the next discovery, a multiline timeout,
-    // a checkpoint write or stop.
+    // a checkpoint write, a delivered batch (to checkpoint it) or stop.
     now = Clock::now();
     auto wake = last_discovery_ + cooldown;
     if (multiline_)
       for (auto& r : readers_)
         if (r.ml) wake = std::min(wake, r.ml->deadline());
     if (tracker_->generation() != saved_generation_ || known_changed_)
-      wake = std::min(wake, last_checkpoint_ + kCheckpointInterval);
+      wake = std::min(wake, next_checkpoint_);
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wake - now).count();
     int timeout = static_cast<int>(std::clamp<int64_t>(ms, 0, 1000));
     ctx_->Flush();  // nothing held back while this waits
     pollfd fds[2] = {{inotify_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
     ::poll(fds, 2, timeout);
+    if (fds[1].revents & POLLIN) {
+      uint64_t n;
+      (void)!::read(wake_fd_, &n, sizeof n);  // a stop is seen by the loop's condition
+    }
   }
   SendBatch();
   return Status::Ok();

@@ -175,7 +175,8 @@ class FileSource final : public Source {
 
   uint64_t saved_generation_ = ~uint64_t{0};
   bool known_changed_ = true;
-  Clock::time_point last_checkpoint_{};
+  Clock::time_point next_checkpoint_{};  // WriteCheckpoints waits until then
+  uint64_t saved_deliveries_ = 0;       // AckTracker::deliveries() at the last write
   bool loaded_ = false;
   std::vector<char> buf_;
   const char* ascii_chunk_ = nullptr;  // the chunk being split, if all ASCII

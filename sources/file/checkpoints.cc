@@ -18,7 +18,7 @@ uint64_t AckTracker::Add(Progress* p, uint64_t offset) {
   return p->front_seq + p->pending.size() - 1;
 }
 
-void AckTracker::Pop(Progress* p) {
+bool AckTracker::Pop(Progress* p) {
   bool moved = false;
   while (!p->pending.empty() && p->pending.front().second == 1) {
     if (p->pending.front().first > p->acked) {
@@ -29,6 +29,7 @@ void AckTracker::Pop(Progress* p) {
     ++p->front_seq;
   }
   if (moved) ++generation_;
+  return moved;
 }
 
 void AckTracker::Resolve(Progress* p, uint64_t seq, BatchStatus status) {
@@ -37,7 +38,9 @@ void AckTracker::Resolve(Progress* p, uint64_t seq, BatchStatus status) {
   size_t i = static_cast<size_t>(seq - p->front_seq);
   if (i >= p->pending.size()) return;
   p->pending[i].second = status == BatchStatus::kFailed ? 2 : 1;
-  Pop(p);
+  if (!Pop(p)) return;
+  ++deliveries_;
+  if (on_advance_) on_advance_();
 }
 
 void AckTracker::Advance(Progress* p, uint64_t offset) {
@@ -69,6 +72,16 @@ void AckTracker::Reset(Progress* p, uint64_t acked) {
 bool AckTracker::HasPending(const Progress* p) {
   std::lock_guard lock(mu_);
   return !p->pending.empty();
+}
+
+void AckTracker::set_on_advance(std::function<void()> f) {
+  std::lock_guard lock(mu_);
+  on_advance_ = std::move(f);
+}
+
+uint64_t AckTracker::deliveries() {
+  std::lock_guard lock(mu_);
+  return deliveries_;
 }
 
 uint64_t AckTracker::generation() {

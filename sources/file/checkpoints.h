@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -65,11 +66,19 @@ class AckTracker {
   bool HasPending(const Progress* p);
   // Bumped whenever an acknowledged offset moves.
   uint64_t generation();
+  // Bumped whenever a delivered batch (Resolve) moves one.
+  uint64_t deliveries();
+  // Called, under the tracker's lock, when a delivered batch moves an
+  // acknowledged offset: the file source wakes to write its checkpoints
+  // rather than sleep through the news. nullptr stops the calls.
+  void set_on_advance(std::function<void()> f);
 
  private:
-  void Pop(Progress* p);
+  bool Pop(Progress* p);  // true if the acknowledged offset moved
   std::mutex mu_;
   uint64_t generation_ = 0;
+  uint64_t deliveries_ = 0;
+  std::function<void()> on_advance_;
 };
 
 // A finalizer that resolves `entries` in `tracker` when the batch's fate is known.

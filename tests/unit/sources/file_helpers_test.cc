@@ -267,6 +267,30 @@ TEST(AckTrackerTest, FailedBatchBlocksThePosition) {
   EXPECT_EQ(t.Acked(&p), 0u);
 }
 
+TEST(AckTrackerTest, DeliveriesThatMoveTheOffsetAreCountedAndAnnounced) {
+  AckTracker t;
+  Progress p(1);
+  int calls = 0;
+  t.set_on_advance([&] { ++calls; });
+  uint64_t a = t.Add(&p, 100);
+  uint64_t b = t.Add(&p, 200);
+  t.Resolve(&p, b, BatchStatus::kDelivered);  // behind a: nothing moves yet
+  EXPECT_EQ(calls, 0);
+  EXPECT_EQ(t.deliveries(), 0u);
+  t.Resolve(&p, a, BatchStatus::kDelivered);  // both settle: one move
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(t.deliveries(), 1u);
+  EXPECT_EQ(t.Acked(&p), 200u);
+  t.Advance(&p, 250);  // the source's own skip is no delivery
+  t.Reset(&p, 300);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(t.deliveries(), 1u);
+  t.set_on_advance(nullptr);
+  t.Resolve(&p, t.Add(&p, 400), BatchStatus::kDelivered);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(t.deliveries(), 2u);
+}
+
 TEST(AckTrackerTest, FinalizerResolvesEveryFileOfTheBatch) {
   auto t = std::make_shared<AckTracker>();
   auto p1 = std::make_shared<Progress>(1);
