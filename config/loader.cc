@@ -228,6 +228,87 @@ struct PendingComponent {
   std::string file;
 };
 
+// The innermost `open` bracket (`{` or `[`; 0 for either) still open at
+// (line, column) of `text` (1-based); quoted strings and comments are
+// skipped. Returns the bracket followed by its "line:column", or "".
+std::string OpenBracket(std::string_view text, int line, int column, char open) {
+  struct Open {
+    char c;
+    int line, column;
+  };
+  std::vector<Open> stack;
+  int l = 1, c = 1;
+  char quote = 0;
+  bool comment = false;
+  for (size_t i = 0; i < text.size() && (l < line || (l == line && c < column)); ++i) {
+    const char ch = text[i];
+    if (ch == '\n') {
+      ++l;
+      c = 1;
+      comment = false;
+      continue;
+    }
+    if (comment) {
+    } else if (quote) {
+      if (ch == '\\' && quote == '"') ++i, ++c;
+      else if (ch == quote) quote = 0;
+    } else if (ch == '\'' || ch == '"') {
+      quote = ch;
+    } else if (ch == '#' && (i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t')) {
+      comment = true;
+    } else if (ch == '{' || ch == '[') {
+      stack.push_back({ch, l, c});
+    } else if ((ch == '}' || ch == ']') && !stack.empty()) {
+      stack.pop_back();
+    }
+    ++c;
+  }
+  for (auto it = stack.rbegin(); it != stack.rend(); ++it)
+    if (open == 0 || it->c == open) return it->c + std::to_string(it->line) + ":" + std::to_string(it->column);
+  return "";
+}
+
+// How to fix the YAML syntax errors people make most in configs.
+std::string SyntaxHint(const std::string& msg, std::string_view text, int line, int column) {
+  auto line_text = [&](int n) {
+    size_t start = 0;
+    for (int i = 1; i < n && start != std::string_view::npos; ++i) {
+      start = text.find('\n', start);
+      if (start != std::string_view::npos) ++start;
+    }
+    if (start == std::string_view::npos || start > text.size()) return std::string_view();
+    return text.substr(start, text.find('\n', start) - start);
+  };
+  for (int n : {line, line - 1}) {
+    std::string_view t = line_text(n);
+    size_t lead = t.find_first_not_of(" \t");
+    if (n > 0 && t.substr(0, lead).find('\t') != std::string_view::npos)
+      return "line " + std::to_string(n) + " is indented with a tab: YAML indents with spaces only";
+  }
+  if (msg == YAML::ErrorMsg::END_OF_MAP_FLOW || msg == YAML::ErrorMsg::END_OF_SEQ_FLOW) {
+    const bool map = msg == YAML::ErrorMsg::END_OF_MAP_FLOW;
+    std::string at = OpenBracket(text, line, column, map ? '{' : '[');
+    return std::string("close the `") + (map ? "{" : "[") + "`" + (at.empty() ? "" : " opened at " + at.substr(1)) +
+           " with `" + (map ? "}" : "]") + "`";
+  }
+  if (msg == YAML::ErrorMsg::FLOW_END) {
+    std::string at = OpenBracket(text, line, column, 0);
+    if (at.empty()) return "this bracket closes nothing: `{` pairs with `}` and `[` with `]`";
+    return std::string("close the `") + at[0] + "` opened at " + at.substr(1) + " with `" + (at[0] == '{' ? "}" : "]") +
+           "` first";
+  }
+  if (msg == YAML::ErrorMsg::END_OF_MAP || msg == YAML::ErrorMsg::END_OF_SEQ)
+    return "the keys of one map, and the `-` items of one list, start in the same column: check this line's "
+           "indentation against the lines above";
+  if (msg.rfind(YAML::ErrorMsg::INVALID_ESCAPE, 0) == 0)
+    return "inside double quotes a backslash starts an escape: write regular expressions in single quotes "
+           "('^\\d+$') or double each backslash";
+  if (msg == YAML::ErrorMsg::MAP_VALUE)
+    return "quote a value that contains `: ` (msg: \"error: bad\"), or check the indentation";
+  if (msg == YAML::ErrorMsg::EOF_IN_SCALAR) return "a quoted string is never closed";
+  return "";
+}
+
 void CheckDuplicateKeys(const YAML::Node& node, const std::string& file, Diagnostics* diag) {
   if (node.IsMap()) {
     std::set<std::string> seen;
@@ -410,6 +491,7 @@ std::optional<Config> LoadConfigFromStrings(const std::vector<std::pair<std::str
   std::map<std::string, Location> id_owner;
   std::vector<PendingComponent> pending;
   std::vector<std::pair<std::string, YAML::Node>> globals;  // file -> map of its global keys
+  bool unparsed = false;  // a file is not YAML: what it held is unknown
 
   for (const auto& [file, raw] : files) {
     config.files.push_back(file);
@@ -419,7 +501,8 @@ std::optional<Config> LoadConfigFromStrings(const std::vector<std::pair<std::str
       root = YAML::Load(text);
     } catch (const YAML::Exception& e) {
       Location loc{file, e.mark.line >= 0 ? e.mark.line + 1 : 0, e.mark.column >= 0 ? e.mark.column + 1 : 0};
-      diag->Error(loc, "YAML syntax error: " + e.msg);
+      diag->Error(loc, "YAML syntax error: " + e.msg, SyntaxHint(e.msg, text, loc.line, loc.column));
+      unparsed = true;
       continue;
     }
     if (root.IsNull() || !root.IsDefined()) continue;
@@ -495,7 +578,9 @@ std::optional<Config> LoadConfigFromStrings(const std::vector<std::pair<std::str
       config.components.push_back(std::move(c));  // kept even if broken: graph checks know its id
     }
   }
-  if (options.check_graph) CheckGraph(&config, diag);
+  // The graph of a config missing a file's components would only list
+  // what that file holds as missing.
+  if (options.check_graph && !unparsed) CheckGraph(&config, diag);
   if (diag->has_errors()) return std::nullopt;
   return config;
 }

@@ -135,5 +135,31 @@ TEST(LoaderTest, YamlSyntaxErrorHasLocation) {
   EXPECT_GT(diag.all()[0].location.line, 0);
 }
 
+TEST(LoaderTest, YamlSyntaxErrorsSayHowToFixThem) {
+  struct Case {
+    const char* text;
+    const char* where;
+    const char* hint;
+  };
+  const Case cases[] = {
+      {"sources:\n  gen: { type: test_source\nsinks: {}\n", "a.yaml:3:6", "close the `{` opened at 2:8 with `}`"},
+      {"sources:\n  gen: { type: test_source, tags: [a, \"b]\"\n", "a.yaml:3:1", "close the `[` opened at 2:35"},
+      {"sources:\n  gen: { type: test_source, tags: [a }\n", "a.yaml:2:38", "close the `[` opened at 2:35 with `]` first"},
+      {"sources:\n\tgen: { type: test_source }\n", "a.yaml:2:5", "line 2 is indented with a tab"},
+      {"sources:\n  gen:\n    type: test_source\n   rate: 5\n", "a.yaml:4:4", "check this line's indentation"},
+      {"transforms:\n  p: { type: regex_parser, patterns: [\"^\\d+$\"] }\n", "a.yaml:2:43",
+       "write regular expressions in single quotes"},
+      {"transforms:\n  a:\n    type: add_fields\n    fields:\n      msg: error: bad\n", "a.yaml:5:17",
+       "quote a value that contains `: `"},
+  };
+  for (const Case& c : cases) {
+    Diagnostics diag;
+    EXPECT_FALSE(Load({{"a.yaml", c.text}}, &diag));
+    EXPECT_TRUE(HasError(diag, c.where, c.hint)) << c.text << "\n" << diag.ToString();
+    // Nothing about the graph of a config whose file could not be read.
+    EXPECT_EQ(diag.error_count(), 1u) << c.text << "\n" << diag.ToString();
+  }
+}
+
 }  // namespace
 }  // namespace tributary::config
