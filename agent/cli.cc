@@ -322,6 +322,7 @@ int Run(const Options& o) {
   const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
 
   const timespec tick{0, 100'000'000};
+  int exit_code = kExitOk;
   while (true) {
     if (watchdog) sd_notify(0, "WATCHDOG=1");
     int sig = sigtimedwait(&signals, nullptr, &tick);
@@ -356,6 +357,11 @@ int Run(const Options& o) {
       TLOG_INFO("", "all sources finished, shutting down");
       break;
     }
+    if (std::string why = topology->AbandonedSink(); !why.empty()) {
+      TLOG_ERROR("", "sink " + why + "; shutting down");
+      exit_code = kExitFailure;
+      break;
+    }
   }
   phase = 2;
   sd_notify(0, "STOPPING=1\nSTATUS=draining");
@@ -364,9 +370,9 @@ int Run(const Options& o) {
   TLOG_INFO("", clean ? "stopped" : "stopped after the shutdown timeout");
   if (!clean) {
     std::fflush(nullptr);
-    std::_Exit(kExitOk);  // a sink thread may still be stuck in I/O
+    std::_Exit(exit_code);  // a sink thread may still be stuck in I/O
   }
-  return kExitOk;
+  return exit_code;
 }
 
 }  // namespace

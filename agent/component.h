@@ -114,6 +114,11 @@ class SinkContext {
   virtual std::stop_token hard_stop() const = 0;
   // Health as shown by /ready and tributary_component_healthy.
   virtual void SetHealthy(bool healthy, std::string_view reason) = 0;
+  // The sink can never deliver again (its output is gone for good, such as
+  // a stdout whose reader has exited): the agent shuts down, and what the
+  // sink has not delivered is failed, to be read again where the source
+  // allows.
+  virtual void Abandon(std::string_view reason) { (void)reason; }
 };
 
 class Sink {
@@ -131,7 +136,9 @@ class Sink {
 class SimpleSink : public Sink {
  public:
   // Writes the batch. OK = delivered; kInvalidArgument = rejected (not
-  // retried); other errors are retried with backoff.
+  // retried); kCancelled = the output is gone for good (the batch and every
+  // later one fail, and the sink abandons: SinkContext::Abandon); other
+  // errors are retried with backoff.
   virtual Status Write(const Batch& batch) = 0;
   virtual Status Flush() { return Status::Ok(); }
   Status Run(SinkContext& ctx) final;

@@ -28,6 +28,17 @@ Status SimpleSink::Run(SinkContext& ctx) {
         backoff.Reset();
         break;
       }
+      if (s.code() == StatusCode::kCancelled) {
+        failed.Increment();
+        TLOG_ERROR(ctx.metrics().id(), "cannot deliver any more: " + s.message());
+        ctx.SetHealthy(false, s.message());
+        ctx.Abandon(s.message());
+        // Fail what comes until the agent has stopped, so that no source
+        // waits on this sink's buffer.
+        do batch.Finalize(BatchStatus::kFailed);
+        while (ctx.input().Next(&batch, std::chrono::milliseconds(500)) != SinkInput::Result::kClosed);
+        return Status::Ok();
+      }
       if (s.code() == StatusCode::kInvalidArgument) {
         rejected.Increment(static_cast<double>(batch.size()));
         LogLimited(limiter, LogLevel::kError, ctx.metrics().id(), "events rejected: " + s.ToString());

@@ -233,6 +233,10 @@ class Topology::SinkRunner final : public SinkContext, public SinkInput {
     }
     node_->health_reason = std::string(reason);
   }
+  void Abandon(std::string_view reason) override {
+    std::lock_guard lock(topology_->mu_);
+    if (topology_->abandoned_.empty()) topology_->abandoned_ = node_->id + ": " + std::string(reason);
+  }
   Node* node() { return node_; }
 
  private:
@@ -422,6 +426,11 @@ bool Topology::Stop(std::chrono::milliseconds timeout) {
   for (auto& s : source_runners_) s->node()->source->Finish();
   state_ = State::kStopped;
   return clean;
+}
+
+std::string Topology::AbandonedSink() {
+  std::lock_guard lock(mu_);
+  return abandoned_;
 }
 
 std::vector<std::pair<std::string, std::string>> Topology::UnhealthySinks() const {

@@ -63,6 +63,9 @@ class Topology {
   State state() const { return state_.load(); }
   // Sinks that reported themselves unhealthy, with their reasons.
   std::vector<std::pair<std::string, std::string>> UnhealthySinks() const;
+  // "sink id: reason" of the first sink that can never deliver again
+  // (SinkContext::Abandon), or "": the agent should stop.
+  std::string AbandonedSink();
 
   struct Node;
 
@@ -89,6 +92,7 @@ class Topology {
   std::mutex mu_;
   std::condition_variable sources_cv_;
   size_t sources_running_ = 0;
+  std::string abandoned_;  // AbandonedSink(), under mu_
 };
 
 }  // namespace tributary

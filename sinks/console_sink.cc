@@ -25,13 +25,17 @@ Result<std::unique_ptr<Sink>> ConsoleSink::Build(const Config& config, BuildCont
 ConsoleSink::ConsoleSink(const Config& config, ComponentMetrics* metrics)
     : fd_(config.target == "stderr" ? STDERR_FILENO : STDOUT_FILENO), encoder_(config.encoding), metrics_(metrics) {}
 
-// Writes all of buf to fd, resuming after short writes and EINTR.
+// Writes all of buf to fd, resuming after short writes and EINTR. A pipe
+// whose reader has exited (`tributary ... | head`) is gone for good.
 static Status WriteAll(int fd, const std::string& buf) {
   size_t off = 0;
   while (off < buf.size()) {
     ssize_t n = ::write(fd, buf.data() + off, buf.size() - off);
     if (n < 0) {
       if (errno == EINTR) continue;
+      if (errno == EPIPE)
+        return Status::Cancelled(std::string(fd == STDOUT_FILENO ? "stdout" : "stderr") +
+                                 " was closed by its reader (broken pipe)");
       return Status::FromErrno("write", errno);
     }
     off += static_cast<size_t>(n);

@@ -104,6 +104,27 @@ sinks: { out: { type: console, inputs: [in], encoding: { codec: text } } }
   EXPECT_EQ(agent.process().Stdout(), "one\ntwo\nthis line is muc\nlast without new\n") << agent.process().Stderr();
 }
 
+TEST(AgentTest, ConsoleWhoseReaderExitsStopsTheAgentWithAnError) {
+  // `tributary ... | head -n 3`: once head has exited, stdout is gone for
+  // good; the agent stops (exit 1) instead of retrying the write forever.
+  TempDir dir;
+  const std::string cfg = dir.path() + "/c.yaml";
+  WriteFile(cfg, "data_dir: " + dir.path() + "/data\napi: { enabled: false }\n" + R"(
+sources: { in: { type: demo_logs, interval: 0 } }
+sinks: { out: { type: console, inputs: [in], encoding: { codec: text } } }
+)");
+  Process p(Process::Options{{"bash", "-c", "set -o pipefail; \"$0\" -c \"$1\" | head -n 3 > \"$2\"", TributaryBinary(),
+                              cfg, dir.path() + "/head.out"},
+                             {},
+                             false});
+  auto code = p.Wait(seconds(20));
+  ASSERT_TRUE(code.has_value()) << "the agent kept running after its stdout was closed";
+  EXPECT_EQ(*code, 1) << p.Stderr();
+  EXPECT_EQ(ReadLines(dir.path() + "/head.out").size(), 3u);
+  EXPECT_NE(p.Stderr().find("stdout was closed by its reader (broken pipe); shutting down"), std::string::npos)
+      << p.Stderr();
+}
+
 struct CliRun {
   int code;
   std::string out, err;
