@@ -289,6 +289,7 @@ void FileSource::WriteCheckpoints(bool force) {
   if (!s.ok()) {
     err_checkpoint_->Increment();
     LogLimited(log_limiter_, LogLevel::kError, id_, "cannot write checkpoints: " + s.ToString());
+    next_checkpoint_ = now + kCheckpointInterval;  // a full disk is tried again once a second
     return;
   }
   saved_generation_ = gen;
