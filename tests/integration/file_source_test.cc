@@ -530,6 +530,28 @@ TEST_F(FileSourceTest, BadInputIsCountedAndTailingContinues) {
   EXPECT_EQ(agent.Wait(30s), std::optional<int>(0));
 }
 
+TEST_F(FileSourceTest, CheckpointsThatCannotBeWrittenAreRetriedOnceASecondAndReadingGoesOn) {
+  // The temporary file the checkpoints are written through is a directory:
+  // every write fails, as on a full disk.
+  fs::create_directories(data_dir() + "/file_source/in/checkpoints.json.tmp");
+  WriteFile(data_dir() + "/file_source/in/checkpoints.json.tmp/keep", "");
+  std::string first, second;
+  for (int i = 0; i < 100; ++i) first += LineFor("first", i) + "\n";
+  for (int i = 0; i < 100; ++i) second += LineFor("second", i) + "\n";
+  WriteFile(logs() + "/a.log", first);
+  auto a = Start(Config(logs() + "/*.log"));
+  ASSERT_TRUE(WaitFor([&] { return ReadLines(out()).size() == 100; })) << a->process().Stderr();
+  ASSERT_TRUE(WaitFor([&] { return Metric(*a, "tributary_component_errors_total", {{"error_type", "checkpoint_failed"}}) >= 1; }))
+      << a->process().Stderr();
+  AppendFile(logs() + "/a.log", second);
+  ASSERT_TRUE(WaitFor([&] { return ReadLines(out()).size() == 200; })) << a->process().Stderr();
+  // A few a second, not one per turn of the read loop (which made a
+  // million in 3 s when a failure skipped the throttle).
+  EXPECT_LT(Metric(*a, "tributary_component_errors_total", {{"error_type", "checkpoint_failed"}}), 100);
+  EXPECT_NE(a->process().Stderr().find("cannot write checkpoints"), std::string::npos);
+  Stop(a);
+}
+
 TEST_F(FileSourceTest, ValidateChecksIncludeDirectories) {
   std::string cfg_path = dir_ / "tributary.yaml";
   WriteFile(cfg_path, Config(dir_ / "missing/*.log"));
