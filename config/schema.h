@@ -111,6 +111,17 @@ class SchemaBase {
     for (const auto& d : Docs()) n.push_back(d.name);
     return n;
   }
+  // The dotted path of an option called `key` in a sub-table ("bulk.index"
+  // for `index`), or "": where an unknown option may belong.
+  std::string NestedPath(const std::string& key) const {
+    for (const auto& d : Docs()) {
+      if (d.nested == nullptr) continue;
+      for (const auto& sub : d.nested->Docs())
+        if (sub.name == key) return d.name + "." + key;
+      if (std::string deeper = d.nested->NestedPath(key); !deeper.empty()) return d.name + "." + deeper;
+    }
+    return "";
+  }
 };
 
 // ---- Value decoding --------------------------------------------------------
@@ -384,6 +395,7 @@ class Schema : public SchemaBase {
           std::vector<std::string> candidates = names;
           candidates.insert(candidates.end(), ignore.begin(), ignore.end());
           std::string near = ClosestMatch(key, candidates);
+          if (near.empty()) near = NestedPath(key);
           ctx.Error(it->first, "unknown option `" + ctx.Child(key).path + "`",
                     near.empty() ? "valid options: " + Join(names)
                                  : "did you mean `" + near + "`?");

@@ -80,6 +80,14 @@ TEST(SchemaTest, UnknownKeyGetsSuggestionAndLocation) {
   EXPECT_NE(diag.all()[0].message.find("x.incldue"), std::string::npos);
 }
 
+TEST(SchemaTest, UnknownKeyThatBelongsInASubTableSaysWhere) {
+  Diagnostics diag;
+  Outer o;
+  EXPECT_FALSE(ParseText("name: a\ndepth: 5\n", &o, &diag));
+  ASSERT_EQ(diag.error_count(), 1u);
+  EXPECT_EQ(diag.all()[0].hint, "did you mean `inner.depth`?");
+}
+
 TEST(SchemaTest, CollectsAllProblems) {
   Diagnostics diag;
   Outer o;
