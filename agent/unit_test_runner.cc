@@ -57,6 +57,11 @@ bool CheckKeys(const YAML::Node& node, const std::vector<std::string>& valid, co
 }
 
 // Checks that `name` names a transform (output); reports otherwise.
+// YAML::Node's const operator[] gives an invalid node for a missing key,
+// and asking an invalid node what it is throws: ask these instead.
+bool IsScalarNode(const YAML::Node& n) { return n.IsDefined() && n.IsScalar(); }
+bool IsMapNode(const YAML::Node& n) { return n.IsDefined() && n.IsMap(); }
+
 bool CheckTarget(const YAML::Node& at, const std::string& name, const std::vector<std::string>& valid,
                  const config::ParseContext& ctx) {
   if (std::find(valid.begin(), valid.end(), name) != valid.end()) return true;
@@ -82,10 +87,10 @@ std::optional<std::vector<UnitTest>> ParseTests(const config::Config& config, co
     }
     CheckKeys(t, {"name", "inputs", "outputs", "no_outputs_from"}, ctx);
     UnitTest test;
-    if (!t["name"].IsScalar()) ctx.Error(t, "`" + ctx.path + ".name` is required");
+    if (!IsScalarNode(t["name"])) ctx.Error(t, "`" + ctx.path + ".name` is required");
     else test.name = t["name"].Scalar();
     const YAML::Node inputs = t["inputs"];
-    if (!inputs.IsSequence() || inputs.size() == 0) {
+    if (!inputs.IsDefined() || !inputs.IsSequence() || inputs.size() == 0) {
       ctx.Error(inputs.IsDefined() ? inputs : t, "`" + ctx.path + ".inputs` must be a non-empty list");
     } else {
       for (size_t k = 0; k < inputs.size(); ++k) {
@@ -97,22 +102,22 @@ std::optional<std::vector<UnitTest>> ParseTests(const config::Config& config, co
         }
         CheckKeys(in, {"insert_at", "type", "value", "log_fields"}, ic);
         TestInput input;
-        if (!in["insert_at"].IsScalar()) {
+        if (!IsScalarNode(in["insert_at"])) {
           ic.Error(in, "`" + ic.path + ".insert_at` is required (a transform id)");
           continue;
         }
         input.insert_at = in["insert_at"].Scalar();
         if (!CheckTarget(in["insert_at"], input.insert_at, transforms, ic.Child("insert_at"))) continue;
-        std::string type = in["type"].IsScalar() ? in["type"].Scalar() : "raw";
+        std::string type = IsScalarNode(in["type"]) ? in["type"].Scalar() : "raw";
         if (type == "raw") {
-          if (!in["value"].IsScalar()) {
+          if (!IsScalarNode(in["value"])) {
             ic.Error(in, "`" + ic.path + ".value` is required for a raw input (the line)");
             continue;
           }
           input.event.fields().set(kMessageField, Value(in["value"].Scalar()));
           input.event.fields().set(kTimestampField, Value(Now()));
         } else if (type == "log") {
-          if (!in["log_fields"].IsMap()) {
+          if (!IsMapNode(in["log_fields"])) {
             ic.Error(in, "`" + ic.path + ".log_fields` is required for a log input (a map of fields)");
             continue;
           }
@@ -138,7 +143,7 @@ std::optional<std::vector<UnitTest>> ParseTests(const config::Config& config, co
         }
         CheckKeys(o, {"extract_from", "conditions"}, oc);
         TestOutput out;
-        if (!o["extract_from"].IsScalar()) {
+        if (!IsScalarNode(o["extract_from"])) {
           oc.Error(o, "`" + oc.path + ".extract_from` is required (a transform id)");
           continue;
         }

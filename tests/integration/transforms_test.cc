@@ -121,6 +121,40 @@ tests:
   EXPECT_NE(out.find("t.yaml:28:22"), std::string::npos) << out;  // the line of `insert_at: parze`
 }
 
+TEST(TributaryTestCommand, AnInputWithoutTypeIsARawLine) {
+  TempDir dir;
+  auto [code, out] = RunTest(dir, Config(dir, R"yaml(
+tests:
+  - name: raw by default
+    inputs:
+      - { insert_at: parse, value: '1.2.3.4 - bob 12 [10/Oct/2000:13:55:36 -0700] "GET /api/x" 503 5' }
+    outputs:
+      - extract_from: parse
+        conditions: [ { field: status, eq: 503 } ]
+)yaml"));
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("✓ raw by default"), std::string::npos) << out;
+}
+
+TEST(TributaryTestCommand, MissingKeysAreErrorsNotCrashes) {
+  TempDir dir;
+  auto [code, out] = RunTest(dir, Config(dir, R"yaml(
+tests:
+  - outputs: [ { extract_from: parse } ]
+  - name: no targets
+    inputs: [ { value: x } ]
+    outputs: [ { conditions: [] } ]
+  - name: log without fields
+    inputs: [ { insert_at: parse, type: log } ]
+    outputs: [ { extract_from: parse } ]
+)yaml"));
+  EXPECT_EQ(code, 78) << out;
+  for (const char* e : {"`tests[0].name` is required", "`tests[0].inputs` must be a non-empty list",
+                        "`tests[1].inputs[0].insert_at` is required", "`tests[1].outputs[0].extract_from` is required",
+                        "`tests[2].inputs[0].log_fields` is required"})
+    EXPECT_NE(out.find(e), std::string::npos) << e << "\n" << out;
+}
+
 TEST(TransformsPipeline, BadInputIsCountedAndThePipelineKeepsGoing) {
   TempDir dir;
   std::string yaml = "data_dir: " + dir.path() + "/data\napi: { address: 127.0.0.1:0 }\n" + R"yaml(
