@@ -340,6 +340,7 @@ void FileSource::DrainInotify() {
       }
       if (ev->len == 0) continue;
       std::string path = it->second == "/" ? "/" + std::string(ev->name) : it->second + "/" + ev->name;
+      if (auto link = link_targets_.find(path); link != link_targets_.end()) path = link->second;
       auto r = by_path_.find(path);
       if (r != by_path_.end()) MarkDirty(r->second);
       if (ev->mask & (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE)) discovery_requested_ = true;
@@ -405,7 +406,19 @@ void FileSource::Discover(bool first) {
       found.insert(m.path);
     }
   }
-  for (const auto& path : found) DiscoverPath(path, first, now);
+  link_targets_.clear();
+  for (const auto& path : found) {
+    struct stat lst;
+    if (inotify_fd_ >= 0 && ::lstat(path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode)) {
+      std::error_code ec;
+      const std::filesystem::path target = std::filesystem::canonical(path, ec);
+      if (!ec) {
+        Watch(target.parent_path().string());
+        link_targets_[target.string()] = path;
+      }
+    }
+    DiscoverPath(path, first, now);
+  }
   // Files whose path no longer leads to them were rotated (renamed or deleted).
   for (auto& r : readers_) {
     if (r.seen || r.removed) continue;

@@ -163,6 +163,10 @@ class FileSource final : public Source {
   int wake_fd_ = -1;
   std::unordered_map<int, std::string> wd_dirs_;
   std::set<std::string> watched_dirs_;
+  // Matched paths that are symlinks (Kubernetes' /var/log/containers/*.log),
+  // by the file they lead to: the target's directory is watched too, so a
+  // write to the target or its rotation wakes the source as for a plain file.
+  std::unordered_map<std::string, std::string> link_targets_;
   bool discovery_requested_ = false;
   Clock::time_point last_discovery_{};
 

@@ -235,6 +235,43 @@ TEST_F(FileSourceTest, RotateByRenameUnderSteadyWrites) {
   Stop(agent);
 }
 
+TEST_F(FileSourceTest, SymlinkedFilesAreWatchedWhereTheyLead) {
+  // Kubernetes: /var/log/containers/<pod>.log is a symlink to
+  // /var/log/pods/<pod>/<container>/0.log, which the kubelet rotates by
+  // rename every few MB. Writes and rotations happen in the target's
+  // directory, which the glob does not name: it is watched too. Polling is
+  // off (a minute), so only inotify on the target's directory finds them.
+  const std::string pod = logs() + "/pods/a";
+  fs::create_directories(pod);
+  fs::create_directories(logs() + "/containers");
+  const std::string target = pod + "/0.log";
+  Logger log(target);
+  fs::create_symlink(target, logs() + "/containers/a.log");
+  auto agent = Start("data_dir: " + data_dir() +
+                     "\napi: { address: 127.0.0.1:0 }\nsources:\n  in:\n    type: file\n    include: [\"" + logs() +
+                     "/containers/*.log\"]\n    glob_minimum_cooldown_ms: 60000\n    rotate_wait_secs: 0.5\n"
+                     "sinks:\n  out:\n    type: file\n    inputs: [in]\n    path: " +
+                     out() + "\n    encoding: { codec: text }\n");
+  std::vector<std::string> written;
+  for (int rotation = 0; rotation < 3; ++rotation) {
+    for (int i = 0; i < 100; ++i) {
+      written.push_back(LineFor("link" + std::to_string(rotation), i));
+      log.Write(written.back());
+    }
+    const std::string last = written.back();
+    ASSERT_TRUE(WaitFor([&] { return Counts(out()).count(last) > 0; }, 10s))
+        << "a write to the symlink's target was not seen; rotation " << rotation;
+    fs::rename(target, target + "." + std::to_string(rotation));
+    written.push_back("late" + std::to_string(rotation));  // before the program reopens its log
+    log.Write(written.back());
+    log.Reopen();
+  }
+  written.push_back("final-line");
+  log.Write(written.back());
+  ExpectExactlyOnce(written, out(), 10s);
+  Stop(agent);
+}
+
 TEST_F(FileSourceTest, RotateByRenameIntoTheGlobFollowsTheFile) {
   const std::string app = logs() + "/app.log";
   auto agent = Start(Config(app + "*"));
