@@ -340,7 +340,9 @@ void FileSource::DrainInotify() {
       }
       if (ev->len == 0) continue;
       std::string path = it->second == "/" ? "/" + std::string(ev->name) : it->second + "/" + ev->name;
-      if (auto link = link_targets_.find(path); link != link_targets_.end()) path = link->second;
+      if (!by_path_.count(path) && !waiting_.count(path)) {  // maybe the file a matched symlink leads to
+        if (auto link = link_targets_.find(path); link != link_targets_.end()) path = link->second;
+      }
       auto r = by_path_.find(path);
       if (r != by_path_.end()) MarkDirty(r->second);
       if (ev->mask & (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE)) discovery_requested_ = true;
