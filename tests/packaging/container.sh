@@ -58,9 +58,15 @@ user=$(podman run --rm "${run_flags[@]}" --entrypoint /usr/bin/id localhost/trib
 # The scenario: the app writes lines into the shared volume, the sidecar
 # tails them (file source) into a file sink.
 lines=2000
+# Below the kernel's ephemeral range (ip_local_port_range, 32768 and up on
+# Debian): the tests running beside this one listen on port 0 and connect
+# from ephemeral ports, and a port that refuses a connection now may be one
+# of theirs by the time the agent binds it (seen in CI: EADDRINUSE).
 port=
+low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+[ "$low" -gt 11000 ] 2>/dev/null || low=32768
 for _ in $(seq 100); do
-  p=$((20000 + RANDOM % 40000))
+  p=$((10000 + RANDOM % (low - 10000)))
   if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
 done
 [ -n "$port" ] || fail "no free port found"
