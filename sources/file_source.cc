@@ -30,6 +30,22 @@ constexpr auto kBatchLinger = std::chrono::milliseconds(100);
 constexpr auto kCheckpointInterval = std::chrono::milliseconds(1000);
 constexpr auto kForgetAfter = std::chrono::hours(24);
 
+// Where a symlink leads: one readlink for an absolute link straight to a
+// file (Kubernetes' /var/log/containers/*.log, resolved at every
+// discovery), a full resolution otherwise; "" if it leads nowhere.
+std::string SymlinkTarget(const std::string& path) {
+  char buf[4096];
+  const ssize_t n = ::readlink(path.c_str(), buf, sizeof buf);
+  if (n > 1 && static_cast<size_t>(n) < sizeof buf && buf[0] == '/') {
+    std::string target(buf, static_cast<size_t>(n));
+    struct stat st;
+    if (::lstat(target.c_str(), &st) == 0 && !S_ISLNK(st.st_mode)) return target;
+  }
+  std::error_code ec;
+  std::string target = std::filesystem::canonical(path, ec).string();
+  return ec ? std::string() : target;
+}
+
 // True if every byte is ASCII: one pass over a whole read chunk, which the
 // compiler vectorizes, instead of a check per line.
 bool AllAscii(const char* p, size_t n) {
@@ -412,11 +428,10 @@ void FileSource::Discover(bool first) {
   for (const auto& path : found) {
     struct stat lst;
     if (inotify_fd_ >= 0 && ::lstat(path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode)) {
-      std::error_code ec;
-      const std::filesystem::path target = std::filesystem::canonical(path, ec);
-      if (!ec) {
-        Watch(target.parent_path().string());
-        link_targets_[target.string()] = path;
+      const std::string target = SymlinkTarget(path);
+      if (const size_t slash = target.rfind('/'); slash != std::string::npos) {
+        Watch(slash == 0 ? "/" : target.substr(0, slash));
+        link_targets_[target] = path;
       }
     }
     DiscoverPath(path, first, now);
