@@ -30,6 +30,12 @@ constexpr auto kBatchLinger = std::chrono::milliseconds(100);
 constexpr auto kCheckpointInterval = std::chrono::milliseconds(1000);
 constexpr auto kForgetAfter = std::chrono::hours(24);
 
+// Wakes the source's poll through its eventfd.
+void Wake(int fd) {
+  uint64_t one = 1;
+  (void)!::write(fd, &one, sizeof one);
+}
+
 // Where a symlink leads: one readlink for an absolute link straight to a
 // file (Kubernetes' /var/log/containers/*.log, resolved at every
 // discovery), a full resolution otherwise; "" if it leads nowhere.
@@ -397,6 +403,7 @@ void FileSource::Discover(bool first) {
   skipped_prev_.swap(skipped_);
   skipped_.clear();
   std::set<std::string> found;
+  std::vector<std::string> links;  // matched paths that are symlinks
   for (const auto& pattern : config_.include) {
     file::GlobWalk walk;
     file::ExpandGlob(pattern, &walk);
@@ -422,20 +429,18 @@ void FileSource::Discover(bool first) {
         continue;
       }
       found.insert(m.path);
+      if (m.is_symlink) links.push_back(m.path);
     }
   }
   link_targets_.clear();
-  for (const auto& path : found) {
-    struct stat lst;
-    if (inotify_fd_ >= 0 && ::lstat(path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode)) {
-      const std::string target = SymlinkTarget(path);
-      if (const size_t slash = target.rfind('/'); slash != std::string::npos) {
-        Watch(slash == 0 ? "/" : target.substr(0, slash));
-        link_targets_[target] = path;
-      }
+  for (const auto& path : links) {
+    const std::string target = inotify_fd_ >= 0 ? SymlinkTarget(path) : std::string();
+    if (const size_t slash = target.rfind('/'); slash != std::string::npos) {
+      Watch(slash == 0 ? "/" : target.substr(0, slash));
+      link_targets_[target] = path;
     }
-    DiscoverPath(path, first, now);
   }
+  for (const auto& path : found) DiscoverPath(path, first, now);
   // Files whose path no longer leads to them were rotated (renamed or deleted).
   for (auto& r : readers_) {
     if (r.seen || r.removed) continue;
@@ -918,15 +923,11 @@ Status FileSource::Run(SourceContext& ctx) {
   if (wake_fd_ >= 0) {
     // An idle source wakes when its lines are delivered, to checkpoint them
     // now: a crash in the next second would otherwise read them again.
-    tracker_->set_on_advance([fd = wake_fd_] {
-      uint64_t one = 1;
-      (void)!::write(fd, &one, sizeof one);
-    });
+    tracker_->set_on_advance([fd = wake_fd_] { Wake(fd); });
   }
   auto stop = ctx.stop_token();
   std::stop_callback on_stop(stop, [this] {
-    uint64_t one = 1;
-    if (wake_fd_ >= 0) (void)!::write(wake_fd_, &one, sizeof one);
+    if (wake_fd_ >= 0) Wake(wake_fd_);
   });
   const auto cooldown = config_.glob_minimum_cooldown_ms.get();
   const auto triggered_cooldown = std::min<std::chrono::milliseconds>(cooldown, std::chrono::milliseconds(100));

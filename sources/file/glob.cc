@@ -59,8 +59,10 @@ struct Walker {
 
   void Report(const std::string& path) {
     struct stat st;
-    if (::stat(path.c_str(), &st) != 0) return;  // vanished or a dangling link
+    if (::lstat(path.c_str(), &st) != 0) return;  // vanished
     GlobMatchResult m;
+    m.is_symlink = S_ISLNK(st.st_mode);
+    if (m.is_symlink && ::stat(path.c_str(), &st) != 0) return;  // a dangling link
     m.path = path;
     m.is_directory = S_ISDIR(st.st_mode);
     m.is_other = !S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode);

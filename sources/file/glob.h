@@ -25,6 +25,7 @@ struct GlobMatchResult {
   std::string path;
   bool is_directory = false;  // matched the pattern but is a directory
   bool is_other = false;      // matched but neither a regular file nor a directory (fifo, socket, ...)
+  bool is_symlink = false;    // a symlink (the fields above describe where it leads)
 };
 
 struct GlobWalk {
