@@ -225,7 +225,7 @@ bool RegexParserTransform::ParseEvent(Event& e, Scratch& s, uint64_t* missing, u
   // overwritten, erased and appended, and an erased field's buffer is
   // reused by the next append (event.h).
   std::string& text = s.text;
-  text.assign(v->as_string());
+  detail::AssignText(text, v->as_string());
   re2::StringPiece* caps = s.caps.data();
   // Called exactly as bench/raw_re2_loop.cc does. UNANCHORED is right for
   // any pattern; RE2 itself runs a pattern anchored with ^...$ as

@@ -320,6 +320,30 @@ TEST(FieldsTest, AnEmptyMapAssignedOverAMapClearsIt) {
   EXPECT_EQ(JsonOf(f), R"({"b":2,"c":true})");
 }
 
+TEST(FieldsTest, AssignTextGivesEveryLengthAndKeepsTheBufferWhenItFits) {
+  const std::string source = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJ";
+  for (size_t before = 0; before <= 40; ++before) {
+    for (size_t after = 0; after <= 40; ++after) {
+      std::string s(before, '#');
+      s.reserve(64);
+      const char* buffer = s.data();
+      const std::string_view v(source.data() + 3, after);
+      detail::AssignText(s, v);
+      ASSERT_EQ(s, v) << before << " -> " << after;
+      ASSERT_EQ(s.c_str()[after], '\0') << before << " -> " << after;
+      EXPECT_EQ(s.data(), buffer) << before << " -> " << after;
+    }
+  }
+  // A part of the string itself, as std::string::assign allows.
+  for (size_t from = 0; from <= 20; ++from) {
+    for (size_t n = 0; from + n <= 30; ++n) {
+      std::string s = source.substr(0, 30);
+      detail::AssignText(s, std::string_view(s).substr(from, n));
+      ASSERT_EQ(s, source.substr(from, n)) << from << "+" << n;
+    }
+  }
+}
+
 TEST(JsonTest, DepthIsBounded) {
   JsonParser parser(8);
   std::string deep(20, '[');
