@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -266,10 +267,25 @@ bool Reload(const Options& o, std::optional<config::Config>* cfg, std::unique_pt
   return ok;
 }
 
+// Lifts the soft limit on open files to the hard one, as a daemon that
+// tails many files should: systemd and most shells start services with a
+// soft limit of 1024 under a hard limit hundreds of times larger. Nothing
+// here uses select(), so descriptors above 1024 are fine. The file source
+// reads at most half of what remains (file_source.cc).
+void RaiseOpenFilesLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  const rlim_t before = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &limit) == 0)
+    TLOG_DEBUG("", "open files limit raised from " + std::to_string(before) + " to " + std::to_string(limit.rlim_cur));
+}
+
 int Run(const Options& o) {
   std::optional<config::Config> cfg = Load(o);
   if (!cfg) return kExitConfig;
   ApplyLogSettings(*cfg, o);
+  RaiseOpenFilesLimit();
 
   std::error_code ec;
   fs::create_directories(cfg->global.data_dir, ec);

@@ -9,7 +9,8 @@ Status Status::FromErrno(std::string_view what, int err) {
   m += ": ";
   m += std::strerror(err);
   StatusCode code = StatusCode::kIoError;
-  if (err == ENOSPC || err == EDQUOT) code = StatusCode::kResourceExhausted;
+  if (err == ENOSPC || err == EDQUOT || err == EMFILE || err == ENFILE || err == ENOMEM)
+    code = StatusCode::kResourceExhausted;
   if (err == ENOENT) code = StatusCode::kNotFound;
   return Status(code, std::move(m));
 }

@@ -4,13 +4,16 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 
+#include "agent/backoff.h"
 #include "agent/json.h"
 #include "sources/file/glob.h"
 
@@ -26,6 +29,8 @@ constexpr std::string_view kSourceType = "file";
 // them again for the sinks.
 constexpr size_t kBatchBytes = 256 * 1024;
 constexpr size_t kReadChunk = 64 * 1024;
+// File sources alive: they share the process's descriptors (UpdateOpenCap).
+std::atomic<size_t> g_file_sources{0};
 constexpr auto kBatchLinger = std::chrono::milliseconds(100);
 constexpr auto kCheckpointInterval = std::chrono::milliseconds(1000);
 constexpr auto kForgetAfter = std::chrono::hours(24);
@@ -171,7 +176,8 @@ const config::Schema<FileSource::Config>& FileSource::Config::schema() {
     s.Field("multiline", &Config::multiline,
             "Join lines into one event (set `start_pattern` and `condition_pattern` to enable).");
     s.Field("max_open_files", &Config::max_open_files,
-            "Most file descriptors held open; idle files beyond it are closed and reopened when they grow.")
+            "Most file descriptors held open; idle files beyond it are closed and reopened when they grow. "
+            "Lowered under a low process limit on descriptors.")
         .Min(1);
     s.Field("max_read_bytes", &Config::max_read_bytes,
             "Most bytes read from one file before the next file with data gets its turn.")
@@ -243,11 +249,14 @@ FileSource::FileSource(const Config& config, BuildContext& ctx)
     ml_rules_.timeout = config.multiline.timeout_ms.get();
     ml_rules_.max_bytes = config.max_line_bytes.bytes;
   }
+  ++g_file_sources;
+  max_open_cap_ = max_open_ = config.max_open_files;
   checkpoint_path_ = data_dir_ + "/file_source/" + id_ + "/checkpoints.json";
   tracker_ = std::make_shared<file::AckTracker>();
 }
 
 FileSource::~FileSource() {
+  --g_file_sources;
   for (auto& r : readers_)
     if (r.fd >= 0) ::close(r.fd);
   if (inotify_fd_ >= 0) ::close(inotify_fd_);
@@ -257,7 +266,7 @@ FileSource::~FileSource() {
 
 // ---- State -------------------------------------------------------------------
 
-void FileSource::LoadState() {
+void FileSource::LoadState(std::stop_token stop) {
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(checkpoint_path_).parent_path(), ec);
   if (ec) {
@@ -266,6 +275,15 @@ void FileSource::LoadState() {
                         ec.message() + "; positions will not survive a restart");
   }
   auto loaded = file::LoadCheckpoints(checkpoint_path_);
+  // Out of descriptors or memory for a moment (other components starting
+  // too): wait. Going on without the positions would read every file again.
+  while (!loaded.ok() && loaded.status().code() == StatusCode::kResourceExhausted && !stop.stop_requested()) {
+    LogLimited(log_limiter_, LogLevel::kWarn, id_,
+               "cannot read checkpoints yet: " + loaded.status().message() + "; retrying before reading any file");
+    if (!SleepFor(std::chrono::milliseconds(200), stop)) return;
+    loaded = file::LoadCheckpoints(checkpoint_path_);
+  }
+  if (stop.stop_requested()) return;
   if (!loaded.ok()) {
     err_checkpoint_->Increment();
     TLOG_ERROR(id_, "ignoring unreadable checkpoints: " + loaded.status().message());
@@ -322,6 +340,25 @@ void FileSource::WriteCheckpoints(bool force) {
 }
 
 // ---- Discovery ---------------------------------------------------------------
+
+// inotify, or polling alone without it. Out of descriptors (EMFILE,
+// ENFILE) or of inotify instances (EMFILE for fs.inotify.max_user_instances)
+// it is tried again at each discovery.
+void FileSource::OpenInotify() {
+  if (inotify_fd_ >= 0 || inotify_given_up_) return;
+  inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (inotify_fd_ >= 0) {
+    if (inotify_failed_) TLOG_INFO(id_, "inotify available again");
+    inotify_failed_ = false;
+    return;
+  }
+  const int err = errno;
+  inotify_given_up_ = err != EMFILE && err != ENFILE && err != ENOMEM;
+  if (!inotify_failed_)
+    TLOG_WARN(id_, "inotify unavailable (" + ErrnoText(err) + "): polling every glob_minimum_cooldown_ms" +
+                       (inotify_given_up_ ? "" : ", and trying inotify again"));
+  inotify_failed_ = true;
+}
 
 void FileSource::Watch(const std::string& dir) {
   if (inotify_fd_ < 0 || watched_dirs_.count(dir)) return;
@@ -399,16 +436,20 @@ void FileSource::Discover(bool first) {
   const auto now = Clock::now();
   last_discovery_ = now;
   discovery_requested_ = false;
+  UpdateOpenCap();  // and after running short of descriptors, try again
+  OpenInotify();
   for (auto& r : readers_) r.seen = false;
   skipped_prev_.swap(skipped_);
   skipped_.clear();
   std::set<std::string> found;
-  std::vector<std::string> links;  // matched paths that are symlinks
+  std::vector<std::string> links;     // matched paths that are symlinks
+  std::vector<std::string> unlisted;  // directories that could not be read this time
   for (const auto& pattern : config_.include) {
     file::GlobWalk walk;
     file::ExpandGlob(pattern, &walk);
     for (const auto& d : walk.directories) Watch(d);
     for (const auto& [dir, err] : walk.errors) {
+      unlisted.push_back(dir + "/");
       if (bad_paths_.insert(dir).second) {
         err_glob_->Increment();
         LogLimited(log_limiter_, LogLevel::kWarn, id_, "cannot list " + dir + ": " + ErrnoText(err));
@@ -448,6 +489,13 @@ void FileSource::Discover(bool first) {
     bool same = ::stat(r.path.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_dev) == r.dev &&
                 static_cast<uint64_t>(st.st_ino) == r.ino;
     if (same && found.count(r.path)) continue;
+    // Not listed because its directory could not be read (out of
+    // descriptors, permissions changing): still where it was, so not rotated.
+    if (same && std::any_of(unlisted.begin(), unlisted.end(),
+                            [&](const std::string& d) { return r.path.compare(0, d.size(), d) == 0; })) {
+      r.seen = true;
+      continue;
+    }
     if (r.fd < 0) {
       // Parked and gone from its path: it cannot be reopened. Its position
       // stays known, so it resumes if it turns up elsewhere.
@@ -510,6 +558,13 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
     if (age > config_.ignore_older_secs.get()) return;
   }
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+    // Out of descriptors: make room by closing an idle file, else the
+    // next discovery finds this one again.
+    ShortOfDescriptors();
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE)) return;
+  }
   if (fd < 0) {
     if (bad_paths_.insert(path).second) {
       err_open_->Increment();
@@ -603,7 +658,7 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
   by_path_[path] = r;
   ++open_count_;
   TLOG_DEBUG(id_, "watching " + path + " from offset " + std::to_string(pos));
-  if (open_count_ > config_.max_open_files) Park(r);
+  if (open_count_ > max_open_) Park(r);
   MarkDirty(r);
 }
 
@@ -619,20 +674,69 @@ void FileSource::Park(Reader* r) {
   --open_count_;
 }
 
+// Files held open by every file source together stay under half of what
+// the process may open beyond the 32 descriptors the agent itself holds
+// (logs, the API, eventfds, inotify), shared equally: sinks, buffers,
+// checkpoints, connections and the journal need theirs too. The agent has
+// raised its soft limit to the hard one already (cli.cc), so this binds
+// only under a low hard limit.
+void FileSource::UpdateOpenCap() {
+  size_t cap = config_.max_open_files;
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+    const size_t spare = limit.rlim_cur > 32 ? static_cast<size_t>(limit.rlim_cur) - 32 : 0;
+    const size_t share = spare / 2 / std::max<size_t>(1, g_file_sources.load());
+    cap = std::min(cap, std::max<size_t>(1, share));
+  }
+  if (cap < config_.max_open_files && !cap_logged_) {
+    cap_logged_ = true;
+    TLOG_INFO(id_, "max_open_files is " + std::to_string(config_.max_open_files) + " but the process may open only " +
+                       std::to_string(limit.rlim_cur) + " descriptors (ulimit -n, LimitNOFILE=): at most " +
+                       std::to_string(cap) + " files are kept open at a time");
+  }
+  max_open_cap_ = max_open_ = cap;
+  while (open_count_ > max_open_ && ParkIdlest(nullptr)) {
+  }
+}
+
+// Closes the open file idle the longest (not one rotated away: it could
+// not be found again). False if every open file is busy.
+bool FileSource::ParkIdlest(Reader* except) {
+  Reader* victim = nullptr;
+  for (auto& o : readers_) {
+    if (o.fd < 0 || o.rotated || o.dirty || o.removed || &o == except) continue;
+    if (victim == nullptr || o.last_read < victim->last_read) victim = &o;
+  }
+  if (victim == nullptr) return false;
+  Park(victim);
+  return true;
+}
+
+// open() failed with EMFILE (or ENFILE): other components hold the rest of
+// the process's descriptors. Read no more files at a time than are open
+// now, until the next discovery.
+void FileSource::ShortOfDescriptors() {
+  err_open_->Increment();
+  LogLimited(log_limiter_, LogLevel::kWarn, id_,
+             "the process is out of file descriptors with " + std::to_string(open_count_) +
+                 " files open here: closing the idle half of them until the next discovery (raise `ulimit -n` / "
+                 "LimitNOFILE=, or lower max_open_files)");
+  max_open_ = std::min(max_open_, open_count_ / 2);
+  while (open_count_ > max_open_ && ParkIdlest(nullptr)) {
+  }
+}
+
 bool FileSource::EnsureOpen(Reader* r) {
   if (r->fd >= 0) return true;
-  if (open_count_ >= config_.max_open_files) {
-    // Close the open file idle the longest (not one rotated away: it could
-    // not be found again).
-    Reader* victim = nullptr;
-    for (auto& o : readers_) {
-      if (o.fd < 0 || o.rotated || o.dirty || o.removed || &o == r) continue;
-      if (victim == nullptr || o.last_read < victim->last_read) victim = &o;
-    }
-    if (victim == nullptr) return false;  // every open file is busy: wait for a turn
-    Park(victim);
-  }
+  // Every open file busy: wait for a turn (starved_).
+  if (open_count_ >= max_open_ && !ParkIdlest(r)) return false;
   int fd = ::open(r->path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+    ShortOfDescriptors();
+    if (open_count_ >= max_open_ && !ParkIdlest(r)) return false;
+    fd = ::open(r->path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE)) return false;
+  }
   struct stat st;
   if (fd >= 0 && ::fstat(fd, &st) == 0 && static_cast<uint64_t>(st.st_dev) == r->dev &&
       static_cast<uint64_t>(st.st_ino) == r->ino &&
@@ -925,11 +1029,10 @@ bool FileSource::SendBatch(bool more) {
 Status FileSource::Run(SourceContext& ctx) {
   ctx_ = &ctx;
   buf_.resize(std::min<size_t>(kReadChunk, config_.max_read_bytes.bytes));
-  LoadState();
+  LoadState(ctx.stop_token());
+  if (ctx.stop_token().stop_requested()) return Status::Ok();
   loaded_ = true;
-  inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (inotify_fd_ < 0)
-    TLOG_WARN(id_, "inotify unavailable (" + ErrnoText(errno) + "): polling every glob_minimum_cooldown_ms");
+  OpenInotify();
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ >= 0) {
     // An idle source wakes when its lines are delivered, to checkpoint them
@@ -959,7 +1062,7 @@ Status FileSource::Run(SourceContext& ctx) {
       progressed |= ReadTurn(r);
       if (r->dirty && !r->removed && !r->starved) MarkDirty(r);
     }
-    if (progressed || open_count_ < config_.max_open_files) {
+    if (progressed || open_count_ < max_open_) {
       for (Reader* r : starved_) {
         r->starved = false;
         MarkDirty(r);

@@ -106,6 +106,9 @@ class FileSource final : public Source {
   bool ReadTurn(Reader* r);
   bool EnsureOpen(Reader* r);
   void Park(Reader* r);
+  bool ParkIdlest(Reader* except);
+  void UpdateOpenCap();
+  void ShortOfDescriptors();
   void Truncated(Reader* r, const char* why);
   bool Identify(Reader* r);
   void CloseReader(Reader* r, bool deleted);
@@ -118,7 +121,8 @@ class FileSource final : public Source {
   // more: mid-read, with more to come (SourceContext::SendMore).
   bool SendBatch(bool more = false);
   void WriteCheckpoints(bool force);
-  void LoadState();
+  void LoadState(std::stop_token stop);
+  void OpenInotify();
   void UpdateCounters(Reader* r);
 
   Config config_;
@@ -158,8 +162,17 @@ class FileSource final : public Source {
   std::map<std::pair<uint64_t, uint64_t>, int64_t> skipped_prev_;
   std::vector<Reader*> starved_;  // waiting for a free descriptor
   size_t open_count_ = 0;
+  // Most files open at once: max_open_files, or half the process's limit
+  // on descriptors if that is less (max_open_cap_); lowered to what is
+  // open when an open() finds the process out of descriptors, and tried
+  // at max_open_cap_ again at each discovery.
+  size_t max_open_cap_ = 0;
+  size_t max_open_ = 0;
+  bool cap_logged_ = false;
   size_t removed_count_ = 0;
   int inotify_fd_ = -1;
+  bool inotify_failed_ = false;    // inotify_init1 failed: polling
+  bool inotify_given_up_ = false;  // ... for a reason that will not pass
   int wake_fd_ = -1;
   std::unordered_map<int, std::string> wd_dirs_;
   std::set<std::string> watched_dirs_;

@@ -354,7 +354,16 @@ Status JournaldSource::SeekAfter(const std::string& cursor) {
 }
 
 Status JournaldSource::SeekStart() {
-  std::string saved = ReadFileText(checkpoint_path_);
+  std::string saved;
+  if (int err = ReadFileText(checkpoint_path_, &saved); err != 0 && err != ENOENT) {
+    // Out of descriptors or memory for a moment: Run tries again. Going on
+    // without the cursor would read the journal again, or skip it.
+    if (err == EMFILE || err == ENFILE || err == ENOMEM)
+      return Status::FromErrno("cannot read checkpoint " + checkpoint_path_ + " yet", err);
+    checkpoint_errors_->Increment();
+    TLOG_ERROR(id_, "ignoring unreadable checkpoint " + checkpoint_path_ + ": " + ErrnoText(err));
+    saved.clear();
+  }
   while (!saved.empty() && (saved.back() == '\n' || saved.back() == '\r')) saved.pop_back();
   if (!saved.empty()) {
     Status s = SeekAfter(saved);
@@ -530,15 +539,17 @@ void JournaldSource::WaitForChanges(std::chrono::milliseconds max_wait) {
   }
 }
 
-std::string JournaldSource::ReadFileText(const std::string& path) {
+int JournaldSource::ReadFileText(const std::string& path, std::string* out) {
+  out->clear();
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return "";
-  std::string out;
+  if (fd < 0) return errno;
   char buf[4096];
   ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  while ((n = ::read(fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0) out->append(buf, static_cast<size_t>(n));
+  const int err = n < 0 ? errno : 0;
   ::close(fd);
-  return out;
+  return err;
 }
 
 Status JournaldSource::WriteCheckpoint(const std::string& cursor) {

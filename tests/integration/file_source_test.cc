@@ -470,6 +470,104 @@ TEST_F(FileSourceTest, ManyFilesWithFewDescriptors) {
   Stop(agent);
 }
 
+// A service whose descriptor limit is below max_open_files (systemd's and
+// most shells' soft limit is 1024, the default max_open_files too): the
+// file source keeps (64 - 32) / 2 = 16 open at most, so that the sink, its
+// buffer and the checkpoints still get descriptors. Run with the hard
+// limit lowered too, so the agent cannot lift it.
+TEST_F(FileSourceTest, ManyFilesUnderALowDescriptorLimit) {
+  const int kFiles = 300;
+  std::vector<std::string> written;
+  for (int f = 0; f < kFiles; ++f) {
+    std::string content;
+    for (int i = 0; i < 5; ++i) {
+      written.push_back(LineFor("f" + std::to_string(f), i));
+      content += written.back() + "\n";
+    }
+    WriteFile(logs() + "/f" + std::to_string(f) + ".log", content);
+  }
+  auto agent = std::make_unique<Agent>(dir_, Config(logs() + "/*.log"), std::vector<std::string>{},
+                                       std::map<std::string, std::string>{}, false,
+                                       std::vector<std::string>{"prlimit", "--nofile=64:64"});
+  ASSERT_NE(agent->api_port(), 0) << agent->process().Stderr();
+  ExpectExactlyOnce(written, out());
+  EXPECT_EQ(agent->process().Stderr().find("Too many open files"), std::string::npos) << agent->process().Stderr();
+  EXPECT_NE(agent->process().Stderr().find("at most 16 files are kept open"), std::string::npos)
+      << agent->process().Stderr();
+  Stop(agent);
+}
+
+// Three file sources under a 64-descriptor limit share what the agent may
+// give to files: 5 each, not 16 each, which would leave the sink and the
+// checkpoints none.
+TEST_F(FileSourceTest, ThreeSourcesShareALowDescriptorLimit) {
+  std::vector<std::string> written;
+  std::string config = "data_dir: " + data_dir() +
+                       "\napi: { address: 127.0.0.1:0 }\nshutdown_timeout_secs: 20\nsources:\n";
+  for (int s = 0; s < 3; ++s) {
+    const std::string sub = logs() + "/s" + std::to_string(s);
+    fs::create_directories(sub);
+    for (int f = 0; f < 60; ++f) {
+      std::string content;
+      for (int i = 0; i < 5; ++i) {
+        written.push_back(LineFor("s" + std::to_string(s) + "f" + std::to_string(f), i));
+        content += written.back() + "\n";
+      }
+      WriteFile(sub + "/f" + std::to_string(f) + ".log", content);
+    }
+    config += "  in" + std::to_string(s) + ":\n    type: file\n    include: [\"" + sub +
+              "/*.log\"]\n    glob_minimum_cooldown_ms: 100\n";
+  }
+  config += "sinks:\n  out:\n    type: file\n    inputs: [in0, in1, in2]\n    path: " + out() +
+            "\n    encoding: { codec: text }\n";
+  auto agent = std::make_unique<Agent>(dir_, config, std::vector<std::string>{}, std::map<std::string, std::string>{},
+                                       false, std::vector<std::string>{"prlimit", "--nofile=64:64"});
+  ASSERT_NE(agent->api_port(), 0) << agent->process().Stderr();
+  ExpectExactlyOnce(written, out());
+  EXPECT_EQ(agent->process().Stderr().find("Too many open files"), std::string::npos) << agent->process().Stderr();
+  EXPECT_NE(agent->process().Stderr().find("at most 5 files are kept open"), std::string::npos)
+      << agent->process().Stderr();
+  Stop(agent);
+}
+
+// A directory that cannot be listed for a while (its mode changed, out of
+// descriptors) hides its files from the glob, but they are still there:
+// not rotated, so a file keeps being read. The agent runs as `nobody` when
+// the test runs as root, to whom every directory can be listed.
+TEST_F(FileSourceTest, AFileInADirectoryThatCannotBeListedIsNotTakenForRotated) {
+  std::vector<std::string> launcher;
+  if (geteuid() == 0) {
+    launcher = {"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"};
+    fs::permissions(dir_.path(), fs::perms::all);
+  }
+  const std::string app = logs() + "/app.log";
+  std::vector<std::string> written;
+  for (int i = 0; i < 3; ++i) written.push_back(LineFor("before", i));
+  WriteFile(app, written[0] + "\n" + written[1] + "\n" + written[2] + "\n");
+  fs::permissions(app, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read);
+  auto agent = std::make_unique<Agent>(
+      dir_, Config(logs() + "/*.log", "", ""), std::vector<std::string>{"--log-level", "debug"},
+      std::map<std::string, std::string>{}, false, launcher);
+  ASSERT_NE(agent->api_port(), 0) << agent->process().Stderr();
+  ExpectExactlyOnce(written, out());
+  // Search permission only: the file can be opened and stat'ed, the
+  // directory not listed. rotate_wait_secs is 0.5: a file taken for
+  // rotated would be closed half a second after its last read.
+  fs::permissions(logs(), fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+  ASSERT_TRUE(WaitFor([&] { return agent->process().Stderr().find("cannot list " + logs()) != std::string::npos; },
+                      10s))
+      << agent->process().Stderr();
+  for (int round = 0; round < 3; ++round) {
+    written.push_back(LineFor("unlisted", round));
+    AppendFile(app, written.back() + "\n");
+    ExpectExactlyOnce(written, out(), 10s);
+  }
+  EXPECT_EQ(agent->process().Stderr().find("rotated away"), std::string::npos) << agent->process().Stderr();
+  fs::permissions(logs(), fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                              fs::perms::others_read | fs::perms::others_exec);
+  Stop(agent);
+}
+
 TEST_F(FileSourceTest, FairReadingAcrossFiles) {
   // One huge file must not starve a small one: the small file's lines
   // arrive before the big file is done.

@@ -228,11 +228,12 @@ std::string BinaryDir() { return TRIBUTARY_BINARY_DIR; }
 // ---- Agent -----------------------------------------------------------------
 
 Agent::Agent(const TempDir& dir, const std::string& config_yaml, std::vector<std::string> extra_args,
-             std::map<std::string, std::string> env, bool pipe_stdin) {
+             std::map<std::string, std::string> env, bool pipe_stdin, std::vector<std::string> launcher) {
   std::string path = dir / "tributary.yaml";
   WriteFile(path, config_yaml);
   Process::Options o;
-  o.argv = {TributaryBinary(), "run", "-c", path};
+  o.argv = std::move(launcher);
+  o.argv.insert(o.argv.end(), {TributaryBinary(), "run", "-c", path});
   o.argv.insert(o.argv.end(), extra_args.begin(), extra_args.end());
   o.env = std::move(env);
   o.pipe_stdin = pipe_stdin;

@@ -88,8 +88,10 @@ std::string BinaryDir();
 // the agent's log.
 class Agent {
  public:
+  // `launcher`: a command that runs the agent, e.g. {"prlimit", "--nofile=64:64"}.
   Agent(const TempDir& dir, const std::string& config_yaml, std::vector<std::string> extra_args = {},
-        std::map<std::string, std::string> env = {}, bool pipe_stdin = false);
+        std::map<std::string, std::string> env = {}, bool pipe_stdin = false,
+        std::vector<std::string> launcher = {});
   Process& process() { return *process_; }
   // Waits for the "API listening" log line; 0 if it did not appear.
   int api_port(std::chrono::milliseconds timeout = std::chrono::seconds(20));
