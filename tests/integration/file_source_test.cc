@@ -535,37 +535,42 @@ TEST_F(FileSourceTest, ThreeSourcesShareALowDescriptorLimit) {
 // not rotated, so a file keeps being read. The agent runs as `nobody` when
 // the test runs as root, to whom every directory can be listed.
 TEST_F(FileSourceTest, AFileInADirectoryThatCannotBeListedIsNotTakenForRotated) {
-  std::vector<std::string> launcher;
+  // As root, the agent runs as `nobody`, from a copy of its binary in the
+  // test's directory (the build tree may not be open to other users).
+  Process::Options o;
+  std::string binary = TributaryBinary();
   if (geteuid() == 0) {
-    launcher = {"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"};
     fs::permissions(dir_.path(), fs::perms::all);
+    binary = dir_ / "tributary";
+    fs::copy_file(TributaryBinary(), binary);
+    o.argv = {"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"};
   }
   const std::string app = logs() + "/app.log";
   std::vector<std::string> written;
   for (int i = 0; i < 3; ++i) written.push_back(LineFor("before", i));
   WriteFile(app, written[0] + "\n" + written[1] + "\n" + written[2] + "\n");
   fs::permissions(app, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read);
-  auto agent = std::make_unique<Agent>(
-      dir_, Config(logs() + "/*.log", "", ""), std::vector<std::string>{"--log-level", "debug"},
-      std::map<std::string, std::string>{}, false, launcher);
-  ASSERT_NE(agent->api_port(), 0) << agent->process().Stderr();
+  const std::string config = dir_ / "tributary.yaml";
+  WriteFile(config, Config(logs() + "/*.log"));
+  o.argv.insert(o.argv.end(), {binary, "run", "-c", config, "--log-level", "debug"});
+  Process agent(o);
   ExpectExactlyOnce(written, out());
   // Search permission only: the file can be opened and stat'ed, the
   // directory not listed. rotate_wait_secs is 0.5: a file taken for
   // rotated would be closed half a second after its last read.
   fs::permissions(logs(), fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
-  ASSERT_TRUE(WaitFor([&] { return agent->process().Stderr().find("cannot list " + logs()) != std::string::npos; },
-                      10s))
-      << agent->process().Stderr();
+  ASSERT_TRUE(WaitFor([&] { return agent.Stderr().find("cannot list " + logs()) != std::string::npos; }, 10s))
+      << agent.Stderr();
   for (int round = 0; round < 3; ++round) {
     written.push_back(LineFor("unlisted", round));
     AppendFile(app, written.back() + "\n");
     ExpectExactlyOnce(written, out(), 10s);
   }
-  EXPECT_EQ(agent->process().Stderr().find("rotated away"), std::string::npos) << agent->process().Stderr();
+  EXPECT_EQ(agent.Stderr().find("rotated away"), std::string::npos) << agent.Stderr();
   fs::permissions(logs(), fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
                               fs::perms::others_read | fs::perms::others_exec);
-  Stop(agent);
+  agent.Signal(SIGTERM);
+  EXPECT_EQ(agent.Wait(30s), std::optional<int>(0)) << agent.Stderr();
 }
 
 TEST_F(FileSourceTest, FairReadingAcrossFiles) {
