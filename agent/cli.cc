@@ -303,6 +303,9 @@ int Run(const Options& o) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  // A file size limit (ulimit -f) makes a write fail with EFBIG, which a
+  // sink retries, instead of killing the agent.
+  signal(SIGXFSZ, SIG_IGN);
 
   Metrics metrics;
   std::unique_ptr<Topology> topology;

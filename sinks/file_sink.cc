@@ -1,9 +1,11 @@
 #include "sinks/file_sink.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "config/registry.h"
@@ -75,26 +77,46 @@ Status FileSink::Write(const Batch& batch) {
     render_errors_->Increment(static_cast<double>(discarded));
     metrics_->discarded_unintentional().Increment(static_cast<double>(discarded));
   }
+  // A batch is appended whole or not at all: after a failure (a full
+  // disk takes part of a write), every file this batch has grown is cut
+  // back to where it ended, so that the retry of the batch neither repeats
+  // its first lines nor glues a line to the torn end of another.
+  written_.clear();
   for (auto& [p, buf] : pending_) {
     if (buf.empty()) continue;
     auto fd = Open(p);
-    if (!fd.ok()) return fd.status();
+    if (!fd.ok()) return Undo(fd.status());
+    struct stat st;
+    if (::fstat(*fd, &st) != 0) return Undo(Status::FromErrno("fstat " + p, errno));
+    written_.push_back({*fd, st.st_size, p});
     size_t off = 0;
     while (off < buf.size()) {
       ssize_t n = ::write(*fd, buf.data() + off, buf.size() - off);
       if (n < 0) {
         if (errno == EINTR) continue;
-        return Status::FromErrno("write " + p, errno);
+        return Undo(Status::FromErrno("write " + p, errno));
       }
       off += static_cast<size_t>(n);
     }
-    if (fsync_ && ::fdatasync(*fd) != 0) return Status::FromErrno("fdatasync " + p, errno);
+    if (fsync_ && ::fdatasync(*fd) != 0) return Undo(Status::FromErrno("fdatasync " + p, errno));
     files_[p].last_write = std::chrono::steady_clock::now();
-    metrics_->sent_bytes().Increment(static_cast<double>(buf.size()));
   }
+  for (auto& [p, buf] : pending_) metrics_->sent_bytes().Increment(static_cast<double>(buf.size()));
   if (pending_.size() > 64) pending_.clear();
   CloseIdle();
   return Status::Ok();
+}
+
+Status FileSink::Undo(Status failure) {
+  for (const Written& w : written_) {
+    if (::ftruncate(w.fd, w.size) != 0) {
+      LogLimited(limiter_, LogLevel::kError, metrics_->id(),
+                 "cannot cut " + w.path + " back to " + std::to_string(w.size) + " bytes after a failed write (" +
+                     std::strerror(errno) + "): the retry may repeat part of the batch");
+    }
+  }
+  written_.clear();
+  return failure;
 }
 
 Status FileSink::Flush() {

@@ -9,9 +9,13 @@
 // Events whose path cannot be rendered (missing field) are discarded,
 // counted and logged.
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <map>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "agent/component.h"
 #include "agent/log.h"
@@ -44,6 +48,8 @@ class FileSink final : public SimpleSink {
     std::chrono::steady_clock::time_point last_write;
   };
   Result<int> Open(const std::string& path);
+  // Cuts the files this batch has grown back to their size before it.
+  Status Undo(Status failure);
   void CloseIdle();
 
   Template path_;
@@ -54,6 +60,12 @@ class FileSink final : public SimpleSink {
   Counter* render_errors_;
   std::map<std::string, OpenFile> files_;
   std::map<std::string, std::string> pending_;  // path -> encoded bytes of this batch
+  struct Written {
+    int fd;
+    off_t size;  // before this batch
+    std::string path;
+  };
+  std::vector<Written> written_;  // the files this batch has been written to so far
   RateLimiter limiter_;
 };
 

@@ -573,6 +573,32 @@ TEST_F(FileSourceTest, AFileInADirectoryThatCannotBeListedIsNotTakenForRotated) 
   EXPECT_EQ(agent.Wait(30s), std::optional<int>(0)) << agent.Stderr();
 }
 
+// The file sink's disk fills up in the middle of a batch (here: a file
+// size limit, `ulimit -f`, which fails the write with EFBIG after part of
+// it went through). The retry once there is room must not repeat the
+// lines before the tear, nor glue the next line to the torn one.
+TEST_F(FileSourceTest, AFileSinkWriteCutShortIsRetriedWholeWithoutATornLine) {
+  std::vector<std::string> written;
+  std::string content;
+  for (int i = 0; i < 3000; ++i) {
+    written.push_back(LineFor("fsize", i));
+    content += written.back() + "\n";
+  }
+  WriteFile(logs() + "/app.log", content);
+  ASSERT_GT(content.size(), 60'000u);
+  auto agent = std::make_unique<Agent>(dir_, Config(logs() + "/*.log"), std::vector<std::string>{},
+                                       std::map<std::string, std::string>{}, false,
+                                       std::vector<std::string>{"prlimit", "--fsize=40000:unlimited"});
+  ASSERT_NE(agent->api_port(), 0) << agent->process().Stderr();
+  ASSERT_TRUE(WaitFor([&] { return agent->process().Stderr().find("File too large") != std::string::npos; }, 20s))
+      << agent->process().Stderr();
+  ASSERT_LE(fs::file_size(out()), 40'000u);
+  Process raise({{"prlimit", "--pid", std::to_string(agent->process().pid()), "--fsize=unlimited:unlimited"}});
+  ASSERT_EQ(raise.Wait(10s), std::optional<int>(0)) << raise.Stderr();
+  ExpectExactlyOnce(written, out());
+  Stop(agent);
+}
+
 TEST_F(FileSourceTest, FairReadingAcrossFiles) {
   // One huge file must not starve a small one: the small file's lines
   // arrive before the big file is done.
