@@ -47,13 +47,28 @@ FileSink::~FileSink() {
 
 Result<int> FileSink::Open(const std::string& path) {
   auto it = files_.find(path);
-  if (it != files_.end()) return it->second.fd;
+  if (it != files_.end()) {
+    // Still the file at that path? One that logrotate renamed or that was
+    // deleted is let go, and the path opened (created) again: writing on
+    // into a deleted file would lose the lines.
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0 && st.st_dev == it->second.dev && st.st_ino == it->second.ino)
+      return it->second.fd;
+    ::close(it->second.fd);
+    files_.erase(it);
+  }
   std::error_code ec;
   auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) return Status::FromErrno("open " + path, errno);
-  files_[path] = OpenFile{fd, std::chrono::steady_clock::now()};
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return Status::FromErrno("fstat " + path, err);
+  }
+  files_[path] = OpenFile{fd, std::chrono::steady_clock::now(), st.st_dev, st.st_ino};
   return fd;
 }
 

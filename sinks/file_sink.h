@@ -46,6 +46,8 @@ class FileSink final : public SimpleSink {
   struct OpenFile {
     int fd = -1;
     std::chrono::steady_clock::time_point last_write;
+    dev_t dev = 0;  // what the path led to when opened
+    ino_t ino = 0;
   };
   Result<int> Open(const std::string& path);
   // Cuts the files this batch has grown back to their size before it.

@@ -599,6 +599,31 @@ TEST_F(FileSourceTest, AFileSinkWriteCutShortIsRetriedWholeWithoutATornLine) {
   Stop(agent);
 }
 
+// logrotate takes the file sink's output away, by rename (then `create`)
+// or by deleting it: the next batch goes to a new file at the path, not
+// into the renamed one, nor into a deleted one where it would be lost.
+TEST_F(FileSourceTest, AFileSinkWhoseOutputIsRotatedOrDeletedWritesANewOne) {
+  const std::string app = logs() + "/app.log";
+  auto agent = Start(Config(app));
+  auto write = [&](const std::string& tag) {
+    std::vector<std::string> lines;
+    std::string content;
+    for (int i = 0; i < 50; ++i) {
+      lines.push_back(LineFor(tag, i));
+      content += lines.back() + "\n";
+    }
+    AppendFile(app, content);
+    return lines;
+  };
+  ExpectExactlyOnce(write("first"), out());
+  fs::rename(out(), out() + ".1");
+  ExpectExactlyOnce(write("renamed"), out());
+  fs::remove(out());
+  ExpectExactlyOnce(write("deleted"), out());
+  EXPECT_EQ(Counts(out() + ".1").size(), 50u);
+  Stop(agent);
+}
+
 TEST_F(FileSourceTest, FairReadingAcrossFiles) {
   // One huge file must not starve a small one: the small file's lines
   // arrive before the big file is done.
