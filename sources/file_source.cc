@@ -713,8 +713,9 @@ bool FileSource::ParkIdlest(Reader* except) {
 }
 
 // open() failed with EMFILE (or ENFILE): other components hold the rest of
-// the process's descriptors. Read no more files at a time than are open
-// now, until the next discovery.
+// the process's descriptors. Close the idle half of this source's files
+// and keep no more open than that until the next discovery, which tries
+// the full share again.
 void FileSource::ShortOfDescriptors() {
   err_open_->Increment();
   LogLimited(log_limiter_, LogLevel::kWarn, id_,

@@ -95,6 +95,8 @@ void CopyFile(const std::string& from, const std::string& to) {
   fs::copy_file(from, to, fs::copy_options::overwrite_existing);
 }
 
+std::string LineFor(const std::string& tag, int i);
+
 class FileSourceTest : public ::testing::Test {
  public:
   void SetUp() override { fs::create_directories(logs()); }
@@ -121,6 +123,32 @@ class FileSourceTest : public ::testing::Test {
     auto rc = a->process().Wait(30s);
     EXPECT_EQ(rc, std::optional<int>(0)) << a->process().Stderr();
     a.reset();
+  }
+  // Writes dir/f0.log .. f<files - 1>.log, five lines each, tagged `tag`;
+  // the lines are appended to *written.
+  void WriteSmallFiles(const std::string& dir, const std::string& tag, int files,
+                       std::vector<std::string>* written) {
+    for (int f = 0; f < files; ++f) {
+      std::string content;
+      for (int i = 0; i < 5; ++i) {
+        written->push_back(LineFor(tag + "f" + std::to_string(f), i));
+        content += written->back() + "\n";
+      }
+      WriteFile(dir + "/f" + std::to_string(f) + ".log", content);
+    }
+  }
+  // Runs `config` with at most 64 descriptors (hard limit too: the agent
+  // cannot lift it), expects `written` exactly once, no "Too many open
+  // files", and `cap` files kept open per source.
+  void ExpectUnderDescriptorLimit(const std::string& config, const std::vector<std::string>& written, int cap) {
+    Agent agent(dir_, config, {}, {}, false, {"prlimit", "--nofile=64:64"});
+    ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+    ExpectExactlyOnce(written, out());
+    const std::string log = agent.process().Stderr();
+    EXPECT_EQ(log.find("Too many open files"), std::string::npos) << log;
+    EXPECT_NE(log.find("at most " + std::to_string(cap) + " files are kept open"), std::string::npos) << log;
+    agent.process().Signal(SIGTERM);
+    EXPECT_EQ(agent.process().Wait(30s), std::optional<int>(0)) << agent.process().Stderr();
   }
   double Metric(Agent& a, const std::string& name, std::map<std::string, std::string> labels = {}) {
     labels["component_id"] = "in";
@@ -446,14 +474,7 @@ TEST_F(FileSourceTest, ReadFromEndSkipsOldContentOnlyForFilesWithoutCheckpoint) 
 TEST_F(FileSourceTest, ManyFilesWithFewDescriptors) {
   const int kFiles = 300;
   std::vector<std::string> written;
-  for (int f = 0; f < kFiles; ++f) {
-    std::string content;
-    for (int i = 0; i < 5; ++i) {
-      written.push_back(LineFor("f" + std::to_string(f), i));
-      content += written.back() + "\n";
-    }
-    WriteFile(logs() + "/f" + std::to_string(f) + ".log", content);
-  }
+  WriteSmallFiles(logs(), "", kFiles, &written);
   auto agent = Start(Config(logs() + "/*.log", "    max_open_files: 16\n"));
   ExpectExactlyOnce(written, out());
   // Appends to parked files are found (inotify or the poll) and read.
@@ -476,25 +497,9 @@ TEST_F(FileSourceTest, ManyFilesWithFewDescriptors) {
 // buffer and the checkpoints still get descriptors. Run with the hard
 // limit lowered too, so the agent cannot lift it.
 TEST_F(FileSourceTest, ManyFilesUnderALowDescriptorLimit) {
-  const int kFiles = 300;
   std::vector<std::string> written;
-  for (int f = 0; f < kFiles; ++f) {
-    std::string content;
-    for (int i = 0; i < 5; ++i) {
-      written.push_back(LineFor("f" + std::to_string(f), i));
-      content += written.back() + "\n";
-    }
-    WriteFile(logs() + "/f" + std::to_string(f) + ".log", content);
-  }
-  auto agent = std::make_unique<Agent>(dir_, Config(logs() + "/*.log"), std::vector<std::string>{},
-                                       std::map<std::string, std::string>{}, false,
-                                       std::vector<std::string>{"prlimit", "--nofile=64:64"});
-  ASSERT_NE(agent->api_port(), 0) << agent->process().Stderr();
-  ExpectExactlyOnce(written, out());
-  EXPECT_EQ(agent->process().Stderr().find("Too many open files"), std::string::npos) << agent->process().Stderr();
-  EXPECT_NE(agent->process().Stderr().find("at most 16 files are kept open"), std::string::npos)
-      << agent->process().Stderr();
-  Stop(agent);
+  WriteSmallFiles(logs(), "", 300, &written);
+  ExpectUnderDescriptorLimit(Config(logs() + "/*.log"), written, 16);
 }
 
 // Three file sources under a 64-descriptor limit share what the agent may
@@ -507,27 +512,13 @@ TEST_F(FileSourceTest, ThreeSourcesShareALowDescriptorLimit) {
   for (int s = 0; s < 3; ++s) {
     const std::string sub = logs() + "/s" + std::to_string(s);
     fs::create_directories(sub);
-    for (int f = 0; f < 60; ++f) {
-      std::string content;
-      for (int i = 0; i < 5; ++i) {
-        written.push_back(LineFor("s" + std::to_string(s) + "f" + std::to_string(f), i));
-        content += written.back() + "\n";
-      }
-      WriteFile(sub + "/f" + std::to_string(f) + ".log", content);
-    }
+    WriteSmallFiles(sub, "s" + std::to_string(s), 60, &written);
     config += "  in" + std::to_string(s) + ":\n    type: file\n    include: [\"" + sub +
               "/*.log\"]\n    glob_minimum_cooldown_ms: 100\n";
   }
   config += "sinks:\n  out:\n    type: file\n    inputs: [in0, in1, in2]\n    path: " + out() +
             "\n    encoding: { codec: text }\n";
-  auto agent = std::make_unique<Agent>(dir_, config, std::vector<std::string>{}, std::map<std::string, std::string>{},
-                                       false, std::vector<std::string>{"prlimit", "--nofile=64:64"});
-  ASSERT_NE(agent->api_port(), 0) << agent->process().Stderr();
-  ExpectExactlyOnce(written, out());
-  EXPECT_EQ(agent->process().Stderr().find("Too many open files"), std::string::npos) << agent->process().Stderr();
-  EXPECT_NE(agent->process().Stderr().find("at most 5 files are kept open"), std::string::npos)
-      << agent->process().Stderr();
-  Stop(agent);
+  ExpectUnderDescriptorLimit(config, written, 5);
 }
 
 // A directory that cannot be listed for a while (its mode changed, out of
