@@ -404,8 +404,11 @@ void FileSource::DrainInotify() {
       }
       auto r = by_path_.find(path);
       if (r != by_path_.end()) MarkDirty(r->second);
+      // A file too short to fingerprint yet has grown: maybe enough now.
+      // Its path may still lead to the file it replaced, kept open under it
+      // until read to the end (rotate_wait_secs), so do not wait for that.
       if (ev->mask & (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE)) discovery_requested_ = true;
-      else if (r == by_path_.end() && waiting_.count(path)) discovery_requested_ = true;
+      else if (waiting_.count(path)) discovery_requested_ = true;
     }
   }
 }
@@ -1084,6 +1087,11 @@ Status FileSource::Run(SourceContext& ctx) {
     // a checkpoint write, a delivered batch (to checkpoint it) or stop.
     now = Clock::now();
     auto wake = last_discovery_ + cooldown;
+    // A discovery asked for (by inotify) too soon after the last one runs
+    // when the triggered cooldown is over, not at the next event or poll:
+    // a file created right after a rotation's rename has to be found
+    // before it is rotated in turn.
+    if (discovery_requested_) wake = std::min(wake, last_discovery_ + triggered_cooldown);
     if (multiline_)
       for (auto& r : readers_)
         if (r.ml) wake = std::min(wake, r.ml->deadline());

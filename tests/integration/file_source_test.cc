@@ -268,7 +268,11 @@ TEST_F(FileSourceTest, SymlinkedFilesAreWatchedWhereTheyLead) {
   // /var/log/pods/<pod>/<container>/0.log, which the kubelet rotates by
   // rename every few MB. Writes and rotations happen in the target's
   // directory, which the glob does not name: it is watched too. Polling is
-  // off (a minute), so only inotify on the target's directory finds them.
+  // off (a minute), so only inotify on the target's directory finds them,
+  // and the file that replaced a rotated one is found while the rotated one
+  // is still open under the same name (rotate_wait_secs is 30). Each new
+  // file is found about 0.1 s after the rename (the triggered discovery's
+  // cooldown); it was a second, the idle loop's longest sleep.
   const std::string pod = logs() + "/pods/a";
   fs::create_directories(pod);
   fs::create_directories(logs() + "/containers");
@@ -277,7 +281,7 @@ TEST_F(FileSourceTest, SymlinkedFilesAreWatchedWhereTheyLead) {
   fs::create_symlink(target, logs() + "/containers/a.log");
   auto agent = Start("data_dir: " + data_dir() +
                      "\napi: { address: 127.0.0.1:0 }\nsources:\n  in:\n    type: file\n    include: [\"" + logs() +
-                     "/containers/*.log\"]\n    glob_minimum_cooldown_ms: 60000\n    rotate_wait_secs: 0.5\n"
+                     "/containers/*.log\"]\n    glob_minimum_cooldown_ms: 60000\n    rotate_wait_secs: 30\n"
                      "sinks:\n  out:\n    type: file\n    inputs: [in]\n    path: " +
                      out() + "\n    encoding: { codec: text }\n");
   std::vector<std::string> written;
