@@ -45,15 +45,17 @@ FileSink::~FileSink() {
   for (auto& [p, f] : files_) ::close(f.fd);
 }
 
-Result<int> FileSink::Open(const std::string& path) {
+Result<int> FileSink::Open(const std::string& path, off_t* size) {
+  struct stat st;
   auto it = files_.find(path);
   if (it != files_.end()) {
     // Still the file at that path? One that logrotate renamed or that was
     // deleted is let go, and the path opened (created) again: writing on
     // into a deleted file would lose the lines.
-    struct stat st;
-    if (::stat(path.c_str(), &st) == 0 && st.st_dev == it->second.dev && st.st_ino == it->second.ino)
+    if (::stat(path.c_str(), &st) == 0 && st.st_dev == it->second.dev && st.st_ino == it->second.ino) {
+      *size = st.st_size;
       return it->second.fd;
+    }
     ::close(it->second.fd);
     files_.erase(it);
   }
@@ -62,13 +64,13 @@ Result<int> FileSink::Open(const std::string& path) {
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) return Status::FromErrno("open " + path, errno);
-  struct stat st;
   if (::fstat(fd, &st) != 0) {
     const int err = errno;
     ::close(fd);
     return Status::FromErrno("fstat " + path, err);
   }
   files_[path] = OpenFile{fd, std::chrono::steady_clock::now(), st.st_dev, st.st_ino};
+  *size = st.st_size;
   return fd;
 }
 
@@ -99,11 +101,10 @@ Status FileSink::Write(const Batch& batch) {
   written_.clear();
   for (auto& [p, buf] : pending_) {
     if (buf.empty()) continue;
-    auto fd = Open(p);
+    off_t size = 0;
+    auto fd = Open(p, &size);
     if (!fd.ok()) return Undo(fd.status());
-    struct stat st;
-    if (::fstat(*fd, &st) != 0) return Undo(Status::FromErrno("fstat " + p, errno));
-    written_.push_back({*fd, st.st_size, p});
+    written_.push_back({*fd, size, p});
     size_t off = 0;
     while (off < buf.size()) {
       ssize_t n = ::write(*fd, buf.data() + off, buf.size() - off);

@@ -49,7 +49,9 @@ class FileSink final : public SimpleSink {
     dev_t dev = 0;  // what the path led to when opened
     ino_t ino = 0;
   };
-  Result<int> Open(const std::string& path);
+  // The descriptor for `path`, opened again if the path now leads to
+  // another file; *size is the file's size.
+  Result<int> Open(const std::string& path, off_t* size);
   // Cuts the files this batch has grown back to their size before it.
   Status Undo(Status failure);
   void CloseIdle();

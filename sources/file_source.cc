@@ -31,6 +31,9 @@ constexpr size_t kBatchBytes = 256 * 1024;
 constexpr size_t kReadChunk = 64 * 1024;
 // File sources alive: they share the process's descriptors (UpdateOpenCap).
 std::atomic<size_t> g_file_sources{0};
+// open() failed for want of a descriptor: the process's (EMFILE) or the
+// system's (ENFILE).
+bool OutOfDescriptors(int err) { return err == EMFILE || err == ENFILE; }
 constexpr auto kBatchLinger = std::chrono::milliseconds(100);
 constexpr auto kCheckpointInterval = std::chrono::milliseconds(1000);
 constexpr auto kForgetAfter = std::chrono::hours(24);
@@ -250,7 +253,7 @@ FileSource::FileSource(const Config& config, BuildContext& ctx)
     ml_rules_.max_bytes = config.max_line_bytes.bytes;
   }
   ++g_file_sources;
-  max_open_cap_ = max_open_ = config.max_open_files;
+  max_open_ = config.max_open_files;
   checkpoint_path_ = data_dir_ + "/file_source/" + id_ + "/checkpoints.json";
   tracker_ = std::make_shared<file::AckTracker>();
 }
@@ -353,7 +356,7 @@ void FileSource::OpenInotify() {
     return;
   }
   const int err = errno;
-  inotify_given_up_ = err != EMFILE && err != ENFILE && err != ENOMEM;
+  inotify_given_up_ = !OutOfDescriptors(err) && err != ENOMEM;
   if (!inotify_failed_)
     TLOG_WARN(id_, "inotify unavailable (" + ErrnoText(err) + "): polling every glob_minimum_cooldown_ms" +
                        (inotify_given_up_ ? "" : ", and trying inotify again"));
@@ -560,14 +563,8 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
     auto age = std::chrono::system_clock::now() - std::chrono::system_clock::from_time_t(st.st_mtime);
     if (age > config_.ignore_older_secs.get()) return;
   }
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
-    // Out of descriptors: make room by closing an idle file, else the
-    // next discovery finds this one again.
-    ShortOfDescriptors();
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0 && (errno == EMFILE || errno == ENFILE)) return;
-  }
+  int fd = OpenForReading(path);
+  if (fd < 0 && OutOfDescriptors(errno)) return;  // the next discovery finds it again
   if (fd < 0) {
     if (bad_paths_.insert(path).second) {
       err_open_->Increment();
@@ -697,7 +694,7 @@ void FileSource::UpdateOpenCap() {
                        std::to_string(limit.rlim_cur) + " descriptors (ulimit -n, LimitNOFILE=): at most " +
                        std::to_string(cap) + " files are kept open at a time");
   }
-  max_open_cap_ = max_open_ = cap;
+  max_open_ = cap;
   while (open_count_ > max_open_ && ParkIdlest(nullptr)) {
   }
 }
@@ -715,11 +712,14 @@ bool FileSource::ParkIdlest(Reader* except) {
   return true;
 }
 
-// open() failed with EMFILE (or ENFILE): other components hold the rest of
-// the process's descriptors. Close the idle half of this source's files
-// and keep no more open than that until the next discovery, which tries
-// the full share again.
-void FileSource::ShortOfDescriptors() {
+// open(2) for reading. Out of descriptors (other components hold the rest
+// of the process's), it closes the idle half of this source's files, keeps
+// no more open than that until the next discovery (which tries the full
+// share again), makes room for this one and tries once more. -1 with errno
+// set on failure.
+int FileSource::OpenForReading(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd >= 0 || !OutOfDescriptors(errno)) return fd;
   err_open_->Increment();
   LogLimited(log_limiter_, LogLevel::kWarn, id_,
              "the process is out of file descriptors with " + std::to_string(open_count_) +
@@ -728,19 +728,19 @@ void FileSource::ShortOfDescriptors() {
   max_open_ = std::min(max_open_, open_count_ / 2);
   while (open_count_ > max_open_ && ParkIdlest(nullptr)) {
   }
+  if (open_count_ >= max_open_ && !ParkIdlest(nullptr)) {
+    errno = EMFILE;
+    return -1;
+  }
+  return ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 }
 
 bool FileSource::EnsureOpen(Reader* r) {
   if (r->fd >= 0) return true;
   // Every open file busy: wait for a turn (starved_).
   if (open_count_ >= max_open_ && !ParkIdlest(r)) return false;
-  int fd = ::open(r->path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
-    ShortOfDescriptors();
-    if (open_count_ >= max_open_ && !ParkIdlest(r)) return false;
-    fd = ::open(r->path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0 && (errno == EMFILE || errno == ENFILE)) return false;
-  }
+  int fd = OpenForReading(r->path);
+  if (fd < 0 && OutOfDescriptors(errno)) return false;  // starved: tried again later
   struct stat st;
   if (fd >= 0 && ::fstat(fd, &st) == 0 && static_cast<uint64_t>(st.st_dev) == r->dev &&
       static_cast<uint64_t>(st.st_ino) == r->ino &&

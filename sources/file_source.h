@@ -108,7 +108,7 @@ class FileSource final : public Source {
   void Park(Reader* r);
   bool ParkIdlest(Reader* except);
   void UpdateOpenCap();
-  void ShortOfDescriptors();
+  int OpenForReading(const std::string& path);
   void Truncated(Reader* r, const char* why);
   bool Identify(Reader* r);
   void CloseReader(Reader* r, bool deleted);
@@ -162,11 +162,9 @@ class FileSource final : public Source {
   std::map<std::pair<uint64_t, uint64_t>, int64_t> skipped_prev_;
   std::vector<Reader*> starved_;  // waiting for a free descriptor
   size_t open_count_ = 0;
-  // Most files open at once: max_open_files, or half the process's limit
-  // on descriptors if that is less (max_open_cap_); lowered to what is
-  // open when an open() finds the process out of descriptors, and tried
-  // at max_open_cap_ again at each discovery.
-  size_t max_open_cap_ = 0;
+  // Most files open at once: max_open_files, or this source's share of
+  // the process's descriptors if that is less (UpdateOpenCap, at each
+  // discovery); halved when an open() finds the process out of them.
   size_t max_open_ = 0;
   bool cap_logged_ = false;
   size_t removed_count_ = 0;

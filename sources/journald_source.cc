@@ -355,13 +355,12 @@ Status JournaldSource::SeekAfter(const std::string& cursor) {
 
 Status JournaldSource::SeekStart() {
   std::string saved;
-  if (int err = ReadFileText(checkpoint_path_, &saved); err != 0 && err != ENOENT) {
+  if (Status read = ReadFileText(checkpoint_path_, &saved); !read.ok() && read.code() != StatusCode::kNotFound) {
     // Out of descriptors or memory for a moment: Run tries again. Going on
     // without the cursor would read the journal again, or skip it.
-    if (err == EMFILE || err == ENFILE || err == ENOMEM)
-      return Status::FromErrno("cannot read checkpoint " + checkpoint_path_ + " yet", err);
+    if (read.code() == StatusCode::kResourceExhausted) return read;
     checkpoint_errors_->Increment();
-    TLOG_ERROR(id_, "ignoring unreadable checkpoint " + checkpoint_path_ + ": " + ErrnoText(err));
+    TLOG_ERROR(id_, "ignoring unreadable checkpoint: " + read.message());
     saved.clear();
   }
   while (!saved.empty() && (saved.back() == '\n' || saved.back() == '\r')) saved.pop_back();
@@ -539,17 +538,17 @@ void JournaldSource::WaitForChanges(std::chrono::milliseconds max_wait) {
   }
 }
 
-int JournaldSource::ReadFileText(const std::string& path, std::string* out) {
+Status JournaldSource::ReadFileText(const std::string& path, std::string* out) {
   out->clear();
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno;
+  if (fd < 0) return Status::FromErrno("open " + path, errno);
   char buf[4096];
   ssize_t n;
   while ((n = ::read(fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
     if (n > 0) out->append(buf, static_cast<size_t>(n));
   const int err = n < 0 ? errno : 0;
   ::close(fd);
-  return err;
+  return err == 0 ? Status::Ok() : Status::FromErrno("read " + path, err);
 }
 
 Status JournaldSource::WriteCheckpoint(const std::string& cursor) {

@@ -133,8 +133,8 @@ class JournaldSource final : public Source {
   void WaitForChanges(std::chrono::milliseconds max_wait);
   void MaybeCheckpoint(bool force);
   Status WriteCheckpoint(const std::string& cursor);
-  // The whole file into *out; 0 or the errno of the failure.
-  static int ReadFileText(const std::string& path, std::string* out);
+  // The whole file into *out; kNotFound if there is none.
+  static Status ReadFileText(const std::string& path, std::string* out);
 
   Config config_;
   std::string id_;
