@@ -221,11 +221,19 @@ bool RegexParserTransform::ParseEvent(Event& e, Scratch& s, uint64_t* missing, u
     ++*missing;
     return false;
   }
-  // Match a copy: the captures point into it while the event's fields are
-  // overwritten, erased and appended, and an erased field's buffer is
-  // reused by the next append (event.h).
+  // Match the text in scratch, not in the event: the captures point into
+  // it while the event's fields are overwritten, erased and appended, and
+  // an erased field's buffer is reused by the next append (event.h). A
+  // top-level field lends its string (a swap, nothing copied) and gets it
+  // back unless drop_field removes it; a dotted path's field, or one that
+  // a capture of the same name overwrites, is copied.
   std::string& text = s.text;
-  detail::AssignText(text, v->as_string());
+  const bool lent = field_index != Fields::npos && !field_is_group_;
+  if (lent) text.swap(v->as_string());
+  else detail::AssignText(text, v->as_string());
+  auto give_back = [&] {
+    if (lent) f.value(field_index).as_string().swap(text);
+  };
   re2::StringPiece* caps = s.caps.data();
   // Called exactly as bench/raw_re2_loop.cc does. UNANCHORED is right for
   // any pattern; RE2 itself runs a pattern anchored with ^...$ as
@@ -249,6 +257,7 @@ bool RegexParserTransform::ParseEvent(Event& e, Scratch& s, uint64_t* missing, u
     }
   }
   if (hit == nullptr) {
+    give_back();
     ++*mismatch;
     return false;
   }
@@ -261,6 +270,7 @@ bool RegexParserTransform::ParseEvent(Event& e, Scratch& s, uint64_t* missing, u
       const re2::StringPiece& sp = caps[g.index];
       if (g.conversion.kind == Conversion::Kind::kString || sp.data() == nullptr) continue;
       if (!Convert(g.conversion, std::string_view(sp.data(), sp.size()), tz_, &s.scalars[i])) {
+        give_back();
         ++*conversion;
         return false;
       }
@@ -299,6 +309,7 @@ bool RegexParserTransform::ParseEvent(Event& e, Scratch& s, uint64_t* missing, u
     if (!is_string) f.value(slot) = std::move(s.scalars[i]);
     else f.assign_at(slot, sv);
   }
+  if (!drop_field_) give_back();
   return true;
 }
 

@@ -283,6 +283,35 @@ TEST(RegexParserTest, SeveralPatternsWithDifferentGroupsReuseScratch) {
   }
 }
 
+TEST(RegexParserTest, TheParsedTextComesBackWholeWhateverTheOutcome) {
+  // The field's string is lent to the matcher and given back: a kept
+  // field, a mismatch and a failed conversion each leave it as it was,
+  // long (on the heap) or short (inline), over several batches that
+  // trade the buffers around.
+  TransformHarness h("regex_parser",
+                     "patterns: ['^(?P<n>\\S+) (?P<w>.*)$']\n"
+                     "types: { n: int }\n"
+                     "drop_field: false\n");
+  ASSERT_TRUE(h.ok()) << h.error();
+  const std::string long_tail(300, 'x');
+  const std::vector<std::string> lines = {"1 " + long_tail, "nospace", "2 b", "x " + long_tail, "3 " + long_tail + "y",
+                                          "", "4 c"};
+  for (int round = 0; round < 3; ++round) {
+    std::vector<Event> in;
+    for (const auto& l : lines) in.push_back(MessageEvent(l));
+    auto out = h.RunDefault(std::move(in));
+    ASSERT_EQ(out.size(), lines.size());
+    for (size_t i = 0; i < lines.size(); ++i) EXPECT_EQ(out[i].get("message")->as_string(), lines[i]) << i;
+    EXPECT_EQ(out[0].get("w")->as_string(), long_tail);
+    EXPECT_EQ(out[1].get("w"), nullptr);  // mismatch
+    EXPECT_EQ(out[3].get("w"), nullptr);  // "x" is no int
+    EXPECT_EQ(out[4].get("w")->as_string(), long_tail + "y");
+    EXPECT_EQ(out[6].get("n")->as_int(), 4);
+  }
+  EXPECT_EQ(h.Errors("pattern_mismatch"), 6);
+  EXPECT_EQ(h.Errors("conversion_failed"), 3);
+}
+
 TEST(RegexParserTest, ConfigErrors) {
   auto err = [](const std::string& yaml) { return TransformHarness("regex_parser", yaml).error(); };
   EXPECT_NE(err("field: message\n").find("missing required option `transforms.t.patterns`"), std::string::npos);
