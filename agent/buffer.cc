@@ -97,6 +97,7 @@ Result<std::unique_ptr<Buffer>> MakeBuffer(const config::BufferConfig& config, c
   if (config.type == "disk") {
     DiskBufferOptions o;
     o.dir = data_dir + "/buffer/" + sink_id;
+    if (Status st = PrepareStateDir(o.dir, "the buffered events"); !st.ok()) return st;
     o.name = sink_id;
     o.max_size = config.max_size.bytes;
     o.drop_when_full = drop;

@@ -16,6 +16,7 @@
 
 #include "agent/admin_api.h"
 #include "agent/backoff.h"
+#include "agent/env.h"
 #include "agent/healthcheck.h"
 #include "agent/log.h"
 #include "agent/metrics.h"
@@ -63,29 +64,17 @@ std::string Hostname() {
   return buf;
 }
 
-// Checks that `dir` exists (or can be created) and is writable, by
-// creating and removing a probe file (and the directories it needed).
+// Checks that `dir` exists (or can be created) and is writable, as the
+// components that keep state there do when they are built, but leaves no
+// directory behind that it created.
 config::EnvCheck CheckWritableDir(const std::string& dir) {
   config::EnvCheck c{"data_dir " + dir + " is writable", true, ""};
   std::error_code ec;
   fs::path first_missing;
   for (fs::path p = dir; !p.empty() && !fs::exists(p, ec); p = p.parent_path()) first_missing = p;
-  if (!first_missing.empty()) {
-    fs::create_directories(dir, ec);
-    if (ec) {
-      c.ok = false;
-      c.detail = "cannot be created: " + ec.message();
-      return c;
-    }
-  }
-  fs::path probe = fs::path(dir) / ".tributary-validate-probe";
-  int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) {
+  if (Status s = CreateWritableDir(dir); !s.ok()) {
     c.ok = false;
-    c.detail = "cannot create files in it: " + std::string(std::strerror(errno));
-  } else {
-    ::close(fd);
-    ::unlink(probe.c_str());
+    c.detail = s.message();
   }
   if (!first_missing.empty()) fs::remove_all(first_missing, ec);
   return c;
@@ -290,7 +279,9 @@ int Run(const Options& o) {
   std::error_code ec;
   fs::create_directories(cfg->global.data_dir, ec);
   if (ec) {
-    TLOG_ERROR("", "cannot create data_dir " + cfg->global.data_dir + ": " + ec.message());
+    TLOG_ERROR("", "cannot create data_dir " + cfg->global.data_dir + ": " + ec.message() +
+                       "; set `data_dir` to a directory that tributary can create and write (checkpoints and "
+                       "disk buffers are kept there)");
     return kExitConfig;
   }
 
@@ -373,7 +364,12 @@ int Run(const Options& o) {
       continue;
     }
     if (topology->WaitSourcesFinished(std::chrono::milliseconds(0))) {
-      TLOG_INFO("", "all sources finished, shutting down");
+      if (std::string failed = topology->FailedSource(); !failed.empty()) {
+        TLOG_ERROR("", "all sources finished, source " + failed + "; shutting down");
+        exit_code = kExitFailure;
+      } else {
+        TLOG_INFO("", "all sources finished, shutting down");
+      }
       break;
     }
     if (std::string why = topology->AbandonedSink(); !why.empty()) {

@@ -179,4 +179,24 @@ Status WriteFileAtomically(Env* env, const std::string& path, std::string_view d
   return env->SyncDir(std::filesystem::path(path).parent_path().string());
 }
 
+Status CreateWritableDir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::FromErrno("create " + dir, ec.value());
+  const std::string probe = dir + "/.tributary-write-probe";
+  int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::FromErrno("create files in " + dir, errno);
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return Status::Ok();
+}
+
+Status PrepareStateDir(const std::string& dir, std::string_view what) {
+  Status s = CreateWritableDir(dir);
+  if (s.ok() || s.code() == StatusCode::kResourceExhausted) return Status::Ok();
+  return Status::InvalidArgument(s.message() + "; " + std::string(what) +
+                                 " are kept there: make data_dir writable by the user tributary runs as, "
+                                 "or set `data_dir` to a directory that is");
+}
+
 }  // namespace tributary

@@ -99,4 +99,14 @@ class EnvWrapper : public Env {
 // old or the new content: path.tmp → fsync → rename → fsync(dir).
 Status WriteFileAtomically(Env* env, const std::string& path, std::string_view data);
 
+// Creates `dir` (and its parents) if need be and checks that files can be
+// made in it, by creating and removing a probe file.
+Status CreateWritableDir(const std::string& dir);
+// What a component that keeps `what` (its read positions, its buffered
+// events) under data_dir asks when it is built: a read-only or foreign
+// data_dir is an error that stops the agent at start and says how to fix
+// it, instead of every checkpoint failing once it runs. A full disk or a
+// lack of descriptors is not: the component retries those as it runs.
+Status PrepareStateDir(const std::string& dir, std::string_view what);
+
 }  // namespace tributary

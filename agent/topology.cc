@@ -48,7 +48,7 @@ class Topology::SourceRunner final : public SourceContext {
       if (!s.ok()) TLOG_ERROR(node_->id, "source stopped with an error: " + s.ToString());
       else TLOG_DEBUG(node_->id, "source finished");
       WaitInFlight();
-      topology_->SourceFinished();
+      topology_->SourceFinished(node_->id, s);
     });
   }
   void RequestStop() { stop_.request_stop(); }
@@ -379,10 +379,11 @@ void Topology::Start() {
   for (auto& s : source_runners_) s->Start();
 }
 
-void Topology::SourceFinished() {
+void Topology::SourceFinished(const std::string& id, const Status& s) {
   {
     std::lock_guard lock(mu_);
     --sources_running_;
+    if (!s.ok() && failed_source_.empty()) failed_source_ = id + ": " + s.ToString();
   }
   sources_cv_.notify_all();
 }
@@ -426,6 +427,11 @@ bool Topology::Stop(std::chrono::milliseconds timeout) {
   for (auto& s : source_runners_) s->node()->source->Finish();
   state_ = State::kStopped;
   return clean;
+}
+
+std::string Topology::FailedSource() {
+  std::lock_guard lock(mu_);
+  return failed_source_;
 }
 
 std::string Topology::AbandonedSink() {

@@ -66,6 +66,9 @@ class Topology {
   // "sink id: reason" of the first sink that can never deliver again
   // (SinkContext::Abandon), or "": the agent should stop.
   std::string AbandonedSink();
+  // "source id: error" of the first source that stopped with an error, or
+  // "": when every source has finished, the agent exits non-zero for it.
+  std::string FailedSource();
 
   struct Node;
 
@@ -80,7 +83,7 @@ class Topology {
   // appended to *pushes when it is given (the ordered pool path).
   void Deliver(Node* node, Batch batch, SinkPushes* pushes);
   void Dispatch(const std::vector<Node*>& targets, Batch batch, SinkPushes* pushes = nullptr);
-  void SourceFinished();
+  void SourceFinished(const std::string& id, const Status& s);
 
   std::vector<std::unique_ptr<Node>> nodes_;
   std::vector<std::unique_ptr<SourceRunner>> source_runners_;
@@ -93,6 +96,7 @@ class Topology {
   std::condition_variable sources_cv_;
   size_t sources_running_ = 0;
   std::string abandoned_;  // AbandonedSink(), under mu_
+  std::string failed_source_;  // FailedSource(), under mu_
 };
 
 }  // namespace tributary

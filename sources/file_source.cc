@@ -14,6 +14,7 @@
 #include <filesystem>
 
 #include "agent/backoff.h"
+#include "agent/env.h"
 #include "agent/json.h"
 #include "sources/file/glob.h"
 
@@ -203,6 +204,10 @@ const config::Schema<FileSource::Config>& FileSource::Config::schema() {
 
 Result<std::unique_ptr<Source>> FileSource::Build(const Config& config, BuildContext& ctx) {
   std::unique_ptr<FileSource> s(new FileSource(config, ctx));
+  if (Status st = PrepareStateDir(std::filesystem::path(s->checkpoint_path_).parent_path().string(),
+                                  "the files' read positions");
+      !st.ok())
+    return st;
   if (s->multiline_) {
     if (!s->ml_rules_.start->ok()) return Status::InvalidArgument("multiline.start_pattern: " + s->ml_rules_.start->error());
     if (!s->ml_rules_.condition->ok())

@@ -13,6 +13,7 @@
 #include <filesystem>
 
 #include "agent/backoff.h"
+#include "agent/env.h"
 #include "agent/json.h"
 
 namespace tributary {
@@ -253,7 +254,9 @@ std::string JournaldSource::NormalizeUnitName(std::string_view name) {
 }
 
 Result<std::unique_ptr<Source>> JournaldSource::Build(const Config& config, BuildContext& ctx) {
-  return std::unique_ptr<Source>(new JournaldSource(config, ctx));
+  std::unique_ptr<JournaldSource> s(new JournaldSource(config, ctx));
+  if (Status st = PrepareStateDir(s->checkpoint_dir_, "the journal cursor's checkpoints"); !st.ok()) return st;
+  return std::unique_ptr<Source>(std::move(s));
 }
 
 JournaldSource::JournaldSource(const Config& config, BuildContext& ctx)

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 #include <vector>
 
 #include "agent/json.h"
@@ -18,6 +19,7 @@
 namespace tributary::testing {
 namespace {
 
+namespace fs = std::filesystem;
 using std::chrono::seconds;
 
 TEST(AgentTest, DemoLogsThroughAddFieldsIntoAFileThenMetricsAndSigterm) {
@@ -104,6 +106,23 @@ sinks: { out: { type: console, inputs: [in], encoding: { codec: text } } }
   EXPECT_EQ(agent.process().Stdout(), "one\ntwo\nthis line is muc\nlast without new\n") << agent.process().Stderr();
 }
 
+TEST(AgentTest, ASourceThatStopsWithAnErrorEndsTheRunWithExit1) {
+  // stdin is a directory: the read fails (EISDIR) and the only source
+  // stops. The agent shuts down as when its sources end, but must say so
+  // in its exit status (it exited 0), or a supervisor takes it for done.
+  TempDir dir;
+  const std::string cfg = dir.path() + "/c.yaml";
+  WriteFile(cfg, "data_dir: " + dir.path() + "/data\napi: { enabled: false }\n"
+                 "sources: { in: { type: stdin } }\nsinks: { out: { type: console, inputs: [in] } }\n");
+  Process p(Process::Options{{"bash", "-c", "\"$0\" -c \"$1\" < /", TributaryBinary(), cfg}, {}, false});
+  auto code = p.Wait(seconds(20));
+  ASSERT_TRUE(code.has_value()) << p.Stderr();
+  EXPECT_EQ(*code, 1) << p.Stderr();
+  EXPECT_NE(p.Stderr().find("all sources finished, source in: I/O error: read stdin: Is a directory"),
+            std::string::npos)
+      << p.Stderr();
+}
+
 TEST(AgentTest, ConsoleWhoseReaderExitsStopsTheAgentWithAnError) {
   // `tributary ... | head -n 3`: once head has exited, stdout is gone for
   // good; the agent stops (exit 1) instead of retrying the write forever.
@@ -150,6 +169,61 @@ TEST(ValidateTest, ValidConfigExitsZeroAndChecksTheEnvironment) {
   EXPECT_EQ(r.code, 78) << r.out << r.err;
   r = Tributary({"validate", "--no-environment", "-c", dir / "bad-dir.yaml"});
   EXPECT_EQ(r.code, 0) << r.out << r.err;
+}
+
+TEST(AgentTest, AStateDirThatCannotBeWrittenStopsTheStartWithTheFix) {
+  // A read-only or foreign data_dir: the file source, the journald source
+  // and a disk buffer each keep state there. The agent must not start and
+  // fail every checkpoint later (the file source ran without positions,
+  // journald stopped and the agent exited 0): exit 78 at once, saying how
+  // to fix it. As root, the agent runs as `nobody` from a copy of its
+  // binary, so that the permissions apply.
+  TempDir dir;
+  std::vector<std::string> launcher;
+  std::string binary = TributaryBinary();
+  if (geteuid() == 0) {
+    fs::permissions(dir.path(), fs::perms::all);
+    binary = dir / "tributary";
+    fs::copy_file(TributaryBinary(), binary);
+    launcher = {"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"};
+  }
+  const std::string data = dir / "data";
+  fs::create_directories(data + "/file_source/files");  // present, but no file can be made in it
+  fs::create_directories(dir / "logs");
+  const auto read_only = fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
+                         fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec;
+  fs::permissions(data + "/file_source/files", read_only);
+  fs::permissions(data, read_only);
+  const std::string head = "data_dir: " + data + "\napi: { enabled: false }\n";
+  const struct {
+    std::string what, config, dir;
+  } cases[] = {
+      {"file source", "sources: { files: { type: file, include: [\"" + dir / "logs" + "/*.log\"] } }\n"
+                      "sinks: { out: { type: blackhole, inputs: [files] } }\n",
+       data + "/file_source/files"},
+      {"journald source", "sources: { journal: { type: journald, journal_directory: \"" + dir / "logs" + "\" } }\n"
+                          "sinks: { out: { type: blackhole, inputs: [journal] } }\n",
+       data + "/journald/journal"},
+      {"disk buffer", "sources: { d: { type: demo_logs, interval: 3600 } }\n"
+                      "sinks: { out: { type: blackhole, inputs: [d], buffer: { type: disk, max_size: 300000000 } } }\n",
+       data + "/buffer/out"},
+  };
+  for (const auto& c : cases) {
+    const std::string cfg = dir / "c.yaml";
+    WriteFile(cfg, head + c.config);
+    fs::permissions(cfg, fs::perms::owner_read | fs::perms::owner_write | fs::perms::others_read);
+    std::vector<std::string> argv = launcher;
+    argv.insert(argv.end(), {binary, "run", "-c", cfg});
+    Process p(Process::Options{argv, {}, false});
+    auto code = p.Wait(seconds(20));
+    ASSERT_TRUE(code.has_value()) << c.what << ": the agent started\n" << p.Stderr();
+    EXPECT_EQ(*code, 78) << c.what << "\n" << p.Stderr();
+    EXPECT_NE(p.Stderr().find(c.dir + ": Permission denied"), std::string::npos) << c.what << "\n" << p.Stderr();
+    EXPECT_NE(p.Stderr().find("make data_dir writable by the user tributary runs as, or set `data_dir` to a "
+                              "directory that is"),
+              std::string::npos)
+        << c.what << "\n" << p.Stderr();
+  }
 }
 
 TEST(ValidateTest, BrokenConfigsExit78WithFileLineColumn) {
