@@ -58,6 +58,27 @@ bool ParseUnix(std::string_view s, int scale_digits, Timestamp* out) {
   return true;
 }
 
+// True if strptime reads back all of what strftime writes for `format` at a
+// fixed time: a conversion strptime does not know (a typo such as %Q, or
+// strftime-only ones) fails here, at load, instead of on every event.
+bool RoundTrips(const std::string& format) {
+  std::tm t{};
+  t.tm_year = 124;  // 2024-10-01T13:55:36, a Tuesday
+  t.tm_mon = 9;
+  t.tm_mday = 1;
+  t.tm_hour = 13;
+  t.tm_min = 55;
+  t.tm_sec = 36;
+  t.tm_wday = 2;
+  t.tm_yday = 274;
+  char buf[512];
+  const size_t n = std::strftime(buf, sizeof buf, format.c_str(), &t);
+  if (n == 0) return true;  // writes nothing (or too much): nothing to read back
+  std::tm back{};
+  const char* end = strptime(buf, format.c_str(), &back);
+  return end != nullptr && *end == '\0';
+}
+
 }  // namespace
 
 bool TimeZone::Parse(std::string_view t, TimeZone* out) {
@@ -117,6 +138,24 @@ Result<TimeFormat> TimeFormat::Parse(std::string_view spec) {
     seg += spec[i];
   }
   f.segments_.push_back(seg);
+  for (const std::string& segment : f.segments_) {
+    if (RoundTrips(segment)) continue;
+    // Name the conversion: the first one that does not round-trip alone.
+    std::string bad = segment;
+    for (size_t i = 0; i + 1 < segment.size(); ++i) {
+      if (segment[i] != '%') continue;
+      size_t len = (segment[i + 1] == 'E' || segment[i + 1] == 'O') && i + 2 < segment.size() ? 3 : 2;
+      std::string one = segment.substr(i, len);
+      if (!RoundTrips(one)) {
+        bad = one;
+        break;
+      }
+      i += len - 1;
+    }
+    return Status::InvalidArgument("time format `" + f.spec_ + "`: strptime cannot read `" + bad +
+                                   "` (conversions it reads: %Y %m %d %H %M %S %b %a %j %p %z %Z %s and the "
+                                   "others of strptime(3); %f for a fraction of a second)");
+  }
   return f;
 }
 

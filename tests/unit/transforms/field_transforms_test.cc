@@ -81,6 +81,22 @@ TEST(TimestampParserTest, YearlessSyslogTimeAndDropFailed) {
             std::string::npos);
 }
 
+TEST(TimestampParserTest, AConversionStrptimeCannotReadIsAConfigErrorNamingIt) {
+  // Such a format would fail every event at run time; it is caught at load.
+  for (const char* good : {"%d/%b/%Y:%H:%M:%S %z", "%Y-%m-%dT%H:%M:%S.%f%z", "%b %e %H:%M:%S", "%a, %d %b %Y %T %Z",
+                           "%s", "%Y%m%d %I:%M:%S %p", "%F %R", "%j/%y %k:%M", "%%%Y", "%c", "%D %X"}) {
+    TransformHarness h("timestamp_parser", std::string("formats: ['") + good + "']\n");
+    EXPECT_TRUE(h.ok()) << good << ": " << h.error();
+  }
+  for (auto [format, named] : std::vector<std::pair<const char*, const char*>>{
+           {"%Y-%m-%d %Q", "`%Q`"}, {"%Y %q", "`%q`"}, {"%H:%M:%S.%f %i", "`%i`"}}) {
+    std::string e = TransformHarness("timestamp_parser", std::string("formats: ['") + format + "']\n").error();
+    EXPECT_NE(e.find(std::string("strptime cannot read ") + named), std::string::npos) << format << ": " << e;
+  }
+  std::string e = TransformHarness("regex_parser", "patterns: ['(?P<t>.*)']\ntypes: { t: 'timestamp|%Y %Q' }\n").error();
+  EXPECT_NE(e.find("strptime cannot read `%Q`"), std::string::npos) << e;
+}
+
 TEST(FilterTest, KeepsMatchingAndCountsTheRest) {
   TransformHarness h("filter",
                      "condition: { all: [ { field: status, gte: 500 }, { field: path, matches: '^/api/' } ] }\n");
