@@ -44,6 +44,10 @@ std::string Template::Check(const std::string& text) {
   return r.ok() ? "" : r.status().message();
 }
 
+std::string Template::CheckTarget(const std::string& text) {
+  return text.empty() ? "must not be empty" : Check(text);
+}
+
 Status Template::Render(const Event& event, std::string* out) const {
   std::tm tm{};
   bool have_tm = false;

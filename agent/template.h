@@ -22,6 +22,9 @@ class Template {
   static Result<Template> Parse(std::string_view text);
   // A check for config schemas: "" if `text` parses, else the problem.
   static std::string Check(const std::string& text);
+  // The same for a template that names where events go (a file path, a
+  // topic, an index): empty is a problem too.
+  static std::string CheckTarget(const std::string& text);
 
   // Appends the rendering for `event` to *out. Fails (kNotFound) naming the
   // first field that is missing or null.

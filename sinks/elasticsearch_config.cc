@@ -16,7 +16,7 @@ const config::Schema<BulkConfig>& BulkConfig::schema() {
     s.Field("index", &BulkConfig::index,
             "Index to write to (mode `bulk`): strftime conversions (%Y, %m, %d, ...) use the event timestamp (UTC) "
             "and `{{ field }}` inserts a field. Events whose index cannot be rendered are rejected and counted.")
-        .Check<std::string>(Template::Check);
+        .Check<std::string>(Template::CheckTarget);
     s.Field("action", &BulkConfig::action, "Bulk action: `index` (overwrites a document with the same id) or "
                                            "`create` (never overwrites; a duplicate id counts as already delivered).")
         .Check<std::optional<std::string>>([](const std::optional<std::string>& a) -> std::string {
@@ -34,11 +34,11 @@ const config::Schema<DataStreamConfig>& DataStreamConfig::schema() {
     config::Schema<DataStreamConfig> s;
     s.Field("type", &DataStreamConfig::type, "Data stream type, the first part of `<type>-<dataset>-<namespace>`; "
                                              "templates allowed.")
-        .Check<std::string>(Template::Check);
+        .Check<std::string>(Template::CheckTarget);
     s.Field("dataset", &DataStreamConfig::dataset, "Data stream dataset; templates allowed.")
-        .Check<std::string>(Template::Check);
+        .Check<std::string>(Template::CheckTarget);
     s.Field("namespace", &DataStreamConfig::namespace_, "Data stream namespace; templates allowed.")
-        .Check<std::string>(Template::Check);
+        .Check<std::string>(Template::CheckTarget);
     return s;
   }();
   return s;

@@ -18,7 +18,7 @@ const config::Schema<FileSink::Config>& FileSink::Config::schema() {
     s.Field("path", &Config::path,
             "File to append to; strftime conversions (%Y, %m, %d, ...) use the event timestamp (UTC) and `{{ field }}` inserts a field.")
         .Required()
-        .Check<std::string>(Template::Check);
+        .Check<std::string>(Template::CheckTarget);
     s.Field("encoding", &Config::encoding, "How events are written.");
     s.Field("idle_timeout_secs", &Config::idle_timeout_secs, "Close a file after this long without writes.").Min(0);
     s.Field("fsync", &Config::fsync, "fsync each batch before acknowledging it (slower; survives power loss).");

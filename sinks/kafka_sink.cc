@@ -31,7 +31,7 @@ const config::Schema<KafkaSink::Config>& KafkaSink::Config::schema() {
         .Check<std::string>([](const std::string& v) { return v.empty() ? std::string("must not be empty") : ""; });
     s.Field("topic", &Config::topic, "Topic to produce to; `{{ field }}` inserts a field of the event.")
         .Required()
-        .Check<std::string>(Template::Check);
+        .Check<std::string>(Template::CheckTarget);
     s.Field("key_field", &Config::key_field,
             "Field whose text is the message key (messages with the same key go to the same partition); "
             "empty or absent field: no key.");

@@ -126,6 +126,27 @@ sinks:
   EXPECT_TRUE(HasError(diag, "a.yaml:7:42", "did you mean `buffer`?")) << diag.ToString();
 }
 
+TEST(LoaderTest, AnEmptyPathTopicOrIndexIsAnError) {
+  // Each would fail every batch at run time.
+  Diagnostics diag;
+  auto cfg = Load({{"a.yaml", R"(sources:
+  gen: { type: test_source }
+sinks:
+  f: { type: file, inputs: [gen], path: "" }
+  k: { type: kafka, inputs: [gen], bootstrap_servers: "b:9092", topic: "" }
+  e: { type: elasticsearch, inputs: [gen], endpoints: ["http://e:9200"], bulk: { index: "" } }
+  d: { type: elasticsearch, inputs: [gen], endpoints: ["http://e:9200"], mode: data_stream, data_stream: { namespace: "" } }
+  ok: { type: file, inputs: [gen], path: "/tmp/{{ host }}.log" }
+)"}},
+                  &diag);
+  EXPECT_FALSE(cfg);
+  EXPECT_TRUE(HasError(diag, "a.yaml:4:41", "`sinks.f.path`: must not be empty")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:5:72", "`sinks.k.topic`: must not be empty")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:6:89", "`sinks.e.bulk.index`: must not be empty")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:7:119", "`sinks.d.data_stream.namespace`: must not be empty")) << diag.ToString();
+  EXPECT_EQ(diag.error_count(), 4u) << diag.ToString();
+}
+
 TEST(LoaderTest, YamlSyntaxErrorHasLocation) {
   Diagnostics diag;
   auto cfg = Load({{"a.yaml", "sources:\n  gen: { type: test_source\n"}}, &diag);
