@@ -16,6 +16,10 @@ const config::Schema<AddFieldsTransform::Config>& AddFieldsTransform::Config::sc
     s.Validate([](const Config& c, const YAML::Node& node, const config::ParseContext& ctx) {
       for (const auto& [name, value] : c.fields) {
         YAML::Node at = node["fields"][name];
+        if (name.empty()) {
+          ctx.Error(node["fields"], "`" + ctx.path + ".fields` has an empty field name", "name the field to add");
+          continue;
+        }
         if (!value.IsScalar() && !value.IsNull()) {
           ctx.Error(at, "`" + ctx.path + ".fields." + name + "` must be a scalar (string, number, bool or null)");
           continue;

@@ -1,4 +1,4 @@
-// remove_fields, rename_fields, timestamp_parser, filter, route, sample.
+// add_fields, remove_fields, rename_fields, timestamp_parser, filter, route, sample.
 #include <gtest/gtest.h>
 
 #include "agent/json.h"
@@ -17,6 +17,61 @@ Event Make(std::initializer_list<std::pair<const char*, Value>> fields) {
   Event e;
   for (const auto& [k, v] : fields) e.set(k, v);
   return e;
+}
+
+TEST(AddFieldsTest, ConstantsKeepTheirYamlTypesAndTemplatesRenderFields) {
+  TransformHarness h("add_fields", R"(
+fields:
+  env: prod
+  answer: 42
+  ratio: 0.5
+  on: true
+  nothing: null
+  quoted: "42"
+  service: "svc-{{ source_type }}"
+  where: "{{ http.status }} at {{ host }}"
+  nested.key: x
+hostname_field: node
+)");
+  ASSERT_TRUE(h.ok()) << h.error();
+  auto out = h.RunDefault({Make({{"source_type", Value("file")}, {"host", Value("h1")}, {"http.status", Value(503)}})});
+  ASSERT_EQ(out.size(), 1u);
+  const Event& e = out[0];
+  EXPECT_EQ(e.get("env")->as_string(), "prod");
+  EXPECT_EQ(e.get("answer")->as_int(), 42);
+  EXPECT_EQ(e.get("ratio")->as_double(), 0.5);
+  EXPECT_EQ(e.get("on")->as_bool(), true);
+  EXPECT_TRUE(e.get("nothing")->is_null());
+  EXPECT_EQ(e.get("quoted")->as_string(), "42");
+  EXPECT_EQ(e.get("service")->as_string(), "svc-file");
+  EXPECT_EQ(e.get("where")->as_string(), "503 at h1");
+  EXPECT_EQ(e.get("nested.key")->as_string(), "x");
+  EXPECT_EQ(e.get("node")->as_string(), "testhost");
+  EXPECT_EQ(h.Errors("template_failed"), 0);
+}
+
+TEST(AddFieldsTest, OverwriteAndATemplateWhoseFieldIsMissing) {
+  TransformHarness keep("add_fields", "fields: { env: new, tag: \"t-{{ missing }}\" }\noverwrite: false\n");
+  ASSERT_TRUE(keep.ok()) << keep.error();
+  auto out = keep.RunDefault({Make({{"env", Value("old")}}), Make({{"missing", Value("here")}})});
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].get("env")->as_string(), "old");
+  EXPECT_EQ(out[0].get("tag"), nullptr);  // the field is left unset, the event goes on, counted
+  EXPECT_EQ(out[1].get("env")->as_string(), "new");
+  EXPECT_EQ(out[1].get("tag")->as_string(), "t-here");
+  EXPECT_EQ(keep.Errors("template_failed"), 1);
+  TransformHarness replace("add_fields", "fields: { env: new }\n");
+  ASSERT_TRUE(replace.ok()) << replace.error();
+  EXPECT_EQ(replace.RunDefault({Make({{"env", Value("old")}})})[0].get("env")->as_string(), "new");
+}
+
+TEST(AddFieldsTest, ConfigErrors) {
+  auto err = [](const std::string& yaml) { return TransformHarness("add_fields", yaml).error(); };
+  EXPECT_NE(err("{}\n").find("missing required option `transforms.t.fields`"), std::string::npos);
+  EXPECT_NE(err("fields: { a: [1, 2] }\n").find("`transforms.t.fields.a` must be a scalar"), std::string::npos);
+  EXPECT_NE(err("fields: { a: \"{{ b\" }\n").find("unterminated `{{`"), std::string::npos);
+  EXPECT_NE(err("fields: { a: \"{{ }}\" }\n").find("`transforms.t.fields.a`"), std::string::npos);
+  EXPECT_NE(err("fields: { \"\": 1 }\n").find("`transforms.t.fields` has an empty field name"), std::string::npos);
 }
 
 TEST(RemoveFieldsTest, RemovesTopLevelAndNested) {
