@@ -27,10 +27,31 @@ const config::Schema<FileSink::Config>& FileSink::Config::schema() {
   return s;
 }
 
+namespace {
+
+// "" unless `path` names no conversion or template and is a directory,
+// which would fail every batch (EISDIR): then the problem and its fix.
+std::string DirectoryInsteadOfFile(const std::string& path) {
+  if (path.find('%') != std::string::npos || path.find("{{") != std::string::npos) return "";
+  std::error_code ec;
+  if (!std::filesystem::is_directory(path, ec)) return "";
+  return "it is a directory: name a file in it, such as " + (std::filesystem::path(path) / "tributary.log").string();
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Sink>> FileSink::Build(const Config& config, BuildContext& ctx) {
   auto t = Template::Parse(config.path);
   if (!t.ok()) return t.status();
+  if (std::string problem = DirectoryInsteadOfFile(config.path); !problem.empty())
+    return Status::InvalidArgument("path `" + config.path + "`: " + problem);
   return std::unique_ptr<Sink>(new FileSink(config, std::move(t).value(), ctx));
+}
+
+void FileSink::CheckEnvironment(const Config& config, std::vector<config::EnvCheck>* out) {
+  if (config.path.find('%') != std::string::npos || config.path.find("{{") != std::string::npos) return;
+  std::string problem = DirectoryInsteadOfFile(config.path);
+  out->push_back({"path " + config.path + " names a file", problem.empty(), problem});
 }
 
 FileSink::FileSink(const Config& config, Template path, BuildContext& ctx)

@@ -20,6 +20,7 @@
 #include "agent/component.h"
 #include "agent/log.h"
 #include "agent/template.h"
+#include "config/registry.h"
 #include "config/schema.h"
 #include "sinks/encoding.h"
 
@@ -36,6 +37,7 @@ class FileSink final : public SimpleSink {
   };
   static constexpr std::string_view kSummary = "Appends events to files named by a template, one per line.";
   static Result<std::unique_ptr<Sink>> Build(const Config& config, BuildContext& ctx);
+  static void CheckEnvironment(const Config& config, std::vector<config::EnvCheck>* out);
   ~FileSink() override;
 
   Status Write(const Batch& batch) override;

@@ -226,6 +226,25 @@ TEST(AgentTest, AStateDirThatCannotBeWrittenStopsTheStartWithTheFix) {
   }
 }
 
+TEST(ValidateTest, AFileSinkPathThatIsADirectoryIsCaughtBeforeTheFirstBatch) {
+  // Every batch would fail with EISDIR and be retried for ever.
+  TempDir dir;
+  fs::create_directories(dir / "out");
+  WriteFile(dir / "c.yaml", "data_dir: " + dir.path() + "/data\napi: { enabled: false }\n" +
+                                "sources: { d: { type: demo_logs } }\nsinks:\n"
+                                "  f: { type: file, inputs: [d], path: \"" + dir / "out" + "\" }\n"
+                                "  dated: { type: file, inputs: [d], path: \"" + dir / "out" + "/%Y.log\" }\n");
+  CliRun r = Tributary({"validate", "-c", dir / "c.yaml"});
+  EXPECT_EQ(r.code, 78) << r.out << r.err;
+  EXPECT_NE(r.out.find("f: path " + dir / "out" + " names a file: it is a directory: name a file in it, such as " +
+                       dir / "out" + "/tributary.log"),
+            std::string::npos)
+      << r.out;
+  r = Tributary({"run", "-c", dir / "c.yaml"});
+  EXPECT_EQ(r.code, 78) << r.err;
+  EXPECT_NE(r.err.find("sink `f`: path `" + dir / "out" + "`: it is a directory"), std::string::npos) << r.err;
+}
+
 TEST(ValidateTest, BrokenConfigsExit78WithFileLineColumn) {
   TempDir dir;
   WriteFile(dir / "a.yaml", R"(sources:
