@@ -980,6 +980,22 @@ bool FileSource::ReadTurn(Reader* r) {
       }
       break;
     }
+    // Checksum identity: the file may have been truncated and written
+    // again since it was identified or checked above (copytruncate under a
+    // steady writer). This chunk may then be the new content; fed, it
+    // would be counted as the old file's position: the copy of the old
+    // content would later resume past lines never read, and the new
+    // content be read a second time. Checked after the read, so that a
+    // rewrite before it is caught; the chunk is left unread, for the copy
+    // (found by the old identity) or the new content (read from its start).
+    if (r->id && fp_options_.checksum) {
+      auto same = file::SameHead(r->fd, *r->id, fp_options_);
+      if (same.ok() && !*same) {
+        Truncated(r, "was rewritten while it was being read");
+        r->dirty = true;
+        return any;
+      }
+    }
     any = true;
     r->last_read = Clock::now();
     read_time_ = Now();
