@@ -29,10 +29,16 @@ const config::Schema<FileSink::Config>& FileSink::Config::schema() {
 
 namespace {
 
-// "" unless `path` names no conversion or template and is a directory,
-// which would fail every batch (EISDIR): then the problem and its fix.
+// A path with no strftime conversion and no template: the same file for
+// every event, which can be checked before the first one.
+bool IsFixedPath(const std::string& path) {
+  return path.find('%') == std::string::npos && path.find("{{") == std::string::npos;
+}
+
+// "" unless fixed `path` is a directory, which would fail every batch
+// (EISDIR): then the problem and its fix.
 std::string DirectoryInsteadOfFile(const std::string& path) {
-  if (path.find('%') != std::string::npos || path.find("{{") != std::string::npos) return "";
+  if (!IsFixedPath(path)) return "";
   std::error_code ec;
   if (!std::filesystem::is_directory(path, ec)) return "";
   return "it is a directory: name a file in it, such as " + (std::filesystem::path(path) / "tributary.log").string();
@@ -49,7 +55,7 @@ Result<std::unique_ptr<Sink>> FileSink::Build(const Config& config, BuildContext
 }
 
 void FileSink::CheckEnvironment(const Config& config, std::vector<config::EnvCheck>* out) {
-  if (config.path.find('%') != std::string::npos || config.path.find("{{") != std::string::npos) return;
+  if (!IsFixedPath(config.path)) return;
   std::string problem = DirectoryInsteadOfFile(config.path);
   out->push_back({"path " + config.path + " names a file", problem.empty(), problem});
 }
