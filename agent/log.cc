@@ -95,6 +95,20 @@ bool RateLimiter::Allow(uint64_t* suppressed) {
   return false;
 }
 
+std::optional<HealthLog::Line> HealthLog::Change(bool healthy, std::string_view reason) {
+  if (healthy) {
+    if (!unhealthy_logged_) return std::nullopt;
+    unhealthy_logged_ = false;
+    return Line{LogLevel::kInfo, "sink is healthy again"};
+  }
+  uint64_t suppressed = 0;
+  if (!limiter_.Allow(&suppressed)) return std::nullopt;
+  unhealthy_logged_ = true;
+  std::string text = "sink is unhealthy: " + std::string(reason);
+  if (suppressed) text += " (" + std::to_string(suppressed) + " unhealthy spells since the last one logged)";
+  return Line{LogLevel::kWarn, std::move(text)};
+}
+
 void LogLimited(RateLimiter& limiter, LogLevel level, std::string_view component,
                 std::string_view message) {
   if (!LogEnabled(level)) return;

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -40,6 +41,26 @@ class RateLimiter {
   std::chrono::steady_clock::time_point window_start_{};
   int in_window_ = 0;
   uint64_t suppressed_ = 0;
+};
+
+// A sink's health changes as log lines. A destination that flaps (say 5 %
+// of requests answered 503) would give two lines per unhealthy spell, so
+// spells are logged through a limiter (5 a minute), and a recovery only
+// when the start of its spell was logged: the last line logged is always
+// the state the sink is in.
+class HealthLog {
+ public:
+  struct Line {
+    LogLevel level;
+    std::string text;
+  };
+  // The line for a change to `healthy` (call it on changes only); nullopt
+  // if none is due.
+  std::optional<Line> Change(bool healthy, std::string_view reason);
+
+ private:
+  RateLimiter limiter_{5, std::chrono::seconds(60)};
+  bool unhealthy_logged_ = false;
 };
 
 // Logs through a limiter, appending "(N similar messages suppressed)".

@@ -25,6 +25,7 @@ struct Topology::Node {
   Gauge* healthy_gauge = nullptr;  // sinks: tributary_component_healthy
   std::mutex health_mu;
   std::string health_reason;
+  HealthLog health_log;  // under health_mu
 };
 
 // ---- Source side -----------------------------------------------------------
@@ -228,8 +229,7 @@ class Topology::SinkRunner final : public SinkContext, public SinkInput {
     std::lock_guard lock(node_->health_mu);
     if (node_->healthy_gauge) node_->healthy_gauge->Set(healthy ? 1 : 0);
     if (node_->healthy.exchange(healthy) != healthy) {
-      if (healthy) TLOG_INFO(node_->id, "sink is healthy again");
-      else TLOG_WARN(node_->id, "sink is unhealthy: " + std::string(reason));
+      if (auto line = node_->health_log.Change(healthy, reason)) Log(line->level, node_->id, line->text);
     }
     node_->health_reason = std::string(reason);
   }

@@ -1,0 +1,49 @@
+#include "agent/log.h"
+
+#include <gtest/gtest.h>
+
+namespace tributary {
+namespace {
+
+// A destination that flaps logs its first spells, then goes quiet; a
+// recovery is logged only after a logged start, so the last line logged
+// says the state the sink is in.
+TEST(HealthLogTest, AFlappingSinkLogsItsFirstSpellsAndEachLoggedSpellsEnd) {
+  HealthLog log;
+  int unhealthy_lines = 0, healthy_lines = 0;
+  std::optional<HealthLog::Line> last;
+  for (int spell = 0; spell < 20; ++spell) {
+    auto down = log.Change(false, "HTTP 503 from http://es:9200");
+    if (down) {
+      ++unhealthy_lines;
+      EXPECT_EQ(down->level, LogLevel::kWarn);
+      EXPECT_EQ(down->text, "sink is unhealthy: HTTP 503 from http://es:9200");
+      last = down;
+    }
+    auto up = log.Change(true, "");
+    if (up) {
+      ++healthy_lines;
+      EXPECT_EQ(up->level, LogLevel::kInfo);
+      EXPECT_EQ(up->text, "sink is healthy again");
+      last = up;
+    }
+    EXPECT_EQ(down.has_value(), up.has_value()) << "spell " << spell;
+  }
+  EXPECT_EQ(unhealthy_lines, 5);
+  EXPECT_EQ(healthy_lines, 5);
+  ASSERT_TRUE(last.has_value());
+  EXPECT_EQ(last->text, "sink is healthy again");
+}
+
+TEST(HealthLogTest, ARecoveryWithNoLoggedSpellLogsNothing) {
+  HealthLog log;
+  EXPECT_FALSE(log.Change(true, "").has_value());
+  auto down = log.Change(false, "all brokers down");
+  ASSERT_TRUE(down.has_value());
+  EXPECT_EQ(down->text, "sink is unhealthy: all brokers down");
+  EXPECT_TRUE(log.Change(true, "").has_value());
+  EXPECT_FALSE(log.Change(true, "").has_value());
+}
+
+}  // namespace
+}  // namespace tributary
