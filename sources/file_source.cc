@@ -417,8 +417,32 @@ void FileSource::DrainInotify() {
       // until read to the end (rotate_wait_secs), so do not wait for that.
       if (ev->mask & (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE)) discovery_requested_ = true;
       else if (waiting_.count(path)) discovery_requested_ = true;
+      // A file that appears is opened now, not at the next discovery (at
+      // most every 100 ms): under fast rotation it may be renamed out of
+      // the glob, or deleted, before then. Once open, it is read to its end
+      // wherever it goes.
+      if ((ev->mask & (IN_CREATE | IN_MOVED_TO)) || waiting_.count(path)) named_.push_back(std::move(path));
     }
   }
+}
+
+bool FileSource::Included(const std::string& path) const {
+  return std::any_of(include_abs_.begin(), include_abs_.end(),
+                     [&](const std::string& pattern) { return file::GlobMatch(pattern, path); });
+}
+
+bool FileSource::Excluded(const std::string& path) const {
+  return std::any_of(config_.exclude.begin(), config_.exclude.end(),
+                     [&](const std::string& pattern) { return file::GlobMatch(pattern, path); });
+}
+
+void FileSource::DiscoverNamed(Clock::time_point now) {
+  if (named_.empty()) return;
+  std::sort(named_.begin(), named_.end());
+  named_.erase(std::unique(named_.begin(), named_.end()), named_.end());
+  for (const auto& path : named_)
+    if (Included(path) && !Excluded(path)) DiscoverPath(path, false, now);
+  named_.clear();
 }
 
 void FileSource::MarkDirty(Reader* r) {
@@ -467,10 +491,7 @@ void FileSource::Discover(bool first) {
       }
     }
     for (const auto& m : walk.matches) {
-      bool excluded = false;
-      for (const auto& ex : config_.exclude)
-        if (file::GlobMatch(ex, m.path)) excluded = true;
-      if (excluded) continue;
+      if (Excluded(m.path)) continue;
       if (m.is_directory || m.is_other) {
         if (bad_paths_.insert(m.path).second) {
           err_not_file_->Increment();
@@ -1057,6 +1078,11 @@ Status FileSource::Run(SourceContext& ctx) {
   LoadState(ctx.stop_token());
   if (ctx.stop_token().stop_requested()) return Status::Ok();
   loaded_ = true;
+  char cwd[4096];
+  for (const auto& pattern : config_.include) {
+    if (!pattern.empty() && pattern[0] == '/') include_abs_.push_back(pattern);
+    else if (::getcwd(cwd, sizeof cwd) != nullptr) include_abs_.push_back(std::string(cwd) + "/" + pattern);
+  }
   OpenInotify();
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ >= 0) {
@@ -1074,6 +1100,7 @@ Status FileSource::Run(SourceContext& ctx) {
   while (!stop.stop_requested()) {
     DrainInotify();
     auto now = Clock::now();
+    DiscoverNamed(now);
     if (now - last_discovery_ >= cooldown || (discovery_requested_ && now - last_discovery_ >= triggered_cooldown))
       Discover(false);
     // One round: every file with data gets one turn.

@@ -98,6 +98,11 @@ class FileSource final : public Source {
   void DiscoverPath(const std::string& path, bool first, Clock::time_point now);
   void Watch(const std::string& dir);
   void DrainInotify();
+  // Paths inotify named as created, moved in, or (waiting to be
+  // fingerprinted) written, that match `include`: opened at once.
+  void DiscoverNamed(Clock::time_point now);
+  bool Included(const std::string& path) const;
+  bool Excluded(const std::string& path) const;
   void MarkDirty(Reader* r);
   void MarkAllDirty();
   void Sweep();
@@ -180,6 +185,8 @@ class FileSource final : public Source {
   std::unordered_map<std::string, std::string> link_targets_;
   bool discovery_requested_ = false;
   Clock::time_point last_discovery_{};
+  std::vector<std::string> named_;        // for DiscoverNamed
+  std::vector<std::string> include_abs_;  // `include`, made absolute as ExpandGlob does
 
   static constexpr size_t kBatchEvents = 256;
   BatchBuilder events_{kBatchEvents};  // events of the batch being filled

@@ -335,6 +335,48 @@ TEST_F(FileSourceTest, RotateByRenameIntoTheGlobFollowsTheFile) {
   Stop(agent);
 }
 
+// Under fast rotation a new file may be renamed out of the glob before the
+// next discovery (at most every 100 ms once inotify asks for one): the file
+// inotify names as created is opened at once, and once open it is read to
+// its end wherever it goes. Each generation here is renamed away as soon as
+// the agent holds it; the time it took is ~100 ms when the file waits for a
+// discovery (and any faster rotation loses it), a few ms when it does not.
+TEST_F(FileSourceTest, AFileRenamedOutOfTheGlobRightAfterItAppearsIsStillRead) {
+  const std::string app = logs() + "/app.log";
+  auto agent = Start(std::regex_replace(Config(app), std::regex("glob_minimum_cooldown_ms: 100"),
+                                        "glob_minimum_cooldown_ms: 60000"));
+  const std::string fd_dir = "/proc/" + std::to_string(agent->process().pid()) + "/fd";
+  auto held = [&] {
+    for (auto& e : fs::directory_iterator(fd_dir)) {
+      std::error_code ec;
+      if (fs::read_symlink(e.path(), ec).string() == app) return true;
+    }
+    return false;
+  };
+  std::vector<std::string> written;
+  std::vector<double> open_ms;
+  for (int g = 0; g < 15; ++g) {
+    {
+      Logger log(app);
+      for (int i = 0; i < 20; ++i) {
+        written.push_back(LineFor("gen" + std::to_string(g), i));
+        log.Write(written.back());
+      }
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto deadline = t0 + 10s;
+    while (!held() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);  // polling
+    open_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    fs::rename(app, app + "." + std::to_string(g));
+  }
+  ExpectExactlyOnce(written, out());
+  std::sort(open_ms.begin(), open_ms.end());
+  EXPECT_LT(open_ms[open_ms.size() / 2], 50.0)
+      << "median time for a new file to be opened: it waited for a discovery instead of being opened when "
+         "inotify named it";
+  Stop(agent);
+}
+
 TEST_F(FileSourceTest, CopytruncateUnderSteadyWrites) {
   const std::string app = logs() + "/app.log";
   auto agent = Start(Config(app + "*"));
