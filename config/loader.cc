@@ -322,6 +322,47 @@ void CheckDuplicateKeys(const YAML::Node& node, const std::string& file, Diagnos
   }
 }
 
+// YAML 1.1 merge keys, which yaml-cpp reads as a plain key named `<<`:
+// `<<: *defaults` (or a list of aliases) copies the keys of the map(s) it
+// names that the map does not set itself, the first map listed winning.
+// Errors in a merged value point at the anchored map, where it is written.
+void ExpandMergeKeys(YAML::Node node, const std::string& file, Diagnostics* diag, int depth = 0) {
+  if (depth > 64) return;  // aliases nested this deep: left as they are
+  if (node.IsSequence()) {
+    for (auto child : node) ExpandMergeKeys(child, file, diag, depth + 1);
+    return;
+  }
+  if (!node.IsMap()) return;
+  YAML::Node merge;
+  bool has_merge = false;
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    if (it->first.IsScalar() && it->first.Scalar() == "<<" && it->first.Tag() != "!") {
+      merge = it->second;
+      has_merge = true;
+    } else {
+      ExpandMergeKeys(it->second, file, diag, depth + 1);
+    }
+  }
+  if (!has_merge) return;
+  std::vector<YAML::Node> sources;
+  if (merge.IsSequence())
+    for (const auto& m : merge) sources.push_back(m);
+  else
+    sources.push_back(merge);
+  node.remove("<<");
+  for (const auto& m : sources) {
+    if (!m.IsMap()) {
+      diag->Error(LocationOf(m, file), "a merge key `<<` takes a map, or a list of maps, such as `<<: *defaults`");
+      continue;
+    }
+    ExpandMergeKeys(m, file, diag, depth + 1);
+    for (auto it = m.begin(); it != m.end(); ++it) {
+      const std::string key = it->first.Scalar();
+      if (!node[key].IsDefined()) node[key] = it->second;
+    }
+  }
+}
+
 const char* KindSection(ComponentKind k) {
   switch (k) {
     case ComponentKind::kSource: return "sources";
@@ -511,6 +552,7 @@ std::optional<Config> LoadConfigFromStrings(const std::vector<std::pair<std::str
       continue;
     }
     CheckDuplicateKeys(root, file, diag);
+    ExpandMergeKeys(root, file, diag);
     YAML::Node file_globals(YAML::NodeType::Map);
     for (auto it = root.begin(); it != root.end(); ++it) {
       const std::string key = it->first.Scalar();

@@ -147,6 +147,34 @@ sinks:
   EXPECT_EQ(diag.error_count(), 4u) << diag.ToString();
 }
 
+TEST(LoaderTest, MergeKeysCopyTheKeysAMapDoesNotSetItself) {
+  // yaml-cpp reads `<<` as a plain key; without expanding it, `second`
+  // had no `type` and every merged option was "unknown option `<<`".
+  Diagnostics diag;
+  auto cfg = Load({{"a.yaml", R"(sources:
+  gen: { type: test_source }
+sinks:
+  first: &defaults { type: test_sink, inputs: [gen], buffer: { max_events: 50 } }
+  second: { <<: *defaults, buffer: { max_events: 70 } }
+  third:
+    <<: [{ buffer: { max_events: 90 } }, *defaults]
+)"}},
+                  &diag);
+  ASSERT_TRUE(cfg) << diag.ToString();
+  ASSERT_EQ(cfg->components.size(), 4u);
+  EXPECT_EQ(cfg->components[2].id, "second");
+  EXPECT_EQ(cfg->components[2].type, "test_sink");
+  EXPECT_EQ(cfg->components[2].inputs, std::vector<std::string>{"gen"});
+  EXPECT_EQ(cfg->components[2].buffer.max_events, 70u);  // its own key wins
+  EXPECT_EQ(cfg->components[3].type, "test_sink");
+  EXPECT_EQ(cfg->components[3].buffer.max_events, 90u);  // the first map listed wins
+
+  Diagnostics bad;
+  EXPECT_FALSE(Load({{"b.yaml", "sources:\n  gen: { type: test_source, <<: 3 }\nsinks:\n  o: { type: test_sink, inputs: [gen] }\n"}},
+                    &bad));
+  EXPECT_TRUE(HasError(bad, "b.yaml:2:33", "a merge key `<<` takes a map")) << bad.ToString();
+}
+
 TEST(LoaderTest, YamlSyntaxErrorHasLocation) {
   Diagnostics diag;
   auto cfg = Load({{"a.yaml", "sources:\n  gen: { type: test_source\n"}}, &diag);
