@@ -21,6 +21,10 @@ const config::Schema<FileSink::Config>& FileSink::Config::schema() {
         .Check<std::string>(Template::CheckTarget);
     s.Field("encoding", &Config::encoding, "How events are written.");
     s.Field("idle_timeout_secs", &Config::idle_timeout_secs, "Close a file after this long without writes.").Min(0);
+    s.Field("max_open_files", &Config::max_open_files,
+            "Most files kept open at once (a `path` template with many values); past it, and when the process runs "
+            "out of descriptors, the least recently written file is closed.")
+        .Min(1);
     s.Field("fsync", &Config::fsync, "fsync each batch before acknowledging it (slower; survives power loss).");
     return s;
   }();
@@ -64,6 +68,7 @@ FileSink::FileSink(const Config& config, Template path, BuildContext& ctx)
     : path_(std::move(path)),
       encoder_(config.encoding),
       idle_timeout_(config.idle_timeout_secs.get()),
+      max_open_(config.max_open_files),
       fsync_(config.fsync),
       metrics_(ctx.metrics),
       render_errors_(&ctx.metrics->Errors("template_failed", "processing")) {}
@@ -89,7 +94,7 @@ Result<int> FileSink::Open(const std::string& path, off_t* size) {
   std::error_code ec;
   auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  int fd = OpenWithin(path);
   if (fd < 0) return Status::FromErrno("open " + path, errno);
   if (::fstat(fd, &st) != 0) {
     const int err = errno;
@@ -99,6 +104,27 @@ Result<int> FileSink::Open(const std::string& path, off_t* size) {
   files_[path] = OpenFile{fd, std::chrono::steady_clock::now(), st.st_dev, st.st_ino};
   *size = st.st_size;
   return fd;
+}
+
+int FileSink::OpenWithin(const std::string& path) {
+  while (files_.size() >= max_open_) CloseLeastRecent();
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  // Out of descriptors (the process's limit is lower than max_open_files,
+  // or others hold them): give back half of ours and try once more.
+  if (fd < 0 && (errno == EMFILE || errno == ENFILE) && !files_.empty()) {
+    for (size_t n = (files_.size() + 1) / 2; n > 0; --n) CloseLeastRecent();
+    fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  }
+  return fd;
+}
+
+void FileSink::CloseLeastRecent() {
+  auto oldest = files_.begin();
+  for (auto it = files_.begin(); it != files_.end(); ++it)
+    if (it->second.last_write < oldest->second.last_write) oldest = it;
+  if (oldest == files_.end()) return;
+  ::close(oldest->second.fd);
+  files_.erase(oldest);
 }
 
 Status FileSink::Write(const Batch& batch) {
@@ -131,7 +157,8 @@ Status FileSink::Write(const Batch& batch) {
     off_t size = 0;
     auto fd = Open(p, &size);
     if (!fd.ok()) return Undo(fd.status());
-    written_.push_back({*fd, size, p});
+    const OpenFile& of = files_[p];
+    written_.push_back({p, size, of.dev, of.ino});
     size_t off = 0;
     while (off < buf.size()) {
       ssize_t n = ::write(*fd, buf.data() + off, buf.size() - off);
@@ -152,7 +179,19 @@ Status FileSink::Write(const Batch& batch) {
 
 Status FileSink::Undo(Status failure) {
   for (const Written& w : written_) {
-    if (::ftruncate(w.fd, w.size) != 0) {
+    // The file may have been closed since (more files than max_open_files
+    // in one batch): then it is cut by path, if the path still leads to it.
+    auto it = files_.find(w.path);
+    int rc;
+    if (it != files_.end() && it->second.dev == w.dev && it->second.ino == w.ino) {
+      rc = ::ftruncate(it->second.fd, w.size);
+    } else {
+      struct stat st;
+      rc = ::stat(w.path.c_str(), &st) == 0 && st.st_dev == w.dev && st.st_ino == w.ino
+               ? ::truncate(w.path.c_str(), w.size)
+               : 0;  // gone or replaced: nothing of this batch to cut
+    }
+    if (rc != 0) {
       LogLimited(limiter_, LogLevel::kError, metrics_->id(),
                  "cannot cut " + w.path + " back to " + std::to_string(w.size) + " bytes after a failed write (" +
                      std::strerror(errno) + "): the retry may repeat part of the batch");

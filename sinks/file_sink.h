@@ -2,7 +2,8 @@
 // `file` sink: appends events, one per line, to files named by a template
 // (strftime on the event timestamp and `{{ field }}`). Files are opened on
 // demand (parents created), kept open while in use, closed after
-// `idle_timeout_secs` without writes. Each batch is written with write(2)
+// `idle_timeout_secs` without writes; past `max_open_files` (a template
+// with many values) the least recently written is closed first. Each batch is written with write(2)
 // before it is acknowledged, so a crash of the agent loses nothing the
 // kernel has; `fsync: true` also syncs before acknowledging.
 //
@@ -32,6 +33,7 @@ class FileSink final : public SimpleSink {
     std::string path;
     EncodingConfig encoding;
     config::Seconds idle_timeout_secs{30};
+    size_t max_open_files = 256;
     bool fsync = false;
     static const config::Schema<Config>& schema();
   };
@@ -54,6 +56,8 @@ class FileSink final : public SimpleSink {
   // The descriptor for `path`, opened again if the path now leads to
   // another file; *size is the file's size.
   Result<int> Open(const std::string& path, off_t* size);
+  int OpenWithin(const std::string& path);  // open(2), closing files to stay under the limits
+  void CloseLeastRecent();
   // Cuts the files this batch has grown back to their size before it.
   Status Undo(Status failure);
   void CloseIdle();
@@ -61,15 +65,17 @@ class FileSink final : public SimpleSink {
   Template path_;
   Encoder encoder_;
   std::chrono::milliseconds idle_timeout_;
+  size_t max_open_;
   bool fsync_;
   ComponentMetrics* metrics_;
   Counter* render_errors_;
   std::map<std::string, OpenFile> files_;
   std::map<std::string, std::string> pending_;  // path -> encoded bytes of this batch
   struct Written {
-    int fd;
-    off_t size;  // before this batch
     std::string path;
+    off_t size;  // before this batch
+    dev_t dev;
+    ino_t ino;
   };
   std::vector<Written> written_;  // the files this batch has been written to so far
   RateLimiter limiter_;

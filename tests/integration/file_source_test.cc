@@ -636,6 +636,48 @@ TEST_F(FileSourceTest, AFileSinkWriteCutShortIsRetriedWholeWithoutATornLine) {
   Stop(agent);
 }
 
+// A `path` template with more values than descriptors: before, every open
+// past the limit failed with EMFILE and the batch was retried for ever
+// (files close only after idle_timeout_secs of no writes, and the retries
+// kept them busy). The least recently written files are closed instead.
+TEST_F(FileSourceTest, AFileSinkWithMoreFilesThanDescriptorsClosesTheLeastRecent) {
+  std::vector<std::string> written;
+  std::string content;
+  for (int i = 0; i < 1500; ++i) {
+    written.push_back("{\"k\":\"key" + std::to_string(i % 700) + "\",\"n\":" + std::to_string(i) + "}");
+    content += written.back() + "\n";
+  }
+  WriteFile(logs() + "/app.log", content);
+  const std::string outs = dir_ / "outs";
+  const std::string config = "data_dir: " + data_dir() +
+                             "\napi: { address: 127.0.0.1:0 }\n"
+                             "sources:\n  in: { type: file, include: [\"" + logs() + "/*.log\"] }\n"
+                             "transforms:\n  j: { type: json_parser, inputs: [in], drop_field: false }\n"
+                             "sinks:\n  out:\n    type: file\n    inputs: [j]\n    path: " + outs +
+                             "/{{ k }}.log\n    encoding: { codec: text }\n";
+  auto agent = std::make_unique<Agent>(dir_, config, std::vector<std::string>{}, std::map<std::string, std::string>{},
+                                       false, std::vector<std::string>{"prlimit", "--nofile=96:96"});
+  ASSERT_NE(agent->api_port(), 0) << agent->process().Stderr();
+  auto all = [&] {
+    std::vector<std::string> lines;
+    std::error_code ec;
+    for (auto& e : fs::directory_iterator(outs, ec))
+      for (auto& l : ReadLines(e.path().string())) lines.push_back(l);
+    return lines;
+  };
+  WaitFor([&] { return all().size() >= written.size(); }, 30s);
+  auto got = all();
+  std::sort(got.begin(), got.end());
+  auto want = written;
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(got, want) << agent->process().Stderr().substr(0, 2000);
+  int files = 0;
+  for ([[maybe_unused]] auto& e : fs::directory_iterator(outs)) ++files;
+  EXPECT_EQ(files, 700);
+  EXPECT_EQ(agent->process().Stderr().find("Too many open files"), std::string::npos) << agent->process().Stderr();
+  Stop(agent);
+}
+
 // logrotate takes the file sink's output away, by rename (then `create`)
 // or by deleting it: the next batch goes to a new file at the path, not
 // into the renamed one, nor into a deleted one where it would be lost.
