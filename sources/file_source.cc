@@ -727,10 +727,16 @@ void FileSource::UpdateOpenCap() {
 
 // Closes the open file idle the longest (not one rotated away: it could
 // not be found again). False if every open file is busy.
+bool FileSource::Parkable(const Reader& r) { return r.fd >= 0 && !r.rotated && !r.dirty && !r.removed; }
+
+bool FileSource::HasParkable() const {
+  return std::any_of(readers_.begin(), readers_.end(), [](const Reader& r) { return Parkable(r); });
+}
+
 bool FileSource::ParkIdlest(Reader* except) {
   Reader* victim = nullptr;
   for (auto& o : readers_) {
-    if (o.fd < 0 || o.rotated || o.dirty || o.removed || &o == except) continue;
+    if (!Parkable(o) || &o == except) continue;
     if (victim == nullptr || o.last_read < victim->last_read) victim = &o;
   }
   if (victim == nullptr) return false;
@@ -1114,7 +1120,10 @@ Status FileSource::Run(SourceContext& ctx) {
       progressed |= ReadTurn(r);
       if (r->dirty && !r->removed && !r->starved) MarkDirty(r);
     }
-    if (progressed || open_count_ < max_open_) {
+    // A file that found every open file queued (a discovery queues them
+    // all, for the poll) waits for no more than this round: once it is
+    // over, the idle ones can give up their descriptors.
+    if (!starved_.empty() && (progressed || open_count_ < max_open_ || HasParkable())) {
       for (Reader* r : starved_) {
         r->starved = false;
         MarkDirty(r);

@@ -112,6 +112,9 @@ class FileSource final : public Source {
   bool EnsureOpen(Reader* r);
   void Park(Reader* r);
   bool ParkIdlest(Reader* except);
+  // Open, idle (not queued for a turn) and not rotated: may give up its descriptor.
+  static bool Parkable(const Reader& r);
+  bool HasParkable() const;
   void UpdateOpenCap();
   int OpenForReading(const std::string& path);
   void Truncated(Reader* r, const char* why);

@@ -517,6 +517,32 @@ TEST_F(FileSourceTest, ReadFromEndSkipsOldContentOnlyForFilesWithoutCheckpoint) 
   Stop(agent);
 }
 
+// More files than max_open_files, and a long poll interval: a file created
+// next to them starts a discovery, which queues every file for a check.
+// A parked file written at the same moment, and the new file, found every
+// open file queued, so not idle enough to give up its descriptor, and
+// waited for the next poll (60 s here). They wait for the round now.
+TEST_F(FileSourceTest, WritesToParkedFilesAreReadWhenADiscoveryQueuedEveryFile) {
+  const int kFiles = 40;
+  std::vector<std::string> written;
+  WriteSmallFiles(logs(), "", kFiles, &written);
+  auto agent = Start(std::regex_replace(Config(logs() + "/*.log", "    max_open_files: 8\n"),
+                                        std::regex("glob_minimum_cooldown_ms: 100"),
+                                        "glob_minimum_cooldown_ms: 60000"));
+  ExpectExactlyOnce(written, out());
+  for (int round = 0; round < 3; ++round) {
+    // Pacing, not a wait for anything: inotify-triggered discoveries run at
+    // most every 100 ms, and this one must run as the write is seen.
+    std::this_thread::sleep_for(150ms);
+    written.push_back(LineFor("parked" + std::to_string(round), 0));
+    AppendFile(logs() + "/f" + std::to_string(round) + ".log", written.back() + "\n");
+    written.push_back(LineFor("new" + std::to_string(round), 0));
+    WriteFile(logs() + "/new" + std::to_string(round) + ".log", written.back() + "\n");
+    ExpectExactlyOnce(written, out(), 20s);
+  }
+  Stop(agent);
+}
+
 TEST_F(FileSourceTest, ManyFilesWithFewDescriptors) {
   const int kFiles = 300;
   std::vector<std::string> written;
