@@ -1,5 +1,6 @@
 #include "sources/file_source.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -426,6 +427,85 @@ void FileSource::DrainInotify() {
   }
 }
 
+namespace {
+
+// The path of the regular file with inode `ino` on device `dev` in `dir`,
+// or "" (one readdir; a stat only for the entry whose inode matches).
+std::string FindInDirectory(const std::string& dir, uint64_t dev, uint64_t ino) {
+  DIR* d = ::opendir(dir.empty() ? "/" : dir.c_str());
+  if (d == nullptr) return "";
+  std::string found;
+  while (dirent* e = ::readdir(d)) {
+    if (static_cast<uint64_t>(e->d_ino) != ino) continue;
+    std::string path = (dir == "/" ? "" : dir) + "/" + e->d_name;
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_dev) == dev &&
+        static_cast<uint64_t>(st.st_ino) == ino) {
+      found = std::move(path);
+      break;
+    }
+  }
+  ::closedir(d);
+  return found;
+}
+
+std::string DirectoryOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+}  // namespace
+
+// A file renamed out of the globs while nobody held it open (the agent
+// was down, or the file was parked for want of descriptors) is looked for
+// beside its old name, where logrotate puts it (app.log -> app.log.1): if
+// it is there with lines past its position, it is read to its end like any
+// file rotated away while open. True if it was found.
+bool FileSource::FollowRenamed(Reader* r) {
+  std::string now_at = FindInDirectory(DirectoryOf(r->path), r->dev, r->ino);
+  if (now_at.empty() || now_at == r->path) return false;
+  if (auto bp = by_path_.find(r->path); bp != by_path_.end() && bp->second == r) by_path_.erase(bp);
+  TLOG_DEBUG(id_, r->path + " was renamed to " + now_at + " while not open; reading it to its end");
+  r->path = now_at;
+  by_path_[now_at] = r;
+  r->rotated = true;
+  if (r->progress) {
+    r->progress->path = now_at;
+    known_changed_ = true;
+  }
+  MarkDirty(r);
+  return true;
+}
+
+void FileSource::ResumeRenamedAtStart(Clock::time_point now) {
+  std::map<std::string, std::vector<std::shared_ptr<file::Progress>>> by_dir;
+  for (auto& [fp, p] : known_)
+    if (!p->active && !p->gone && p->ino != 0 && !p->path.empty()) by_dir[DirectoryOf(p->path)].push_back(p);
+  for (auto& [dir, list] : by_dir) {
+    std::map<uint64_t, std::string> names;  // inode -> a name in dir, for the identities looked for
+    for (auto& p : list) names[p->ino];
+    if (DIR* d = ::opendir(dir.c_str())) {
+      while (dirent* e = ::readdir(d))
+        if (auto it = names.find(static_cast<uint64_t>(e->d_ino)); it != names.end())
+          it->second = (dir == "/" ? "" : dir) + "/" + e->d_name;
+      ::closedir(d);
+    }
+    for (auto& p : list) {
+      const std::string& now_at = names[p->ino];
+      if (now_at.empty() || now_at == p->path || Excluded(now_at)) continue;
+      struct stat st;
+      if (::stat(now_at.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_dev) != p->dev ||
+          static_cast<uint64_t>(st.st_ino) != p->ino || static_cast<uint64_t>(st.st_size) <= p->emit_pos)
+        continue;
+      TLOG_INFO(id_, p->path + " was renamed to " + now_at + " with " +
+                         std::to_string(static_cast<uint64_t>(st.st_size) - p->emit_pos) +
+                         " bytes not read yet: reading it to its end");
+      DiscoverPath(now_at, false, now);
+    }
+  }
+}
+
 bool FileSource::Included(const std::string& path) const {
   return std::any_of(include_abs_.begin(), include_abs_.end(),
                      [&](const std::string& pattern) { return file::GlobMatch(pattern, path); });
@@ -514,6 +594,7 @@ void FileSource::Discover(bool first) {
     }
   }
   for (const auto& path : found) DiscoverPath(path, first, now);
+  if (first) ResumeRenamedAtStart(now);
   // Files whose path no longer leads to them were rotated (renamed or deleted).
   for (auto& r : readers_) {
     if (r.seen || r.removed) continue;
@@ -529,9 +610,9 @@ void FileSource::Discover(bool first) {
       continue;
     }
     if (r.fd < 0) {
-      // Parked and gone from its path: it cannot be reopened. Its position
-      // stays known, so it resumes if it turns up elsewhere.
-      RemoveReader(&r);
+      // Parked and gone from its path: reopened where it went, if beside
+      // it; else its position stays known, and it resumes if it turns up.
+      if (!FollowRenamed(&r)) RemoveReader(&r);
       continue;
     }
     if (!r.rotated) {
@@ -953,6 +1034,7 @@ bool FileSource::ReadTurn(Reader* r) {
     // Parked: reopen only if it grew (or changed).
     if (::stat(r->path.c_str(), &st) != 0 || static_cast<uint64_t>(st.st_dev) != r->dev ||
         static_cast<uint64_t>(st.st_ino) != r->ino) {
+      if (FollowRenamed(r)) return false;  // its next turn opens it there
       RemoveReader(r);
       discovery_requested_ = true;
       return false;

@@ -102,6 +102,8 @@ class FileSource final : public Source {
   // fingerprinted) written, that match `include`: opened at once.
   void DiscoverNamed(Clock::time_point now);
   bool Included(const std::string& path) const;
+  bool FollowRenamed(Reader* r);
+  void ResumeRenamedAtStart(Clock::time_point now);
   bool Excluded(const std::string& path) const;
   void MarkDirty(Reader* r);
   void MarkAllDirty();

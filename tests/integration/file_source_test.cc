@@ -377,6 +377,44 @@ TEST_F(FileSourceTest, AFileRenamedOutOfTheGlobRightAfterItAppearsIsStillRead) {
   Stop(agent);
 }
 
+// logrotate renamed the file out of the glob while the agent was down,
+// with lines the agent had not read: they are read from the renamed file
+// (found beside the old name by its inode), from the checkpoint on.
+TEST_F(FileSourceTest, AFileRenamedOutOfTheGlobWhileTheAgentWasDownIsReadToItsEnd) {
+  const std::string app = logs() + "/app.log";
+  std::vector<std::string> written;
+  {
+    Logger log(app);
+    for (int i = 0; i < 1000; ++i) {
+      written.push_back(LineFor("before", i));
+      log.Write(written.back());
+    }
+  }
+  auto agent = Start(Config(app));
+  ExpectExactlyOnce(written, out());
+  Stop(agent);
+  {
+    Logger log(app);
+    for (int i = 0; i < 500; ++i) {
+      written.push_back(LineFor("unread", i));
+      log.Write(written.back());
+    }
+  }
+  fs::rename(app, app + ".1");
+  {
+    Logger log(app);
+    for (int i = 0; i < 300; ++i) {
+      written.push_back(LineFor("new", i));
+      log.Write(written.back());
+    }
+  }
+  agent = Start(Config(app));
+  ExpectExactlyOnce(written, out());
+  EXPECT_NE(agent->process().Stderr().find(app + " was renamed to " + app + ".1"), std::string::npos)
+      << agent->process().Stderr();
+  Stop(agent);
+}
+
 TEST_F(FileSourceTest, CopytruncateUnderSteadyWrites) {
   const std::string app = logs() + "/app.log";
   auto agent = Start(Config(app + "*"));
