@@ -38,6 +38,7 @@ std::atomic<size_t> g_file_sources{0};
 bool OutOfDescriptors(int err) { return err == EMFILE || err == ENFILE; }
 constexpr auto kBatchLinger = std::chrono::milliseconds(100);
 constexpr auto kCheckpointInterval = std::chrono::milliseconds(1000);
+constexpr auto kNewIdentityCheckpoint = std::chrono::milliseconds(100);
 constexpr auto kForgetAfter = std::chrono::hours(24);
 
 // Wakes the source's poll through its eventfd.
@@ -324,7 +325,11 @@ void FileSource::LoadState(std::stop_token stop) {
 // on instead of reading everything again each time.
 void FileSource::WriteCheckpoints(bool force) {
   auto now = Clock::now();
-  if (!force && now < next_checkpoint_) return;
+  // A file first seen since the last write is written within 100 ms, not
+  // a second: were it renamed out of the globs while the agent is down,
+  // only its checkpointed identity (path, inode) leads to it again.
+  const bool soon = new_identity_ && now >= next_identity_checkpoint_;
+  if (!force && now < next_checkpoint_ && !soon) return;
   const uint64_t gen = tracker_->generation();
   const uint64_t deliveries = tracker_->deliveries();
   if (gen == saved_generation_ && !known_changed_) return;
@@ -339,10 +344,13 @@ void FileSource::WriteCheckpoints(bool force) {
     err_checkpoint_->Increment();
     LogLimited(log_limiter_, LogLevel::kError, id_, "cannot write checkpoints: " + s.ToString());
     next_checkpoint_ = now + kCheckpointInterval;  // a full disk is tried again once a second
+    next_identity_checkpoint_ = next_checkpoint_;
     return;
   }
   saved_generation_ = gen;
   known_changed_ = false;
+  new_identity_ = false;
+  next_identity_checkpoint_ = now + kNewIdentityCheckpoint;
   if (deliveries != saved_deliveries_) next_checkpoint_ = now + kCheckpointInterval;
   saved_deliveries_ = deliveries;
   checkpoints_->Increment();
@@ -727,6 +735,7 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
       // Truncated while nobody was reading it: it starts over.
       progress = std::make_shared<file::Progress>(fp);
       known_[fp] = progress;
+      new_identity_ = true;
       pos = 0;
     } else {
       progress = p;
@@ -735,6 +744,7 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
   } else {
     progress = std::make_shared<file::Progress>(fp);
     known_[fp] = progress;
+    new_identity_ = true;
     pos = first && config_.read_from == "end" ? static_cast<uint64_t>(st.st_size) : 0;
     progress->emit_pos = pos;
     if (pos > 0) tracker_->Advance(progress.get(), pos);
@@ -997,6 +1007,7 @@ void FileSource::Truncated(Reader* r, const char* why) {
       np->ino = r->ino;
       np->active = true;
       known_[np->fingerprint] = np;
+      new_identity_ = true;
       r->progress = np;
     }
     known_changed_ = true;
@@ -1020,6 +1031,7 @@ bool FileSource::Identify(Reader* r) {
   np->active = true;
   auto k = known_.find(np->fingerprint);
   if (k == known_.end() || !k->second->active) known_[np->fingerprint] = np;
+  new_identity_ = true;
   known_changed_ = true;
   r->progress = np;
   return true;
@@ -1235,7 +1247,8 @@ Status FileSource::Run(SourceContext& ctx) {
       for (auto& r : readers_)
         if (r.ml) wake = std::min(wake, r.ml->deadline());
     if (tracker_->generation() != saved_generation_ || known_changed_)
-      wake = std::min(wake, next_checkpoint_);
+      wake = std::min(wake, new_identity_ ? std::min(next_checkpoint_, next_identity_checkpoint_)
+                                          : next_checkpoint_);
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wake - now).count();
     int timeout = static_cast<int>(std::clamp<int64_t>(ms, 0, 1000));
     ctx_->Flush();  // nothing held back while this waits

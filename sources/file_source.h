@@ -202,6 +202,8 @@ class FileSource final : public Source {
 
   uint64_t saved_generation_ = ~uint64_t{0};
   bool known_changed_ = true;
+  bool new_identity_ = false;                  // an identity added since the last write
+  Clock::time_point next_identity_checkpoint_{};  // WriteCheckpoints for a new identity waits until then
   Clock::time_point next_checkpoint_{};  // WriteCheckpoints waits until then
   uint64_t saved_deliveries_ = 0;       // AckTracker::deliveries() at the last write
   bool loaded_ = false;
