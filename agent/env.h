@@ -102,6 +102,10 @@ Status WriteFileAtomically(Env* env, const std::string& path, std::string_view d
 // Creates `dir` (and its parents) if need be and checks that files can be
 // made in it, by creating and removing a probe file.
 Status CreateWritableDir(const std::string& dir);
+// Checks that `path` can be appended to, as a component that appends to it
+// will: its directory is created if need be, and the file opened for
+// append (created, and then removed again, if it did not exist).
+Status ProbeAppendable(const std::string& path);
 // What a component that keeps `what` (its read positions, its buffered
 // events) under data_dir asks when it is built: a read-only or foreign
 // data_dir is an error that stops the agent at start and says how to fix

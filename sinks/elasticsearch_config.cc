@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "agent/env.h"
 #include "agent/template.h"
 
 namespace tributary::es {
@@ -113,7 +114,8 @@ const config::Schema<DeadLetterConfig>& DeadLetterConfig::schema() {
     config::Schema<DeadLetterConfig> s;
     s.Field("path", &DeadLetterConfig::path,
             "File that rejected documents are appended to, one JSON object per line (action, status, error, "
-            "document); none by default.");
+            "document); none by default. Its directory is created if need be; a file that cannot be written "
+            "stops the start (exit 78).");
     return s;
   }();
   return s;
@@ -247,17 +249,10 @@ void CheckEnvironment(const ElasticsearchConfig& config, std::vector<config::Env
     out->push_back(std::move(c));
   }
   if (config.dead_letter.path) {
-    std::filesystem::path p(*config.dead_letter.path);
-    std::filesystem::path dir = p.parent_path();
-    if (dir.empty()) dir = ".";
-    std::error_code ec;
-    while (!dir.empty() && !std::filesystem::exists(dir, ec)) dir = dir.parent_path();
-    if (dir.empty()) dir = ".";
-    config::EnvCheck c{"dead_letter.path " + p.string() + " can be written", true, ""};
-    bool exists = std::filesystem::exists(p, ec);
-    if (::access(exists ? p.c_str() : dir.c_str(), W_OK) != 0) {
+    config::EnvCheck c{"dead_letter.path " + *config.dead_letter.path + " can be written", true, ""};
+    if (Status s = ProbeAppendable(*config.dead_letter.path); !s.ok()) {
       c.ok = false;
-      c.detail = std::strerror(errno);
+      c.detail = s.message();
     }
     out->push_back(std::move(c));
   }

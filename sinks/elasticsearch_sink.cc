@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "agent/env.h"
 #include "agent/json.h"
 
 namespace tributary {
@@ -64,6 +65,13 @@ Result<std::unique_ptr<Sink>> ElasticsearchSink::Build(const Config& config, Bui
   if (config.auth.strategy == "api_key") opts.authorization = "ApiKey " + config.auth.api_key;
   auto client = es::HttpClient::Create(std::move(opts));
   if (!client.ok()) return client.status();
+  // Rejected documents kept nowhere would be lost where the user asked to
+  // keep them: a dead-letter file that cannot be written stops the start.
+  if (config.dead_letter.path) {
+    if (Status s = ProbeAppendable(*config.dead_letter.path); !s.ok() && s.code() != StatusCode::kResourceExhausted)
+      return Status::InvalidArgument("dead_letter.path: " + s.message() +
+                                     ": make it writable by the user tributary runs as, or name another file");
+  }
   return std::unique_ptr<Sink>(
       new ElasticsearchSink(config, std::move(encoder).value(), std::move(client).value(), ctx));
 }

@@ -226,6 +226,36 @@ TEST(AgentTest, AStateDirThatCannotBeWrittenStopsTheStartWithTheFix) {
   }
 }
 
+TEST(ValidateTest, ADeadLetterFileThatCannotBeWrittenIsCaughtAtStart) {
+  // Before, validate passed it (root may write anywhere by access(2)), and
+  // the sink ran without it, rejected documents kept nowhere.
+  TempDir dir;
+  WriteFile(dir / "not-a-dir", "x");
+  auto config = [&](const std::string& dead_letter) {
+    return "data_dir: " + dir.path() + "/data\napi: { enabled: false }\n" +
+           "sources: { d: { type: demo_logs } }\nsinks:\n"
+           "  es: { type: elasticsearch, inputs: [d], endpoints: [\"http://127.0.0.1:9\"], "
+           "dead_letter: { path: \"" + dead_letter + "\" } }\n";
+  };
+  const std::string bad = dir / "not-a-dir/dead.json";
+  WriteFile(dir / "c.yaml", config(bad));
+  CliRun r = Tributary({"validate", "-c", dir / "c.yaml"});
+  EXPECT_EQ(r.code, 78) << r.out << r.err;
+  EXPECT_NE(r.out.find("✗ es: dead_letter.path " + bad + " can be written: create " + dir / "not-a-dir"),
+            std::string::npos)
+      << r.out;
+  r = Tributary({"run", "-c", dir / "c.yaml"});
+  EXPECT_EQ(r.code, 78) << r.err;
+  EXPECT_NE(r.err.find("sink `es`: dead_letter.path: create " + dir / "not-a-dir"), std::string::npos) << r.err;
+
+  // A path that can be written passes, and the check leaves nothing behind.
+  const std::string good = dir / "dl/dead.json";
+  WriteFile(dir / "c.yaml", config(good));
+  r = Tributary({"validate", "-c", dir / "c.yaml"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_FALSE(fs::exists(good));
+}
+
 TEST(ValidateTest, AFileSinkPathThatIsADirectoryIsCaughtBeforeTheFirstBatch) {
   // Every batch would fail with EISDIR and be retried for ever.
   TempDir dir;
