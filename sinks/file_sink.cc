@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "agent/env.h"
 #include "config/registry.h"
 
 namespace tributary {
@@ -62,6 +63,11 @@ void FileSink::CheckEnvironment(const Config& config, std::vector<config::EnvChe
   if (!IsFixedPath(config.path)) return;
   std::string problem = DirectoryInsteadOfFile(config.path);
   out->push_back({"path " + config.path + " names a file", problem.empty(), problem});
+  if (!problem.empty()) return;
+  // Reported, not refused by `run`: the destination may be a mount that is
+  // not there yet, and the sink retries (its buffer fills meanwhile).
+  Status s = ProbeAppendable(config.path);
+  out->push_back({"path " + config.path + " can be written", s.ok(), s.ok() ? "" : s.message()});
 }
 
 FileSink::FileSink(const Config& config, Template path, BuildContext& ctx)

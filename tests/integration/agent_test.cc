@@ -256,6 +256,20 @@ TEST(ValidateTest, ADeadLetterFileThatCannotBeWrittenIsCaughtAtStart) {
   EXPECT_FALSE(fs::exists(good));
 }
 
+TEST(ValidateTest, AFileSinkPathThatCannotBeWrittenIsReported) {
+  // `run` starts anyway and retries (a mount may come later); validate says so now.
+  TempDir dir;
+  WriteFile(dir / "not-a-dir", "x");
+  const std::string bad = dir / "not-a-dir/out.log";
+  WriteFile(dir / "c.yaml", "data_dir: " + dir.path() + "/data\napi: { enabled: false }\n" +
+                                "sources: { d: { type: demo_logs } }\nsinks:\n"
+                                "  f: { type: file, inputs: [d], path: \"" + bad + "\" }\n");
+  CliRun r = Tributary({"validate", "-c", dir / "c.yaml"});
+  EXPECT_EQ(r.code, 78) << r.out << r.err;
+  EXPECT_NE(r.out.find("✗ f: path " + bad + " can be written: create " + dir / "not-a-dir"), std::string::npos)
+      << r.out;
+}
+
 TEST(ValidateTest, AFileSinkPathThatIsADirectoryIsCaughtBeforeTheFirstBatch) {
   // Every batch would fail with EISDIR and be retried for ever.
   TempDir dir;
