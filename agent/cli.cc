@@ -98,8 +98,8 @@ int Validate(const Options& o) {
   }
   bool ok = true;
   for (const auto& c : checks) {
-    std::cout << (c.ok ? "✓ " : "✗ ") << c.what << (c.ok ? "" : ": " + c.detail) << "\n";
-    ok = ok && c.ok;
+    std::cout << (c.ok ? "✓ " : c.warning ? "! " : "✗ ") << c.what << (c.ok ? "" : ": " + c.detail) << "\n";
+    ok = ok && (c.ok || c.warning);
   }
   return ok ? kExitOk : kExitConfig;
 }

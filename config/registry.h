@@ -30,7 +30,8 @@ namespace tributary::config {
 struct EnvCheck {
   std::string what;    // e.g. "include /var/log/app/*.log: parent directory readable"
   bool ok = true;
-  std::string detail;  // why not, when !ok
+  std::string detail;    // why not, when !ok
+  bool warning = false;  // !ok but not an error: `run` copes (waits, retries); validate still exits 0
 };
 
 struct ComponentType {

@@ -67,7 +67,8 @@ void FileSink::CheckEnvironment(const Config& config, std::vector<config::EnvChe
   // Reported, not refused by `run`: the destination may be a mount that is
   // not there yet, and the sink retries (its buffer fills meanwhile).
   Status s = ProbeAppendable(config.path);
-  out->push_back({"path " + config.path + " can be written", s.ok(), s.ok() ? "" : s.message()});
+  out->push_back({"path " + config.path + " can be written", s.ok(),
+                  s.ok() ? "" : s.message() + ": the sink retries each batch until it can", true});
 }
 
 FileSink::FileSink(const Config& config, Template path, BuildContext& ctx)

@@ -225,6 +225,12 @@ void FileSource::CheckEnvironment(const Config& config, std::vector<config::EnvC
     if (::access(base.c_str(), R_OK | X_OK) != 0) {
       c.ok = false;
       c.detail = ErrnoText(errno);
+      // Not there yet (the application is deployed later): the source
+      // watches for it, so this does not stop a start (ExecStartPre).
+      if (errno == ENOENT) {
+        c.warning = true;
+        c.detail += ": its files are read once it is created";
+      }
     }
     out->push_back(std::move(c));
   }

@@ -888,10 +888,22 @@ TEST_F(FileSourceTest, CheckpointsThatCannotBeWrittenAreRetriedOnceASecondAndRea
 
 TEST_F(FileSourceTest, ValidateChecksIncludeDirectories) {
   std::string cfg_path = dir_ / "tributary.yaml";
+  // A directory that does not exist yet is a warning, not an error: the
+  // source picks its files up once it is created, and a service whose
+  // ExecStartPre runs validate must still start.
   WriteFile(cfg_path, Config(dir_ / "missing/*.log"));
   Process p({{TributaryBinary(), "validate", "-c", cfg_path}});
-  EXPECT_EQ(p.Wait(20s), std::optional<int>(78));
-  EXPECT_NE(p.Stdout().find("include " + (dir_ / "missing/*.log") + ": directory"), std::string::npos) << p.Stdout();
+  EXPECT_EQ(p.Wait(20s), std::optional<int>(0)) << p.Stdout();
+  EXPECT_NE(p.Stdout().find("! in: include " + (dir_ / "missing/*.log") + ": directory " + (dir_ / "missing") +
+                            " is readable: No such file or directory: its files are read once it is created"),
+            std::string::npos)
+      << p.Stdout();
+  // One that cannot be read is an error.
+  WriteFile(dir_ / "plain", "x");
+  WriteFile(cfg_path, Config(dir_ / "plain/*.log"));
+  Process bad({{TributaryBinary(), "validate", "-c", cfg_path}});
+  EXPECT_EQ(bad.Wait(20s), std::optional<int>(78)) << bad.Stdout();
+  EXPECT_NE(bad.Stdout().find("✗ in: include " + (dir_ / "plain/*.log")), std::string::npos) << bad.Stdout();
   WriteFile(cfg_path, Config(logs() + "/*.log"));
   Process ok({{TributaryBinary(), "validate", "-c", cfg_path}});
   EXPECT_EQ(ok.Wait(20s), std::optional<int>(0)) << ok.Stdout();
