@@ -473,6 +473,15 @@ void CheckGraph(Config* config, Diagnostics* diag) {
         if (in == c.id) diag->Error(c.input_locations[i], "`" + c.id + "` lists itself as an input");
         continue;
       }
+      // `ro.a` of a component whose own config has an error (reported
+      // already): its outputs are unknown, so the name is not an error of
+      // its own.
+      const std::string prefix = in.substr(0, in.find('.'));
+      if (const ComponentConfig* up = config->Find(prefix);
+          up != nullptr && up->kind != ComponentKind::kSink && up->options == nullptr && prefix != in) {
+        consumers[prefix]++;
+        continue;
+      }
       const ComponentConfig* target = config->Find(in);
       if (target && target->kind == ComponentKind::kSink) {
         diag->Error(c.input_locations[i], "input `" + in + "` of `" + c.id + "` is a sink; sinks have no outputs");

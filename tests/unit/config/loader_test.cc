@@ -68,6 +68,34 @@ sinks:
   EXPECT_TRUE(warned) << diag.ToString();
 }
 
+// An error in a route's own options is reported once: the sinks reading
+// its outputs (`ro.a`, `ro._unmatched`) are not also "unknown inputs", and
+// the route is not "not used", as they were before.
+TEST(LoaderTest, AnErrorInARouteIsNotFollowedByErrorsAboutItsOutputs) {
+  Diagnostics diag;
+  auto cfg = Load({{"a.yaml", R"(
+sources:
+  gen: { type: test_source }
+transforms:
+  ro:
+    type: route
+    inputs: [gen]
+    route:
+      a: { field: status, eqq: 200 }
+sinks:
+  out: { type: test_sink, inputs: [ro.a, ro._unmatched] }
+  other: { type: test_sink, inputs: [gen.a] }
+)"}},
+                  &diag);
+  EXPECT_FALSE(cfg);
+  EXPECT_TRUE(HasError(diag, "a.yaml:9:27", "unknown condition key")) << diag.ToString();
+  // A component whose config is sound still has no outputs to name.
+  EXPECT_TRUE(HasError(diag, "a.yaml:12:38", "unknown input `gen.a`")) << diag.ToString();
+  EXPECT_EQ(diag.error_count(), 2u) << diag.ToString();
+  for (const auto& d : diag.all())
+    EXPECT_EQ(d.message.find("not used"), std::string::npos) << diag.ToString();
+}
+
 TEST(LoaderTest, DuplicateIdAcrossFilesAndConflictingGlobals) {
   Diagnostics diag;
   auto cfg = Load({{"a.yaml", std::string("data_dir: /a\n") + kValid},
