@@ -10,7 +10,10 @@ const config::Schema<SampleTransform::Config>& SampleTransform::Config::schema()
     s.Field("rate", &Config::rate, "Keep one event in this many (1 keeps all).").Required().Min(1);
     s.Field("key_field", &Config::key_field,
             "If set, decide by a hash of this field's value: equal values share one fate. Events without it are "
-            "sampled by count.");
+            "sampled by count.")
+        .Check<std::string>([](const std::string& f) {
+          return f.empty() ? std::string("must not be empty (leave it out to sample by count)") : "";
+        });
     s.Field("exclude", &Config::exclude, "A condition (docs/conditions.md); matching events are never sampled out.");
     s.Validate([](const Config& c, const YAML::Node&, const config::ParseContext& ctx) {
       if (c.exclude.IsDefined() && !c.exclude.IsNull()) Condition::Parse(c.exclude, ctx.Child("exclude"));

@@ -155,7 +155,8 @@ sinks:
 }
 
 TEST(LoaderTest, AnEmptyPathTopicOrIndexIsAnError) {
-  // Each would fail every batch at run time.
+  // Each would fail every batch at run time (or, for key_field, quietly do
+  // something else).
   Diagnostics diag;
   auto cfg = Load({{"a.yaml", R"(sources:
   gen: { type: test_source }
@@ -164,7 +165,10 @@ sinks:
   k: { type: kafka, inputs: [gen], bootstrap_servers: "b:9092", topic: "" }
   e: { type: elasticsearch, inputs: [gen], endpoints: ["http://e:9200"], bulk: { index: "" } }
   d: { type: elasticsearch, inputs: [gen], endpoints: ["http://e:9200"], mode: data_stream, data_stream: { namespace: "" } }
-  ok: { type: file, inputs: [gen], path: "/tmp/{{ host }}.log" }
+  ok: { type: file, inputs: [gen, s, all], path: "/tmp/{{ host }}.log" }
+transforms:
+  s: { type: sample, inputs: [gen], rate: 2, key_field: "" }
+  all: { type: sample, inputs: [gen], rate: 2 }
 )"}},
                   &diag);
   EXPECT_FALSE(cfg);
@@ -172,7 +176,9 @@ sinks:
   EXPECT_TRUE(HasError(diag, "a.yaml:5:72", "`sinks.k.topic`: must not be empty")) << diag.ToString();
   EXPECT_TRUE(HasError(diag, "a.yaml:6:89", "`sinks.e.bulk.index`: must not be empty")) << diag.ToString();
   EXPECT_TRUE(HasError(diag, "a.yaml:7:119", "`sinks.d.data_stream.namespace`: must not be empty")) << diag.ToString();
-  EXPECT_EQ(diag.error_count(), 4u) << diag.ToString();
+  // An empty key_field sampled by count, as if it were left out.
+  EXPECT_TRUE(HasError(diag, "a.yaml:10:57", "`transforms.s.key_field`: must not be empty")) << diag.ToString();
+  EXPECT_EQ(diag.error_count(), 5u) << diag.ToString();
 }
 
 TEST(LoaderTest, MergeKeysCopyTheKeysAMapDoesNotSetItself) {
