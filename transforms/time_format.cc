@@ -1,7 +1,11 @@
 #include "transforms/time_format.h"
 
+#include <date/tz.h>
+
 #include <cstring>
 #include <ctime>
+
+#include "config/diagnostics.h"
 
 namespace tributary {
 
@@ -97,7 +101,28 @@ bool TimeZone::Parse(std::string_view t, TimeZone* out) {
     *out = {Kind::kFixed, (h * 3600 + m * 60) * (t[0] == '-' ? -1 : 1)};
     return true;
   }
-  return false;
+  if (t.empty()) return false;
+  try {
+    const date::time_zone* zone = date::locate_zone(t);
+    *out = {Kind::kNamed, 0, zone};
+    return true;
+  } catch (const std::exception&) {  // not in the database, or no database (tzdata not installed)
+    return false;
+  }
+}
+
+std::string TimeZone::Problem(std::string_view t) {
+  std::string problem = "unknown time zone \"" + std::string(t) + "\" (UTC, local, an offset like +02:00 or an IANA name like Europe/Paris)";
+  try {
+    std::vector<std::string> names;
+    for (const auto& z : date::get_tzdb().zones) names.push_back(std::string(z.name()));
+    if (names.empty()) return problem + "; no time zone database found: install tzdata";
+    const std::string near = config::ClosestMatch(t, names);
+    if (!near.empty()) problem += "; did you mean " + near + "?";
+  } catch (const std::exception&) {
+    problem += "; no time zone database found: install tzdata";
+  }
+  return problem;
 }
 
 Result<TimeFormat> TimeFormat::Parse(std::string_view spec) {
@@ -221,6 +246,9 @@ bool TimeFormat::Apply(std::string_view text, const TimeZone& tz, Timestamp* out
     secs = static_cast<int64_t>(timegm(&tm)) - gmtoff;
   } else if (tz.kind == TimeZone::Kind::kLocal) {
     secs = static_cast<int64_t>(mktime(&tm));
+  } else if (tz.kind == TimeZone::Kind::kNamed) {
+    const date::local_seconds local{std::chrono::seconds(static_cast<int64_t>(timegm(&tm)))};
+    secs = tz.zone->to_sys(local, date::choose::earliest).time_since_epoch().count();
   } else {
     secs = static_cast<int64_t>(timegm(&tm)) - (tz.kind == TimeZone::Kind::kFixed ? tz.offset_secs : 0);
   }

@@ -11,7 +11,12 @@
 //                      fraction of a second (1-9 digits); `%z` reads an
 //                      offset that overrides the time zone. A format without
 //                      a year (%Y %y %C %G %s) takes the current year.
-// A time zone is `UTC`, `local` (the host's zone) or a fixed offset `±hh:mm`.
+// A time zone is `UTC`, `local` (the host's zone), a fixed offset `±hh:mm`,
+// or an IANA name (`Europe/Paris`) from the system's time zone database
+// (/usr/share/zoneinfo, Debian's tzdata), read through Howard Hinnant's
+// date library (GCC 12's <chrono> has no tzdb): summer time applies. A
+// local time that a change to summer time skips is taken as the moment of
+// the change; one that the change back repeats, as its first occurrence.
 //
 // Immutable after Parse; Apply is thread-safe and allocates nothing.
 
@@ -22,14 +27,23 @@
 #include "agent/event.h"
 #include "agent/status.h"
 
+namespace date {
+class time_zone;
+}
+
 namespace tributary {
 
 struct TimeZone {
-  enum class Kind { kUtc, kLocal, kFixed };
+  enum class Kind { kUtc, kLocal, kFixed, kNamed };
   Kind kind = Kind::kUtc;
-  int offset_secs = 0;  // kFixed: east of UTC
-  // "UTC", "Z", "local", "+02:00", "-0530"; false if not understood.
+  int offset_secs = 0;                    // kFixed: east of UTC
+  const date::time_zone* zone = nullptr;  // kNamed: the database's, alive for the whole process
+  // "UTC", "Z", "local", "+02:00", "-0530", "Europe/Paris"; false if not
+  // understood.
   static bool Parse(std::string_view text, TimeZone* out);
+  // Why `text` is not a time zone, with the nearest IANA name if one is
+  // close: for config errors.
+  static std::string Problem(std::string_view text);
 };
 
 class TimeFormat {

@@ -22,10 +22,10 @@ const config::Schema<TimestampParserTransform::Config>& TimestampParserTransform
           return std::string();
         });
     s.Field("timezone", &Config::timezone,
-            "Zone of times whose format has no `%z`: `UTC`, `local` or an offset like `+02:00`.")
+            "Zone of times whose format has no `%z`: `UTC`, `local`, an offset like `+02:00` or an IANA name like `Europe/Paris` (summer time applies).")
         .Check<std::string>([](const std::string& z) {
           TimeZone tz;
-          return TimeZone::Parse(z, &tz) ? std::string() : "unknown time zone \"" + z + "\" (UTC, local or ±hh:mm)";
+          return TimeZone::Parse(z, &tz) ? std::string() : TimeZone::Problem(z);
         });
     s.Field("target", &Config::target, "Where the parsed timestamp is stored.")
         .Check<std::string>([](const std::string& f) { return f.empty() ? std::string("must not be empty") : ""; });

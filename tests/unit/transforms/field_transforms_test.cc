@@ -136,6 +136,35 @@ TEST(TimestampParserTest, YearlessSyslogTimeAndDropFailed) {
             std::string::npos);
 }
 
+// IANA names, from the system's database (tzdata): summer time applies,
+// and the two hours a year that do not map one to one have a fixed answer.
+TEST(TimestampParserTest, NamedTimeZonesFollowSummerTime) {
+  TransformHarness h("timestamp_parser", "field: t\nformats: ['%Y-%m-%d %H:%M:%S']\ntimezone: Europe/Paris\n");
+  ASSERT_TRUE(h.ok()) << h.error();
+  auto out = h.RunDefault({Make({{"t", Value("2024-01-15 12:00:00")}}),   // CET, +01:00
+                           Make({{"t", Value("2024-07-01 12:00:00")}}),   // CEST, +02:00
+                           Make({{"t", Value("2024-03-31 02:30:00")}}),   // skipped: 02:00 became 03:00
+                           Make({{"t", Value("2024-10-27 02:30:00")}})});  // twice: first in CEST
+  ASSERT_EQ(out.size(), 4u);
+  auto at = [&](size_t i) { return FormatRfc3339(out[i].get("timestamp")->as_timestamp()); };
+  EXPECT_EQ(at(0), "2024-01-15T11:00:00.000000000Z");
+  EXPECT_EQ(at(1), "2024-07-01T10:00:00.000000000Z");
+  EXPECT_EQ(at(2), "2024-03-31T01:00:00.000000000Z");  // the moment of the change
+  EXPECT_EQ(at(3), "2024-10-27T00:30:00.000000000Z");
+  // A zone west of UTC, through regex_parser's typed captures.
+  TransformHarness r("regex_parser",
+                     "patterns: ['^(?P<at>.+)$']\ntypes: { at: 'timestamp|%d/%m/%Y %H:%M' }\n"
+                     "timezone: America/New_York\n");
+  ASSERT_TRUE(r.ok()) << r.error();
+  auto parsed = r.RunDefault({Make({{"message", Value("04/07/2024 09:15")}})});
+  ASSERT_EQ(parsed.size(), 1u);
+  EXPECT_EQ(FormatRfc3339(parsed[0].get("at")->as_timestamp()), "2024-07-04T13:15:00.000000000Z");
+  // A misspelt name is a config error naming the closest one.
+  const std::string err =
+      TransformHarness("timestamp_parser", "formats: [unix]\ntimezone: Europe/Pari\n").error();
+  EXPECT_NE(err.find("did you mean Europe/Paris?"), std::string::npos) << err;
+}
+
 TEST(TimestampParserTest, AConversionStrptimeCannotReadIsAConfigErrorNamingIt) {
   // Such a format would fail every event at run time; it is caught at load.
   for (const char* good : {"%d/%b/%Y:%H:%M:%S %z", "%Y-%m-%dT%H:%M:%S.%f%z", "%b %e %H:%M:%S", "%a, %d %b %Y %T %Z",
