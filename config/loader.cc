@@ -565,6 +565,7 @@ std::optional<Config> LoadConfigFromStrings(const std::vector<std::pair<std::str
     YAML::Node file_globals(YAML::NodeType::Map);
     for (auto it = root.begin(); it != root.end(); ++it) {
       const std::string key = it->first.Scalar();
+      if (key.rfind("x-", 0) == 0) continue;  // an extension field: anchors to merge from (docs/reference/global.md)
       if (std::find(kTopLevelKeys.begin(), kTopLevelKeys.end(), key) == kTopLevelKeys.end()) {
         std::string near = ClosestMatch(key, kTopLevelKeys);
         diag->Error(LocationOf(it->first, file), "unknown top-level key `" + key + "`",

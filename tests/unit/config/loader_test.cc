@@ -181,6 +181,32 @@ transforms:
   EXPECT_EQ(diag.error_count(), 5u) << diag.ToString();
 }
 
+TEST(LoaderTest, TopLevelKeysStartingWithXAreExtensionFieldsForAnchors) {
+  Diagnostics diag;
+  auto cfg = Load({{"a.yaml", R"(x-sink: &sink { type: test_sink, buffer: { max_events: 50 } }
+sources:
+  gen: { type: test_source }
+sinks:
+  one: { <<: *sink, inputs: [gen] }
+xsinks: {}
+)"}},
+                  &diag);
+  EXPECT_FALSE(cfg);
+  EXPECT_TRUE(HasError(diag, "a.yaml:6:1", "unknown top-level key `xsinks`")) << diag.ToString();
+  EXPECT_EQ(diag.error_count(), 1u) << diag.ToString();
+  Diagnostics ok;
+  cfg = Load({{"a.yaml", R"(x-sink: &sink { type: test_sink, buffer: { max_events: 50 } }
+sources:
+  gen: { type: test_source }
+sinks:
+  one: { <<: *sink, inputs: [gen] }
+)"}},
+             &ok);
+  ASSERT_TRUE(cfg) << ok.ToString();
+  ASSERT_EQ(cfg->components.size(), 2u);
+  EXPECT_EQ(cfg->components[1].buffer.max_events, 50u);
+}
+
 TEST(LoaderTest, MergeKeysCopyTheKeysAMapDoesNotSetItself) {
   // yaml-cpp reads `<<` as a plain key; without expanding it, `second`
   // had no `type` and every merged option was "unknown option `<<`".
