@@ -191,17 +191,23 @@ Status CreateWritableDir(const std::string& dir) {
   return Status::Ok();
 }
 
-Status ProbeAppendable(const std::string& path) {
+Result<int> OpenForAppend(const std::string& path, mode_t mode) {
   std::error_code ec;
   const auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) {
     std::filesystem::create_directories(parent, ec);
     if (ec) return Status::FromErrno("create " + parent.string(), ec.value());
   }
-  const bool existed = ::access(path.c_str(), F_OK) == 0;
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, mode);
   if (fd < 0) return Status::FromErrno("open " + path, errno);
-  ::close(fd);
+  return fd;
+}
+
+Status ProbeAppendable(const std::string& path) {
+  const bool existed = ::access(path.c_str(), F_OK) == 0;
+  auto fd = OpenForAppend(path);
+  if (!fd.ok()) return fd.status();
+  ::close(*fd);
   if (!existed) ::unlink(path.c_str());
   return Status::Ok();
 }

@@ -102,9 +102,11 @@ Status WriteFileAtomically(Env* env, const std::string& path, std::string_view d
 // Creates `dir` (and its parents) if need be and checks that files can be
 // made in it, by creating and removing a probe file.
 Status CreateWritableDir(const std::string& dir);
-// Checks that `path` can be appended to, as a component that appends to it
-// will: its directory is created if need be, and the file opened for
-// append (created, and then removed again, if it did not exist).
+// Opens `path` for appending (created with `mode` if need be, and its
+// directory too), as the file sink and the dead-letter file do.
+Result<int> OpenForAppend(const std::string& path, mode_t mode = 0644);
+// Checks that `path` can be appended to, by OpenForAppend (a file the
+// check created is removed again).
 Status ProbeAppendable(const std::string& path);
 // What a component that keeps `what` (its read positions, its buffered
 // events) under data_dir asks when it is built: a read-only or foreign

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 
 #include "agent/env.h"
 #include "agent/json.h"
@@ -66,18 +65,22 @@ Result<std::unique_ptr<Sink>> ElasticsearchSink::Build(const Config& config, Bui
   auto client = es::HttpClient::Create(std::move(opts));
   if (!client.ok()) return client.status();
   // Rejected documents kept nowhere would be lost where the user asked to
-  // keep them: a dead-letter file that cannot be written stops the start.
+  // keep them: a dead-letter file that cannot be written stops the start
+  // (out of descriptors for a moment, Run tries again).
+  int dead_letter_fd = -1;
   if (config.dead_letter.path) {
-    if (Status s = ProbeAppendable(*config.dead_letter.path); !s.ok() && s.code() != StatusCode::kResourceExhausted)
-      return Status::InvalidArgument("dead_letter.path: " + s.message() +
+    auto fd = OpenForAppend(*config.dead_letter.path, 0640);
+    if (!fd.ok() && fd.status().code() != StatusCode::kResourceExhausted)
+      return Status::InvalidArgument("dead_letter.path: " + fd.status().message() +
                                      ": make it writable by the user tributary runs as, or name another file");
+    if (fd.ok()) dead_letter_fd = *fd;
   }
-  return std::unique_ptr<Sink>(
-      new ElasticsearchSink(config, std::move(encoder).value(), std::move(client).value(), ctx));
+  return std::unique_ptr<Sink>(new ElasticsearchSink(config, std::move(encoder).value(), std::move(client).value(),
+                                                     dead_letter_fd, ctx));
 }
 
 ElasticsearchSink::ElasticsearchSink(const Config& config, es::BulkEncoder encoder,
-                                     std::unique_ptr<es::HttpClient> client, BuildContext& ctx)
+                                     std::unique_ptr<es::HttpClient> client, int dead_letter_fd, BuildContext& ctx)
     : id_(ctx.id),
       max_events_(config.batch.max_events),
       max_bytes_(config.batch.max_bytes.bytes),
@@ -97,6 +100,7 @@ ElasticsearchSink::ElasticsearchSink(const Config& config, es::BulkEncoder encod
       dead_letter_failed_(&ctx.metrics->Errors("dead_letter_write_failed", "sending")) {
   target_ = "/_bulk?" + std::string(es::kBulkFilterPath);
   if (config.pipeline) target_ += "&pipeline=" + UrlEncode(*config.pipeline);
+  dead_letter_fd_ = dead_letter_fd;
   // The error types every deployment sees, bound now; others on first use.
   for (const char* t : {"es_rejected_execution_exception", "mapper_parsing_exception", "document_parsing_exception",
                         "illegal_argument_exception", "version_conflict_engine_exception", "connection_failed",
@@ -113,13 +117,11 @@ ElasticsearchSink::~ElasticsearchSink() {
 
 Status ElasticsearchSink::Run(SinkContext& ctx) {
   ctx_ = &ctx;
-  if (dead_letter_path_) {
-    std::error_code ec;
-    auto parent = std::filesystem::path(*dead_letter_path_).parent_path();
-    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-    dead_letter_fd_ = ::open(dead_letter_path_->c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-    if (dead_letter_fd_ < 0)
-      TLOG_ERROR(id_, "cannot open dead_letter.path " + *dead_letter_path_ + ": " + std::strerror(errno) +
+  if (dead_letter_path_ && dead_letter_fd_ < 0) {
+    auto fd = OpenForAppend(*dead_letter_path_, 0640);
+    if (fd.ok()) dead_letter_fd_ = *fd;
+    else
+      TLOG_ERROR(id_, "cannot open dead_letter.path: " + fd.status().message() +
                           "; rejected documents will only be counted and logged");
   }
   client_->Start();

@@ -84,8 +84,9 @@ class ElasticsearchSink final : public Sink {
     es::HttpResponse response;
   };
 
+  // `dead_letter_fd`: dead_letter.path opened for append, or -1.
   ElasticsearchSink(const Config& config, es::BulkEncoder encoder, std::unique_ptr<es::HttpClient> client,
-                    BuildContext& ctx);
+                    int dead_letter_fd, BuildContext& ctx);
 
   // Input → requests.
   void TakeInput(Batch batch);

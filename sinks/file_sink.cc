@@ -98,11 +98,9 @@ Result<int> FileSink::Open(const std::string& path, off_t* size) {
     ::close(it->second.fd);
     files_.erase(it);
   }
-  std::error_code ec;
-  auto parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-  int fd = OpenWithin(path);
-  if (fd < 0) return Status::FromErrno("open " + path, errno);
+  auto opened = OpenWithin(path);
+  if (!opened.ok()) return opened.status();
+  const int fd = *opened;
   if (::fstat(fd, &st) != 0) {
     const int err = errno;
     ::close(fd);
@@ -113,14 +111,14 @@ Result<int> FileSink::Open(const std::string& path, off_t* size) {
   return fd;
 }
 
-int FileSink::OpenWithin(const std::string& path) {
+Result<int> FileSink::OpenWithin(const std::string& path) {
   while (files_.size() >= max_open_) CloseLeastRecent();
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  auto fd = OpenForAppend(path);
   // Out of descriptors (the process's limit is lower than max_open_files,
   // or others hold them): give back half of ours and try once more.
-  if (fd < 0 && (errno == EMFILE || errno == ENFILE) && !files_.empty()) {
+  if (!fd.ok() && fd.status().code() == StatusCode::kResourceExhausted && !files_.empty()) {
     for (size_t n = (files_.size() + 1) / 2; n > 0; --n) CloseLeastRecent();
-    fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    fd = OpenForAppend(path);
   }
   return fd;
 }

@@ -56,7 +56,7 @@ class FileSink final : public SimpleSink {
   // The descriptor for `path`, opened again if the path now leads to
   // another file; *size is the file's size.
   Result<int> Open(const std::string& path, off_t* size);
-  int OpenWithin(const std::string& path);  // open(2), closing files to stay under the limits
+  Result<int> OpenWithin(const std::string& path);  // OpenForAppend, closing files to stay under the limits
   void CloseLeastRecent();
   // Cuts the files this batch has grown back to their size before it.
   Status Undo(Status failure);

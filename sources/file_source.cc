@@ -443,24 +443,21 @@ void FileSource::DrainInotify() {
 
 namespace {
 
-// The path of the regular file with inode `ino` on device `dev` in `dir`,
-// or "" (one readdir; a stat only for the entry whose inode matches).
-std::string FindInDirectory(const std::string& dir, uint64_t dev, uint64_t ino) {
-  DIR* d = ::opendir(dir.empty() ? "/" : dir.c_str());
-  if (d == nullptr) return "";
-  std::string found;
-  while (dirent* e = ::readdir(d)) {
-    if (static_cast<uint64_t>(e->d_ino) != ino) continue;
-    std::string path = (dir == "/" ? "" : dir) + "/" + e->d_name;
-    struct stat st;
-    if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_dev) == dev &&
-        static_cast<uint64_t>(st.st_ino) == ino) {
-      found = std::move(path);
-      break;
-    }
-  }
+// Fills in, for each inode of *names, a path in `dir` whose entry has that
+// inode number (one readdir; the device is for the caller to check).
+void NameInodes(const std::string& dir, std::map<uint64_t, std::string>* names) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return;
+  while (dirent* e = ::readdir(d))
+    if (auto it = names->find(static_cast<uint64_t>(e->d_ino)); it != names->end())
+      it->second = (dir == "/" ? "" : dir) + "/" + e->d_name;
   ::closedir(d);
-  return found;
+}
+
+// True if `path` is the regular file (dev, ino); *st is its stat.
+bool IsFile(const std::string& path, uint64_t dev, uint64_t ino, struct stat* st) {
+  return !path.empty() && ::stat(path.c_str(), st) == 0 && S_ISREG(st->st_mode) &&
+         static_cast<uint64_t>(st->st_dev) == dev && static_cast<uint64_t>(st->st_ino) == ino;
 }
 
 std::string DirectoryOf(const std::string& path) {
@@ -477,8 +474,11 @@ std::string DirectoryOf(const std::string& path) {
 // it is there with lines past its position, it is read to its end like any
 // file rotated away while open. True if it was found.
 bool FileSource::FollowRenamed(Reader* r) {
-  std::string now_at = FindInDirectory(DirectoryOf(r->path), r->dev, r->ino);
-  if (now_at.empty() || now_at == r->path) return false;
+  std::map<uint64_t, std::string> names{{r->ino, ""}};
+  NameInodes(DirectoryOf(r->path), &names);
+  const std::string now_at = names[r->ino];
+  struct stat st;
+  if (now_at == r->path || !IsFile(now_at, r->dev, r->ino, &st)) return false;
   if (auto bp = by_path_.find(r->path); bp != by_path_.end() && bp->second == r) by_path_.erase(bp);
   TLOG_DEBUG(id_, r->path + " was renamed to " + now_at + " while not open; reading it to its end");
   r->path = now_at;
@@ -499,18 +499,12 @@ void FileSource::ResumeRenamedAtStart(Clock::time_point now) {
   for (auto& [dir, list] : by_dir) {
     std::map<uint64_t, std::string> names;  // inode -> a name in dir, for the identities looked for
     for (auto& p : list) names[p->ino];
-    if (DIR* d = ::opendir(dir.c_str())) {
-      while (dirent* e = ::readdir(d))
-        if (auto it = names.find(static_cast<uint64_t>(e->d_ino)); it != names.end())
-          it->second = (dir == "/" ? "" : dir) + "/" + e->d_name;
-      ::closedir(d);
-    }
+    NameInodes(dir, &names);
     for (auto& p : list) {
       const std::string& now_at = names[p->ino];
-      if (now_at.empty() || now_at == p->path || Excluded(now_at)) continue;
       struct stat st;
-      if (::stat(now_at.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_dev) != p->dev ||
-          static_cast<uint64_t>(st.st_ino) != p->ino || static_cast<uint64_t>(st.st_size) <= p->emit_pos)
+      if (now_at == p->path || Excluded(now_at) || !IsFile(now_at, p->dev, p->ino, &st) ||
+          static_cast<uint64_t>(st.st_size) <= p->emit_pos)
         continue;
       TLOG_INFO(id_, p->path + " was renamed to " + now_at + " with " +
                          std::to_string(static_cast<uint64_t>(st.st_size) - p->emit_pos) +
@@ -822,14 +816,14 @@ void FileSource::UpdateOpenCap() {
   }
 }
 
-// Closes the open file idle the longest (not one rotated away: it could
-// not be found again). False if every open file is busy.
 bool FileSource::Parkable(const Reader& r) { return r.fd >= 0 && !r.rotated && !r.dirty && !r.removed; }
 
 bool FileSource::HasParkable() const {
   return std::any_of(readers_.begin(), readers_.end(), [](const Reader& r) { return Parkable(r); });
 }
 
+// Closes the open file idle the longest (not one rotated away: it could
+// not be found again). False if every open file is busy.
 bool FileSource::ParkIdlest(Reader* except) {
   Reader* victim = nullptr;
   for (auto& o : readers_) {
@@ -1184,11 +1178,7 @@ Status FileSource::Run(SourceContext& ctx) {
   LoadState(ctx.stop_token());
   if (ctx.stop_token().stop_requested()) return Status::Ok();
   loaded_ = true;
-  char cwd[4096];
-  for (const auto& pattern : config_.include) {
-    if (!pattern.empty() && pattern[0] == '/') include_abs_.push_back(pattern);
-    else if (::getcwd(cwd, sizeof cwd) != nullptr) include_abs_.push_back(std::string(cwd) + "/" + pattern);
-  }
+  for (const auto& pattern : config_.include) include_abs_.push_back(file::AbsolutePattern(pattern));
   OpenInotify();
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ >= 0) {

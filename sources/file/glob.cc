@@ -163,14 +163,16 @@ std::string GlobBaseDir(const std::string& pattern) {
   return slash == 0 ? "/" : base.substr(0, slash);
 }
 
+std::string AbsolutePattern(const std::string& pattern) {
+  if (pattern.empty() || pattern[0] == '/') return pattern;
+  char cwd[4096];
+  if (::getcwd(cwd, sizeof cwd) == nullptr) return pattern;
+  return std::string(cwd) + "/" + pattern;
+}
+
 void ExpandGlob(const std::string& pattern, GlobWalk* walk) {
-  std::string abs = pattern;
-  if (abs.empty()) return;
-  if (abs[0] != '/') {
-    char cwd[4096];
-    if (::getcwd(cwd, sizeof cwd) == nullptr) return;
-    abs = std::string(cwd) + "/" + abs;
-  }
+  const std::string abs = AbsolutePattern(pattern);
+  if (abs.empty() || abs[0] != '/') return;
   auto comps = SplitComponents(abs);
   Walker w{comps, walk, {}};
   w.Walk("/", 0);

@@ -39,6 +39,10 @@ struct GlobWalk {
 // not descended by "**" (no loops).
 void ExpandGlob(const std::string& pattern, GlobWalk* walk);
 
+// `pattern` made absolute against the working directory, as ExpandGlob
+// reads it (unchanged if absolute, or if the directory cannot be had).
+std::string AbsolutePattern(const std::string& pattern);
+
 // True if `path` matches `pattern` (see the grammar above).
 bool GlobMatch(std::string_view pattern, std::string_view path);
 
