@@ -379,8 +379,17 @@ class Schema : public SchemaBase {
              const std::vector<std::string>& ignore = {}) const {
     const bool defined = node.IsDefined();
     if (defined && !node.IsNull() && !node.IsMap()) {
-      ctx.Error(node, "`" + (ctx.path.empty() ? std::string("config") : ctx.path) +
-                          "` must be a map of options");
+      // `encoding: json` for `encoding: { codec: json }`: name the option
+      // that takes such a value, else list the options.
+      std::string hint = "its options: " + Join(Names());
+      if (node.IsScalar()) {
+        const std::string key = ctx.path.substr(ctx.path.rfind('.') + 1);
+        for (const auto& d : Docs())
+          if (std::find(d.choices.begin(), d.choices.end(), node.Scalar()) != d.choices.end())
+            hint = "write `" + key + ": { " + d.name + ": " + node.Scalar() + " }`";
+      }
+      ctx.Error(node, "`" + (ctx.path.empty() ? std::string("config") : ctx.path) + "` must be a map of options",
+                hint);
       return false;
     }
     size_t errors_before = ctx.diag->error_count();

@@ -207,6 +207,20 @@ sinks:
   EXPECT_EQ(cfg->components[1].buffer.max_events, 50u);
 }
 
+TEST(LoaderTest, AScalarWhereATableOfOptionsGoesSaysHowToWriteIt) {
+  Diagnostics diag;
+  auto cfg = Load({{"a.yaml", R"(sources:
+  gen: { type: test_source }
+sinks:
+  out: { type: console, inputs: [gen], encoding: json }
+  other: { type: console, inputs: [gen], encoding: [json] }
+)"}},
+                  &diag);
+  EXPECT_FALSE(cfg);
+  EXPECT_TRUE(HasError(diag, "a.yaml:4:50", "write `encoding: { codec: json }`")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:5:52", "its options: codec, except_fields")) << diag.ToString();
+}
+
 TEST(LoaderTest, MergeKeysCopyTheKeysAMapDoesNotSetItself) {
   // yaml-cpp reads `<<` as a plain key; without expanding it, `second`
   // had no `type` and every merged option was "unknown option `<<`".
