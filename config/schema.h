@@ -34,6 +34,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -225,6 +226,12 @@ struct Decoder<std::optional<T>> {
 template <typename T>
 struct Decoder<std::vector<T>> {
   static bool Decode(const YAML::Node& n, std::vector<T>* out, const ParseContext& ctx) {
+    if (n.IsScalar()) {  // one item: `include: /var/log/app.log` for `include: [/var/log/app.log]`
+      T v{};
+      if (!Decoder<T>::Decode(n, &v, ctx)) return false;
+      out->assign(1, std::move(v));
+      return true;
+    }
     if (!n.IsSequence()) {
       ctx.Error(n, "`" + ctx.path + "` must be a list of " + Decoder<T>::TypeName(),
                 "write it as [a, b] or one `- item` per line");
@@ -394,6 +401,7 @@ class Schema : public SchemaBase {
     }
     size_t errors_before = ctx.diag->error_count();
     std::vector<bool> seen(options_.size(), false);
+    std::set<std::string> suggested;  // what unknown keys were taken to mean
     if (defined && node.IsMap()) {
       for (auto it = node.begin(); it != node.end(); ++it) {
         const std::string key = it->first.Scalar();
@@ -405,6 +413,7 @@ class Schema : public SchemaBase {
           candidates.insert(candidates.end(), ignore.begin(), ignore.end());
           std::string near = ClosestMatch(key, candidates);
           if (near.empty()) near = NestedPath(key);
+          suggested.insert(near);
           ctx.Error(it->first, "unknown option `" + ctx.Child(key).path + "`",
                     near.empty() ? "valid options: " + Join(names)
                                  : "did you mean `" + near + "`?");
@@ -418,7 +427,9 @@ class Schema : public SchemaBase {
       }
     }
     for (size_t i = 0; i < options_.size(); ++i) {
-      if (options_[i]->doc_.required && !seen[i]) {
+      // A misspelt required option (`endpoint` for `endpoints`) is
+      // reported once, as unknown with the right name.
+      if (options_[i]->doc_.required && !seen[i] && !suggested.count(options_[i]->doc_.name)) {
         const YAML::Node& at = defined ? node : YAML::Node();
         ctx.Error(at, "missing required option `" + ctx.Child(options_[i]->doc_.name).path + "`",
                   options_[i]->doc_.doc);

@@ -104,6 +104,20 @@ TEST(SchemaTest, CollectsAllProblems) {
   EXPECT_NE(all.find("must be one of: fast, safe"), std::string::npos) << all;
 }
 
+// What a user of other shippers writes first: one glob without brackets,
+// and a misspelt required option, which is one mistake and one error.
+TEST(SchemaTest, OneItemForAListAndAMisspeltRequiredOption) {
+  Diagnostics diag;
+  Outer o;
+  ASSERT_TRUE(ParseText("name: a\ninclude: /var/log/*.log\n", &o, &diag)) << diag.ToString();
+  EXPECT_EQ(o.include, std::vector<std::string>{"/var/log/*.log"});
+  EXPECT_FALSE(ParseText("include: ~\n", &o, &diag));  // null is not an item
+  Diagnostics misspelt;
+  EXPECT_FALSE(ParseText("nme: a\n", &o, &misspelt));
+  ASSERT_EQ(misspelt.error_count(), 1u) << misspelt.ToString();
+  EXPECT_EQ(misspelt.all()[0].hint, "did you mean `name`?");
+}
+
 TEST(SchemaTest, SecretValuesAreNotEchoed) {
   Diagnostics diag;
   Outer o;
