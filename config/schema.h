@@ -414,9 +414,16 @@ class Schema : public SchemaBase {
           std::string near = ClosestMatch(key, candidates);
           if (near.empty()) near = NestedPath(key);
           suggested.insert(near);
+          // Another shipper's shorter name for ours (`units` for
+          // `include_units`): the options it is a word of.
+          std::vector<std::string> worded;
+          if (near.empty())
+            for (const auto& n : names)
+              if (("_" + n + "_").find("_" + key + "_") != std::string::npos) worded.push_back("`" + n + "`");
           ctx.Error(it->first, "unknown option `" + ctx.Child(key).path + "`",
-                    near.empty() ? "valid options: " + Join(names)
-                                 : "did you mean `" + near + "`?");
+                    !near.empty()                          ? "did you mean `" + near + "`?"
+                    : !worded.empty() && worded.size() < 3 ? "did you mean " + JoinOr(worded) + "?"
+                                                           : "valid options: " + Join(names));
           continue;
         }
         seen[idx] = true;
@@ -451,6 +458,9 @@ class Schema : public SchemaBase {
     for (size_t i = 0; i < options_.size(); ++i)
       if (options_[i]->doc_.name == key) return i;
     return options_.size();
+  }
+  static std::string JoinOr(const std::vector<std::string>& v) {
+    return v.size() == 2 ? v[0] + " or " + v[1] : v.empty() ? "" : v[0];
   }
   static std::string Join(const std::vector<std::string>& v) {
     std::string s;

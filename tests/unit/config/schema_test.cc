@@ -116,6 +116,11 @@ TEST(SchemaTest, OneItemForAListAndAMisspeltRequiredOption) {
   EXPECT_FALSE(ParseText("nme: a\n", &o, &misspelt));
   ASSERT_EQ(misspelt.error_count(), 1u) << misspelt.ToString();
   EXPECT_EQ(misspelt.all()[0].hint, "did you mean `name`?");
+  // A word of an option's name, as other shippers name it.
+  Diagnostics worded;
+  EXPECT_FALSE(ParseText("name: a\nsecs: 5\n", &o, &worded));
+  ASSERT_EQ(worded.error_count(), 1u) << worded.ToString();
+  EXPECT_EQ(worded.all()[0].hint, "did you mean `timeout_secs`?");
 }
 
 TEST(SchemaTest, SecretValuesAreNotEchoed) {
