@@ -7,32 +7,106 @@ namespace tributary {
 const config::Schema<EncodingConfig>& EncodingConfig::schema() {
   static const config::Schema<EncodingConfig> s = [] {
     config::Schema<EncodingConfig> s;
-    s.Field("codec", &EncodingConfig::codec, "`json`: one JSON object per event; `text`: the `message` field only.")
-        .OneOf({"json", "text"});
+    s.Field("codec", &EncodingConfig::codec,
+            "`json`: one JSON object per event; `text`: the `message` field only; `logfmt`: `key=value` pairs, "
+            "nested fields flattened (`http.status=200`), values with spaces or quotes quoted.")
+        .OneOf({"json", "text", "logfmt"});
     s.Field("except_fields", &EncodingConfig::except_fields, "Top-level fields left out of the output.");
     return s;
   }();
   return s;
 }
 
-Encoder::Encoder(const EncodingConfig& config) : json_(config.codec == "json"), except_(config.except_fields) {}
+Encoder::Encoder(const EncodingConfig& config)
+    : codec_(config.codec == "text"     ? Codec::kText
+             : config.codec == "logfmt" ? Codec::kLogfmt
+                                        : Codec::kJson),
+      except_(config.except_fields) {}
+
+bool Encoder::Excluded(const std::string& key) const {
+  for (const auto& e : except_)
+    if (key == e) return true;
+  return false;
+}
+
+namespace {
+
+void AppendLogfmtText(std::string_view s, std::string* out) {
+  bool quote = s.empty();
+  for (char c : s) quote = quote || c == ' ' || c == '=' || c == '"' || static_cast<unsigned char>(c) < 0x20;
+  if (!quote) {
+    out->append(s);
+    return;
+  }
+  out->push_back('"');
+  for (char c : s) {
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\t': out->append("\\t"); break;
+      case '\r': out->append("\\r"); break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          static const char kHex[] = "0123456789abcdef";
+          out->append("\\u00");
+          out->push_back(kHex[(c >> 4) & 0xf]);
+          out->push_back(kHex[c & 0xf]);
+        } else {
+          out->push_back(c);
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+// key=value for a scalar; one pair per leaf of a map or array.
+void AppendLogfmtPair(const std::string& key, const Value& v, bool* first, std::string* out) {
+  if (v.is_map()) {
+    const Fields& m = v.as_map();
+    for (size_t i = 0; i < m.size(); ++i) AppendLogfmtPair(key + "." + m.key(i), m.value(i), first, out);
+    return;
+  }
+  if (v.is_array()) {
+    const Array& a = v.as_array();
+    for (size_t i = 0; i < a.size(); ++i) AppendLogfmtPair(key + "[" + std::to_string(i) + "]", a[i], first, out);
+    return;
+  }
+  if (!*first) out->push_back(' ');
+  *first = false;
+  AppendLogfmtText(key, out);
+  out->push_back('=');
+  if (v.is_string()) {
+    AppendLogfmtText(v.as_string(), out);
+  } else {
+    std::string text;
+    v.append_text(&text);
+    AppendLogfmtText(text, out);
+  }
+}
+
+}  // namespace
 
 void Encoder::Encode(const Event& event, std::string* out) const {
-  if (!json_) {
+  if (codec_ == Codec::kText) {
     if (const Value* m = event.get(kMessageField)) m->append_text(out);
+    return;
+  }
+  const Fields& f = event.fields();
+  if (codec_ == Codec::kLogfmt) {
+    bool first = true;
+    for (size_t i = 0; i < f.size(); ++i)
+      if (!Excluded(f.key(i))) AppendLogfmtPair(f.key(i), f.value(i), &first, out);
     return;
   }
   if (except_.empty()) {
     AppendJson(event, out);
     return;
   }
-  const Fields& f = event.fields();
   out->push_back('{');
   bool first = true;
   for (size_t i = 0; i < f.size(); ++i) {
-    bool skip = false;
-    for (const auto& e : except_) skip = skip || f.key(i) == e;
-    if (skip) continue;
+    if (Excluded(f.key(i))) continue;
     if (!first) out->push_back(',');
     first = false;
     AppendJsonString(f.key(i), out);

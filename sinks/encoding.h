@@ -2,6 +2,10 @@
 // Encodings shared by sinks: how an event becomes bytes.
 //   json  one JSON object per event (timestamps RFC 3339 with nanoseconds)
 //   text  the `message` field as text (empty if absent)
+//   logfmt  key=value pairs in the event's order; nested maps and arrays
+//         flattened (`http.status=200`, `tags[0]=a`); a value that is
+//         empty or holds a space, `=`, `"` or a control character is
+//         quoted, with `\` and `"` escaped and controls as \n \t \r \uXXXX
 // An Encoder is built once per sink and is const (thread-safe).
 
 #include <string>
@@ -25,7 +29,9 @@ class Encoder {
   void Encode(const Event& event, std::string* out) const;
 
  private:
-  bool json_;
+  enum class Codec { kJson, kText, kLogfmt };
+  bool Excluded(const std::string& key) const;
+  Codec codec_;
   std::vector<std::string> except_;
 };
 
