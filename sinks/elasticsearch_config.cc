@@ -66,6 +66,16 @@ const config::Schema<TlsConfig>& TlsConfig::schema() {
     config::Schema<TlsConfig> s;
     s.Field("ca_file", &TlsConfig::ca_file,
             "PEM file of the CA certificates to trust for `https` endpoints; default: the system's trust store.");
+    s.Field("crt_file", &TlsConfig::crt_file,
+            "PEM file of the client certificate (chain) presented to endpoints that ask for one (mutual TLS); "
+            "needs `key_file`.");
+    s.Field("key_file", &TlsConfig::key_file, "PEM file of the client certificate's private key (unencrypted).");
+    s.Validate([](const TlsConfig& c, const YAML::Node& node, const config::ParseContext& ctx) {
+      if (c.crt_file.has_value() != c.key_file.has_value())
+        ctx.Error(node, "`" + ctx.path + "`: `crt_file` and `key_file` go together",
+                  c.crt_file ? "add `key_file`: the client certificate's private key"
+                             : "add `crt_file`: the client certificate the key belongs to");
+    });
     s.Field("verify_certificate", &TlsConfig::verify_certificate,
             "Verify the server's certificate chain. Turning this off allows anyone on the path to read the data.");
     s.Field("verify_hostname", &TlsConfig::verify_hostname,
@@ -240,9 +250,11 @@ Result<Endpoint> ParseEndpoint(std::string_view url) {
 }
 
 void CheckEnvironment(const ElasticsearchConfig& config, std::vector<config::EnvCheck>* out) {
-  if (config.tls.ca_file) {
-    config::EnvCheck c{"tls.ca_file " + *config.tls.ca_file + " is readable", true, ""};
-    if (::access(config.tls.ca_file->c_str(), R_OK) != 0) {
+  for (const auto& [name, file] : {std::pair{"tls.ca_file", &config.tls.ca_file}, std::pair{"tls.crt_file", &config.tls.crt_file},
+                                   std::pair{"tls.key_file", &config.tls.key_file}}) {
+    if (!*file) continue;
+    config::EnvCheck c{std::string(name) + " " + **file + " is readable", true, ""};
+    if (::access((*file)->c_str(), R_OK) != 0) {
       c.ok = false;
       c.detail = std::strerror(errno);
     }

@@ -42,6 +42,8 @@ struct AuthConfig {
 
 struct TlsConfig {
   std::optional<std::string> ca_file;
+  std::optional<std::string> crt_file;  // client certificate (chain), PEM
+  std::optional<std::string> key_file;  // its private key, PEM, unencrypted
   bool verify_certificate = true;
   bool verify_hostname = true;
   static const config::Schema<TlsConfig>& schema();

@@ -325,6 +325,14 @@ Result<std::unique_ptr<HttpClient>> HttpClient::Create(HttpClientOptions options
     } else {
       impl.tls_ctx->set_verify_mode(ssl::verify_none, ec);
     }
+    if (options.tls.crt_file && options.tls.key_file) {
+      impl.tls_ctx->use_certificate_chain_file(*options.tls.crt_file, ec);
+      if (ec) return Status::InvalidArgument("tls.crt_file " + *options.tls.crt_file + ": " + Describe(ec));
+      impl.tls_ctx->use_private_key_file(*options.tls.key_file, ssl::context::pem, ec);
+      if (ec)
+        return Status::InvalidArgument("tls.key_file " + *options.tls.key_file + ": " + Describe(ec) +
+                                       " (a PEM private key without a passphrase, the one of tls.crt_file)");
+    }
   }
   impl.down_until.assign(options.endpoints.size(), Clock::time_point{});
   impl.idle.resize(options.endpoints.size());

@@ -221,6 +221,19 @@ sinks:
   EXPECT_TRUE(HasError(diag, "a.yaml:5:52", "its options: codec, except_fields")) << diag.ToString();
 }
 
+TEST(LoaderTest, AClientCertificateNeedsItsKey) {
+  Diagnostics diag;
+  auto cfg = Load({{"a.yaml", R"(sources:
+  gen: { type: test_source }
+sinks:
+  e: { type: elasticsearch, inputs: [gen], endpoints: ["https://e:9200"], tls: { crt_file: /c.pem } }
+)"}},
+                  &diag);
+  EXPECT_FALSE(cfg);
+  EXPECT_TRUE(HasError(diag, "a.yaml:4:80", "`crt_file` and `key_file` go together")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:4:80", "add `key_file`")) << diag.ToString();
+}
+
 TEST(LoaderTest, MergeKeysCopyTheKeysAMapDoesNotSetItself) {
   // yaml-cpp reads `<<` as a plain key; without expanding it, `second`
   // had no `type` and every merged option was "unknown option `<<`".

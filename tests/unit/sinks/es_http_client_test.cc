@@ -36,9 +36,15 @@ struct Seen {
 // keep-alive; one connection at a time, on its own thread.
 class TlsServer {
  public:
-  TlsServer(const std::string& cert, const std::string& key) : ctx_(ssl::context::tls_server) {
+  // `client_ca`: if set, clients must present a certificate it signed.
+  TlsServer(const std::string& cert, const std::string& key, const std::string& client_ca = "")
+      : ctx_(ssl::context::tls_server) {
     ctx_.use_certificate_chain_file(cert);
     ctx_.use_private_key_file(key, ssl::context::pem);
+    if (!client_ca.empty()) {
+      ctx_.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+      ctx_.load_verify_file(client_ca);
+    }
     acceptor_.open(tcp::v4());
     acceptor_.set_option(tcp::acceptor::reuse_address(true));
     acceptor_.bind({asio::ip::make_address("127.0.0.1"), 0});
@@ -109,11 +115,15 @@ class EsHttpClientTest : public ::testing::Test {
   void SetUp() override {
     cert_ = dir_ / "cert.pem";
     key_ = dir_ / "key.pem";
-    std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
-                      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
-                      key_ + " -out " + cert_ + " >/dev/null 2>&1";
-    ASSERT_EQ(std::system(cmd.c_str()), 0) << "openssl could not make a certificate";
+    ASSERT_TRUE(MakeCertificate("/CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1", cert_, key_));
     server_ = std::make_unique<TlsServer>(cert_, key_);
+  }
+
+  // A self-signed certificate; `subject` is -subj and any further openssl req options.
+  static bool MakeCertificate(const std::string& subject, const std::string& cert, const std::string& key) {
+    std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj " + subject + " -keyout " + key +
+                      " -out " + cert + " >/dev/null 2>&1";
+    return std::system(cmd.c_str()) == 0;
   }
 
   std::unique_ptr<HttpClient> Client(const std::string& host, TlsConfig tls, std::string auth = "") {
@@ -194,6 +204,36 @@ TEST_F(EsHttpClientTest, VerificationCanBeTurnedOff) {
   HttpResponse r = Post(*client, "{}\n");
   EXPECT_TRUE(r.error.ok()) << r.error.ToString();
   EXPECT_EQ(r.status, 200);
+}
+
+// Mutual TLS: a server that asks for a client certificate gets the one of
+// tls.crt_file / tls.key_file, and refuses a client without one.
+TEST_F(EsHttpClientTest, PresentsAClientCertificateToAServerThatAsksForOne) {
+  const std::string client_cert = dir_ / "client.pem", client_key = dir_ / "client-key.pem";
+  ASSERT_TRUE(MakeCertificate("/CN=tributary", client_cert, client_key));
+  server_ = std::make_unique<TlsServer>(cert_, key_, client_cert);
+  TlsConfig tls;
+  tls.ca_file = cert_;
+  auto anonymous = Client("127.0.0.1", tls);
+  HttpResponse r = Post(*anonymous, "{}\n");
+  EXPECT_FALSE(r.error.ok());
+  EXPECT_TRUE(server_->seen().empty());
+  tls.crt_file = client_cert;
+  tls.key_file = client_key;
+  auto client = Client("127.0.0.1", tls);
+  r = Post(*client, "{\"index\":{}}\n{}\n");
+  ASSERT_TRUE(r.error.ok()) << r.error.ToString();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(server_->seen().size(), 1u);
+  // The server's key is not the client certificate's: caught at start.
+  HttpClientOptions o;
+  o.endpoints.push_back(ParseEndpoint("https://127.0.0.1:1").value());
+  o.tls.crt_file = client_cert;
+  o.tls.key_file = key_;
+  auto mismatched = HttpClient::Create(std::move(o));
+  ASSERT_FALSE(mismatched.ok());
+  EXPECT_NE(mismatched.status().message().find("tls.key_file " + key_), std::string::npos)
+      << mismatched.status().ToString();
 }
 
 TEST(EsHttpClientConfigTest, UnreadableCaFileIsAConfigError) {
