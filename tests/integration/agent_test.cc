@@ -447,6 +447,11 @@ TEST(ReloadTest, TheWatchdogIsFedWhileAReloadDrains) {
     return m.size() + 1;
   };
   ASSERT_TRUE(WaitFor([&] { return said("READY=1") <= notify.Poll().size(); }));
+  // Something for the drain to wait for: without it a SIGHUP that came
+  // before the first demo event reached the sink reloaded in ~10 ms.
+  ASSERT_TRUE(WaitFor([&] {
+    return agent.Metric("tributary_buffer_received_events_total", {{"component_id", "es"}}).value_or(0) > 0;
+  })) << agent.Metrics();
   agent.process().Signal(SIGHUP);
   size_t reloading = 0, ready = 0;
   ASSERT_TRUE(WaitFor([&] {
