@@ -322,6 +322,24 @@ class Schema : public SchemaBase {
       };
       return *this;
     }
+    // A string option that also takes a list, joined with `sep`
+    // (`bootstrap_servers: [a:9092, b:9092]` for "a:9092,b:9092").
+    Option& JoinsList(std::string sep) {
+      doc_.type += " or list of string";
+      decode_ = [decode = decode_, sep](const YAML::Node& n, C* c, const ParseContext& ctx) {
+        if (!n.IsSequence()) return decode(n, c, ctx);
+        std::string joined;
+        for (const auto& item : n) {
+          if (!item.IsScalar()) {
+            ctx.Error(item, "`" + ctx.path + "` must be a string or a list of strings");
+            return false;
+          }
+          joined += (joined.empty() ? "" : sep) + item.Scalar();
+        }
+        return decode(YAML::Node(joined), c, ctx);
+      };
+      return *this;
+    }
     Option& DefaultText(std::string text) {
       doc_.default_value = std::move(text);
       return *this;

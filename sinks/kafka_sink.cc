@@ -26,8 +26,9 @@ const config::Schema<KafkaSink::Config>& KafkaSink::Config::schema() {
   static const config::Schema<Config> s = [] {
     config::Schema<Config> s;
     s.Field("bootstrap_servers", &Config::bootstrap_servers,
-            "Comma-separated host:port list of brokers to bootstrap from.")
+            "host:port of the brokers to bootstrap from, comma-separated or as a list.")
         .Required()
+        .JoinsList(",")
         .Check<std::string>([](const std::string& v) { return v.empty() ? std::string("must not be empty") : ""; });
     s.Field("topic", &Config::topic, "Topic to produce to; `{{ field }}` inserts a field of the event.")
         .Required()

@@ -144,8 +144,9 @@ const config::Schema<KafkaSource::Config>& KafkaSource::Config::schema() {
     config::Schema<Config> s;
     auto not_empty = [](const std::string& v) { return v.empty() ? std::string("must not be empty") : ""; };
     s.Field("bootstrap_servers", &Config::bootstrap_servers,
-            "Comma-separated host:port list of brokers to bootstrap from.")
+            "host:port of the brokers to bootstrap from, comma-separated or as a list.")
         .Required()
+        .JoinsList(",")
         .Check<std::string>(not_empty);
     s.Field("group_id", &Config::group_id, "Consumer group; members of one group share the partitions.")
         .Required()

@@ -123,6 +123,35 @@ TEST(SchemaTest, OneItemForAListAndAMisspeltRequiredOption) {
   EXPECT_EQ(worded.all()[0].hint, "did you mean `timeout_secs`?");
 }
 
+struct Brokers {
+  std::string servers;
+  static const Schema<Brokers>& schema() {
+    static const Schema<Brokers> s = [] {
+      Schema<Brokers> s;
+      s.Field("servers", &Brokers::servers, "Brokers.").JoinsList(",").Check<std::string>([](const std::string& v) {
+        return v.empty() ? std::string("must not be empty") : "";
+      });
+      return s;
+    }();
+    return s;
+  }
+};
+
+TEST(SchemaTest, AStringThatJoinsAList) {
+  auto parse = [](const std::string& text, Brokers* b, Diagnostics* d) {
+    return Brokers::schema().Parse(YAML::Load(text), b, ParseContext{d, "t.yaml", "x"});
+  };
+  Diagnostics diag;
+  Brokers b;
+  ASSERT_TRUE(parse("servers: [a:9092, b:9092]\n", &b, &diag)) << diag.ToString();
+  EXPECT_EQ(b.servers, "a:9092,b:9092");
+  ASSERT_TRUE(parse("servers: a:9092\n", &b, &diag)) << diag.ToString();
+  EXPECT_EQ(b.servers, "a:9092");
+  EXPECT_FALSE(parse("servers: [a, {b: 1}]\n", &b, &diag));
+  EXPECT_FALSE(parse("servers: []\n", &b, &diag));  // checked after joining: empty
+  EXPECT_EQ(Brokers::schema().Docs()[0].type, "string or list of string");
+}
+
 TEST(SchemaTest, SecretValuesAreNotEchoed) {
   Diagnostics diag;
   Outer o;
