@@ -31,33 +31,13 @@ bool Encoder::Excluded(const std::string& key) const {
 
 namespace {
 
+// As is when it can be; else quoted as a JSON string, which logfmt
+// readers unquote.
 void AppendLogfmtText(std::string_view s, std::string* out) {
   bool quote = s.empty();
   for (char c : s) quote = quote || c == ' ' || c == '=' || c == '"' || static_cast<unsigned char>(c) < 0x20;
-  if (!quote) {
-    out->append(s);
-    return;
-  }
-  out->push_back('"');
-  for (char c : s) {
-    switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\t': out->append("\\t"); break;
-      case '\r': out->append("\\r"); break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          static const char kHex[] = "0123456789abcdef";
-          out->append("\\u00");
-          out->push_back(kHex[(c >> 4) & 0xf]);
-          out->push_back(kHex[c & 0xf]);
-        } else {
-          out->push_back(c);
-        }
-    }
-  }
-  out->push_back('"');
+  if (quote) AppendJsonString(s, out);
+  else out->append(s);
 }
 
 // key=value for a scalar; one pair per leaf of a map or array.

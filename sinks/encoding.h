@@ -5,7 +5,7 @@
 //   logfmt  key=value pairs in the event's order; nested maps and arrays
 //         flattened (`http.status=200`, `tags[0]=a`); a value that is
 //         empty or holds a space, `=`, `"` or a control character is
-//         quoted, with `\` and `"` escaped and controls as \n \t \r \uXXXX
+//         quoted as a JSON string (`\"`, `\\`, `\n`, `\u0001`)
 // An Encoder is built once per sink and is const (thread-safe).
 
 #include <string>
