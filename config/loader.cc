@@ -311,10 +311,12 @@ std::string SyntaxHint(const std::string& msg, std::string_view text, int line, 
 
 void CheckDuplicateKeys(const YAML::Node& node, const std::string& file, Diagnostics* diag) {
   if (node.IsMap()) {
-    std::set<std::string> seen;
+    std::map<std::string, Location> seen;
     for (auto it = node.begin(); it != node.end(); ++it) {
       std::string k = it->first.Scalar();
-      if (!seen.insert(k).second) diag->Error(LocationOf(it->first, file), "duplicate key `" + k + "`");
+      if (auto [first, inserted] = seen.try_emplace(k, LocationOf(it->first, file)); !inserted)
+        diag->Error(LocationOf(it->first, file), "duplicate key `" + k + "`",
+                    "first at " + first->second.ToString() + "; YAML keeps only one of them");
       CheckDuplicateKeys(it->second, file, diag);
     }
   } else if (node.IsSequence()) {
@@ -603,10 +605,12 @@ std::optional<Config> LoadConfigFromStrings(const std::vector<std::pair<std::str
         diag->Error(LocationOf(it->second, file), "`" + key + "` must be a map of component id to options");
         continue;
       }
+      std::set<std::string> in_this_map;  // a repeat here is a duplicate key, reported already
       for (auto c = it->second.begin(); c != it->second.end(); ++c) {
         std::string id = c->first.Scalar();
         Location where = LocationOf(c->first, file);
         auto [owner, inserted] = id_owner.try_emplace(id, where);
+        if (!in_this_map.insert(id).second) continue;
         if (!inserted) {
           diag->Error(where, "duplicate component id `" + id + "`", "first defined at " + owner->second.ToString());
           continue;

@@ -107,6 +107,26 @@ TEST(LoaderTest, DuplicateIdAcrossFilesAndConflictingGlobals) {
   EXPECT_TRUE(HasError(diag, "b.yaml:1:1", "`data_dir` is also set")) << diag.ToString();
 }
 
+// One id written twice in one section is one mistake: a duplicate key
+// (YAML keeps one of the two), not also a duplicate component id. The same
+// id in two sections of one file is a duplicate id.
+TEST(LoaderTest, ARepeatedIdInOneSectionIsOneError) {
+  Diagnostics diag;
+  auto cfg = Load({{"a.yaml", R"(sources:
+  gen: { type: test_source }
+sinks:
+  out: { type: test_sink, inputs: [gen] }
+  out: { type: test_sink, inputs: [gen] }
+  gen: { type: test_sink, inputs: [gen] }
+)"}},
+                  &diag);
+  EXPECT_FALSE(cfg);
+  EXPECT_TRUE(HasError(diag, "a.yaml:5:3", "duplicate key `out`")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:5:3", "first at a.yaml:4:3")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:6:3", "duplicate component id `gen`")) << diag.ToString();
+  EXPECT_EQ(diag.error_count(), 2u) << diag.ToString();
+}
+
 TEST(LoaderTest, MergesFilesAndAcceptsIdenticalGlobals) {
   Diagnostics diag;
   auto cfg = Load({{"a.yaml", "data_dir: /x\nsources:\n  gen: { type: test_source }\n"},
