@@ -431,7 +431,7 @@ class Schema : public SchemaBase {
           candidates.insert(candidates.end(), ignore.begin(), ignore.end());
           std::string near = ClosestMatch(key, candidates);
           if (near.empty()) near = NestedPath(key);
-          suggested.insert(near);
+          if (!near.empty()) suggested.insert(near);
           // Another shipper's shorter name for ours (`units` for
           // `include_units`): the options it is a word of.
           std::vector<std::string> worded;

@@ -56,13 +56,9 @@ void AppendLogfmtPair(const std::string& key, const Value& v, bool* first, std::
   *first = false;
   AppendLogfmtText(key, out);
   out->push_back('=');
-  if (v.is_string()) {
-    AppendLogfmtText(v.as_string(), out);
-  } else {
-    std::string text;
-    v.append_text(&text);
-    AppendLogfmtText(text, out);
-  }
+  if (v.is_string()) AppendLogfmtText(v.as_string(), out);
+  else if (v.is_null()) out->append("\"\"");
+  else v.append_text(out);  // a number, bool or RFC 3339 time: nothing to quote
 }
 
 }  // namespace

@@ -25,10 +25,7 @@ const config::Schema<RegexParserTransform::Config>& RegexParserTransform::Config
             "`timestamp\\|<format>` (strptime, `%f` for fractions, or rfc3339/unix/unix_ms).");
     s.Field("timezone", &Config::timezone,
             "Zone of timestamps whose format has no `%z`: `UTC`, `local`, an offset like `+02:00` or an IANA name like `Europe/Paris` (summer time applies).")
-        .Check<std::string>([](const std::string& z) {
-          TimeZone tz;
-          return TimeZone::Parse(z, &tz) ? std::string() : TimeZone::Problem(z);
-        });
+        .Check<std::string>(TimeZone::Check);
     s.Field("drop_field", &Config::drop_field, "Remove the parsed field after a successful parse.");
     s.Field("drop_failed", &Config::drop_failed,
             "Drop events that fail to parse; false passes them on unchanged. Failures are counted either way.");

@@ -111,8 +111,11 @@ bool TimeZone::Parse(std::string_view t, TimeZone* out) {
   }
 }
 
-std::string TimeZone::Problem(std::string_view t) {
-  std::string problem = "unknown time zone \"" + std::string(t) + "\" (UTC, local, an offset like +02:00 or an IANA name like Europe/Paris)";
+std::string TimeZone::Check(const std::string& t) {
+  TimeZone tz;
+  if (Parse(t, &tz)) return "";
+  std::string problem = "unknown time zone \"" + t +
+                        "\" (UTC, local, an offset like +02:00 or an IANA name like Europe/Paris)";
   try {
     std::vector<std::string> names;
     for (const auto& z : date::get_tzdb().zones) names.push_back(std::string(z.name()));

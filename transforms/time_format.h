@@ -41,9 +41,9 @@ struct TimeZone {
   // "UTC", "Z", "local", "+02:00", "-0530", "Europe/Paris"; false if not
   // understood.
   static bool Parse(std::string_view text, TimeZone* out);
-  // Why `text` is not a time zone, with the nearest IANA name if one is
-  // close: for config errors.
-  static std::string Problem(std::string_view text);
+  // "" if `text` is a time zone, else why not, with the nearest IANA name
+  // if one is close: the config check of a `timezone` option.
+  static std::string Check(const std::string& text);
 };
 
 class TimeFormat {

@@ -23,10 +23,7 @@ const config::Schema<TimestampParserTransform::Config>& TimestampParserTransform
         });
     s.Field("timezone", &Config::timezone,
             "Zone of times whose format has no `%z`: `UTC`, `local`, an offset like `+02:00` or an IANA name like `Europe/Paris` (summer time applies).")
-        .Check<std::string>([](const std::string& z) {
-          TimeZone tz;
-          return TimeZone::Parse(z, &tz) ? std::string() : TimeZone::Problem(z);
-        });
+        .Check<std::string>(TimeZone::Check);
     s.Field("target", &Config::target, "Where the parsed timestamp is stored.")
         .Check<std::string>([](const std::string& f) { return f.empty() ? std::string("must not be empty") : ""; });
     s.Field("drop_field", &Config::drop_field, "Remove `field` after a successful parse (when it differs from `target`).");
