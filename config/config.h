@@ -112,9 +112,10 @@ std::optional<Config> LoadConfigFromStrings(
     const std::vector<std::pair<std::string, std::string>>& files, Diagnostics* diag,
     const LoadOptions& options = {});
 
-// Applies the interpolation grammar above; reports into diag.
+// Applies the interpolation grammar above; reports into diag and, if
+// `subs` is given, records where each value went.
 std::string Interpolate(std::string_view text, std::string_view file, const EnvLookup& env,
-                        Diagnostics* diag);
+                        Diagnostics* diag, std::vector<Substitution>* subs = nullptr);
 
 // The topology as Graphviz DOT.
 std::string ToDot(const Config& config);

@@ -38,11 +38,67 @@ std::string Diagnostic::ToString() const {
 
 void Diagnostics::Error(Location loc, std::string message, std::string hint) {
   items_.push_back({Diagnostic::Severity::kError, std::move(loc), std::move(message), std::move(hint)});
+  Map(&items_.back());
   ++errors_;
 }
 
 void Diagnostics::Warning(Location loc, std::string message, std::string hint) {
   items_.push_back({Diagnostic::Severity::kWarning, std::move(loc), std::move(message), std::move(hint)});
+  Map(&items_.back());
+}
+
+void Diagnostics::AddSubstitutions(const std::string& file, std::vector<Substitution> subs) {
+  if (!subs.empty()) substitutions_.emplace_back(file, std::move(subs));
+}
+
+namespace {
+
+// `text` with each occurrence of `value` replaced by `${name}`; a short
+// value only where it stands quoted, so that "5" does not eat every 5.
+void Redact(std::string* text, const Substitution& s) {
+  if (s.value.empty()) return;
+  const bool bare = s.value.size() >= 4;
+  const std::string ref = "${" + s.name + "}";
+  for (size_t pos = 0; (pos = text->find(s.value, pos)) != std::string::npos;) {
+    const bool quoted = pos > 0 && pos + s.value.size() < text->size() &&
+                        std::string_view("\"`'").find((*text)[pos - 1]) != std::string_view::npos &&
+                        (*text)[pos + s.value.size()] == (*text)[pos - 1];
+    if (bare || quoted) {
+      text->replace(pos, s.value.size(), ref);
+      pos += ref.size();
+    } else {
+      pos += s.value.size();
+    }
+  }
+}
+
+}  // namespace
+
+void Diagnostics::Map(Diagnostic* d) const {
+  Location& loc = d->location;
+  if (loc.line <= 0) return;
+  for (const auto& [file, subs] : substitutions_) {
+    if (file != loc.file) continue;
+    int shift = 0;
+    const Substitution* at = nullptr;
+    for (const Substitution& s : subs) {
+      if (s.line != loc.line) continue;
+      Redact(&d->message, s);
+      Redact(&d->hint, s);
+      if (loc.column >= s.column + s.length) {
+        shift += s.source_length - s.length;
+      } else if (at == nullptr && loc.column + 1 >= s.column) {
+        at = &s;  // the value, or the quote that opens it
+      }
+    }
+    if (at != nullptr && loc.column >= at->column) loc.column = at->source_column;
+    else loc.column += shift;
+    if (at != nullptr) {
+      const std::string from = "the value comes from `${" + at->name + "}`";
+      d->hint = d->hint.empty() ? from : d->hint + "; " + from;
+    }
+    return;
+  }
 }
 
 std::string Diagnostics::ToString() const {

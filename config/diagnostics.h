@@ -9,6 +9,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace YAML {
@@ -36,10 +37,28 @@ struct Diagnostic {
   std::string ToString() const;  // "file:line:col: error: message (hint)"
 };
 
+// Where interpolation put a variable's value into a file's text (1-based
+// columns of the same line): `column`/`length` in the text YAML parses,
+// `source_column`/`source_length` for the `${...}` in the file as written.
+struct Substitution {
+  int line = 0;
+  int column = 0;
+  int length = 0;
+  int source_column = 0;
+  int source_length = 0;
+  std::string name;   // the variable
+  std::string value;  // what was inserted (quoted or escaped as needed)
+};
+
 class Diagnostics {
  public:
   void Error(Location loc, std::string message, std::string hint = {});
   void Warning(Location loc, std::string message, std::string hint = {});
+
+  // The substitutions made in `file`: from then on a location in it is given
+  // in the file's own columns, and an error on a line that took a
+  // variable's value names the variable instead of showing the value.
+  void AddSubstitutions(const std::string& file, std::vector<Substitution> subs);
 
   bool has_errors() const { return errors_ > 0; }
   size_t error_count() const { return errors_; }
@@ -48,7 +67,10 @@ class Diagnostics {
   std::string ToString() const;
 
  private:
+  void Map(Diagnostic* d) const;
+
   std::vector<Diagnostic> items_;
+  std::vector<std::pair<std::string, std::vector<Substitution>>> substitutions_;
   size_t errors_ = 0;
 };
 

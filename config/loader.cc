@@ -87,43 +87,154 @@ EnvLookup ProcessEnv() {
   };
 }
 
-std::string Interpolate(std::string_view text, std::string_view file, const EnvLookup& env,
-                        Diagnostics* diag) {
+namespace {
+
+// Whether YAML reads `v`, written unquoted as a whole value, back as
+// exactly `v` (as a string, number or bool); "" and a value that opens a
+// list or map also count, those are meant as YAML.
+bool ReadsBackAsPlain(std::string_view v, bool in_flow) {
+  if (v.empty() || v.front() == '[' || v.front() == '{') return true;
+  if (v == "~" || v == "null" || v == "Null" || v == "NULL") return false;
+  auto blank = [](char c) { return c == ' ' || c == '\t'; };
+  if (blank(v.front()) || blank(v.back()) || v.back() == ':') return false;
+  if (std::string_view("!&*|>'\"%@`#,]}").find(v.front()) != std::string_view::npos) return false;
+  if ((v.front() == '-' || v.front() == '?' || v.front() == ':') && (v.size() == 1 || blank(v[1]))) return false;
+  for (size_t i = 0; i < v.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(v[i]);
+    if (c < 0x20 || c == 0x7f) return false;
+    if (c == ':' && i + 1 < v.size() && blank(v[i + 1])) return false;
+    if (c == '#' && blank(v[i - 1])) return false;
+    if (in_flow && std::string_view(",[]{}").find(static_cast<char>(c)) != std::string_view::npos) return false;
+  }
+  return true;
+}
+
+// `v` as the inside of a double-quoted YAML scalar.
+std::string EscapeDoubleQuoted(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (u < 0x20 || u == 0x7f) {
+      static const char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+// Interpolation inserts a value so that YAML reads back exactly the
+// variable's value: escaped inside double quotes, `'` doubled inside single
+// quotes, and quoted when it stands unquoted as a whole value that YAML
+// would read otherwise (a `#`, `: `, a leading `*`...). To know which, the
+// text is followed as YAML's scanner would: quoted scalars (they start a
+// value and may span lines), flow brackets, comments (never interpolated)
+// and `|`/`>` block scalars (their lines are text: values go in as they are).
+std::string Interpolate(std::string_view text, std::string_view file, const EnvLookup& env, Diagnostics* diag,
+                        std::vector<Substitution>* subs) {
   std::string out;
   out.reserve(text.size());
   int line = 1;
-  size_t line_start = 0;
-  bool comment_line = false;
+  size_t line_start = 0, out_line_start = 0;
+  char quote = 0;         // inside a '...' or "..." scalar
+  int flow = 0;           // depth of [ ] and { }
+  bool value_start = true;  // the next non-blank character starts a value
+  bool comment = false;     // the rest of the line is a comment
+  int indent = 0;           // of this line
+  int block_parent = -1;    // a `|`/`>` scalar follows: the indentation of its key
+  int block_indent = -1;    // inside one: lines indented more than this are its text
+  bool block_line = false;  // this line is a block scalar's text
   auto at = [&](size_t pos) {
     return Location{std::string(file), line, static_cast<int>(pos - line_start) + 1};
   };
+  auto blank = [](char c) { return c == ' ' || c == '\t'; };
+  auto begin_line = [&](size_t pos) {
+    size_t j = pos;
+    while (j < text.size() && text[j] == ' ') ++j;
+    indent = static_cast<int>(j - pos);
+    const bool empty = j >= text.size() || text[j] == '\n' || text[j] == '\r';
+    if (block_parent >= 0) block_indent = block_parent, block_parent = -1;
+    if (block_indent >= 0 && !empty && indent <= block_indent) block_indent = -1;
+    block_line = block_indent >= 0;
+    value_start = quote == 0;
+    comment = false;
+  };
+  begin_line(0);
   for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
+    const char c = text[i];
     if (c == '\n') {
       out.push_back(c);
       ++line;
       line_start = i + 1;
-      size_t j = line_start;
-      while (j < text.size() && (text[j] == ' ' || text[j] == '\t')) ++j;
-      comment_line = j < text.size() && text[j] == '#';
+      out_line_start = out.size();
+      begin_line(line_start);
       continue;
     }
-    if (i == 0) {
-      size_t j = 0;
-      while (j < text.size() && (text[j] == ' ' || text[j] == '\t')) ++j;
-      comment_line = j < text.size() && text[j] == '#';
-    }
-    if (c != '$' || comment_line) {
+    if (comment) {
       out.push_back(c);
       continue;
     }
-    if (i + 1 < text.size() && text[i + 1] == '$') {
+    if (c == '$' && i + 1 < text.size() && text[i + 1] == '$') {
       out.push_back('$');
       ++i;
+      value_start = false;
       continue;
     }
-    if (i + 1 >= text.size() || text[i + 1] != '{') {
+    if (c != '$' || i + 1 >= text.size() || text[i + 1] != '{') {
+      // Follow the YAML around the references.
+      if (block_line) {
+      } else if (quote == '"') {
+        if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n') {
+          out.push_back(c);
+          out.push_back(text[++i]);
+          continue;
+        }
+        if (c == '"') quote = 0;
+      } else if (quote == '\'') {
+        if (c == '\'' && i + 1 < text.size() && text[i + 1] == '\'') {
+          out += "''";
+          ++i;
+          continue;
+        }
+        if (c == '\'') quote = 0;
+      } else if (c == '#' && (i == line_start || blank(text[i - 1]))) {
+        comment = true;
+      } else if (blank(c)) {
+        out.push_back(c);
+        continue;  // value_start holds across blanks
+      } else if (value_start && (c == '"' || c == '\'')) {
+        quote = c;
+      } else if (value_start && flow == 0 && (c == '|' || c == '>')) {
+        block_parent = indent;
+      } else if (c == '[' || c == '{') {
+        ++flow;
+        out.push_back(c);
+        value_start = true;
+        continue;
+      } else if (flow > 0 && (c == ']' || c == '}')) {
+        --flow;
+      } else if (flow > 0 && c == ',') {
+        out.push_back(c);
+        value_start = true;
+        continue;
+      } else if ((c == ':' || (value_start && (c == '-' || c == '?'))) &&
+                 (i + 1 >= text.size() || blank(text[i + 1]) || text[i + 1] == '\n' || text[i + 1] == '\r')) {
+        out.push_back(c);
+        value_start = true;
+        continue;
+      }
       out.push_back(c);
+      value_start = false;
       continue;
     }
     size_t close = text.find('}', i + 2);
@@ -150,12 +261,15 @@ std::string Interpolate(std::string_view text, std::string_view file, const EnvL
         op = "bad";
       }
     }
+    const size_t ref_begin = i;
+    const bool whole_value = value_start && quote == 0 && !block_line;
+    value_start = false;
+    i = close;
     bool valid_name = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0]));
     for (char nc : name) valid_name = valid_name && (std::isalnum(static_cast<unsigned char>(nc)) || nc == '_');
     if (!valid_name || op == "bad") {
-      diag->Error(at(i), "invalid environment variable reference `${" + std::string(body) + "}`",
+      diag->Error(at(ref_begin), "invalid environment variable reference `${" + std::string(body) + "}`",
                   "use ${NAME}, ${NAME:-default} or ${NAME:?message}");
-      i = close;
       continue;
     }
     std::optional<std::string> value = env(name);
@@ -166,28 +280,47 @@ std::string Interpolate(std::string_view text, std::string_view file, const EnvL
       result = unset ? arg : *value;
     } else if (op == ":?" || op == "?") {
       if (unset) {
-        diag->Error(at(i), "environment variable " + name + " is required: " +
-                               (arg.empty() ? std::string("not set") : arg));
-        i = close;
+        diag->Error(at(ref_begin), "environment variable " + name + " is required: " +
+                                       (arg.empty() ? std::string("not set") : arg));
         continue;
       }
       result = *value;
     } else {
       if (!value.has_value()) {
-        diag->Error(at(i), "environment variable " + name + " is not set",
+        diag->Error(at(ref_begin), "environment variable " + name + " is not set",
                     "set it, or give a default: ${" + name + ":-value}");
-        i = close;
         continue;
       }
       result = *value;
     }
     if (result.find('\n') != std::string::npos) {
-      diag->Error(at(i), "environment variable " + name + " contains a newline, which is not allowed in a config value");
-      i = close;
+      diag->Error(at(ref_begin), "environment variable " + name + " contains a newline, which is not allowed in a config value");
       continue;
     }
-    out += result;
-    i = close;
+    // The value alone, unquoted: does the rest of the line end it?
+    auto ends_value = [&] {
+      size_t j = close + 1;
+      while (j < text.size() && blank(text[j])) ++j;
+      if (j >= text.size() || text[j] == '\n' || text[j] == '\r') return true;
+      if (text[j] == '#' && j > close + 1) return true;
+      if (text[j] == ':' && (j + 1 >= text.size() || blank(text[j + 1]) || text[j + 1] == '\n')) return true;
+      return flow > 0 && (text[j] == ',' || text[j] == ']' || text[j] == '}');
+    };
+    std::string inserted;
+    if (quote == '"') {
+      inserted = EscapeDoubleQuoted(result);
+    } else if (quote == '\'') {
+      for (char rc : result) inserted += rc == '\'' ? std::string("''") : std::string(1, rc);
+    } else if (whole_value && !ReadsBackAsPlain(result, flow > 0) && ends_value()) {
+      inserted = '"' + EscapeDoubleQuoted(result) + '"';
+    } else {
+      inserted = std::move(result);
+    }
+    if (subs != nullptr)
+      subs->push_back({line, static_cast<int>(out.size() - out_line_start) + 1, static_cast<int>(inserted.size()),
+                       static_cast<int>(ref_begin - line_start) + 1, static_cast<int>(close + 1 - ref_begin), name,
+                       inserted});
+    out += inserted;
   }
   return out;
 }
@@ -547,7 +680,9 @@ std::optional<Config> LoadConfigFromStrings(const std::vector<std::pair<std::str
 
   for (const auto& [file, raw] : files) {
     config.files.push_back(file);
-    std::string text = Interpolate(raw, file, env, diag);
+    std::vector<Substitution> subs;
+    std::string text = Interpolate(raw, file, env, diag, &subs);
+    diag->AddSubstitutions(file, std::move(subs));
     YAML::Node root;
     try {
       root = YAML::Load(text);

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
 
 #include "config/config.h"
 
@@ -57,6 +58,79 @@ TEST(InterpolationTest, SecretValuesNeverAppearInErrors) {
                                    LoadOptions{env, true});
   EXPECT_FALSE(cfg.has_value());
   EXPECT_EQ(diag.ToString().find("hunter2"), std::string::npos) << diag.ToString();
+}
+
+// A value reads back exactly as the variable holds it, wherever the
+// reference stands: YAML's quotes, comments and brackets do not leak in.
+TEST(InterpolationTest, AValueReadsBackAsTheVariableHoldsItWhateverItsCharacters) {
+  const std::vector<std::string> values = {"abc\"def", "ab\\qcd", "#secret", "*secret", "se: cret", "it's", "a, b]",
+                                           "x #y", "null", "- item", "plain"};
+  for (const std::string& v : values) {
+    Diagnostics diag;
+    const std::string text = Interpolate(
+        "a: ${V}\nb: \"${V}\"\nc: '${V}'\nd: { k: ${V}, k2: \"${V}\" }\ne: [ ${V} ]\nf:\n  - ${V}  # note\n", "f",
+        FakeEnv({{"V", v}}), &diag);
+    ASSERT_FALSE(diag.has_errors()) << diag.ToString();
+    YAML::Node n;
+    ASSERT_NO_THROW(n = YAML::Load(text)) << v << " gave:\n" << text;
+    EXPECT_EQ(n["a"].Scalar(), v) << text;
+    EXPECT_EQ(n["b"].Scalar(), v) << text;
+    EXPECT_EQ(n["c"].Scalar(), v) << text;
+    EXPECT_EQ(n["d"]["k"].Scalar(), v) << text;
+    EXPECT_EQ(n["d"]["k2"].Scalar(), v) << text;
+    ASSERT_TRUE(n["e"].IsSequence()) << text;
+    EXPECT_EQ(n["e"][0].Scalar(), v) << text;
+    EXPECT_EQ(n["f"][0].Scalar(), v) << text;
+  }
+}
+
+TEST(InterpolationTest, PartOfAValueAListAndABlockScalarGoInAsWritten) {
+  Diagnostics diag;
+  auto env = FakeEnv({{"HOST", "es1"}, {"LIST", "[a, b]"}, {"Q", "x\"y"}});
+  EXPECT_EQ(Interpolate("u: http://${HOST}:9200\ni: ${LIST}\nr: |\n  ${Q} \"${Q}\" # ${Q}\nn: ${Q}\n", "f", env, &diag),
+            "u: http://es1:9200\ni: [a, b]\nr: |\n  x\"y \"x\"y\" # x\"y\nn: x\"y\n");
+  EXPECT_FALSE(diag.has_errors()) << diag.ToString();
+}
+
+TEST(InterpolationTest, CommentsAtTheEndOfALineAreNotInterpolated) {
+  Diagnostics diag;
+  EXPECT_EQ(Interpolate("k: v  # uses ${NOT_SET}\nq: \"a # ${X}\"\n", "f", FakeEnv({{"X", "1"}}), &diag),
+            "k: v  # uses ${NOT_SET}\nq: \"a # 1\"\n");
+  EXPECT_FALSE(diag.has_errors()) << diag.ToString();
+}
+
+// An error after or in a substituted value points at the file as written,
+// and names the variable rather than showing its value.
+TEST(InterpolationTest, ErrorsPointAtTheFileAsWrittenAndNameTheVariableNotItsValue) {
+  Diagnostics diag;
+  auto env = FakeEnv({{"FMT", std::string(80, 'j')}, {"PW", "hunter2secret"}});
+  auto cfg = LoadConfigFromStrings(
+      {{"f",
+        "sources:\n"
+        "  d: { type: demo_logs, format: \"${FMT}\", count: many }\n"
+        "sinks:\n"
+        "  out:\n"
+        "    type: elasticsearch\n"
+        "    inputs: [d]\n"
+        "    endpoints: [\"http://127.0.0.1:1\"]\n"
+        "    compression: ${PW}\n"}},
+      &diag, LoadOptions{env, true});
+  EXPECT_FALSE(cfg.has_value());
+  const std::string all = diag.ToString();
+  EXPECT_EQ(all.find("hunter2secret"), std::string::npos) << all;
+  bool count = false, compression = false;
+  for (const Diagnostic& d : diag.all()) {
+    if (d.message.find("count") != std::string::npos) {
+      count = true;
+      EXPECT_EQ(d.location.ToString(), "f:2:50") << d.ToString();
+    }
+    if (d.message.find("compression") != std::string::npos) {
+      compression = true;
+      EXPECT_EQ(d.location.ToString(), "f:8:18") << d.ToString();
+      EXPECT_NE(d.ToString().find("${PW}"), std::string::npos) << d.ToString();
+    }
+  }
+  EXPECT_TRUE(count && compression) << all;
 }
 
 }  // namespace
