@@ -3,6 +3,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <charconv>
 
 #include "agent/log.h"
 
@@ -115,11 +116,16 @@ Status AdminApi::Start(const std::string& address) {
   std::string host = address.substr(0, colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   if (host == "localhost") host = "127.0.0.1";
-  unsigned long port_number = std::stoul(address.substr(colon + 1));
+  // The config check has made sure of the form; this guards other callers.
+  uint16_t port_number = 0;
+  const std::string port = colon == std::string::npos ? "" : address.substr(colon + 1);
+  if (auto [end, err] = std::from_chars(port.data(), port.data() + port.size(), port_number);
+      port.empty() || err != std::errc() || end != port.data() + port.size())
+    return Status::InvalidArgument("api.address: the port of `" + address + "` must be a number from 0 to 65535");
   beast::error_code ec;
   auto ip = asio::ip::make_address(host, ec);
   if (ec) return Status::InvalidArgument("api.address: `" + host + "` is not an IP address");
-  tcp::endpoint endpoint(ip, static_cast<uint16_t>(port_number));
+  tcp::endpoint endpoint(ip, port_number);
   auto& acc = impl_->acceptor;
   acc.open(endpoint.protocol(), ec);
   if (!ec) acc.set_option(asio::socket_base::reuse_address(true), ec);
@@ -129,7 +135,8 @@ Status AdminApi::Start(const std::string& address) {
   port_ = acc.local_endpoint().port();
   impl_->Accept();
   impl_->thread = std::thread([this] { impl_->io.run(); });
-  TLOG_INFO("", "API listening on http://" + host + ":" + std::to_string(port_) + " (/metrics /health /ready)");
+  const std::string shown = ip.is_v6() ? "[" + host + "]" : host;
+  TLOG_INFO("", "API listening on http://" + shown + ":" + std::to_string(port_) + " (/metrics /health /ready)");
   return Status::Ok();
 }
 

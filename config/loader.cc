@@ -1,5 +1,8 @@
 #include "config/config.h"
 
+#include <arpa/inet.h>
+#include <re2/re2.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -7,6 +10,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "config/registry.h"
 
@@ -39,9 +43,22 @@ const Schema<ApiConfig>& ApiConfig::schema() {
         .Check<std::string>([](const std::string& a) -> std::string {
           auto colon = a.rfind(':');
           if (colon == std::string::npos || colon + 1 == a.size()) return "must be host:port, e.g. 127.0.0.1:8686";
-          for (size_t i = colon + 1; i < a.size(); ++i)
-            if (!std::isdigit(static_cast<unsigned char>(a[i]))) return "the port must be a number";
-          return "";
+          const std::string port = a.substr(colon + 1);
+          if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535)
+            return "the port must be a number from 0 to 65535";
+          std::string host = a.substr(0, colon);
+          if (host.empty()) return "the host is missing: write 0.0.0.0:" + port + " to listen on every interface";
+          if (host == "localhost") return "";
+          in6_addr addr6;
+          in_addr addr4;
+          if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+            if (inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &addr6) == 1) return "";
+          } else if (inet_pton(AF_INET, host.c_str(), &addr4) == 1) {
+            return "";
+          } else if (inet_pton(AF_INET6, host.c_str(), &addr6) == 1) {
+            return "an IPv6 address goes in brackets: [" + host + "]:" + port;
+          }
+          return "the host must be an IP address (or localhost), e.g. 127.0.0.1, 0.0.0.0 or [::1]";
         });
     return s;
   }();
@@ -329,6 +346,12 @@ std::string Interpolate(std::string_view text, std::string_view file, const EnvL
 
 std::vector<std::string> ExpandConfigPaths(const std::vector<std::string>& paths, Diagnostics* diag) {
   std::vector<std::string> files;
+  std::set<std::string> seen;  // a file named twice (-c a.yaml -c a.yaml, or -c conf.d -c conf.d/a.yaml) is read once
+  auto add = [&](const std::string& f) {
+    std::error_code ec;
+    const fs::path canonical = fs::weakly_canonical(f, ec);
+    if (seen.insert(ec ? f : canonical.string()).second) files.push_back(f);
+  };
   for (const auto& p : paths) {
     std::error_code ec;
     if (fs::is_directory(p, ec)) {
@@ -339,9 +362,9 @@ std::vector<std::string> ExpandConfigPaths(const std::vector<std::string>& paths
       }
       std::sort(in_dir.begin(), in_dir.end());
       if (in_dir.empty()) diag->Error(Location{p, 0, 0}, "directory holds no *.yaml or *.yml files");
-      files.insert(files.end(), in_dir.begin(), in_dir.end());
+      for (const auto& f : in_dir) add(f);
     } else {
-      files.push_back(p);
+      add(p);
     }
   }
   return files;
@@ -493,7 +516,8 @@ void ExpandMergeKeys(YAML::Node node, const std::string& file, Diagnostics* diag
     ExpandMergeKeys(m, file, diag, depth + 1);
     for (auto it = m.begin(); it != m.end(); ++it) {
       const std::string key = it->first.Scalar();
-      if (!node[key].IsDefined()) node[key] = it->second;
+      // The key node itself, so an unknown merged option points at its line.
+      if (!std::as_const(node)[key].IsDefined()) node.force_insert(it->first, it->second);
     }
   }
 }
@@ -507,20 +531,85 @@ const char* KindSection(ComponentKind k) {
   return "";
 }
 
+// What to write instead of a type name that Vector, Fluent Bit or Filebeat
+// uses for the same job, or "".
+std::string OtherShippersType(ComponentKind kind, std::string_view type) {
+  struct Alias {
+    ComponentKind kind;
+    std::string_view names;  // space-separated
+    std::string_view hint;
+  };
+  static const Alias kAliases[] = {
+      {ComponentKind::kSource, " tail filestream log logfile files ", "tributary's source for tailing files is `file`"},
+      {ComponentKind::kSource, " systemd journal ", "tributary's source for the systemd journal is `journald`"},
+      {ComponentKind::kSource, " dummy demo generator ", "tributary's generator of sample events is `demo_logs`"},
+      {ComponentKind::kTransform, " remap lua wasm ",
+       "tributary has no scripting transform: use add_fields, remove_fields, rename_fields, filter, route, "
+       "regex_parser, json_parser or timestamp_parser"},
+      {ComponentKind::kTransform, " grok parser regex ", "tributary parses with `regex_parser` (RE2 named groups)"},
+      {ComponentKind::kTransform, " json decode_json_fields ", "tributary parses JSON with `json_parser`"},
+      {ComponentKind::kTransform, " modify record_modifier add_field ", "tributary adds fields with `add_fields`"},
+      {ComponentKind::kTransform, " grep drop_event ", "tributary keeps or drops events with `filter`"},
+      {ComponentKind::kTransform, " throttle ", "tributary keeps a share of events with `sample`"},
+      {ComponentKind::kTransform, " rewrite_tag ", "tributary sends events to named outputs with `route`"},
+      {ComponentKind::kSink, " es opensearch ", "tributary's Elasticsearch sink is `elasticsearch`"},
+      {ComponentKind::kSink, " stdout ", "tributary writes to standard output with `console`"},
+      {ComponentKind::kSink, " null ", "tributary discards events with `blackhole`"},
+  };
+  const std::string padded = " " + std::string(type) + " ";
+  for (const Alias& a : kAliases)
+    if (a.kind == kind && a.names.find(padded) != std::string_view::npos) return std::string(a.hint);
+  return "";
+}
+
 bool ParseComponent(const PendingComponent& pending, ComponentConfig* out, Diagnostics* diag) {
   const PendingComponent& p = pending;  // const access: missing keys read as undefined
   ParseContext ctx{diag, p.file, std::string(KindSection(p.kind)) + "." + p.id};
   out->id = p.id;
   out->kind = p.kind;
   out->location = LocationOf(p.key, p.file);
-  if (p.id.empty() || p.id.find_first_of(". \t") != std::string::npos) {
+  if (p.id.empty() || p.id.find_first_of(". \t/\\") != std::string::npos) {
     ctx.Error(p.key, "invalid component id `" + p.id + "`",
-              "ids may not be empty or contain dots or spaces (dots name route outputs)");
+              "ids may not be empty or contain dots, slashes or spaces (dots name route outputs; an id names "
+              "directories under data_dir)");
   }
   if (!p.node.IsMap()) {
     ctx.Error(p.node.IsDefined() && !p.node.IsNull() ? p.node : p.key,
               "component `" + p.id + "` must be a map with at least `type`");
     return false;
+  }
+  // The inputs first: a component whose type is wrong still uses them, so
+  // they are not reported as unused as well.
+  bool ok = true;
+  if (p.kind != ComponentKind::kSource) {
+    YAML::Node inputs = p.node["inputs"];
+    if (!inputs.IsDefined() || (inputs.IsSequence() && inputs.size() == 0) || inputs.IsNull()) {
+      ctx.Error(inputs.IsDefined() ? inputs : p.key,
+                std::string(ComponentKindName(p.kind)) + " `" + p.id + "` has no inputs",
+                "add `inputs: [<source or transform id>]`");
+      ok = false;
+    } else if (inputs.IsScalar()) {
+      out->inputs.push_back(inputs.Scalar());
+      out->input_locations.push_back(LocationOf(inputs, p.file));
+    } else if (inputs.IsSequence()) {
+      for (const auto& in : inputs) {
+        if (!in.IsScalar()) {
+          ctx.Error(in, "each input must be a component id");
+          ok = false;
+          continue;
+        }
+        if (std::find(out->inputs.begin(), out->inputs.end(), in.Scalar()) != out->inputs.end()) {
+          ctx.Error(in, "`" + in.Scalar() + "` is listed twice in `inputs`", "each event would arrive twice: list it once");
+          ok = false;
+          continue;
+        }
+        out->inputs.push_back(in.Scalar());
+        out->input_locations.push_back(LocationOf(in, p.file));
+      }
+    } else {
+      ctx.Error(inputs, "`inputs` must be a list of component ids");
+      ok = false;
+    }
   }
   YAML::Node type = p.node["type"];
   const auto& registry = Registry::Get();
@@ -548,38 +637,14 @@ bool ParseComponent(const PendingComponent& pending, ComponentConfig* out, Diagn
     std::string other;
     for (ComponentKind k : {ComponentKind::kSource, ComponentKind::kTransform, ComponentKind::kSink})
       if (k != p.kind && registry.Find(k, out->type)) other = ComponentKindName(k);
+    const std::string elsewhere = OtherShippersType(p.kind, out->type);
     ctx.Error(type, "unknown " + std::string(ComponentKindName(p.kind)) + " type `" + out->type + "`",
               !other.empty() ? "`" + out->type + "` is a " + other + ", declare it under `" +
                                    (other == "source" ? "sources" : other == "sink" ? "sinks" : "transforms") + "`"
-              : near.empty() ? "known types: " + list
-                             : "did you mean `" + near + "`?");
+              : !elsewhere.empty() ? elsewhere
+              : near.empty()       ? "known types: " + list
+                                   : "did you mean `" + near + "`?");
     return false;
-  }
-  bool ok = true;
-  if (p.kind != ComponentKind::kSource) {
-    YAML::Node inputs = p.node["inputs"];
-    if (!inputs.IsDefined() || (inputs.IsSequence() && inputs.size() == 0) || inputs.IsNull()) {
-      ctx.Error(inputs.IsDefined() ? inputs : p.key,
-                std::string(ComponentKindName(p.kind)) + " `" + p.id + "` has no inputs",
-                "add `inputs: [<source or transform id>]`");
-      ok = false;
-    } else if (inputs.IsScalar()) {
-      out->inputs.push_back(inputs.Scalar());
-      out->input_locations.push_back(LocationOf(inputs, p.file));
-    } else if (inputs.IsSequence()) {
-      for (const auto& in : inputs) {
-        if (!in.IsScalar()) {
-          ctx.Error(in, "each input must be a component id");
-          ok = false;
-          continue;
-        }
-        out->inputs.push_back(in.Scalar());
-        out->input_locations.push_back(LocationOf(in, p.file));
-      }
-    } else {
-      ctx.Error(inputs, "`inputs` must be a list of component ids");
-      ok = false;
-    }
   }
   if (p.kind == ComponentKind::kSink) {
     if (!BufferConfig::schema().Parse(p.node["buffer"], &out->buffer, ctx.Child("buffer"))) ok = false;
@@ -637,12 +702,14 @@ void CheckGraph(Config* config, Diagnostics* diag) {
       std::string in = c.inputs[i].substr(0, c.inputs[i].find('.'));
       const ComponentConfig* up = config->Find(in);
       if (!up || up->kind != ComponentKind::kTransform) continue;
+      if (in == c.id) continue;  // reported above: lists itself as an input
       if (color[in] == 1) {
-        std::string cycle;
-        auto from = std::find(stack.begin(), stack.end(), in);
-        for (auto it = from; it != stack.end(); ++it) cycle += *it + " -> ";
-        cycle += in;
-        diag->Error(c.input_locations[i], "cycle in the topology: " + cycle,
+        // The stack runs from consumers to their inputs: read it backwards
+        // for the way events flow.
+        std::string cycle = in;
+        for (auto it = stack.rbegin(); it != stack.rend() && *it != in; ++it) cycle += " -> " + *it;
+        cycle += " -> " + in;
+        diag->Error(c.input_locations[i], "cycle in the topology: events flow " + cycle,
                     "a transform may not consume its own output, directly or indirectly");
       } else if (color[in] == 0) {
         visit(*up);
@@ -658,7 +725,7 @@ void CheckGraph(Config* config, Diagnostics* diag) {
   for (const auto& c : config->components) {
     has_source |= c.kind == ComponentKind::kSource;
     has_sink |= c.kind == ComponentKind::kSink;
-    if (c.kind != ComponentKind::kSink && consumers[c.id] == 0)
+    if (c.kind != ComponentKind::kSink && consumers[c.id] == 0 && c.options != nullptr)  // a broken one: reported already
       diag->Warning(c.location, std::string(ComponentKindName(c.kind)) + " `" + c.id + "` is not used by any transform or sink");
   }
   Location first{config->files.empty() ? "" : config->files.front(), 0, 0};
@@ -694,7 +761,16 @@ std::optional<Config> LoadConfigFromStrings(const std::vector<std::pair<std::str
     }
     if (root.IsNull() || !root.IsDefined()) continue;
     if (!root.IsMap()) {
-      diag->Error(LocationOf(root, file), "the config must be a YAML map at the top level");
+      // Vector's TOML and Fluent Bit's classic format parse as a YAML
+      // scalar or list: say what the file is.
+      static const RE2 kSectionLine(R"((?m)^\[[A-Za-z0-9_.\-"]+\][ \t]*\r?$)");
+      const bool foreign =
+          file.ends_with(".toml") || file.ends_with(".conf") || RE2::PartialMatch(raw, kSectionLine);
+      diag->Error(LocationOf(root, file), "the config must be a YAML map at the top level",
+                  foreign ? "tributary reads YAML (sources:, transforms:, sinks:); TOML and Fluent Bit's classic "
+                            "[SECTION] format are not read"
+                          : "");
+      unparsed = true;
       continue;
     }
     CheckDuplicateKeys(root, file, diag);

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "config/config.h"
 #include "config/registry.h"
 #include "tests/support/test_components.h"
@@ -280,6 +283,100 @@ sinks:
   EXPECT_FALSE(Load({{"b.yaml", "sources:\n  gen: { type: test_source, <<: 3 }\nsinks:\n  o: { type: test_sink, inputs: [gen] }\n"}},
                     &bad));
   EXPECT_TRUE(HasError(bad, "b.yaml:2:33", "a merge key `<<` takes a map")) << bad.ToString();
+}
+
+TEST(LoaderTest, AnUnknownOptionMergedFromAnAnchorPointsAtItsLine) {
+  Diagnostics diag;
+  EXPECT_FALSE(Load({{"a.yaml", R"(x-out: &out
+  type: test_sink
+  bufer: { max_events: 5 }
+sources:
+  gen: { type: test_source }
+sinks:
+  o: { <<: *out, inputs: [gen] }
+)"}},
+                    &diag));
+  EXPECT_TRUE(HasError(diag, "a.yaml:3:3", "unknown option `sinks.o.bufer`")) << diag.ToString();
+}
+
+TEST(LoaderTest, TheAdminAddressIsAnIpAndAPortThatFit) {
+  for (const char* good : {"127.0.0.1:0", "0.0.0.0:65535", "localhost:8686", "[::1]:8686"}) {
+    Diagnostics diag;
+    EXPECT_TRUE(Load({{"a.yaml", std::string("api: { address: \"") + good + "\" }\n" + kValid}}, &diag))
+        << good << "\n" << diag.ToString();
+  }
+  const std::pair<const char*, const char*> bad[] = {
+      {"127.0.0.1:99999", "from 0 to 65535"},
+      {"127.0.0.1:99999999999999999999999", "from 0 to 65535"},
+      {":8686", "write 0.0.0.0:8686"},
+      {"nohost.invalid:8686", "must be an IP address"},
+      {"::1:8686", "[::1]:8686"},
+  };
+  for (const auto& [address, why] : bad) {
+    Diagnostics diag;
+    EXPECT_FALSE(Load({{"a.yaml", std::string("api: { address: \"") + address + "\" }\n" + kValid}}, &diag));
+    EXPECT_TRUE(HasError(diag, "a.yaml:1:17", why)) << address << "\n" << diag.ToString();
+  }
+}
+
+TEST(LoaderTest, GraphMistakesAreOneClearErrorEach) {
+  Diagnostics diag;
+  EXPECT_FALSE(Load({{"a.yaml", R"(sources:
+  gen: { type: test_source }
+  other: { type: test_source }
+transforms:
+  a: { type: test_regex, inputs: [c], pattern: x }
+  b: { type: test_regex, inputs: [a], pattern: x }
+  c: { type: test_regex, inputs: [b], pattern: x }
+  self: { type: test_regex, inputs: [self, gen], pattern: x }
+sinks:
+  twice: { type: test_sink, inputs: [gen, gen] }
+  broken: { type: no_such_sink, inputs: [other, c, self] }
+  "a/b": { type: test_sink, inputs: [gen] }
+)"}},
+                    &diag));
+  // Events flow a -> b -> c -> a.
+  EXPECT_TRUE(HasError(diag, "a.yaml:6:35", "events flow a -> b -> c -> a")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:8:38", "`self` lists itself as an input")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:10:43", "`gen` is listed twice")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:12:3", "invalid component id `a/b`")) << diag.ToString();
+  EXPECT_EQ(diag.ToString().find("self -> self"), std::string::npos) << diag.ToString();
+  // `other` feeds only the sink whose type is unknown: not "unused".
+  EXPECT_EQ(diag.ToString().find("not used"), std::string::npos) << diag.ToString();
+}
+
+TEST(LoaderTest, TypeNamesOfOtherShippersAndTheirConfigFormatsGetTheWayToWriteThem) {
+  Diagnostics diag;
+  EXPECT_FALSE(Load({{"a.yaml", R"(sources:
+  app: { type: tail }
+transforms:
+  vrl: { type: remap, inputs: [app] }
+sinks:
+  out: { type: es, inputs: [vrl] }
+)"}},
+                    &diag));
+  EXPECT_TRUE(HasError(diag, "a.yaml:2:16", "tailing files is `file`")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:4:16", "no scripting transform")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:6:16", "Elasticsearch sink is `elasticsearch`")) << diag.ToString();
+
+  Diagnostics toml;
+  EXPECT_FALSE(Load({{"vector.yaml", "[sources.app]\ntype = \"file\"\ninclude = [\"/var/log/*.log\"]\n"}}, &toml));
+  EXPECT_TRUE(HasError(toml, "vector.yaml:1:1", "TOML")) << toml.ToString();
+  EXPECT_EQ(toml.error_count(), 1u) << toml.ToString();  // not also "no sources" and "no sinks"
+}
+
+TEST(LoaderTest, AFileNamedTwiceIsReadOnce) {
+  // Before, each of its ids was "a duplicate of itself".
+  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / "named_twice";
+  std::filesystem::create_directories(dir / "conf.d");
+  std::ofstream(dir / "conf.d" / "a.yaml") << kValid;
+  Diagnostics diag;
+  const std::vector<std::string> files = ExpandConfigPaths(
+      {(dir / "conf.d").string(), (dir / "conf.d" / "a.yaml").string(), (dir / "conf.d" / ".." / "conf.d" / "a.yaml").string()},
+      &diag);
+  EXPECT_EQ(files, std::vector<std::string>{(dir / "conf.d" / "a.yaml").string()});
+  EXPECT_FALSE(diag.has_errors()) << diag.ToString();
+  std::filesystem::remove_all(dir);
 }
 
 TEST(LoaderTest, YamlSyntaxErrorHasLocation) {
