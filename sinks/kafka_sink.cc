@@ -244,8 +244,7 @@ void KafkaSink::OnDelivery(const rd_kafka_message_t* msg) {
   m.pending = p;
   m.value = static_cast<const char*>(msg->payload);
   m.value_len = msg->len;
-  m.key = static_cast<const char*>(msg->key);
-  m.key_len = msg->key_len;
+  if (msg->key != nullptr) m.retry_key.emplace(static_cast<const char*>(msg->key), msg->key_len);
   rd_kafka_timestamp_type_t ts_type;
   int64_t ts = rd_kafka_message_timestamp(msg, &ts_type);
   m.timestamp_ms = ts_type == RD_KAFKA_TIMESTAMP_CREATE_TIME && ts > 0 ? ts : 0;
@@ -299,17 +298,19 @@ KafkaSink::ProduceResult KafkaSink::Produce(Message* m, rd_kafka_topic_t* rkt) {
   }
   // No copy (flags 0): the value and key stay in the batch's arena until the
   // batch's last delivery report.
+  const char* key = m->retry_key ? m->retry_key->data() : m->key;
+  const size_t key_len = m->retry_key ? m->retry_key->size() : m->key_len;
   rd_kafka_resp_err_t err;
   if (m->headers) {
     err = rd_kafka_producev(rk_, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(0),
                             RD_KAFKA_V_VALUE(const_cast<char*>(m->value), m->value_len),
-                            RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_TIMESTAMP(m->timestamp_ms),
+                            RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_TIMESTAMP(m->timestamp_ms),
                             RD_KAFKA_V_HEADERS(m->headers), RD_KAFKA_V_OPAQUE(m->pending), RD_KAFKA_V_END);
     if (!err) m->headers = nullptr;  // ownership passes only on success
   } else {
     err = rd_kafka_producev(rk_, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(0),
                             RD_KAFKA_V_VALUE(const_cast<char*>(m->value), m->value_len),
-                            RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_TIMESTAMP(m->timestamp_ms),
+                            RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_TIMESTAMP(m->timestamp_ms),
                             RD_KAFKA_V_OPAQUE(m->pending), RD_KAFKA_V_END);
   }
   switch (err) {

@@ -89,8 +89,11 @@ class KafkaSink final : public Sink, private kafka::KafkaClient {
     Pending* pending = nullptr;
     const char* value = nullptr;
     size_t value_len = 0;
-    const char* key = nullptr;  // nullptr: no key
+    const char* key = nullptr;  // nullptr: no key (or, on a retry, in retry_key)
     size_t key_len = 0;
+    // A retried message's key: librdkafka copies keys and frees its copy
+    // when the delivery report returns, so a retry keeps its own.
+    std::optional<std::string> retry_key;
     int64_t timestamp_ms = 0;
     rd_kafka_headers_t* headers = nullptr;  // owned until produced
     std::string topic;                      // templated topics only
