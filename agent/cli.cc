@@ -402,13 +402,21 @@ int Main(int argc, char** argv) {
                     "Config file or directory (repeatable); default $TRIBUTARY_CONFIG or /etc/tributary/tributary.yaml");
   };
   add_common(&app);
-  app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off");
-  app.add_option("--threads", o.threads, "Threads transforming batches: each source's own, helped by N - 1 workers (default: number of cores; 1: the source threads alone)");
+  // --log-level and --threads, on the top level and on `run`: a value that
+  // is not one of these is an error, not quietly the default.
+  auto add_run_options = [&o](CLI::App* cmd) {
+    cmd->add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+    cmd->add_option("--threads", o.threads,
+                    "Threads transforming batches: each source's own, helped by N - 1 workers (default: number "
+                    "of cores; 1: the source threads alone)")
+        ->check(CLI::Range(1, 1024));
+  };
+  add_run_options(&app);
 
   auto* run = app.add_subcommand("run", "Run the agent (the default)");
   add_common(run);
-  run->add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off");
-  run->add_option("--threads", o.threads, "Threads transforming batches: each source's own, helped by N - 1 workers (default: number of cores; 1: the source threads alone)");
+  add_run_options(run);
   auto* validate = app.add_subcommand("validate", "Check configuration files and the environment");
   add_common(validate);
   validate->add_flag("--no-environment", o.no_environment, "Check only the files, not the machine");

@@ -60,6 +60,7 @@ bool ParseByteSize(std::string_view s, uint64_t* out) {
   else if (unit == "t" || unit == "tb") mult = 1e12;
   else if (unit == "ti" || unit == "tib") mult = 1024.0 * 1024 * 1024 * 1024;
   else return false;
+  if (num * mult >= 18446744073709551616.0) return false;  // beyond uint64_t
   *out = static_cast<uint64_t>(num * mult);
   return true;
 }
@@ -82,7 +83,7 @@ bool ParseDuration(std::string_view s, double unit_ms, double* out_ms) {
   else if (unit == "d") mult = 86400000;
   else return false;
   *out_ms = num * mult;
-  return true;
+  return *out_ms < 9.2e18;  // fits int64_t milliseconds
 }
 
 bool Decoder<std::string>::Decode(const YAML::Node& n, std::string* out, const ParseContext& ctx) {
@@ -203,15 +204,16 @@ bool Decoder<Regex>::Decode(const YAML::Node& n, Regex* out, const ParseContext&
 std::string CheckRegex(const std::string& pattern) {
   RE2 re(pattern, RE2::Quiet);
   if (re.ok()) return "";
-  return "invalid regular expression: " + re.error();
-}
-
-std::string CheckRegexList(const std::vector<std::string>& patterns) {
-  for (size_t i = 0; i < patterns.size(); ++i) {
-    std::string p = CheckRegex(patterns[i]);
-    if (!p.empty()) return "pattern " + std::to_string(i + 1) + ": " + p;
-  }
-  return "";
+  std::string problem = "invalid regular expression: " + re.error();
+  // What people bring from PCRE, Onigmo (Fluent Bit) and Java.
+  if (pattern.find("(?=") != std::string::npos || pattern.find("(?!") != std::string::npos ||
+      pattern.find("(?<=") != std::string::npos || pattern.find("(?<!") != std::string::npos)
+    problem += "; RE2 has no lookahead or lookbehind (it matches in linear time): match the text itself instead";
+  else if (pattern.find("(?<") != std::string::npos)
+    problem += "; RE2 writes a named group as (?P<name>...)";
+  else if (re.error_code() == RE2::ErrorBadEscape && RE2::PartialMatch(pattern, R"(\\[1-9])"))
+    problem += "; RE2 has no backreferences";
+  return problem;
 }
 
 }  // namespace tributary::config

@@ -492,7 +492,7 @@ class Schema : public SchemaBase {
           std::find(opt.doc_.choices.begin(), opt.doc_.choices.end(), *s) == opt.doc_.choices.end()) {
         std::string near = ClosestMatch(*s, opt.doc_.choices);
         ctx.Error(n, "`" + ctx.path + "` must be one of: " + Join(opt.doc_.choices) +
-                         (opt.doc_.secret ? "" : " (got \"" + *s + "\")"),
+                         (opt.doc_.secret || s->size() > 40 ? "" : " (got \"" + *s + "\")"),
                   near.empty() ? "" : "did you mean `" + near + "`?");
         return;
       }
@@ -521,7 +521,5 @@ class Schema : public SchemaBase {
 
 // A check for Option::Check<std::string>: compiles an RE2 pattern.
 std::string CheckRegex(const std::string& pattern);
-// The same for each pattern in a list.
-std::string CheckRegexList(const std::vector<std::string>& patterns);
 
 }  // namespace tributary::config

@@ -18,8 +18,7 @@ const config::Schema<RegexParserTransform::Config>& RegexParserTransform::Config
         .Check<std::string>([](const std::string& f) { return f.empty() ? std::string("must not be empty") : ""; });
     s.Field("patterns", &Config::patterns,
             "RE2 patterns with named groups `(?P<name>...)`, tried in order; the first that matches wins.")
-        .Required()
-        .Check<std::vector<std::string>>(config::CheckRegexList);
+        .Required();
     s.Field("types", &Config::types,
             "Capture name → type: `string`, `int`, `float`, `bool`, `timestamp` (RFC 3339) or "
             "`timestamp\\|<format>` (strptime, `%f` for fractions, or rfc3339/unix/unix_ms).");
@@ -32,12 +31,20 @@ const config::Schema<RegexParserTransform::Config>& RegexParserTransform::Config
     s.Validate([](const Config& c, const YAML::Node& node, const config::ParseContext& ctx) {
       if (c.patterns.empty()) ctx.Error(node["patterns"], "`" + ctx.path + ".patterns` must not be empty");
       std::set<std::string> names;
+      const YAML::Node list = node["patterns"];
       for (size_t i = 0; i < c.patterns.size(); ++i) {
+        // Each pattern's own problem, at its own line.
+        const YAML::Node at = list.IsSequence() ? list[i] : list;
+        const std::string where = "`" + ctx.path + ".patterns[" + std::to_string(i) + "]`";
+        if (std::string problem = config::CheckRegex(c.patterns[i]); !problem.empty()) {
+          ctx.Error(at, where + ": " + problem, "RE2 syntax: https://github.com/google/re2/wiki/Syntax");
+          continue;
+        }
         RE2 re(c.patterns[i], RE2::Quiet);
         if (re.NamedCapturingGroups().empty())
-          ctx.Error(node["patterns"][i], "`" + ctx.path + ".patterns[" + std::to_string(i) +
-                                             "]` has no named capture group",
-                    "name the parts to extract: (?P<status>\\d+)");
+          ctx.Error(at, where + " has no named capture group", "name the parts to extract: (?P<status>\\d+)");
+        if (re.CapturingGroupNames().size() != re.NamedCapturingGroups().size())
+          ctx.Error(at, where + " names two groups alike", "each (?P<name>...) in a pattern needs a name of its own");
         for (const auto& [name, index] : re.NamedCapturingGroups()) names.insert(name);
       }
       for (const auto& [name, type] : c.types) {

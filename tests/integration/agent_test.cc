@@ -338,6 +338,20 @@ TEST(ValidateTest, GraphPrintsDotAndVersionWorks) {
   EXPECT_NE(r.code, 0);
 }
 
+TEST(ValidateTest, AFlagValueThatMeansNothingIsAnErrorNotTheDefault) {
+  TempDir dir;
+  WriteFile(dir / "g.yaml", "sources: { d: { type: demo_logs } }\nsinks: { c: { type: console, inputs: [d] } }\n");
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--log-level", "bogus"}, {"run", "--log-level", "DEBUG"}, {"--threads", "-1"},
+        {"run", "--threads", "0"}}) {
+    std::vector<std::string> argv = args;
+    argv.insert(argv.end(), {"-c", dir / "g.yaml"});
+    CliRun r = Tributary(argv);
+    EXPECT_EQ(r.code, 1) << args[args.size() - 2] << " " << args.back();
+    EXPECT_NE(r.err.find(args[args.size() - 2] + ": "), std::string::npos) << r.err;
+  }
+}
+
 TEST(ValidateTest, BusyApiPortFailsWithAClearError) {
   TempDir dir;
   Agent first(dir, "data_dir: " + dir.path() + "\napi: { address: \"127.0.0.1:0\" }\n"

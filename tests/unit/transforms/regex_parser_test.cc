@@ -330,5 +330,29 @@ TEST(RegexParserTest, ConfigErrors) {
   EXPECT_NE(err("patterns: []\n").find("must not be empty"), std::string::npos);
 }
 
+// Every bad pattern of the list is reported, each at its own line, with
+// what to write in RE2 for what PCRE, Onigmo and Java users bring.
+TEST(RegexParserTest, EveryBadPatternIsReportedAtItsLineWithTheRe2Way) {
+  const std::string e = TransformHarness("regex_parser",
+                                         "patterns:\n"
+                                         "  - '(?P<ok>x)'\n"
+                                         "  - '(?P<b>x'\n"
+                                         "  - '^(?<name>\\w+)'\n"
+                                         "  - '^(?P<a>\\w+)(?=x)'\n"
+                                         "  - '(?P<w>\\w) \\1'\n"
+                                         "  - '(?P<a>x)(?P<a>y)'\n")
+                            .error();
+  EXPECT_NE(e.find("test.yaml:3:5: error: `transforms.t.patterns[1]`: invalid regular expression: missing )"),
+            std::string::npos)
+      << e;
+  EXPECT_NE(e.find("test.yaml:4:5: error: `transforms.t.patterns[2]`"), std::string::npos) << e;
+  EXPECT_NE(e.find("RE2 writes a named group as (?P<name>...)"), std::string::npos) << e;
+  EXPECT_NE(e.find("test.yaml:5:5: error: `transforms.t.patterns[3]`"), std::string::npos) << e;
+  EXPECT_NE(e.find("no lookahead or lookbehind"), std::string::npos) << e;
+  EXPECT_NE(e.find("test.yaml:6:5: error: `transforms.t.patterns[4]`"), std::string::npos) << e;
+  EXPECT_NE(e.find("no backreferences"), std::string::npos) << e;
+  EXPECT_NE(e.find("test.yaml:7:5: error: `transforms.t.patterns[5]` names two groups alike"), std::string::npos) << e;
+}
+
 }  // namespace
 }  // namespace tributary::testing
