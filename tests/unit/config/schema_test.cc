@@ -174,6 +174,10 @@ TEST(SchemaTest, SizesAndDurations) {
   EXPECT_TRUE(ParseDuration("1m", 1, &ms));
   EXPECT_DOUBLE_EQ(ms, 60000);
   EXPECT_FALSE(ParseDuration("-1s", 1, &ms));
+  // Beyond what fits: an error, not a wrapped or saturated number.
+  EXPECT_TRUE(ParseByteSize("1000000TB", &b));
+  EXPECT_FALSE(ParseByteSize("100000000TiB", &b));
+  EXPECT_FALSE(ParseDuration("99999999999999999999999d", 1, &ms));
 }
 
 TEST(SchemaTest, DocsListEveryOptionWithDefaults) {
