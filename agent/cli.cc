@@ -83,6 +83,12 @@ config::EnvCheck CheckWritableDir(const std::string& dir) {
 int Validate(const Options& o) {
   auto cfg = Load(o);
   if (!cfg) return kExitConfig;
+  // The `tests:` section too: a CI job that only validates must not learn
+  // of a broken test from `tributary test` later.
+  if (config::Diagnostics tests; !CheckConfigTests(*cfg, &tests)) {
+    std::cerr << tests.ToString() << "invalid configuration: " << tests.error_count() << " error(s) in `tests:`\n";
+    return kExitConfig;
+  }
   std::cout << "✓ configuration is valid (" << cfg->files.size() << " file(s), " << cfg->components.size()
             << " components)\n";
   if (o.no_environment) return kExitOk;

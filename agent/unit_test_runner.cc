@@ -65,6 +65,14 @@ bool IsMapNode(const YAML::Node& n) { return n.IsDefined() && n.IsMap(); }
 bool CheckTarget(const YAML::Node& at, const std::string& name, const std::vector<std::string>& valid,
                  const config::ParseContext& ctx) {
   if (std::find(valid.begin(), valid.end(), name) != valid.end()) return true;
+  // insert_at takes transform ids only: a route's output is where events
+  // leave a transform, not where they go in.
+  const std::string owner = name.substr(0, name.find('.'));
+  if (owner != name && std::find(valid.begin(), valid.end(), owner) != valid.end()) {
+    ctx.Error(at, "`" + ctx.path + "`: `" + name + "` is an output of `" + owner + "`; tests insert events into a transform",
+              "insert_at: " + owner);
+    return false;
+  }
   std::string near = config::ClosestMatch(name, valid);
   ctx.Error(at, "`" + ctx.path + "`: `" + name + "` is not a transform (or transform output) of this config",
             near.empty() ? "tests feed and read transforms only" : "did you mean `" + near + "`?");
@@ -179,7 +187,8 @@ std::optional<std::vector<UnitTest>> ParseTests(const config::Config& config, co
         }
       }
     }
-    if (test.outputs.empty() && test.no_outputs_from.empty())
+    // Only when none is written: entries with errors of their own were reported.
+    if (!t["outputs"].IsDefined() && !t["no_outputs_from"].IsDefined())
       ctx.Error(t, "`" + ctx.path + "` checks nothing", "add `outputs` with `extract_from` or `no_outputs_from`");
     tests.push_back(std::move(test));
   }
@@ -254,6 +263,11 @@ void AppendEvents(const std::vector<Event>& events, std::string* out) {
 }
 
 }  // namespace
+
+bool CheckConfigTests(const config::Config& config, config::Diagnostics* diag) {
+  if (!config.tests.IsDefined() || config.tests.IsNull() || config.tests.size() == 0) return true;
+  return ParseTests(config, diag).has_value();
+}
 
 int RunConfigTests(const config::Config& config, std::ostream& out) {
   if (!config.tests.IsDefined() || config.tests.IsNull() || config.tests.size() == 0) {

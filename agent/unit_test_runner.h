@@ -32,4 +32,8 @@ namespace tributary {
 // are written with file:line:column).
 int RunConfigTests(const config::Config& config, std::ostream& out);
 
+// Checks the `tests:` section without running it (for `validate`): false,
+// with the problems in `diag`, if it is invalid.
+bool CheckConfigTests(const config::Config& config, config::Diagnostics* diag);
+
 }  // namespace tributary

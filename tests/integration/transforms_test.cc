@@ -121,6 +121,26 @@ tests:
   EXPECT_NE(out.find("t.yaml:28:22"), std::string::npos) << out;  // the line of `insert_at: parze`
 }
 
+// `validate` checks the tests too, so a CI job that only validates learns
+// of a broken test; inserting at a route's output says where to insert.
+TEST(TributaryTestCommand, ValidateReportsBrokenTestsToo) {
+  TempDir dir;
+  WriteFile(dir / "t.yaml", Config(dir, R"yaml(
+tests:
+  - name: at a route output
+    inputs:
+      - { insert_at: split.ok, value: 'x' }
+    outputs: [ { extract_from: parse } ]
+)yaml"));
+  Process p({{TributaryBinary(), "validate", "--no-environment", "-c", dir / "t.yaml"}, {}, false});
+  EXPECT_EQ(p.Wait(std::chrono::seconds(30)), 78);
+  const std::string out = p.Stdout() + p.Stderr();
+  EXPECT_NE(out.find("t.yaml:28:22: error: `tests[0].inputs[0].insert_at`: `split.ok` is an output of `split`"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("(insert_at: split)"), std::string::npos) << out;
+}
+
 TEST(TributaryTestCommand, AnInputWithoutTypeIsARawLine) {
   TempDir dir;
   auto [code, out] = RunTest(dir, Config(dir, R"yaml(
