@@ -1,5 +1,7 @@
 #include "sources/kafka_source.h"
 
+#include <regex.h>
+
 #include <algorithm>
 #include <cstring>
 #include <deque>
@@ -182,6 +184,33 @@ const config::Schema<KafkaSource::Config>& KafkaSource::Config::schema() {
             "librdkafka consumer properties (TLS, SASL, session.timeout.ms, ...), applied over the source's "
             "defaults; values of secret keys such as sasl.password are never logged.")
         .Check<std::map<std::string, std::string>>(kafka::CheckOptions);
+    // Each topic at its own line: a name Kafka allows, or a pattern that
+    // librdkafka compiles (POSIX extended, with regcomp), so that a bad one
+    // is a config error rather than a source that stops at subscribe.
+    s.Validate([](const Config& c, const YAML::Node& node, const config::ParseContext& ctx) {
+      const YAML::Node list = node["topics"];
+      for (size_t i = 0; i < c.topics.size(); ++i) {
+        const std::string& t = c.topics[i];
+        if (t.empty()) continue;  // reported by the option's own check
+        const YAML::Node at = list.IsSequence() ? list[i] : list;
+        const std::string where = "`" + ctx.path + ".topics[" + std::to_string(i) + "]`";
+        if (t.front() == '^') {
+          regex_t re;
+          if (int rc = regcomp(&re, t.c_str(), REG_EXTENDED | REG_NOSUB); rc != 0) {
+            char msg[256];
+            regerror(rc, &re, msg, sizeof msg);
+            ctx.Error(at, where + ": invalid regular expression: " + msg,
+                      "a pattern topic is a POSIX extended regular expression (librdkafka's), e.g. '^logs-.*'");
+          } else {
+            regfree(&re);
+          }
+        } else if (t.size() > 249 || t.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                         "0123456789._-") != std::string::npos) {
+          ctx.Error(at, where + ": `" + t + "` is not a Kafka topic name",
+                    "names are up to 249 of a-z A-Z 0-9 . _ -; a pattern starts with ^");
+        }
+      }
+    });
     return s;
   }();
   return s;
@@ -242,7 +271,11 @@ Status KafkaSource::CreateConsumer() {
   for (const auto& t : config_.topics) rd_kafka_topic_partition_list_add(topics, t.c_str(), RD_KAFKA_PARTITION_UA);
   rd_kafka_resp_err_t err = rd_kafka_subscribe(rk_, topics);
   rd_kafka_topic_partition_list_destroy(topics);
-  if (err) return Status::InvalidArgument(std::string("cannot subscribe: ") + rd_kafka_err2str(err));
+  if (err) {
+    std::string names;
+    for (const auto& t : config_.topics) names += (names.empty() ? "" : ", ") + t;
+    return Status::InvalidArgument("cannot subscribe to " + names + ": " + rd_kafka_err2str(err));
+  }
   return Status::Ok();
 }
 

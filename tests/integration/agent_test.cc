@@ -144,18 +144,6 @@ sinks: { out: { type: console, inputs: [in], encoding: { codec: text } } }
       << p.Stderr();
 }
 
-struct CliRun {
-  int code;
-  std::string out, err;
-};
-
-CliRun Tributary(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
-  args.insert(args.begin(), TributaryBinary());
-  Process p(Process::Options{args, env, false});
-  auto code = p.Wait(seconds(20));
-  return {code.value_or(-1), p.Stdout(), p.Stderr()};
-}
-
 TEST(ValidateTest, ValidConfigExitsZeroAndChecksTheEnvironment) {
   TempDir dir;
   WriteFile(dir / "ok.yaml", "data_dir: " + dir.path() + "/state\n" +

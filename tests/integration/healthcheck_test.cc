@@ -12,18 +12,6 @@ namespace {
 
 using std::chrono::seconds;
 
-struct CliRun {
-  int code;
-  std::string out, err;
-};
-
-CliRun Tributary(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
-  args.insert(args.begin(), TributaryBinary());
-  Process p(Process::Options{args, env, false});
-  auto code = p.Wait(seconds(20));
-  return {code.value_or(-1), p.Stdout(), p.Stderr()};
-}
-
 std::string IdleConfig(const TempDir& dir, const std::string& address) {
   return "data_dir: " + dir.path() + "/data\napi: { address: \"" + address + "\" }\n" + R"(
 shutdown_timeout_secs: 5

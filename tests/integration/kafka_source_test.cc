@@ -210,3 +210,29 @@ TEST(KafkaSourceTest, KillNineMemberLosesNothing) {
 
 }  // namespace
 }  // namespace tributary::testing
+
+namespace tributary::testing {
+namespace {
+
+// A topic pattern librdkafka cannot compile, or a name Kafka does not
+// allow, is a config error at its line: before, validate passed and the
+// source stopped at subscribe without naming the topic.
+TEST(KafkaSourceTest, ABadTopicPatternOrNameIsAConfigErrorAtItsLine) {
+  TempDir dir;
+  WriteFile(dir / "k.yaml",
+            "sources:\n  k:\n    type: kafka\n    bootstrap_servers: \"127.0.0.1:1\"\n    group_id: g\n"
+            "    topics: [\"^(bad\", logs, \"bad topic\", \"^logs-[0-9]+$\"]\n"
+            "sinks: { out: { type: blackhole, inputs: [k] } }\n");
+  CliRun r = Tributary({"validate", "--no-environment", "-c", dir / "k.yaml"});
+  EXPECT_EQ(r.code, 78);
+  EXPECT_NE(r.err.find("k.yaml:6:14: error: `sources.k.topics[0]`: invalid regular expression"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("k.yaml:6:29: error: `sources.k.topics[2]`: `bad topic` is not a Kafka topic name"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("topics[1]"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("topics[3]"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace tributary::testing

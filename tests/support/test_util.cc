@@ -225,6 +225,13 @@ std::string TributaryBinary() { return TRIBUTARY_BINARY; }
 std::string SourceDir() { return TRIBUTARY_SOURCE_DIR; }
 std::string BinaryDir() { return TRIBUTARY_BINARY_DIR; }
 
+CliRun Tributary(std::vector<std::string> args, std::map<std::string, std::string> env) {
+  args.insert(args.begin(), TributaryBinary());
+  Process p(Process::Options{args, env, false});
+  auto code = p.Wait(std::chrono::seconds(20));
+  return {code.value_or(-1), p.Stdout(), p.Stderr()};
+}
+
 // ---- Agent -----------------------------------------------------------------
 
 Agent::Agent(const TempDir& dir, const std::string& config_yaml, std::vector<std::string> extra_args,

@@ -83,6 +83,13 @@ std::string TributaryBinary();
 std::string SourceDir();
 std::string BinaryDir();
 
+// One run of the tributary command line, to its exit (at most 20 s).
+struct CliRun {
+  int code;  // -1: it did not exit in time
+  std::string out, err;
+};
+CliRun Tributary(std::vector<std::string> args, std::map<std::string, std::string> env = {});
+
 // A tributary process running a config written to dir/tributary.yaml. The
 // config should set `api.address: 127.0.0.1:0`; api_port() is read from
 // the agent's log.
