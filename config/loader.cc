@@ -79,7 +79,8 @@ const Schema<LogConfig>& LogConfig::schema() {
 const Schema<GlobalConfig>& GlobalConfig::schema() {
   static const Schema<GlobalConfig> s = [] {
     Schema<GlobalConfig> s;
-    s.Field("data_dir", &GlobalConfig::data_dir, "Directory for checkpoints and disk buffers; must be writable. The file and journald sources and disk buffers check at start that they can make files in their part of it, and the agent exits with 78 if not.");
+    s.Field("data_dir", &GlobalConfig::data_dir, "Directory for checkpoints and disk buffers; must be writable. The file and journald sources and disk buffers check at start that they can make files in their part of it, and the agent exits with 78 if not.")
+        .Check<std::string>([](const std::string& d) { return d.empty() ? std::string("must not be empty") : ""; });
     s.Field("api", &GlobalConfig::api, "The admin HTTP API.");
     s.Field("shutdown_timeout_secs", &GlobalConfig::shutdown_timeout_secs, "On SIGTERM/SIGINT: how long to drain and flush before giving up on what is still in memory.").Min(0);
     s.Field("log", &GlobalConfig::log, "The agent's own logs.");
@@ -480,6 +481,39 @@ void CheckDuplicateKeys(const YAML::Node& node, const std::string& file, Diagnos
   }
 }
 
+// A quoted value whose closing quote is missing runs on over the lines
+// after it (YAML folds them into its text), up to the next quote or the
+// end of the file: the config then "has no sources". A quoted value whose
+// next line, inside the quotes, looks like a `key:` is reported at its
+// opening quote. Returns whether one was found.
+bool CheckRunawayQuotes(const YAML::Node& node, std::string_view text, const std::string& file, Diagnostics* diag) {
+  static const RE2 kKeyLine(R"(\s*-?\s*[A-Za-z_][A-Za-z0-9_.-]*:(\s.*)?)");
+  bool found = false;
+  if (node.IsMap()) {
+    for (auto it = node.begin(); it != node.end(); ++it) found |= CheckRunawayQuotes(it->second, text, file, diag);
+  } else if (node.IsSequence()) {
+    for (const auto& child : node) found |= CheckRunawayQuotes(child, text, file, diag);
+  } else if (node.IsScalar() && node.Tag() == "!") {
+    const size_t open = static_cast<size_t>(std::max(0, node.Mark().pos));
+    if (open >= text.size() || (text[open] != '"' && text[open] != '\'')) return false;
+    const char q = text[open];
+    size_t i = open + 1;
+    for (; i < text.size() && text[i] != q; ++i) {
+      if (q == '"' && text[i] == '\\') ++i;
+      if (text[i] == '\n') break;
+    }
+    if (i >= text.size() || text[i] != '\n') return false;  // closed on its own line
+    const size_t next = i + 1;
+    const std::string_view line = text.substr(next, text.find('\n', next) - next);
+    if (RE2::FullMatch(re2::StringPiece(line.data(), line.size()), kKeyLine)) {
+      diag->Error(LocationOf(node, file), "this quoted value is not closed on its line, and runs on into the next ones",
+                  "close the quote on this line");
+      found = true;
+    }
+  }
+  return found;
+}
+
 // YAML 1.1 merge keys, which yaml-cpp reads as a plain key named `<<`:
 // `<<: *defaults` (or a list of aliases) copies the keys of the map(s) it
 // names that the map does not set itself, the first map listed winning.
@@ -774,6 +808,10 @@ std::optional<Config> LoadConfigFromStrings(const std::vector<std::pair<std::str
       continue;
     }
     CheckDuplicateKeys(root, file, diag);
+    if (CheckRunawayQuotes(root, text, file, diag)) {
+      unparsed = true;  // what the rest of the file holds is unknown
+      continue;
+    }
     ExpandMergeKeys(root, file, diag);
     YAML::Node file_globals(YAML::NodeType::Map);
     for (auto it = root.begin(); it != root.end(); ++it) {

@@ -379,6 +379,23 @@ TEST(LoaderTest, AFileNamedTwiceIsReadOnce) {
   std::filesystem::remove_all(dir);
 }
 
+// yaml-cpp folds the lines after a quote that is never closed into its
+// value: before, the only errors were "no sources defined" and "no sinks
+// defined", with no line.
+TEST(LoaderTest, AQuoteNeverClosedIsReportedWhereItOpens) {
+  Diagnostics diag;
+  EXPECT_FALSE(Load({{"a.yaml", "data_dir: \"/var/lib/x\nsources:\n  gen: { type: test_source }\n"
+                                "sinks:\n  out: { type: test_sink, inputs: [gen] }\n"}},
+                    &diag));
+  EXPECT_TRUE(HasError(diag, "a.yaml:1:11", "not closed on its line")) << diag.ToString();
+  EXPECT_EQ(diag.error_count(), 1u) << diag.ToString();
+  Diagnostics fine;  // a quoted value may span lines
+  EXPECT_TRUE(Load({{"a.yaml", "data_dir: \"/var/lib/\n  x\"\n" + std::string(kValid)}}, &fine)) << fine.ToString();
+  Diagnostics empty;
+  EXPECT_FALSE(Load({{"a.yaml", "data_dir: \"\"\n" + std::string(kValid)}}, &empty));
+  EXPECT_TRUE(HasError(empty, "a.yaml:1:11", "must not be empty")) << empty.ToString();
+}
+
 TEST(LoaderTest, YamlSyntaxErrorHasLocation) {
   Diagnostics diag;
   auto cfg = Load({{"a.yaml", "sources:\n  gen: { type: test_source\n"}}, &diag);
