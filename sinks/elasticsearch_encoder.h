@@ -65,6 +65,8 @@ class BulkEncoder {
   Status Encode(const Event& event, std::string* body, EncodedItem* item);
 
   bool create_action() const { return create_; }
+  // The document `event` would be sent as (for the dead-letter file).
+  void AppendSource(const Event& event, std::string* out) const;
   // Events encoded without an `_id` although `id_field` is set (missing or
   // empty field); the caller counts them.
   uint64_t TakeMissingIds() {
@@ -75,7 +77,6 @@ class BulkEncoder {
 
  private:
   BulkEncoder() = default;
-  void AppendSource(const Event& event, std::string* out) const;
 
   NameTemplate index_;
   bool create_ = false;

@@ -208,6 +208,12 @@ void ElasticsearchSink::EncodeInput(Clock::time_point now) {
       ++rejected;
       trackers_[input_tracker_].worst = std::max(trackers_[input_tracker_].worst, BatchStatus::kRejected);
       LogLimited(reject_log_, LogLevel::kWarn, id_, "event rejected: cannot render the index name: " + s.message());
+      // Kept like a document Elasticsearch rejects: no action, status 0.
+      if (dead_letter_fd_ >= 0) {
+        dead_letter_document_.clear();
+        encoder_.AppendSource(events[input_pos_ - 1], &dead_letter_document_);
+        AppendDeadLetter(0, "template_failed", s.message(), "null", dead_letter_document_);
+      }
       continue;
     }
     if (building_->items.empty()) building_deadline_ = now + batch_timeout_;
@@ -215,6 +221,7 @@ void ElasticsearchSink::EncodeInput(Clock::time_point now) {
     ++trackers_[input_tracker_].unsettled;
   }
   if (rejected) {
+    WriteDeadLetters();
     template_failed_->Increment(static_cast<double>(rejected));
     metrics_->discarded_unintentional().Increment(static_cast<double>(rejected));
   }
@@ -437,24 +444,28 @@ void ElasticsearchSink::Reject(const Request& r, const Item& item, int status, s
   LogLimited(reject_log_, LogLevel::kError, id_,
              "document rejected by Elasticsearch (HTTP " + std::to_string(status) + " " + std::string(type) +
                  "): " + std::string(reason.substr(0, 300)) + "; action " + std::string(action.substr(0, 200)));
-  if (dead_letter_fd_ >= 0) {
-    dead_letters_.append(R"({"timestamp":")");
-    AppendRfc3339(Now(), &dead_letters_);
-    dead_letters_.append(R"(","component_id":)");
-    AppendJsonString(id_, &dead_letters_);
-    dead_letters_.append(R"(,"status":)");
-    dead_letters_.append(std::to_string(status));
-    dead_letters_.append(R"(,"error_type":)");
-    AppendJsonString(type, &dead_letters_);
-    dead_letters_.append(R"(,"reason":)");
-    AppendJsonString(reason, &dead_letters_);
-    dead_letters_.append(R"(,"action":)");
-    dead_letters_.append(action);
-    dead_letters_.append(R"(,"document":)");
-    dead_letters_.append(source);
-    dead_letters_.append("}\n");
-  }
+  AppendDeadLetter(status, type, reason, action, source);
   settle_later->push_back(item.tracker);
+}
+
+void ElasticsearchSink::AppendDeadLetter(int status, std::string_view type, std::string_view reason,
+                                         std::string_view action, std::string_view document) {
+  if (dead_letter_fd_ < 0) return;
+  dead_letters_.append(R"({"timestamp":")");
+  AppendRfc3339(Now(), &dead_letters_);
+  dead_letters_.append(R"(","component_id":)");
+  AppendJsonString(id_, &dead_letters_);
+  dead_letters_.append(R"(,"status":)");
+  dead_letters_.append(std::to_string(status));
+  dead_letters_.append(R"(,"error_type":)");
+  AppendJsonString(type, &dead_letters_);
+  dead_letters_.append(R"(,"reason":)");
+  AppendJsonString(reason, &dead_letters_);
+  dead_letters_.append(R"(,"action":)");
+  dead_letters_.append(action);
+  dead_letters_.append(R"(,"document":)");
+  dead_letters_.append(document);
+  dead_letters_.append("}\n");
 }
 
 void ElasticsearchSink::WriteDeadLetters() {

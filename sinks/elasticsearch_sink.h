@@ -107,6 +107,9 @@ class ElasticsearchSink final : public Sink {
   void Finish(Request* r);
   void Reject(const Request& r, const Item& item, int status, std::string_view type, std::string_view reason,
               std::vector<uint32_t>* settle_later);
+  // One dead-letter record (written by WriteDeadLetters); `action` is JSON.
+  void AppendDeadLetter(int status, std::string_view type, std::string_view reason, std::string_view action,
+                        std::string_view document);
   void WriteDeadLetters();
 
   // Acknowledgements.
@@ -156,6 +159,7 @@ class ElasticsearchSink final : public Sink {
   std::vector<es::ItemResult> results_;
   std::vector<es::EncodedItem> enc_scratch_;
   std::string dead_letters_;
+  std::string dead_letter_document_;  // scratch: an event that could not be encoded
   int dead_letter_fd_ = -1;
   bool healthy_ = true;
   RateLimiter reject_log_{5, std::chrono::seconds(10)};

@@ -218,6 +218,42 @@ TEST(ElasticsearchSinkTest, MappingErrorsAreRejectedCountedAndDeadLettered) {
   for (int i = 0; i < kCount; i += 10) EXPECT_TRUE(messages.count("bad-" + Line(i))) << i;
 }
 
+// An event whose index name cannot be rendered is kept in the dead-letter
+// file like a document Elasticsearch rejects (before, it was only counted).
+TEST(ElasticsearchSinkTest, AnEventWithoutTheFieldOfItsIndexNameIsDeadLettered) {
+  EsBulkServer es;
+  ASSERT_TRUE(es.ok()) << es.error();
+  TempDir dir;
+  std::string cfg = Config(dir, {es.url()}, "    dead_letter: { path: \"" + dir.path() + "/dead/es.ndjson\" }\n");
+  cfg.replace(cfg.find("index: \"logs\""), 13, "index: \"logs-{{ service }}\"");
+  cfg.replace(cfg.find("inputs: [in]"), 12, "inputs: [parse]");
+  cfg.replace(cfg.find("sinks:"), 6, "transforms:\n  parse: { type: json_parser, inputs: [in] }\nsinks:");
+  Agent agent(dir, cfg, {}, {}, true);
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  const int kCount = 100;
+  std::string lines;
+  for (int i = 0; i < kCount; ++i)
+    lines += "{\"n\":" + std::to_string(i) + (i % 10 == 0 ? "" : ",\"service\":\"api\"") + "}\n";
+  agent.process().WriteStdin(lines);
+  ASSERT_TRUE(WaitFor([&] { return es.count("logs-api") == kCount - kCount / 10; })) << agent.process().Stderr();
+  ASSERT_TRUE(WaitFor([&] { return ReadLines(dir.path() + "/dead/es.ndjson").size() == kCount / 10; }))
+      << agent.process().Stderr();
+  EXPECT_EQ(Errors(agent, "template_failed"), kCount / 10);
+  JsonParser parser;
+  std::set<int64_t> dead;
+  for (const auto& l : ReadLines(dir.path() + "/dead/es.ndjson")) {
+    Value v;
+    ASSERT_TRUE(parser.Parse(l, &v).ok()) << l;
+    const Fields& f = v.as_map();
+    EXPECT_EQ(f.find("status")->as_int(), 0) << l;
+    EXPECT_EQ(f.find("error_type")->as_string(), "template_failed") << l;
+    EXPECT_TRUE(f.find("action")->is_null()) << l;
+    dead.insert(f.find("document")->as_map().find("n")->as_int());
+  }
+  for (int i = 0; i < kCount; i += 10) EXPECT_TRUE(dead.count(i)) << i;
+  Finish(agent);
+}
+
 TEST(ElasticsearchSinkTest, WholeRequestFailuresAndTimeoutsAreRetried) {
   EsBulkServer es({"--fail-requests", "503:3"});
   ASSERT_TRUE(es.ok()) << es.error();
