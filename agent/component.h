@@ -141,6 +141,9 @@ class SimpleSink : public Sink {
   // errors are retried with backoff.
   virtual Status Write(const Batch& batch) = 0;
   virtual Status Flush() { return Status::Ok(); }
+  // Events the last successful Write discarded on purpose of its own (and
+  // counted once): they are not counted as sent.
+  virtual size_t DiscardedByLastWrite() const { return 0; }
   Status Run(SinkContext& ctx) final;
 };
 

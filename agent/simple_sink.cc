@@ -22,7 +22,7 @@ Status SimpleSink::Run(SinkContext& ctx) {
     while (true) {
       Status s = Write(batch);
       if (s.ok()) {
-        ctx.metrics().sent_events().Increment(static_cast<double>(batch.size()));
+        ctx.metrics().sent_events().Increment(static_cast<double>(batch.size() - DiscardedByLastWrite()));
         batch.Finalize(BatchStatus::kDelivered);
         ctx.SetHealthy(true, "");
         backoff.Reset();

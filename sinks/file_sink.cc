@@ -135,22 +135,18 @@ void FileSink::CloseLeastRecent() {
 Status FileSink::Write(const Batch& batch) {
   for (auto& [p, buf] : pending_) buf.clear();
   std::string path;
-  uint64_t discarded = 0;
+  discarded_ = 0;
+  std::string first_problem;
   for (const Event& e : batch.events()) {
     path.clear();
     Status s = path_.Render(e, &path);
     if (!s.ok()) {
-      ++discarded;
-      LogLimited(limiter_, LogLevel::kWarn, metrics_->id(), "event discarded: cannot render path: " + s.message());
+      if (discarded_++ == 0) first_problem = s.message();
       continue;
     }
     std::string& buf = pending_[path];
     encoder_.Encode(e, &buf);
     buf.push_back('\n');
-  }
-  if (discarded) {
-    render_errors_->Increment(static_cast<double>(discarded));
-    metrics_->discarded_unintentional().Increment(static_cast<double>(discarded));
   }
   // A batch is appended whole or not at all: after a failure (a full
   // disk takes part of a write), every file this batch has grown is cut
@@ -177,6 +173,14 @@ Status FileSink::Write(const Batch& batch) {
     files_[p].last_write = std::chrono::steady_clock::now();
   }
   for (auto& [p, buf] : pending_) metrics_->sent_bytes().Increment(static_cast<double>(buf.size()));
+  // Discards are counted and logged once, when the batch is written: a
+  // batch retried after a failed write is rendered again.
+  if (discarded_) {
+    render_errors_->Increment(static_cast<double>(discarded_));
+    metrics_->discarded_unintentional().Increment(static_cast<double>(discarded_));
+    LogLimited(limiter_, LogLevel::kWarn, metrics_->id(),
+               std::to_string(discarded_) + " event(s) discarded: cannot render path: " + first_problem);
+  }
   if (pending_.size() > 64) pending_.clear();
   CloseIdle();
   return Status::Ok();

@@ -43,6 +43,7 @@ class FileSink final : public SimpleSink {
   ~FileSink() override;
 
   Status Write(const Batch& batch) override;
+  size_t DiscardedByLastWrite() const override { return discarded_; }
   Status Flush() override;
 
  private:
@@ -78,6 +79,7 @@ class FileSink final : public SimpleSink {
     ino_t ino;
   };
   std::vector<Written> written_;  // the files this batch has been written to so far
+  size_t discarded_ = 0;          // events of this batch whose path cannot be rendered
   RateLimiter limiter_;
 };
 

@@ -742,6 +742,37 @@ TEST_F(FileSourceTest, AFileSinkWithMoreFilesThanDescriptorsClosesTheLeastRecent
   Stop(agent);
 }
 
+// An event whose path cannot be rendered is discarded once: not counted as
+// sent, and counted (and logged) once however often its batch is retried.
+TEST_F(FileSourceTest, AFileSinkCountsADiscardOnceAndNotAsSent) {
+  WriteFile(logs() + "/app.log", "{\"name\":\"x\"}\n{\"other\":1}\n{\"name\":\"y\"}\n");
+  const std::string outs = dir_ / "outs";
+  WriteFile(outs, "");  // a file where the directory should be: every write fails until it goes
+  const std::string config = "data_dir: " + data_dir() +
+                             "\napi: { address: 127.0.0.1:0 }\n"
+                             "sources:\n  in: { type: file, include: [\"" + logs() + "/*.log\"] }\n"
+                             "transforms:\n  j: { type: json_parser, inputs: [in] }\n"
+                             "sinks:\n  out:\n    type: file\n    inputs: [j]\n    path: " + outs +
+                             "/{{ name }}.log\n    encoding: { codec: json }\n";
+  auto agent = std::make_unique<Agent>(dir_, config);
+  ASSERT_NE(agent->api_port(), 0) << agent->process().Stderr();
+  auto metric = [&](const std::string& name, std::map<std::string, std::string> labels) {
+    labels["component_id"] = "out";
+    return agent->Metric(name, labels).value_or(0);
+  };
+  ASSERT_TRUE(WaitFor([&] { return metric("tributary_sink_retries_total", {}) >= 2; }, 20s))
+      << agent->process().Stderr();
+  fs::remove(outs);
+  ASSERT_TRUE(WaitFor([&] { return ReadLines(outs + "/x.log").size() == 1 && ReadLines(outs + "/y.log").size() == 1; },
+                      20s))
+      << agent->process().Stderr();
+  ASSERT_TRUE(WaitFor([&] { return metric("tributary_component_sent_events_total", {}) == 2; }, 10s))
+      << agent->Metrics();
+  EXPECT_EQ(metric("tributary_component_errors_total", {{"error_type", "template_failed"}}), 1) << agent->Metrics();
+  EXPECT_EQ(metric("tributary_component_discarded_events_total", {{"intentional", "false"}}), 1) << agent->Metrics();
+  Stop(agent);
+}
+
 // logrotate takes the file sink's output away, by rename (then `create`)
 // or by deleting it: the next batch goes to a new file at the path, not
 // into the renamed one, nor into a deleted one where it would be lost.
