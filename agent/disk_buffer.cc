@@ -346,6 +346,7 @@ class DiskBuffer::Impl : public std::enable_shared_from_this<Impl> {
   int blocked_writers_ = 0;
   RateLimiter write_limiter_;
   RateLimiter corrupt_limiter_;
+  RateLimiter full_limiter_;
 
   // Acks.
   std::deque<InFlight> inflight_;
@@ -635,6 +636,11 @@ bool DiskBuffer::Impl::Push(Batch batch) {
       unblock();
       stats_.full_events += n;
       lock.unlock();
+      if (ws.ok()) {  // a failed write was logged above
+        LogLimited(full_limiter_, LogLevel::kWarn, opt_.name,
+                   "disk buffer is full (max_size " + std::to_string(opt_.max_size) + " bytes): dropped " +
+                       std::to_string(n) + " events (when_full: drop_newest)");
+      }
       m_.discarded_full->Increment(static_cast<double>(n));
       Release(rel);
       batch.Finalize(BatchStatus::kRejected);

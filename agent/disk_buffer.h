@@ -73,7 +73,8 @@
 // Full: when the segments on disk would exceed max_size (or a write fails
 // with ENOSPC or another I/O error), `block` waits for the sink to free
 // space (backpressure, nothing lost) and `drop_newest` drops the batch,
-// counts it (reason="full") and finalizes it Rejected.
+// counts it (reason="full"), logs it (rate-limited) and finalizes it
+// Rejected.
 //
 // Thread-safety: Push from any threads, Next from one thread, Close and
 // Abort from any thread. Finalizers handed to the sink may outlive the

@@ -591,6 +591,22 @@ TEST_F(DiskBufferTest, FullDropsNewestAndCountsThem) {
   EXPECT_EQ(Drain(b.get(), 2000), Range(0, delivered.load() * 10));
 }
 
+TEST_F(DiskBufferTest, FullDropsNewestLogsAtARateLimit) {
+  auto b = Open(0ms, 1 << 20, true, 64 << 10);
+  std::atomic<int> rejected{0};
+  ::testing::internal::CaptureStderr();
+  for (int i = 0; i < 200; ++i)
+    ASSERT_TRUE(b->Push(MakeBatch(static_cast<uint64_t>(i) * 10, 10, nullptr, &rejected, 1000)));
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  ASSERT_GT(rejected.load(), 50);
+  // The limiter's burst (5 lines in 10 s), not one line per dropped batch.
+  size_t lines = 0;
+  for (size_t p = 0; (p = log.find("dropped 10 events (when_full: drop_newest)", p)) != std::string::npos; ++p) ++lines;
+  EXPECT_EQ(lines, 5u) << log;
+  EXPECT_NE(log.find("WARN [test] disk buffer is full (max_size 1048576 bytes): dropped 10 events"), std::string::npos)
+      << log;
+}
+
 TEST_F(DiskBufferTest, DiskFullBlocksWithoutLossAndRecovers) {
   auto b = Open(0ms);
   ASSERT_TRUE(b->Push(MakeBatch(0, 10)));
