@@ -4,8 +4,8 @@
 
 namespace tributary {
 
-MemoryBuffer::MemoryBuffer(uint64_t max_events, bool drop_when_full, BufferMetrics metrics)
-    : max_events_(max_events), drop_when_full_(drop_when_full), metrics_(metrics) {}
+MemoryBuffer::MemoryBuffer(std::string name, uint64_t max_events, bool drop_when_full, BufferMetrics metrics)
+    : name_(std::move(name)), max_events_(max_events), drop_when_full_(drop_when_full), metrics_(metrics) {}
 
 MemoryBuffer::~MemoryBuffer() { Abort(); }
 
@@ -19,6 +19,9 @@ bool MemoryBuffer::Push(Batch batch) {
     if (drop_when_full_) {
       lock.unlock();
       metrics_.discarded_full->Increment(static_cast<double>(n));
+      LogLimited(full_limiter_, LogLevel::kWarn, name_,
+                 "memory buffer is full (max_events " + std::to_string(max_events_) + "): dropped " +
+                     std::to_string(n) + " events (when_full: drop_newest)");
       batch.Finalize(BatchStatus::kRejected);
       return true;
     }
@@ -92,7 +95,7 @@ Result<std::unique_ptr<Buffer>> MakeBuffer(const config::BufferConfig& config, c
   const bool drop = config.when_full == "drop_newest";
   if (config.type == "memory") {
     return std::unique_ptr<Buffer>(
-        new MemoryBuffer(config.max_events, drop, metrics->ForBuffer(sink_id, sink_type, "memory")));
+        new MemoryBuffer(sink_id, config.max_events, drop, metrics->ForBuffer(sink_id, sink_type, "memory")));
   }
   if (config.type == "disk") {
     DiskBufferOptions o;

@@ -20,6 +20,7 @@
 #include <string>
 
 #include "agent/component.h"
+#include "agent/log.h"
 #include "agent/metrics.h"
 #include "config/config.h"
 
@@ -38,7 +39,8 @@ class Buffer : public SinkInput {
 
 class MemoryBuffer final : public Buffer {
  public:
-  MemoryBuffer(uint64_t max_events, bool drop_when_full, BufferMetrics metrics);
+  // `name` (the sink id) is for log lines.
+  MemoryBuffer(std::string name, uint64_t max_events, bool drop_when_full, BufferMetrics metrics);
   ~MemoryBuffer() override;
 
   bool Push(Batch batch) override;
@@ -51,6 +53,7 @@ class MemoryBuffer final : public Buffer {
   std::condition_variable not_empty_;
   std::condition_variable not_full_;
   std::deque<Batch> queue_;
+  const std::string name_;
   uint64_t events_ = 0;
   uint64_t bytes_ = 0;
   const uint64_t max_events_;
@@ -58,6 +61,7 @@ class MemoryBuffer final : public Buffer {
   bool closed_ = false;
   bool aborted_ = false;
   BufferMetrics metrics_;
+  RateLimiter full_limiter_;  // "dropped N events" under drop_newest
 };
 
 // Builds the buffer a sink's config asks for. Disk buffers live under

@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "agent/event_codec.h"
@@ -78,8 +79,15 @@ void FrameRecord(uint64_t offset, std::string_view payload, std::string* out) {
   }
 }
 
-// Reads records from one segment file, LevelDB-style: a bad fragment
-// drops the rest of its block and reading resumes at the next block.
+// Reads records from one segment file, LevelDB-style. A fragment whose
+// header is impossible (type, or a length that crosses its block) drops the
+// rest of its block: nothing in it can be trusted to find the next
+// fragment. A fragment with a plausible header but a wrong CRC is skipped
+// by its length; if that length was the damaged part, the next header is
+// garbage and the rule above applies. An orphan MIDDLE or LAST fragment
+// (its record's start was skipped) is skipped on its own, and reading
+// resynchronises at the next FIRST or FULL fragment in the same block, so
+// one damaged fragment costs only the record(s) it belongs to.
 class SegmentReader {
  public:
   enum class Outcome { kRecord, kEnd };
@@ -101,6 +109,14 @@ class SegmentReader {
     uint64_t p = *off;
     bool in_record = false;
     uint64_t record_start = p;
+    // Drops the record being assembled, if any, and skips to `to`.
+    auto skip = [&](uint64_t to) {
+      *dropped += to - (in_record ? record_start : p);
+      record->clear();
+      in_record = false;
+      p = to;
+      *off = p;
+    };
     while (true) {
       uint64_t left = kBlockSize - p % kBlockSize;
       if (left < kHeaderSize) {
@@ -115,26 +131,29 @@ class SegmentReader {
       uint32_t crc = DecodeFixed32(h);
       uint64_t len = static_cast<uint8_t>(h[4]) | static_cast<uint64_t>(static_cast<uint8_t>(h[5])) << 8;
       uint8_t type = static_cast<uint8_t>(h[6]);
-      bool bad = type == kZero || type > kLast || kHeaderSize + len > left;
-      if (!bad && p + kHeaderSize + len > limit) return Outcome::kEnd;  // torn, or not synced yet
-      const char* data = bad ? nullptr : Get(p + kHeaderSize, static_cast<size_t>(len), limit);
-      if (!bad && (!data || Crc(type, data, static_cast<size_t>(len)) != crc)) bad = true;
-      if (!bad && in_record && (type == kFull || type == kFirst)) {
+      const bool plausible = type != kZero && type <= kLast && kHeaderSize + len <= left;
+      if (plausible && p + kHeaderSize + len > limit) return Outcome::kEnd;  // torn, or not synced yet
+      const char* data = plausible ? Get(p + kHeaderSize, static_cast<size_t>(len), limit) : nullptr;
+      if (!data) {
+        // No usable length (or unreadable): the rest of the block is lost.
+        const uint64_t next_block = p + left;
+        skip(std::min(next_block, limit));
+        if (p < next_block) return Outcome::kEnd;
+        continue;
+      }
+      const uint64_t fragment_end = p + kHeaderSize + len;
+      if (Crc(type, data, static_cast<size_t>(len)) != crc) {
+        skip(fragment_end);
+        continue;
+      }
+      if (in_record && (type == kFull || type == kFirst)) {
         // The record being assembled lost its end.
         *dropped += p - record_start;
         record->clear();
         in_record = false;
       }
-      if (!bad && !in_record && (type == kMiddle || type == kLast)) bad = true;  // lost its start
-      if (bad) {
-        uint64_t next_block = p + left;
-        uint64_t end = std::min(next_block, limit);
-        *dropped += end - (in_record ? record_start : p);
-        record->clear();
-        in_record = false;
-        p = end;
-        *off = p;
-        if (end < next_block) return Outcome::kEnd;
+      if (!in_record && (type == kMiddle || type == kLast)) {
+        skip(fragment_end);  // an orphan: its record lost its start
         continue;
       }
       if (type == kFull || type == kFirst) {
@@ -143,7 +162,7 @@ class SegmentReader {
       } else {
         record->append(data, static_cast<size_t>(len));
       }
-      p += kHeaderSize + len;
+      p = fragment_end;
       if (type == kFull || type == kLast) {
         *off = p;
         return Outcome::kRecord;
@@ -188,6 +207,33 @@ bool ParseRecordHeader(std::string_view rec, RecordHeader* h) {
   return GetVarint64(&rec, &h->count);
 }
 
+// Corruption met since the last intact record, reported with the events
+// it cost once reading resynchronises.
+struct Damage {
+  uint64_t bytes = 0;
+  uint64_t first_seg = 0, last_seg = 0;  // where the bytes were (if any)
+  std::vector<std::string> notes;        // "segment-X.log is missing", ...
+
+  void Add(uint64_t seg, uint64_t n) {
+    if (n == 0) return;
+    if (bytes == 0) first_seg = seg;
+    last_seg = seg;
+    bytes += n;
+  }
+  bool empty() const { return bytes == 0 && notes.empty(); }
+
+  // "dropped N events in B corrupt bytes in segment-X.log; notes".
+  std::string Describe(uint64_t events) const {
+    std::string out = "disk buffer: dropped " + std::to_string(events) + " events";
+    if (bytes > 0) {
+      out += " in " + std::to_string(bytes) + " corrupt bytes in " + SegmentName(first_seg);
+      if (last_seg != first_seg) out += " to " + SegmentName(last_seg);
+    }
+    for (size_t i = 0; i < notes.size(); ++i) out += (i == 0 && bytes == 0 ? ": " : "; ") + notes[i];
+    return out;
+  }
+};
+
 struct Pos {
   uint64_t seg = 0;
   uint64_t off = 0;
@@ -218,7 +264,7 @@ class DiskBuffer::Impl : public std::enable_shared_from_this<Impl> {
   DiskBuffer::Stats stats() const {
     std::lock_guard lock(mu_);
     Stats s = stats_;
-    s.events = next_event_ - ack_event_;
+    s.events = Unacked();
     s.bytes = bytes_on_disk_;
     s.segments = segments_.size();
     return s;
@@ -238,7 +284,12 @@ class DiskBuffer::Impl : public std::enable_shared_from_this<Impl> {
 
   std::string Path(const std::string& name) const { return opt_.dir + "/" + name; }
   std::string SegPath(uint64_t id) const { return Path(SegmentName(id)); }
-  uint64_t Unacked() const { return next_event_ - ack_event_; }
+  // Events written and not yet acknowledged, less those lost to a torn
+  // tail and already counted at recovery (they will never be read).
+  uint64_t Unacked() const {
+    const uint64_t lo = std::max(ack_event_, precounted_lo_), hi = std::min(next_event_, precounted_hi_);
+    return next_event_ - ack_event_ - (hi > lo ? hi - lo : 0);
+  }
   void UpdateGauges() {
     m_.events->Set(static_cast<double>(Unacked()));
     m_.bytes->Set(static_cast<double>(bytes_on_disk_));
@@ -258,7 +309,12 @@ class DiskBuffer::Impl : public std::enable_shared_from_this<Impl> {
   std::string EncodeLedger(Pos ack, uint64_t ack_event, Pos write, uint64_t write_event) const;
   // Moves the ack position over the acknowledged prefix. Lock held.
   void AdvanceAcks();
-  void CountCorrupt(uint64_t events, uint64_t bytes, const std::string& where);
+  void CountCorrupt(uint64_t events, const Damage& damage);
+  // "segment-X.log is missing" for the segments [a, b] that are not there.
+  std::string Gone(uint64_t a, uint64_t b) const {
+    if (a == b) return SegmentName(a) + (emptied_.count(a) ? " is empty" : " is missing");
+    return SegmentName(a) + " to " + SegmentName(b) + " are missing or empty";
+  }
   static void Release(Releases& rel) {
     for (auto& [fins, s] : rel)
       for (auto& f : fins) f.Release(s);
@@ -290,6 +346,7 @@ class DiskBuffer::Impl : public std::enable_shared_from_this<Impl> {
   int blocked_writers_ = 0;
   RateLimiter write_limiter_;
   RateLimiter corrupt_limiter_;
+  RateLimiter full_limiter_;
 
   // Acks.
   std::deque<InFlight> inflight_;
@@ -307,10 +364,13 @@ class DiskBuffer::Impl : public std::enable_shared_from_this<Impl> {
   SegmentReader reader_;
   uint64_t reader_seg_ = ~0ull;
   std::optional<uint64_t> expected_event_;
-  uint64_t dropped_since_valid_ = 0;
+  Damage damage_;  // met since the last intact record
   // Events lost in a torn tail, counted at recovery: the reader must not
-  // count this range again when it sees the numbering jump over it.
+  // count this range again when it sees the numbering jump over it, and
+  // steps over it when it reaches the first segment of this run.
   uint64_t precounted_lo_ = 0, precounted_hi_ = 0;
+  uint64_t first_run_seg_ = 0;  // the first segment written by this run
+  std::set<uint64_t> emptied_;  // segments removed at recovery as empty
   std::string record_;
 
   bool closed_ = false;
@@ -341,6 +401,7 @@ Status DiskBuffer::Impl::Recover() {
     if (!size.ok()) return size.status();
     if (*size == 0) {
       (void)env_->RemoveFile(Path(n));  // an empty segment carries nothing
+      emptied_.insert(id);
       continue;
     }
     segments_[id] = *size;
@@ -348,7 +409,7 @@ Status DiskBuffer::Impl::Recover() {
 
   // The ledger: where the sink had got to.
   std::optional<uint64_t> ack_event;
-  uint64_t write_event_hint = 0;
+  uint64_t write_event_hint = 0, write_seg_hint = 0, write_off_hint = 0;
   bool have_ledger = false;
   std::string ledger;
   Status ls = env_->ReadFile(Path("ledger"), &ledger);
@@ -359,6 +420,8 @@ Status DiskBuffer::Impl::Recover() {
     const char* p = ledger.data() + 12;
     ack_pos_ = {DecodeFixed64(p), DecodeFixed64(p + 8)};
     ack_event = DecodeFixed64(p + 16);
+    write_seg_hint = DecodeFixed64(p + 24);
+    write_off_hint = DecodeFixed64(p + 32);
     write_event_hint = DecodeFixed64(p + 40);
     have_ledger = true;
   } else if (!segments_.empty()) {
@@ -384,7 +447,7 @@ Status DiskBuffer::Impl::Recover() {
 
   // The last segment may end in a torn record: truncate after its last
   // intact record. Find the next event number from the newest record.
-  uint64_t last_event_end = 0, torn_bytes = 0;
+  uint64_t last_event_end = 0, torn_bytes = 0, torn_seg = 0;
   bool found_last = false;
   for (auto it = segments_.rbegin(); it != segments_.rend() && !found_last; ++it) {
     auto f = env_->NewRandomAccessFile(SegPath(it->first));
@@ -408,6 +471,7 @@ Status DiskBuffer::Impl::Recover() {
         TLOG_WARN(opt_.name, "disk buffer: truncated a torn tail of " + std::to_string(torn) + " bytes from " +
                                  SegmentName(it->first) + " (a write cut short by a crash)");
         torn_bytes = torn;
+        torn_seg = it->first;
         it->second = valid_end;
       }
     }
@@ -448,9 +512,25 @@ Status DiskBuffer::Impl::Recover() {
     // The ledger saw events fsynced that no intact record holds any more.
     precounted_lo_ = std::max(last_event_end, ack_event.value_or(0));
     precounted_hi_ = write_event_hint;
-    if (precounted_hi_ > precounted_lo_)
-      CountCorrupt(precounted_hi_ - precounted_lo_, torn_bytes, "the tail of the newest segment");
-    torn_bytes = 0;
+    if (precounted_hi_ > precounted_lo_) {
+      // Name where they were: the torn segment, and any after it up to
+      // the last one the ledger saw data in that is now gone.
+      Damage d;
+      d.Add(torn_seg, torn_bytes);
+      uint64_t last = segments_.empty() ? 0 : segments_.rbegin()->first;
+      if (torn_bytes > 0) {
+        d.notes.push_back("its tail was torn by a crash or cut short");
+        last = std::max(last, torn_seg);
+      }
+      const uint64_t last_written = write_off_hint == 0 && write_seg_hint > 0 ? write_seg_hint - 1 : write_seg_hint;
+      if (last_written > last) {
+        d.notes.push_back(Gone(last + 1, last_written));
+      } else if (torn_bytes == 0 && last > 0) {
+        d.notes.push_back(SegmentName(last) + " ends early (cut short)");
+      }
+      CountCorrupt(precounted_hi_ - precounted_lo_, d);
+      torn_bytes = 0;
+    }
   }
   stats_.corrupt_bytes += torn_bytes;
   ack_event_ = std::min(ack_event.value_or(next_event_), next_event_);
@@ -459,7 +539,13 @@ Status DiskBuffer::Impl::Recover() {
   uint64_t new_id = segments_.empty() ? std::max<uint64_t>(ack_pos_.seg, 1) : segments_.rbegin()->first + 1;
   s = OpenNewSegment(new_id);
   if (!s.ok()) return s;
-  if (segments_.size() == 1) ack_pos_ = {new_id, 0};
+  first_run_seg_ = new_id;
+  if (segments_.size() == 1) {
+    // Nothing from the last run is left to read.
+    ack_pos_ = {new_id, 0};
+    ack_event_ = next_event_;
+    expected_event_ = next_event_;
+  }
   read_pos_ = ack_pos_;
   synced_pos_ = {new_id, 0};
   UpdateGauges();
@@ -550,6 +636,11 @@ bool DiskBuffer::Impl::Push(Batch batch) {
       unblock();
       stats_.full_events += n;
       lock.unlock();
+      if (ws.ok()) {  // a failed write was logged above
+        LogLimited(full_limiter_, LogLevel::kWarn, opt_.name,
+                   "disk buffer is full (max_size " + std::to_string(opt_.max_size) + " bytes): dropped " +
+                       std::to_string(n) + " events (when_full: drop_newest)");
+      }
       m_.discarded_full->Increment(static_cast<double>(n));
       Release(rel);
       batch.Finalize(BatchStatus::kRejected);
@@ -746,37 +837,46 @@ SinkInput::Result DiskBuffer::Impl::Next(Batch* out, std::chrono::milliseconds t
     }
     uint64_t off = read_pos_.off, dropped = 0;
     SegmentReader::Outcome o = SegmentReader::Outcome::kEnd;
-    if (reader_.open()) o = reader_.Read(&off, limit, &record_, &dropped);
-    else dropped = limit - off;  // unreadable segment: skip it whole
+    if (reader_.open()) {
+      o = reader_.Read(&off, limit, &record_, &dropped);
+    } else {
+      dropped = limit - off;  // unreadable segment: skip it whole
+      damage_.notes.push_back(SegmentName(seg) + " cannot be read");
+    }
+    const bool cut_short = o == SegmentReader::Outcome::kEnd && sealed && off < limit;
     if (o == SegmentReader::Outcome::kEnd && sealed) {
       dropped += limit - std::min(off, limit);  // a partial record at a sealed end
       off = limit;
     }
-    dropped_since_valid_ += dropped;
+    damage_.Add(seg, dropped);
+    if (cut_short) {
+      damage_.notes.push_back((damage_.first_seg == seg ? "it" : SegmentName(seg)) +
+                              std::string(" ends inside a record (cut short)"));
+    }
 
     if (o == SegmentReader::Outcome::kRecord) {
       RecordHeader h;
       std::vector<Event> events;
       bool ok = ParseRecordHeader(record_, &h) && DecodeEvents(h.batch, &events).ok();
-      if (!ok) dropped_since_valid_ += record_.size();
+      // An intact fragment chain whose content does not decode: its events
+      // show up as a gap in the numbering at the next good record.
+      if (!ok) damage_.Add(seg, record_.size());
       lock.lock();
       read_pos_.off = off;
-      if (ok && expected_event_ && h.first_event > *expected_event_) {
-        uint64_t lost = h.first_event - *expected_event_;
-        const uint64_t lo = std::max(*expected_event_, precounted_lo_), hi = std::min(h.first_event, precounted_hi_);
-        if (hi > lo) lost -= hi - lo;
-        CountCorrupt(lost, dropped_since_valid_, SegmentName(seg));
-        dropped_since_valid_ = 0;
-      } else if (dropped_since_valid_ > 0 && ok) {
-        CountCorrupt(0, dropped_since_valid_, SegmentName(seg));
-        dropped_since_valid_ = 0;
+      if (ok) {
+        uint64_t lost = 0;
+        if (expected_event_ && h.first_event > *expected_event_) {
+          lost = h.first_event - *expected_event_;
+          const uint64_t lo = std::max(*expected_event_, precounted_lo_), hi = std::min(h.first_event, precounted_hi_);
+          if (hi > lo) lost -= hi - lo;
+        }
+        if (lost > 0 || !damage_.empty()) CountCorrupt(lost, damage_);
+        damage_ = Damage();
+        expected_event_ = h.first_event + events.size();
       }
-      if (ok) expected_event_ = h.first_event + events.size();
       const uint64_t id = inflight_base_ + inflight_.size();
       inflight_.push_back(InFlight{read_pos_, ok ? h.first_event + events.size() : ack_event_, uint8_t(ok ? 0 : 1)});
       if (!ok) {
-        CountCorrupt(0, dropped_since_valid_, SegmentName(seg));
-        dropped_since_valid_ = 0;
         AdvanceAcks();
         continue;
       }
@@ -800,6 +900,17 @@ SinkInput::Result DiskBuffer::Impl::Next(Batch* out, std::chrono::milliseconds t
         // descriptor is open on it (it matters on a full disk).
         reader_seg_ = ~0ull;
         reader_.Reset(nullptr);
+        if (following > seg + 1) damage_.notes.push_back(Gone(seg + 1, following - 1));
+        if (precounted_hi_ > precounted_lo_ && seg < first_run_seg_ && following >= first_run_seg_) {
+          // Past what the last run left. The events recovery counted as
+          // lost in its torn tail lie before this run's first record: step
+          // over them, so that they are acknowledged and not counted again.
+          const uint64_t lost =
+              expected_event_ && *expected_event_ < precounted_lo_ ? precounted_lo_ - *expected_event_ : 0;
+          if (lost > 0 || !damage_.empty()) CountCorrupt(lost, damage_);
+          damage_ = Damage();
+          expected_event_ = std::max(expected_event_.value_or(0), precounted_hi_);
+        }
       }
       inflight_.push_back(InFlight{read_pos_, expected_event_.value_or(ack_event_), 1});
       AdvanceAcks();
@@ -811,13 +922,11 @@ SinkInput::Result DiskBuffer::Impl::Next(Batch* out, std::chrono::milliseconds t
   }
 }
 
-void DiskBuffer::Impl::CountCorrupt(uint64_t events, uint64_t bytes, const std::string& where) {
+void DiskBuffer::Impl::CountCorrupt(uint64_t events, const Damage& damage) {
   stats_.corrupt_events += events;
-  stats_.corrupt_bytes += bytes;
+  stats_.corrupt_bytes += damage.bytes;
   if (events) m_.discarded_corrupt->Increment(static_cast<double>(events));
-  LogLimited(corrupt_limiter_, LogLevel::kError, opt_.name,
-             "disk buffer: dropped " + std::to_string(events) + " events in " + std::to_string(bytes) +
-                 " corrupt bytes in " + where);
+  LogLimited(corrupt_limiter_, LogLevel::kError, opt_.name, damage.Describe(events));
 }
 
 void DiskBuffer::Impl::Ack(uint64_t id, BatchStatus s) {

@@ -56,16 +56,25 @@
 //     recovery start at the oldest segment left, which holds nothing acked.
 //   - a missing or garbled ledger is rebuilt by scanning segments: reading
 //     restarts at the oldest segment (duplicates, never loss).
-//   - corrupt records anywhere are skipped up to the next block; the
-//     events they held are counted in discarded_events_total{reason=
-//     "corrupt"} and the skipped bytes are logged. Reading always moves
-//     forward, so recovery never loops and open never refuses to start
-//     (only an unusable directory is an error).
+//   - a fragment with a bad CRC is skipped by its length; one whose
+//     header is impossible (type, or a length crossing its block) loses
+//     the rest of its block. The fragments left of a record whose start
+//     was skipped are skipped one by one, and reading resynchronises at
+//     the next FIRST or FULL fragment, so damage costs only the records
+//     it touches. The events they held (a gap in the event numbering) are
+//     counted in discarded_events_total{reason="corrupt"} and logged with
+//     the skipped bytes and the damaged segment (or the one missing).
+//     Reading always moves forward, so recovery never loops and open never
+//     refuses to start (only an unusable directory is an error).
+//   - events lost from the end of the last run (the ledger saw them
+//     fsynced; no intact record holds them) are counted once at recovery
+//     and are not part of the unacknowledged count.
 //
 // Full: when the segments on disk would exceed max_size (or a write fails
 // with ENOSPC or another I/O error), `block` waits for the sink to free
 // space (backpressure, nothing lost) and `drop_newest` drops the batch,
-// counts it (reason="full") and finalizes it Rejected.
+// counts it (reason="full"), logs it (rate-limited) and finalizes it
+// Rejected.
 //
 // Thread-safety: Push from any threads, Next from one thread, Close and
 // Abort from any thread. Finalizers handed to the sink may outlive the

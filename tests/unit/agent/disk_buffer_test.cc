@@ -319,6 +319,168 @@ TEST_F(DiskBufferTest, RandomByteFlipsAreSkippedAndCounted) {
   }
 }
 
+// Walks a segment by the format in disk_buffer.h: for each byte, the index
+// of the record it belongs to (-1 for block trailers), and in *field which
+// part of a fragment it is (0 crc, 1 len, 2 type, 3 data, -1 trailer).
+std::vector<int> RecordOfEachByte(const std::string& seg, std::vector<int>* field) {
+  constexpr size_t kBlock = 32 * 1024;
+  std::vector<int> rec(seg.size(), -1);
+  field->assign(seg.size(), -1);
+  int record = -1;
+  size_t p = 0;
+  while (p < seg.size()) {
+    size_t left = kBlock - p % kBlock;
+    if (left < 7) {
+      p += left;
+      continue;
+    }
+    size_t len = static_cast<uint8_t>(seg[p + 4]) | static_cast<size_t>(static_cast<uint8_t>(seg[p + 5])) << 8;
+    int type = seg[p + 6];
+    if (type == 1 || type == 2) ++record;
+    for (size_t i = 0; i < 7 + len && p + i < seg.size(); ++i) {
+      rec[p + i] = record;
+      (*field)[p + i] = i < 4 ? 0 : i < 6 ? 1 : i < 7 ? 2 : 3;
+    }
+    p += 7 + len;
+  }
+  return rec;
+}
+
+// The guarantee of docs/guarantees.md: one damaged byte costs the record it
+// is in and nothing else, although records are larger than a 32 KiB block
+// (so most blocks begin inside a record whose start may be gone).
+TEST_F(DiskBufferTest, AFlippedByteLosesOnlyItsRecordAndEveryOtherRecordIsDelivered) {
+  const int kBatches = 40, kPer = 100;  // ~60 KB a record: 2-3 blocks each
+  {
+    auto b = Open(0ms, 64 << 20, false, 16 << 20);
+    for (int i = 0; i < kBatches; ++i)
+      ASSERT_TRUE(b->Push(MakeBatch(static_cast<uint64_t>(i) * kPer, kPer, nullptr, nullptr, 500)));
+  }
+  auto segs = Segments();
+  ASSERT_EQ(segs.size(), 1u);
+  fs::copy(dir_ / "buf", dir_ / "orig");  // the segment and the ledger
+  const std::string original = testing::ReadFile(segs[0]);
+  ASSERT_GT(original.size(), static_cast<size_t>(kBatches) * 32 * 1024);
+  std::vector<int> field;
+  const std::vector<int> record_of = RecordOfEachByte(original, &field);
+  ASSERT_EQ(record_of.back(), kBatches - 1);
+
+  std::mt19937_64 rng(7);
+  int cases = 0;
+  while (cases < 16) {
+    const size_t at = rng() % original.size();
+    // A damaged length or type can also cost the next record when it starts
+    // in the same block (the rest of a block without a usable length is
+    // skipped): the other parts of a fragment must cost exactly one.
+    if (field[at] != 0 && field[at] != 3) continue;
+    const int hit = record_of[at];
+    SCOPED_TRACE("byte " + std::to_string(at) + " of record " + std::to_string(hit));
+    ++cases;
+    fs::remove_all(dir_ / "buf");
+    fs::copy(dir_ / "orig", dir_ / "buf");
+    std::string data = original;
+    data[at] ^= static_cast<char>(1 + rng() % 255);
+    testing::WriteFile(segs[0], data);
+    metrics_ = std::make_unique<Metrics>();
+    auto b = Open(0ms, 64 << 20, false, 16 << 20);
+    ASSERT_NE(b, nullptr);
+    auto seqs = Drain(b.get(), kBatches * kPer);
+    std::vector<int64_t> want = Range(0, hit * kPer);
+    for (int64_t i = (hit + 1) * kPer; i < kBatches * kPer; ++i) want.push_back(i);
+    ASSERT_EQ(seqs, want);
+    EXPECT_EQ(b->stats().corrupt_events, static_cast<uint64_t>(kPer));
+    EXPECT_EQ(Corrupt(), kPer);
+    EXPECT_GT(b->stats().corrupt_bytes, 0u);
+    EXPECT_EQ(b->stats().events, 0u);
+  }
+}
+
+// The error line names the segment that holds the damage, not the one in
+// which reading resumed, and says when a segment is missing or cut short.
+TEST_F(DiskBufferTest, CorruptionIsReportedAgainstTheDamagedSegment) {
+  for (int scenario = 0; scenario < 3; ++scenario) {
+    SCOPED_TRACE("scenario " + std::to_string(scenario));
+    fs::remove_all(dir_ / "buf");
+    metrics_ = std::make_unique<Metrics>();
+    {
+      auto b = Open(0ms, 64 << 20, false, 40 << 10);
+      for (int i = 0; i < 150; ++i)
+        ASSERT_TRUE(b->Push(MakeBatch(static_cast<uint64_t>(i) * 10, 10, nullptr, nullptr, 100)));
+    }
+    auto segs = Segments();
+    ASSERT_GT(segs.size(), 3u);
+    const std::string damaged = fs::path(segs[1]).filename().string();
+    std::string expected;
+    if (scenario == 0) {
+      // The last record of the segment: reading resumes in the next one.
+      std::string data = testing::ReadFile(segs[1]);
+      data[data.size() - 10] ^= 0x55;
+      testing::WriteFile(segs[1], data);
+      expected = "corrupt bytes in " + damaged;
+    } else if (scenario == 1) {
+      fs::remove(segs[1]);
+      expected = ": " + damaged + " is missing";
+    } else {
+      fs::resize_file(segs[1], fs::file_size(segs[1]) / 2);
+      expected = "corrupt bytes in " + damaged + "; it ends inside a record (cut short)";
+    }
+    ::testing::internal::CaptureStderr();
+    auto b = Open(0ms, 64 << 20, false, 40 << 10);
+    auto seqs = Drain(b.get(), 1500);
+    const std::string log = ::testing::internal::GetCapturedStderr();
+    EXPECT_GT(b->stats().corrupt_events, 0u);
+    EXPECT_EQ(seqs.size() + b->stats().corrupt_events, 1500u);
+    EXPECT_NE(log.find(expected), std::string::npos) << log;
+    // Reading resumes in the next segment, which is intact.
+    EXPECT_EQ(log.find(fs::path(segs[2]).filename().string()), std::string::npos) << log;
+  }
+}
+
+// A torn or emptied newest segment: the events the ledger saw fsynced and no
+// intact record holds are counted once, at recovery, and the buffer's event
+// count goes back to 0 once the rest is delivered (it used to stay at the
+// number lost, for ever).
+TEST_F(DiskBufferTest, LostTailOfTheNewestSegmentIsCountedOnceAndTheEventCountReachesZero) {
+  for (bool empty : {false, true}) {
+    SCOPED_TRACE(empty ? "emptied" : "truncated");
+    fs::remove_all(dir_ / "buf");
+    metrics_ = std::make_unique<Metrics>();
+    {
+      auto b = Open(0ms, 64 << 20, false, 40 << 10);
+      for (int i = 0; i < 60; ++i)
+        ASSERT_TRUE(b->Push(MakeBatch(static_cast<uint64_t>(i) * 10, 10, nullptr, nullptr, 100)));
+    }  // a clean close writes the ledger: 600 events fsynced
+    std::vector<std::string> segs;
+    for (const auto& p : Segments())
+      if (fs::file_size(p) > 0) segs.push_back(p);
+    ASSERT_GT(segs.size(), 2u);
+    const std::string newest = fs::path(segs.back()).filename().string();
+    fs::resize_file(segs.back(), empty ? 0 : fs::file_size(segs.back()) - 50);  // inside its last record
+    ::testing::internal::CaptureStderr();
+    auto b = Open(0ms, 64 << 20, false, 40 << 10);
+    auto seqs = Drain(b.get(), 1000);
+    const std::string log = ::testing::internal::GetCapturedStderr();
+    ASSERT_FALSE(seqs.empty());
+    EXPECT_EQ(seqs, Range(0, static_cast<int64_t>(seqs.size())));
+    EXPECT_LT(seqs.size(), 600u);
+    EXPECT_EQ(seqs.size() + b->stats().corrupt_events, 600u);
+    EXPECT_EQ(Corrupt(), 600.0 - static_cast<double>(seqs.size()));
+    EXPECT_EQ(b->stats().events, 0u);
+    EXPECT_EQ(metrics_->ForBuffer("s", "file", "disk").events->Value(), 0);
+    EXPECT_NE(log.find(empty ? ": " + newest + " is empty" : "corrupt bytes in " + newest), std::string::npos) << log;
+    // New events follow; a restart counts nothing again.
+    ASSERT_TRUE(b->Push(MakeBatch(600, 10)));
+    EXPECT_EQ(Drain(b.get(), 10), Range(600, 610));
+    EXPECT_EQ(b->stats().events, 0u);
+    b.reset();
+    metrics_ = std::make_unique<Metrics>();
+    b = Open(0ms, 64 << 20, false, 40 << 10);
+    EXPECT_EQ(b->stats().events, 0u);
+    EXPECT_EQ(Drain(b.get(), 10).size(), 0u);
+    EXPECT_EQ(Corrupt(), 0);
+  }
+}
+
 TEST_F(DiskBufferTest, TruncatedMiddleSegmentLosesOnlyItsTailAndCountsIt) {
   {
     auto b = Open(0ms, 64 << 20, false, 40 << 10);
@@ -427,6 +589,22 @@ TEST_F(DiskBufferTest, FullDropsNewestAndCountsThem) {
   EXPECT_EQ(b->stats().full_events, static_cast<uint64_t>(rejected.load()) * 10);
   EXPECT_EQ(metrics_->ForBuffer("s", "file", "disk").discarded_full->Value(), rejected.load() * 10.0);
   EXPECT_EQ(Drain(b.get(), 2000), Range(0, delivered.load() * 10));
+}
+
+TEST_F(DiskBufferTest, FullDropsNewestLogsAtARateLimit) {
+  auto b = Open(0ms, 1 << 20, true, 64 << 10);
+  std::atomic<int> rejected{0};
+  ::testing::internal::CaptureStderr();
+  for (int i = 0; i < 200; ++i)
+    ASSERT_TRUE(b->Push(MakeBatch(static_cast<uint64_t>(i) * 10, 10, nullptr, &rejected, 1000)));
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  ASSERT_GT(rejected.load(), 50);
+  // The limiter's burst (5 lines in 10 s), not one line per dropped batch.
+  size_t lines = 0;
+  for (size_t p = 0; (p = log.find("dropped 10 events (when_full: drop_newest)", p)) != std::string::npos; ++p) ++lines;
+  EXPECT_EQ(lines, 5u) << log;
+  EXPECT_NE(log.find("WARN [test] disk buffer is full (max_size 1048576 bytes): dropped 10 events"), std::string::npos)
+      << log;
 }
 
 TEST_F(DiskBufferTest, DiskFullBlocksWithoutLossAndRecovers) {

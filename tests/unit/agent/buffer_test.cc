@@ -1,0 +1,44 @@
+#include "agent/buffer.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+
+namespace tributary {
+namespace {
+
+Batch MakeBatch(size_t n, std::atomic<int>* rejected) {
+  std::vector<Event> events(n);
+  Batch b(std::move(events));
+  b.add_finalizer(Finalizer::Create([rejected](BatchStatus s) {
+    if (s == BatchStatus::kRejected) ++*rejected;
+  }));
+  return b;
+}
+
+size_t Count(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t p = 0; (p = text.find(what, p)) != std::string::npos; p += what.size()) ++n;
+  return n;
+}
+
+// drop_newest drops, counts and says so in the log, through a limiter: a
+// sink that is down for an hour must not write a line per dropped batch.
+TEST(MemoryBufferTest, DropNewestCountsAndLogsAtARateLimit) {
+  Metrics metrics;
+  MemoryBuffer b("out", 10, /*drop_when_full=*/true, metrics.ForBuffer("out", "file", "memory"));
+  std::atomic<int> rejected{0};
+  ASSERT_TRUE(b.Push(MakeBatch(10, &rejected)));
+  ::testing::internal::CaptureStderr();
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(b.Push(MakeBatch(3, &rejected)));
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(rejected.load(), 50);
+  EXPECT_EQ(metrics.ForBuffer("out", "file", "memory").discarded_full->Value(), 150);
+  EXPECT_EQ(Count(log, "WARN [out] memory buffer is full (max_events 10): dropped 3 events (when_full: drop_newest)"),
+            5u)
+      << log;
+  EXPECT_EQ(Count(log, "\n"), 5u) << log;
+}
+
+}  // namespace
+}  // namespace tributary
