@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <tuple>
 
 #include "agent/backoff.h"
 #include "agent/env.h"
@@ -37,7 +38,8 @@ std::atomic<size_t> g_file_sources{0};
 // system's (ENFILE).
 bool OutOfDescriptors(int err) { return err == EMFILE || err == ENFILE; }
 constexpr auto kBatchLinger = std::chrono::milliseconds(100);
-constexpr auto kCheckpointInterval = std::chrono::milliseconds(1000);
+constexpr auto kCheckpointInterval = std::chrono::milliseconds(250);
+constexpr auto kCheckpointRetry = std::chrono::milliseconds(1000);
 constexpr auto kNewIdentityCheckpoint = std::chrono::milliseconds(100);
 constexpr auto kForgetAfter = std::chrono::hours(24);
 
@@ -108,6 +110,15 @@ struct FileSource::Reader {
   bool starved = false;  // waits for a descriptor
   Clock::time_point last_read = Clock::now();
   uint64_t truncated_seen = 0, discarded_seen = 0, ml_truncated_seen = 0;
+  // The last bytes fed to the splitter (tail_len of them, ending at offset
+  // tail_end), and the PositionCheck at check_pos (NoteChunk): a position
+  // is checked from the bytes read, not read again from a file that may
+  // have been truncated since.
+  char tail[file::kPositionCheckBytes];
+  size_t tail_len = 0;
+  uint64_t tail_end = 0;
+  uint64_t check_pos = 0, check = 0;
+  uint64_t waiting_size = 0;  // not identified yet: its size when it last changed
 };
 
 // ---- Config ------------------------------------------------------------------
@@ -272,11 +283,12 @@ FileSource::FileSource(const Config& config, BuildContext& ctx)
 }
 
 FileSource::~FileSource() {
+  tracker_->set_on_advance(nullptr);  // batches still in flight may outlive this source
+  StopCheckpointThread();
   --g_file_sources;
   for (auto& r : readers_)
     if (r.fd >= 0) ::close(r.fd);
   if (inotify_fd_ >= 0) ::close(inotify_fd_);
-  tracker_->set_on_advance(nullptr);  // batches still in flight may outlive this source
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
@@ -317,49 +329,132 @@ void FileSource::LoadState(std::stop_token stop) {
     p->dev = e.dev;
     p->ino = e.ino;
     p->emit_pos = e.offset;
-    tracker_->Reset(p.get(), e.offset);
-    known_[e.fingerprint] = std::move(p);
+    p->emit_check = e.check;
+    p->lead_bytes = e.lead_bytes;
+    p->lead_hash = e.lead_hash;
+    tracker_->Reset(p.get(), e.offset, e.check);
+    known_.emplace(e.fingerprint, std::move(p));
   }
   TLOG_INFO(id_, "loaded " + std::to_string(loaded->entries.size()) + " checkpoint(s) from " + checkpoint_path_);
 }
 
-// At most once a second while deliveries keep coming. A write that
-// carries no delivered lines (the files found at start, skipped lines)
-// does not hold back the next one, so the first deliveries of a run, and
-// the first after a quiet second, are written at once: an agent killed
-// again and again within a second of starting still moves its checkpoints
-// on instead of reading everything again each time.
+// At most every kCheckpointInterval while deliveries keep coming. A write
+// that carries no delivered lines (the files found at start, skipped
+// lines) does not hold back the next one, so the first deliveries of a
+// run, and the first after a quiet interval, are written at once: an agent
+// killed again and again within a second of starting still moves its
+// checkpoints on instead of reading everything again each time.
 void FileSource::WriteCheckpoints(bool force) {
   auto now = Clock::now();
-  // A file first seen since the last write is written within 100 ms, not
-  // a second: were it renamed out of the globs while the agent is down,
-  // only its checkpointed identity (path, inode) leads to it again.
-  const bool soon = new_identity_ && now >= next_identity_checkpoint_;
-  if (!force && now < next_checkpoint_ && !soon) return;
-  const uint64_t gen = tracker_->generation();
+  const uint64_t gen = tracker_->generation();  // before ckpt_mu_: see CheckpointLoop
   const uint64_t deliveries = tracker_->deliveries();
-  if (gen == saved_generation_ && !known_changed_) return;
+  std::vector<Published> published;
+  uint64_t version;
+  bool new_identity;
+  {
+    std::lock_guard lock(ckpt_mu_);
+    // A file first seen since the last write is written within 100 ms,
+    // not a checkpoint interval: were it renamed out of the globs while
+    // the agent is down, only its checkpointed identity (path, inode)
+    // leads to it again.
+    const bool soon = published_new_identity_ && now >= next_identity_checkpoint_;
+    if (!force && now < next_checkpoint_ && !soon) return;
+    version = published_version_;
+    new_identity = published_new_identity_;
+    if (version == saved_version_ && gen == saved_generation_) return;
+    published = published_;
+    published_new_identity_ = false;
+  }
   file::CheckpointFile f;
   f.strategy = config_.fingerprint.strategy;
-  f.entries.reserve(known_.size());
-  for (const auto& [fp, p] : known_) {
-    f.entries.push_back(file::CheckpointEntry{fp, tracker_->Acked(p.get()), p->path, p->dev, p->ino});
+  f.entries.reserve(published.size());
+  for (const auto& pub : published) {
+    f.entries.push_back(pub.entry);
+    std::tie(f.entries.back().offset, f.entries.back().check) = tracker_->AckedAt(pub.progress.get());
   }
   Status s = file::SaveCheckpoints(checkpoint_path_, f);
   if (!s.ok()) {
     err_checkpoint_->Increment();
     LogLimited(log_limiter_, LogLevel::kError, id_, "cannot write checkpoints: " + s.ToString());
-    next_checkpoint_ = now + kCheckpointInterval;  // a full disk is tried again once a second
+    std::lock_guard lock(ckpt_mu_);
+    published_new_identity_ |= new_identity;
+    next_checkpoint_ = now + kCheckpointRetry;  // a full disk is tried again once a second
     next_identity_checkpoint_ = next_checkpoint_;
     return;
   }
+  std::lock_guard lock(ckpt_mu_);
   saved_generation_ = gen;
-  known_changed_ = false;
-  new_identity_ = false;
+  saved_version_ = version;
   next_identity_checkpoint_ = now + kNewIdentityCheckpoint;
   if (deliveries != saved_deliveries_) next_checkpoint_ = now + kCheckpointInterval;
   saved_deliveries_ = deliveries;
   checkpoints_->Increment();
+}
+
+void FileSource::PublishCheckpoints() {
+  const uint64_t gen = tracker_->generation();
+  if (!known_changed_ && gen == kicked_generation_) return;
+  std::vector<Published> list;
+  if (known_changed_) {
+    list.reserve(known_.size());
+    for (const auto& [fp, p] : known_)
+      list.push_back(Published{p, file::CheckpointEntry{fp, 0, p->path, p->dev, p->ino, 0, p->lead_bytes, p->lead_hash}});
+  }
+  {
+    std::lock_guard lock(ckpt_mu_);
+    if (known_changed_) {
+      published_.swap(list);
+      ++published_version_;
+      published_new_identity_ |= new_identity_;
+    }
+    ckpt_kick_ = true;
+  }
+  ckpt_cv_.notify_one();
+  known_changed_ = false;
+  new_identity_ = false;
+  kicked_generation_ = gen;
+}
+
+void FileSource::KickCheckpoints() {
+  {
+    std::lock_guard lock(ckpt_mu_);
+    ckpt_kick_ = true;
+  }
+  ckpt_cv_.notify_one();
+}
+
+// The checkpoint thread: sleeps until an offset or an identity changed
+// and the write is due, then writes. Never touches the reading thread's
+// state: the identities come from PublishCheckpoints, the offsets from
+// the tracker. Lock order: the tracker's mutex, then ckpt_mu_ (the
+// tracker's on_advance kicks this thread under its lock), so the tracker
+// is never asked while ckpt_mu_ is held.
+void FileSource::CheckpointLoop() {
+  while (true) {
+    WriteCheckpoints(false);
+    const uint64_t gen = tracker_->generation();
+    std::unique_lock lock(ckpt_mu_);
+    if (ckpt_stop_) return;
+    const bool dirty = gen != saved_generation_ || published_version_ != saved_version_;
+    auto due = Clock::time_point::max();
+    if (dirty) due = published_new_identity_ ? std::min(next_checkpoint_, next_identity_checkpoint_) : next_checkpoint_;
+    if (dirty && Clock::now() >= due) continue;
+    // A kick that came after `gen` was read is still set: no lost wakeup.
+    if (due == Clock::time_point::max()) ckpt_cv_.wait(lock, [&] { return ckpt_stop_ || ckpt_kick_; });
+    else ckpt_cv_.wait_until(lock, due, [&] { return ckpt_stop_ || ckpt_kick_; });
+    ckpt_kick_ = false;
+    if (ckpt_stop_) return;
+  }
+}
+
+void FileSource::StopCheckpointThread() {
+  if (!ckpt_thread_.joinable()) return;
+  {
+    std::lock_guard lock(ckpt_mu_);
+    ckpt_stop_ = true;
+  }
+  ckpt_cv_.notify_one();
+  ckpt_thread_.join();
 }
 
 // ---- Discovery ---------------------------------------------------------------
@@ -422,21 +517,17 @@ void FileSource::DrainInotify() {
       }
       if (ev->len == 0) continue;
       std::string path = it->second == "/" ? "/" + std::string(ev->name) : it->second + "/" + ev->name;
-      if (!by_path_.count(path) && !waiting_.count(path)) {  // maybe the file a matched symlink leads to
+      if (!by_path_.count(path)) {  // maybe the file a matched symlink leads to
         if (auto link = link_targets_.find(path); link != link_targets_.end()) path = link->second;
       }
       auto r = by_path_.find(path);
       if (r != by_path_.end()) MarkDirty(r->second);
-      // A file too short to fingerprint yet has grown: maybe enough now.
-      // Its path may still lead to the file it replaced, kept open under it
-      // until read to the end (rotate_wait_secs), so do not wait for that.
       if (ev->mask & (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE)) discovery_requested_ = true;
-      else if (waiting_.count(path)) discovery_requested_ = true;
       // A file that appears is opened now, not at the next discovery (at
       // most every 100 ms): under fast rotation it may be renamed out of
       // the glob, or deleted, before then. Once open, it is read to its end
       // wherever it goes.
-      if ((ev->mask & (IN_CREATE | IN_MOVED_TO)) || waiting_.count(path)) named_.push_back(std::move(path));
+      if (ev->mask & (IN_CREATE | IN_MOVED_TO)) named_.push_back(std::move(path));
     }
   }
 }
@@ -629,8 +720,6 @@ void FileSource::Discover(bool first) {
     }
     MarkDirty(&r);
   }
-  for (auto it = waiting_.begin(); it != waiting_.end();)
-    it = found.count(*it) ? std::next(it) : waiting_.erase(it);
   for (auto it = bad_paths_.begin(); it != bad_paths_.end();)
     it = found.count(*it) || std::filesystem::exists(*it) ? std::next(it) : bad_paths_.erase(it);
   // Forget identities that are gone and settled.
@@ -707,48 +796,68 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
     return;
   }
   if (!id->has_value()) {
-    ::close(fd);
-    waiting_.insert(path);
+    // Too short to identify yet (empty, or a partial first line): held
+    // open, so that it is read once it has its lines, wherever it has
+    // moved by then (renamed out of the globs before the program wrote
+    // its first line). Identify does the rest.
+    readers_.emplace_back(config_.line_delimiter, config_.max_line_bytes.bytes, discard_oversize_);
+    Reader* r = &readers_.back();
+    r->path = path;
+    r->fd = fd;
+    r->dev = key.first;
+    r->ino = key.second;
+    r->seen = true;
+    r->splitter.Reset(0);
+    if (multiline_) r->ml = std::make_unique<file::MultilineAggregator>(&ml_rules_);
+    by_inode_[key] = r;
+    by_path_[path] = r;
+    ++open_count_;
+    TLOG_DEBUG(id_, "watching " + path + ": waiting for its first line(s) to identify it");
+    if (open_count_ > max_open_) Park(r);
+    MarkDirty(r);
     return;
   }
-  waiting_.erase(path);
   const uint64_t fp = (*id)->fingerprint;
+  const Match m = MatchKnown(fd, st, **id, nullptr);
   std::shared_ptr<file::Progress> progress;
   uint64_t pos = 0;
-  if (auto k = known_.find(fp); k != known_.end()) {
-    auto& p = k->second;
-    p->last_seen = now;
-    if (p->active) {
-      // Same first lines as a file being read: a copy (or hard link). Not read twice.
-      skipped_[key] = st.st_size;
+  switch (m.kind) {
+    case Match::kUndecided:
+      ::close(fd);
+      discovery_requested_ = true;
+      return;
+    case Match::kCopy:
+      NoteCopy(key, st.st_size, path, m.other);
       ::close(fd);
       return;
-    }
-    const bool same_file = p->dev == key.first && p->ino == key.second;
-    if (static_cast<uint64_t>(st.st_size) < p->emit_pos) {
-      if (!same_file) {
-        // A copy taken before the original was read this far: nothing new in it.
-        skipped_[key] = st.st_size;
-        ::close(fd);
-        return;
-      }
-      // Truncated while nobody was reading it: it starts over.
+    case Match::kAdopt:
+      progress = m.progress;
+      pos = progress->emit_pos;
+      break;
+    case Match::kStartOver:
+      // Truncated or rewritten while nobody was reading it: it starts over.
+      TLOG_INFO(id_, path + " changed while it was not being read: reading it again from the start");
       progress = std::make_shared<file::Progress>(fp);
-      known_[fp] = progress;
+      ReplaceKnown(m.progress, progress);
       new_identity_ = true;
-      pos = 0;
-    } else {
-      progress = p;
-      pos = p->emit_pos;
-    }
-  } else {
-    progress = std::make_shared<file::Progress>(fp);
-    known_[fp] = progress;
-    new_identity_ = true;
-    pos = first && config_.read_from == "end" ? static_cast<uint64_t>(st.st_size) : 0;
-    progress->emit_pos = pos;
-    if (pos > 0) tracker_->Advance(progress.get(), pos);
+      break;
+    case Match::kNew:
+      progress = std::make_shared<file::Progress>(fp);
+      known_.emplace(fp, progress);
+      new_identity_ = true;
+      pos = first && config_.read_from == "end" ? static_cast<uint64_t>(st.st_size) : 0;
+      if (!m.other.empty())
+        TLOG_INFO(id_, path + " starts with the same line(s) as " + m.other +
+                           " but is another file (its content differs): reading it " +
+                           (pos > 0 ? "from its end (read_from: end)" : "from the start"));
+      progress->emit_pos = pos;
+      if (pos > 0) {
+        progress->emit_check = file::PositionCheckAt(fd, pos).value_or(0);
+        tracker_->Advance(progress.get(), pos, progress->emit_check);
+      }
+      break;
   }
+  progress->last_seen = now;
   known_changed_ = true;
   progress->active = true;
   progress->path = path;
@@ -770,6 +879,9 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
   r->progress = progress;
   r->seen = true;
   r->splitter.Reset(pos);
+  r->check_pos = pos;
+  r->check = progress->emit_check;
+  TopUpLead(progress.get(), fd, HeadEnd(**id));
   if (multiline_) r->ml = std::make_unique<file::MultilineAggregator>(&ml_rules_);
   by_inode_[key] = r;
   by_path_[path] = r;
@@ -922,7 +1034,12 @@ void FileSource::NoteProgress(Reader* r) {
   if (!p) return;
   uint64_t safe = r->ml && r->ml->buffering() ? r->ml->buffered_start() : r->splitter.line_end_offset();
   if (safe != p->emit_pos) {
+    if (safe != r->check_pos) {
+      r->check = safe > 0 && r->fd >= 0 ? file::PositionCheckAt(r->fd, safe).value_or(0) : 0;
+      r->check_pos = safe;
+    }
     p->emit_pos = safe;
+    p->emit_check = r->check;
     if (!p->touched) {
       p->touched = true;
       touched_.push_back(p);
@@ -1006,7 +1123,7 @@ void FileSource::Truncated(Reader* r, const char* why) {
       np->dev = r->dev;
       np->ino = r->ino;
       np->active = true;
-      known_[np->fingerprint] = np;
+      ReplaceKnown(r->progress, np);
       new_identity_ = true;
       r->progress = np;
     }
@@ -1014,27 +1131,243 @@ void FileSource::Truncated(Reader* r, const char* why) {
   }
   if (r->ml) r->ml->Drop();
   r->splitter.Reset(0);
+  r->check_pos = 0;
+  r->check = 0;
   ::lseek(r->fd, 0, SEEK_SET);
 }
 
-// A truncated checksum file: identify its new content once it has enough lines.
+// A truncated checksum file: identify its new content once it has enough
+// lines. It may be a copy of a file being read (`cp app.log app.log.1`
+// over an existing app.log.1, then `: > app.log`): then it is not read
+// again, or the rest of a file no longer read: then it resumes there.
 bool FileSource::Identify(Reader* r) {
   struct stat st;
   if (::fstat(r->fd, &st) != 0) return false;
   auto id = file::Fingerprint(r->fd, st, fp_options_);
   if (!id.ok() || !id->has_value()) return false;
+  const uint64_t fp = (*id)->fingerprint;
+  const Match m = MatchKnown(r->fd, st, **id, r);
+  std::shared_ptr<file::Progress> progress;
+  uint64_t pos = 0;
+  switch (m.kind) {
+    case Match::kUndecided:
+      discovery_requested_ = true;  // which queues every reader again
+      return false;
+    case Match::kCopy:
+      NoteCopy({r->dev, r->ino}, st.st_size, r->path, m.other);
+      RemoveReader(r);
+      return false;
+    case Match::kAdopt:
+      progress = m.progress;
+      pos = progress->emit_pos;
+      TLOG_INFO(id_, r->path + " now holds what " + progress->path + " held: resuming at offset " +
+                         std::to_string(pos));
+      break;
+    case Match::kStartOver:
+    case Match::kNew:
+      progress = std::make_shared<file::Progress>(fp);
+      if (m.kind == Match::kStartOver) ReplaceKnown(m.progress, progress);
+      else known_.emplace(fp, progress);
+      new_identity_ = true;
+      if (!m.other.empty())
+        TLOG_INFO(id_, r->path + " starts with the same line(s) as " + m.other +
+                           " but is another file (its content differs): reading it from the start");
+      break;
+  }
+  if (pos != r->splitter.offset()) {
+    if (::lseek(r->fd, static_cast<off_t>(pos), SEEK_SET) < 0) return false;
+    if (r->ml) r->ml->Drop();
+    r->splitter.Reset(pos);
+  }
+  r->check_pos = pos;
+  r->check = progress->emit_check;
   r->id = **id;
-  auto np = std::make_shared<file::Progress>((*id)->fingerprint);
-  np->path = r->path;
-  np->dev = r->dev;
-  np->ino = r->ino;
-  np->active = true;
-  auto k = known_.find(np->fingerprint);
-  if (k == known_.end() || !k->second->active) known_[np->fingerprint] = np;
-  new_identity_ = true;
+  progress->path = r->path;
+  progress->dev = r->dev;
+  progress->ino = r->ino;
+  progress->active = true;
+  progress->gone = false;
+  progress->last_seen = Clock::now();
+  TopUpLead(progress.get(), r->fd, HeadEnd(**id));
   known_changed_ = true;
-  r->progress = np;
+  r->progress = progress;
   return true;
+}
+
+// The known identities with this file's fingerprint, in order: this very
+// file (same device and inode); a file being read that this one copies
+// (the same bytes where both have them, compared directly); a file no
+// longer read whose lead and position check this one has. A file that
+// only shares the first lines (a banner, a CSV header) is none of them.
+FileSource::Match FileSource::MatchKnown(int fd, const struct stat& st, const file::Identity& id,
+                                         const Reader* self) {
+  Match m;
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  const uint64_t dev = static_cast<uint64_t>(st.st_dev), ino = static_cast<uint64_t>(st.st_ino);
+  const uint64_t head_end = HeadEnd(id);
+  enum Likeness { kSame, kDifferent, kUnknown };
+  auto lead = [&](const file::Progress& p) {
+    if (p.lead_bytes == 0) return kUnknown;
+    const std::string c = file::ReadAt(fd, head_end, static_cast<size_t>(p.lead_bytes));
+    if (p.lead.size() == p.lead_bytes) {
+      if (p.lead.compare(0, c.size(), c) != 0) return kDifferent;
+      return c.size() == p.lead_bytes ? kSame : kUnknown;
+    }
+    if (c.size() < p.lead_bytes) return kUnknown;
+    return file::Hash64(c.data(), c.size()) == p.lead_hash ? kSame : kDifferent;
+  };
+  auto position = [&](const file::Progress& p) {
+    if (p.emit_pos == 0 || p.emit_check == 0 || size < p.emit_pos) return kUnknown;
+    auto c = file::PositionCheckAt(fd, p.emit_pos);
+    if (!c) return kUnknown;
+    return *c == p.emit_check ? kSame : kDifferent;
+  };
+  auto [begin, end] = known_.equal_range(id.fingerprint);
+  for (auto it = begin; it != end; ++it) {
+    const auto& p = it->second;
+    if (p->active || p->dev != dev || p->ino != ino) continue;
+    m.progress = p;
+    m.kind = size < p->emit_pos || lead(*p) == kDifferent || position(*p) == kDifferent ? Match::kStartOver
+                                                                                     : Match::kAdopt;
+    return m;
+  }
+  for (auto it = begin; it != end; ++it) {
+    const auto& p = it->second;
+    if (!p->active) continue;
+    Reader* a = ActiveReader(p.get());
+    if (a == nullptr || a == self) continue;
+    auto copy = CopyOfActive(fd, size, head_end, a);
+    m.other = a->path;
+    if (!copy) {
+      m.kind = Match::kUndecided;
+      return m;
+    }
+    if (*copy) {
+      m.kind = Match::kCopy;
+      return m;
+    }
+  }
+  std::shared_ptr<file::Progress> best;
+  bool best_sure = false;
+  for (auto it = begin; it != end; ++it) {
+    const auto& p = it->second;
+    if (p->active) continue;
+    const Likeness l = lead(*p), pos = l == kDifferent ? kUnknown : position(*p);
+    if (l == kDifferent || pos == kDifferent) {
+      m.other = p->path;
+      continue;
+    }
+    const bool sure = l == kSame || pos == kSame;
+    if (!best || (sure && !best_sure)) {
+      best = p;
+      best_sure = sure;
+    }
+  }
+  if (best) {
+    m.progress = best;
+    m.other = best->path;
+    // A copy taken before the original was read this far: nothing new in it.
+    m.kind = size < best->emit_pos ? Match::kCopy : Match::kAdopt;
+  }
+  return m;
+}
+
+FileSource::Reader* FileSource::ActiveReader(const file::Progress* p) {
+  for (auto& r : readers_)
+    if (!r.removed && r.progress.get() == p) return &r;
+  return nullptr;
+}
+
+std::optional<bool> FileSource::CopyOfActive(int fd, uint64_t size, uint64_t head_end, Reader* a) {
+  int afd = a->fd;
+  if (afd < 0) {  // parked: looked at through its path
+    afd = ::open(a->path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (afd < 0) return std::nullopt;
+  }
+  std::optional<bool> result;
+  struct stat ast;
+  if (::fstat(afd, &ast) == 0 && static_cast<uint64_t>(ast.st_dev) == a->dev &&
+      static_cast<uint64_t>(ast.st_ino) == a->ino && static_cast<uint64_t>(ast.st_size) >= a->splitter.offset()) {
+    auto same_head = a->id ? file::SameHead(afd, *a->id, fp_options_) : Result<bool>(false);
+    if (same_head.ok() && *same_head) {
+      // The bytes after the head and the last ones both files have.
+      const uint64_t m = std::min<uint64_t>(size, static_cast<uint64_t>(ast.st_size));
+      const uint64_t lead_end = std::min<uint64_t>(m, head_end + file::kLeadBytes);
+      const uint64_t tail_from = std::max<uint64_t>(head_end, m >= file::kPositionCheckBytes ? m - file::kPositionCheckBytes : 0);
+      result = m <= head_end ||
+               (file::ReadAt(fd, head_end, lead_end - head_end) == file::ReadAt(afd, head_end, lead_end - head_end) &&
+                file::ReadAt(fd, tail_from, m - tail_from) == file::ReadAt(afd, tail_from, m - tail_from));
+    }
+  }
+  if (afd != a->fd) ::close(afd);
+  return result;
+}
+
+void FileSource::NoteCopy(const std::pair<uint64_t, uint64_t>& key, int64_t size, const std::string& path,
+                          const std::string& original) {
+  const bool known = skipped_prev_.count(key) || skipped_.count(key);
+  skipped_[key] = size;
+  if (!known)
+    LogLimited(copy_log_limiter_, LogLevel::kInfo, id_,
+               path + " holds the same lines as " + original +
+                   " (a copy, or a hard link): not read again; looked at again when it changes");
+}
+
+void FileSource::ReplaceKnown(const std::shared_ptr<file::Progress>& old, const std::shared_ptr<file::Progress>& np) {
+  auto [begin, end] = known_.equal_range(old->fingerprint);
+  for (auto it = begin; it != end; ++it) {
+    if (it->second == old) {
+      known_.erase(it);
+      break;
+    }
+  }
+  known_.emplace(np->fingerprint, np);
+  known_changed_ = true;
+}
+
+// Records (or extends, as the file grows) the lead of `p` from `fd`, if
+// `fd` holds the bytes recorded so far.
+void FileSource::TopUpLead(file::Progress* p, int fd, uint64_t head_end) {
+  if (p->lead_bytes >= file::kLeadBytes) return;
+  std::string c = file::ReadAt(fd, head_end, file::kLeadBytes);
+  if (c.size() <= p->lead_bytes) return;
+  if (p->lead_bytes > 0 && file::Hash64(c.data(), static_cast<size_t>(p->lead_bytes)) != p->lead_hash) return;
+  p->lead_hash = file::Hash64(c.data(), c.size());
+  p->lead_bytes = c.size();
+  p->lead = std::move(c);
+  known_changed_ = true;
+}
+
+// After the splitter took `n` bytes at `off`: the PositionCheck of the
+// last line end, from the bytes in hand, and the last bytes kept for the
+// next chunk.
+void FileSource::NoteChunk(Reader* r, const char* data, size_t n, uint64_t off) {
+  constexpr size_t kK = file::kPositionCheckBytes;
+  if (r->tail_end != off) r->tail_len = 0;
+  const uint64_t le = r->splitter.line_end_offset();
+  if (le != r->check_pos && le > 0) {
+    const size_t w = static_cast<size_t>(std::min<uint64_t>(kK, le));
+    const uint64_t from = le - w;
+    if (from >= off - r->tail_len && le <= off + n) {
+      char window[kK];
+      for (uint64_t o = from; o < le; ++o)
+        window[o - from] = o < off ? r->tail[r->tail_len - static_cast<size_t>(off - o)] : data[o - off];
+      r->check = file::PositionCheck(window, w);
+    } else {
+      r->check = r->fd >= 0 ? file::PositionCheckAt(r->fd, le).value_or(0) : 0;
+    }
+    r->check_pos = le;
+  }
+  if (n >= kK) {
+    std::memcpy(r->tail, data + n - kK, kK);
+    r->tail_len = kK;
+  } else {
+    const size_t keep = std::min(r->tail_len, kK - n);
+    std::memmove(r->tail, r->tail + r->tail_len - keep, keep);
+    std::memcpy(r->tail + keep, data, n);
+    r->tail_len = keep + n;
+  }
+  r->tail_end = off + n;
 }
 
 // One turn: reads up to max_read_bytes. True if any bytes were read.
@@ -1068,7 +1401,20 @@ bool FileSource::ReadTurn(Reader* r) {
     auto same = file::SameHead(r->fd, *r->id, fp_options_);
     if (same.ok() && !*same) Truncated(r, "was rewritten (its first lines changed)");
   }
-  if (!r->id && !Identify(r)) return false;  // waits for enough lines
+  if (!r->id && !Identify(r)) {  // waits for enough lines
+    if (r->removed) return false;
+    // Gone before it had them: deleted, or renamed out of the globs and
+    // idle for rotate_wait_secs.
+    if (st.st_nlink == 0 ||
+        (r->rotated && Clock::now() - r->last_read >= config_.rotate_wait_secs.get())) {
+      TLOG_DEBUG(id_, r->path + " went away before it had a line to identify it by: closed");
+      RemoveReader(r);
+    } else if (static_cast<uint64_t>(st.st_size) != r->waiting_size) {
+      r->waiting_size = static_cast<uint64_t>(st.st_size);
+      r->last_read = Clock::now();
+    }
+    return false;
+  }
 
   auto on_line = [&](std::string_view line, uint64_t end) {
     uint64_t start = r->splitter.line_start();
@@ -1124,7 +1470,9 @@ bool FileSource::ReadTurn(Reader* r) {
       ascii_chunk_ = buf_.data();
       ascii_chunk_len_ = static_cast<size_t>(n);
     }
+    const uint64_t chunk_offset = r->splitter.offset();
     r->splitter.Feed(std::string_view(buf_.data(), static_cast<size_t>(n)), on_line);
+    NoteChunk(r, buf_.data(), static_cast<size_t>(n), chunk_offset);
     ascii_chunk_ = nullptr;
     budget -= static_cast<size_t>(n);
     if (static_cast<size_t>(n) < want) break;  // caught up; inotify or the poll wakes it again
@@ -1136,6 +1484,9 @@ bool FileSource::ReadTurn(Reader* r) {
   if (budget == 0) r->dirty = true;
   UpdateCounters(r);
   NoteProgress(r);
+  if (r->progress && r->id && r->progress->lead_bytes < file::kLeadBytes &&
+      r->splitter.offset() > HeadEnd(*r->id) + r->progress->lead_bytes)
+    TopUpLead(r->progress.get(), r->fd, HeadEnd(*r->id));
   return any;
 }
 
@@ -1155,8 +1506,8 @@ bool FileSource::SendBatch(bool more) {
   entries.reserve(touched_.size());
   for (auto& p : touched_) {
     p->touched = false;
-    if (events_.empty()) tracker_->Advance(p.get(), p->emit_pos);
-    else entries.emplace_back(p, tracker_->Add(p.get(), p->emit_pos));
+    if (events_.empty()) tracker_->Advance(p.get(), p->emit_pos, p->emit_check);
+    else entries.emplace_back(p, tracker_->Add(p.get(), p->emit_pos, p->emit_check));
   }
   touched_.clear();
   if (events_.empty()) {
@@ -1167,6 +1518,9 @@ bool FileSource::SendBatch(bool more) {
   batch.set_bytes(batch_bytes_);
   batch_bytes_ = 0;
   batch.add_finalizer(file::MakeFinalizer(tracker_, std::move(entries)));
+  // Send may block (a full buffer): the checkpoint thread goes on writing
+  // what gets acknowledged meanwhile, for the identities known now.
+  PublishCheckpoints();
   return more ? ctx_->SendMore(std::move(batch)) : ctx_->Send(std::move(batch));
 }
 
@@ -1181,11 +1535,10 @@ Status FileSource::Run(SourceContext& ctx) {
   for (const auto& pattern : config_.include) include_abs_.push_back(file::AbsolutePattern(pattern));
   OpenInotify();
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (wake_fd_ >= 0) {
-    // An idle source wakes when its lines are delivered, to checkpoint them
-    // now: a crash in the next second would otherwise read them again.
-    tracker_->set_on_advance([fd = wake_fd_] { Wake(fd); });
-  }
+  // Delivered lines are checkpointed as they are acknowledged, whatever
+  // the reading thread is doing (waiting for input, or blocked in Send).
+  tracker_->set_on_advance([this] { KickCheckpoints(); });
+  ckpt_thread_ = std::thread([this] { CheckpointLoop(); });
   auto stop = ctx.stop_token();
   std::stop_callback on_stop(stop, [this] {
     if (wake_fd_ >= 0) Wake(wake_fd_);
@@ -1228,10 +1581,10 @@ Status FileSource::Run(SourceContext& ctx) {
       }
     }
     Sweep();
-    WriteCheckpoints(false);
+    PublishCheckpoints();
     if (progressed || !ready_.empty()) continue;
-    // Idle: sleep until inotify, the next discovery, a multiline timeout,
-    // a checkpoint write, a delivered batch (to checkpoint it) or stop.
+    // Idle: sleep until inotify, the next discovery, a multiline timeout
+    // or stop.
     now = Clock::now();
     auto wake = last_discovery_ + cooldown;
     // A discovery asked for (by inotify) too soon after the last one runs
@@ -1242,9 +1595,6 @@ Status FileSource::Run(SourceContext& ctx) {
     if (multiline_)
       for (auto& r : readers_)
         if (r.ml) wake = std::min(wake, r.ml->deadline());
-    if (tracker_->generation() != saved_generation_ || known_changed_)
-      wake = std::min(wake, new_identity_ ? std::min(next_checkpoint_, next_identity_checkpoint_)
-                                          : next_checkpoint_);
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wake - now).count();
     int timeout = static_cast<int>(std::clamp<int64_t>(ms, 0, 1000));
     ctx_->Flush();  // nothing held back while this waits
@@ -1256,11 +1606,15 @@ Status FileSource::Run(SourceContext& ctx) {
     }
   }
   SendBatch();
+  PublishCheckpoints();
   return Status::Ok();
 }
 
 void FileSource::Finish() {
   if (!loaded_) return;
+  tracker_->set_on_advance(nullptr);
+  StopCheckpointThread();
+  PublishCheckpoints();  // Run has returned: its state is this thread's now
   WriteCheckpoints(true);
 }
 

@@ -8,7 +8,12 @@
 // max_read_bytes per file per turn, so one busy file cannot starve the
 // others), line splitting and multiline joining, batching and checkpoint
 // writes. Acknowledgements arrive on sink threads through each batch's
-// finalizer and only touch the AckTracker (file/checkpoints.h).
+// finalizer and only touch the AckTracker (file/checkpoints.h). The
+// checkpoint file is written by a thread of its own (CheckpointLoop), from
+// the identities the reading thread publishes and the offsets the tracker
+// holds: a source blocked in Send by a full `when_full: block` buffer
+// still records, within the checkpoint interval, what that buffer has
+// acknowledged.
 //
 // Files are known by fingerprint (file/fingerprint.h). A reader follows
 // its open descriptor, not its path: a renamed file is read to its end
@@ -18,6 +23,13 @@
 // keeps its position (a copy made by copytruncate resumes there) and the
 // file is read again from 0 under its new identity.
 //
+// Files too short to fingerprint yet are held open under a reader with no
+// identity, and identified (Identify) once they have their lines. Files
+// with the same fingerprint are told apart by content (MatchKnown): a
+// file adopts a remembered position only if it has the same bytes before
+// it, and is skipped as a copy of a file being read only if both hold the
+// same bytes; one that only starts alike is read as a file of its own.
+//
 // At most max_open_files descriptors are open: idle files beyond that are
 // closed ("parked") and reopened, with their identity checked, when they
 // have data. Layout: helpers live in sources/file/.
@@ -25,13 +37,16 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <list>
 #include <map>
 #include <memory>
 #include <optional>
+#include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -90,6 +105,19 @@ class FileSource final : public Source {
  private:
   using Clock = std::chrono::steady_clock;
   struct Reader;
+  // What a file just identified is, among the known identities with its
+  // fingerprint (MatchKnown).
+  struct Match {
+    enum Kind {
+      kNew,        // a file of its own: read from the start
+      kAdopt,      // `progress` is this file's (renamed, or a copy of a file no longer read): resume there
+      kStartOver,  // this file, remembered, but rewritten since: `progress` is replaced, read from 0
+      kCopy,       // a copy of `other` (being read, or read past this copy's end): not read
+      kUndecided,  // `other`, being read, changed under its reader: ask again once that reader has seen it
+    } kind = kNew;
+    std::shared_ptr<file::Progress> progress;
+    std::string other;  // kCopy: the original; kNew: a file it only starts like
+  };
 
   FileSource(const Config& config, BuildContext& ctx);
 
@@ -98,8 +126,8 @@ class FileSource final : public Source {
   void DiscoverPath(const std::string& path, bool first, Clock::time_point now);
   void Watch(const std::string& dir);
   void DrainInotify();
-  // Paths inotify named as created, moved in, or (waiting to be
-  // fingerprinted) written, that match `include`: opened at once.
+  // Paths inotify named as created or moved in that match `include`:
+  // opened at once.
   void DiscoverNamed(Clock::time_point now);
   bool Included(const std::string& path) const;
   bool FollowRenamed(Reader* r);
@@ -121,6 +149,17 @@ class FileSource final : public Source {
   int OpenForReading(const std::string& path);
   void Truncated(Reader* r, const char* why);
   bool Identify(Reader* r);
+  Match MatchKnown(int fd, const struct stat& st, const file::Identity& id, const Reader* self);
+  Reader* ActiveReader(const file::Progress* p);
+  // True if the file `fd` of `size` bytes holds the same bytes as the file
+  // `a` reads so far (a copy); nullopt if `a` changed under its reader.
+  std::optional<bool> CopyOfActive(int fd, uint64_t size, uint64_t head_end, Reader* a);
+  void NoteCopy(const std::pair<uint64_t, uint64_t>& key, int64_t size, const std::string& path,
+                const std::string& original);
+  void ReplaceKnown(const std::shared_ptr<file::Progress>& old, const std::shared_ptr<file::Progress>& np);
+  void TopUpLead(file::Progress* p, int fd, uint64_t head_end);
+  uint64_t HeadEnd(const file::Identity& id) const { return fp_options_.ignored_header_bytes + id.head_bytes; }
+  void NoteChunk(Reader* r, const char* data, size_t n, uint64_t off);
   void CloseReader(Reader* r, bool deleted);
   void RemoveReader(Reader* r);
   void EmitLine(Reader* r, std::string_view line, uint64_t start, uint64_t end);
@@ -130,7 +169,16 @@ class FileSource final : public Source {
   // Batches and checkpoints.
   // more: mid-read, with more to come (SourceContext::SendMore).
   bool SendBatch(bool more = false);
+  // Reading thread: hands the checkpoint writer the identities (when they
+  // changed) and wakes it if an offset may have moved.
+  void PublishCheckpoints();
+  // Wakes the checkpoint writer (any thread; takes ckpt_mu_ only).
+  void KickCheckpoints();
+  void CheckpointLoop();
+  // Writes the published identities with their acknowledged offsets;
+  // checkpoint thread, or Finish once that thread has stopped.
   void WriteCheckpoints(bool force);
+  void StopCheckpointThread();
   void LoadState(std::stop_token stop);
   void OpenInotify();
   void UpdateCounters(Reader* r);
@@ -157,6 +205,7 @@ class FileSource final : public Source {
   Counter* err_glob_;
   Counter* err_checkpoint_;
   RateLimiter log_limiter_;
+  RateLimiter copy_log_limiter_;
 
   // Run-thread state.
   SourceContext* ctx_ = nullptr;
@@ -164,9 +213,10 @@ class FileSource final : public Source {
   std::list<Reader> readers_;
   std::map<std::pair<uint64_t, uint64_t>, Reader*> by_inode_;
   std::unordered_map<std::string, Reader*> by_path_;
-  std::unordered_map<uint64_t, std::shared_ptr<file::Progress>> known_;
+  // By fingerprint; files that start alike but are not copies of each
+  // other share one (MatchKnown tells them apart).
+  std::unordered_multimap<uint64_t, std::shared_ptr<file::Progress>> known_;
   std::deque<Reader*> ready_;
-  std::set<std::string> waiting_;        // too short to fingerprint yet
   std::set<std::string> bad_paths_;      // reported once: unreadable, not a file
   std::map<std::pair<uint64_t, uint64_t>, int64_t> skipped_;  // copies already read: inode -> size
   std::map<std::pair<uint64_t, uint64_t>, int64_t> skipped_prev_;
@@ -200,11 +250,28 @@ class FileSource final : public Source {
   std::vector<std::shared_ptr<file::Progress>> touched_;
   Timestamp read_time_{};
 
-  uint64_t saved_generation_ = ~uint64_t{0};
+  // Reading thread: what PublishCheckpoints has handed over.
   bool known_changed_ = true;
-  bool new_identity_ = false;                  // an identity added since the last write
-  Clock::time_point next_identity_checkpoint_{};  // WriteCheckpoints for a new identity waits until then
-  Clock::time_point next_checkpoint_{};  // WriteCheckpoints waits until then
+  bool new_identity_ = false;            // an identity added since the last publication
+  uint64_t kicked_generation_ = ~uint64_t{0};
+  // Shared with the checkpoint thread, under ckpt_mu_.
+  struct Published {
+    std::shared_ptr<file::Progress> progress;
+    file::CheckpointEntry entry;  // fingerprint, path, dev, ino as the reading thread saw them
+  };
+  std::mutex ckpt_mu_;
+  std::condition_variable ckpt_cv_;
+  std::vector<Published> published_;
+  uint64_t published_version_ = 0;
+  bool published_new_identity_ = false;  // an identity added since the last write
+  bool ckpt_kick_ = false;
+  bool ckpt_stop_ = false;
+  std::thread ckpt_thread_;
+  // Checkpoint thread only (and Finish, after it stopped).
+  uint64_t saved_generation_ = ~uint64_t{0};
+  uint64_t saved_version_ = ~uint64_t{0};
+  Clock::time_point next_identity_checkpoint_{};  // a write for a new identity waits until then
+  Clock::time_point next_checkpoint_{};  // a write for deliveries waits until then
   uint64_t saved_deliveries_ = 0;       // AckTracker::deliveries() at the last write
   bool loaded_ = false;
   std::vector<char> buf_;

@@ -12,17 +12,18 @@
 
 namespace tributary::file {
 
-uint64_t AckTracker::Add(Progress* p, uint64_t offset) {
+uint64_t AckTracker::Add(Progress* p, uint64_t offset, uint64_t check) {
   std::lock_guard lock(mu_);
-  p->pending.emplace_back(offset, 0);
+  p->pending.push_back({offset, check, 0});
   return p->front_seq + p->pending.size() - 1;
 }
 
 bool AckTracker::Pop(Progress* p) {
   bool moved = false;
-  while (!p->pending.empty() && p->pending.front().second == 1) {
-    if (p->pending.front().first > p->acked) {
-      p->acked = p->pending.front().first;
+  while (!p->pending.empty() && p->pending.front().state == 1) {
+    if (p->pending.front().offset > p->acked) {
+      p->acked = p->pending.front().offset;
+      p->acked_check = p->pending.front().check;
       moved = true;
     }
     p->pending.pop_front();
@@ -37,22 +38,23 @@ void AckTracker::Resolve(Progress* p, uint64_t seq, BatchStatus status) {
   if (seq < p->front_seq) return;
   size_t i = static_cast<size_t>(seq - p->front_seq);
   if (i >= p->pending.size()) return;
-  p->pending[i].second = status == BatchStatus::kFailed ? 2 : 1;
+  p->pending[i].state = status == BatchStatus::kFailed ? 2 : 1;
   if (!Pop(p)) return;
   ++deliveries_;
   if (on_advance_) on_advance_();
 }
 
-void AckTracker::Advance(Progress* p, uint64_t offset) {
+void AckTracker::Advance(Progress* p, uint64_t offset, uint64_t check) {
   std::lock_guard lock(mu_);
   if (p->pending.empty()) {
     if (offset > p->acked) {
       p->acked = offset;
+      p->acked_check = check;
       ++generation_;
     }
     return;
   }
-  p->pending.emplace_back(offset, 1);
+  p->pending.push_back({offset, check, 1});
   Pop(p);
 }
 
@@ -61,11 +63,17 @@ uint64_t AckTracker::Acked(const Progress* p) {
   return p->acked;
 }
 
-void AckTracker::Reset(Progress* p, uint64_t acked) {
+std::pair<uint64_t, uint64_t> AckTracker::AckedAt(const Progress* p) {
+  std::lock_guard lock(mu_);
+  return {p->acked, p->acked_check};
+}
+
+void AckTracker::Reset(Progress* p, uint64_t acked, uint64_t check) {
   std::lock_guard lock(mu_);
   p->front_seq += p->pending.size();
   p->pending.clear();
   p->acked = acked;
+  p->acked_check = check;
   ++generation_;
 }
 
@@ -163,6 +171,11 @@ Result<CheckpointFile> LoadCheckpoints(const std::string& path) {
     if (const Value* p = f.find("path"); p && p->is_string()) e.path = p->as_string();
     GetUint(f, "dev", &e.dev);
     GetUint(f, "ino", &e.ino);
+    if (const Value* c = f.find("check"); c && c->is_string() && !ParseFingerprintHex(c->as_string(), &e.check))
+      e.check = 0;
+    if (const Value* l = f.find("lead"); l && l->is_string() && GetUint(f, "lead_bytes", &e.lead_bytes) &&
+                                         !ParseFingerprintHex(l->as_string(), &e.lead_hash))
+      e.lead_bytes = 0;
     file.entries.push_back(std::move(e));
   }
   return file;
@@ -178,7 +191,11 @@ Status SaveCheckpoints(const std::string& path, const CheckpointFile& file) {
     out += "\n{\"fingerprint\":\"" + FingerprintHex(e.fingerprint) + "\",\"offset\":" + std::to_string(e.offset) +
            ",\"path\":";
     AppendJsonString(e.path, &out);
-    out += ",\"dev\":" + std::to_string(e.dev) + ",\"ino\":" + std::to_string(e.ino) + "}";
+    out += ",\"dev\":" + std::to_string(e.dev) + ",\"ino\":" + std::to_string(e.ino);
+    if (e.check != 0) out += ",\"check\":\"" + FingerprintHex(e.check) + "\"";
+    if (e.lead_bytes != 0)
+      out += ",\"lead_bytes\":" + std::to_string(e.lead_bytes) + ",\"lead\":\"" + FingerprintHex(e.lead_hash) + "\"";
+    out += "}";
   }
   out += "]}\n";
   const std::string tmp = path + ".tmp";

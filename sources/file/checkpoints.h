@@ -14,7 +14,15 @@
 // The checkpoint file (data_dir/file_source/<id>/checkpoints.json):
 //   {"version":1,"strategy":"checksum"|"device_and_inode",
 //    "checkpoints":[{"fingerprint":"<16 hex>","offset":N,"path":"...",
-//                    "dev":N,"ino":N}, ...]}
+//                    "dev":N,"ino":N
+//                    [,"check":"<16 hex>"]
+//                    [,"lead_bytes":N,"lead":"<16 hex>"]}, ...]}
+// `check` is PositionCheck of the bytes just before `offset`, `lead` the
+// Hash64 of the `lead_bytes` bytes after the fingerprinted head
+// (fingerprint.h): what tells this file from another that starts with the
+// same lines. Both are optional (files written before they existed load,
+// and adopt their offsets as before). Several entries may share a
+// fingerprint: files that start alike but are not copies of each other.
 // written to checkpoints.json.tmp, fsynced, renamed over the old one, and
 // the directory fsynced: a crash leaves the old file or the new one.
 //
@@ -42,27 +50,42 @@ struct Progress {
   std::string path;
   uint64_t dev = 0, ino = 0;
   uint64_t emit_pos = 0;     // every line before this was emitted (or skipped)
+  uint64_t emit_check = 0;   // PositionCheck at emit_pos; 0: not known
+  // Up to kLeadBytes bytes after the fingerprinted head (lead_bytes of
+  // them, hashing to lead_hash; `lead` holds them unless loaded from a
+  // checkpoint): a file with the same first lines but another lead is
+  // another file.
+  std::string lead;
+  uint64_t lead_bytes = 0, lead_hash = 0;
   bool touched = false;      // emit_pos moved since the last batch was cut
   bool active = false;       // a reader is attached
   bool gone = false;         // the file was deleted: drop once acknowledged
   std::chrono::steady_clock::time_point last_seen = std::chrono::steady_clock::now();
   // AckTracker's mutex:
   uint64_t acked = 0;
+  uint64_t acked_check = 0;  // PositionCheck at acked
   uint64_t front_seq = 0;
-  std::deque<std::pair<uint64_t, uint8_t>> pending;  // (offset, 0 waiting | 1 done | 2 failed)
+  struct Pending {
+    uint64_t offset, check;
+    uint8_t state;  // 0 waiting | 1 done | 2 failed
+  };
+  std::deque<Pending> pending;
 };
 
 class AckTracker {
  public:
-  // A pending entry: `p` is covered up to `offset` once `seq` resolves.
-  uint64_t Add(Progress* p, uint64_t offset);
+  // A pending entry: `p` is covered up to `offset` (whose PositionCheck is
+  // `check`) once `seq` resolves.
+  uint64_t Add(Progress* p, uint64_t offset, uint64_t check = 0);
   void Resolve(Progress* p, uint64_t seq, BatchStatus status);
   // `p` advanced to `offset` with nothing to deliver (skipped lines, a
   // start at the end): acknowledged at once after what is pending.
-  void Advance(Progress* p, uint64_t offset);
+  void Advance(Progress* p, uint64_t offset, uint64_t check = 0);
   uint64_t Acked(const Progress* p);
+  // The acknowledged offset and its PositionCheck.
+  std::pair<uint64_t, uint64_t> AckedAt(const Progress* p);
   // Sets `p`'s acknowledged position outright (loading, truncation).
-  void Reset(Progress* p, uint64_t acked);
+  void Reset(Progress* p, uint64_t acked, uint64_t check = 0);
   bool HasPending(const Progress* p);
   // Bumped whenever an acknowledged offset moves.
   uint64_t generation();
@@ -90,6 +113,8 @@ struct CheckpointEntry {
   uint64_t offset = 0;
   std::string path;
   uint64_t dev = 0, ino = 0;
+  uint64_t check = 0;                     // 0: none
+  uint64_t lead_bytes = 0, lead_hash = 0;  // lead_bytes 0: none
 };
 
 struct CheckpointFile {

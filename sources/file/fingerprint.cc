@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -73,6 +74,31 @@ Result<bool> SameHead(int fd, const Identity& id, const FingerprintOptions& o) {
     got += static_cast<size_t>(n);
   }
   return Hash64(buf.data(), buf.size()) == id.fingerprint;
+}
+
+uint64_t PositionCheck(const void* window, size_t n) {
+  const uint64_t h = Hash64(window, n, 0x84222325cbf29ce4ULL);
+  return h == 0 ? 1 : h;
+}
+
+std::string ReadAt(int fd, uint64_t offset, size_t n) {
+  std::string buf(n, '\0');
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::pread(fd, buf.data() + got, n - got, static_cast<off_t>(offset + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += static_cast<size_t>(r);
+  }
+  buf.resize(got);
+  return buf;
+}
+
+std::optional<uint64_t> PositionCheckAt(int fd, uint64_t pos) {
+  const size_t n = static_cast<size_t>(std::min<uint64_t>(pos, kPositionCheckBytes));
+  std::string w = ReadAt(fd, pos - n, n);
+  if (w.size() != n) return std::nullopt;
+  return PositionCheck(w.data(), n);
 }
 
 }  // namespace tributary::file

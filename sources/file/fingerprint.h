@@ -44,6 +44,24 @@ Result<std::optional<Identity>> Fingerprint(int fd, const struct stat& st, const
 // computed from (false once truncated and rewritten). One pread.
 Result<bool> SameHead(int fd, const Identity& id, const FingerprintOptions& options);
 
+// What tells apart files that start with the same lines (a banner, a CSV
+// header) but are not copies of each other:
+//   position check  PositionCheck of the kPositionCheckBytes bytes (fewer
+//                   near the start) just before a remembered offset: a
+//                   file adopts another's offset only if it has the same
+//                   bytes there.
+//   lead            the first kLeadBytes bytes after the fingerprinted head.
+constexpr size_t kPositionCheckBytes = 64;
+constexpr size_t kLeadBytes = 128;
+
+// Never 0 (0 means "not known").
+uint64_t PositionCheck(const void* window, size_t n);
+// PositionCheck of the bytes of `fd` before `pos`; nullopt if it cannot
+// read them all (the file is shorter). 0 for pos 0 is never asked for.
+std::optional<uint64_t> PositionCheckAt(int fd, uint64_t pos);
+// Up to `n` bytes of `fd` from `offset` (fewer at its end; "" on error).
+std::string ReadAt(int fd, uint64_t offset, size_t n);
+
 // 64-bit FNV-1a, then a final mix: stable across runs and builds.
 uint64_t Hash64(const void* data, size_t n, uint64_t seed = 0xcbf29ce484222325ULL);
 

@@ -1011,6 +1011,212 @@ TEST_F(FileSourceTest, KillNineWithDiskBufferDeliversEveryLine) {
 }
 
 
+// Waits until `out` holds each of `want` (line -> times) and nothing else;
+// then checks the counts.
+void ExpectCounts(const std::map<std::string, int>& want, const std::string& out, const std::string& log) {
+  WaitFor([&] {
+    auto c = Counts(out);
+    for (auto& [l, n] : want)
+      if (c[l] < n) return false;
+    return true;
+  }, 20s);
+  auto c = Counts(out);
+  for (auto& [l, n] : want) EXPECT_EQ(c[l], n) << "[" << l << "]\n" << log;
+  for (auto& [l, n] : c) EXPECT_TRUE(want.count(l)) << "unexpected line [" << l << "] x" << n << "\n" << log;
+}
+
+// CSV files with the same header line have the same fingerprint, yet they
+// are different files: each is read (the second one was skipped forever
+// as "a copy of an active file", silently). A real copy is still skipped,
+// and the log says so.
+TEST_F(FileSourceTest, FilesThatOnlyShareTheirFirstLinesAreEachRead) {
+  WriteFile(logs() + "/svc1.csv", "ts,level,msg\n1,INFO,a from svc1\n");
+  WriteFile(logs() + "/svc2.csv", "ts,level,msg\n1,INFO,b from svc2\n2,INFO,c from svc2\n");
+  auto agent = Start(Config(logs() + "/*.csv"));
+  ExpectCounts({{"ts,level,msg", 2}, {"1,INFO,a from svc1", 1}, {"1,INFO,b from svc2", 1}, {"2,INFO,c from svc2", 1}},
+               out(), agent->process().Stderr());
+  AppendFile(logs() + "/svc2.csv", "3,INFO,d from svc2\n");
+  CopyFile(logs() + "/svc1.csv", logs() + "/svc1-copy.csv");
+  AppendFile(logs() + "/svc1.csv", "2,INFO,e from svc1\n");
+  ExpectCounts({{"ts,level,msg", 2},
+                {"1,INFO,a from svc1", 1},
+                {"2,INFO,e from svc1", 1},
+                {"1,INFO,b from svc2", 1},
+                {"2,INFO,c from svc2", 1},
+                {"3,INFO,d from svc2", 1}},
+               out(), agent->process().Stderr());
+  EXPECT_TRUE(WaitFor([&] {
+    return agent->process().Stderr().find(logs() + "/svc1-copy.csv holds the same lines as " + logs() + "/svc1.csv") !=
+           std::string::npos;
+  })) << agent->process().Stderr();
+  Stop(agent);
+}
+
+// logrotate `create` under an application that writes the same banner
+// first in every file. With the rotated name in the globs the new file was
+// taken for a copy of the old one and never read; with the rotated name
+// outside them it was read from the old file's offset, starting mid-line.
+// Both while running and across a restart.
+TEST_F(FileSourceTest, ANewFileWithTheSameBannerIsReadFromItsStart) {
+  for (const std::string include : {"app.log*", "app.log"}) {
+    SCOPED_TRACE(include);
+    fs::remove_all(logs());
+    fs::remove_all(data_dir());
+    fs::remove(out());
+    fs::create_directories(logs());
+    const std::string app = logs() + "/app.log";
+    const std::string banner = "=== app started ===";
+    std::map<std::string, int> want{{banner, 0}};
+    auto generation = [&](const std::string& tag, int lines) {
+      Logger log(app);
+      log.Write(banner);
+      ++want[banner];
+      for (int i = 0; i < lines; ++i) {
+        log.Write(LineFor(tag, i));
+        want[LineFor(tag, i)] = 1;
+      }
+    };
+    generation("first", 3);
+    auto agent = Start(Config(logs() + "/" + include));
+    ExpectCounts(want, out(), agent->process().Stderr());
+    fs::rename(app, app + ".1");
+    generation("second", 5);
+    ExpectCounts(want, out(), agent->process().Stderr());
+    AppendFile(app, LineFor("second-more", 0) + "\n");
+    want[LineFor("second-more", 0)] = 1;
+    ExpectCounts(want, out(), agent->process().Stderr());
+    // The same while the agent is down: the new file is longer than the
+    // old one's offset, which it must not adopt.
+    Stop(agent);
+    AppendFile(app, LineFor("second-unread", 0) + "\n");
+    want[LineFor("second-unread", 0)] = 1;
+    fs::rename(app + ".1", app + ".2");
+    fs::rename(app, app + ".1");
+    generation("third", 12);
+    agent = Start(Config(logs() + "/" + include));
+    ExpectCounts(want, out(), agent->process().Stderr());
+    Stop(agent);
+  }
+}
+
+// A cron script's rotation: `cp app.log app.log.1 && : > app.log`, the
+// copy overwriting the last rotation's app.log.1 in place. The rewritten
+// app.log.1 holds what app.log held, already read: it is not read again
+// (every line was delivered twice from the second rotation on).
+TEST_F(FileSourceTest, ACopyOverAnExistingRotatedFileIsNotReadAgain) {
+  const std::string app = logs() + "/app.log";
+  auto agent = Start(Config(app + "*"));
+  std::vector<std::string> written;
+  for (int round = 0; round < 4; ++round) {
+    {
+      Logger log(app);
+      for (int i = 0; i < 5; ++i) {
+        written.push_back(LineFor("round" + std::to_string(round), i));
+        log.Write(written.back());
+      }
+    }
+    ASSERT_TRUE(WaitFor([&] { return Counts(out()).count(written.back()) > 0; })) << agent->process().Stderr();
+    CopyFile(app, app + ".1");
+    ASSERT_EQ(::truncate(app.c_str(), 0), 0);
+    // A line after the copy's end: read once the agent has dealt with the
+    // rewritten app.log.1 (and after the lines it would read again).
+    written.push_back(LineFor("copied" + std::to_string(round), 0));
+    AppendFile(app + ".1", written.back() + "\n");
+    ASSERT_TRUE(WaitFor([&] { return Counts(out()).count(written.back()) > 0; })) << agent->process().Stderr();
+  }
+  ExpectExactlyOnce(written, out());
+  Stop(agent);
+}
+
+// A file that appears empty, or with only part of its first line, cannot
+// be fingerprinted yet; renamed out of the globs before its first line was
+// complete it was never read (only its path was remembered). It is held
+// open now, and read once it has its line, wherever it went.
+TEST_F(FileSourceTest, AFileRenamedAwayBeforeItsFirstLineIsStillRead) {
+  const std::string app = logs() + "/app.log";
+  auto agent = Start(Config(app));
+  const std::string fd_dir = "/proc/" + std::to_string(agent->process().pid()) + "/fd";
+  auto held = [&](const std::string& path) {
+    for (auto& e : fs::directory_iterator(fd_dir)) {
+      std::error_code ec;
+      if (fs::read_symlink(e.path(), ec).string() == path) return true;
+    }
+    return false;
+  };
+  std::vector<std::string> written;
+  for (const std::string start : {"", "partial "}) {
+    const std::string rotated = app + (start.empty() ? ".1" : ".2");
+    WriteFile(app, start);
+    ASSERT_TRUE(WaitFor([&] { return held(app); }, 10s)) << "the agent does not hold [" << start << "] open";
+    fs::rename(app, rotated);
+    {
+      Logger log(rotated);
+      for (int i = 0; i < 5; ++i) {
+        written.push_back(start + LineFor("after-rename" + std::to_string(start.size()), i));
+        log.Write(i == 0 ? written.back().substr(start.size()) : written.back());
+      }
+    }
+  }
+  ExpectExactlyOnce(written, out());
+  Stop(agent);
+}
+
+// The offset checkpointed for `path` in `data_dir`'s checkpoints.json, or -1.
+int64_t CheckpointedOffset(const std::string& data_dir, const std::string& path) {
+  const std::string text = ReadFile(data_dir + "/file_source/in/checkpoints.json");
+  std::smatch m;
+  const std::regex entry("\\{\"fingerprint\":\"[0-9a-f]+\",\"offset\":([0-9]+),\"path\":\"" + path + "\"");
+  if (!std::regex_search(text, m, entry)) return -1;
+  return std::stoll(m[1].str());
+}
+
+// A sink that cannot write (its directory is a plain file) behind a small
+// disk buffer with `when_full: block`: the buffer fills, acknowledging each
+// batch once fsynced, and the source blocks in Send. The checkpoint still
+// follows what the buffer acknowledged (it stayed at the first batch while
+// the source was blocked, and after a kill -9 everything in the buffer was
+// read and buffered again: 12k duplicates). Here nothing is delivered
+// before the kill, so after it every line arrives exactly once.
+TEST_F(FileSourceTest, ABlockedSourceStillCheckpointsWhatTheDiskBufferAcknowledged) {
+  const std::string app = logs() + "/app.log";
+  std::vector<std::string> written;
+  {
+    Logger log(app);
+    for (int i = 0; i < 60000; ++i) {
+      written.push_back(LineFor("blk", i));
+      log.Write(written.back());
+    }
+  }
+  const uint64_t line_bytes = written[0].size() + 1;
+  const std::string blocked = dir_ / "blocked";
+  WriteFile(blocked, "");
+  const std::string disk = "    buffer: { type: disk, max_size: 1MiB, when_full: block, flush_interval_ms: 50 }\n";
+  const std::string config =
+      std::regex_replace(Config(app, "", disk), std::regex("path: " + out()), "path: " + blocked + "/out.log");
+  auto agent = Start(config);
+  auto buffered = [&] {
+    return agent->Metric("tributary_buffer_events", {{"component_id", "out"}}).value_or(0);
+  };
+  // Full: the source is blocked, with a few thousand events in the buffer,
+  // every one of them acknowledged (fsynced) and checkpointed.
+  int64_t checkpointed = -1;
+  double events = 0;
+  EXPECT_TRUE(WaitFor([&] {
+    events = buffered();
+    checkpointed = CheckpointedOffset(data_dir(), app);
+    return events > 2000 && checkpointed == static_cast<int64_t>(events * line_bytes);
+  }, 20s)) << "checkpointed " << checkpointed << " bytes, " << events * line_bytes << " in the buffer\n"
+           << agent->process().Stderr();
+  EXPECT_LT(events, written.size()) << "the buffer was meant to fill up";
+  agent->process().Signal(SIGKILL);
+  agent->process().Wait(10s);
+  fs::remove(blocked);
+  fs::create_directories(blocked);
+  agent = Start(config);
+  ExpectExactlyOnce(written, blocked + "/out.log", 60s);
+  Stop(agent);
+}
+
 // The file source overwrites the events of released batches in place
 // (agent/batch_builder.h). Runs `transforms` (YAML, may be empty; the last
 // one is named `last`) over 30,000 lines of two lengths and checks every
