@@ -58,6 +58,7 @@ Result<std::unique_ptr<Sink>> ElasticsearchSink::Build(const Config& config, Bui
     opts.endpoints.push_back(std::move(e).value());
   }
   opts.timeout = config.request.timeout_secs.get();
+  opts.max_idle_per_endpoint = static_cast<size_t>(config.request.concurrency);
   opts.tls = config.tls;
   opts.user_agent = std::string("tributary/") + TRIBUTARY_VERSION;
   if (config.auth.strategy == "basic") opts.authorization = es::BasicAuthorization(config.auth.user, config.auth.password);

@@ -29,7 +29,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr size_t kMaxResponseBytes = 64 * 1024 * 1024;
-constexpr size_t kMaxIdlePerEndpoint = 256;
 
 // One connection to one endpoint, plain or TLS.
 struct Conn {
@@ -100,7 +99,7 @@ struct HttpClient::Impl {
 
   void ReturnIdle(std::unique_ptr<Conn> c) {
     auto& v = idle[c->endpoint];
-    if (v.size() < kMaxIdlePerEndpoint) v.push_back(std::move(c));
+    if (v.size() < options.max_idle_per_endpoint) v.push_back(std::move(c));
   }
 };
 

@@ -39,6 +39,10 @@ struct HttpClientOptions {
   std::string authorization;  // the Authorization header's value, or empty
   std::string user_agent = "tributary";
   std::chrono::milliseconds endpoint_cooldown{1000};  // an unreachable endpoint is skipped this long
+  // Kept-alive connections held per endpoint between requests; more are
+  // closed when their request ends (a burst of retries or split requests
+  // does not leave its connections open for good).
+  size_t max_idle_per_endpoint = 8;
 };
 
 struct HttpResponse {

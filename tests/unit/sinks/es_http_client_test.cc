@@ -13,10 +13,12 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <filesystem>
 #include <future>
 #include <mutex>
 #include <thread>
 
+#include "tests/support/es_server_process.h"
 #include "tests/support/test_util.h"
 
 namespace tributary::es {
@@ -243,6 +245,46 @@ TEST(EsHttpClientConfigTest, UnreadableCaFileIsAConfigError) {
   auto c = HttpClient::Create(std::move(o));
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.status().message().find("/nonexistent/ca.pem"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tributary::es
+
+namespace tributary::es {
+namespace {
+
+size_t OpenSockets() {
+  size_t n = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd", ec))
+    n += std::filesystem::read_symlink(e.path(), ec).string().rfind("socket:", 0) == 0;
+  return n;
+}
+
+// A burst of requests opens a connection each; afterwards only
+// max_idle_per_endpoint stay open (before: up to 256, for good).
+TEST(EsHttpClientPoolTest, KeepsAtMostMaxIdleConnectionsAfterABurst) {
+  tributary::test_support::EsBulkServer es({"--delay-ms", "200"});
+  ASSERT_TRUE(es.ok()) << es.error();
+  const size_t before = OpenSockets();
+  HttpClientOptions o;
+  o.endpoints.push_back(ParseEndpoint(es.url()).value());
+  o.max_idle_per_endpoint = 3;
+  auto client = std::move(HttpClient::Create(std::move(o))).value();
+  client->Start();
+  const int kBurst = 12;
+  std::vector<std::promise<HttpResponse>> done(kBurst);
+  for (int i = 0; i < kBurst; ++i)
+    client->Post("/_bulk", std::make_shared<const std::string>("{\"index\":{\"_index\":\"x\"}}\n{\"n\":1}\n"), false,
+                 [&done, i](HttpResponse r) { done[i].set_value(std::move(r)); });
+  for (auto& d : done) {
+    HttpResponse r = d.get_future().get();
+    ASSERT_TRUE(r.error.ok()) << r.error.ToString();
+    EXPECT_EQ(r.status, 200) << r.body;
+  }
+  EXPECT_GE(es.stat("connections_opened"), kBurst);  // the server was slow: one connection per request
+  EXPECT_TRUE(tributary::testing::WaitFor([&] { return OpenSockets() <= before + 3; }))
+      << OpenSockets() - before << " sockets still open";
 }
 
 }  // namespace
