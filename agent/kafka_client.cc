@@ -162,6 +162,9 @@ void KafkaClient::LogCallback(const rd_kafka_t* rk, int level, const char* fac, 
   auto* self = static_cast<KafkaClient*>(rd_kafka_opaque(rk));
   LogLevel l = level <= 3 ? LogLevel::kError : level == 4 ? LogLevel::kWarn : level <= 6 ? LogLevel::kInfo
                                                                                          : LogLevel::kDebug;
+  // A broker connection failure (facility FAIL) also reaches the error
+  // callback, which logs it: once is enough.
+  if (std::string_view(fac) == "FAIL") l = LogLevel::kDebug;
   if (!LogEnabled(l)) return;
   std::string msg = std::string("librdkafka ") + fac + ": " + buf;
   // Debug output (librdkafka's `debug` option) is asked for: not limited.
