@@ -358,7 +358,13 @@ Status JournaldSource::SeekAfter(const std::string& cursor) {
 
 Status JournaldSource::SeekStart() {
   std::string saved;
-  if (Status read = ReadFileText(checkpoint_path_, &saved); !read.ok() && read.code() != StatusCode::kNotFound) {
+  Status read = ReadFileText(checkpoint_path_, &saved);
+  if (read.ok() && saved.find_first_not_of(" \t\r\n") == std::string::npos) {
+    // Written by rename, so never empty by itself: say what happens next.
+    checkpoint_errors_->Increment();
+    TLOG_WARN(id_, "checkpoint " + checkpoint_path_ + " is empty; starting as if there were none");
+  }
+  if (!read.ok() && read.code() != StatusCode::kNotFound) {
     // Out of descriptors or memory for a moment: Run tries again. Going on
     // without the cursor would read the journal again, or skip it.
     if (read.code() == StatusCode::kResourceExhausted) return read;

@@ -132,6 +132,21 @@ TEST_F(JournaldBinaryTest, StopAtEndExitsAndTheNextRunContinues) {
   EXPECT_EQ(Output(), Range("s", 0, 63));
 }
 
+// An empty cursor file (never written so by the agent, which renames a
+// whole file into place) is reported, not taken silently as "no
+// checkpoint" while the whole journal is read again.
+TEST_F(JournaldBinaryTest, AnEmptyCheckpointIsReported) {
+  JournalBuilder b(dir_ / "journal/x.journal");
+  ASSERT_EQ(b.AppendMessages("e", 0, 5), "");
+  WriteFile(dir_ / "once.yaml", Config("    stop_at_end: true\n"));
+  std::filesystem::create_directories(dir_ / "data/journald/journal");
+  WriteFile(dir_ / "data/journald/journal/cursor", "");
+  Process p({{TributaryBinary(), "-c", dir_ / "once.yaml"}, {}, false});
+  ASSERT_EQ(p.Wait(std::chrono::seconds(30)), 0) << p.Stderr();
+  EXPECT_NE(p.Stderr().find("data/journald/journal/cursor is empty; starting as if there were none"), std::string::npos)
+      << p.Stderr();
+}
+
 TEST_F(JournaldBinaryTest, ValidateChecksTheJournalDirectory) {
   WriteFile(dir_ / "t.yaml", Config());
   Process::Options o;
