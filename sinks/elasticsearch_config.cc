@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -17,7 +18,32 @@ const config::Schema<BulkConfig>& BulkConfig::schema() {
     s.Field("index", &BulkConfig::index,
             "Index to write to (mode `bulk`): strftime conversions (%Y, %m, %d, ...) use the event timestamp (UTC) "
             "and `{{ field }}` inserts a field. Events whose index cannot be rendered are rejected and counted.")
-        .Check<std::string>(Template::CheckTarget);
+        .Check<std::string>(Template::CheckTarget)
+        .Check<std::string>([](const std::string& index) -> std::string {
+          // Elasticsearch refuses every document for an index name with a
+          // capital or one of its forbidden characters: say so now. Only the
+          // text written here is checked, not what {{ field }} inserts.
+          std::string fixed;
+          for (size_t i = 0; i < index.size(); ++i) {
+            if (index.compare(i, 2, "{{") == 0) {
+              size_t end = index.find("}}", i);
+              if (end == std::string::npos) break;
+              i = end + 1;
+            } else if (index[i] == '%' && i + 1 < index.size()) {
+              ++i;  // a strftime conversion
+            } else {
+              fixed += index[i];
+            }
+          }
+          for (char c : fixed)
+            if (std::isupper(static_cast<unsigned char>(c)))
+              return "Elasticsearch index names are lowercase (it rejects every document for `" + index + "`)";
+          if (fixed.find_first_of("\\/*?\"<>| ,#:") != std::string::npos)
+            return "Elasticsearch index names may not contain \\ / * ? \" < > | , # : or a space";
+          if (!index.empty() && std::string_view("-_+").find(index.front()) != std::string_view::npos)
+            return "Elasticsearch index names may not start with -, _ or +";
+          return "";
+        });
     s.Field("action", &BulkConfig::action, "Bulk action: `index` (overwrites a document with the same id) or "
                                            "`create` (never overwrites; a duplicate id counts as already delivered).")
         .Check<std::optional<std::string>>([](const std::optional<std::string>& a) -> std::string {

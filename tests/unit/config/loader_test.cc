@@ -204,6 +204,25 @@ transforms:
   EXPECT_EQ(diag.error_count(), 5u) << diag.ToString();
 }
 
+// Elasticsearch refuses every document for such names; a field inserted by
+// {{ }} and strftime conversions are not judged.
+TEST(LoaderTest, AnIndexNameElasticsearchRefusesIsAnError) {
+  Diagnostics diag;
+  EXPECT_FALSE(Load({{"a.yaml", R"(sources:
+  gen: { type: test_source }
+sinks:
+  a: { type: elasticsearch, inputs: [gen], endpoints: ["http://e:9200"], bulk: { index: "Logs-%Y" } }
+  b: { type: elasticsearch, inputs: [gen], endpoints: ["http://e:9200"], bulk: { index: "logs #1" } }
+  c: { type: elasticsearch, inputs: [gen], endpoints: ["http://e:9200"], bulk: { index: "_logs" } }
+  ok: { type: elasticsearch, inputs: [gen], endpoints: ["http://e:9200"], bulk: { index: "logs-{{ App }}-%Y.%m.%d" } }
+)"}},
+                    &diag));
+  EXPECT_TRUE(HasError(diag, "a.yaml:4:89", "index names are lowercase")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:5:89", "may not contain")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:6:89", "may not start with")) << diag.ToString();
+  EXPECT_EQ(diag.error_count(), 3u) << diag.ToString();
+}
+
 TEST(LoaderTest, TopLevelKeysStartingWithXAreExtensionFieldsForAnchors) {
   Diagnostics diag;
   auto cfg = Load({{"a.yaml", R"(x-sink: &sink { type: test_sink, buffer: { max_events: 50 } }
