@@ -1,6 +1,9 @@
 #include "agent/buffer.h"
 
+#include <filesystem>
+
 #include "agent/disk_buffer.h"
+#include "agent/log.h"
 
 namespace tributary {
 
@@ -89,22 +92,114 @@ void MemoryBuffer::Abort() {
 
 namespace tributary {
 
+namespace {
+
+// A memory buffer behind what a disk buffer left in the sink's directory
+// when its config changed from `type: disk` to `type: memory`: the sink
+// reads the disk buffer's events first, acknowledging them there, then the
+// memory buffer's. The events in the directory were acknowledged upstream
+// when they were written (their sources have moved past them), so nothing
+// else would ever deliver them. Once they are all delivered the directory
+// is removed, when the buffer is destroyed.
+class DrainingBuffer final : public Buffer {
+ public:
+  DrainingBuffer(std::unique_ptr<DiskBuffer> leftover, std::unique_ptr<Buffer> main, std::string dir)
+      : leftover_(std::move(leftover)), main_(std::move(main)), dir_(std::move(dir)) {
+    leftover_->Close();  // nothing more is written there: Next says kClosed once it is drained
+  }
+  ~DrainingBuffer() override {
+    if (released_) return;
+    const bool drained = leftover_->stats().events == 0;
+    leftover_.reset();  // writes the ledger, unlocks the directory
+    if (drained) RemoveBufferDir(dir_);
+  }
+
+  bool Push(Batch batch) override { return main_->Push(std::move(batch)); }
+  Result Next(Batch* out, std::chrono::milliseconds timeout) override {
+    if (!leftover_read_) {
+      Result r = leftover_->Next(out, timeout);
+      if (r != Result::kClosed) return r;
+      leftover_read_ = true;
+    }
+    return main_->Next(out, timeout);
+  }
+  void Close() override { main_->Close(); }
+  void Abort() override {
+    leftover_->Abort();
+    main_->Abort();
+  }
+  void Release() override {
+    released_ = true;
+    leftover_->Release();
+    main_->Release();
+  }
+
+  static void RemoveBufferDir(const std::string& dir) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    if (ec) TLOG_WARN("", "cannot remove the drained disk buffer directory " + dir + ": " + ec.message());
+  }
+
+ private:
+  std::unique_ptr<DiskBuffer> leftover_;
+  std::unique_ptr<Buffer> main_;
+  const std::string dir_;
+  bool leftover_read_ = false;  // the sink's thread only
+  bool released_ = false;
+};
+
+// Whether a disk buffer's directory holds a segment with anything in it
+// (what a drained buffer leaves is empty segments, a ledger and a lock).
+bool HoldsSegments(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.starts_with("segment-") && name.ends_with(".log") && e.is_regular_file(ec) && e.file_size(ec) > 0 && !ec)
+      return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Buffer>> MakeBuffer(const config::BufferConfig& config, const std::string& sink_id,
                                            const std::string& sink_type, const std::string& data_dir,
                                            Metrics* metrics) {
   const bool drop = config.when_full == "drop_newest";
+  DiskBufferOptions o;
+  o.dir = data_dir + "/buffer/" + sink_id;
+  o.name = sink_id;
+  o.flush_interval = config.flush_interval_ms.get();
   if (config.type == "memory") {
-    return std::unique_ptr<Buffer>(
+    std::unique_ptr<Buffer> memory(
         new MemoryBuffer(sink_id, config.max_events, drop, metrics->ForBuffer(sink_id, sink_type, "memory")));
+    if (!HoldsSegments(o.dir)) return memory;
+    // The sink had a disk buffer before (a reload or restart changed its
+    // type): deliver what it still holds first.
+    o.max_size = ~0ull;  // nothing is written to it
+    auto b = DiskBuffer::Open(o, metrics->ForBuffer(sink_id, sink_type, "disk"));
+    if (!b.ok()) {
+      TLOG_WARN(sink_id, "the disk buffer in " + o.dir + " still holds events from when this sink had "
+                         "`buffer: { type: disk }`, but cannot be read (" + b.status().message() +
+                         "); they are not delivered until the sink's buffer is `type: disk` again");
+      return memory;
+    }
+    std::unique_ptr<DiskBuffer> leftover = std::move(b).value();
+    const uint64_t events = leftover->stats().events;
+    if (events == 0) {
+      leftover.reset();
+      DrainingBuffer::RemoveBufferDir(o.dir);
+      return memory;
+    }
+    TLOG_WARN(sink_id, "the disk buffer in " + o.dir + " holds " + std::to_string(events) +
+                           " undelivered events from when this sink had `buffer: { type: disk }`: delivering "
+                           "them before the events of its memory buffer");
+    return std::unique_ptr<Buffer>(new DrainingBuffer(std::move(leftover), std::move(memory), o.dir));
   }
   if (config.type == "disk") {
-    DiskBufferOptions o;
-    o.dir = data_dir + "/buffer/" + sink_id;
     if (Status st = PrepareStateDir(o.dir, "the buffered events"); !st.ok()) return st;
-    o.name = sink_id;
     o.max_size = config.max_size.bytes;
     o.drop_when_full = drop;
-    o.flush_interval = config.flush_interval_ms.get();
     auto b = DiskBuffer::Open(o, metrics->ForBuffer(sink_id, sink_type, "disk"));
     if (!b.ok()) return b.status();
     return std::unique_ptr<Buffer>(std::move(b).value());

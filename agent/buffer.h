@@ -10,7 +10,8 @@
 //
 // Lifecycle: Push* → Close() (no more pushes; the reader drains, then sees
 // kClosed) → destroyed. Abort() makes a blocked Push and Next return at
-// once and fails what is left in memory (shutdown timeout).
+// once and fails what is left in memory (shutdown timeout). Release()
+// stands for destruction when a stuck sink thread still holds the buffer.
 
 #include <condition_variable>
 #include <deque>
@@ -35,6 +36,11 @@ class Buffer : public SinkInput {
   virtual bool Push(Batch batch) = 0;
   virtual void Close() = 0;
   virtual void Abort() = 0;
+  // After Abort, when the sink thread reading the buffer is stuck and the
+  // object must outlive it: gives back the files and locks the buffer
+  // holds (a disk buffer's directory, for the next pipeline to open) and
+  // never touches them again. Push and Next keep returning at once.
+  virtual void Release() {}
 };
 
 class MemoryBuffer final : public Buffer {

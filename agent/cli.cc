@@ -219,7 +219,10 @@ std::string Describe(const config::Config& cfg) {
 // keep the running pipeline. Otherwise the running pipeline drains (sources
 // stop, sinks deliver what is in flight, checkpoints are written) and the new
 // one starts from those checkpoints and disk buffers, so nothing is read
-// twice or skipped. /ready stays 200 throughout.
+// twice or skipped. If the drain times out (a sink is down), the old
+// pipeline stops hard: what its disk buffers hold stays there for the new
+// one, and what was in memory is read again by the sources that checkpoint.
+// /ready stays 200 throughout.
 bool Reload(const Options& o, std::optional<config::Config>* cfg, std::unique_ptr<Topology>* topology,
             Metrics* metrics) {
   config::Diagnostics diag;
@@ -232,15 +235,17 @@ bool Reload(const Options& o, std::optional<config::Config>* cfg, std::unique_pt
   if (next->global.data_dir != (*cfg)->global.data_dir || next->global.api.address != (*cfg)->global.api.address ||
       next->global.api.enabled != (*cfg)->global.api.enabled) {
     TLOG_WARN("", "reload: data_dir and api changes take effect only after a restart");
+    next->global.data_dir = (*cfg)->global.data_dir;  // the one this process has locked
   }
   bool clean = (*topology)->Stop((*cfg)->global.shutdown_timeout_secs.get());
   if (!clean) {
-    TLOG_WARN("", "reload: the old pipeline did not drain in time; undelivered events will be read again");
-    (void)topology->release();  // a sink thread may still use it
+    TLOG_WARN("", "reload: the old pipeline did not drain in time; the new one goes on from its disk buffers and "
+                  "checkpoints");
   }
-  // Destroy the old pipeline first: it releases files the new one opens
-  // (disk buffers are locked by the process that has them open).
-  topology->reset();
+  // End the old pipeline first: it releases files the new one opens (disk
+  // buffers are locked by the process that has them open), even if one of
+  // its sink threads is stuck.
+  Topology::Dispose(std::move(*topology));
   auto built = Topology::Build(*next, metrics, Hostname(), Threads(o));
   bool ok = built.ok();
   if (ok) {
@@ -288,6 +293,16 @@ int Run(const Options& o) {
     TLOG_ERROR("", "cannot create data_dir " + cfg->global.data_dir + ": " + ec.message() +
                        "; set `data_dir` to a directory that tributary can create and write (checkpoints and "
                        "disk buffers are kept there)");
+    return kExitConfig;
+  }
+  // Checkpoints and disk buffers in data_dir belong to one agent: a second
+  // one would overwrite the first one's read positions. Held until exit,
+  // across reloads (which keep the data_dir).
+  auto data_dir_lock = LockDir(cfg->global.data_dir);
+  if (!data_dir_lock.ok()) {
+    TLOG_ERROR("", "cannot use data_dir " + cfg->global.data_dir + ": " + data_dir_lock.status().message() +
+                       "; two agents must not share a data_dir (each keeps its checkpoints and disk buffers "
+                       "there): stop the other agent or give this one its own `data_dir`");
     return kExitConfig;
   }
 

@@ -255,6 +255,7 @@ class DiskBuffer::Impl : public std::enable_shared_from_this<Impl> {
   Status Recover();
   void StartFlusher() { flusher_ = std::thread([this] { FlusherLoop(); }); }
   void Shutdown();
+  void Release();
 
   bool Push(Batch batch);
   SinkInput::Result Next(Batch* out, std::chrono::milliseconds timeout);
@@ -291,6 +292,7 @@ class DiskBuffer::Impl : public std::enable_shared_from_this<Impl> {
     return next_event_ - ack_event_ - (hi > lo ? hi - lo : 0);
   }
   void UpdateGauges() {
+    if (released_) return;  // the series belong to the buffer that took over the directory
     m_.events->Set(static_cast<double>(Unacked()));
     m_.bytes->Set(static_cast<double>(bytes_on_disk_));
   }
@@ -375,6 +377,7 @@ class DiskBuffer::Impl : public std::enable_shared_from_this<Impl> {
 
   bool closed_ = false;
   bool aborted_ = false;
+  bool released_ = false;  // Release(): the directory is no longer ours
   bool stop_ = false;
   bool sync_now_ = false;
   std::thread flusher_;
@@ -931,6 +934,7 @@ void DiskBuffer::Impl::CountCorrupt(uint64_t events, const Damage& damage) {
 
 void DiskBuffer::Impl::Ack(uint64_t id, BatchStatus s) {
   std::lock_guard lock(mu_);
+  if (released_) return;  // the next buffer on this directory delivers it again
   if (id < inflight_base_ || id - inflight_base_ >= inflight_.size()) return;
   inflight_[id - inflight_base_].state = s == BatchStatus::kFailed ? 2 : 1;
   AdvanceAcks();
@@ -1000,6 +1004,15 @@ void DiskBuffer::Impl::Shutdown() {
   Release(rel);
 }
 
+void DiskBuffer::Impl::Release() {
+  Shutdown();  // the flusher's last round writes the ledger
+  std::lock_guard lock(mu_);
+  released_ = true;
+  aborted_ = true;  // Next returns kClosed before it reads anything
+  active_.reset();
+  lock_file_.reset();
+}
+
 // ---- DiskBuffer ------------------------------------------------------------
 
 Result<std::unique_ptr<DiskBuffer>> DiskBuffer::Open(const DiskBufferOptions& options, BufferMetrics metrics) {
@@ -1017,6 +1030,7 @@ SinkInput::Result DiskBuffer::Next(Batch* out, std::chrono::milliseconds timeout
 }
 void DiskBuffer::Close() { impl_->Close(); }
 void DiskBuffer::Abort() { impl_->Abort(); }
+void DiskBuffer::Release() { impl_->Release(); }
 DiskBuffer::Stats DiskBuffer::stats() const { return impl_->stats(); }
 
 }  // namespace tributary

@@ -110,6 +110,10 @@ class DiskBuffer final : public Buffer {
   Result Next(Batch* out, std::chrono::milliseconds timeout) override;
   void Close() override;
   void Abort() override;
+  // Writes the ledger, closes the segment being written and unlocks the
+  // directory; acks that arrive later are ignored, so their records are
+  // delivered again by the next buffer opened on the directory.
+  void Release() override;
 
   // For tests and diagnostics.
   struct Stats {

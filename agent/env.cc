@@ -162,6 +162,18 @@ Env* Env::Default() {
   return &env;
 }
 
+Result<std::unique_ptr<FileLock>> LockDir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno("open " + dir, errno);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) return Status::Unavailable(dir + " is in use by another tributary process");
+    return Status::FromErrno("flock " + dir, err);
+  }
+  return std::unique_ptr<FileLock>(new PosixFileLock(fd));
+}
+
 Status WriteFileAtomically(Env* env, const std::string& path, std::string_view data) {
   const std::string tmp = path + ".tmp";
   {

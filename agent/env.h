@@ -95,6 +95,13 @@ class EnvWrapper : public Env {
   Env* target_;
 };
 
+// An exclusive advisory lock (flock) on the directory `dir` itself, held
+// until the returned object is destroyed: the agent's claim on data_dir.
+// Needs no file in it, so a read-only data_dir can still be locked (and its
+// components report that it is read-only). An error if another process (or
+// another open of it in this one) holds it.
+Result<std::unique_ptr<FileLock>> LockDir(const std::string& dir);
+
 // Writes `data` to `path` so that a crash at any point leaves either the
 // old or the new content: path.tmp → fsync → rename → fsync(dir).
 Status WriteFileAtomically(Env* env, const std::string& path, std::string_view data);

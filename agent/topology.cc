@@ -408,7 +408,8 @@ bool Topology::Stop(std::chrono::milliseconds timeout) {
     for (auto& s : sink_runners_) clean = s->WaitDone(deadline) && clean;
   }
   if (!clean) {
-    TLOG_WARN("", "shutdown timeout reached: stopping hard; undelivered events will be read again on restart where the source allows");
+    TLOG_WARN("", "shutdown timeout reached: stopping hard; events in disk buffers stay there, the others not yet "
+                  "delivered are read again where the source can (file, journald, kafka)");
     hard_stop_.request_stop();
     for (auto& s : sink_runners_) s->node()->buffer->Abort();
     WaitSourcesFinished(std::chrono::seconds(5));
@@ -422,11 +423,22 @@ bool Topology::Stop(std::chrono::milliseconds timeout) {
     else {
       TLOG_ERROR(s->node()->id, "sink did not stop; abandoning it");
       s->Detach();
+      ++abandoned_threads_;
     }
   }
   for (auto& s : source_runners_) s->node()->source->Finish();
   state_ = State::kStopped;
   return clean;
+}
+
+void Topology::Dispose(std::unique_ptr<Topology> topology) {
+  if (!topology) return;
+  if (topology->state_ == State::kRunning) topology->Stop(std::chrono::milliseconds(0));
+  if (topology->abandoned_threads_ == 0) return;  // destroyed here
+  for (auto& s : topology->sink_runners_) s->node()->buffer->Release();
+  // Reachable, not leaked: an abandoned sink thread may still use it.
+  static auto* graveyard = new std::vector<std::unique_ptr<Topology>>();
+  graveyard->push_back(std::move(topology));
 }
 
 std::string Topology::FailedSource() {

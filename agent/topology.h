@@ -57,8 +57,19 @@ class Topology {
   // demo_logs with a count or stdin at EOF), or until `timeout`.
   bool WaitSourcesFinished(std::chrono::milliseconds timeout);
   // Graceful stop within `timeout`, then hard. Returns true if it drained
-  // completely.
+  // completely. A sink thread that does not return within a grace period
+  // after the hard stop (stuck in I/O that ignores it) is abandoned.
   bool Stop(std::chrono::milliseconds timeout);
+  // After Stop: whether a sink thread was abandoned, still running.
+  bool HasAbandonedThreads() const { return abandoned_threads_ > 0; }
+
+  // Ends a stopped topology. Normally it is destroyed: every file and lock
+  // it holds (disk buffers' directories) is released. If a sink thread was
+  // abandoned, the memory it may still touch cannot be freed: the sink
+  // buffers give back their files and locks (Buffer::Release) and the rest
+  // is kept for the life of the process. Either way a new topology can
+  // open the same disk buffers afterwards (a reload).
+  static void Dispose(std::unique_ptr<Topology> topology);
 
   State state() const { return state_.load(); }
   // Sinks that reported themselves unhealthy, with their reasons.
@@ -91,6 +102,7 @@ class Topology {
   std::stop_source hard_stop_;
   std::unique_ptr<class WorkerPool> pool_;  // null: transforms run on the source threads
   std::atomic<State> state_{State::kBuilt};
+  size_t abandoned_threads_ = 0;  // sink threads detached by Stop
 
   std::mutex mu_;
   std::condition_variable sources_cv_;

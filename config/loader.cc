@@ -79,7 +79,7 @@ const Schema<LogConfig>& LogConfig::schema() {
 const Schema<GlobalConfig>& GlobalConfig::schema() {
   static const Schema<GlobalConfig> s = [] {
     Schema<GlobalConfig> s;
-    s.Field("data_dir", &GlobalConfig::data_dir, "Directory for checkpoints and disk buffers; must be writable. The file and journald sources and disk buffers check at start that they can make files in their part of it, and the agent exits with 78 if not.")
+    s.Field("data_dir", &GlobalConfig::data_dir, "Directory for checkpoints and disk buffers; must be writable. The file and journald sources and disk buffers check at start that they can make files in their part of it, and the agent exits with 78 if not. One agent at a time: a running agent locks it, and a second one on the same data_dir exits with 78 (it would overwrite the first one's checkpoints). A reload keeps the data_dir the agent started with.")
         .Check<std::string>([](const std::string& d) { return d.empty() ? std::string("must not be empty") : ""; });
     s.Field("api", &GlobalConfig::api, "The admin HTTP API.");
     s.Field("shutdown_timeout_secs", &GlobalConfig::shutdown_timeout_secs, "On SIGTERM/SIGINT: how long to drain and flush before giving up on what is still in memory.").Min(0);

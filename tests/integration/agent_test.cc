@@ -214,6 +214,47 @@ TEST(AgentTest, AStateDirThatCannotBeWrittenStopsTheStartWithTheFix) {
   }
 }
 
+// Two agents on one data_dir overwrite each other's checkpoints (the
+// second one's file positions replaced the first one's, whose sink then
+// never got those lines). The second refuses to start, naming the
+// directory, with 78; validate (ExecStartPre, ExecReload) and a reload of
+// the running agent are not affected; once the first is gone it starts.
+TEST(AgentTest, ASecondAgentOnTheSameDataDirRefusesToStart) {
+  TempDir dir;
+  WriteFile(dir / "in.log", "a\nb\n");
+  const std::string data = dir / "data";
+  const std::string config = "data_dir: " + data + "\napi: { address: \"127.0.0.1:0\" }\n" +
+                             "sources: { in: { type: file, include: [\"" + dir / "in.log" + "\"] } }\n" +
+                             "sinks: { out: { type: blackhole, inputs: [in] } }\n";
+  Agent first(dir, config);
+  ASSERT_NE(first.api_port(), 0) << first.process().Stderr();
+  const std::string path = dir / "tributary.yaml";
+
+  Process second(Process::Options{{TributaryBinary(), "run", "-c", path}, {}, false});
+  auto code = second.Wait(seconds(20));
+  ASSERT_TRUE(code.has_value()) << "the second agent started\n" << second.Stderr();
+  EXPECT_EQ(*code, 78) << second.Stderr();
+  EXPECT_NE(second.Stderr().find("cannot use data_dir " + data + ": " + data +
+                                 " is in use by another tributary process"),
+            std::string::npos)
+      << second.Stderr();
+
+  Process validate(Process::Options{{TributaryBinary(), "validate", "-c", path}, {}, false});
+  EXPECT_EQ(validate.Wait(seconds(20)), 0) << validate.Stdout() << validate.Stderr();
+
+  first.process().Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return first.process().Stderr().find("reloaded:") != std::string::npos; }))
+      << first.process().Stderr();
+  ASSERT_TRUE(first.process().Running());
+  first.process().Signal(SIGTERM);
+  EXPECT_EQ(first.process().Wait(seconds(10)), 0);
+
+  Agent third(dir, config);
+  EXPECT_NE(third.api_port(), 0) << third.process().Stderr();
+  third.process().Signal(SIGTERM);
+  EXPECT_EQ(third.process().Wait(seconds(10)), 0) << third.process().Stderr();
+}
+
 TEST(ValidateTest, ADeadLetterFileThatCannotBeWrittenIsCaughtAtStart) {
   // Before, validate passed it (root may write anywhere by access(2)), and
   // the sink ran without it, rejected documents kept nowhere.

@@ -1,9 +1,12 @@
 // The acknowledgement chain through disk buffers, in a whole topology.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <map>
 #include <set>
 #include <thread>
 
+#include "agent/disk_buffer.h"
 #include "agent/topology.h"
 #include "tests/support/test_components.h"
 #include "tests/support/test_util.h"
@@ -123,6 +126,120 @@ sinks:
            testing::MetricValue(m, "tributary_buffer_events", {{"component_id", "picky"}}) == 0;
   }));
   EXPECT_TRUE(t->Stop(std::chrono::seconds(5)));
+}
+
+constexpr const char* kOneDiskSink = R"(
+sources: { gen: { type: test_source, batches: 10, batch_size: 10 } }
+sinks:
+  disk: { type: test_sink, inputs: [gen], buffer: { type: disk, flush_interval_ms: 20 } }
+)";
+
+// A sink thread stuck in a write that ignores the hard stop is abandoned
+// by Stop. Disposing of its topology must still unlock its disk buffer, so
+// that the next pipeline (a reload) can open it; the stuck batch is
+// delivered again by the next pipeline (at least once), nothing is lost.
+TEST_F(DiskBufferTopologyTest, AStuckSinkThreadDoesNotKeepItsDiskBufferLocked) {
+  // Whatever happens below, the stuck thread is let go before the next
+  // test resets the test components, and the metric handles of the
+  // abandoned topology, which point into *metrics_, stay valid.
+  struct LetGo {
+    std::unique_ptr<Metrics>& metrics;
+    ~LetGo() {
+      SinkState("disk").Resume();
+      (void)metrics.release();
+    }
+  } let_go{metrics_};
+  auto t = Build(kOneDiskSink);
+  ASSERT_TRUE(t);
+  SinkState("disk").Pause();
+  t->Start();
+  ASSERT_TRUE(WaitFor([&] { return Statuses("gen", BatchStatus::kDelivered) == 10; }));  // durable
+  EXPECT_FALSE(t->Stop(std::chrono::milliseconds(100)));  // + the 5 s grace for the stuck thread
+  ASSERT_TRUE(t->HasAbandonedThreads());
+  Topology::Dispose(std::move(t));
+
+  t = Build(R"(
+sources: { gen: { type: test_source, batches: 0 } }
+sinks:
+  disk: { type: test_sink, inputs: [gen], buffer: { type: disk, flush_interval_ms: 20 } }
+)");
+  ASSERT_TRUE(t) << "the abandoned pipeline still holds the disk buffer";
+  t->Start();
+  SinkState("disk").Resume();  // both the stuck thread and the new one deliver
+  ASSERT_TRUE(WaitFor([&] {
+    return testing::MetricValue(metrics_->Serialize(), "tributary_buffer_events", {{"component_id", "disk"}}) == 0;
+  }));
+  EXPECT_TRUE(t->Stop(std::chrono::seconds(5)));
+  // The stuck batch twice (its ack came after the release, so the new
+  // pipeline delivered it again), everything else once.
+  ASSERT_TRUE(WaitFor([&] { return SinkState("disk").count() == 110; })) << SinkState("disk").count();
+  auto seqs = Seqs("disk");
+  std::map<int64_t, int> times;
+  for (int64_t s : seqs) ++times[s];
+  EXPECT_EQ(times.size(), 100u);
+  for (const auto& [seq, n] : times) EXPECT_EQ(n, seq < 10 ? 2 : 1) << seq;
+}
+
+// A sink whose buffer changed from disk to memory between two runs gets
+// what its disk buffer still held first, then the memory buffer's events;
+// once that is delivered the disk buffer's directory is removed.
+TEST_F(DiskBufferTopologyTest, ASinkSwitchedFromDiskToMemoryDeliversWhatItsDiskBufferHeld) {
+  // What the sink's disk buffer held when the last run stopped: 10
+  // batches of 10, acknowledged upstream long ago.
+  {
+    DiskBufferOptions o;
+    o.dir = dir_.path() + "/buffer/disk";
+    o.name = "disk";
+    o.flush_interval = std::chrono::milliseconds(0);
+    auto b = DiskBuffer::Open(o, metrics_->ForBuffer("disk", "test_sink", "disk"));
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    for (int64_t batch = 0, seq = 0; batch < 10; ++batch) {
+      std::vector<Event> events;
+      for (int i = 0; i < 10; ++i) {
+        Event e;
+        e.set("seq", seq++);
+        events.push_back(std::move(e));
+      }
+      ASSERT_TRUE((*b)->Push(Batch(std::move(events))));
+    }
+  }
+  SinkState("disk").Pause();  // the memory buffer's events must wait for the disk buffer's
+  auto t = Build(R"(
+sources: { gen: { type: test_source, batches: 2, batch_size: 10 } }
+sinks:
+  disk: { type: test_sink, inputs: [gen], buffer: { type: memory } }
+)");
+  ASSERT_TRUE(t);
+  t->Start();
+  ASSERT_TRUE(WaitFor([&] { return SourceState("gen").sent_batches == 2; }));
+  SinkState("disk").Resume();
+  ASSERT_TRUE(WaitFor([&] { return SinkState("disk").count() == 120; }));
+  ASSERT_TRUE(WaitFor([&] {
+    return testing::MetricValue(metrics_->Serialize(), "tributary_buffer_events",
+                                {{"component_id", "disk"}, {"buffer_type", "disk"}}) == 0;
+  }));
+  EXPECT_TRUE(t->Stop(std::chrono::seconds(5)));
+  t.reset();
+  // The disk buffer's 100 (seq 0-99), in order, then the source's 20 (0-19).
+  std::vector<int64_t> want;
+  for (int64_t i = 0; i < 100; ++i) want.push_back(i);
+  for (int64_t i = 0; i < 20; ++i) want.push_back(i);
+  EXPECT_EQ(Seqs("disk"), want);
+  EXPECT_EQ(Statuses("gen", BatchStatus::kDelivered), 2u);
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/buffer/disk")) << "the drained directory is left behind";
+
+  // The next start finds nothing to deliver, and has no disk buffer.
+  testing::ResetTestComponents();
+  metrics_ = std::make_unique<Metrics>();
+  t = Build(R"(
+sources: { gen: { type: test_source, batches: 0 } }
+sinks:
+  disk: { type: test_sink, inputs: [gen], buffer: { type: memory } }
+)");
+  ASSERT_TRUE(t);
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/buffer/disk"));
+  EXPECT_FALSE(testing::MetricValue(metrics_->Serialize(), "tributary_buffer_events",
+                                    {{"component_id", "disk"}, {"buffer_type", "disk"}}));
 }
 
 }  // namespace
