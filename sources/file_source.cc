@@ -669,6 +669,11 @@ void FileSource::Discover(bool first) {
         LogLimited(log_limiter_, LogLevel::kWarn, id_, "cannot list " + dir + ": " + ErrnoText(err));
       }
     }
+    for (const auto& [link, err] : walk.unreachable_links) {
+      if (Excluded(link) || !bad_paths_.insert(link).second) continue;
+      err_open_->Increment();
+      LogLimited(log_limiter_, LogLevel::kWarn, id_, "cannot follow the symbolic link " + link + ": " + ErrnoText(err));
+    }
     for (const auto& m : walk.matches) {
       if (Excluded(m.path)) continue;
       if (m.is_directory || m.is_other) {
@@ -720,8 +725,11 @@ void FileSource::Discover(bool first) {
     }
     MarkDirty(&r);
   }
-  for (auto it = bad_paths_.begin(); it != bad_paths_.end();)
-    it = found.count(*it) || std::filesystem::exists(*it) ? std::next(it) : bad_paths_.erase(it);
+  for (auto it = bad_paths_.begin(); it != bad_paths_.end();) {
+    std::error_code ec;  // a path we may not stat (EACCES) is still there: the throwing exists() would throw
+    const bool there = found.count(*it) || std::filesystem::exists(*it, ec) || ec;
+    it = there ? std::next(it) : bad_paths_.erase(it);
+  }
   // Forget identities that are gone and settled.
   for (auto it = known_.begin(); it != known_.end();) {
     auto& p = it->second;

@@ -62,7 +62,10 @@ struct Walker {
     if (::lstat(path.c_str(), &st) != 0) return;  // vanished
     GlobMatchResult m;
     m.is_symlink = S_ISLNK(st.st_mode);
-    if (m.is_symlink && ::stat(path.c_str(), &st) != 0) return;  // a dangling link
+    if (m.is_symlink && ::stat(path.c_str(), &st) != 0) {
+      if (errno != ENOENT && errno != ENOTDIR) walk->unreachable_links.emplace_back(path, errno);
+      return;  // a dangling link, or one that leads where we may not go
+    }
     m.path = path;
     m.is_directory = S_ISDIR(st.st_mode);
     m.is_other = !S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode);

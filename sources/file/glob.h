@@ -32,6 +32,9 @@ struct GlobWalk {
   std::vector<GlobMatchResult> matches;
   std::vector<std::string> directories;  // read while expanding
   std::vector<std::pair<std::string, int>> errors;  // directory, errno (other than ENOENT)
+  // Symbolic links whose target cannot be reached for another reason than
+  // its absence (EACCES, ELOOP...): link path, errno.
+  std::vector<std::pair<std::string, int>> unreachable_links;
 };
 
 // Expands `pattern` (absolute, or relative to the working directory) into
