@@ -846,7 +846,7 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
       // Truncated or rewritten while nobody was reading it: it starts over.
       TLOG_INFO(id_, path + " changed while it was not being read: reading it again from the start");
       progress = std::make_shared<file::Progress>(fp);
-      ReplaceKnown(m.progress, progress);
+      KeepRewritten(m.progress, progress);
       new_identity_ = true;
       break;
     case Match::kNew:
@@ -1174,7 +1174,7 @@ bool FileSource::Identify(Reader* r) {
     case Match::kStartOver:
     case Match::kNew:
       progress = std::make_shared<file::Progress>(fp);
-      if (m.kind == Match::kStartOver) ReplaceKnown(m.progress, progress);
+      if (m.kind == Match::kStartOver) KeepRewritten(m.progress, progress);
       else known_.emplace(fp, progress);
       new_identity_ = true;
       if (!m.other.empty())
@@ -1305,10 +1305,28 @@ std::optional<bool> FileSource::CopyOfActive(int fd, uint64_t size, uint64_t hea
       result = m <= head_end ||
                (file::ReadAt(fd, head_end, lead_end - head_end) == file::ReadAt(afd, head_end, lead_end - head_end) &&
                 file::ReadAt(fd, tail_from, m - tail_from) == file::ReadAt(afd, tail_from, m - tail_from));
+      // Bytes that differ prove nothing unless the original still holds
+      // what its reader read: copytruncate truncates it right after the
+      // copy (which is found as it is made), so its bytes may read short,
+      // or be those of new content, maybe with the same first lines.
+      // Undecided: asked again once its reader has seen the change.
+      if (!*result && !StillAsRead(afd, a)) result.reset();
     }
   }
   if (afd != a->fd) ::close(afd);
   return result;
+}
+
+bool FileSource::StillAsRead(int fd, const Reader* r) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_size) < r->splitter.offset()) return false;
+  if (r->id) {
+    auto same = file::SameHead(fd, *r->id, fp_options_);
+    if (!same.ok() || !*same) return false;
+  }
+  if (r->check == 0 || r->check_pos == 0) return true;
+  auto c = file::PositionCheckAt(fd, r->check_pos);
+  return c && *c == r->check;
 }
 
 void FileSource::NoteCopy(const std::pair<uint64_t, uint64_t>& key, int64_t size, const std::string& path,
@@ -1329,6 +1347,13 @@ void FileSource::ReplaceKnown(const std::shared_ptr<file::Progress>& old, const 
       break;
     }
   }
+  known_.emplace(np->fingerprint, np);
+  known_changed_ = true;
+}
+
+void FileSource::KeepRewritten(const std::shared_ptr<file::Progress>& old, const std::shared_ptr<file::Progress>& np) {
+  old->dev = 0;
+  old->ino = 0;
   known_.emplace(np->fingerprint, np);
   known_changed_ = true;
 }
@@ -1392,7 +1417,8 @@ bool FileSource::ReadTurn(Reader* r) {
       discovery_requested_ = true;
       return false;
     }
-    if (static_cast<uint64_t>(st.st_size) == r->splitter.offset()) return false;
+    // Empty at offset 0 but identified: truncated since (see below).
+    if (static_cast<uint64_t>(st.st_size) == r->splitter.offset() && (st.st_size > 0 || !r->id)) return false;
   }
   if (!EnsureOpen(r)) {
     if (!r->removed) {
@@ -1405,9 +1431,21 @@ bool FileSource::ReadTurn(Reader* r) {
   if (::fstat(r->fd, &st) != 0) return false;
   if (static_cast<uint64_t>(st.st_size) < r->splitter.offset()) {
     Truncated(r, "shrank");
-  } else if (r->id && fp_options_.checksum && r->splitter.offset() > 0) {
+  } else if (r->id && fp_options_.checksum) {
+    // At offset 0 too: a file truncated before its first read (found, then
+    // copytruncated at once) has lost the content its identity names; kept,
+    // that identity stays "being read", and the copy of the content waits
+    // for it (MatchKnown: kUndecided) until the file is written again.
     auto same = file::SameHead(r->fd, *r->id, fp_options_);
-    if (same.ok() && !*same) Truncated(r, "was rewritten (its first lines changed)");
+    if (same.ok() && !*same) {
+      Truncated(r, static_cast<uint64_t>(st.st_size) < HeadEnd(*r->id) ? "shrank"
+                                                                         : "was rewritten (its first lines changed)");
+    } else if (same.ok() && r->check != 0 && r->check_pos > 0 &&
+               file::PositionCheckAt(r->fd, r->check_pos).value_or(r->check) != r->check) {
+      // Rewritten with the same first lines (a CSV header, a banner) and
+      // grown past the read position: the bytes before it changed.
+      Truncated(r, "was rewritten (its first lines are the same, the lines before the read position changed)");
+    }
   }
   if (!r->id && !Identify(r)) {  // waits for enough lines
     if (r->removed) return false;

@@ -154,9 +154,19 @@ class FileSource final : public Source {
   // True if the file `fd` of `size` bytes holds the same bytes as the file
   // `a` reads so far (a copy); nullopt if `a` changed under its reader.
   std::optional<bool> CopyOfActive(int fd, uint64_t size, uint64_t head_end, Reader* a);
+  // True if `fd` (the file `r` reads) still holds what `r` read: at least
+  // as many bytes, the same head and the same bytes before its last line
+  // end (the reader's PositionCheck, from the bytes it read). One fstat
+  // and two preads.
+  bool StillAsRead(int fd, const Reader* r);
   void NoteCopy(const std::pair<uint64_t, uint64_t>& key, int64_t size, const std::string& path,
                 const std::string& original);
   void ReplaceKnown(const std::shared_ptr<file::Progress>& old, const std::shared_ptr<file::Progress>& np);
+  // A file rewritten with the same first lines (kStartOver) gets the new
+  // identity `np`; `old` stays known without an inode: a copy of the old
+  // content (copytruncate, then the program writes its header again) still
+  // resumes where that content was left instead of being read again.
+  void KeepRewritten(const std::shared_ptr<file::Progress>& old, const std::shared_ptr<file::Progress>& np);
   void TopUpLead(file::Progress* p, int fd, uint64_t head_end);
   uint64_t HeadEnd(const file::Identity& id) const { return fp_options_.ignored_header_bytes + id.head_bytes; }
   void NoteChunk(Reader* r, const char* data, size_t n, uint64_t off);

@@ -2,8 +2,9 @@
 // rename-rotate, copytruncate, truncate, delete and restart run against the
 // real binary, checked against a model of the expected output (every line
 // written exactly once). Seeded and reproducible: set
-// TRIBUTARY_MODEL_SEED=<n> to replay one seed; the op log is printed on
-// failure.
+// TRIBUTARY_MODEL_SEED=<n> to replay one seed; the op log and the logs of
+// every agent run of the failing seed are printed on failure
+// (TRIBUTARY_MODEL_LOG=debug for the source's debug lines).
 
 #include <fcntl.h>
 #include <signal.h>
@@ -35,8 +36,10 @@ class Model {
   ~Model() { ::close(fd_); }
 
   std::string Config() const {
+    const char* level = std::getenv("TRIBUTARY_MODEL_LOG");
     return "data_dir: " + (dir_ / "data") +
-           "\napi: { address: 127.0.0.1:0 }\nshutdown_timeout_secs: 20\n"
+           "\napi: { address: 127.0.0.1:0 }\nshutdown_timeout_secs: 20\n" +
+           (level ? "log: { level: " + std::string(level) + " }\n" : std::string()) +
            "sources:\n  in:\n    type: file\n    include: [\"" +
            app_ + "*\"]\n    glob_minimum_cooldown_ms: 50\n    rotate_wait_secs: 0.2\n"
            "sinks:\n  out:\n    type: file\n    inputs: [in]\n    path: " +
@@ -51,6 +54,7 @@ class Model {
   void Stop() {
     agent_->process().Signal(SIGTERM);
     ASSERT_EQ(agent_->process().Wait(30s), std::optional<int>(0)) << agent_->process().Stderr();
+    past_logs_ += "--- agent run " + std::to_string(++runs_) + " (stopped)\n" + agent_->process().Stderr();
     agent_.reset();
   }
 
@@ -77,7 +81,8 @@ class Model {
     ASSERT_TRUE(all && dup.empty() && extra.empty())
         << when << ": " << missing.size() << " missing (first: " << (missing.empty() ? "" : *missing.begin())
         << "), " << dup.size() << " twice (first: " << (dup.empty() ? "" : dup[0]) << "), " << extra.size()
-        << " unexpected\nops:" << log_ << "\nagent log:\n"
+        << " unexpected\nops:" << log_ << "\nagent logs:\n"
+        << past_logs_ << "--- agent run " << runs_ + 1 << " (running)\n"
         << (agent_ ? agent_->process().Stderr() : "");
   }
 
@@ -155,6 +160,8 @@ class Model {
   std::set<std::string> expected_;
   std::unique_ptr<Agent> agent_;
   std::string log_;
+  std::string past_logs_;  // of the agents stopped so far
+  int runs_ = 0;
 
  public:
   bool running() const { return agent_ != nullptr; }

@@ -1134,6 +1134,46 @@ TEST_F(FileSourceTest, ACopyOverAnExistingRotatedFileIsNotReadAgain) {
   Stop(agent);
 }
 
+// copytruncate of a CSV file whose program writes its header again at once,
+// all before the agent looks (it is stopped meanwhile: SIGSTOP). The copy
+// was compared with the file as it is now rather than as it was read,
+// taken for another file and read again from the start; the file itself,
+// its first line unchanged and now longer than the read position, was
+// read on from there: its first rows were lost. Each round is checked by a
+// line appended to the copy, read once the agent has dealt with it.
+TEST_F(FileSourceTest, ACopytruncatedFileWrittenAgainWithTheSameHeaderIsReadOnce) {
+  const std::string app = logs() + "/app.csv";
+  const std::string header = "ts,level,msg";
+  std::map<std::string, int> want{{header, 1}};
+  auto rows = [&](const std::string& tag, int n) {
+    std::string text;
+    for (int i = 0; i < n; ++i) {
+      const std::string row = std::to_string(i) + ",INFO," + tag + " row " + std::to_string(i);
+      want[row] = 1;
+      text += row + "\n";
+    }
+    return text;
+  };
+  WriteFile(app, header + "\n" + rows("first", 3));
+  auto agent = Start(Config(app + "*"));
+  ExpectCounts(want, out(), agent->process().Stderr());
+  for (int round = 1; round <= 2; ++round) {
+    const std::string copy = app + "." + std::to_string(round);
+    agent->process().Signal(SIGSTOP);
+    CopyFile(app, copy);
+    ASSERT_EQ(::truncate(app.c_str(), 0), 0);
+    AppendFile(app, header + "\n" + rows("round" + std::to_string(round), 3 + 3 * round));
+    agent->process().Signal(SIGCONT);
+    ++want[header];
+    const std::string marker = "appended to " + copy;
+    want[marker] = 1;
+    AppendFile(copy, marker + "\n");
+    ExpectCounts(want, out(), agent->process().Stderr());
+    if (HasFailure()) break;
+  }
+  Stop(agent);
+}
+
 // A file that appears empty, or with only part of its first line, cannot
 // be fingerprinted yet; renamed out of the globs before its first line was
 // complete it was never read (only its path was remembered). It is held
