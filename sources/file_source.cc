@@ -1309,8 +1309,12 @@ std::optional<bool> FileSource::CopyOfActive(int fd, uint64_t size, uint64_t hea
       // what its reader read: copytruncate truncates it right after the
       // copy (which is found as it is made), so its bytes may read short,
       // or be those of new content, maybe with the same first lines.
-      // Undecided: asked again once its reader has seen the change.
-      if (!*result && !StillAsRead(afd, a)) result.reset();
+      // Nor if this file shrank meanwhile (it is the original, identified
+      // again as it is truncated, and `a` reads its copy). Undecided: asked
+      // again once the readers have seen the change.
+      struct stat now;
+      if (!*result && (!StillAsRead(afd, a) || ::fstat(fd, &now) != 0 || static_cast<uint64_t>(now.st_size) < m))
+        result.reset();
     }
   }
   if (afd != a->fd) ::close(afd);
