@@ -400,6 +400,7 @@ void FileSource::PublishCheckpoints() {
     for (const auto& [fp, p] : known_)
       list.push_back(Published{p, file::CheckpointEntry{fp, 0, p->path, p->dev, p->ino, 0, p->lead_bytes, p->lead_hash}});
   }
+  bool wake;
   {
     std::lock_guard lock(ckpt_mu_);
     if (known_changed_) {
@@ -408,19 +409,22 @@ void FileSource::PublishCheckpoints() {
       published_new_identity_ |= new_identity_;
     }
     ckpt_kick_ = true;
+    wake = ckpt_idle_ || new_identity_;  // a new identity is due sooner than offsets
   }
-  ckpt_cv_.notify_one();
+  if (wake) ckpt_cv_.notify_one();
   known_changed_ = false;
   new_identity_ = false;
   kicked_generation_ = gen;
 }
 
 void FileSource::KickCheckpoints() {
+  bool wake;
   {
     std::lock_guard lock(ckpt_mu_);
     ckpt_kick_ = true;
+    wake = ckpt_idle_;
   }
-  ckpt_cv_.notify_one();
+  if (wake) ckpt_cv_.notify_one();
 }
 
 // The checkpoint thread: sleeps until an offset or an identity changed
@@ -440,8 +444,10 @@ void FileSource::CheckpointLoop() {
     if (dirty) due = published_new_identity_ ? std::min(next_checkpoint_, next_identity_checkpoint_) : next_checkpoint_;
     if (dirty && Clock::now() >= due) continue;
     // A kick that came after `gen` was read is still set: no lost wakeup.
-    if (due == Clock::time_point::max()) ckpt_cv_.wait(lock, [&] { return ckpt_stop_ || ckpt_kick_; });
+    ckpt_idle_ = due == Clock::time_point::max();
+    if (ckpt_idle_) ckpt_cv_.wait(lock, [&] { return ckpt_stop_ || ckpt_kick_; });
     else ckpt_cv_.wait_until(lock, due, [&] { return ckpt_stop_ || ckpt_kick_; });
+    ckpt_idle_ = false;
     ckpt_kick_ = false;
     if (ckpt_stop_) return;
   }

@@ -275,6 +275,11 @@ class FileSource final : public Source {
   uint64_t published_version_ = 0;
   bool published_new_identity_ = false;  // an identity added since the last write
   bool ckpt_kick_ = false;
+  // The checkpoint thread waits with nothing to write: only then does a
+  // kick wake it (an acknowledgement per batch would otherwise wake it
+  // thousands of times a second; with something to write it wakes when
+  // the write is due anyway).
+  bool ckpt_idle_ = false;
   bool ckpt_stop_ = false;
   std::thread ckpt_thread_;
   // Checkpoint thread only (and Finish, after it stopped).
