@@ -79,6 +79,18 @@ class PosixFileLock final : public FileLock {
   int fd_;
 };
 
+// Takes an exclusive lock on `fd`, open on `name`, without waiting; the
+// lock holds the descriptor (closed on failure).
+Result<std::unique_ptr<FileLock>> Flock(int fd, const std::string& name, std::string_view held_message) {
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) return Status::Unavailable(name + " " + std::string(held_message));
+    return Status::FromErrno("flock " + name, err);
+  }
+  return std::unique_ptr<FileLock>(new PosixFileLock(fd));
+}
+
 class PosixEnv final : public Env {
  public:
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path, bool truncate) override {
@@ -145,13 +157,7 @@ class PosixEnv final : public Env {
   Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return Status::FromErrno("open " + path, errno);
-    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-      int err = errno;
-      ::close(fd);
-      if (err == EWOULDBLOCK) return Status::Unavailable(path + " is locked by another tributary process");
-      return Status::FromErrno("flock " + path, err);
-    }
-    return std::unique_ptr<FileLock>(new PosixFileLock(fd));
+    return Flock(fd, path, "is locked by another tributary process");
   }
 };
 
@@ -165,13 +171,7 @@ Env* Env::Default() {
 Result<std::unique_ptr<FileLock>> LockDir(const std::string& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return Status::FromErrno("open " + dir, errno);
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    int err = errno;
-    ::close(fd);
-    if (err == EWOULDBLOCK) return Status::Unavailable(dir + " is in use by another tributary process");
-    return Status::FromErrno("flock " + dir, err);
-  }
-  return std::unique_ptr<FileLock>(new PosixFileLock(fd));
+  return Flock(fd, dir, "is in use by another tributary process");
 }
 
 Status WriteFileAtomically(Env* env, const std::string& path, std::string_view data) {

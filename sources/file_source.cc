@@ -814,18 +814,7 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
     // open, so that it is read once it has its lines, wherever it has
     // moved by then (renamed out of the globs before the program wrote
     // its first line). Identify does the rest.
-    readers_.emplace_back(config_.line_delimiter, config_.max_line_bytes.bytes, discard_oversize_);
-    Reader* r = &readers_.back();
-    r->path = path;
-    r->fd = fd;
-    r->dev = key.first;
-    r->ino = key.second;
-    r->seen = true;
-    r->splitter.Reset(0);
-    if (multiline_) r->ml = std::make_unique<file::MultilineAggregator>(&ml_rules_);
-    by_inode_[key] = r;
-    by_path_[path] = r;
-    ++open_count_;
+    Reader* r = AddReader(path, fd, key, 0);
     TLOG_DEBUG(id_, "watching " + path + ": waiting for its first line(s) to identify it");
     if (open_count_ > max_open_) Park(r);
     MarkDirty(r);
@@ -883,26 +872,34 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
     progress->active = false;
     return;
   }
+  Reader* r = AddReader(path, fd, key, pos);
+  r->id = **id;
+  r->progress = progress;
+  r->check_pos = pos;
+  r->check = progress->emit_check;
+  TopUpLead(progress.get(), fd, HeadEnd(**id));
+  TLOG_DEBUG(id_, "watching " + path + " from offset " + std::to_string(pos));
+  if (open_count_ > max_open_) Park(r);
+  MarkDirty(r);
+}
+
+// A reader of `fd` (open at `pos`), registered by inode and path and
+// counted among the open files; the caller parks it if that is too many.
+FileSource::Reader* FileSource::AddReader(const std::string& path, int fd, std::pair<uint64_t, uint64_t> key,
+                                          uint64_t pos) {
   readers_.emplace_back(config_.line_delimiter, config_.max_line_bytes.bytes, discard_oversize_);
   Reader* r = &readers_.back();
   r->path = path;
   r->fd = fd;
   r->dev = key.first;
   r->ino = key.second;
-  r->id = **id;
-  r->progress = progress;
   r->seen = true;
   r->splitter.Reset(pos);
-  r->check_pos = pos;
-  r->check = progress->emit_check;
-  TopUpLead(progress.get(), fd, HeadEnd(**id));
   if (multiline_) r->ml = std::make_unique<file::MultilineAggregator>(&ml_rules_);
   by_inode_[key] = r;
   by_path_[path] = r;
   ++open_count_;
-  TLOG_DEBUG(id_, "watching " + path + " from offset " + std::to_string(pos));
-  if (open_count_ > max_open_) Park(r);
-  MarkDirty(r);
+  return r;
 }
 
 // ---- Reading -----------------------------------------------------------------

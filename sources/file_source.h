@@ -140,6 +140,7 @@ class FileSource final : public Source {
   // Reading.
   bool ReadTurn(Reader* r);
   bool EnsureOpen(Reader* r);
+  Reader* AddReader(const std::string& path, int fd, std::pair<uint64_t, uint64_t> key, uint64_t pos);
   void Park(Reader* r);
   bool ParkIdlest(Reader* except);
   // Open, idle (not queued for a turn) and not rotated: may give up its descriptor.

@@ -230,6 +230,7 @@ TEST(JournaldLiveTest, FollowsARealJournaldThroughRotationAndVacuum) {
   ASSERT_TRUE(journald.WaitReady()) << journald.process().Stderr();
 
   std::string config = "data_dir: " + (dir / "data") + "\n" +
+                       "api: { address: 127.0.0.1:0 }\n"  // not the default port another agent may hold
                        "sources:\n"
                        "  journal:\n"
                        "    type: journald\n"  // the system journal: /run/log/journal in the namespace
