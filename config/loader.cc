@@ -149,6 +149,111 @@ std::string EscapeDoubleQuoted(std::string_view v) {
   return out;
 }
 
+// A reference, as written in the file:
+//
+//   reference = "${" name [ op word ] "}"
+//   name      = ( letter | "_" ) { letter | digit | "_" }
+//   op        = ":-" | "-" | ":?" | "?"
+//   word      = { "$$" | reference | any character but "}" and newline }
+//
+// The word (a default or a message) is interpolated in turn, as bash and
+// Docker Compose do, and only when it is used: `${A:-${B:-x}}` is A, else B,
+// else x. A reference ends on its own line.
+
+// The position of the `}` that closes the reference starting at `text[i]`
+// ("${"), or npos if the line ends first.
+size_t ReferenceEnd(std::string_view text, size_t i) {
+  int depth = 0;
+  for (size_t j = i; j < text.size(); ++j) {
+    const char c = text[j];
+    if (c == '\n') break;
+    if (c == '$' && j + 1 < text.size() && (text[j + 1] == '$' || text[j + 1] == '{')) {
+      if (text[j + 1] == '{') ++depth;
+      ++j;
+    } else if (c == '}' && --depth == 0) {
+      return j;
+    }
+  }
+  return std::string_view::npos;
+}
+
+// Resolves references on one line of `text`, reporting errors at their
+// place in the file. Lives for one top-level reference.
+struct ReferenceResolver {
+  std::string_view text;
+  std::string_view file;
+  int line;
+  size_t line_start;
+  const EnvLookup& env;
+  Diagnostics* diag;
+
+  Location At(size_t pos) const { return Location{std::string(file), line, static_cast<int>(pos - line_start) + 1}; }
+
+  // text[begin, end) with `$$` and references replaced; nullopt after an error.
+  std::optional<std::string> Expand(size_t begin, size_t end) const {
+    std::string out;
+    for (size_t j = begin; j < end; ++j) {
+      if (text[j] == '$' && j + 1 < end && text[j + 1] == '$') {
+        out.push_back('$');
+        ++j;
+      } else if (text[j] == '$' && j + 1 < end && text[j + 1] == '{') {
+        const size_t close = ReferenceEnd(text, j);  // within [j, end): the outer reference is balanced
+        std::string name;
+        std::optional<std::string> v = Resolve(j, close, &name);
+        if (!v.has_value()) return std::nullopt;
+        out += *v;
+        j = close;
+      } else {
+        out.push_back(text[j]);
+      }
+    }
+    return out;
+  }
+
+  // The value of the reference text[i, close]; `*name` is its variable.
+  std::optional<std::string> Resolve(size_t i, size_t close, std::string* name) const {
+    const std::string_view body = text.substr(i + 2, close - i - 2);
+    std::string op;
+    size_t arg_begin = close;
+    const size_t sep = body.find_first_of(":-?");
+    *name = std::string(body.substr(0, sep));
+    if (sep != std::string_view::npos) {
+      if (body.substr(sep, 2) == ":-" || body.substr(sep, 2) == ":?") {
+        op = std::string(body.substr(sep, 2));
+      } else if (body[sep] == '-' || body[sep] == '?') {
+        op = std::string(1, body[sep]);
+      } else {
+        op = "bad";
+      }
+      arg_begin = i + 2 + sep + op.size();
+    }
+    bool valid_name = !name->empty() && !std::isdigit(static_cast<unsigned char>((*name)[0]));
+    for (char nc : *name) valid_name = valid_name && (std::isalnum(static_cast<unsigned char>(nc)) || nc == '_');
+    if (!valid_name || op == "bad") {
+      diag->Error(At(i), "invalid environment variable reference `${" + std::string(body) + "}`",
+                  "use ${NAME}, ${NAME:-default} or ${NAME:?message}");
+      return std::nullopt;
+    }
+    std::optional<std::string> value = env(*name);
+    const bool empty_counts_unset = op.size() == 2;  // ":-" and ":?" treat empty as unset
+    const bool unset = !value.has_value() || (empty_counts_unset && value->empty());
+    if ((op == ":-" || op == "-") && unset) return Expand(arg_begin, close);
+    if ((op == ":?" || op == "?") && unset) {
+      std::optional<std::string> message = Expand(arg_begin, close);
+      if (!message.has_value()) return std::nullopt;
+      diag->Error(At(i), "environment variable " + *name + " is required: " +
+                             (message->empty() ? std::string("not set") : *message));
+      return std::nullopt;
+    }
+    if (!value.has_value()) {
+      diag->Error(At(i), "environment variable " + *name + " is not set",
+                  "set it, or give a default: ${" + *name + ":-value}");
+      return std::nullopt;
+    }
+    return value;
+  }
+};
+
 }  // namespace
 
 // Interpolation inserts a value so that YAML reads back exactly the
@@ -255,62 +360,20 @@ std::string Interpolate(std::string_view text, std::string_view file, const EnvL
       value_start = false;
       continue;
     }
-    size_t close = text.find('}', i + 2);
-    size_t eol = text.find('\n', i);
-    if (close == std::string_view::npos || (eol != std::string_view::npos && close > eol)) {
+    const size_t close = ReferenceEnd(text, i);
+    if (close == std::string_view::npos) {
       diag->Error(at(i), "unterminated `${` in environment variable reference", "write `${NAME}`, or `$$` for a literal `$`");
       out.push_back(c);
       continue;
-    }
-    std::string_view body = text.substr(i + 2, close - i - 2);
-    std::string name;
-    std::string op;
-    std::string arg;
-    size_t sep = body.find_first_of(":-?");
-    name = std::string(body.substr(0, sep));
-    if (sep != std::string_view::npos) {
-      if (body.substr(sep, 2) == ":-" || body.substr(sep, 2) == ":?") {
-        op = std::string(body.substr(sep, 2));
-        arg = std::string(body.substr(sep + 2));
-      } else if (body[sep] == '-' || body[sep] == '?') {
-        op = std::string(1, body[sep]);
-        arg = std::string(body.substr(sep + 1));
-      } else {
-        op = "bad";
-      }
     }
     const size_t ref_begin = i;
     const bool whole_value = value_start && quote == 0 && !block_line;
     value_start = false;
     i = close;
-    bool valid_name = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0]));
-    for (char nc : name) valid_name = valid_name && (std::isalnum(static_cast<unsigned char>(nc)) || nc == '_');
-    if (!valid_name || op == "bad") {
-      diag->Error(at(ref_begin), "invalid environment variable reference `${" + std::string(body) + "}`",
-                  "use ${NAME}, ${NAME:-default} or ${NAME:?message}");
-      continue;
-    }
-    std::optional<std::string> value = env(name);
-    bool empty_counts_unset = op.size() == 2;  // ":-" and ":?" treat empty as unset
-    bool unset = !value.has_value() || (empty_counts_unset && value->empty());
-    std::string result;
-    if (op == ":-" || op == "-") {
-      result = unset ? arg : *value;
-    } else if (op == ":?" || op == "?") {
-      if (unset) {
-        diag->Error(at(ref_begin), "environment variable " + name + " is required: " +
-                                       (arg.empty() ? std::string("not set") : arg));
-        continue;
-      }
-      result = *value;
-    } else {
-      if (!value.has_value()) {
-        diag->Error(at(ref_begin), "environment variable " + name + " is not set",
-                    "set it, or give a default: ${" + name + ":-value}");
-        continue;
-      }
-      result = *value;
-    }
+    std::string name;
+    std::optional<std::string> resolved = ReferenceResolver{text, file, line, line_start, env, diag}.Resolve(ref_begin, close, &name);
+    if (!resolved.has_value()) continue;
+    std::string result = std::move(*resolved);
     if (result.find('\n') != std::string::npos) {
       diag->Error(at(ref_begin), "environment variable " + name + " contains a newline, which is not allowed in a config value");
       continue;

@@ -22,6 +22,32 @@ TEST(InterpolationTest, ReplacesVariablesDefaultsAndDollars) {
   EXPECT_FALSE(diag.has_errors()) << diag.ToString();
 }
 
+// A default or a message is interpolated in turn, and only when it is used.
+TEST(InterpolationTest, ADefaultMayItselfReferToAVariable) {
+  Diagnostics diag;
+  const std::string text = "a: ${A:-${B:-x}}\nb: \"${A:-pre-${B:-x}-post}\"\nc: ${A:-$$HOME}\nd: ${A:-${B:?need B}}\n";
+  EXPECT_EQ(Interpolate(text, "f", FakeEnv({}), &diag), "a: x\nb: \"pre-x-post\"\nc: $HOME\nd: \n");
+  ASSERT_EQ(diag.error_count(), 1u) << diag.ToString();
+  EXPECT_EQ(diag.all()[0].location.ToString(), "f:4:9");  // the ${B:?...} inside the default
+  EXPECT_NE(diag.all()[0].message.find("B is required: need B"), std::string::npos) << diag.ToString();
+
+  Diagnostics with_b;
+  EXPECT_EQ(Interpolate(text, "f", FakeEnv({{"B", "b"}}), &with_b), "a: b\nb: \"pre-b-post\"\nc: $HOME\nd: b\n");
+  EXPECT_FALSE(with_b.has_errors()) << with_b.ToString();
+
+  Diagnostics with_a;  // the default is not looked at: no error for B
+  EXPECT_EQ(Interpolate(text, "f", FakeEnv({{"A", "a"}}), &with_a), "a: a\nb: \"a\"\nc: a\nd: a\n");
+  EXPECT_FALSE(with_a.has_errors()) << with_a.ToString();
+
+  Diagnostics bad;
+  Interpolate("k: ${A:-${B}}\nl: ${A:-${B:-x}\n", "f", FakeEnv({}), &bad);
+  ASSERT_EQ(bad.error_count(), 2u) << bad.ToString();
+  EXPECT_EQ(bad.all()[0].location.ToString(), "f:1:9");
+  EXPECT_NE(bad.all()[0].message.find("B is not set"), std::string::npos) << bad.ToString();
+  EXPECT_EQ(bad.all()[1].location.ToString(), "f:2:4");
+  EXPECT_NE(bad.all()[1].message.find("unterminated"), std::string::npos) << bad.ToString();
+}
+
 TEST(InterpolationTest, RequiredVariableErrorNamesLineAndColumn) {
   Diagnostics diag;
   Interpolate("x: 1\npassword: ${ES_PASSWORD:?set the Elasticsearch password}\n", "conf.yaml", FakeEnv({}), &diag);
