@@ -80,7 +80,17 @@ config::EnvCheck CheckWritableDir(const std::string& dir) {
   return c;
 }
 
+// --log-level for the commands that do not run the agent: what components
+// log while the config is loaded and checked (the config's log.level is not
+// applied by them). `default_level` when not given.
+void ApplyCommandLineLogLevel(const Options& o, LogLevel default_level = LogLevel::kInfo) {
+  LogLevel level = default_level;
+  if (!o.log_level.empty()) ParseLogLevel(o.log_level, &level);
+  SetLogLevel(level);
+}
+
 int Validate(const Options& o) {
+  ApplyCommandLineLogLevel(o);
   auto cfg = Load(o);
   if (!cfg) return kExitConfig;
   // The `tests:` section too: a CI job that only validates must not learn
@@ -111,15 +121,14 @@ int Validate(const Options& o) {
 }
 
 int Test(const Options& o) {
-  LogLevel level = LogLevel::kError;  // the report is the output; transforms' warnings are noise here
-  if (!o.log_level.empty()) ParseLogLevel(o.log_level, &level);
-  SetLogLevel(level);
+  ApplyCommandLineLogLevel(o, LogLevel::kError);  // the report is the output; transforms' warnings are noise here
   auto cfg = Load(o);
   if (!cfg) return kExitConfig;
   return RunConfigTests(*cfg, std::cout);
 }
 
 int Graph(const Options& o) {
+  ApplyCommandLineLogLevel(o);
   auto cfg = Load(o);
   if (!cfg) return kExitConfig;
   std::cout << config::ToDot(*cfg);
@@ -130,6 +139,7 @@ int Graph(const Options& o) {
 // by --address or by the config's api.address; exit 0 on HTTP 200, else 1.
 // For container HEALTHCHECKs, so that images need no curl.
 int Healthcheck(const Options& o, std::string address, const std::string& path, double timeout_secs) {
+  ApplyCommandLineLogLevel(o);
   if (address.empty()) {
     config::Diagnostics diag;
     auto cfg = config::LoadConfig(ConfigPaths(o), &diag);
@@ -411,6 +421,23 @@ int Run(const Options& o) {
   return exit_code;
 }
 
+// `tributary valdate -c x.yaml`: CLI11 says only that `valdate` was not
+// expected. The message for a first word that is not a command, naming the
+// closest one or else them all; empty if the first extra is not a word.
+std::string UnknownCommand(const CLI::App& app) {
+  const std::vector<std::string> extras = app.remaining();
+  if (extras.empty() || extras[0].empty() || extras[0][0] == '-') return {};
+  std::vector<std::string> names;
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App* s) { return !s->get_group().empty(); }))
+    names.push_back(sub->get_name());
+  std::string message = "unknown command \"" + extras[0] + "\"";
+  if (std::string near = config::ClosestMatch(extras[0], names); !near.empty())
+    return message + "; did you mean \"" + near + "\"?";
+  message += "; the commands are";
+  for (size_t i = 0; i < names.size(); ++i) message += (i == 0 ? " " : ", ") + names[i];
+  return message;
+}
+
 }  // namespace
 
 int Main(int argc, char** argv) {
@@ -418,16 +445,18 @@ int Main(int argc, char** argv) {
   app.set_version_flag("--version,-V", "tributary " TRIBUTARY_VERSION);
   app.require_subcommand(0, 1);
   Options o;
+  // -c and --log-level on the top level and on every command that reads a
+  // config; --threads on the top level and on `run`, the commands that run
+  // the agent. A value that is not one of these is an error, not quietly
+  // the default.
   auto add_common = [&o](CLI::App* cmd) {
     cmd->add_option("-c,--config", o.configs,
                     "Config file or directory (repeatable); default $TRIBUTARY_CONFIG or /etc/tributary/tributary.yaml");
+    cmd->add_option("--log-level", o.log_level, "The agent's own log level: trace, debug, info, warn, error or off")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   };
   add_common(&app);
-  // --log-level and --threads, on the top level and on `run`: a value that
-  // is not one of these is an error, not quietly the default.
   auto add_run_options = [&o](CLI::App* cmd) {
-    cmd->add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off")
-        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
     cmd->add_option("--threads", o.threads,
                     "Threads transforming batches: each source's own, helped by N - 1 workers (default: number "
                     "of cores; 1: the source threads alone)")
@@ -463,8 +492,21 @@ int Main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr && app.get_subcommands().empty()) {
+      if (std::string unknown = UnknownCommand(app); !unknown.empty()) {
+        std::cerr << unknown << "\nRun with --help for more information.\n";
+        return kExitFailure;
+      }
+    }
     int code = app.exit(e);
     return code == 0 ? kExitOk : kExitFailure;
+  }
+  if (o.threads != 0 && (*validate || *test || *graph || *gen_docs || *health)) {
+    // Given before the command's name (after it, CLI11 rejects it): it
+    // would be ignored. 0 cannot be given, so 0 means not given.
+    std::cerr << "--threads: only `run` takes it (it sets the agent's transform threads)\n"
+                 "Run with --help for more information.\n";
+    return kExitFailure;
   }
   if (*validate) {
     o.configs.insert(o.configs.end(), validate_paths.begin(), validate_paths.end());

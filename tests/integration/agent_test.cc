@@ -372,12 +372,59 @@ TEST(ValidateTest, AFlagValueThatMeansNothingIsAnErrorNotTheDefault) {
   WriteFile(dir / "g.yaml", "sources: { d: { type: demo_logs } }\nsinks: { c: { type: console, inputs: [d] } }\n");
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"--log-level", "bogus"}, {"run", "--log-level", "DEBUG"}, {"--threads", "-1"},
-        {"run", "--threads", "0"}}) {
+        {"run", "--threads", "0"}, {"validate", "--log-level", "bogus"}}) {
     std::vector<std::string> argv = args;
     argv.insert(argv.end(), {"-c", dir / "g.yaml"});
     CliRun r = Tributary(argv);
     EXPECT_EQ(r.code, 1) << args[args.size() - 2] << " " << args.back();
     EXPECT_NE(r.err.find(args[args.size() - 2] + ": "), std::string::npos) << r.err;
+  }
+}
+
+TEST(ValidateTest, AMistypedCommandNamesTheClosestOne) {
+  TempDir dir;
+  WriteFile(dir / "g.yaml", "sources: { d: { type: demo_logs } }\nsinks: { c: { type: console, inputs: [d] } }\n");
+  CliRun r = Tributary({"valdate", "-c", dir / "g.yaml"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("unknown command \"valdate\"; did you mean \"validate\"?"), std::string::npos) << r.err;
+  r = Tributary({"frobnicate"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("unknown command \"frobnicate\"; the commands are run, validate, test, graph, healthcheck"),
+            std::string::npos)
+      << r.err;
+}
+
+// --log-level goes with every command that reads a config, before or after
+// the command's name; --threads only with the commands that run the agent.
+TEST(ValidateTest, LogLevelIsAcceptedByEveryCommandThatReadsAConfig) {
+  TempDir dir;
+  WriteFile(dir / "g.yaml", "sources: { d: { type: demo_logs } }\nsinks: { c: { type: console, inputs: [d] } }\n");
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"validate", "--no-environment", "--log-level", "debug"},
+        {"--log-level", "debug", "validate", "--no-environment"}, {"graph", "--log-level", "warn"},
+        {"test", "--log-level", "debug"}}) {
+    std::vector<std::string> argv = args;
+    argv.insert(argv.end(), {"-c", dir / "g.yaml"});
+    CliRun r = Tributary(argv);
+    // `test` exits 1 for a config without tests, and says so.
+    if (args[0] == "test") {
+      EXPECT_NE(r.out.find("no tests"), std::string::npos) << r.out << r.err;
+    } else {
+      EXPECT_EQ(r.code, 0) << args[0] << ": " << r.err;
+    }
+    EXPECT_EQ(r.err.find("not expected"), std::string::npos) << r.err;
+  }
+  CliRun r = Tributary({"healthcheck", "--log-level", "debug", "--address", "127.0.0.1:1", "--timeout-secs", "1"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("unhealthy"), std::string::npos) << r.err;
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"validate", "--threads", "2"},
+                                               {"--threads", "2", "graph"}}) {
+    std::vector<std::string> argv = args;
+    argv.insert(argv.end(), {"-c", dir / "g.yaml"});
+    r = Tributary(argv);
+    EXPECT_EQ(r.code, 1) << args[0];
+    EXPECT_NE(r.err.find("--threads"), std::string::npos) << r.err;
+    EXPECT_EQ(r.out, "") << args[0];
   }
 }
 
