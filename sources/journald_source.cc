@@ -618,14 +618,21 @@ Status JournaldSource::Run(SourceContext& ctx) {
   Backoff backoff(std::chrono::milliseconds(50), std::chrono::seconds(10));
 
   // Opening can fail while the journal directory does not exist yet (a
-  // volume not mounted yet): keep trying until stopped.
+  // volume not mounted yet): keep trying until stopped, logging the first
+  // failure and then at most once a minute. A one-shot read (stop_at_end)
+  // has nothing to wait for: it ends with the error, and the agent with it.
+  // Out of descriptors or memory is a moment's trouble: always retried.
+  RateLimiter open_log_limiter(1, std::chrono::seconds(60));
   while (true) {
     Status s = Open();
     if (s.ok()) s = SeekStart();
     if (s.ok()) break;
     read_errors_->Increment();
-    LogLimited(log_limiter_, LogLevel::kError, id_, s.message() + "; retrying");
     Close();
+    if (config_.stop_at_end && s.code() != StatusCode::kResourceExhausted)
+      return Status(s.code(), s.message() + "; with stop_at_end the source ends instead of waiting for it");
+    LogLimited(open_log_limiter, LogLevel::kError, id_,
+               s.message() + "; retrying until it opens (this is logged at most once a minute)");
     if (!SleepFor(backoff.Next(), stop)) return Status::Ok();
   }
   backoff.Reset();

@@ -132,6 +132,52 @@ TEST_F(JournaldBinaryTest, StopAtEndExitsAndTheNextRunContinues) {
   EXPECT_EQ(Output(), Range("s", 0, 63));
 }
 
+// A journal directory that is not there: a one-shot run ends with the
+// error (exit 1, as when any source ends with one) instead of waiting for
+// it forever; a following run waits for it, logging the wait once.
+TEST_F(JournaldBinaryTest, AMissingJournalDirectoryEndsAStopAtEndRunWithTheError) {
+  const std::string missing = dir_ / "missing";
+  std::string config = Config("    stop_at_end: true\n");
+  config.replace(config.find(dir_ / "journal"), (dir_ / "journal").size(), missing);
+  WriteFile(dir_ / "once.yaml", config);
+  Process p({{TributaryBinary(), "-c", dir_ / "once.yaml"}, {}, false});
+  auto code = p.Wait(std::chrono::seconds(30));
+  ASSERT_TRUE(code.has_value()) << "still running:\n" << p.Stderr();
+  EXPECT_EQ(*code, 1) << p.Stderr();
+  EXPECT_NE(p.Stderr().find("all sources finished, source journal: I/O error: cannot open the journal in " + missing +
+                            ": No such file or directory; with stop_at_end the source ends instead of waiting for it"),
+            std::string::npos)
+      << p.Stderr();
+}
+
+TEST_F(JournaldBinaryTest, AMissingJournalDirectoryIsWaitedForAndLoggedOnce) {
+  const std::string later = dir_ / "later";
+  std::string config = Config();
+  config.replace(config.find(dir_ / "journal"), (dir_ / "journal").size(), later);
+  Agent agent(dir_, config);
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  // Five attempts within the first second (the retry backs off from 50 ms).
+  ASSERT_TRUE(WaitFor([&] {
+    auto errors = agent.Metric("tributary_component_errors_total",
+                               {{"component_id", "journal"}, {"error_type", "read_failed"}});
+    return errors.has_value() && *errors >= 5;
+  })) << agent.process().Stderr();
+  const std::string err = agent.process().Stderr();
+  size_t lines = 0;
+  for (size_t pos = 0; (pos = err.find("cannot open the journal in " + later, pos)) != std::string::npos; ++pos) ++lines;
+  EXPECT_EQ(lines, 1u) << err;
+  EXPECT_NE(err.find("retrying until it opens (this is logged at most once a minute)"), std::string::npos) << err;
+  {
+    // Made elsewhere and moved into place whole, as a volume is mounted.
+    std::filesystem::create_directories(dir_ / "staging");
+    JournalBuilder b(dir_ / "staging/x.journal");
+    ASSERT_EQ(b.AppendMessages("w", 0, 3), "");
+  }
+  std::filesystem::rename(dir_ / "staging", later);
+  ASSERT_TRUE(WaitForLines(3)) << agent.process().Stderr();
+  EXPECT_EQ(Output(), Range("w", 0, 3));
+}
+
 // An empty cursor file (never written so by the agent, which renames a
 // whole file into place) is reported, not taken silently as "no
 // checkpoint" while the whole journal is read again.
