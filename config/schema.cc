@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <utility>
 
 namespace tributary::config {
 
@@ -63,6 +64,21 @@ bool ParseByteSize(std::string_view s, uint64_t* out) {
   if (num * mult >= 18446744073709551616.0) return false;  // beyond uint64_t
   *out = static_cast<uint64_t>(num * mult);
   return true;
+}
+
+std::string FormatByteSize(uint64_t bytes) {
+  static constexpr std::pair<uint64_t, const char*> kUnits[] = {
+      {1ull << 40, "TiB"}, {1ull << 30, "GiB"}, {1ull << 20, "MiB"}, {1ull << 10, "KiB"},
+      {1'000'000'000'000ull, "TB"}, {1'000'000'000ull, "GB"}, {1'000'000ull, "MB"}, {1'000ull, "KB"}};
+  std::string best = std::to_string(bytes);
+  uint64_t best_count = bytes;
+  for (const auto& [size, name] : kUnits) {
+    if (bytes != 0 && bytes % size == 0 && bytes / size < best_count) {
+      best_count = bytes / size;
+      best = std::to_string(best_count) + name;
+    }
+  }
+  return best;
 }
 
 bool ParseDuration(std::string_view s, double unit_ms, double* out_ms) {

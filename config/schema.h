@@ -71,6 +71,9 @@ struct Regex {
 };
 
 bool ParseByteSize(std::string_view s, uint64_t* out);
+// A size as a user writes it: a whole number of the unit that gives the
+// smallest one ("1MiB", "4KiB", "4GB"), else bytes ("1536").
+std::string FormatByteSize(uint64_t bytes);
 // Parses "250ms", "2s", "1.5m", "1h"; `unit_ms` is the unit of a bare number.
 bool ParseDuration(std::string_view s, double unit_ms, double* out_ms);
 
@@ -178,7 +181,7 @@ template <>
 struct Decoder<ByteSize> {
   static bool Decode(const YAML::Node& n, ByteSize* out, const ParseContext& ctx);
   static std::string TypeName() { return "size"; }
-  static std::string Format(ByteSize v) { return std::to_string(v.bytes); }
+  static std::string Format(ByteSize v) { return FormatByteSize(v.bytes); }
 };
 template <>
 struct Decoder<Millis> {
@@ -353,6 +356,7 @@ class Schema : public SchemaBase {
     std::function<const void*(const C*)> address_;
     std::optional<double> min_, max_;
     std::function<std::optional<double>(const C*)> numeric_;
+    std::string (*format_bound_)(double) = &Decoder<double>::Format;  // min_ and max_ in the option's syntax
   };
 
   template <typename T>
@@ -387,6 +391,7 @@ class Schema : public SchemaBase {
       opt->numeric_ = [member](const C* c) -> std::optional<double> {
         return static_cast<double>((c->*member).bytes);
       };
+      opt->format_bound_ = [](double v) { return FormatByteSize(static_cast<uint64_t>(v)); };
     }
     options_.push_back(std::move(opt));
     return *options_.back();
@@ -500,11 +505,11 @@ class Schema : public SchemaBase {
     if (opt.numeric_ && (opt.min_ || opt.max_)) {
       if (auto v = opt.numeric_(&c)) {
         if (opt.min_ && *v < *opt.min_) {
-          ctx.Error(n, "`" + ctx.path + "` must be at least " + Decoder<double>::Format(*opt.min_));
+          ctx.Error(n, "`" + ctx.path + "` must be at least " + opt.format_bound_(*opt.min_));
           return;
         }
         if (opt.max_ && *v > *opt.max_) {
-          ctx.Error(n, "`" + ctx.path + "` must be at most " + Decoder<double>::Format(*opt.max_));
+          ctx.Error(n, "`" + ctx.path + "` must be at most " + opt.format_bound_(*opt.max_));
           return;
         }
       }

@@ -180,12 +180,47 @@ TEST(SchemaTest, SizesAndDurations) {
   EXPECT_FALSE(ParseDuration("99999999999999999999999d", 1, &ms));
 }
 
+struct Sized {
+  ByteSize max_size{64 << 20};
+  static const Schema<Sized>& schema() {
+    static const Schema<Sized> s = [] {
+      Schema<Sized> s;
+      s.Field("max_size", &Sized::max_size, "Size.").Min(1 << 20).Max(4'000'000'000);
+      return s;
+    }();
+    return s;
+  }
+};
+
+// A size's bounds are stated as a user writes a size, not as a bare
+// number of bytes ("must be at least 1048576").
+TEST(SchemaTest, SizeBoundsAreStatedInTheSizeSyntax) {
+  for (const auto& [text, message] : std::vector<std::pair<std::string, std::string>>{
+           {"max_size: 1000KiB", "`x.max_size` must be at least 1MiB"},
+           {"max_size: 5GB", "`x.max_size` must be at most 4GB"}}) {
+    Diagnostics diag;
+    Sized out;
+    EXPECT_FALSE(Sized::schema().Parse(YAML::Load(text), &out, ParseContext{&diag, "t.yaml", "x"}));
+    ASSERT_EQ(diag.error_count(), 1u) << text;
+    EXPECT_EQ(diag.all()[0].message, message);
+  }
+  EXPECT_EQ(Sized::schema().Docs()[0].default_value, "64MiB");
+  for (const auto& [bytes, text] : std::vector<std::pair<uint64_t, std::string>>{
+           {0, "0"}, {1, "1"}, {1000, "1KB"}, {1024, "1KiB"}, {1536, "1536"}, {4096, "4KiB"},
+           {10'000'000, "10MB"}, {1 << 20, "1MiB"}, {1'024'000, "1000KiB"}, {3ull << 40, "3TiB"}}) {
+    EXPECT_EQ(FormatByteSize(bytes), text);
+    uint64_t back = 0;
+    EXPECT_TRUE(ParseByteSize(text, &back)) << text;
+    EXPECT_EQ(back, bytes) << text;
+  }
+}
+
 TEST(SchemaTest, DocsListEveryOptionWithDefaults) {
   auto docs = Outer::schema().Docs();
   ASSERT_EQ(docs.size(), 9u);
   EXPECT_EQ(docs[0].name, "name");
   EXPECT_TRUE(docs[0].required);
-  EXPECT_EQ(docs[2].default_value, "1024");
+  EXPECT_EQ(docs[2].default_value, "1KiB");
   EXPECT_TRUE(docs[6].secret);
   ASSERT_NE(docs[8].nested, nullptr);
   EXPECT_EQ(docs[8].nested->Names(), (std::vector<std::string>{"mode", "depth"}));
