@@ -292,6 +292,17 @@ void RaiseOpenFilesLimit() {
 }
 
 int Run(const Options& o) {
+  // Signals are taken synchronously by the main thread only: block them
+  // before any thread starts so every thread inherits the mask, and before
+  // the config is read, so that a SIGTERM in the first milliseconds waits
+  // for the main loop and stops the agent cleanly (exit 0) rather than
+  // killing it by the default action.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::optional<config::Config> cfg = Load(o);
   if (!cfg) return kExitConfig;
   ApplyLogSettings(*cfg, o);
@@ -316,14 +327,6 @@ int Run(const Options& o) {
     return kExitConfig;
   }
 
-  // Signals are taken synchronously by the main thread only: block them
-  // before any thread starts so every thread inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
   // A file size limit (ulimit -f) makes a write fail with EFBIG, which a
   // sink retries, instead of killing the agent.

@@ -2,7 +2,10 @@
 // /metrics, /health and /ready, SIGTERM, stdin, and `validate`/`graph`.
 
 #include <signal.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -559,6 +562,39 @@ TEST(ReloadTest, TheWatchdogIsFedWhileAReloadDrains) {
   }
   agent.process().Signal(SIGTERM);
   EXPECT_TRUE(agent.process().Wait(seconds(10)).has_value());
+}
+
+TEST(AgentTest, ASigtermWhileTheConfigIsStillBeingReadStopsTheAgentCleanly) {
+  // A SIGTERM in the agent's first milliseconds (a restart loop, a
+  // supervisor stopping it at once) used to meet the default action and
+  // kill it (exit 143) because the signals were blocked only after the
+  // config was loaded. A FIFO as the config holds `run` inside its read
+  // for as long as the test likes.
+  TempDir dir;
+  const std::string fifo = dir / "tributary.yaml";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  Process agent(Process::Options{{TributaryBinary(), "-c", fifo}, {}, false});
+  // Blocked opening the FIFO: openat(2) is syscall 257 on x86-64, 56 on arm64.
+  const std::string openat_nr = std::to_string(SYS_openat) + " ";
+  ASSERT_TRUE(WaitFor([&] {
+    return ReadFile("/proc/" + std::to_string(agent.pid()) + "/syscall").rfind(openat_nr, 0) == 0;
+  })) << agent.Stderr();
+  agent.Signal(SIGTERM);
+  // The signal is held until the main loop takes it: the agent lives on.
+  int fd = -1;
+  ASSERT_TRUE(WaitFor([&] {
+    fd = open(fifo.c_str(), O_WRONLY | O_NONBLOCK);  // ENXIO once nobody reads it
+    return fd >= 0 || !agent.Running();
+  }));
+  ASSERT_GE(fd, 0) << "the agent died of the signal: " << agent.Stderr();
+  const std::string config = "data_dir: " + (dir / "data") +
+                             "\napi: { address: 127.0.0.1:0 }\n"
+                             "sources: { d: { type: demo_logs, interval: 1s } }\n"
+                             "sinks: { b: { type: blackhole, inputs: [d] } }\n";
+  ASSERT_EQ(write(fd, config.data(), config.size()), static_cast<ssize_t>(config.size()));
+  close(fd);
+  EXPECT_EQ(agent.Wait(std::chrono::seconds(10)), 0) << agent.Stderr();
+  EXPECT_NE(agent.Stderr().find("received SIGTERM"), std::string::npos) << agent.Stderr();
 }
 
 }  // namespace
