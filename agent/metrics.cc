@@ -74,9 +74,9 @@ std::string Metrics::Serialize() {
   return out.str();
 }
 
-std::unique_ptr<ComponentMetrics> Metrics::ForComponent(std::string id, ComponentKind kind,
-                                                        std::string type) {
-  return std::make_unique<ComponentMetrics>(this, std::move(id), kind, std::move(type));
+std::unique_ptr<ComponentMetrics> Metrics::ForComponent(std::string id, ComponentKind kind, std::string type,
+                                                        const std::vector<std::string>& outputs) {
+  return std::make_unique<ComponentMetrics>(this, std::move(id), kind, std::move(type), outputs);
 }
 
 BufferMetrics Metrics::ForBuffer(const std::string& sink_id, const std::string& sink_type,
@@ -96,12 +96,14 @@ BufferMetrics Metrics::ForBuffer(const std::string& sink_id, const std::string& 
                        &buffer_discarded.Add(with("reason", "corrupt"))};
 }
 
-ComponentMetrics::ComponentMetrics(Metrics* metrics, std::string id, ComponentKind kind, std::string type)
+ComponentMetrics::ComponentMetrics(Metrics* metrics, std::string id, ComponentKind kind, std::string type,
+                                   const std::vector<std::string>& outputs)
     : metrics_(metrics), id_(std::move(id)), kind_(kind), type_(std::move(type)) {
   auto l = Labels();
   received_events_ = &metrics_->received_events.Add(l);
   received_bytes_ = &metrics_->received_bytes.Add(l);
-  sent_events_ = &metrics_->sent_events.Add(l);
+  sent_events_ = outputs.empty() ? &metrics_->sent_events.Add(l) : nullptr;
+  for (const auto& o : outputs) SentEventsForOutput(o);
   sent_bytes_ = &metrics_->sent_bytes.Add(l);
   auto li = l;
   li["intentional"] = "true";

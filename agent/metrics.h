@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace tributary {
 
@@ -32,11 +33,18 @@ class Metrics;
 // The handles every component has (the required metrics of DESIGN.md).
 class ComponentMetrics {
  public:
-  ComponentMetrics(Metrics* metrics, std::string id, ComponentKind kind, std::string type);
+  // `outputs`: the component's named outputs (route). A component with
+  // named outputs sends nothing on its default one, so, as in Vector, it has
+  // only the per-output sent_events series (SentEventsForOutput), no
+  // unlabelled one.
+  ComponentMetrics(Metrics* metrics, std::string id, ComponentKind kind, std::string type,
+                   const std::vector<std::string>& outputs = {});
 
   Counter& received_events() { return *received_events_; }
   Counter& received_bytes() { return *received_bytes_; }
+  // Only for a component without named outputs (has_default_output()).
   Counter& sent_events() { return *sent_events_; }
+  bool has_default_output() const { return sent_events_ != nullptr; }
   Counter& sent_bytes() { return *sent_bytes_; }
   Counter& discarded_intentional() { return *discarded_intentional_; }
   Counter& discarded_unintentional() { return *discarded_unintentional_; }
@@ -63,7 +71,7 @@ class ComponentMetrics {
   std::string type_;
   Counter* received_events_;
   Counter* received_bytes_;
-  Counter* sent_events_;
+  Counter* sent_events_;  // null for a component with named outputs
   Counter* sent_bytes_;
   Counter* discarded_intentional_;
   Counter* discarded_unintentional_;
@@ -92,7 +100,8 @@ class Metrics {
   // The Prometheus text exposition of every metric.
   std::string Serialize();
 
-  std::unique_ptr<ComponentMetrics> ForComponent(std::string id, ComponentKind kind, std::string type);
+  std::unique_ptr<ComponentMetrics> ForComponent(std::string id, ComponentKind kind, std::string type,
+                                                 const std::vector<std::string>& outputs = {});
   BufferMetrics ForBuffer(const std::string& sink_id, const std::string& sink_type,
                           const std::string& buffer_type);
 

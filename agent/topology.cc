@@ -20,7 +20,10 @@ struct Topology::Node {
   // Per output (0 = default, then named outputs): the nodes consuming it.
   std::vector<std::vector<Node*>> downstream;
   std::vector<std::string> output_names;
-  std::vector<Counter*> output_sent;  // per named output (index 0 unused)
+  // Per named output (index 0, the default output, unused: a component
+  // with named outputs, i.e. a route, sends nothing there and, as in Vector,
+  // has no sent_events series without an `output` label).
+  std::vector<Counter*> output_sent;
   std::atomic<bool> healthy{true};
   Gauge* healthy_gauge = nullptr;  // sinks: tributary_component_healthy
   std::mutex health_mu;
@@ -260,7 +263,7 @@ Result<std::unique_ptr<Topology>> Topology::Build(const config::Config& config, 
     auto node = std::make_unique<Node>();
     node->id = c.id;
     node->kind = c.kind;
-    node->metrics = metrics->ForComponent(c.id, c.kind, c.type);
+    node->metrics = metrics->ForComponent(c.id, c.kind, c.type, c.outputs);
     node->output_names = c.outputs;
     node->downstream.resize(1 + c.outputs.size());
     node->output_sent.resize(1 + c.outputs.size(), nullptr);
@@ -361,8 +364,7 @@ void Topology::Deliver(Node* node, Batch batch, SinkPushes* pushes) {
   node->transform->Process(batch, outs);
   batch.Finalize(BatchStatus::kDelivered);  // each output holds its own refs
   for (size_t i = 0; i < n_out; ++i) {
-    if (i == 0) node->metrics->sent_events().Increment(static_cast<double>(outs[i].size()));
-    else node->output_sent[i]->Increment(static_cast<double>(outs[i].size()));
+    if (i > 0) node->output_sent[i]->Increment(static_cast<double>(outs[i].size()));
     Dispatch(node->downstream[i], std::move(outs[i]), pushes);
   }
 }
