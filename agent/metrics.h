@@ -3,6 +3,14 @@
 // families of DESIGN.md created once, and per-component handle bundles bound
 // at build time so the hot path never looks a metric up by name.
 //
+// Lifecycle across reloads: the registry lives as long as the process, and
+// a reload builds every component again against it, so the series of a
+// component kept across the reload (same labels) are the same objects and
+// keep counting. Every series of a component is made through Metrics::Bind,
+// which remembers it; Reload opens a new generation before it builds, and
+// afterwards RemoveUnboundSeries drops the series of components that no
+// longer exist (and of outputs or buffers they no longer have).
+//
 // Thread-safety: all handles are safe to update from any thread; creating
 // new label sets (ComponentMetrics::Errors etc.) takes a lock and belongs in
 // build(), not on the data path.
@@ -14,9 +22,14 @@
 #include <prometheus/registry.h>
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace tributary {
@@ -126,6 +139,54 @@ class Metrics {
 
   // Refreshes gauges derived at scrape time (uptime).
   void Refresh();
+
+  // The series `labels` of `family` (made, or the existing one), remembered
+  // as bound in the current generation. Every series that carries a
+  // `component_id` is made through here, at build time or, for label sets
+  // known only at run time (a broker, a partition, an error type from the
+  // server), when first seen.
+  template <typename T, typename... Args>
+  T& Bind(prometheus::Family<T>& family, const prometheus::Labels& labels, Args&&... args);
+
+  // A reload: series bound from now on belong to the new topology.
+  void BeginGeneration();
+  // After the new topology is built, before it starts: removes from /metrics
+  // every series not bound since BeginGeneration whose component
+  // (component_id, component_kind, component_type) bound nothing since
+  // either, i.e. is gone or changed type; and, of the components still
+  // there, the series of build-time label sets they no longer have (an
+  // `output` they lost, a `buffer_type` they no longer use). A kept
+  // component's other series (bound at run time) stay, with their values.
+  // Series of `keep_ids` stay whatever happens: a sink thread abandoned by
+  // the old topology may still update them. Nothing else may hold a handle
+  // to a removed series. Returns how many were removed.
+  size_t RemoveUnboundSeries(const std::set<std::string>& keep_ids = {});
+
+ private:
+  struct BoundSeries {
+    prometheus::Labels labels;
+    void* family = nullptr;
+    void (*remove)(void* family, void* metric) = nullptr;
+    uint64_t generation = 0;
+  };
+  std::mutex series_mu_;
+  std::unordered_map<void*, BoundSeries> series_;  // by metric; under series_mu_
+  uint64_t generation_ = 0;                        // under series_mu_
 };
+
+template <typename T, typename... Args>
+T& Metrics::Bind(prometheus::Family<T>& family, const prometheus::Labels& labels, Args&&... args) {
+  // Under the lock: RemoveUnboundSeries may not remove what is being bound.
+  std::lock_guard lock(series_mu_);
+  T& metric = family.Add(labels, std::forward<Args>(args)...);
+  BoundSeries& s = series_[&metric];
+  if (s.family == nullptr) {
+    s.labels = labels;
+    s.family = &family;
+    s.remove = [](void* f, void* m) { static_cast<prometheus::Family<T>*>(f)->Remove(static_cast<T*>(m)); };
+  }
+  s.generation = generation_;
+  return metric;
+}
 
 }  // namespace tributary

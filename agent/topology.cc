@@ -425,7 +425,7 @@ bool Topology::Stop(std::chrono::milliseconds timeout) {
     else {
       TLOG_ERROR(s->node()->id, "sink did not stop; abandoning it");
       s->Detach();
-      ++abandoned_threads_;
+      abandoned_sinks_.push_back(s->node()->id);
     }
   }
   for (auto& s : source_runners_) s->node()->source->Finish();
@@ -436,7 +436,7 @@ bool Topology::Stop(std::chrono::milliseconds timeout) {
 void Topology::Dispose(std::unique_ptr<Topology> topology) {
   if (!topology) return;
   if (topology->state_ == State::kRunning) topology->Stop(std::chrono::milliseconds(0));
-  if (topology->abandoned_threads_ == 0) return;  // destroyed here
+  if (topology->abandoned_sinks_.empty()) return;  // destroyed here
   for (auto& s : topology->sink_runners_) s->node()->buffer->Release();
   // Reachable, not leaked: an abandoned sink thread may still use it.
   static auto* graveyard = new std::vector<std::unique_ptr<Topology>>();
