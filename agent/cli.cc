@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <iostream>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "agent/admin_api.h"
@@ -232,7 +233,8 @@ std::string Describe(const config::Config& cfg) {
 // twice or skipped. If the drain times out (a sink is down), the old
 // pipeline stops hard: what its disk buffers hold stays there for the new
 // one, and what was in memory is read again by the sources that checkpoint.
-// /ready stays 200 throughout.
+// /ready stays 200 throughout. Metrics: the kept components' series keep
+// their values; those of removed components leave /metrics.
 bool Reload(const Options& o, std::optional<config::Config>* cfg, std::unique_ptr<Topology>* topology,
             Metrics* metrics) {
   config::Diagnostics diag;
@@ -252,10 +254,14 @@ bool Reload(const Options& o, std::optional<config::Config>* cfg, std::unique_pt
     TLOG_WARN("", "reload: the old pipeline did not drain in time; the new one goes on from its disk buffers and "
                   "checkpoints");
   }
+  // A sink thread the old pipeline abandoned may still update its series.
+  const auto& abandoned = (*topology)->AbandonedSinks();
+  const std::set<std::string> busy_series(abandoned.begin(), abandoned.end());
   // End the old pipeline first: it releases files the new one opens (disk
   // buffers are locked by the process that has them open), even if one of
   // its sink threads is stuck.
   Topology::Dispose(std::move(*topology));
+  metrics->BeginGeneration();
   auto built = Topology::Build(*next, metrics, Hostname(), Threads(o));
   bool ok = built.ok();
   if (ok) {
@@ -264,6 +270,7 @@ bool Reload(const Options& o, std::optional<config::Config>* cfg, std::unique_pt
   } else {
     TLOG_ERROR("", "reload: cannot build the new pipeline (" + built.status().message() +
                        "); restarting the previous one");
+    metrics->BeginGeneration();  // what the failed build bound is not the running pipeline's
     auto again = Topology::Build(**cfg, metrics, Hostname(), Threads(o));
     if (!again.ok()) {
       TLOG_ERROR("", "reload: cannot rebuild the previous pipeline either: " + again.status().message());
@@ -271,6 +278,11 @@ bool Reload(const Options& o, std::optional<config::Config>* cfg, std::unique_pt
     }
     *topology = std::move(again).value();
   }
+  // The series of components that are gone (or changed type, lost an
+  // output, changed buffer type) leave /metrics; the kept ones, bound again
+  // by the build, keep their values.
+  size_t removed = metrics->RemoveUnboundSeries(busy_series);
+  if (removed > 0) TLOG_DEBUG("", "reload: removed " + std::to_string(removed) + " metric series of the old pipeline");
   ApplyLogSettings(**cfg, o);
   (*topology)->Start();
   if (ok) TLOG_INFO("", "reloaded: " + Describe(**cfg));

@@ -86,8 +86,8 @@ StatsMetrics::StatsMetrics(ComponentMetrics* metrics) : impl_(std::make_unique<I
                            .Name("tributary_kafka_consumer_lag_messages")
                            .Help("Messages between the consumer's position and the partition's end.")
                            .Register(r);
-  impl_->queue_messages = &impl_->queue_messages_family->Add(metrics->Labels());
-  impl_->queue_bytes = &impl_->queue_bytes_family->Add(metrics->Labels());
+  impl_->queue_messages = &metrics->registry().Bind(*impl_->queue_messages_family, metrics->Labels());
+  impl_->queue_bytes = &metrics->registry().Bind(*impl_->queue_bytes_family, metrics->Labels());
 }
 
 StatsMetrics::~StatsMetrics() = default;
@@ -110,7 +110,8 @@ bool StatsMetrics::Update(std::string_view json) {
       if (it == impl_->rtt.end()) {
         auto labels = impl_->metrics->Labels();
         labels["broker"] = std::string(name);
-        it = impl_->rtt.emplace(std::string(name), &impl_->rtt_family->Add(labels)).first;
+        it = impl_->rtt.emplace(std::string(name), &impl_->metrics->registry().Bind(*impl_->rtt_family, labels))
+                 .first;
       }
       it->second->Set(static_cast<double>(avg_us) / 1e6);
     }
@@ -133,7 +134,7 @@ bool StatsMetrics::Update(std::string_view json) {
           auto labels = impl_->metrics->Labels();
           labels["topic"] = std::string(topic);
           labels["partition"] = std::string(pname);
-          it = impl_->lag.emplace(key, &impl_->lag_family->Add(labels)).first;
+          it = impl_->lag.emplace(key, &impl_->metrics->registry().Bind(*impl_->lag_family, labels)).first;
         }
         it->second->Set(static_cast<double>(lag));
       }

@@ -74,9 +74,43 @@ std::string Metrics::Serialize() {
   return out.str();
 }
 
-std::unique_ptr<ComponentMetrics> Metrics::ForComponent(std::string id, ComponentKind kind,
-                                                        std::string type) {
-  return std::make_unique<ComponentMetrics>(this, std::move(id), kind, std::move(type));
+std::unique_ptr<ComponentMetrics> Metrics::ForComponent(std::string id, ComponentKind kind, std::string type,
+                                                        const std::vector<std::string>& outputs) {
+  return std::make_unique<ComponentMetrics>(this, std::move(id), kind, std::move(type), outputs);
+}
+
+void Metrics::BeginGeneration() {
+  std::lock_guard lock(series_mu_);
+  ++generation_;
+}
+
+size_t Metrics::RemoveUnboundSeries(const std::set<std::string>& keep_ids) {
+  auto label = [](const prometheus::Labels& l, const char* key) -> std::string {
+    auto it = l.find(key);
+    return it == l.end() ? std::string() : it->second;
+  };
+  auto component = [&](const prometheus::Labels& l) {
+    return label(l, "component_id") + '\0' + label(l, "component_kind") + '\0' + label(l, "component_type");
+  };
+  std::lock_guard lock(series_mu_);
+  std::set<std::string> live;  // components that bound a series in this generation
+  for (const auto& [metric, s] : series_)
+    if (s.generation == generation_) live.insert(component(s.labels));
+  size_t removed = 0;
+  for (auto it = series_.begin(); it != series_.end();) {
+    const BoundSeries& s = it->second;
+    // Label sets that only a build binds: one not bound again is gone.
+    const bool build_time = s.labels.count("output") > 0 || s.labels.count("buffer_type") > 0;
+    if (s.generation == generation_ || keep_ids.count(label(s.labels, "component_id")) > 0 ||
+        (live.count(component(s.labels)) > 0 && !build_time)) {
+      ++it;
+      continue;
+    }
+    s.remove(s.family, it->first);
+    it = series_.erase(it);
+    ++removed;
+  }
+  return removed;
 }
 
 BufferMetrics Metrics::ForBuffer(const std::string& sink_id, const std::string& sink_type,
@@ -90,24 +124,26 @@ BufferMetrics Metrics::ForBuffer(const std::string& sink_id, const std::string& 
     c[k] = v;
     return c;
   };
-  return BufferMetrics{&buffer_events.Add(l),       &buffer_bytes.Add(l),
-                       &buffer_received.Add(l),     &buffer_sent.Add(l),
-                       &buffer_discarded.Add(with("reason", "full")),
-                       &buffer_discarded.Add(with("reason", "corrupt"))};
+  return BufferMetrics{&Bind(buffer_events, l),       &Bind(buffer_bytes, l),
+                       &Bind(buffer_received, l),     &Bind(buffer_sent, l),
+                       &Bind(buffer_discarded, with("reason", "full")),
+                       &Bind(buffer_discarded, with("reason", "corrupt"))};
 }
 
-ComponentMetrics::ComponentMetrics(Metrics* metrics, std::string id, ComponentKind kind, std::string type)
+ComponentMetrics::ComponentMetrics(Metrics* metrics, std::string id, ComponentKind kind, std::string type,
+                                   const std::vector<std::string>& outputs)
     : metrics_(metrics), id_(std::move(id)), kind_(kind), type_(std::move(type)) {
   auto l = Labels();
-  received_events_ = &metrics_->received_events.Add(l);
-  received_bytes_ = &metrics_->received_bytes.Add(l);
-  sent_events_ = &metrics_->sent_events.Add(l);
-  sent_bytes_ = &metrics_->sent_bytes.Add(l);
+  received_events_ = &metrics_->Bind(metrics_->received_events, l);
+  received_bytes_ = &metrics_->Bind(metrics_->received_bytes, l);
+  sent_events_ = outputs.empty() ? &metrics_->Bind(metrics_->sent_events, l) : nullptr;
+  for (const auto& o : outputs) SentEventsForOutput(o);
+  sent_bytes_ = &metrics_->Bind(metrics_->sent_bytes, l);
   auto li = l;
   li["intentional"] = "true";
-  discarded_intentional_ = &metrics_->discarded.Add(li);
+  discarded_intentional_ = &metrics_->Bind(metrics_->discarded, li);
   li["intentional"] = "false";
-  discarded_unintentional_ = &metrics_->discarded.Add(li);
+  discarded_unintentional_ = &metrics_->Bind(metrics_->discarded, li);
 }
 
 prometheus::Labels ComponentMetrics::Labels() const {
@@ -118,24 +154,24 @@ Counter& ComponentMetrics::Errors(std::string_view error_type, std::string_view 
   auto l = Labels();
   l["error_type"] = std::string(error_type);
   l["stage"] = std::string(stage);
-  return metrics_->errors.Add(l);
+  return metrics_->Bind(metrics_->errors, l);
 }
 
 Counter& ComponentMetrics::SentEventsForOutput(std::string_view output) {
   auto l = Labels();
   l["output"] = std::string(output);
-  return metrics_->sent_events.Add(l);
+  return metrics_->Bind(metrics_->sent_events, l);
 }
 
 Histogram& ComponentMetrics::RequestDuration() {
-  return metrics_->request_duration.Add(
-      Labels(), Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+  return metrics_->Bind(
+      metrics_->request_duration, Labels(), Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
                                             2.5, 5, 10, 30, 60});
 }
 
-Counter& ComponentMetrics::Retries() { return metrics_->retries.Add(Labels()); }
-Gauge& ComponentMetrics::FilesWatched() { return metrics_->files_watched.Add(Labels()); }
-Counter& ComponentMetrics::Checkpoints() { return metrics_->checkpoints.Add(Labels()); }
-Gauge& ComponentMetrics::Healthy() { return metrics_->healthy.Add(Labels()); }
+Counter& ComponentMetrics::Retries() { return metrics_->Bind(metrics_->retries, Labels()); }
+Gauge& ComponentMetrics::FilesWatched() { return metrics_->Bind(metrics_->files_watched, Labels()); }
+Counter& ComponentMetrics::Checkpoints() { return metrics_->Bind(metrics_->checkpoints, Labels()); }
+Gauge& ComponentMetrics::Healthy() { return metrics_->Bind(metrics_->healthy, Labels()); }
 
 }  // namespace tributary

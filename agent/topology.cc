@@ -20,7 +20,10 @@ struct Topology::Node {
   // Per output (0 = default, then named outputs): the nodes consuming it.
   std::vector<std::vector<Node*>> downstream;
   std::vector<std::string> output_names;
-  std::vector<Counter*> output_sent;  // per named output (index 0 unused)
+  // Per named output (index 0, the default output, unused: a component
+  // with named outputs, i.e. a route, sends nothing there and, as in Vector,
+  // has no sent_events series without an `output` label).
+  std::vector<Counter*> output_sent;
   std::atomic<bool> healthy{true};
   Gauge* healthy_gauge = nullptr;  // sinks: tributary_component_healthy
   std::mutex health_mu;
@@ -260,7 +263,7 @@ Result<std::unique_ptr<Topology>> Topology::Build(const config::Config& config, 
     auto node = std::make_unique<Node>();
     node->id = c.id;
     node->kind = c.kind;
-    node->metrics = metrics->ForComponent(c.id, c.kind, c.type);
+    node->metrics = metrics->ForComponent(c.id, c.kind, c.type, c.outputs);
     node->output_names = c.outputs;
     node->downstream.resize(1 + c.outputs.size());
     node->output_sent.resize(1 + c.outputs.size(), nullptr);
@@ -361,8 +364,7 @@ void Topology::Deliver(Node* node, Batch batch, SinkPushes* pushes) {
   node->transform->Process(batch, outs);
   batch.Finalize(BatchStatus::kDelivered);  // each output holds its own refs
   for (size_t i = 0; i < n_out; ++i) {
-    if (i == 0) node->metrics->sent_events().Increment(static_cast<double>(outs[i].size()));
-    else node->output_sent[i]->Increment(static_cast<double>(outs[i].size()));
+    if (i > 0) node->output_sent[i]->Increment(static_cast<double>(outs[i].size()));
     Dispatch(node->downstream[i], std::move(outs[i]), pushes);
   }
 }
@@ -423,7 +425,7 @@ bool Topology::Stop(std::chrono::milliseconds timeout) {
     else {
       TLOG_ERROR(s->node()->id, "sink did not stop; abandoning it");
       s->Detach();
-      ++abandoned_threads_;
+      abandoned_sinks_.push_back(s->node()->id);
     }
   }
   for (auto& s : source_runners_) s->node()->source->Finish();
@@ -434,7 +436,7 @@ bool Topology::Stop(std::chrono::milliseconds timeout) {
 void Topology::Dispose(std::unique_ptr<Topology> topology) {
   if (!topology) return;
   if (topology->state_ == State::kRunning) topology->Stop(std::chrono::milliseconds(0));
-  if (topology->abandoned_threads_ == 0) return;  // destroyed here
+  if (topology->abandoned_sinks_.empty()) return;  // destroyed here
   for (auto& s : topology->sink_runners_) s->node()->buffer->Release();
   // Reachable, not leaked: an abandoned sink thread may still use it.
   static auto* graveyard = new std::vector<std::unique_ptr<Topology>>();

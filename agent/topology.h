@@ -61,7 +61,10 @@ class Topology {
   // after the hard stop (stuck in I/O that ignores it) is abandoned.
   bool Stop(std::chrono::milliseconds timeout);
   // After Stop: whether a sink thread was abandoned, still running.
-  bool HasAbandonedThreads() const { return abandoned_threads_ > 0; }
+  bool HasAbandonedThreads() const { return !abandoned_sinks_.empty(); }
+  // After Stop: the ids of the sinks whose threads were abandoned (they may
+  // still update their metrics).
+  const std::vector<std::string>& AbandonedSinks() const { return abandoned_sinks_; }
 
   // Ends a stopped topology. Normally it is destroyed: every file and lock
   // it holds (disk buffers' directories) is released. If a sink thread was
@@ -102,7 +105,7 @@ class Topology {
   std::stop_source hard_stop_;
   std::unique_ptr<class WorkerPool> pool_;  // null: transforms run on the source threads
   std::atomic<State> state_{State::kBuilt};
-  size_t abandoned_threads_ = 0;  // sink threads detached by Stop
+  std::vector<std::string> abandoned_sinks_;  // whose threads Stop detached
 
   std::mutex mu_;
   std::condition_variable sources_cv_;

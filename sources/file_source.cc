@@ -1064,7 +1064,8 @@ void FileSource::UpdateCounters(Reader* r) {
   uint64_t delta = (t - r->truncated_seen) + (d - r->discarded_seen) + (m - r->ml_truncated_seen);
   if (delta) {
     err_oversize_->Increment(static_cast<double>(delta));
-    if (d > r->discarded_seen) metrics_->discarded_unintentional().Increment(static_cast<double>(d - r->discarded_seen));
+    // Discarded because the user chose `oversize_policy: discard`: on purpose.
+    if (d > r->discarded_seen) metrics_->discarded_intentional().Increment(static_cast<double>(d - r->discarded_seen));
     LogLimited(log_limiter_, LogLevel::kWarn, id_,
                "line(s) over max_line_bytes in " + r->path + ": " + (discard_oversize_ ? "discarded" : "truncated"));
   }

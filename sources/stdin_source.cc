@@ -35,6 +35,7 @@ StdinSource::StdinSource(const Config& config, BuildContext& ctx)
     : config_(config),
       host_(ctx.hostname),
       oversize_(&ctx.metrics->Errors("line_too_long", "receiving")),
+      discarded_(&ctx.metrics->discarded_intentional()),
       read_errors_(&ctx.metrics->Errors("read_failed", "receiving")) {}
 
 Status StdinSource::Run(SourceContext& ctx) {
@@ -43,7 +44,7 @@ Status StdinSource::Run(SourceContext& ctx) {
   std::vector<char> buf(256 * 1024);
   BatchBuilder events(config_.max_batch_events);
   size_t bytes = 0;
-  uint64_t oversize_seen = 0;
+  uint64_t oversize_seen = 0, discarded_seen = 0;
   auto stop = ctx.stop_token();
   Timestamp read_time = Now();  // one clock read per chunk, not per line
   auto send = [&]() {
@@ -51,6 +52,11 @@ Status StdinSource::Run(SourceContext& ctx) {
     if (over > oversize_seen) {
       oversize_->Increment(static_cast<double>(over - oversize_seen));
       oversize_seen = over;
+    }
+    // `oversize_policy: discard`, chosen by the user: discarded on purpose.
+    if (splitter.discarded() > discarded_seen) {
+      discarded_->Increment(static_cast<double>(splitter.discarded() - discarded_seen));
+      discarded_seen = splitter.discarded();
     }
     if (events.empty()) return true;
     Batch b = events.Take();

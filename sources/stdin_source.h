@@ -30,6 +30,7 @@ class StdinSource final : public Source {
   Config config_;
   std::string host_;
   Counter* oversize_;
+  Counter* discarded_;  // intentional: oversize lines under `oversize_policy: discard`
   Counter* read_errors_;
 };
 

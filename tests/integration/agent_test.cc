@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <sstream>
 #include <vector>
 
 #include "agent/json.h"
@@ -484,6 +485,88 @@ TEST(ReloadTest, SighupSwitchesSinksAndAnInvalidEditKeepsTheOldPipeline) {
   EXPECT_EQ(HttpGet("127.0.0.1", agent.api_port(), "/ready").status, 200);
   agent.process().Signal(SIGTERM);
   EXPECT_EQ(agent.process().Wait(seconds(10)), 0);
+}
+
+// The sample lines of a /metrics scrape that belong to component `id`.
+std::vector<std::string> SeriesOf(const std::string& metrics, const std::string& id) {
+  std::vector<std::string> out;
+  std::istringstream in(metrics);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty() && line[0] != '#' && line.find("component_id=\"" + id + "\"") != std::string::npos)
+      out.push_back(line);
+  return out;
+}
+
+// A reload that removes a source, a transform and a sink (and a route's
+// output, and changes a sink's type) takes their series off /metrics; the
+// components kept go on counting from where they were.
+TEST(ReloadTest, SeriesOfRemovedComponentsLeaveMetricsAndKeptOnesKeepCounting) {
+  TempDir dir;
+  const std::string head = "data_dir: " + dir.path() + "/data\napi: { address: \"127.0.0.1:0\" }\n";
+  const std::string before = head + R"(
+sources:
+  demo: { type: demo_logs, format: json, interval: 0.005 }
+  old_src: { type: demo_logs, interval: 0.01 }
+transforms:
+  tag: { type: add_fields, inputs: [demo], fields: { a: 1 } }
+  old_tf: { type: add_fields, inputs: [old_src], fields: { b: 2 } }
+  split: { type: route, inputs: [tag], route: { all: { field: a, eq: 1 }, gone: { field: a, eq: 2 } } }
+sinks:
+  out: { type: blackhole, inputs: [split.all] }
+  old: { type: blackhole, inputs: [old_tf, split.gone] }
+  retyped: { type: blackhole, inputs: [split._unmatched] }
+)";
+  const std::string after = head + R"(
+sources:
+  demo: { type: demo_logs, format: json, interval: 0.005 }
+transforms:
+  tag: { type: add_fields, inputs: [demo], fields: { a: 1 } }
+  split: { type: route, inputs: [tag], route: { all: { field: a, eq: 1 } } }
+sinks:
+  out: { type: blackhole, inputs: [split.all] }
+  retyped: { type: file, inputs: [split._unmatched], path: ")" + (dir / "unmatched.log") + R"(" }
+)";
+  Agent agent(dir, before);
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  auto sent = [&](const std::string& metrics, const std::string& id) {
+    return MetricValue(metrics, "tributary_component_sent_events_total", {{"component_id", id}}).value_or(-1);
+  };
+  ASSERT_TRUE(WaitFor([&] { return sent(agent.Metrics(), "out") >= 100; })) << agent.Metrics();
+  std::string m = agent.Metrics();
+  for (const char* id : {"old_src", "old_tf", "old"}) ASSERT_FALSE(SeriesOf(m, id).empty()) << id;
+  ASSERT_TRUE(MetricValue(m, "tributary_buffer_events", {{"component_id", "old"}}).has_value());
+  ASSERT_TRUE(MetricValue(m, "tributary_component_sent_events_total", {{"output", "gone"}}).has_value());
+
+  WriteFile(dir / "tributary.yaml", after);
+  m = agent.Metrics();
+  const double demo_before = sent(m, "demo"), out_before = sent(m, "out");
+  agent.process().Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return agent.process().Stderr().find("reloaded:") != std::string::npos; }))
+      << agent.process().Stderr();
+  m = agent.Metrics();
+  for (const char* id : {"old_src", "old_tf", "old"}) {
+    std::string left;
+    for (const auto& l : SeriesOf(m, id)) left += "\n  " + l;
+    EXPECT_TRUE(left.empty()) << "series of the removed `" << id << "` still exported:" << left;
+  }
+  EXPECT_FALSE(MetricValue(m, "tributary_component_sent_events_total", {{"output", "gone"}}).has_value())
+      << "the removed route output is still exported";
+  EXPECT_FALSE(MetricValue(m, "tributary_component_received_events_total",
+                           {{"component_id", "retyped"}, {"component_type", "blackhole"}})
+                   .has_value())
+      << "the series of `retyped` as a blackhole sink are still exported";
+  EXPECT_TRUE(MetricValue(m, "tributary_component_received_events_total",
+                          {{"component_id", "retyped"}, {"component_type", "file"}})
+                  .has_value());
+  // Kept components: their counters did not start again from 0.
+  EXPECT_GE(sent(m, "demo"), demo_before);
+  EXPECT_GE(sent(m, "out"), out_before);
+  ExpectComponentMetrics(m, "demo", "source", "demo_logs");
+  ExpectComponentMetrics(m, "split", "transform", "route");
+  ExpectComponentMetrics(m, "out", "sink", "blackhole");
+  ASSERT_TRUE(WaitFor([&] { return sent(agent.Metrics(), "out") > out_before; })) << "no longer counting";
+  agent.process().Signal(SIGTERM);
+  EXPECT_EQ(agent.process().Wait(seconds(10)), 0) << agent.process().Stderr();
 }
 
 // systemd's side of sd_notify: a datagram socket collecting what the agent

@@ -826,6 +826,23 @@ TEST_F(FileSourceTest, MultilineJoinsStackTraces) {
   Stop(agent);
 }
 
+// `oversize_policy: discard` is the user's choice: the lines it drops are
+// intentional discards (as a filter's), and still line_too_long errors.
+TEST_F(FileSourceTest, OversizeLinesDiscardedByPolicyAreIntentionalDiscards) {
+  const std::string app = logs() + "/app.log";
+  WriteFile(app, "short\n" + std::string(100, 'x') + "\nok\n" + std::string(50, 'y') + "\nlast\n");
+  auto agent = Start(Config(app, "    max_line_bytes: 16\n    oversize_policy: discard\n"));
+  ExpectExactlyOnce({"short", "ok", "last"}, out());
+  EXPECT_TRUE(WaitFor([&] {
+    return Metric(*agent, "tributary_component_errors_total", {{"error_type", "line_too_long"}}) == 2;
+  }, 5s)) << agent->Metrics();
+  EXPECT_EQ(Metric(*agent, "tributary_component_discarded_events_total", {{"intentional", "true"}}), 2)
+      << agent->Metrics();
+  EXPECT_EQ(Metric(*agent, "tributary_component_discarded_events_total", {{"intentional", "false"}}), 0)
+      << agent->Metrics();
+  Stop(agent);
+}
+
 // Bad input: counted and logged, and the other files keep flowing.
 TEST_F(FileSourceTest, BadInputIsCountedAndTailingContinues) {
   fs::permissions(dir_.path(), fs::perms::all);  // the agent runs as nobody below

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include "tests/support/test_components.h"
 #include "tests/support/test_util.h"
 
@@ -157,6 +159,38 @@ sinks:
   EXPECT_EQ(SinkState("a").count(), 0u);
   EXPECT_EQ(SinkState("b").count(), 15u);
   EXPECT_EQ(Statuses("gen", BatchStatus::kFailed) + Statuses("gen2", BatchStatus::kFailed), 0u);
+}
+
+// A route counts what it sends per output, and has no sent_events series
+// without `output` (it stayed 0 next to the per-output ones).
+TEST_F(TopologyTest, ARouteCountsSentEventsPerOutputOnly) {
+  auto t = Build(R"(
+sources: { gen: { type: test_source, batches: 4, batch_size: 10 } }
+transforms:
+  split: { type: route, inputs: [gen], route: { low: { field: seq, lt: 10 }, none: { field: seq, lt: 0 } } }
+sinks:
+  a: { type: test_sink, inputs: [split.low] }
+  b: { type: test_sink, inputs: [split._unmatched] }
+)");
+  ASSERT_TRUE(t);
+  t->Start();
+  ASSERT_TRUE(WaitFor([&] { return Statuses("gen", BatchStatus::kDelivered) == 4; }));
+  EXPECT_TRUE(t->Stop(std::chrono::seconds(5)));
+  std::string m = metrics_.Serialize();
+  auto sent = [&](const std::string& output) {
+    return testing::MetricValue(m, "tributary_component_sent_events_total",
+                                {{"component_id", "split"}, {"output", output}});
+  };
+  EXPECT_EQ(sent("low"), 10);
+  EXPECT_EQ(sent("none"), 0);
+  EXPECT_EQ(sent("_unmatched"), 30);
+  EXPECT_EQ(testing::MetricValue(m, "tributary_component_received_events_total", {{"component_id", "split"}}), 40);
+  std::istringstream in(m);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("tributary_component_sent_events_total{", 0) == 0 &&
+        line.find("component_id=\"split\"") != std::string::npos)
+      EXPECT_NE(line.find("output=\""), std::string::npos) << "a route series without an output: " << line;
+  }
 }
 
 }  // namespace

@@ -129,5 +129,26 @@ TEST(StdinSourceTest, RecycledEventsKeepNoFieldOfAnEarlierLine) {
   }
 }
 
+// Lines over max_line_bytes under `oversize_policy: discard` are dropped
+// because the user asked for it: counted as errors (line_too_long) and as
+// intentional discards, never as unintentional ones.
+TEST(StdinSourceTest, OversizeLinesDiscardedByPolicyAreIntentionalDiscards) {
+  BatchSizes ctx;
+  StdinSource::Config config;
+  config.max_line_bytes.bytes = 8;
+  config.oversize_policy = "discard";
+  BuildContext build{"in", "/tmp", "testhost", &ctx.metrics()};
+  auto source = StdinSource::Build(config, build);
+  ASSERT_TRUE(source.ok()) << source.status().ToString();
+  {
+    StdinFrom in("short\nthis one is too long\nok\nand this one too\n");
+    ASSERT_TRUE((*source)->Run(ctx).ok());
+  }
+  EXPECT_EQ(ctx.messages, (std::vector<std::string>{"short", "ok"}));
+  EXPECT_EQ(ctx.metrics().discarded_intentional().Value(), 2);
+  EXPECT_EQ(ctx.metrics().discarded_unintentional().Value(), 0);
+  EXPECT_EQ(ctx.metrics().Errors("line_too_long", "receiving").Value(), 2);
+}
+
 }  // namespace
 }  // namespace tributary
