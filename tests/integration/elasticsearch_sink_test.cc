@@ -282,6 +282,37 @@ TEST(ElasticsearchSinkTest, WholeRequestFailuresAndTimeoutsAreRetried) {
   ExpectExactly(es, "logs", kCount, false);
 }
 
+// A request the server reads on a kept-alive connection and then drops
+// unanswered is sent again at once by the HTTP client. The first copy may
+// have been indexed (a duplicate without id_field), so it is counted as a
+// retry and logged, though no error is: the resend succeeded.
+TEST(ElasticsearchSinkTest, RequestDroppedOnAKeptAliveConnectionCountsAsARetry) {
+  EsBulkServer es;
+  ASSERT_TRUE(es.ok()) << es.error();
+  TempDir dir;
+  std::string cfg = Config(dir, {es.url()}, "");
+  // One request at a time: each goes out on the connection the last one kept.
+  cfg.replace(cfg.find("concurrency: 4"), 14, "concurrency: 1");
+  Agent agent(dir, cfg, {}, {}, true);
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  agent.process().WriteStdin(Lines(0, 100));
+  ASSERT_TRUE(WaitFor([&] { return es.count("logs") == 100; })) << agent.process().Stderr();
+  ASSERT_TRUE(es.set_faults(R"({"close_connections": 1})"));
+  agent.process().WriteStdin(Lines(100, 200));
+  ASSERT_TRUE(WaitFor([&] { return es.count("logs") == 200; })) << agent.process().Stderr();
+  EXPECT_EQ(es.stat("closed_connections"), 1);
+  ASSERT_TRUE(WaitFor([&] {
+    return agent.Metric("tributary_sink_retries_total", {{"component_id", "es"}}) == 1;
+  })) << agent.Metrics();
+  EXPECT_EQ(Errors(agent, "connection_failed"), 0);
+  Finish(agent);
+  const std::string log = agent.process().Stderr();
+  EXPECT_NE(log.find("sent again at once on a new connection: the kept-alive connection was closed without a response"),
+            std::string::npos)
+      << log;
+  ExpectExactly(es, "logs", 200, true);
+}
+
 TEST(ElasticsearchSinkTest, OutageWithBlockingBufferLosesNothing) {
   // TODO(disk-buffer): the same with `buffer: { type: disk }` and a 20 s
   // outage once agent/disk_buffer.* is on main.
