@@ -39,6 +39,9 @@ Metrics::Metrics()
                             "Errors by type and stage.")),
       discarded(Build<Counter>(*registry_, "tributary_component_discarded_events_total",
                                "Events discarded, intentionally (filters) or not.")),
+      already_present(Build<Counter>(*registry_, "tributary_component_already_present_events_total",
+                                     "Events a sink counted as delivered because the destination already held "
+                                     "them (elasticsearch: item 409 on create with an _id).")),
       buffer_events(Build<Gauge>(*registry_, "tributary_buffer_events", "Events in a sink's buffer.")),
       buffer_bytes(Build<Gauge>(*registry_, "tributary_buffer_bytes", "Bytes in a sink's buffer.")),
       buffer_received(Build<Counter>(*registry_, "tributary_buffer_received_events_total",
@@ -134,6 +137,7 @@ Histogram& ComponentMetrics::RequestDuration() {
 }
 
 Counter& ComponentMetrics::Retries() { return metrics_->retries.Add(Labels()); }
+Counter& ComponentMetrics::AlreadyPresent() { return metrics_->already_present.Add(Labels()); }
 Gauge& ComponentMetrics::FilesWatched() { return metrics_->files_watched.Add(Labels()); }
 Counter& ComponentMetrics::Checkpoints() { return metrics_->checkpoints.Add(Labels()); }
 Gauge& ComponentMetrics::Healthy() { return metrics_->healthy.Add(Labels()); }

@@ -97,6 +97,7 @@ ElasticsearchSink::ElasticsearchSink(const Config& config, es::BulkEncoder encod
       metrics_(ctx.metrics),
       request_duration_(&ctx.metrics->RequestDuration()),
       retries_(&ctx.metrics->Retries()),
+      already_present_(&ctx.metrics->AlreadyPresent()),
       template_failed_(&ctx.metrics->Errors("template_failed", "processing")),
       missing_id_(&ctx.metrics->Errors("id_field_missing", "processing")),
       dead_letter_failed_(&ctx.metrics->Errors("dead_letter_write_failed", "sending")) {
@@ -334,6 +335,7 @@ void ElasticsearchSink::HandleItems(Request* r, es::HttpResponse& resp) {
   SetHealth(true, "");
   metrics_->sent_bytes().Increment(static_cast<double>(r->wire->size()));
   metrics_->sent_events().Increment(static_cast<double>(summary.delivered));
+  if (summary.already_present) already_present_->Increment(static_cast<double>(summary.already_present));
   if (results_.empty()) {  // "errors": false
     for (const auto& it : r->items) Settle(it.tracker, BatchStatus::kDelivered);
     return Finish(r);

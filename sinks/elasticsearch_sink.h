@@ -143,6 +143,7 @@ class ElasticsearchSink final : public Sink {
   ComponentMetrics* metrics_;
   Histogram* request_duration_;
   Counter* retries_;
+  Counter* already_present_;  // 409 on `create`: delivered, already indexed
   Counter* template_failed_;
   Counter* missing_id_;
   Counter* dead_letter_failed_;
