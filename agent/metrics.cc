@@ -39,6 +39,9 @@ Metrics::Metrics()
                             "Errors by type and stage.")),
       discarded(Build<Counter>(*registry_, "tributary_component_discarded_events_total",
                                "Events discarded, intentionally (filters) or not.")),
+      already_present(Build<Counter>(*registry_, "tributary_component_already_present_events_total",
+                                     "Events a sink counted as delivered because the destination already held "
+                                     "them (elasticsearch: item 409 on create with an _id).")),
       buffer_events(Build<Gauge>(*registry_, "tributary_buffer_events", "Events in a sink's buffer.")),
       buffer_bytes(Build<Gauge>(*registry_, "tributary_buffer_bytes", "Bytes in a sink's buffer.")),
       buffer_received(Build<Counter>(*registry_, "tributary_buffer_received_events_total",
@@ -170,6 +173,7 @@ Histogram& ComponentMetrics::RequestDuration() {
 }
 
 Counter& ComponentMetrics::Retries() { return metrics_->Bind(metrics_->retries, Labels()); }
+Counter& ComponentMetrics::AlreadyPresent() { return metrics_->Bind(metrics_->already_present, Labels()); }
 Gauge& ComponentMetrics::FilesWatched() { return metrics_->Bind(metrics_->files_watched, Labels()); }
 Counter& ComponentMetrics::Checkpoints() { return metrics_->Bind(metrics_->checkpoints, Labels()); }
 Gauge& ComponentMetrics::Healthy() { return metrics_->Bind(metrics_->healthy, Labels()); }

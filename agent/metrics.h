@@ -67,6 +67,7 @@ class ComponentMetrics {
   Counter& SentEventsForOutput(std::string_view output);
   Histogram& RequestDuration();
   Counter& Retries();
+  Counter& AlreadyPresent();  // sinks: delivered because the destination already held them
   Gauge& FilesWatched();
   Counter& Checkpoints();
   Gauge& Healthy();  // 1 healthy, 0 not (sinks; set by the runtime from SinkContext::SetHealthy)
@@ -124,6 +125,7 @@ class Metrics {
   prometheus::Family<Counter>& sent_bytes;
   prometheus::Family<Counter>& errors;
   prometheus::Family<Counter>& discarded;
+  prometheus::Family<Counter>& already_present;
   prometheus::Family<Gauge>& buffer_events;
   prometheus::Family<Gauge>& buffer_bytes;
   prometheus::Family<Counter>& buffer_received;

@@ -207,7 +207,10 @@ Status BulkResponseClassifier::Classify(std::string* body, bool create_action, s
     }
     if (r.error_type.empty() && r.outcome != ItemOutcome::kDelivered) r.error_type = "unknown_error";
     switch (r.outcome) {
-      case ItemOutcome::kDelivered: ++summary->delivered; break;
+      case ItemOutcome::kDelivered:
+        ++summary->delivered;
+        if (r.status == 409) ++summary->already_present;
+        break;
       case ItemOutcome::kRetry: ++summary->retry; break;
       case ItemOutcome::kRejected: ++summary->rejected; break;
     }

@@ -118,6 +118,7 @@ class BulkResponseClassifier {
  public:
   struct Summary {
     size_t delivered = 0;
+    size_t already_present = 0;  // of `delivered`: 409 on `create` with an `_id`
     size_t retry = 0;
     size_t rejected = 0;
     size_t missing = 0;  // items the response did not mention (retried)

@@ -90,12 +90,14 @@ ElasticsearchSink::ElasticsearchSink(const Config& config, es::BulkEncoder encod
       backoff_initial_(config.request.retry_initial_backoff_ms.get()),
       backoff_max_(config.request.retry_max_backoff_ms.get()),
       gzip_(config.compression == "gzip"),
+      has_id_field_(config.id_field.has_value()),
       dead_letter_path_(config.dead_letter.path),
       encoder_(std::move(encoder)),
       client_(std::move(client)),
       metrics_(ctx.metrics),
       request_duration_(&ctx.metrics->RequestDuration()),
       retries_(&ctx.metrics->Retries()),
+      already_present_(&ctx.metrics->AlreadyPresent()),
       template_failed_(&ctx.metrics->Errors("template_failed", "processing")),
       missing_id_(&ctx.metrics->Errors("id_field_missing", "processing")),
       dead_letter_failed_(&ctx.metrics->Errors("dead_letter_write_failed", "sending")) {
@@ -282,6 +284,7 @@ void ElasticsearchSink::ProcessCompletions() {
     c.request->in_flight = false;
     --in_flight_;
     request_duration_->Observe(std::chrono::duration<double>(c.response.duration).count());
+    if (c.response.resent) CountResend(*c.request, c.response);
     Handle(c.request, c.response);
   }
 }
@@ -332,6 +335,7 @@ void ElasticsearchSink::HandleItems(Request* r, es::HttpResponse& resp) {
   SetHealth(true, "");
   metrics_->sent_bytes().Increment(static_cast<double>(r->wire->size()));
   metrics_->sent_events().Increment(static_cast<double>(summary.delivered));
+  if (summary.already_present) already_present_->Increment(static_cast<double>(summary.already_present));
   if (results_.empty()) {  // "errors": false
     for (const auto& it : r->items) Settle(it.tracker, BatchStatus::kDelivered);
     return Finish(r);
@@ -376,6 +380,21 @@ void ElasticsearchSink::HandleItems(Request* r, es::HttpResponse& resp) {
   r->wire.reset();
   r->items = std::move(retry_items);
   RetryRequest(r, why);
+}
+
+// The HTTP client sent the request again on a new connection because its
+// kept-alive one closed without answering. The first copy may have been
+// indexed, so it is a retry like any other: counted, and logged so that a
+// duplicate can be explained.
+void ElasticsearchSink::CountResend(const Request& r, const es::HttpResponse& resp) {
+  retries_->Increment();
+  LogLimited(retry_log_, LogLevel::kWarn, id_,
+             "bulk request (" + std::to_string(r.items.size()) +
+                 " documents) sent again at once on a new connection: " + resp.resent_after +
+                 (has_id_field_ ? std::string("; Elasticsearch may have indexed the first copy (id_field makes a "
+                                              "repeat target the same documents)")
+                                : std::string("; if Elasticsearch indexed the first copy, its documents are now "
+                                              "stored twice (set id_field to prevent that)")));
 }
 
 void ElasticsearchSink::RetryRequest(Request* r, std::string_view why) {

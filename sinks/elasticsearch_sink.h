@@ -15,7 +15,9 @@
 //              appended to the dead-letter file, never retried
 // Whole-request failures (429, 5xx, timeouts, connection errors, 401/403)
 // retry the whole request until it succeeds or the agent stops hard; they
-// never drop data. 401/403 and outages mark the sink unhealthy.
+// never drop data. 401/403 and outages mark the sink unhealthy. A request
+// the HttpClient sent again at once because its kept-alive connection
+// closed unanswered counts as a retry too.
 //
 // Acknowledgements: a request may hold events of several input batches and
 // an input batch may span several requests. Each input batch has a tracker
@@ -102,6 +104,7 @@ class ElasticsearchSink final : public Sink {
   void Handle(Request* r, es::HttpResponse& resp);
   void HandleItems(Request* r, es::HttpResponse& resp);
   void RetryRequest(Request* r, std::string_view why);
+  void CountResend(const Request& r, const es::HttpResponse& resp);
   void RejectAll(Request* r, int status, std::string_view type, std::string_view reason);
   void SplitTooLarge(Request* r);
   void Finish(Request* r);
@@ -128,6 +131,7 @@ class ElasticsearchSink final : public Sink {
   const size_t concurrency_;
   const std::chrono::milliseconds backoff_initial_, backoff_max_;
   const bool gzip_;
+  const bool has_id_field_;
   const std::optional<std::string> dead_letter_path_;
   std::string target_;  // /_bulk?filter_path=...
 
@@ -139,6 +143,7 @@ class ElasticsearchSink final : public Sink {
   ComponentMetrics* metrics_;
   Histogram* request_duration_;
   Counter* retries_;
+  Counter* already_present_;  // 409 on `create`: delivered, already indexed
   Counter* template_failed_;
   Counter* missing_id_;
   Counter* dead_letter_failed_;

@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 #include <zlib.h>
 
 #include <boost/asio/connect.hpp>
@@ -15,6 +16,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <cerrno>
 #include <thread>
 
 namespace tributary::es {
@@ -89,12 +91,31 @@ struct HttpClient::Impl {
     return fallback;
   }
 
+  // A kept connection to `endpoint` that the server has not closed, or
+  // null. Connections the server closed while they were idle (its own or
+  // a proxy's idle timeout) are dropped here, before a request is written
+  // to them: such a request would be lost without an answer and sent again
+  // (HttpResponse::resent), counted as a retry though nothing was received.
   std::unique_ptr<Conn> TakeIdle(size_t endpoint) {
     auto& v = idle[endpoint];
-    if (v.empty()) return nullptr;
-    auto c = std::move(v.back());
-    v.pop_back();
-    return c;
+    while (!v.empty()) {
+      auto c = std::move(v.back());
+      v.pop_back();
+      if (!ClosedByPeer(*c)) return c;
+    }
+    return nullptr;
+  }
+
+  // An idle connection has nothing to read: a readable one was closed
+  // (end of stream, reset) or carries something unasked for (a TLS alert);
+  // either way it cannot take a request.
+  static bool ClosedByPeer(Conn& c) {
+    char byte;
+    ssize_t n;
+    do {
+      n = ::recv(c.tcp().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
   }
 
   void ReturnIdle(std::unique_ptr<Conn> c) {
@@ -207,6 +228,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   }
 
   void Send() {
+    if (fresh_retry_done_) resent_ = true;
     conn_->tcp().expires_at(deadline_);
     conn_->With([this](auto& stream) {
       http::async_write(stream, req_, [self = shared_from_this()](beast::error_code ec, size_t) {
@@ -229,19 +251,21 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
 
   // Sending or reading failed. A kept-alive connection the server closed
   // in the meantime fails before any response byte: retry once on a fresh
-  // connection to the same endpoint.
+  // connection to the same endpoint. The server may have read the request
+  // before it closed (a crash, a proxy's idle timeout that crossed it), so
+  // the response reports the resend (`resent`) for the caller to count.
   void IoFailed(const char* step, beast::error_code ec, bool got_response_bytes) {
     const Endpoint& ep = client_->options.endpoints[endpoint_];
     bool timed_out = ec == beast::error::timeout;
     bool stale = conn_->used && !got_response_bytes && !timed_out && !fresh_retry_done_;
+    std::string what = std::string(step) + " " + ep.url + ": " + (timed_out ? std::string("timed out") : Describe(ec));
     conn_.reset();
     if (stale) {
       fresh_retry_done_ = true;
+      resent_after_ = "the kept-alive connection was closed without a response (" + what + ")";
       return Connect();
     }
-    Fail(Status::Unavailable(std::string(step) + " " + ep.url + ": " +
-                             (timed_out ? std::string("timed out") : Describe(ec))),
-         timed_out);
+    Fail(Status::Unavailable(std::move(what)), timed_out);
   }
 
   void Done() {
@@ -277,6 +301,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   }
 
   void Complete(HttpResponse r) {
+    r.resent = resent_;
+    if (resent_) r.resent_after = std::move(resent_after_);
     auto cb = std::move(cb_);
     cb_ = nullptr;
     if (cb) cb(std::move(r));
@@ -295,7 +321,9 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   std::optional<http::response_parser<http::string_body>> parser_;
   Clock::time_point start_, deadline_;
   Status last_error_;
-  bool fresh_retry_done_ = false;
+  bool fresh_retry_done_ = false;  // a stale kept-alive connection was replaced
+  bool resent_ = false;            // ... and the body went out again
+  std::string resent_after_;       // how the stale connection's attempt ended
 };
 
 }  // namespace

@@ -7,7 +7,12 @@
 // reached (resolve, connect or TLS handshake failed) is skipped for a
 // while, and the same request is tried on the next endpoint at once. After
 // a request it keeps the connection open (keep-alive) for the next one; a
-// kept connection the server closed meanwhile is replaced transparently.
+// kept connection the server has closed meanwhile is noticed before it is
+// used, and replaced. A request on a kept connection that still fails
+// before any response byte (the server closed it as the request went out,
+// or after reading it) is sent once more at once on a new connection, and
+// the response says so (`resent`): the server may have processed the
+// first copy.
 // Each request has one deadline (`timeout`) for connecting, sending and
 // reading the response.
 //
@@ -51,6 +56,12 @@ struct HttpResponse {
   int status = 0;          // HTTP status when !error
   std::string body;        // decoded (a gzip body is inflated)
   size_t endpoint = 0;     // the endpoint of the last attempt
+  // The body went out a second time on a new connection, because the
+  // kept-alive connection of the first attempt was closed without any
+  // response byte; `resent_after` says how the first attempt ended. The
+  // server may have received and processed that first copy.
+  bool resent = false;
+  std::string resent_after;
   std::chrono::steady_clock::duration duration{};
 };
 

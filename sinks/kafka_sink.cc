@@ -101,6 +101,10 @@ KafkaSink::KafkaSink(const Config& config, Template topic, kafka::ConfPtr conf, 
       duration_(&ctx.metrics->RequestDuration()) {
   for (int k = 0; k < kNumErrorKinds; ++k)
     errors_[k] = &ctx.metrics->Errors(kErrorTypes[k], k == kTemplateFailed ? "processing" : "sending");
+  char value[64];
+  size_t size = sizeof value;
+  if (rd_kafka_conf_get(conf_template_.get(), "message.max.bytes", value, &size) == RD_KAFKA_CONF_OK)
+    message_max_bytes_ = value;
 }
 
 KafkaSink::~KafkaSink() { DestroyProducer(); }
@@ -319,10 +323,27 @@ KafkaSink::ProduceResult KafkaSink::Produce(Message* m, rd_kafka_topic_t* rkt) {
     case RD_KAFKA_RESP_ERR__FATAL: fatal_ = true; return ProduceResult::kFatal;
     default: break;
   }
+  const bool had_headers = m->headers != nullptr;
   Drop(m);
   ErrorKind kind = KindOf(err);
+  // librdkafka's text for this code is the broker's ("Broker: Message size
+  // too large"), but from produce it is the producer's own check.
+  if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+    Reject(m->pending, kind, RefusedAsTooLarge(m->value_len, key_len, had_headers));
+    return ProduceResult::kResolved;
+  }
   Reject(m->pending, kind == kDeliveryFailed ? kProduceFailed : kind, rd_kafka_err2str(err));
   return ProduceResult::kResolved;
+}
+
+std::string KafkaSink::RefusedAsTooLarge(size_t value_len, size_t key_len, bool headers) const {
+  std::string s = "refused locally by the producer, never sent to a broker: the message is " +
+                  std::to_string(value_len + key_len) + " bytes (value " + std::to_string(value_len) + ", key " +
+                  std::to_string(key_len) + (headers ? ", plus headers" : "") +
+                  ", plus the record overhead), over the producer's message.max.bytes";
+  if (!message_max_bytes_.empty()) s += " (" + message_max_bytes_ + ")";
+  s += "; raise it in librdkafka_options (and the broker's or topic's limit with it) or send smaller events";
+  return s;
 }
 
 void KafkaSink::Prepare(const Event& e, const Encoded& enc, Pending* p, Message* m) {

@@ -131,6 +131,9 @@ class KafkaSink final : public Sink, private kafka::KafkaClient {
   void Resolve(Pending* p, BatchStatus status);
   void Reject(Pending* p, ErrorKind kind, std::string_view why);
   void Drop(Message* m);  // releases what a message not produced owns
+  // Why librdkafka's produce call refused a message as too large: its own
+  // message.max.bytes check, before any broker saw it.
+  std::string RefusedAsTooLarge(size_t value_len, size_t key_len, bool headers) const;
   void OnDelivery(const rd_kafka_message_t* msg);
   void ProduceRetries();
   void Recreate();
@@ -147,6 +150,7 @@ class KafkaSink final : public Sink, private kafka::KafkaClient {
   Encoder encoder_;
   bool text_;  // encoding.codec text: the sink reads `message` itself
   kafka::ConfPtr conf_template_;  // duplicated for each producer instance
+  std::string message_max_bytes_;  // the producer's message.max.bytes, for error messages
   rd_kafka_t* rk_ = nullptr;
   rd_kafka_topic_t* static_topic_ = nullptr;
   std::map<std::string, rd_kafka_topic_t*, std::less<>> topics_;  // templated topics

@@ -117,6 +117,7 @@ TEST(ElasticsearchSinkTest, EveryLineExactlyOnceAndMetrics) {
   EXPECT_GE(MetricValue(metrics, "tributary_sink_request_duration_seconds_count", {{"component_id", "es"}}).value_or(0),
             kCount / 100);
   EXPECT_EQ(MetricValue(metrics, "tributary_sink_retries_total", {{"component_id", "es"}}), 0);
+  EXPECT_EQ(MetricValue(metrics, "tributary_component_already_present_events_total", {{"component_id", "es"}}), 0);
   EXPECT_EQ(MetricValue(metrics, "tributary_component_healthy", {{"component_id", "es"}}), 1);
   EXPECT_EQ(es.stat("gzip_requests"), 0);
   Finish(agent);
@@ -280,6 +281,73 @@ TEST(ElasticsearchSinkTest, WholeRequestFailuresAndTimeoutsAreRetried) {
   ASSERT_TRUE(WaitFor([&] { return es.count("logs") == kCount; })) << agent.process().Stderr();
   Finish(agent);
   ExpectExactly(es, "logs", kCount, false);
+}
+
+// A request the server reads on a kept-alive connection and then drops
+// unanswered is sent again at once by the HTTP client. The first copy may
+// have been indexed (a duplicate without id_field), so it is counted as a
+// retry and logged, though no error is: the resend succeeded.
+TEST(ElasticsearchSinkTest, RequestDroppedOnAKeptAliveConnectionCountsAsARetry) {
+  EsBulkServer es;
+  ASSERT_TRUE(es.ok()) << es.error();
+  TempDir dir;
+  std::string cfg = Config(dir, {es.url()}, "");
+  // One request at a time: each goes out on the connection the last one kept.
+  cfg.replace(cfg.find("concurrency: 4"), 14, "concurrency: 1");
+  Agent agent(dir, cfg, {}, {}, true);
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  agent.process().WriteStdin(Lines(0, 100));
+  ASSERT_TRUE(WaitFor([&] { return es.count("logs") == 100; })) << agent.process().Stderr();
+  ASSERT_TRUE(es.set_faults(R"({"close_connections": 1})"));
+  agent.process().WriteStdin(Lines(100, 200));
+  ASSERT_TRUE(WaitFor([&] { return es.count("logs") == 200; })) << agent.process().Stderr();
+  EXPECT_EQ(es.stat("closed_connections"), 1);
+  ASSERT_TRUE(WaitFor([&] {
+    return agent.Metric("tributary_sink_retries_total", {{"component_id", "es"}}) == 1;
+  })) << agent.Metrics();
+  EXPECT_EQ(Errors(agent, "connection_failed"), 0);
+  Finish(agent);
+  const std::string log = agent.process().Stderr();
+  EXPECT_NE(log.find("sent again at once on a new connection: the kept-alive connection was closed without a response"),
+            std::string::npos)
+      << log;
+  ExpectExactly(es, "logs", 200, true);
+}
+
+// With `action: create`, a document whose `_id` is already indexed is
+// answered 409: delivered (an earlier attempt or run stored it), and
+// counted apart so that such repeats, or ids that are not unique, show.
+TEST(ElasticsearchSinkTest, CreateOfADocumentAlreadyThereIsDeliveredAndCounted) {
+  EsBulkServer es;
+  ASSERT_TRUE(es.ok()) << es.error();
+  // 30 of the 100 lines are stored already, as a run before a crash would have.
+  std::string earlier;
+  for (int i = 0; i < 100; i += 10)
+    for (int j = i; j < i + 3; ++j)
+      earlier += R"({"create":{"_index":"logs","_id":")" + Line(j) + "\"}}\n" + R"({"message":")" + Line(j) + "\"}\n";
+  ASSERT_EQ(es.post("/_bulk", earlier).status, 200);
+  ASSERT_EQ(es.count("logs"), 30);
+  TempDir dir;
+  std::string cfg = Config(dir, {es.url()}, "");
+  cfg.replace(cfg.find(R"(bulk: { index: "logs" })"), 23, R"(bulk: { index: "logs", action: create })");
+  Agent agent(dir, cfg, {}, {}, true);
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  agent.process().WriteStdin(Lines(0, 100));
+  ASSERT_TRUE(WaitFor([&] {
+    return agent.Metric("tributary_component_sent_events_total", {{"component_id", "es"}}) == 100;
+  })) << agent.Metrics();
+  std::string metrics = agent.Metrics();
+  EXPECT_EQ(MetricValue(metrics, "tributary_component_already_present_events_total",
+                        {{"component_id", "es"}, {"component_kind", "sink"}, {"component_type", "elasticsearch"}}),
+            30)
+      << metrics;
+  EXPECT_EQ(MetricValue(metrics, "tributary_component_discarded_events_total",
+                        {{"component_id", "es"}, {"intentional", "false"}}),
+            0);
+  EXPECT_EQ(Errors(agent, "version_conflict_engine_exception"), 0);
+  EXPECT_NE(es.stats().find(R"("409":30)"), std::string::npos) << es.stats();  // each answered 409 once
+  Finish(agent);
+  ExpectExactly(es, "logs", 100, true);
 }
 
 TEST(ElasticsearchSinkTest, OutageWithBlockingBufferLosesNothing) {

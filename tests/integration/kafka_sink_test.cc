@@ -322,6 +322,36 @@ TEST(KafkaSinkTest, PermanentErrorsAreRejectedCountedAndThePipelineContinues) {
   for (const auto& v : values) EXPECT_EQ(values.count(v), 1u) << v;
 }
 
+// librdkafka's produce call refuses a message over the producer's
+// message.max.bytes with MSG_SIZE_TOO_LARGE, whose text is the broker's
+// ("Broker: Message size too large"). The log says it was refused
+// locally, with the message's size and the limit.
+TEST(KafkaSinkTest, OversizedMessageIsSaidToBeRefusedLocallyWithItsSizeAndTheLimit) {
+  MockKafka kafka(1, {{"logs", 1}});
+  TempDir dir;
+  Agent agent(dir,
+              Header(dir) + "sinks:\n  out:\n    type: kafka\n    inputs: [in]\n"
+                            "    bootstrap_servers: \"" + kafka.bootstrap_servers() + "\"\n"
+                            "    topic: logs\n    encoding: { codec: text }\n"
+                            "    librdkafka_options: { message.max.bytes: \"4000\" }\n",
+              {}, {}, /*pipe_stdin=*/true);
+  ASSERT_GT(agent.api_port(), 0) << agent.process().Stderr();
+  agent.process().WriteStdin(std::string(6000, 'x') + "\n" + Lines("small", 0, 10));
+  ASSERT_TRUE(WaitFor([&] { return Sent(agent) == 10; }, 30s)) << agent.Metrics();
+  EXPECT_EQ(Metric(agent, "tributary_component_errors_total",
+                   {{"component_id", "out"}, {"error_type", "message_too_large"}}),
+            1);
+  agent.process().CloseStdin();
+  ASSERT_EQ(agent.process().Wait(30s), 0) << agent.process().Stderr();
+  const std::string log = agent.process().Stderr();
+  EXPECT_NE(log.find("event rejected (message_too_large): refused locally by the producer, never sent to a broker: "
+                     "the message is 6000 bytes (value 6000, key 0, plus the record overhead), over the producer's "
+                     "message.max.bytes (4000)"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("Broker: Message size too large"), std::string::npos) << log;
+}
+
 // OUT_OF_ORDER_SEQUENCE_NUMBER is fatal for librdkafka's idempotent
 // producer: the sink rebuilds it and sends again what the old one held.
 TEST(KafkaSinkTest, FatalProducerErrorRebuildsTheProducer) {

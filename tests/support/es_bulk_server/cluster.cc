@@ -110,6 +110,16 @@ CallPlan Cluster::plan(const HttpCall& call) {
   return plan;
 }
 
+int64_t Cluster::idle_timeout_ms() {
+  std::lock_guard lock(mu_);
+  return faults_.idle_timeout_ms;
+}
+
+void Cluster::idle_connection_closed() {
+  std::lock_guard lock(mu_);
+  ++stats_.idle_closed_connections;
+}
+
 HttpReply Cluster::handle(HttpCall& call) {
   std::string path;
   Params params;
@@ -395,6 +405,7 @@ HttpReply Cluster::stats_reply() {
                              .add("injected_request_failures", stats_.injected_request_failures)
                              .add("injected_item_rejections", stats_.injected_item_rejections)
                              .add("closed_connections", stats_.closed_connections)
+                             .add("idle_closed_connections", stats_.idle_closed_connections)
                              .add("delayed_requests", stats_.delayed_requests)
                              .add("connections_opened", connections_opened_.load())
                              .add("connections_open", connections_open_.load())

@@ -82,6 +82,10 @@ class Cluster {
   bool patch_faults(std::string_view json, int64_t* down_ms, std::string* error);
 
   void connection_opened() { ++connections_opened_, ++connections_open_; }
+  // The idle timeout in force (faults.h); 0: none.
+  int64_t idle_timeout_ms();
+  // The connection layer closed a connection that waited idle_timeout_ms.
+  void idle_connection_closed();
   void connection_closed() { --connections_open_; }
 
  private:
@@ -114,6 +118,7 @@ class Cluster {
     int64_t injected_request_failures = 0;
     int64_t injected_item_rejections = 0;
     int64_t closed_connections = 0;
+    int64_t idle_closed_connections = 0;
     int64_t delayed_requests = 0;
     std::map<int, int64_t> http_status;
     std::map<int, int64_t> item_status;

@@ -51,6 +51,7 @@ constexpr char kUsage[] = R"(usage: es_bulk_server [flags]
   --reject-items-fraction F     per-item 429 for fraction F of items
   --delay-ms N                  delay every non-control request by N ms
   --close-connections N         close the connection instead of answering the next N bulk requests
+  --idle-timeout-ms N           close a connection that waits N ms for its next request
   --max-content-length BYTES    request size limit, also after decompression (default 100mb)
   --es-version X.Y.Z            version reported by GET / (default 8.7.1)
   --no-sources                  keep ids and versions only (for long benchmarks)
@@ -196,6 +197,8 @@ Config parse_flags(int argc, char** argv) {
       c.faults.delay_ms = parse_int(arg, take());
     } else if (arg == "--close-connections") {
       c.faults.close_connections = parse_int(arg, take());
+    } else if (arg == "--idle-timeout-ms") {
+      c.faults.idle_timeout_ms = parse_int(arg, take());
     } else if (arg == "--max-content-length") {
       c.cluster.max_content_length = parse_size(arg, take());
     } else if (arg == "--es-version") {

@@ -191,6 +191,7 @@ Json Faults::to_json() const {
   out.add("mapping", std::move(mapping));
   out.add("delay_ms", delay_ms);
   out.add("close_connections", close_connections);
+  out.add("idle_timeout_ms", idle_timeout_ms);
   return out;
 }
 
@@ -229,11 +230,14 @@ bool apply_faults_patch(std::string_view json, Faults* faults, int64_t* down_ms,
       ok = get_count(kv.value, key, &next.delay_ms, error);
     } else if (key == "close_connections") {
       ok = get_count(kv.value, key, &next.close_connections, error);
+    } else if (key == "idle_timeout_ms") {
+      ok = get_count(kv.value, key, &next.idle_timeout_ms, error);
     } else if (key == "down_ms") {
       ok = get_count(kv.value, key, down_ms, error);
     } else {
       *error = "unknown key [" + std::string(key) +
-               "]; expected reset, fail_requests, reject_items, mapping, delay_ms, close_connections, down_ms";
+               "]; expected reset, fail_requests, reject_items, mapping, delay_ms, close_connections, "
+               "idle_timeout_ms, down_ms";
       ok = false;
     }
     if (!ok) {

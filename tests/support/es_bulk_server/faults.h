@@ -13,6 +13,7 @@
 //     "mapping": {"status": "long", "http.ok": "boolean"},   // replaces the mapping
 //     "delay_ms": 200,                 // every non-control request waits first
 //     "close_connections": 1,          // next bulk request: read, then close, no reply
+//     "idle_timeout_ms": 100,          // close a connection that waits this long for a request
 //     "down_ms": 500                   // stop listening and drop connections, 500 ms
 //   }
 // Fractions are deterministic: out of n consecutive candidates exactly
@@ -54,6 +55,10 @@ struct Faults {
   std::shared_ptr<const Mapping> mapping = std::make_shared<Mapping>();
   int64_t delay_ms = 0;
   int64_t close_connections = 0;
+  // A connection waiting this long for its next request (kept alive, or
+  // new and silent) is closed, as a load balancer's or proxy's idle
+  // timeout does. 0: never.
+  int64_t idle_timeout_ms = 0;
 
   // Each take_* consumes one decision.
   bool take_request_failure(int* status);

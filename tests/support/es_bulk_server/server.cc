@@ -56,6 +56,7 @@ class Server::Session : public std::enable_shared_from_this<Session> {
  private:
   void read_header() {
     if (closed_) return;
+    arm_idle_timer();
     parser_.emplace();
     parser_->body_limit(server_.max_content_length_);
     http::async_read_header(stream_, buffer_, *parser_,
@@ -63,6 +64,7 @@ class Server::Session : public std::enable_shared_from_this<Session> {
   }
 
   void on_header(beast::error_code ec, size_t) {
+    ++idle_generation_;  // a request came (or the read failed): no longer idle
     if (ec) return on_read_error(ec);
     auto& req = parser_->get();
     if (beast::iequals(req[http::field::expect], "100-continue")) {
@@ -78,6 +80,23 @@ class Server::Session : public std::enable_shared_from_this<Session> {
 
   void read_body() {
     http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&Session::on_read, shared_from_this()));
+  }
+
+  // idle_timeout_ms (faults.h): a connection still waiting for the first
+  // byte of its next request when the timer fires is closed. Bytes that
+  // arrived but were not yet handed to the strand are the race a real
+  // proxy has too: the client sees its request go unanswered.
+  void arm_idle_timer() {
+    const int64_t ms = server_.cluster_.idle_timeout_ms();
+    if (ms <= 0) return;
+    const uint64_t generation = ++idle_generation_;
+    timer_.expires_after(std::chrono::milliseconds(ms));
+    timer_.async_wait([self = shared_from_this(), generation](beast::error_code ec) {
+      if (ec || self->closed_ || generation != self->idle_generation_ || self->buffer_.size() > 0) return;
+      if (self->server_.verbose_) std::cerr << "(idle connection closed)\n";
+      self->server_.cluster_.idle_connection_closed();
+      self->close();
+    });
   }
 
   void on_read_error(beast::error_code ec) {
@@ -169,6 +188,7 @@ class Server::Session : public std::enable_shared_from_this<Session> {
   unsigned version_ = 11;
   int64_t down_ms_ = 0;
   bool closed_ = false;
+  uint64_t idle_generation_ = 0;  // the armed idle timer fires only while it is current
 };
 
 Server::Server(Cluster& cluster, size_t max_content_length, bool verbose)

@@ -2,9 +2,9 @@
 
 // The HTTP/1.1 side of the Elasticsearch test server: a Boost.Beast
 // listener with keep-alive connections, `Expect: 100-continue`, request size
-// limits, the connection-level faults (delay, close without reply) and the
-// "down" mode (stop listening and drop every connection, then come back on
-// the same port).
+// limits, the connection-level faults (delay, close without reply, idle
+// timeout) and the "down" mode (stop listening and drop every connection,
+// then come back on the same port).
 //
 // Threading: `threads` threads run one io_context. The acceptor and each
 // connection live on their own strand. down(), up() and stop() may be called

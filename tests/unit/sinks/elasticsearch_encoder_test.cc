@@ -203,6 +203,7 @@ TEST(BulkResponseClassifierTest, MixedItems) {
   EXPECT_EQ(results[3].outcome, ItemOutcome::kDelivered);  // create + _id + 409
   EXPECT_EQ(results[4].outcome, ItemOutcome::kRetry);
   EXPECT_EQ(sum.delivered, 2u);
+  EXPECT_EQ(sum.already_present, 1u);  // the 409, also in `delivered`
   EXPECT_EQ(sum.retry, 2u);
   EXPECT_EQ(sum.rejected, 1u);
 
@@ -210,6 +211,7 @@ TEST(BulkResponseClassifierTest, MixedItems) {
   std::string again = body;
   ASSERT_TRUE(c.Classify(&again, false, Items(5, true), &results, &sum).ok());
   EXPECT_EQ(results[3].outcome, ItemOutcome::kRejected);
+  EXPECT_EQ(sum.already_present, 0u);
 }
 
 TEST(BulkResponseClassifierTest, MissingItemsAreRetried) {

@@ -287,5 +287,60 @@ TEST(EsHttpClientPoolTest, KeepsAtMostMaxIdleConnectionsAfterABurst) {
       << OpenSockets() - before << " sockets still open";
 }
 
+// Posts one small bulk request and waits for its response.
+HttpResponse PostOne(HttpClient& client) {
+  std::promise<HttpResponse> done;
+  client.Post("/_bulk", std::make_shared<const std::string>("{\"index\":{\"_index\":\"x\"}}\n{\"n\":1}\n"), false,
+              [&done](HttpResponse r) { done.set_value(std::move(r)); });
+  return done.get_future().get();
+}
+
+// The server reads a request on a kept-alive connection and closes it
+// without a reply: the client sends it once more on a new connection, and
+// says so in the response (the first copy may have been processed).
+TEST(EsHttpClientPoolTest, ReportsARequestSentAgainAfterAKeptConnectionClosedUnanswered) {
+  tributary::test_support::EsBulkServer es;
+  ASSERT_TRUE(es.ok()) << es.error();
+  HttpClientOptions o;
+  o.endpoints.push_back(ParseEndpoint(es.url()).value());
+  auto client = std::move(HttpClient::Create(std::move(o))).value();
+  client->Start();
+  HttpResponse first = PostOne(*client);
+  ASSERT_TRUE(first.error.ok()) << first.error.ToString();
+  EXPECT_FALSE(first.resent);
+  ASSERT_TRUE(es.set_faults(R"({"close_connections": 1})"));
+  HttpResponse second = PostOne(*client);
+  ASSERT_TRUE(second.error.ok()) << second.error.ToString();
+  EXPECT_EQ(second.status, 200) << second.body;
+  EXPECT_TRUE(second.resent);
+  EXPECT_NE(second.resent_after.find("closed without a response"), std::string::npos) << second.resent_after;
+  EXPECT_EQ(es.stat("closed_connections"), 1);
+  EXPECT_EQ(es.stat("bulk_requests"), 2);  // the dropped copy was read, not processed
+  HttpResponse third = PostOne(*client);
+  ASSERT_TRUE(third.error.ok()) << third.error.ToString();
+  EXPECT_FALSE(third.resent);
+}
+
+// The server closes a kept-alive connection once it has been idle 200 ms
+// (a proxy's idle timeout): the client notices before it writes the next
+// request, and sends it on a new connection the first time, so it is not a
+// resend.
+TEST(EsHttpClientPoolTest, AKeptConnectionTheServerClosedWhileIdleIsReplacedBeforeUse) {
+  tributary::test_support::EsBulkServer es({"--idle-timeout-ms", "200"});
+  ASSERT_TRUE(es.ok()) << es.error();
+  HttpClientOptions o;
+  o.endpoints.push_back(ParseEndpoint(es.url()).value());
+  auto client = std::move(HttpClient::Create(std::move(o))).value();
+  client->Start();
+  HttpResponse first = PostOne(*client);
+  ASSERT_TRUE(first.error.ok()) << first.error.ToString();
+  ASSERT_TRUE(tributary::testing::WaitFor([&] { return es.stat("idle_closed_connections") == 1; }));
+  HttpResponse second = PostOne(*client);
+  ASSERT_TRUE(second.error.ok()) << second.error.ToString();
+  EXPECT_EQ(second.status, 200) << second.body;
+  EXPECT_FALSE(second.resent) << second.resent_after;
+  EXPECT_EQ(es.stat("bulk_requests"), 2);
+}
+
 }  // namespace
 }  // namespace tributary::es

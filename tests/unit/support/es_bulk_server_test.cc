@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 #include <simdjson.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -468,6 +471,33 @@ TEST(EsBulkServerTest, ClosesConnectionsWithoutAReplyOnRequest) {
   EXPECT_EQ(es.count("app"), 0) << "a dropped request was not processed";
   EXPECT_EQ(es.post("/_bulk", index_actions(1, "app")).status, 200);
   EXPECT_EQ(es.stat("closed_connections"), 1);
+}
+
+// idle_timeout_ms closes a kept-alive connection that waits that long for
+// its next request, as a proxy's idle timeout does.
+TEST(EsBulkServerTest, ClosesAKeptAliveConnectionIdleForTheIdleTimeout) {
+  EsBulkServer es;
+  ASSERT_TRUE(es.ok()) << es.error();
+  ASSERT_TRUE(es.set_faults(R"({"idle_timeout_ms":100})"));
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  timeval tv{10, 0};  // a recv that never ends fails the test instead
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(es.port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
+  const std::string request = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";  // keep-alive by default
+  ASSERT_EQ(::send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+  std::string got;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) got.append(buf, static_cast<size_t>(n));
+  EXPECT_EQ(n, 0) << "no end of stream: " << std::strerror(errno);
+  ::close(fd);
+  EXPECT_EQ(got.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << got;  // answered, then closed once idle
+  EXPECT_EQ(es.stat("idle_closed_connections"), 1);
 }
 
 TEST(EsBulkServerTest, DelayProvokesClientTimeouts) {
