@@ -755,10 +755,12 @@ bool ParseComponent(const PendingComponent& pending, ComponentConfig* out, Diagn
 
 void CheckGraph(Config* config, Diagnostics* diag) {
   // Valid input names: sources, transforms, and route outputs "id.name".
+  // A component with named outputs sends nothing on its own id (as in
+  // Vector): naming it would be an input that never carries an event.
   std::vector<std::string> valid;
   for (const auto& c : config->components) {
     if (c.kind == ComponentKind::kSink) continue;
-    valid.push_back(c.id);
+    if (c.outputs.empty()) valid.push_back(c.id);
     for (const auto& o : c.outputs) valid.push_back(c.id + "." + o);
   }
   std::map<std::string, int> consumers;
@@ -782,6 +784,16 @@ void CheckGraph(Config* config, Diagnostics* diag) {
       const ComponentConfig* target = config->Find(in);
       if (target && target->kind == ComponentKind::kSink) {
         diag->Error(c.input_locations[i], "input `" + in + "` of `" + c.id + "` is a sink; sinks have no outputs");
+        continue;
+      }
+      if (target && !target->outputs.empty()) {
+        std::string names;
+        for (const auto& o : target->outputs) names += (names.empty() ? "`" : ", `") + in + "." + o + "`";
+        diag->Error(c.input_locations[i],
+                    "input `" + in + "` of `" + c.id + "` names a " + target->type +
+                        " itself, which sends every event to one of its named outputs and none on its own id",
+                    "name the outputs to read: " + names);
+        consumers[in]++;  // reported here, not again as "not used"
         continue;
       }
       std::string near = ClosestMatch(in, valid);

@@ -99,6 +99,31 @@ sinks:
     EXPECT_EQ(d.message.find("not used"), std::string::npos) << diag.ToString();
 }
 
+// A route sends every event to a named output (`_unmatched` included)
+// and none on its own id: `inputs: [ro]` was accepted and its sink got
+// nothing, silently.
+TEST(LoaderTest, ARouteItselfIsNotAnInputOnlyItsOutputsAre) {
+  Diagnostics diag;
+  auto cfg = Load({{"a.yaml", R"(
+sources:
+  gen: { type: test_source }
+transforms:
+  ro:
+    type: route
+    inputs: [gen]
+    route:
+      a: { field: status, eq: 200 }
+sinks:
+  out: { type: test_sink, inputs: [ro] }
+)"}},
+                  &diag);
+  EXPECT_FALSE(cfg);
+  EXPECT_TRUE(HasError(diag, "a.yaml:11:36", "input `ro` of `out` names a route itself")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:11:36", "`ro.a`, `ro._unmatched`")) << diag.ToString();
+  EXPECT_EQ(diag.error_count(), 1u) << diag.ToString();
+  for (const auto& d : diag.all()) EXPECT_EQ(d.message.find("not used"), std::string::npos) << diag.ToString();
+}
+
 TEST(LoaderTest, DuplicateIdAcrossFilesAndConflictingGlobals) {
   Diagnostics diag;
   auto cfg = Load({{"a.yaml", std::string("data_dir: /a\n") + kValid},
