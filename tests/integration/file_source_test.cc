@@ -1299,16 +1299,28 @@ class BlockedSourceTest : public FileSourceTest {
         "/out.log\n    encoding: { codec: text }\n    buffer: " + buffer + "\n";
     agent_ = std::make_unique<Agent>(dir_, config, args);
     ASSERT_NE(agent_->api_port(), 0) << agent_->process().Stderr();
-    // Blocked: the sink failed to write the batch it holds, the buffer
-    // holds more, and the source has more lines than both.
+    // Blocked: the sink cannot write, and the source has stopped handing
+    // on lines (for 300 ms) short of the end of its backlog.
+    auto handed_on = [&] { return Metric(*agent_, "tributary_component_received_events_total"); };
+    double last = -1;
+    auto last_change = std::chrono::steady_clock::now();
     ASSERT_TRUE(WaitFor([&] {
-      return agent_->Metric("tributary_component_healthy", {{"component_id", "out"}}) == 0 &&
-             agent_->Metric("tributary_buffer_events", {{"component_id", "out"}}).value_or(0) > 0;
-    }, 20s)) << agent_->process().Stderr();
+      const double n = handed_on();
+      const auto now = std::chrono::steady_clock::now();
+      if (n != last) {
+        last = n;
+        last_change = now;
+        return false;
+      }
+      return n > 0 && n < backlog && now - last_change >= 300ms &&
+             agent_->Metric("tributary_component_healthy", {{"component_id", "out"}}) == 0;
+    }, 20s)) << "handed on " << last << " lines\n" << agent_->process().Stderr();
     while_blocked(&written);
-    // Nothing arrived: the source was blocked all along.
+    // Nothing arrived, and the source has not handed on its backlog: it
+    // was blocked all along.
     const double sent = agent_->Metric("tributary_component_sent_events_total", {{"component_id", "out"}}).value_or(-1);
     EXPECT_EQ(sent, 0) << "the sink wrote while it was meant to be down";
+    EXPECT_EQ(handed_on(), last) << "the source was meant to be blocked";
     fs::remove(blocked);
     fs::create_directories(blocked);
     ExpectExactlyOnce(written, blocked + "/out.log", 60s);
@@ -1351,14 +1363,15 @@ class BlockedSourceTest : public FileSourceTest {
 };
 
 TEST_F(BlockedSourceTest, FilesCreatedWhileBlockedAreReadAfterTheyAreDeletedOrRenamedAway) {
-  Run(logs() + "/*.log", "", "{ type: memory, max_events: 100, when_full: block }", 5000, {}, false,
+  Run(logs() + "/*.log", "", "{ type: memory, max_events: 100, when_full: block }", 20000, {}, false,
       [&](std::vector<std::string>* w) { DeletedAndRenamedAway(w); });
 }
 
 // --threads 2 with a transform: the batches go through the worker pool,
-// and the source waits for one of its jobs in flight (or pushes one).
+// and the source waits for a slot among its jobs in flight (8 of about
+// 1000 events: hence the longer backlog), or pushes one itself.
 TEST_F(BlockedSourceTest, FilesCreatedWhileBlockedAreReadWithWorkerThreads) {
-  Run(logs() + "/*.log", "", "{ type: memory, max_events: 100, when_full: block }", 5000, {"--threads", "2"}, true,
+  Run(logs() + "/*.log", "", "{ type: memory, max_events: 100, when_full: block }", 30000, {"--threads", "2"}, true,
       [&](std::vector<std::string>* w) { DeletedAndRenamedAway(w); });
 }
 
@@ -1372,7 +1385,7 @@ TEST_F(BlockedSourceTest, FilesCreatedWhileBlockedByAFullDiskBufferAreRead) {
 // open (whether it is a copy of app.log is decided once app.log's reader
 // sees the truncation) and read from where app.log's reader was.
 TEST_F(BlockedSourceTest, ACopytruncatedFileWhoseCopyIsDeletedWhileBlockedIsReadToItsEnd) {
-  Run(logs() + "/app.log*", "", "{ type: memory, max_events: 100, when_full: block }", 5000, {}, false,
+  Run(logs() + "/app.log*", "", "{ type: memory, max_events: 100, when_full: block }", 20000, {}, false,
       [&](std::vector<std::string>* w) {
         const std::string app = logs() + "/app.log", copy = logs() + "/app.log.1";
         CopyFile(app, copy);
