@@ -12,7 +12,7 @@ MemoryBuffer::MemoryBuffer(std::string name, uint64_t max_events, bool drop_when
 
 MemoryBuffer::~MemoryBuffer() { Abort(); }
 
-bool MemoryBuffer::Push(Batch batch) {
+bool MemoryBuffer::Push(Batch batch, WhileBlocked* while_blocked) {
   const uint64_t n = batch.size();
   const uint64_t bytes = batch.bytes();
   std::unique_lock lock(mu_);
@@ -28,7 +28,15 @@ bool MemoryBuffer::Push(Batch batch) {
       batch.Finalize(BatchStatus::kRejected);
       return true;
     }
-    not_full_.wait(lock, has_room);
+    if (while_blocked == nullptr) {
+      not_full_.wait(lock, has_room);
+    } else {
+      while (!not_full_.wait_for(lock, WhileBlocked::kInterval, has_room)) {
+        lock.unlock();
+        while_blocked->Work();
+        lock.lock();
+      }
+    }
   }
   if (aborted_ || closed_) {
     lock.unlock();
@@ -114,7 +122,9 @@ class DrainingBuffer final : public Buffer {
     if (drained) RemoveBufferDir(dir_);
   }
 
-  bool Push(Batch batch) override { return main_->Push(std::move(batch)); }
+  bool Push(Batch batch, WhileBlocked* while_blocked = nullptr) override {
+    return main_->Push(std::move(batch), while_blocked);
+  }
   Result Next(Batch* out, std::chrono::milliseconds timeout) override {
     if (!leftover_read_) {
       Result r = leftover_->Next(out, timeout);

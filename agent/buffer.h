@@ -32,8 +32,10 @@ class Buffer : public SinkInput {
   // Hands a batch to the buffer. With when_full=block this waits for room
   // (backpressure); with drop_newest it drops the batch when full, counts
   // it and finalizes it Rejected. Returns false if the buffer was aborted
-  // or closed (the batch is finalized Failed).
-  virtual bool Push(Batch batch) = 0;
+  // or closed (the batch is finalized Failed). While it waits for room,
+  // `while_blocked` (if given) is run about every WhileBlocked::kInterval
+  // on the calling thread, with no lock held.
+  virtual bool Push(Batch batch, WhileBlocked* while_blocked = nullptr) = 0;
   virtual void Close() = 0;
   virtual void Abort() = 0;
   // After Abort, when the sink thread reading the buffer is stuck and the
@@ -49,7 +51,7 @@ class MemoryBuffer final : public Buffer {
   MemoryBuffer(std::string name, uint64_t max_events, bool drop_when_full, BufferMetrics metrics);
   ~MemoryBuffer() override;
 
-  bool Push(Batch batch) override;
+  bool Push(Batch batch, WhileBlocked* while_blocked = nullptr) override;
   Result Next(Batch* out, std::chrono::milliseconds timeout) override;
   void Close() override;
   void Abort() override;

@@ -36,6 +36,22 @@ struct BuildContext {
 
 // ---- Sources ---------------------------------------------------------------
 
+// Work a source does while a Send, SendMore or Flush of its waits for room
+// in a full buffer (`when_full: block`), such as keeping hold of new input
+// that would be gone by the time the buffer has room (a file source opens
+// the files created meanwhile). See SourceContext::SetWhileBlocked.
+class WhileBlocked {
+ public:
+  // About how often Work is called while a send waits.
+  static constexpr std::chrono::milliseconds kInterval{100};
+  virtual ~WhileBlocked() = default;
+  // Called on the source's own thread, from inside the waiting Send,
+  // SendMore or Flush, with no lock of the agent's held. It must not send
+  // (no Send, SendMore or Flush) and should return within a few tens of
+  // milliseconds: a stop, or room in the buffer, is seen once it returns.
+  virtual void Work() = 0;
+};
+
 class SourceContext {
  public:
   virtual ~SourceContext() = default;
@@ -53,6 +69,11 @@ class SourceContext {
   virtual bool SendMore(Batch batch) { return Send(std::move(batch)); }
   // Pushes whatever SendMore held back.
   virtual void Flush() {}
+  // While a Send, SendMore or Flush of this source waits for room in a
+  // buffer, `work->Work()` is called on this thread about every
+  // WhileBlocked::kInterval (nullptr: nothing is). The batches keep their
+  // order. `work` must outlive Run().
+  virtual void SetWhileBlocked(WhileBlocked* work) { (void)work; }
   // Requested when the source should stop reading and return from Run().
   virtual std::stop_token stop_token() const = 0;
   virtual ComponentMetrics& metrics() = 0;

@@ -257,7 +257,7 @@ class DiskBuffer::Impl : public std::enable_shared_from_this<Impl> {
   void Shutdown();
   void Release();
 
-  bool Push(Batch batch);
+  bool Push(Batch batch, WhileBlocked* while_blocked);
   SinkInput::Result Next(Batch* out, std::chrono::milliseconds timeout);
   void Close();
   void Abort();
@@ -574,7 +574,7 @@ Status DiskBuffer::Impl::OpenNewSegment(uint64_t id) {
 
 // ---- Write path ------------------------------------------------------------
 
-bool DiskBuffer::Impl::Push(Batch batch) {
+bool DiskBuffer::Impl::Push(Batch batch, WhileBlocked* while_blocked) {
   if (batch.empty()) return true;
   const uint64_t n = batch.size();
   thread_local std::string payload;
@@ -587,6 +587,7 @@ bool DiskBuffer::Impl::Push(Batch batch) {
   Releases rel;
   std::unique_lock lock(mu_);
   auto backoff = std::chrono::milliseconds(50);
+  auto next_work = std::chrono::steady_clock::now() + WhileBlocked::kInterval;  // while_blocked
   bool counted_blocked = false;
   auto unblock = [&] {
     if (counted_blocked) --blocked_writers_;
@@ -655,7 +656,21 @@ bool DiskBuffer::Impl::Push(Batch batch) {
     flush_cv_.notify_one();
     // Woken when acknowledged segments are deleted; a failed write is
     // retried with backoff (the disk may get space back by other means).
-    not_full_.wait_for(lock, ws.ok() ? std::chrono::milliseconds(1000) : backoff);
+    auto wait = ws.ok() ? std::chrono::milliseconds(1000) : backoff;
+    if (while_blocked != nullptr) {
+      // The caller's work runs every interval, without the lock.
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= next_work) {
+        lock.unlock();
+        while_blocked->Work();
+        lock.lock();
+        next_work = std::chrono::steady_clock::now() + WhileBlocked::kInterval;
+        continue;  // aborted, closed or room meanwhile?
+      }
+      wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(next_work - now) +
+                                std::chrono::milliseconds(1));
+    }
+    not_full_.wait_for(lock, wait);
     if (!ws.ok()) backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
   }
   unblock();
@@ -1024,7 +1039,9 @@ Result<std::unique_ptr<DiskBuffer>> DiskBuffer::Open(const DiskBufferOptions& op
 }
 
 DiskBuffer::~DiskBuffer() { impl_->Shutdown(); }
-bool DiskBuffer::Push(Batch batch) { return impl_->Push(std::move(batch)); }
+bool DiskBuffer::Push(Batch batch, WhileBlocked* while_blocked) {
+  return impl_->Push(std::move(batch), while_blocked);
+}
 SinkInput::Result DiskBuffer::Next(Batch* out, std::chrono::milliseconds timeout) {
   return impl_->Next(out, timeout);
 }

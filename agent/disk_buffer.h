@@ -106,7 +106,7 @@ class DiskBuffer final : public Buffer {
   static tributary::Result<std::unique_ptr<DiskBuffer>> Open(const DiskBufferOptions& options, BufferMetrics metrics);
   ~DiskBuffer() override;
 
-  bool Push(Batch batch) override;
+  bool Push(Batch batch, WhileBlocked* while_blocked = nullptr) override;
   Result Next(Batch* out, std::chrono::milliseconds timeout) override;
   void Close() override;
   void Abort() override;

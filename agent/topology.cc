@@ -48,6 +48,7 @@ class Topology::SourceRunner final : public SourceContext {
   void Start() {
     thread_ = std::jthread([this](std::stop_token) {
       Status s = node_->source->Run(*this);
+      while_blocked_ = nullptr;  // Run has returned: the source's work is over
       Flush();
       if (!s.ok()) TLOG_ERROR(node_->id, "source stopped with an error: " + s.ToString());
       else TLOG_DEBUG(node_->id, "source finished");
@@ -63,6 +64,7 @@ class Topology::SourceRunner final : public SourceContext {
   bool Send(Batch batch) override { return SendBatch(std::move(batch), false); }
   bool SendMore(Batch batch) override { return SendBatch(std::move(batch), true); }
   void Flush() override { (void)Release(); }
+  void SetWhileBlocked(WhileBlocked* work) override { while_blocked_ = work; }
   std::stop_token stop_token() const override { return stop_.get_token(); }
   ComponentMetrics& metrics() override { return *node_->metrics; }
   Node* node() { return node_; }
@@ -101,7 +103,7 @@ class Topology::SourceRunner final : public SourceContext {
   bool Release() {
     gathered_events_ = 0;
     if (pool_ == nullptr) {
-      for (auto& [sink, b] : held_) sink->buffer->Push(std::move(b));
+      for (auto& [sink, b] : held_) sink->buffer->Push(std::move(b), while_blocked_);
       held_.clear();
       return !topology_->hard_stop_.stop_requested();
     }
@@ -117,7 +119,11 @@ class Topology::SourceRunner final : public SourceContext {
           gathered_.clear();
           return false;
         }
-        cv_.wait_for(lock, std::chrono::milliseconds(100));
+        if (cv_.wait_for(lock, WhileBlocked::kInterval) == std::cv_status::timeout && while_blocked_ != nullptr) {
+          lock.unlock();
+          while_blocked_->Work();
+          lock.lock();
+        }
       }
       j->inputs = std::move(gathered_);
       gathered_.clear();
@@ -125,8 +131,8 @@ class Topology::SourceRunner final : public SourceContext {
       j->pooled = in_pool_ < 2 * pool_->size();
       in_pool_ += j->pooled;
     }
-    if (j->pooled) pool_->Submit([this, j] { Run(j); });
-    else Run(j);
+    if (j->pooled) pool_->Submit([this, j] { Run(j, nullptr); });
+    else Run(j, while_blocked_);
     return !topology_->hard_stop_.stop_requested();
   }
 
@@ -139,15 +145,18 @@ class Topology::SourceRunner final : public SourceContext {
     bool done = false;
   };
 
-  void Run(Job* j) {
+  // `while_blocked`: the source's, when this is the source's thread.
+  void Run(Job* j, WhileBlocked* while_blocked) {
     for (Batch& b : j->inputs) topology_->Dispatch(node_->downstream[0], std::move(b), &j->pushes);
     j->inputs.clear();
-    Finished(j);
+    Finished(j, while_blocked);
   }
 
   // Called by the thread that ran `j`. Whoever finds the oldest job done
-  // (and nobody else pushing) pushes it and every done job after it.
-  void Finished(Job* j) {
+  // (and nobody else pushing) pushes it and every done job after it; on
+  // the source's thread, a push that waits for room runs the source's
+  // WhileBlocked work, never on a worker's.
+  void Finished(Job* j, WhileBlocked* while_blocked) {
     std::unique_lock lock(mu_);
     j->done = true;
     in_pool_ -= j->pooled;
@@ -156,7 +165,7 @@ class Topology::SourceRunner final : public SourceContext {
     while (!in_flight_.empty() && in_flight_.front()->done) {
       Job* head = in_flight_.front().get();
       lock.unlock();
-      for (auto& [sink, b] : head->pushes) sink->buffer->Push(std::move(b));
+      for (auto& [sink, b] : head->pushes) sink->buffer->Push(std::move(b), while_blocked);
       head->pushes.clear();
       lock.lock();
       in_flight_.pop_front();  // only now: a blocked push keeps its slot (backpressure)
@@ -176,6 +185,7 @@ class Topology::SourceRunner final : public SourceContext {
   std::stop_source stop_;
   std::jthread thread_;
   WorkerPool* pool_ = nullptr;
+  WhileBlocked* while_blocked_ = nullptr;  // the source's thread only
   size_t max_in_flight_ = 0;
   size_t in_pool_ = 0;  // jobs of in_flight_ given to the pool and not done
   std::mutex mu_;

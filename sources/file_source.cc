@@ -108,6 +108,9 @@ struct FileSource::Reader {
   bool seen = false;     // found by the current discovery
   bool removed = false;
   bool starved = false;  // waits for a descriptor
+  // Found while blocked and not told apart yet from a file being read
+  // (Match::kUndecided): held even once deleted, until Identify decides.
+  bool undecided = false;
   Clock::time_point last_read = Clock::now();
   uint64_t truncated_seen = 0, discarded_seen = 0, ml_truncated_seen = 0;
   // The last bytes fed to the splitter (tail_len of them, ending at offset
@@ -747,7 +750,7 @@ void FileSource::Discover(bool first) {
       ++it;
     }
   }
-  Sweep();
+  if (!blocked_) Sweep();  // blocked: the reader whose turn was interrupted may be referenced still
   files_watched_->Set(static_cast<double>(readers_.size()));
   MarkAllDirty();  // the poll that catches what inotify cannot see
 }
@@ -816,7 +819,7 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
     // its first line). Identify does the rest.
     Reader* r = AddReader(path, fd, key, 0);
     TLOG_DEBUG(id_, "watching " + path + ": waiting for its first line(s) to identify it");
-    if (open_count_ > max_open_) Park(r);
+    KeepWithinCap(r);
     MarkDirty(r);
     return;
   }
@@ -826,11 +829,23 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
   uint64_t pos = 0;
   switch (m.kind) {
     case Match::kUndecided:
-      ::close(fd);
-      discovery_requested_ = true;
-      return;
     case Match::kCopy:
-      NoteCopy(key, st.st_size, path, m.other);
+      // Blocked, a copy (or maybe one) of a file being read, with bytes its
+      // reader has not read, or that changed under it (copytruncate): the
+      // copy may hold the only lines left of them once the original is
+      // truncated, and be deleted (logrotate's `rotate N`) before the reader
+      // can go on. Held open, unidentified: Identify decides when it can.
+      if (blocked_ && (m.kind == Match::kUndecided ||
+                       (m.original != nullptr && m.original->splitter.offset() < static_cast<uint64_t>(st.st_size)))) {
+        Reader* r = AddReader(path, fd, key, 0);
+        r->undecided = true;
+        TLOG_DEBUG(id_, "holding " + path + " open: maybe a copy of " + m.other + ", decided once it is read again");
+        KeepWithinCap(r);
+        MarkDirty(r);
+        return;
+      }
+      if (m.kind == Match::kCopy) NoteCopy(key, st.st_size, path, m.other);
+      else discovery_requested_ = true;
       ::close(fd);
       return;
     case Match::kAdopt:
@@ -879,7 +894,7 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
   r->check = progress->emit_check;
   TopUpLead(progress.get(), fd, HeadEnd(**id));
   TLOG_DEBUG(id_, "watching " + path + " from offset " + std::to_string(pos));
-  if (open_count_ > max_open_) Park(r);
+  KeepWithinCap(r);
   MarkDirty(r);
 }
 
@@ -912,6 +927,36 @@ void FileSource::Park(Reader* r) {
   ::close(r->fd);
   r->fd = -1;
   --open_count_;
+}
+
+void FileSource::KeepWithinCap(Reader* r) {
+  if (open_count_ <= max_open_) return;
+  if (blocked_) {
+    // Its turn is far off (after Send returns): parked, it would be lost if
+    // deleted or renamed out of the globs meanwhile. An identified file
+    // read to its end and still at its path gives up its descriptor
+    // instead: it loses nothing unless it is written to and then deleted.
+    Reader* victim = nullptr;
+    for (auto& o : readers_) {
+      if (&o == r || &o == reading_ || o.fd < 0 || o.rotated || o.removed || !o.id) continue;
+      struct stat st;
+      if (::fstat(o.fd, &st) != 0 || st.st_nlink == 0 || static_cast<uint64_t>(st.st_size) != o.splitter.offset())
+        continue;
+      if (victim == nullptr || o.last_read < victim->last_read) victim = &o;
+    }
+    struct stat st;
+    if (victim != nullptr && ::stat(victim->path.c_str(), &st) == 0 &&
+        static_cast<uint64_t>(st.st_dev) == victim->dev && static_cast<uint64_t>(st.st_ino) == victim->ino) {
+      Park(victim);
+      return;
+    }
+    LogLimited(blocked_cap_limiter_, LogLevel::kWarn, id_,
+               "max_open_files reached (" + std::to_string(max_open_) + " files open) while the sinks' buffers " +
+                   "are full: " + r->path + " is not held open, and if it is deleted or renamed out of the " +
+                   "globs before the source can read again, its lines are lost (raise max_open_files, or " +
+                   "`ulimit -n` / LimitNOFILE=)");
+  }
+  Park(r);
 }
 
 // Files held open by every file source together stay under half of what
@@ -950,7 +995,7 @@ bool FileSource::HasParkable() const {
 bool FileSource::ParkIdlest(Reader* except) {
   Reader* victim = nullptr;
   for (auto& o : readers_) {
-    if (!Parkable(o) || &o == except) continue;
+    if (!Parkable(o) || &o == except || &o == reading_) continue;
     if (victim == nullptr || o.last_read < victim->last_read) victim = &o;
   }
   if (victim == nullptr) return false;
@@ -1161,6 +1206,7 @@ bool FileSource::Identify(Reader* r) {
   const Match m = MatchKnown(r->fd, st, **id, r);
   std::shared_ptr<file::Progress> progress;
   uint64_t pos = 0;
+  r->undecided = m.kind == Match::kUndecided && r->undecided;
   switch (m.kind) {
     case Match::kUndecided:
       discovery_requested_ = true;  // which queues every reader again
@@ -1256,6 +1302,7 @@ FileSource::Match FileSource::MatchKnown(int fd, const struct stat& st, const fi
     }
     if (*copy) {
       m.kind = Match::kCopy;
+      m.original = a;
       return m;
     }
   }
@@ -1458,9 +1505,10 @@ bool FileSource::ReadTurn(Reader* r) {
   if (!r->id && !Identify(r)) {  // waits for enough lines
     if (r->removed) return false;
     // Gone before it had them: deleted, or renamed out of the globs and
-    // idle for rotate_wait_secs.
-    if (st.st_nlink == 0 ||
-        (r->rotated && Clock::now() - r->last_read >= config_.rotate_wait_secs.get())) {
+    // idle for rotate_wait_secs. (Not a copy still to be told apart from
+    // its original, found while the source was blocked: it has its lines.)
+    if (!r->undecided && (st.st_nlink == 0 ||
+                          (r->rotated && Clock::now() - r->last_read >= config_.rotate_wait_secs.get()))) {
       TLOG_DEBUG(id_, r->path + " went away before it had a line to identify it by: closed");
       RemoveReader(r);
     } else if (static_cast<uint64_t>(st.st_size) != r->waiting_size) {
@@ -1593,6 +1641,8 @@ Status FileSource::Run(SourceContext& ctx) {
   // the reading thread is doing (waiting for input, or blocked in Send).
   tracker_->set_on_advance([this] { KickCheckpoints(); });
   ckpt_thread_ = std::thread([this] { CheckpointLoop(); });
+  // A full buffer blocks Send: discovery goes on meanwhile (Work).
+  ctx.SetWhileBlocked(this);
   auto stop = ctx.stop_token();
   std::stop_callback on_stop(stop, [this] {
     if (wake_fd_ >= 0) Wake(wake_fd_);
@@ -1614,7 +1664,9 @@ Status FileSource::Run(SourceContext& ctx) {
       ready_.pop_front();
       r->queued = false;
       if (r->removed) continue;
+      reading_ = r;
       progressed |= ReadTurn(r);
+      reading_ = nullptr;
       if (r->dirty && !r->removed && !r->starved) MarkDirty(r);
     }
     // A file that found every open file queued (a discovery queues them
@@ -1662,6 +1714,26 @@ Status FileSource::Run(SourceContext& ctx) {
   SendBatch();
   PublishCheckpoints();
   return Status::Ok();
+}
+
+// Called from inside Send, SendMore or Flush while they wait for room in a
+// full buffer, on this thread: files that appear are opened and identified
+// (a file created during a sink outage may be deleted by logrotate, or
+// renamed out of the globs, before the sink is back), and new identities
+// are handed to the checkpoint thread. Nothing is read: the lines would
+// have nowhere to go, and the batch being sent holds the read positions.
+void FileSource::Work() {
+  if (blocked_ || ctx_ == nullptr || ctx_->stop_token().stop_requested()) return;
+  blocked_ = true;
+  DrainInotify();
+  const auto now = Clock::now();
+  DiscoverNamed(now);
+  const auto cooldown = config_.glob_minimum_cooldown_ms.get();
+  const auto triggered_cooldown = std::min<std::chrono::milliseconds>(cooldown, std::chrono::milliseconds(100));
+  if (now - last_discovery_ >= cooldown || (discovery_requested_ && now - last_discovery_ >= triggered_cooldown))
+    Discover(false);
+  PublishCheckpoints();
+  blocked_ = false;
 }
 
 void FileSource::Finish() {

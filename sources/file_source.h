@@ -33,6 +33,13 @@
 // At most max_open_files descriptors are open: idle files beyond that are
 // closed ("parked") and reopened, with their identity checked, when they
 // have data. Layout: helpers live in sources/file/.
+//
+// While Send waits for room in a full buffer, the same thread keeps
+// discovering (WhileBlocked, called from inside Send): it drains inotify
+// and runs DiscoverNamed and Discover, so files created meanwhile are
+// opened and identified, and held open until they can be read, wherever
+// they are renamed or deleted to. It reads no line and sends nothing, and
+// never closes, parks or frees the reader whose turn was interrupted.
 
 #include <sys/types.h>
 
@@ -62,7 +69,7 @@
 
 namespace tributary {
 
-class FileSource final : public Source {
+class FileSource final : public Source, private WhileBlocked {
  public:
   struct FingerprintConfig {
     std::string strategy = "checksum";
@@ -117,9 +124,16 @@ class FileSource final : public Source {
     } kind = kNew;
     std::shared_ptr<file::Progress> progress;
     std::string other;  // kCopy: the original; kNew: a file it only starts like
+    const Reader* original = nullptr;  // kCopy of a file being read: its reader
   };
 
   FileSource(const Config& config, BuildContext& ctx);
+
+  // WhileBlocked: discovery while Send waits for room in a full buffer.
+  void Work() override;
+  // A file just added, over the cap on open files: parked, unless, while
+  // blocked, a file with nothing left to read can give up its descriptor.
+  void KeepWithinCap(Reader* r);
 
   // Discovery and identity.
   void Discover(bool first);
@@ -238,6 +252,11 @@ class FileSource final : public Source {
   // discovery); halved when an open() finds the process out of them.
   size_t max_open_ = 0;
   bool cap_logged_ = false;
+  // Inside Send, waiting for room (Work): discovery only, no reading.
+  bool blocked_ = false;
+  // The reader whose turn (ReadTurn) is under way: Work leaves it alone.
+  Reader* reading_ = nullptr;
+  RateLimiter blocked_cap_limiter_;
   size_t removed_count_ = 0;
   int inotify_fd_ = -1;
   bool inotify_failed_ = false;    // inotify_init1 failed: polling

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 
 namespace tributary {
 namespace {
@@ -38,6 +40,49 @@ TEST(MemoryBufferTest, DropNewestCountsAndLogsAtARateLimit) {
             5u)
       << log;
   EXPECT_EQ(Count(log, "\n"), 5u) << log;
+}
+
+// A Push waiting for room runs the caller's WhileBlocked work on the
+// caller's thread, again and again, and returns once there is room; an
+// Abort ends the wait whatever the work does.
+TEST(MemoryBufferTest, ABlockedPushRunsTheCallersWorkUntilThereIsRoom) {
+  struct Counting : WhileBlocked {
+    void Work() override {
+      EXPECT_EQ(std::this_thread::get_id(), thread);
+      ++calls;
+    }
+    std::thread::id thread;
+    std::atomic<int> calls{0};
+  };
+  Metrics metrics;
+  MemoryBuffer b("out", 10, /*drop_when_full=*/false, metrics.ForBuffer("out", "file", "memory"));
+  std::atomic<int> rejected{0};
+  ASSERT_TRUE(b.Push(MakeBatch(10, &rejected)));
+  Counting work;
+  std::atomic<bool> pushed{false};
+  std::thread pusher([&] {
+    work.thread = std::this_thread::get_id();
+    EXPECT_TRUE(b.Push(MakeBatch(5, &rejected), &work));
+    pushed = true;
+  });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (work.calls < 3 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  EXPECT_GE(work.calls.load(), 3);
+  EXPECT_FALSE(pushed.load());
+  Batch out;
+  ASSERT_EQ(b.Next(&out, std::chrono::milliseconds(0)), SinkInput::Result::kBatch);  // room
+  pusher.join();
+  EXPECT_TRUE(pushed.load());
+
+  // Full again: an Abort makes the waiting Push return false.
+  Counting work2;
+  std::thread aborted([&] {
+    work2.thread = std::this_thread::get_id();
+    EXPECT_FALSE(b.Push(MakeBatch(10, &rejected), &work2));
+  });
+  while (work2.calls < 1 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  b.Abort();
+  aborted.join();
 }
 
 }  // namespace
