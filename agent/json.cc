@@ -187,9 +187,15 @@ void AppendJson(const Value& v, std::string* out) {
         out->append("null");
         return;
       }
-      char buf[32];
+      char buf[40];
       auto r = std::to_chars(buf, buf + sizeof buf, d);
-      out->append(buf, static_cast<size_t>(r.ptr - buf));
+      const std::string_view text(buf, static_cast<size_t>(r.ptr - buf));
+      out->append(text);
+      // A whole number keeps its ".0", as Vector writes it: `123456789`
+      // would be read back as an integer (Elasticsearch's dynamic mapping
+      // makes the field a long, and truncates or rejects later fractions;
+      // the next hop of agent -> Kafka -> aggregator parses an int).
+      if (text.find_first_of(".e") == std::string_view::npos) out->append(".0");
       return;
     }
     case Value::Kind::kString: AppendJsonString(v.as_string(), out); return;

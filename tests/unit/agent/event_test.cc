@@ -255,6 +255,35 @@ TEST(JsonTest, RoundTripsThroughParser) {
   EXPECT_FALSE(parser.Parse("{not json", &v).ok());
 }
 
+// A float stays a float on the way out: a whole value keeps its ".0" (it
+// was written `123456789`, which Elasticsearch maps as a long and the next
+// hop parses as an int), and a number beyond int64, read as a double,
+// is written as one.
+TEST(JsonTest, AWholeFloatIsWrittenAsAFloat) {
+  auto json = [](const Value& v) {
+    std::string out;
+    AppendJson(v, &out);
+    return out;
+  };
+  EXPECT_EQ(json(Value(123456789.0)), "123456789.0");
+  EXPECT_EQ(json(Value(-2.0)), "-2.0");
+  EXPECT_EQ(json(Value(0.0)), "0.0");
+  EXPECT_EQ(json(Value(2.5)), "2.5");
+  EXPECT_EQ(json(Value(1e300)), "1e+300");
+  EXPECT_EQ(json(Value(int64_t{123456789})), "123456789");
+  JsonParser parser;
+  Value v;
+  ASSERT_TRUE(parser.Parse(R"({"f":123456789.0,"u":18446744073709551615,"i":7})", &v).ok());
+  const std::string out = json(v);
+  EXPECT_EQ(out, R"({"f":123456789.0,"u":18446744073709551616.0,"i":7})");
+  // What it wrote reads back as the same kinds.
+  Value again;
+  ASSERT_TRUE(parser.Parse(out, &again).ok());
+  EXPECT_TRUE(again.as_map().find("f")->is_double());
+  EXPECT_TRUE(again.as_map().find("u")->is_double());
+  EXPECT_TRUE(again.as_map().find("i")->is_int());
+}
+
 // One recycled map takes documents of changing shapes: every result equals
 // a fresh parse, and a nested map or array of the same kind is written
 // over in place rather than rebuilt.
