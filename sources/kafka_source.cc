@@ -217,7 +217,12 @@ const config::Schema<KafkaSource::Config>& KafkaSource::Config::schema() {
 }
 
 std::vector<std::pair<std::string, std::string>> KafkaSource::DefaultOptions(const Config& config) {
-  return {
+  // A pattern subscription finds topics created later at librdkafka's
+  // metadata refresh: every 300 s by default, and with `latest` what such a
+  // topic receives before that is never read. 30 s here.
+  const bool pattern = std::any_of(config.topics.begin(), config.topics.end(),
+                                   [](const std::string& t) { return !t.empty() && t[0] == '^'; });
+  std::vector<std::pair<std::string, std::string>> options = {
       {"bootstrap.servers", config.bootstrap_servers},
       {"group.id", config.group_id},
       {"client.id", "tributary"},
@@ -228,6 +233,8 @@ std::vector<std::pair<std::string, std::string>> KafkaSource::DefaultOptions(con
       {"statistics.interval.ms", "10000"},
       {"log.connection.close", "false"},
   };
+  if (pattern) options.emplace_back("topic.metadata.refresh.interval.ms", "30000");
+  return options;
 }
 
 Result<std::unique_ptr<Source>> KafkaSource::Build(const Config& config, BuildContext& ctx) {
@@ -412,7 +419,9 @@ void KafkaSource::AddMessage(const rd_kafka_message_t* msg) {
     } else {
       decode_errors_->Increment();
       LogLimited(limiter_, LogLevel::kWarn, id(),
-                 std::string("message kept as text: ") + (s.ok() ? "JSON value is not an object" : s.message()));
+                 std::string("message at ") + topic + "/" + std::to_string(msg->partition) + " offset " +
+                     std::to_string(msg->offset) + " kept as text: " +
+                     (s.ok() ? "JSON value is not an object" : s.message()));
     }
   }
   Fields& f = e.fields();

@@ -90,6 +90,9 @@ TEST(KafkaSourceTest, FieldsDecodingAndErrors) {
   EXPECT_NE(lines[1].find("\"offset\":1"), std::string::npos) << lines[1];
   EXPECT_EQ(agent.Metric("tributary_component_errors_total", {{"component_id", "in"}, {"error_type", "decode_failed"}}),
             1);
+  // The warning says where the message is, to look it up in Kafka.
+  EXPECT_NE(agent.process().Stderr().find("message at events/0 offset 1 kept as text"), std::string::npos)
+      << agent.process().Stderr();
   EXPECT_TRUE(WaitFor([&] {
     return agent.Metric("tributary_kafka_consumer_lag_messages", {{"component_id", "in"}, {"partition", "0"}}) == 0;
   }));

@@ -113,6 +113,18 @@ TEST(KafkaSourceConfigTest, RequiresGroupAndTopicsAndDisablesAutoCommit) {
   EXPECT_EQ(m["enable.auto.commit"], "false");
   EXPECT_EQ(m["enable.auto.offset.store"], "false");
   EXPECT_EQ(m["auto.offset.reset"], "latest");
+  // A pattern (`^app-.*`) finds new topics at the metadata refresh: 30 s,
+  // not librdkafka's 300 s, in which a new topic's messages are skipped
+  // under `latest`. Names only: librdkafka's default is kept.
+  EXPECT_EQ(m["topic.metadata.refresh.interval.ms"], "30000");
+  config::Diagnostics names_only;
+  cfg = Load("sources:\n  in:\n    type: kafka\n    bootstrap_servers: k:9092\n    group_id: g\n"
+             "    topics: [logs]\n" + kSink,
+             &names_only);
+  ASSERT_TRUE(cfg) << names_only.ToString();
+  defaults = KafkaSource::DefaultOptions(cfg->Find("in")->As<KafkaSource::Config>());
+  const std::map<std::string, std::string> names(defaults.begin(), defaults.end());
+  EXPECT_EQ(names.count("topic.metadata.refresh.interval.ms"), 0u);
 }
 
 }  // namespace
