@@ -237,6 +237,8 @@ bool ParseDigits(std::string_view s, size_t pos, size_t n, int* out) {
 
 }  // namespace
 
+bool InTimestampRange(int year) { return year >= 1678 && year <= 2261; }
+
 bool ParseRfc3339(std::string_view s, Timestamp* out) {
   using namespace std::chrono;
   int y, mo, d, h, mi, sec;
@@ -277,8 +279,12 @@ bool ParseRfc3339(std::string_view s, Timestamp* out) {
     return false;
   }
   if (pos != s.size()) return false;
-  auto days = sys_days(year_month_day(year(y), month(static_cast<unsigned>(mo)),
-                                      day(static_cast<unsigned>(d))));
+  const year_month_day ymd(year(y), month(static_cast<unsigned>(mo)), day(static_cast<unsigned>(d)));
+  // No 30 February (year_month_day would roll it over into March), and no
+  // year a Timestamp (int64 nanoseconds: 1677-09-21 to 2262-04-11) cannot
+  // hold without wrapping around.
+  if (!ymd.ok() || !InTimestampRange(y)) return false;
+  auto days = sys_days(ymd);
   *out = Timestamp(days.time_since_epoch()) + hours(h) + minutes(mi) + seconds(sec) +
          nanoseconds(nanos) - minutes(offset_minutes);
   return true;

@@ -347,6 +347,9 @@ void AppendRfc3339(Timestamp t, std::string* out);
 std::string FormatRfc3339(Timestamp t);
 // Parses RFC 3339 (any fraction length, 'Z' or ±hh:mm). False if malformed.
 bool ParseRfc3339(std::string_view s, Timestamp* out);
+// Whether every instant of `year` fits in a Timestamp (1678 to 2261); the
+// parsers refuse other years rather than let them wrap around.
+bool InTimestampRange(int year);
 
 Timestamp Now();
 

@@ -1,6 +1,7 @@
 #include "transforms/add_fields_transform.h"
 
 #include <charconv>
+#include <cmath>
 
 #include "config/registry.h"
 
@@ -47,7 +48,9 @@ Value ScalarValue(const YAML::Node& node) {
   if (ri.ec == std::errc() && ri.ptr == s.data() + s.size()) return Value(i);
   double d;
   auto rd = std::from_chars(s.data(), s.data() + s.size(), d);
-  if (rd.ec == std::errc() && rd.ptr == s.data() + s.size() && !s.empty()) return Value(d);
+  // `Nan`, `inf`, `Infinity` are words here, not numbers (from_chars reads
+  // them; YAML's own are `.nan` and `.inf`, and JSON has neither).
+  if (rd.ec == std::errc() && rd.ptr == s.data() + s.size() && !s.empty() && std::isfinite(d)) return Value(d);
   return Value(s);
 }
 

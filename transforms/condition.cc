@@ -3,6 +3,7 @@
 #include <re2/re2.h>
 
 #include <charconv>
+#include <cmath>
 
 #include "agent/json.h"
 #include "config/diagnostics.h"
@@ -39,7 +40,8 @@ struct Comparison {
 bool ParseNumber(std::string_view s, double* out) {
   if (s.empty()) return false;
   auto r = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return r.ec == std::errc() && r.ptr == s.data() + s.size();
+  // `NaN` and `inf` are words, not numbers: compared as strings.
+  return r.ec == std::errc() && r.ptr == s.data() + s.size() && std::isfinite(*out);
 }
 
 bool ParseInt(std::string_view s, int64_t* out) {

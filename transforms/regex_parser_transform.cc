@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstring>
 #include <set>
 #include <strings.h>
@@ -104,7 +105,8 @@ bool RegexParserTransform::Convert(const Conversion& c, std::string_view s, cons
       if (!t.empty() && t[0] == '+') t.remove_prefix(1);
       double v;
       auto r = std::from_chars(t.data(), t.data() + t.size(), v);
-      if (t.empty() || r.ec != std::errc() || r.ptr != t.data() + t.size()) return false;
+      // `inf` and `nan` are no number JSON can carry (they went out as null).
+      if (t.empty() || r.ec != std::errc() || r.ptr != t.data() + t.size() || !std::isfinite(v)) return false;
       *out = Value(v);
       return true;
     }

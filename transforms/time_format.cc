@@ -243,6 +243,14 @@ bool TimeFormat::Apply(std::string_view text, const TimeZone& tz, Timestamp* out
     gmtime_r(&now, &now_tm);
     tm.tm_year = now_tm.tm_year;
   }
+  // strptime takes 30 February, and timegm would roll it over into March;
+  // a year a Timestamp cannot hold would wrap around.
+  {
+    using namespace std::chrono;
+    const year_month_day ymd(year(tm.tm_year + 1900), month(static_cast<unsigned>(tm.tm_mon + 1)),
+                             day(static_cast<unsigned>(tm.tm_mday)));
+    if (!ymd.ok() || !InTimestampRange(tm.tm_year + 1900)) return false;
+  }
   long gmtoff = tm.tm_gmtoff;
   int64_t secs;
   if (has_zone_) {

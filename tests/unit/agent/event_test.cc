@@ -421,5 +421,22 @@ TEST(TimeTest, Rfc3339RoundTrip) {
   EXPECT_FALSE(ParseRfc3339("2024-13-01T00:00:00Z", &t));
 }
 
+// A date that does not exist, or one a Timestamp cannot hold, is refused:
+// 30 February rolled over into March, and 2999 wrapped around to 1829.
+TEST(TimeTest, Rfc3339RefusesImpossibleDatesAndYearsOutOfRange) {
+  Timestamp t;
+  EXPECT_FALSE(ParseRfc3339("2024-02-30T00:00:00Z", &t));
+  EXPECT_FALSE(ParseRfc3339("2023-02-29T00:00:00Z", &t));
+  EXPECT_FALSE(ParseRfc3339("2024-04-31T00:00:00Z", &t));
+  ASSERT_TRUE(ParseRfc3339("2024-02-29T00:00:00Z", &t));
+  EXPECT_EQ(FormatRfc3339(t), "2024-02-29T00:00:00.000000000Z");
+  EXPECT_FALSE(ParseRfc3339("2999-01-01T00:00:00Z", &t));
+  EXPECT_FALSE(ParseRfc3339("1500-01-01T00:00:00Z", &t));
+  ASSERT_TRUE(ParseRfc3339("2261-12-31T23:59:59Z", &t));
+  EXPECT_EQ(FormatRfc3339(t), "2261-12-31T23:59:59.000000000Z");
+  ASSERT_TRUE(ParseRfc3339("1678-01-01T00:00:00Z", &t));
+  EXPECT_EQ(FormatRfc3339(t), "1678-01-01T00:00:00.000000000Z");
+}
+
 }  // namespace
 }  // namespace tributary

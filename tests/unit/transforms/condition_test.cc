@@ -89,6 +89,17 @@ TEST(ConditionTest, MissingFieldsAndIncomparableTypes) {
   EXPECT_FALSE(Match("{field: ok, eq: 0}", e));
 }
 
+// `eq: NaN` was read as the number NaN, which equals nothing, not even the
+// string "NaN" a field holds.
+TEST(ConditionTest, NanAndInfOperandsAreWords) {
+  Event e;
+  e.set("v", Value("NaN"));
+  e.set("w", Value("inf"));
+  EXPECT_TRUE(Match("{ field: v, eq: NaN }", e));
+  EXPECT_TRUE(Match("{ field: w, eq: inf }", e));
+  EXPECT_FALSE(Match("{ field: v, eq: nan }", e));
+}
+
 TEST(ConditionTest, Combinators) {
   Event e = Sample();
   EXPECT_TRUE(Match("{ all: [ { field: status, gte: 500 }, { field: path, matches: '^/api/' } ] }", e));

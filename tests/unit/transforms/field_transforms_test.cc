@@ -50,6 +50,20 @@ hostname_field: node
   EXPECT_EQ(h.Errors("template_failed"), 0);
 }
 
+// std::from_chars reads `Nan`, `inf` and `Infinity` as doubles, which JSON
+// writes as null: `user: Nan` lost the user's name. They are words (YAML's
+// own are `.nan` and `.inf`).
+TEST(AddFieldsTest, NanAndInfAreWordsNotNumbers) {
+  TransformHarness h("add_fields", "fields: { a: Nan, b: inf, c: -Infinity, d: 1e3 }\n");
+  ASSERT_TRUE(h.ok()) << h.error();
+  auto out = h.RunDefault({Make({})});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].get("a")->as_string(), "Nan");
+  EXPECT_EQ(out[0].get("b")->as_string(), "inf");
+  EXPECT_EQ(out[0].get("c")->as_string(), "-Infinity");
+  EXPECT_EQ(out[0].get("d")->as_double(), 1000.0);
+}
+
 TEST(AddFieldsTest, OverwriteAndATemplateWhoseFieldIsMissing) {
   TransformHarness keep("add_fields", "fields: { env: new, tag: \"t-{{ missing }}\" }\noverwrite: false\n");
   ASSERT_TRUE(keep.ok()) << keep.error();

@@ -127,6 +127,32 @@ types: { v: float }
   EXPECT_EQ(ht.Errors("conversion_failed"), 2);
 }
 
+// `inf` and `nan` are no JSON number (they went out as null, the parse
+// counted a success), 30 February is no date (strptime took it, and it
+// became 1 March) and 2999 no year a timestamp holds (it wrapped to 1829).
+TEST(RegexParserTest, NonFiniteFloatsImpossibleDatesAndFarYearsFailToConvert) {
+  TransformHarness h("regex_parser", "patterns: ['^(?P<v>.*)$']\ntypes: { v: float }\n");
+  TransformHarness ht("regex_parser", "patterns: ['^(?P<v>.*)$']\ntypes: { v: \"timestamp|%Y-%m-%d %H:%M:%S\" }\n");
+  ASSERT_TRUE(h.ok() && ht.ok());
+  for (const char* s : {"inf", "-Infinity", "nan", "NaN"}) {
+    auto out = h.RunDefault({MessageEvent(s)});
+    ASSERT_EQ(out.size(), 1u);
+    ASSERT_NE(out[0].get("message"), nullptr) << s << " was parsed";
+    EXPECT_EQ(out[0].get("message")->as_string(), s);  // passed on unparsed
+  }
+  EXPECT_EQ(h.Errors("conversion_failed"), 4);
+  for (const char* s : {"2024-02-30 00:00:00", "2999-01-01 00:00:00", "1500-06-01 00:00:00"}) {
+    auto out = ht.RunDefault({MessageEvent(s)});
+    ASSERT_EQ(out.size(), 1u);
+    ASSERT_NE(out[0].get("message"), nullptr) << s << " was parsed";
+    EXPECT_EQ(out[0].get("message")->as_string(), s);
+  }
+  EXPECT_EQ(ht.Errors("conversion_failed"), 3);
+  auto ok = ht.RunDefault({MessageEvent("2024-02-29 12:00:00")});
+  ASSERT_EQ(ok.size(), 1u);
+  EXPECT_EQ(FormatRfc3339(ok[0].get("v")->as_timestamp()), "2024-02-29T12:00:00.000000000Z");
+}
+
 TEST(RegexParserTest, DropFailedDropsAndCounts) {
   TransformHarness h("regex_parser", ApacheConfig("drop_failed: true\n"));
   ASSERT_TRUE(h.ok()) << h.error();
