@@ -31,11 +31,13 @@ struct UnitTest {
 };
 
 // Every name a transform output can be consumed by: "id" and "id.name".
+// Where a test may read events: a transform's id, or for one with named
+// outputs (route), which sends nothing on its own id, those outputs.
 std::vector<std::string> TransformOutputNames(const config::Config& config) {
   std::vector<std::string> names;
   for (const auto& c : config.components) {
     if (c.kind != ComponentKind::kTransform) continue;
-    names.push_back(c.id);
+    if (c.outputs.empty()) names.push_back(c.id);
     for (const auto& o : c.outputs) names.push_back(c.id + "." + o);
   }
   return names;
@@ -62,15 +64,28 @@ bool CheckKeys(const YAML::Node& node, const std::vector<std::string>& valid, co
 bool IsScalarNode(const YAML::Node& n) { return n.IsDefined() && n.IsScalar(); }
 bool IsMapNode(const YAML::Node& n) { return n.IsDefined() && n.IsMap(); }
 
+// `valid`: the transform ids (insert_at) or TransformOutputNames
+// (extract_from, no_outputs_from).
 bool CheckTarget(const YAML::Node& at, const std::string& name, const std::vector<std::string>& valid,
-                 const config::ParseContext& ctx) {
+                 const config::ParseContext& ctx, const config::Config& config) {
   if (std::find(valid.begin(), valid.end(), name) != valid.end()) return true;
+  const std::string owner = name.substr(0, name.find('.'));
+  const config::ComponentConfig* c = config.Find(owner);
+  const bool is_transform = c != nullptr && c->kind == ComponentKind::kTransform;
   // insert_at takes transform ids only: a route's output is where events
   // leave a transform, not where they go in.
-  const std::string owner = name.substr(0, name.find('.'));
-  if (owner != name && std::find(valid.begin(), valid.end(), owner) != valid.end()) {
+  if (owner != name && is_transform && std::find(valid.begin(), valid.end(), owner) != valid.end()) {
     ctx.Error(at, "`" + ctx.path + "`: `" + name + "` is an output of `" + owner + "`; tests insert events into a transform",
               "insert_at: " + owner);
+    return false;
+  }
+  // A route's own id carries nothing: read one of its outputs.
+  if (owner == name && is_transform && !c->outputs.empty()) {
+    std::string names;
+    for (const auto& o : c->outputs) names += (names.empty() ? "`" : ", `") + name + "." + o + "`";
+    ctx.Error(at, "`" + ctx.path + "`: `" + name + "` is a " + c->type +
+                      ", which sends every event to one of its named outputs and none on its own id",
+              "name an output: " + names);
     return false;
   }
   std::string near = config::ClosestMatch(name, valid);
@@ -115,7 +130,7 @@ std::optional<std::vector<UnitTest>> ParseTests(const config::Config& config, co
           continue;
         }
         input.insert_at = in["insert_at"].Scalar();
-        if (!CheckTarget(in["insert_at"], input.insert_at, transforms, ic.Child("insert_at"))) continue;
+        if (!CheckTarget(in["insert_at"], input.insert_at, transforms, ic.Child("insert_at"), config)) continue;
         std::string type = IsScalarNode(in["type"]) ? in["type"].Scalar() : "raw";
         if (type == "raw") {
           if (!IsScalarNode(in["value"])) {
@@ -156,7 +171,7 @@ std::optional<std::vector<UnitTest>> ParseTests(const config::Config& config, co
           continue;
         }
         out.extract_from = o["extract_from"].Scalar();
-        if (!CheckTarget(o["extract_from"], out.extract_from, outputs, oc.Child("extract_from"))) continue;
+        if (!CheckTarget(o["extract_from"], out.extract_from, outputs, oc.Child("extract_from"), config)) continue;
         const YAML::Node conds = o["conditions"];
         if (conds.IsDefined() && !conds.IsNull()) {
           // (No YAML::Node assignment here: it writes through to the config.)
@@ -182,7 +197,7 @@ std::optional<std::vector<UnitTest>> ParseTests(const config::Config& config, co
         ctx.Error(none, "`" + ctx.path + ".no_outputs_from` must be a list of transform ids");
       } else {
         for (const auto& n : none) {
-          if (n.IsScalar() && CheckTarget(n, n.Scalar(), outputs, ctx.Child("no_outputs_from")))
+          if (n.IsScalar() && CheckTarget(n, n.Scalar(), outputs, ctx.Child("no_outputs_from"), config))
             test.no_outputs_from.push_back(n.Scalar());
         }
       }

@@ -141,6 +141,37 @@ tests:
   EXPECT_NE(out.find("(insert_at: split)"), std::string::npos) << out;
 }
 
+// Reading from a route: a mistyped output got "is an output of `split`;
+// tests insert events into a transform (insert_at: split)", both wrong for
+// extract_from; the route's own id was accepted, and `no_outputs_from:
+// [split]` passed having checked nothing.
+TEST(TributaryTestCommand, ARouteIsReadByItsOutputsOnly) {
+  TempDir dir;
+  auto [code, out] = RunTest(dir, Config(dir, R"yaml(
+tests:
+  - name: reads a route
+    inputs:
+      - { insert_at: parse, value: 'x' }
+    outputs:
+      - { extract_from: split.server_errros, conditions: [ { field: status, eq: 503 } ] }
+      - { extract_from: split, conditions: [ { field: status, eq: 503 } ] }
+    no_outputs_from: [split]
+)yaml"));
+  EXPECT_EQ(code, 78) << out;
+  EXPECT_NE(out.find("`split.server_errros` is not a transform (or transform output) of this config"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("did you mean `split.server_errors`?"), std::string::npos) << out;
+  EXPECT_EQ(out.find("is an output of `split`"), std::string::npos) << out;
+  EXPECT_NE(out.find("outputs[1].extract_from`: `split` is a route, which sends every event to one of its named "
+                     "outputs and none on its own id"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("(name an output: `split.ok`, `split.server_errors`, `split._unmatched`)"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("no_outputs_from`: `split` is a route"), std::string::npos) << out;
+}
+
 TEST(TributaryTestCommand, AnInputWithoutTypeIsARawLine) {
   TempDir dir;
   auto [code, out] = RunTest(dir, Config(dir, R"yaml(
