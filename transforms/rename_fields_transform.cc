@@ -27,13 +27,19 @@ Result<std::unique_ptr<Transform>> RenameFieldsTransform::Build(const Config& co
   return std::unique_ptr<Transform>(new RenameFieldsTransform(std::move(renames), config.drop_empty));
 }
 
+// All renames of an event happen at once: every field is taken out first,
+// then every one is set under its new name. One after the other, a swap
+// (`a: b, b: a`) or a chain (`a: b, b: c`) wrote over a field before it
+// was moved, and its value was lost.
 void RenameFieldsTransform::Apply(std::vector<Event>& events) {
+  std::vector<std::pair<const std::string*, Value>> moved;
   for (Event& e : events) {
+    moved.clear();
     for (const auto& [from, to] : renames_) {
       if (from == to) continue;
       Value* v = e.get(from);
       if (v == nullptr) continue;
-      Value moved = std::move(*v);
+      moved.emplace_back(&to, std::move(*v));
       e.remove(from);
       if (drop_empty_) {
         // Remove parents emptied by the move, innermost first.
@@ -45,8 +51,8 @@ void RenameFieldsTransform::Apply(std::vector<Event>& events) {
           e.remove(path);
         }
       }
-      e.set(to, std::move(moved));
     }
+    for (auto& [to, value] : moved) e.set(*to, std::move(value));
   }
 }
 

@@ -109,6 +109,27 @@ TEST(RenameFieldsTest, RenamesAndDropsEmptyParents) {
             std::string::npos);
 }
 
+// The renames of an event happen at once: a swap swaps, and a chain moves
+// each value one step (one after the other, `a: b` wrote over b before
+// `b: a` moved it, and b's value was lost).
+TEST(RenameFieldsTest, ASwapAndAChainLoseNothing) {
+  TransformHarness swap("rename_fields", "fields: { a: b, b: a }\n");
+  ASSERT_TRUE(swap.ok()) << swap.error();
+  auto out = swap.RunDefault({Make({{"a", Value(1)}, {"b", Value(2)}})});
+  ASSERT_NE(out[0].get("a"), nullptr) << Json(out[0]);
+  ASSERT_NE(out[0].get("b"), nullptr) << Json(out[0]);
+  EXPECT_EQ(out[0].get("a")->as_int(), 2);
+  EXPECT_EQ(out[0].get("b")->as_int(), 1);
+  TransformHarness chain("rename_fields", "fields: { a: b, b: c }\n");
+  ASSERT_TRUE(chain.ok()) << chain.error();
+  out = chain.RunDefault({Make({{"a", Value(1)}, {"b", Value(2)}})});
+  ASSERT_NE(out[0].get("b"), nullptr) << Json(out[0]);
+  ASSERT_NE(out[0].get("c"), nullptr) << Json(out[0]);
+  EXPECT_EQ(out[0].get("a"), nullptr);
+  EXPECT_EQ(out[0].get("b")->as_int(), 1);
+  EXPECT_EQ(out[0].get("c")->as_int(), 2);
+}
+
 TEST(TimestampParserTest, FormatsInOrderZonesAndFailures) {
   TransformHarness h("timestamp_parser", R"(
 field: time
