@@ -12,7 +12,8 @@ const config::Schema<AddFieldsTransform::Config>& AddFieldsTransform::Config::sc
     config::Schema<Config> s;
     s.Field("fields", &Config::fields, "Field name → value. Strings may contain `{{ field }}` templates.")
         .Required();
-    s.Field("overwrite", &Config::overwrite, "Replace fields that already exist; false keeps the existing value.");
+    s.Field("overwrite", &Config::overwrite, "Replace fields that already exist; false keeps the existing value, and a non-map value on a "
+            "dotted name's path (the field is then not added: `parent_not_a_map`).");
     s.Field("hostname_field", &Config::hostname_field, "If set, also add this host's name under this field name.");
     s.Validate([](const Config& c, const YAML::Node& node, const config::ParseContext& ctx) {
       for (const auto& [name, value] : c.fields) {
@@ -72,14 +73,45 @@ Result<std::unique_ptr<Transform>> AddFieldsTransform::Build(const Config& confi
 AddFieldsTransform::AddFieldsTransform(std::vector<Field> fields, bool overwrite, ComponentMetrics* metrics)
     : fields_(std::move(fields)),
       overwrite_(overwrite),
-      template_errors_(&metrics->Errors("template_failed", "processing")) {}
+      template_errors_(&metrics->Errors("template_failed", "processing")),
+      parent_errors_(&metrics->Errors("parent_not_a_map", "processing")) {}
+
+namespace {
+
+enum class Slot { kFree, kTaken, kBlocked };
+
+// What Event::set(path) would find, walking the path the same way: the
+// field itself (taken), a value on the way that is not a map and that set
+// would replace with one (blocked), or neither (free).
+Slot FindSlot(const Event& e, std::string_view path) {
+  const Fields* fields = &e.fields();
+  while (true) {
+    if (fields->find(path) != nullptr) return Slot::kTaken;
+    const size_t dot = path.find('.');
+    if (dot == std::string_view::npos) return Slot::kFree;
+    const Value* child = fields->find(path.substr(0, dot));
+    if (child == nullptr) return Slot::kFree;
+    if (!child->is_map()) return Slot::kBlocked;
+    fields = &child->as_map();
+    path = path.substr(dot + 1);
+  }
+}
+
+}  // namespace
 
 void AddFieldsTransform::Apply(std::vector<Event>& events) {
-  uint64_t errors = 0;
+  uint64_t errors = 0, blocked = 0;
   std::string rendered;
   for (Event& e : events) {
     for (const Field& f : fields_) {
-      if (!overwrite_ && e.get(f.name) != nullptr) continue;
+      if (!overwrite_) {
+        // Keep what the event has: the field itself, and a value on its
+        // path that is not a map (`x: 5` for `x.y`), which set() would
+        // replace with a map. The latter is counted: the field is not added.
+        const Slot slot = FindSlot(e, f.name);
+        if (slot == Slot::kBlocked) ++blocked;
+        if (slot != Slot::kFree) continue;
+      }
       if (!f.tmpl) {
         e.set(f.name, f.constant);
         continue;
@@ -93,6 +125,7 @@ void AddFieldsTransform::Apply(std::vector<Event>& events) {
     }
   }
   if (errors) template_errors_->Increment(static_cast<double>(errors));
+  if (blocked) parent_errors_->Increment(static_cast<double>(blocked));
 }
 
 TRIBUTARY_REGISTER_TRANSFORM("add_fields", AddFieldsTransform);

@@ -2,7 +2,9 @@
 // `add_fields` transform: sets fields on every event. String values may use
 // `{{ field }}` templates (rendered per event) and `${ENV}` (interpolated
 // when the config is loaded); plain YAML scalars keep their type (integers,
-// floats, booleans, null). Dotted names create nested maps.
+// floats, booleans, null). Dotted names create nested maps; with overwrite
+// off, a value on the path that is not a map is kept (the field is not
+// added, counted as `parent_not_a_map`).
 
 #include <memory>
 
@@ -35,6 +37,7 @@ class AddFieldsTransform final : public SimpleTransform {
   std::vector<Field> fields_;
   bool overwrite_;
   Counter* template_errors_;
+  Counter* parent_errors_;  // overwrite: false, and a value on the path is not a map
 };
 
 // The typed value of a YAML scalar as written: plain scalars that look like

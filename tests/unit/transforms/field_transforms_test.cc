@@ -79,6 +79,24 @@ TEST(AddFieldsTest, OverwriteAndATemplateWhoseFieldIsMissing) {
   EXPECT_EQ(replace.RunDefault({Make({{"env", Value("old")}})})[0].get("env")->as_string(), "new");
 }
 
+// With overwrite off, `x.y` on an event whose `x` is 5 replaced x with
+// {y: ...}: the existing value was lost. It is kept, the field is not
+// added, and that is counted. A map on the way is filled in as before.
+TEST(AddFieldsTest, OverwriteOffKeepsAValueOnThePathThatIsNotAMap) {
+  TransformHarness keep("add_fields", "fields: { x.y: 2, m.y: 3, n.y: 4 }\noverwrite: false\n");
+  ASSERT_TRUE(keep.ok()) << keep.error();
+  Event in = Make({{"x", Value(5)}, {"m.z", Value(1)}});
+  auto out = keep.RunDefault({in});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(Json(out[0]), R"({"x":5,"m":{"z":1,"y":3},"n":{"y":4}})");
+  EXPECT_EQ(keep.Errors("parent_not_a_map"), 1);
+  // With overwrite on (the default) the field is written over the value.
+  TransformHarness replace("add_fields", "fields: { x.y: 2 }\n");
+  ASSERT_TRUE(replace.ok()) << replace.error();
+  EXPECT_EQ(Json(replace.RunDefault({in})[0]), R"({"x":{"y":2},"m":{"z":1}})");
+  EXPECT_EQ(replace.Errors("parent_not_a_map"), 0);
+}
+
 TEST(AddFieldsTest, ConfigErrors) {
   auto err = [](const std::string& yaml) { return TransformHarness("add_fields", yaml).error(); };
   EXPECT_NE(err("{}\n").find("missing required option `transforms.t.fields`"), std::string::npos);
