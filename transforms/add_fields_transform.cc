@@ -1,5 +1,6 @@
 #include "transforms/add_fields_transform.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 
@@ -73,6 +74,7 @@ Result<std::unique_ptr<Transform>> AddFieldsTransform::Build(const Config& confi
 AddFieldsTransform::AddFieldsTransform(std::vector<Field> fields, bool overwrite, ComponentMetrics* metrics)
     : fields_(std::move(fields)),
       overwrite_(overwrite),
+      has_templates_(std::any_of(fields_.begin(), fields_.end(), [](const Field& f) { return f.tmpl.has_value(); })),
       template_errors_(&metrics->Errors("template_failed", "processing")),
       parent_errors_(&metrics->Errors("parent_not_a_map", "processing")) {}
 
@@ -99,11 +101,26 @@ Slot FindSlot(const Event& e, std::string_view path) {
 
 }  // namespace
 
+// Every template renders against the event as it came in, before this
+// transform sets anything: `who: "{{ status }}"` next to `status: 999`
+// sees the event's own status. Set one after the other, in the names'
+// order, a template saw the fields set before it and not those after.
 void AddFieldsTransform::Apply(std::vector<Event>& events) {
   uint64_t errors = 0, blocked = 0;
-  std::string rendered;
+  std::vector<std::string> rendered(has_templates_ ? fields_.size() : 0);
+  std::vector<char> rendered_ok(rendered.size());
   for (Event& e : events) {
-    for (const Field& f : fields_) {
+    for (size_t i = 0; i < rendered.size(); ++i) {
+      const Field& f = fields_[i];
+      rendered_ok[i] = false;
+      if (!f.tmpl) continue;
+      if (!overwrite_ && FindSlot(e, f.name) != Slot::kFree) continue;  // not set, so not rendered
+      rendered[i].clear();
+      if (f.tmpl->Render(e, &rendered[i]).ok()) rendered_ok[i] = true;
+      else ++errors;  // the field is left unset; the event goes on
+    }
+    for (size_t i = 0; i < fields_.size(); ++i) {
+      const Field& f = fields_[i];
       if (!overwrite_) {
         // Keep what the event has: the field itself, and a value on its
         // path that is not a map (`x: 5` for `x.y`), which set() would
@@ -112,16 +129,8 @@ void AddFieldsTransform::Apply(std::vector<Event>& events) {
         if (slot == Slot::kBlocked) ++blocked;
         if (slot != Slot::kFree) continue;
       }
-      if (!f.tmpl) {
-        e.set(f.name, f.constant);
-        continue;
-      }
-      rendered.clear();
-      if (f.tmpl->Render(e, &rendered).ok()) {
-        e.set(f.name, Value(rendered));
-      } else {
-        ++errors;  // the field is left unset; the event goes on
-      }
+      if (!f.tmpl) e.set(f.name, f.constant);
+      else if (rendered_ok[i]) e.set(f.name, Value(std::move(rendered[i])));
     }
   }
   if (errors) template_errors_->Increment(static_cast<double>(errors));

@@ -1,6 +1,7 @@
 #pragma once
 // `add_fields` transform: sets fields on every event. String values may use
-// `{{ field }}` templates (rendered per event) and `${ENV}` (interpolated
+// `{{ field }}` templates (rendered per event, against the event as it came
+// in, before any field of this transform is set) and `${ENV}` (interpolated
 // when the config is loaded); plain YAML scalars keep their type (integers,
 // floats, booleans, null). Dotted names create nested maps; with overwrite
 // off, a value on the path that is not a map is kept (the field is not
@@ -36,6 +37,7 @@ class AddFieldsTransform final : public SimpleTransform {
   AddFieldsTransform(std::vector<Field> fields, bool overwrite, ComponentMetrics* metrics);
   std::vector<Field> fields_;
   bool overwrite_;
+  bool has_templates_;
   Counter* template_errors_;
   Counter* parent_errors_;  // overwrite: false, and a value on the path is not a map
 };

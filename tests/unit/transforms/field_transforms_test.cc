@@ -97,6 +97,27 @@ TEST(AddFieldsTest, OverwriteOffKeepsAValueOnThePathThatIsNotAMap) {
   EXPECT_EQ(replace.Errors("parent_not_a_map"), 0);
 }
 
+// The fields are a map: every template sees the event as it came in, not
+// the fields set beside it. They were set in the names' order, so `who`
+// saw `status: 999` and `a_who` (sorted before `status`) saw 200.
+TEST(AddFieldsTest, TemplatesSeeTheEventAsItCameIn) {
+  TransformHarness h("add_fields", R"(
+fields:
+  status: 999
+  who: "st={{ status }}"
+  a_who: "st={{ status }}"
+  z: "{{ added }}"
+  added: here
+)");
+  ASSERT_TRUE(h.ok()) << h.error();
+  auto out = h.RunDefault({Make({{"status", Value(200)}}), Make({{"status", Value(201)}, {"added", Value("was")}})});
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(Json(out[0]), R"({"status":999,"a_who":"st=200","added":"here","who":"st=200"})");
+  EXPECT_EQ(out[1].get("who")->as_string(), "st=201");
+  EXPECT_EQ(out[1].get("z")->as_string(), "was");
+  EXPECT_EQ(h.Errors("template_failed"), 1);  // the first event's `z`: it had no `added`
+}
+
 TEST(AddFieldsTest, ConfigErrors) {
   auto err = [](const std::string& yaml) { return TransformHarness("add_fields", yaml).error(); };
   EXPECT_NE(err("{}\n").find("missing required option `transforms.t.fields`"), std::string::npos);
