@@ -301,12 +301,58 @@ Status ParseError(simdjson::error_code err, size_t max_depth) {
   return Status::InvalidArgument(simdjson::error_message(err));
 }
 
+// simdjson's bound counts the non-empty objects and arrays only: it steps
+// over `{}` and `[]` without a level, so {"a":{}} passed max_depth 1 while
+// {"a":{"b":1}} did not. After a parse that held the non-empty ones to
+// max_depth (only an empty one can be deeper), this counts every object
+// and array on the document's tape (simdjson's doc/tape.md): a word per
+// value with its type in the top byte, two for a number; the root word and
+// an object's or array's opening word hold the index just past their
+// closing word. An object or array can hold one at max_depth + 1 only if
+// it has two words for each level between, so most are skipped whole, and
+// a document too short for max_depth + 1 levels is not read at all.
+bool TooDeep(const simdjson::dom::document& doc, size_t max_depth) {
+  const uint64_t* tape = doc.tape.get();
+  const size_t end = static_cast<size_t>(tape[0] & 0xFFFFFFFFFFFFFFu) - 1;  // the closing root word
+  const size_t limit = max_depth + 1;  // the level that is too deep
+  if (end - 1 < 2 * limit) return false;
+  size_t depth = 0;
+  for (size_t i = 1; i < end;) {
+    const uint64_t word = tape[i];
+    switch (static_cast<char>(word >> 56)) {
+      case '{':
+      case '[': {
+        const size_t next = static_cast<size_t>(word & 0xFFFFFFFFu);
+        if (depth + 1 == limit) return true;
+        if (next - i < 2 * (limit - depth)) {
+          i = next;  // too short to hold one at `limit`
+        } else {
+          ++depth;
+          ++i;
+        }
+        break;
+      }
+      case '}':
+      case ']':
+        --depth;
+        ++i;
+        break;
+      case 'l':
+      case 'u':
+      case 'd': i += 2; break;
+      default: ++i; break;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 Status JsonParser::Parse(std::string_view text, Value* out, bool padded) {
   simdjson::dom::element root;
   auto err = impl_->parser.parse(text.data(), text.size(), !padded).get(root);
   if (err) return ParseError(err, impl_->max_depth);
+  if (TooDeep(impl_->parser.doc, impl_->max_depth)) return ParseError(simdjson::DEPTH_ERROR, impl_->max_depth);
   Impl::Assign(root, out);
   return Status::Ok();
 }
@@ -315,6 +361,7 @@ Status JsonParser::ParseObjectInto(std::string_view text, Fields* into, bool pad
   simdjson::dom::element root;
   auto err = impl_->parser.parse(text.data(), text.size(), !padded).get(root);
   if (err) return ParseError(err, impl_->max_depth);
+  if (TooDeep(impl_->parser.doc, impl_->max_depth)) return ParseError(simdjson::DEPTH_ERROR, impl_->max_depth);
   simdjson::dom::object obj;
   if (root.get_object().get(obj)) return Status::InvalidArgument("not a JSON object");
   // The document holds its own copies of keys and strings: `text` is not

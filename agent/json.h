@@ -37,7 +37,8 @@ bool IsValidUtf8(std::string_view s);
 
 class JsonParser {
  public:
-  // max_depth: the most objects/arrays nested in one another.
+  // max_depth: the most objects/arrays nested in one another, empty ones
+  // included ({"a":{}} is 2).
   explicit JsonParser(size_t max_depth = 64);
   ~JsonParser();
   JsonParser(const JsonParser&) = delete;

@@ -18,7 +18,8 @@ const config::Schema<JsonParserTransform::Config>& JsonParserTransform::Config::
     s.Field("drop_invalid", &Config::drop_invalid,
             "Drop events whose field is missing or not valid JSON; false passes them on unchanged. Counted either way.");
     s.Field("max_depth", &Config::max_depth,
-            "Most objects/arrays nested in one another; deeper documents are invalid (`depth_exceeded`).")
+            "Most objects/arrays nested in one another, empty ones included (`{\"a\":{}}` is 2); deeper "
+            "documents are invalid (`depth_exceeded`).")
         .Min(1)
         .Max(1024);
     return s;

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <ctime>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -381,6 +382,66 @@ TEST(JsonTest, DepthIsBounded) {
   Status s = parser.Parse(deep, &v);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("deeper"), std::string::npos);
+}
+
+// Depth is the most objects and arrays nested in one another, empty ones
+// included: simdjson's own bound skipped `{}` and `[]`, so {"a":{}} passed
+// max_depth 1. Random documents (long and short, so that both the quick
+// path and the tape walk run) against the depth they were built with.
+TEST(JsonTest, DepthCountsEmptyObjectsAndArrays) {
+  std::mt19937_64 rng(5);
+  std::function<std::string(int, int*)> gen = [&](int level, int* depth) -> std::string {
+    *depth = std::max(*depth, level);
+    std::string out;
+    const bool object = rng() % 2 == 0;
+    out += object ? '{' : '[';
+    const int n = level > 6 ? 0 : static_cast<int>(rng() % 4);
+    for (int k = 0; k < n; ++k) {
+      if (k) out += ',';
+      if (object) out += "\"k" + std::to_string(k) + "\":";
+      switch (rng() % 5) {
+        case 0: out += gen(level + 1, depth); break;
+        case 1: out += "1.5"; break;
+        case 2: out += "\"s\""; break;
+        case 3: {  // a long, shallow value
+          *depth = std::max(*depth, level + 1);
+          out += "[1";
+          for (int x = static_cast<int>(rng() % 40); x > 0; --x) out += ",1";
+          out += "]";
+          break;
+        }
+        default: out += gen(level + 1, depth); break;
+      }
+    }
+    out += object ? '}' : ']';
+    return out;
+  };
+  for (int round = 0; round < 3000; ++round) {
+    int depth = 0;
+    const std::string doc = gen(1, &depth);
+    const size_t max_depth = 1 + rng() % 7;
+    JsonParser parser(max_depth);
+    Value v;
+    Status s = parser.Parse(doc, &v);
+    EXPECT_EQ(s.ok(), static_cast<size_t>(depth) <= max_depth) << doc << " depth " << depth << " max " << max_depth;
+    if (!s.ok()) EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << doc;
+  }
+  // The edges, written out: an empty object or array is a level like any other.
+  JsonParser one(1);
+  Value v;
+  EXPECT_TRUE(one.Parse("{}", &v).ok());
+  EXPECT_TRUE(one.Parse("[1,2]", &v).ok());
+  EXPECT_FALSE(one.Parse(R"({"a":{}})", &v).ok());
+  EXPECT_FALSE(one.Parse("[[]]", &v).ok());
+  JsonParser three(3);
+  std::string wide = "{";
+  for (int k = 0; k < 100; ++k) wide += "\"k" + std::to_string(k) + "\":" + std::to_string(k) + ",";
+  EXPECT_TRUE(three.Parse(wide + R"("a":{"b":{}}})", &v).ok());
+  EXPECT_FALSE(three.Parse(wide + R"("a":{"b":{"c":{}}}})", &v).ok());
+  EXPECT_FALSE(three.Parse(wide + R"("a":{"b":{"c":[]}}, "z":1})", &v).ok());
+  Fields f;
+  EXPECT_FALSE(three.ParseObjectInto(wide + R"("a":[[[]]]})", &f).ok());
+  EXPECT_TRUE(f.empty());
 }
 
 // The formatter caches the date and time of the last second per thread;

@@ -177,6 +177,13 @@ TEST(JsonParserTest, DepthBoundAtTheRoot) {
   EXPECT_EQ(Json(out[1]), R"({"message":"{\"a\":{\"b\":{\"c\":{\"d\":1}}}}"})");
   EXPECT_EQ(Json(out[2]), R"({"message":"{\"a\":[[[1]]]}"})");
   EXPECT_EQ(h.Errors("depth_exceeded"), 2);
+  // An empty object or array is a level too ({"a":{}} passed max_depth 1).
+  out = h.RunDefault({MessageEvent(R"({"a":{"b":{}}})"), MessageEvent(R"({"a":{"b":{"c":{}}}})"),
+                      MessageEvent(R"({"a":[[[]]]})")});
+  EXPECT_TRUE(out[0].get("a.b")->is_map());
+  EXPECT_EQ(out[1].get("a"), nullptr);
+  EXPECT_EQ(out[2].get("a"), nullptr);
+  EXPECT_EQ(h.Errors("depth_exceeded"), 4);
 }
 
 TEST(JsonParserTest, FieldNotFirstAndNotDropped) {
