@@ -73,6 +73,7 @@ bool Equal(const Value& v, const Comparison& c) {
     case Value::Kind::kString:
       if (v.is_string()) return v.as_string() == c.operand_text;
       if (v.is_timestamp() && c.has_time) return v.as_timestamp() == c.time;
+      if (v.is_null()) return false;  // null has no text: it is not `''` (as in Vector)
       return v.to_text() == c.operand_text;
     default: return v == o;
   }
@@ -113,6 +114,7 @@ bool Compare(const Value* v, const Comparison& c) {
     case Op::kLte: return Order(*v, c, &r) && r <= 0;
     case Op::kMatches:
       if (v->is_string()) return RE2::PartialMatch(v->as_string(), *c.re);
+      if (v->is_null()) return false;  // no text, not even an empty one: `^$` does not hold
       return RE2::PartialMatch(v->to_text(), *c.re);
     case Op::kContains:
       if (v->is_string()) return v->as_string().find(c.operand_text) != std::string::npos;

@@ -11,7 +11,8 @@
 //
 // Semantics: numbers compare numerically (int and float mix); a string field
 // compared with a number is parsed as a number; timestamps compare with
-// RFC 3339 strings; otherwise values compare as text. A missing field
+// RFC 3339 strings; otherwise values compare as text (a null field has no
+// text: it equals only null and matches no pattern). A missing field
 // satisfies only `ne` and `exists: false`. `matches` is an RE2 search on the
 // field's text; `contains` is a substring for strings and an element for
 // arrays.

@@ -89,6 +89,29 @@ TEST(ConditionTest, MissingFieldsAndIncomparableTypes) {
   EXPECT_FALSE(Match("{field: ok, eq: 0}", e));
 }
 
+// A null field has no text: `eq: ''` held on it (its text was empty), and
+// `matches: '^$'` too. Null equals only null, as in Vector.
+TEST(ConditionTest, NullIsNotTheEmptyString) {
+  Event e;
+  e.set("n", Value());
+  e.set("e", Value(""));
+  e.set("a", Value(Array{Value(), Value(int64_t{1})}));
+  EXPECT_FALSE(Match("{ field: n, eq: '' }", e));
+  EXPECT_TRUE(Match("{ field: n, ne: '' }", e));
+  EXPECT_FALSE(Match("{ field: n, matches: '^$' }", e));
+  EXPECT_FALSE(Match("{ field: n, contains: '' }", e));
+  for (const char* op : {"gt", "gte", "lt", "lte"})
+    EXPECT_FALSE(Match(std::string("{ field: n, ") + op + ": '' }", e)) << op;
+  EXPECT_TRUE(Match("{ field: n, eq: null }", e));
+  EXPECT_FALSE(Match("{ field: n, ne: null }", e));
+  EXPECT_FALSE(Match("{ field: a, contains: '' }", e));  // a null element is not '' either
+  EXPECT_TRUE(Match("{ field: a, contains: null }", e));
+  // The empty string is still itself.
+  EXPECT_TRUE(Match("{ field: e, eq: '' }", e));
+  EXPECT_TRUE(Match("{ field: e, matches: '^$' }", e));
+  EXPECT_FALSE(Match("{ field: e, eq: null }", e));
+}
+
 // `eq: NaN` was read as the number NaN, which equals nothing, not even the
 // string "NaN" a field holds.
 TEST(ConditionTest, NanAndInfOperandsAreWords) {
