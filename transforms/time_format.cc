@@ -192,7 +192,7 @@ std::string TimeFormat::Check(const std::string& spec) {
   return r.ok() ? "" : r.status().message();
 }
 
-bool TimeFormat::Apply(std::string_view text, const TimeZone& tz, Timestamp* out) const {
+bool TimeFormat::Apply(std::string_view text, const TimeZone& tz, Timestamp* out, std::optional<Timestamp> now) const {
   switch (kind_) {
     case Kind::kRfc3339: return ParseRfc3339(text, out);
     case Kind::kUnix: return ParseUnix(text, 0, out);
@@ -237,31 +237,54 @@ bool TimeFormat::Apply(std::string_view text, const TimeZone& tz, Timestamp* out
     }
   }
   if (p != end) return false;
-  if (!has_year_) {
-    std::time_t now = std::time(nullptr);
-    std::tm now_tm{};
-    gmtime_r(&now, &now_tm);
-    tm.tm_year = now_tm.tm_year;
-  }
-  // strptime takes 30 February, and timegm would roll it over into March;
-  // a year a Timestamp cannot hold would wrap around.
-  {
+  // The seconds since the epoch of `t` read in its time zone, or false if
+  // its date does not exist (strptime takes 30 February, and timegm would
+  // roll it over into March) or a Timestamp cannot hold its year (it would
+  // wrap around).
+  auto to_secs = [&](std::tm t, int64_t* secs) {
     using namespace std::chrono;
-    const year_month_day ymd(year(tm.tm_year + 1900), month(static_cast<unsigned>(tm.tm_mon + 1)),
-                             day(static_cast<unsigned>(tm.tm_mday)));
-    if (!ymd.ok() || !InTimestampRange(tm.tm_year + 1900)) return false;
-  }
-  long gmtoff = tm.tm_gmtoff;
+    const year_month_day ymd(year(t.tm_year + 1900), month(static_cast<unsigned>(t.tm_mon + 1)),
+                             day(static_cast<unsigned>(t.tm_mday)));
+    if (!ymd.ok() || !InTimestampRange(t.tm_year + 1900)) return false;
+    const long gmtoff = t.tm_gmtoff;
+    if (has_zone_) {
+      *secs = static_cast<int64_t>(timegm(&t)) - gmtoff;
+    } else if (tz.kind == TimeZone::Kind::kLocal) {
+      *secs = static_cast<int64_t>(mktime(&t));
+    } else if (tz.kind == TimeZone::Kind::kNamed) {
+      const date::local_seconds local{seconds(static_cast<int64_t>(timegm(&t)))};
+      *secs = tz.zone->to_sys(local, date::choose::earliest).time_since_epoch().count();
+    } else {
+      *secs = static_cast<int64_t>(timegm(&t)) - (tz.kind == TimeZone::Kind::kFixed ? tz.offset_secs : 0);
+    }
+    return true;
+  };
   int64_t secs;
-  if (has_zone_) {
-    secs = static_cast<int64_t>(timegm(&tm)) - gmtoff;
-  } else if (tz.kind == TimeZone::Kind::kLocal) {
-    secs = static_cast<int64_t>(mktime(&tm));
-  } else if (tz.kind == TimeZone::Kind::kNamed) {
-    const date::local_seconds local{std::chrono::seconds(static_cast<int64_t>(timegm(&tm)))};
-    secs = tz.zone->to_sys(local, date::choose::earliest).time_since_epoch().count();
+  if (has_year_) {
+    if (!to_secs(tm, &secs)) return false;
   } else {
-    secs = static_cast<int64_t>(timegm(&tm)) - (tz.kind == TimeZone::Kind::kFixed ? tz.offset_secs : 0);
+    // No year in the text (syslog's `Dec 31 23:59:59`): the latest of next
+    // year, this year and last year (UTC) that does not put the time more
+    // than kYearlessFuture ahead of now. Read just after New Year, a line
+    // of 31 December is last year's, not one almost a year ahead; read
+    // just before, one of 1 January (a zone ahead of UTC) is next year's.
+    const Timestamp clock = now ? *now : std::chrono::time_point_cast<Timestamp::duration>(std::chrono::system_clock::now());
+    const std::time_t now_secs = std::chrono::floor<std::chrono::seconds>(clock).time_since_epoch().count();
+    std::tm now_tm{};
+    gmtime_r(&now_secs, &now_tm);
+    const int64_t latest = static_cast<int64_t>(now_secs) + std::chrono::seconds(kYearlessFuture).count();
+    // Next year is tried only in the last days of a year (one conversion,
+    // not two, the rest of the time): when `latest`, plus a day for a
+    // local time's zone ahead of UTC, is in it.
+    using namespace std::chrono;
+    const int64_t next_year = sys_seconds(sys_days(year(now_tm.tm_year + 1901) / January / 1)).time_since_epoch().count();
+    const bool near_next_year = latest + 86400 >= next_year;
+    bool found = false;
+    for (int y = now_tm.tm_year + (near_next_year ? 1 : 0); y >= now_tm.tm_year - 1 && !found; --y) {
+      tm.tm_year = y;
+      found = to_secs(tm, &secs) && secs <= latest;
+    }
+    if (!found) return false;
   }
   *out = Timestamp(std::chrono::seconds(secs)) + std::chrono::nanoseconds(frac_ns);
   return true;

@@ -10,7 +10,11 @@
 //   anything else      a strptime(3) format; `%f` additionally reads a
 //                      fraction of a second (1-9 digits); `%z` reads an
 //                      offset that overrides the time zone. A format without
-//                      a year (%Y %y %C %G %s) takes the current year.
+//                      a year (%Y %y %C %G %s), like syslog's `%b %d
+//                      %H:%M:%S`, takes the latest of next year, this year
+//                      and last year (UTC) that is at most kYearlessFuture
+//                      ahead of now: `Dec 31 23:59:59` read on 1 January is
+//                      last year's.
 // A time zone is `UTC`, `local` (the host's zone), a fixed offset `±hh:mm`,
 // or an IANA name (`Europe/Paris`) from the system's time zone database
 // (/usr/share/zoneinfo, Debian's tzdata), read through Howard Hinnant's
@@ -20,6 +24,8 @@
 //
 // Immutable after Parse; Apply is thread-safe and allocates nothing.
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,7 +58,15 @@ class TimeFormat {
   // A check for config schemas: "" if fine, else the problem.
   static std::string Check(const std::string& spec);
 
-  bool Apply(std::string_view text, const TimeZone& tz, Timestamp* out) const;
+  // How far ahead of now a time read without a year may be (clocks that
+  // differ, a zone ahead of the one configured) before it is taken as
+  // last year's.
+  static constexpr std::chrono::hours kYearlessFuture{24};
+
+  // `now` is the clock a format without a year is read against (tests set
+  // it); the system clock if not given.
+  bool Apply(std::string_view text, const TimeZone& tz, Timestamp* out,
+             std::optional<Timestamp> now = std::nullopt) const;
   const std::string& spec() const { return spec_; }
 
  private:

@@ -3,6 +3,7 @@
 
 #include "agent/json.h"
 #include "tests/unit/transforms/transform_harness.h"
+#include "transforms/time_format.h"
 
 namespace tributary::testing {
 namespace {
@@ -208,6 +209,46 @@ TEST(TimestampParserTest, YearlessSyslogTimeAndDropFailed) {
             std::string::npos);
   EXPECT_NE(TransformHarness("timestamp_parser", "formats: [unix]\ntimezone: Europe/Nowhere\n").error().find("time zone"),
             std::string::npos);
+}
+
+// A time without a year always took the current UTC year: `Dec 31
+// 23:59:59` read just after New Year landed almost a year ahead. It takes
+// the latest of next, this and last year that is at most a day ahead.
+TEST(TimeFormatTest, AYearlessTimeIsNeverTakenAsMonthsAhead) {
+  auto at = [](const char* text) {
+    Timestamp t;
+    EXPECT_TRUE(ParseRfc3339(text, &t)) << text;
+    return t;
+  };
+  auto read = [](const TimeFormat& f, const char* zone, const char* text, Timestamp now) -> std::string {
+    TimeZone tz;
+    EXPECT_TRUE(TimeZone::Parse(zone, &tz)) << zone;
+    Timestamp out;
+    if (!f.Apply(text, tz, &out, now)) return "failed";
+    return FormatRfc3339(out);
+  };
+  auto syslog = TimeFormat::Parse("%b %d %H:%M:%S");
+  ASSERT_TRUE(syslog.ok());
+  const Timestamp new_year = at("2025-01-01T00:00:30Z");
+  EXPECT_EQ(read(*syslog, "UTC", "Dec 31 23:59:59", new_year), "2024-12-31T23:59:59.000000000Z");
+  EXPECT_EQ(read(*syslog, "UTC", "Jan  1 00:00:10", new_year), "2025-01-01T00:00:10.000000000Z");
+  EXPECT_EQ(read(*syslog, "UTC", "Jan  2 00:00:30", new_year), "2025-01-02T00:00:30.000000000Z");  // a day ahead
+  EXPECT_EQ(read(*syslog, "UTC", "Jan  2 00:00:31", new_year), "2024-01-02T00:00:31.000000000Z");  // more
+  EXPECT_EQ(read(*syslog, "UTC", "Jun 15 08:00:00", at("2025-07-01T00:00:00Z")), "2025-06-15T08:00:00.000000000Z");
+  EXPECT_EQ(read(*syslog, "UTC", "Aug 15 08:00:00", at("2025-07-01T00:00:00Z")), "2024-08-15T08:00:00.000000000Z");
+  // Just before New Year in UTC it is already 1 January in Tokyo: next year.
+  EXPECT_EQ(read(*syslog, "Asia/Tokyo", "Jan  1 05:00:00", at("2024-12-31T20:00:00Z")),
+            "2024-12-31T20:00:00.000000000Z");
+  EXPECT_EQ(read(*syslog, "+14:00", "Jan  1 09:00:00", at("2024-12-30T20:00:00Z")),
+            "2024-12-31T19:00:00.000000000Z");  // UTC is still a day and more from New Year
+  EXPECT_EQ(read(*syslog, "-05:00", "Dec 31 22:00:00", at("2025-01-01T03:30:00Z")), "2025-01-01T03:00:00.000000000Z");
+  // 29 February of the last leap year; a day no year has still fails.
+  EXPECT_EQ(read(*syslog, "UTC", "Feb 29 10:00:00", at("2025-03-01T00:00:00Z")), "2024-02-29T10:00:00.000000000Z");
+  EXPECT_EQ(read(*syslog, "UTC", "Feb 30 10:00:00", at("2025-03-01T00:00:00Z")), "failed");
+  // A format with a year ignores the clock.
+  auto full = TimeFormat::Parse("%Y %b %d %H:%M:%S");
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(read(*full, "UTC", "2031 Dec 31 23:59:59", new_year), "2031-12-31T23:59:59.000000000Z");
 }
 
 // IANA names, from the system's database (tzdata): summer time applies,
