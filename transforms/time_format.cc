@@ -223,13 +223,14 @@ bool TimeFormat::Apply(std::string_view text, const TimeZone& tz, Timestamp* out
       p = strptime(p, segments_[s].c_str(), &tm);
       if (p == nullptr) return false;
     }
-    if (s + 1 < segments_.size()) {  // a %f follows
+    if (s + 1 < segments_.size()) {  // a %f follows: 1 to 9 digits
       int digits = 0;
       while (p < end && *p >= '0' && *p <= '9') {
-        if (digits < 9) {
-          frac_ns = frac_ns * 10 + (*p - '0');
-          ++digits;
-        }
+        // A tenth digit is not read (as chrono's %f, which Vector uses,
+        // refuses it), rather than dropped silently.
+        if (digits == 9) return false;
+        frac_ns = frac_ns * 10 + (*p - '0');
+        ++digits;
         ++p;
       }
       if (digits == 0) return false;

@@ -8,7 +8,7 @@
 //                      seconds (a fraction allowed) or integer milli/micro/
 //                      nanoseconds since the epoch
 //   anything else      a strptime(3) format; `%f` additionally reads a
-//                      fraction of a second (1-9 digits); `%z` reads an
+//                      fraction of a second (1-9 digits; a tenth fails); `%z` reads an
 //                      offset that overrides the time zone. A format without
 //                      a year (%Y %y %C %G %s), like syslog's `%b %d
 //                      %H:%M:%S`, takes the latest of next year, this year

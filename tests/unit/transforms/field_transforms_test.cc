@@ -251,6 +251,27 @@ TEST(TimeFormatTest, AYearlessTimeIsNeverTakenAsMonthsAhead) {
   EXPECT_EQ(read(*full, "UTC", "2031 Dec 31 23:59:59", new_year), "2031-12-31T23:59:59.000000000Z");
 }
 
+// `%f` reads 1 to 9 digits, as documented; a tenth was read and dropped
+// silently. It fails now, as chrono's %f (Vector's) does.
+TEST(TimeFormatTest, AFractionHasOneToNineDigits) {
+  auto f = TimeFormat::Parse("%Y-%m-%d %H:%M:%S.%f");
+  ASSERT_TRUE(f.ok());
+  auto read = [&](const char* text) -> std::string {
+    Timestamp out;
+    return f->Apply(text, TimeZone{}, &out) ? FormatRfc3339(out) : "failed";
+  };
+  EXPECT_EQ(read("2024-05-01 12:00:00.1"), "2024-05-01T12:00:00.100000000Z");
+  EXPECT_EQ(read("2024-05-01 12:00:00.123456789"), "2024-05-01T12:00:00.123456789Z");
+  EXPECT_EQ(read("2024-05-01 12:00:00.1234567891"), "failed");
+  EXPECT_EQ(read("2024-05-01 12:00:00.000000000000"), "failed");
+  EXPECT_EQ(read("2024-05-01 12:00:00."), "failed");
+  TransformHarness r("regex_parser", "patterns: ['^(?P<t>.+)$']\ntypes: { t: 'timestamp|%H:%M:%S.%f %Y-%m-%d' }\n");
+  ASSERT_TRUE(r.ok()) << r.error();
+  auto out = r.RunDefault({Make({{"message", Value("12:00:00.1234567891 2024-05-01")}})});
+  EXPECT_EQ(out[0].get("t"), nullptr);
+  EXPECT_EQ(r.Errors("conversion_failed"), 1);
+}
+
 // IANA names, from the system's database (tzdata): summer time applies,
 // and the two hours a year that do not map one to one have a fixed answer.
 TEST(TimestampParserTest, NamedTimeZonesFollowSummerTime) {
