@@ -101,6 +101,7 @@ std::optional<std::vector<UnitTest>> ParseTests(const config::Config& config, co
   std::vector<std::string> transforms;
   for (const auto& c : config.components)
     if (c.kind == ComponentKind::kTransform) transforms.push_back(c.id);
+  std::map<std::string, size_t> names;  // test name -> index of the first test of that name
   for (size_t i = 0; i < config.tests.size(); ++i) {
     const YAML::Node& t = config.tests[i];
     config::ParseContext ctx{diag, file, "tests[" + std::to_string(i) + "]"};
@@ -110,8 +111,20 @@ std::optional<std::vector<UnitTest>> ParseTests(const config::Config& config, co
     }
     CheckKeys(t, {"name", "inputs", "outputs", "no_outputs_from"}, ctx);
     UnitTest test;
-    if (!IsScalarNode(t["name"])) ctx.Error(t, "`" + ctx.path + ".name` is required");
-    else test.name = t["name"].Scalar();
+    if (!IsScalarNode(t["name"])) {
+      ctx.Error(t, "`" + ctx.path + ".name` is required");
+    } else {
+      test.name = t["name"].Scalar();
+      // Two tests of one name could not be told apart in the report.
+      auto [first, fresh] = names.emplace(test.name, i);
+      if (!fresh) {
+        const YAML::Node& other = config.tests[first->second]["name"];
+        ctx.Error(t["name"],
+                  "`" + ctx.path + ".name`: `" + test.name + "` is also the name of `tests[" +
+                      std::to_string(first->second) + "]` at " + config::LocationOf(other, file).ToString(),
+                  "give each test a name of its own");
+      }
+    }
     const YAML::Node inputs = t["inputs"];
     if (!inputs.IsDefined() || !inputs.IsSequence() || inputs.size() == 0) {
       ctx.Error(inputs.IsDefined() ? inputs : t, "`" + ctx.path + ".inputs` must be a non-empty list");

@@ -172,6 +172,30 @@ tests:
   EXPECT_NE(out.find("no_outputs_from`: `split` is a route"), std::string::npos) << out;
 }
 
+// Two tests of one name were accepted silently, and the report could not
+// tell them apart: a config error at the second, naming the first.
+TEST(TributaryTestCommand, TwoTestsOfOneNameAreAnError) {
+  TempDir dir;
+  auto [code, out] = RunTest(dir, Config(dir, R"yaml(
+tests:
+  - name: same name
+    inputs: [ { insert_at: parse, value: 'x' } ]
+    no_outputs_from: [errors]
+  - name: other
+    inputs: [ { insert_at: parse, value: 'x' } ]
+    no_outputs_from: [errors]
+  - name: same name
+    inputs: [ { insert_at: parse, value: 'y' } ]
+    no_outputs_from: [errors]
+)yaml"));
+  EXPECT_EQ(code, 78) << out;
+  EXPECT_NE(out.find("t.yaml:32:11: error: `tests[2].name`: `same name` is also the name of `tests[0]` at "),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("t.yaml:26:11 (give each test a name of its own)"), std::string::npos) << out;
+  EXPECT_EQ(out.find("tests[1]"), std::string::npos) << out;
+}
+
 TEST(TributaryTestCommand, AnInputWithoutTypeIsARawLine) {
   TempDir dir;
   auto [code, out] = RunTest(dir, Config(dir, R"yaml(
