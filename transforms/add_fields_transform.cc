@@ -45,14 +45,19 @@ Value ScalarValue(const YAML::Node& node) {
   if (s == "true" || s == "True" || s == "TRUE") return Value(true);
   if (s == "false" || s == "False" || s == "FALSE") return Value(false);
   if (s == "null" || s == "~" || s == "Null" || s == "NULL") return Value();
+  // YAML 1.2's core schema lets a number start with `+` (`+5`, `+5.0`);
+  // from_chars does not take one.
+  std::string_view num = s;
+  if (num.size() > 1 && num[0] == '+' && ((num[1] >= '0' && num[1] <= '9') || num[1] == '.')) num.remove_prefix(1);
+  const char* const end = num.data() + num.size();
   int64_t i;
-  auto ri = std::from_chars(s.data(), s.data() + s.size(), i);
-  if (ri.ec == std::errc() && ri.ptr == s.data() + s.size()) return Value(i);
+  auto ri = std::from_chars(num.data(), end, i);
+  if (ri.ec == std::errc() && ri.ptr == end) return Value(i);
   double d;
-  auto rd = std::from_chars(s.data(), s.data() + s.size(), d);
+  auto rd = std::from_chars(num.data(), end, d);
   // `Nan`, `inf`, `Infinity` are words here, not numbers (from_chars reads
   // them; YAML's own are `.nan` and `.inf`, and JSON has neither).
-  if (rd.ec == std::errc() && rd.ptr == s.data() + s.size() && !s.empty() && std::isfinite(d)) return Value(d);
+  if (rd.ec == std::errc() && rd.ptr == end && !num.empty() && std::isfinite(d)) return Value(d);
   return Value(s);
 }
 

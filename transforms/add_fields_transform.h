@@ -43,7 +43,8 @@ class AddFieldsTransform final : public SimpleTransform {
 };
 
 // The typed value of a YAML scalar as written: plain scalars that look like
-// integers, floats, booleans or null get that type; quoted ones are strings.
+// integers, floats (a leading `+` allowed, as in YAML 1.2), booleans or null
+// get that type; quoted ones are strings.
 Value ScalarValue(const YAML::Node& node);
 
 }  // namespace tributary

@@ -37,7 +37,14 @@ struct Comparison {
   std::unique_ptr<RE2> re;        // matches
 };
 
+// A leading `+` is a number's sign, as YAML reads an operand (`+5`).
+std::string_view WithoutPlus(std::string_view s) {
+  if (s.size() > 1 && s[0] == '+' && ((s[1] >= '0' && s[1] <= '9') || s[1] == '.')) s.remove_prefix(1);
+  return s;
+}
+
 bool ParseNumber(std::string_view s, double* out) {
+  s = WithoutPlus(s);
   if (s.empty()) return false;
   auto r = std::from_chars(s.data(), s.data() + s.size(), *out);
   // `NaN` and `inf` are words, not numbers: compared as strings.
@@ -45,6 +52,7 @@ bool ParseNumber(std::string_view s, double* out) {
 }
 
 bool ParseInt(std::string_view s, int64_t* out) {
+  s = WithoutPlus(s);
   if (s.empty()) return false;
   auto r = std::from_chars(s.data(), s.data() + s.size(), *out);
   return r.ec == std::errc() && r.ptr == s.data() + s.size();

@@ -112,6 +112,22 @@ TEST(ConditionTest, NullIsNotTheEmptyString) {
   EXPECT_FALSE(Match("{ field: e, eq: null }", e));
 }
 
+// `+5` is the number 5 as an operand (YAML 1.2), and a string field "+5"
+// reads as a number too, so `eq: +5` still holds for it.
+TEST(ConditionTest, APlusSignedNumberIsANumber) {
+  Event e;
+  e.set("i", Value(int64_t{5}));
+  e.set("s", Value("+5"));
+  e.set("f", Value(0.5));
+  EXPECT_TRUE(Match("{ field: i, eq: +5 }", e));
+  EXPECT_TRUE(Match("{ field: i, gt: +4.5 }", e));
+  EXPECT_TRUE(Match("{ field: s, eq: +5 }", e));
+  EXPECT_TRUE(Match("{ field: s, eq: 5 }", e));
+  EXPECT_TRUE(Match("{ field: s, lt: 6 }", e));
+  EXPECT_TRUE(Match("{ field: f, eq: +.5 }", e));
+  EXPECT_FALSE(Match("{ field: i, eq: '+5' }", e));  // quoted: the text "+5", and 5's text is "5"
+}
+
 // `eq: NaN` was read as the number NaN, which equals nothing, not even the
 // string "NaN" a field holds.
 TEST(ConditionTest, NanAndInfOperandsAreWords) {

@@ -65,6 +65,16 @@ TEST(AddFieldsTest, NanAndInfAreWordsNotNumbers) {
   EXPECT_EQ(out[0].get("d")->as_double(), 1000.0);
 }
 
+// YAML 1.2's core schema reads `+5` as the integer 5 and `+5.0` as a
+// float; they stayed strings. `+` alone, `+-5` or `'+5'` quoted are strings.
+TEST(AddFieldsTest, APlusSignedNumberIsANumber) {
+  TransformHarness h("add_fields", "fields: { a: +5, b: +5.0, c: +.5, d: +1e3, e: +, f: +-5, g: '+5', h: +x }\n");
+  ASSERT_TRUE(h.ok()) << h.error();
+  auto out = h.RunDefault({Make({})});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(Json(out[0]), R"({"a":5,"b":5.0,"c":0.5,"d":1000.0,"e":"+","f":"+-5","g":"+5","h":"+x"})");
+}
+
 TEST(AddFieldsTest, OverwriteAndATemplateWhoseFieldIsMissing) {
   TransformHarness keep("add_fields", "fields: { env: new, tag: \"t-{{ missing }}\" }\noverwrite: false\n");
   ASSERT_TRUE(keep.ok()) << keep.error();
