@@ -12,7 +12,9 @@
 //   $$              a literal '$'
 //   ${NAME}         the variable's value; unset is an error
 //   ${NAME:-text}   the value if set and non-empty, else `text`
+//   ${NAME-text}    the value if set (even empty), else `text`
 //   ${NAME:?text}   the value if set and non-empty, else an error saying `text`
+//   ${NAME?text}    the value if set (even empty), else an error saying `text`
 // Values may not contain a newline (it could inject YAML).
 
 #include <yaml-cpp/yaml.h>

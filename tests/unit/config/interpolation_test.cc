@@ -48,6 +48,24 @@ TEST(InterpolationTest, ADefaultMayItselfReferToAVariable) {
   EXPECT_NE(bad.all()[1].message.find("unterminated"), std::string::npos) << bad.ToString();
 }
 
+// Without the colon, as in the shell, only an unset variable takes the
+// default or is an error: one set to "" is used as it is.
+TEST(InterpolationTest, WithoutTheColonOnlyAnUnsetVariableCounts) {
+  Diagnostics diag;
+  auto env = FakeEnv({{"EMPTY", ""}, {"SET", "v"}});
+  EXPECT_EQ(Interpolate("a: ${MISSING-d}\nb: ${EMPTY-d}\nc: ${SET-d}\nd: ${EMPTY?need it}\ne: ${SET?need it}\n", "f",
+                        env, &diag),
+            "a: d\nb: \nc: v\nd: \ne: v\n");
+  EXPECT_FALSE(diag.has_errors()) << diag.ToString();
+  Diagnostics missing;
+  Interpolate("x: 1\ny: ${MISSING?set MISSING}\nz: ${EMPTY:?set EMPTY}\n", "f", env, &missing);
+  ASSERT_EQ(missing.error_count(), 2u) << missing.ToString();
+  EXPECT_EQ(missing.all()[0].location.ToString(), "f:2:4");
+  EXPECT_NE(missing.all()[0].message.find("MISSING is required: set MISSING"), std::string::npos) << missing.ToString();
+  EXPECT_EQ(missing.all()[1].location.ToString(), "f:3:4");
+  EXPECT_NE(missing.all()[1].message.find("EMPTY is required: set EMPTY"), std::string::npos) << missing.ToString();
+}
+
 TEST(InterpolationTest, RequiredVariableErrorNamesLineAndColumn) {
   Diagnostics diag;
   Interpolate("x: 1\npassword: ${ES_PASSWORD:?set the Elasticsearch password}\n", "conf.yaml", FakeEnv({}), &diag);
