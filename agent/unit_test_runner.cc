@@ -37,8 +37,7 @@ std::vector<std::string> TransformOutputNames(const config::Config& config) {
   std::vector<std::string> names;
   for (const auto& c : config.components) {
     if (c.kind != ComponentKind::kTransform) continue;
-    if (c.outputs.empty()) names.push_back(c.id);
-    for (const auto& o : c.outputs) names.push_back(c.id + "." + o);
+    for (auto& name : c.OutputNames()) names.push_back(std::move(name));
   }
   return names;
 }
@@ -81,11 +80,9 @@ bool CheckTarget(const YAML::Node& at, const std::string& name, const std::vecto
   }
   // A route's own id carries nothing: read one of its outputs.
   if (owner == name && is_transform && !c->outputs.empty()) {
-    std::string names;
-    for (const auto& o : c->outputs) names += (names.empty() ? "`" : ", `") + name + "." + o + "`";
     ctx.Error(at, "`" + ctx.path + "`: `" + name + "` is a " + c->type +
                       ", which sends every event to one of its named outputs and none on its own id",
-              "name an output: " + names);
+              "name an output: " + config::BacktickList(c->OutputNames()));
     return false;
   }
   std::string near = config::ClosestMatch(name, valid);

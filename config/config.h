@@ -77,6 +77,11 @@ struct ComponentConfig {
   std::vector<std::string> outputs;     // named outputs (route)
   std::string fingerprint;              // canonical YAML: equal = unchanged on reload
 
+  // The names its events are read by: its id, or, for a component with
+  // named outputs (route), which sends nothing on its own id, "id.output"
+  // for each output.
+  std::vector<std::string> OutputNames() const;
+
   template <typename C>
   const C& As() const {
     return *static_cast<const C*>(options.get());

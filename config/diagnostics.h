@@ -78,4 +78,7 @@ class Diagnostics {
 // enough to be a plausible misspelling.
 std::string ClosestMatch(std::string_view word, const std::vector<std::string>& candidates);
 
+// Names as a message lists them: "`a`, `b`, `c`".
+std::string BacktickList(const std::vector<std::string>& names);
+
 }  // namespace tributary::config

@@ -89,6 +89,14 @@ const Schema<GlobalConfig>& GlobalConfig::schema() {
   return s;
 }
 
+std::vector<std::string> ComponentConfig::OutputNames() const {
+  if (outputs.empty()) return {id};
+  std::vector<std::string> names;
+  names.reserve(outputs.size());
+  for (const auto& o : outputs) names.push_back(id + "." + o);
+  return names;
+}
+
 const ComponentConfig* Config::Find(std::string_view id) const {
   for (const auto& c : components)
     if (c.id == id) return &c;
@@ -760,8 +768,7 @@ void CheckGraph(Config* config, Diagnostics* diag) {
   std::vector<std::string> valid;
   for (const auto& c : config->components) {
     if (c.kind == ComponentKind::kSink) continue;
-    if (c.outputs.empty()) valid.push_back(c.id);
-    for (const auto& o : c.outputs) valid.push_back(c.id + "." + o);
+    for (auto& name : c.OutputNames()) valid.push_back(std::move(name));
   }
   std::map<std::string, int> consumers;
   for (const auto& c : config->components) {
@@ -787,12 +794,10 @@ void CheckGraph(Config* config, Diagnostics* diag) {
         continue;
       }
       if (target && !target->outputs.empty()) {
-        std::string names;
-        for (const auto& o : target->outputs) names += (names.empty() ? "`" : ", `") + in + "." + o + "`";
         diag->Error(c.input_locations[i],
                     "input `" + in + "` of `" + c.id + "` names a " + target->type +
                         " itself, which sends every event to one of its named outputs and none on its own id",
-                    "name the outputs to read: " + names);
+                    "name the outputs to read: " + BacktickList(target->OutputNames()));
         consumers[in]++;  // reported here, not again as "not used"
         continue;
       }
