@@ -13,7 +13,8 @@ const config::Schema<AddFieldsTransform::Config>& AddFieldsTransform::Config::sc
     config::Schema<Config> s;
     s.Field("fields", &Config::fields, "Field name → value. Strings may contain `{{ field }}` templates.")
         .Required();
-    s.Field("overwrite", &Config::overwrite, "Replace fields that already exist; false keeps the existing value, and a non-map value on a "
+    s.Field("overwrite", &Config::overwrite,
+            "Replace fields that already exist; false keeps the existing value, and a non-map value on a "
             "dotted name's path (the field is then not added: `parent_not_a_map`).");
     s.Field("hostname_field", &Config::hostname_field, "If set, also add this host's name under this field name.");
     s.Validate([](const Config& c, const YAML::Node& node, const config::ParseContext& ctx) {

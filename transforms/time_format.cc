@@ -269,7 +269,8 @@ bool TimeFormat::Apply(std::string_view text, const TimeZone& tz, Timestamp* out
     // than kYearlessFuture ahead of now. Read just after New Year, a line
     // of 31 December is last year's, not one almost a year ahead; read
     // just before, one of 1 January (a zone ahead of UTC) is next year's.
-    const Timestamp clock = now ? *now : std::chrono::time_point_cast<Timestamp::duration>(std::chrono::system_clock::now());
+    const Timestamp clock =
+        now ? *now : std::chrono::time_point_cast<Timestamp::duration>(std::chrono::system_clock::now());
     const std::time_t now_secs = std::chrono::floor<std::chrono::seconds>(clock).time_since_epoch().count();
     std::tm now_tm{};
     gmtime_r(&now_secs, &now_tm);
@@ -278,7 +279,8 @@ bool TimeFormat::Apply(std::string_view text, const TimeZone& tz, Timestamp* out
     // not two, the rest of the time): when `latest`, plus a day for a
     // local time's zone ahead of UTC, is in it.
     using namespace std::chrono;
-    const int64_t next_year = sys_seconds(sys_days(year(now_tm.tm_year + 1901) / January / 1)).time_since_epoch().count();
+    const int64_t next_year =
+        sys_seconds(sys_days(year(now_tm.tm_year + 1901) / January / 1)).time_since_epoch().count();
     const bool near_next_year = latest + 86400 >= next_year;
     bool found = false;
     for (int y = now_tm.tm_year + (near_next_year ? 1 : 0); y >= now_tm.tm_year - 1 && !found; --y) {
