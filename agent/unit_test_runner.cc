@@ -1,5 +1,6 @@
 #include "agent/unit_test_runner.h"
 
+#include <algorithm>
 #include <map>
 #include <memory>
 
@@ -93,7 +94,6 @@ bool CheckTarget(const YAML::Node& at, const std::string& name, const std::vecto
 
 std::optional<std::vector<UnitTest>> ParseTests(const config::Config& config, config::Diagnostics* diag) {
   std::vector<UnitTest> tests;
-  const std::string& file = config.tests_file;
   const auto outputs = TransformOutputNames(config);
   std::vector<std::string> transforms;
   for (const auto& c : config.components)
@@ -101,6 +101,7 @@ std::optional<std::vector<UnitTest>> ParseTests(const config::Config& config, co
   std::map<std::string, size_t> names;  // test name -> index of the first test of that name
   for (size_t i = 0; i < config.tests.size(); ++i) {
     const YAML::Node& t = config.tests[i];
+    const std::string& file = config.test_files[i];
     config::ParseContext ctx{diag, file, "tests[" + std::to_string(i) + "]"};
     if (!t.IsMap()) {
       ctx.Error(t, "`" + ctx.path + "` must be a map with `name`, `inputs` and `outputs`");
@@ -118,7 +119,8 @@ std::optional<std::vector<UnitTest>> ParseTests(const config::Config& config, co
         const YAML::Node& other = config.tests[first->second]["name"];
         ctx.Error(t["name"],
                   "`" + ctx.path + ".name`: `" + test.name + "` is also the name of `tests[" +
-                      std::to_string(first->second) + "]` at " + config::LocationOf(other, file).ToString(),
+                      std::to_string(first->second) + "]` at " +
+                      config::LocationOf(other, config.test_files[first->second]).ToString(),
                   "give each test a name of its own");
       }
     }
@@ -307,7 +309,12 @@ int RunConfigTests(const config::Config& config, std::ostream& out) {
     return kExitConfig;
   }
   size_t passed = 0;
-  out << "Running " << tests->size() << " test(s) from " << config.tests_file << "\n";
+  std::vector<std::string> files;  // where the tests come from, each file once, in order
+  for (const std::string& f : config.test_files)
+    if (std::find(files.begin(), files.end(), f) == files.end()) files.push_back(f);
+  std::string from;
+  for (const std::string& f : files) from += (from.empty() ? "" : ", ") + f;
+  out << "Running " << tests->size() << " test(s) from " << from << "\n";
   for (const UnitTest& test : *tests) {
     std::string failures;
     auto graph = TransformGraph::Build(config);

@@ -92,7 +92,7 @@ struct Config {
   GlobalConfig global;
   std::vector<ComponentConfig> components;  // sources, then transforms, then sinks
   YAML::Node tests;                         // the merged `tests:` list (may be undefined)
-  std::string tests_file;
+  std::vector<std::string> test_files;     // the file each test of `tests` comes from
   std::vector<std::string> files;
 
   const ComponentConfig* Find(std::string_view id) const;

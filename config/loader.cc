@@ -922,8 +922,10 @@ std::optional<Config> LoadConfigFromStrings(const std::vector<std::pair<std::str
         }
         if (!config.tests.IsDefined() || config.tests.IsNull()) config.tests = YAML::Node(YAML::NodeType::Sequence);
         const YAML::Node list = it->second;  // not a range over it->second: a temporary's member
-        for (const auto& t : list) config.tests.push_back(t);
-        config.tests_file = file;
+        for (const auto& t : list) {
+          config.tests.push_back(t);
+          config.test_files.push_back(file);
+        }
         continue;
       }
       ComponentKind kind = key == "sources" ? ComponentKind::kSource

@@ -196,6 +196,55 @@ tests:
   EXPECT_EQ(out.find("tests[1]"), std::string::npos) << out;
 }
 
+// Tests may be spread over several config files: each is run and located
+// in its own file (they used to be located in the last file that had tests).
+TEST(TributaryTestCommand, TestsInSeveralFilesAreLocatedInTheirOwnFile) {
+  TempDir dir;
+  WriteFile(dir / "t.yaml", Config(dir, R"yaml(
+tests:
+  - name: first file
+    inputs: [ { insert_at: parse, value: 'x' } ]
+    no_outputs_from: [errros]
+)yaml"));
+  WriteFile(dir / "more.yaml", R"yaml(tests:
+  - name: second file
+    inputs: [ { insert_at: parse, value: 'x' } ]
+    no_outputs_from: [parse]
+  - name: first file
+    inputs: [ { insert_at: parse, value: 'y' } ]
+    no_outputs_from: [parse]
+)yaml");
+  Process p({{TributaryBinary(), "test", "-c", dir / "t.yaml", "-c", dir / "more.yaml"}, {}, false});
+  const int code = p.Wait(std::chrono::seconds(30)).value_or(-1);
+  const std::string out = p.Stdout() + p.Stderr();
+  EXPECT_EQ(code, 78) << out;
+  // The first file's mistyped output, in the first file.
+  EXPECT_NE(out.find("t.yaml:28:23: error: `tests[0].no_outputs_from`: `errros`"), std::string::npos) << out;
+  // The repeated name, in the second file, naming the first where it is.
+  EXPECT_NE(out.find("more.yaml:5:11: error: `tests[2].name`: `first file` is also the name of `tests[0]` at " +
+                     (dir / "t.yaml") + ":26:11"),
+            std::string::npos)
+      << out;
+
+  WriteFile(dir / "t.yaml", Config(dir, R"yaml(
+tests:
+  - name: first file
+    inputs: [ { insert_at: parse, value: 'x' } ]
+    no_outputs_from: [split.ok]
+)yaml"));
+  WriteFile(dir / "more.yaml", R"yaml(tests:
+  - name: second file
+    inputs: [ { insert_at: parse, value: 'x' } ]
+    no_outputs_from: [split.ok]
+)yaml");
+  Process ok({{TributaryBinary(), "test", "-c", dir / "t.yaml", "-c", dir / "more.yaml"}, {}, false});
+  const int ok_code = ok.Wait(std::chrono::seconds(30)).value_or(-1);
+  const std::string ok_out = ok.Stdout() + ok.Stderr();
+  EXPECT_EQ(ok_code, 0) << ok_out;
+  EXPECT_NE(ok_out.find("Running 2 test(s) from " + (dir / "t.yaml") + ", " + (dir / "more.yaml")), std::string::npos)
+      << ok_out;
+}
+
 TEST(TributaryTestCommand, AnInputWithoutTypeIsARawLine) {
   TempDir dir;
   auto [code, out] = RunTest(dir, Config(dir, R"yaml(
