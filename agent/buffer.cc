@@ -172,12 +172,16 @@ bool HoldsSegments(const std::string& dir) {
 
 }  // namespace
 
+std::string DiskBufferDir(const std::string& data_dir, const std::string& sink_id) {
+  return data_dir + "/buffer/" + sink_id;
+}
+
 Result<std::unique_ptr<Buffer>> MakeBuffer(const config::BufferConfig& config, const std::string& sink_id,
                                            const std::string& sink_type, const std::string& data_dir,
                                            Metrics* metrics) {
   const bool drop = config.when_full == "drop_newest";
   DiskBufferOptions o;
-  o.dir = data_dir + "/buffer/" + sink_id;
+  o.dir = DiskBufferDir(data_dir, sink_id);
   o.name = sink_id;
   o.flush_interval = config.flush_interval_ms.get();
   if (config.type == "memory") {

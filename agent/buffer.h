@@ -72,8 +72,11 @@ class MemoryBuffer final : public Buffer {
   RateLimiter full_limiter_;  // "dropped N events" under drop_newest
 };
 
-// Builds the buffer a sink's config asks for. Disk buffers live under
-// data_dir/buffer/<sink_id>/.
+// Where a sink's disk buffer lives: data_dir/buffer/<sink_id>.
+std::string DiskBufferDir(const std::string& data_dir, const std::string& sink_id);
+
+// Builds the buffer a sink's config asks for. Disk buffers live in
+// DiskBufferDir.
 Result<std::unique_ptr<Buffer>> MakeBuffer(const config::BufferConfig& config, const std::string& sink_id,
                                            const std::string& sink_type, const std::string& data_dir,
                                            Metrics* metrics);

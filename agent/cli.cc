@@ -17,6 +17,7 @@
 
 #include "agent/admin_api.h"
 #include "agent/backoff.h"
+#include "agent/buffer.h"
 #include "agent/env.h"
 #include "agent/healthcheck.h"
 #include "agent/log.h"
@@ -67,9 +68,9 @@ std::string Hostname() {
 
 // Checks that `dir` exists (or can be created) and is writable, as the
 // components that keep state there do when they are built, but leaves no
-// directory behind that it created.
-config::EnvCheck CheckWritableDir(const std::string& dir) {
-  config::EnvCheck c{"data_dir " + dir + " is writable", true, ""};
+// directory behind that it created. `what` names it in the report.
+config::EnvCheck CheckWritableDir(const std::string& what, const std::string& dir) {
+  config::EnvCheck c{what + " " + dir + " is writable", true, ""};
   std::error_code ec;
   fs::path first_missing;
   for (fs::path p = dir; !p.empty() && !fs::exists(p, ec); p = p.parent_path()) first_missing = p;
@@ -104,8 +105,13 @@ int Validate(const Options& o) {
             << " components)\n";
   if (o.no_environment) return kExitOk;
   std::vector<config::EnvCheck> checks;
-  checks.push_back(CheckWritableDir(cfg->global.data_dir));
+  checks.push_back(CheckWritableDir("data_dir", cfg->global.data_dir));
   for (const auto& c : cfg->components) {
+    // A disk buffer's own directory, as MakeBuffer prepares it at start (run
+    // exits 78 if it cannot): e.g. a regular file in its place.
+    if (c.kind == ComponentKind::kSink && c.buffer.type == "disk")
+      checks.push_back(
+          CheckWritableDir(c.id + ": disk buffer directory", DiskBufferDir(cfg->global.data_dir, c.id)));
     std::vector<config::EnvCheck> mine;
     c.type_info->check_environment(c.options.get(), &mine);
     for (auto& m : mine) {

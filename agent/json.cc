@@ -224,6 +224,9 @@ void AppendJson(const Value& v, std::string* out) {
 struct JsonParser::Impl {
   simdjson::dom::parser parser;
   size_t max_depth;
+  // Only for documents the DOM refused over a number (BigNumbers below).
+  std::unique_ptr<simdjson::ondemand::parser> ondemand;
+  std::string padded_copy;
 
   // Once simdjson has parsed a document, converting it cannot fail: the
   // syntax is checked and the depth bounded (see the constructor). The
@@ -282,6 +285,128 @@ struct JsonParser::Impl {
 };
 
 static_assert(JsonParser::kPadding >= simdjson::SIMDJSON_PADDING);
+
+// An integer beyond 64 bits (more than 20 digits, or above 2^64 - 1, or
+// below -2^63) has no place on simdjson's DOM tape: the DOM refuses the
+// whole document (NUMBER_ERROR). Vector, and most JSON readers, read such a
+// number as a float. simdjson's On Demand API reads any number as a double
+// (get_double), so a document the DOM refused for a number is read again
+// with it, into a value of its own: nothing of the event changes unless the
+// whole document reads. A number that is malformed (`01`, `1.`, `-`) fails
+// here too. Off the hot path: only after the DOM refused a document.
+namespace {
+
+namespace od = simdjson::ondemand;
+
+class BigNumbers {
+ public:
+  explicit BigNumbers(size_t max_depth) : max_depth_(max_depth) {}
+
+  // The document `doc` into *out, all of it: trailing bytes are an error.
+  simdjson::error_code Document(od::document& doc, Value* out) {
+    od::json_type type;
+    if (auto e = doc.type().get(type)) return e;
+    simdjson::error_code e;
+    if (type == od::json_type::object || type == od::json_type::array) {
+      od::value v;
+      if ((e = doc.get_value().get(v))) return e;
+      e = Read(v, out, 1);
+    } else {
+      e = Scalar(doc, type, out);
+    }
+    if (e) return e;
+    if (doc.current_location().error() != simdjson::OUT_OF_BOUNDS) return simdjson::TRAILING_CONTENT;
+    return simdjson::SUCCESS;
+  }
+
+ private:
+  simdjson::error_code Read(od::value& v, Value* out, size_t depth) {
+    od::json_type type;
+    if (auto e = v.type().get(type)) return e;
+    switch (type) {
+      case od::json_type::object: {
+        if (depth > max_depth_) return simdjson::DEPTH_ERROR;
+        od::object obj;
+        if (auto e = v.get_object().get(obj)) return e;
+        Fields f;
+        for (auto member : obj) {
+          od::field field;
+          std::string_view key;
+          if (auto e = std::move(member).get(field)) return e;
+          if (auto e = field.unescaped_key().get(key)) return e;
+          Value value;
+          if (auto e = Read(field.value(), &value, depth + 1)) return e;
+          f.set(key, std::move(value));  // a repeated key: the last one, as the DOM path does
+        }
+        *out = Value(std::move(f));
+        return simdjson::SUCCESS;
+      }
+      case od::json_type::array: {
+        if (depth > max_depth_) return simdjson::DEPTH_ERROR;
+        od::array arr;
+        if (auto e = v.get_array().get(arr)) return e;
+        Array a;
+        for (auto element : arr) {
+          od::value child;
+          if (auto e = std::move(element).get(child)) return e;
+          if (auto e = Read(child, &a.emplace_back(), depth + 1)) return e;
+        }
+        *out = Value(std::move(a));
+        return simdjson::SUCCESS;
+      }
+      default: return Scalar(v, type, out);
+    }
+  }
+
+  // A scalar of a value or of a document that is one.
+  template <typename V>
+  static simdjson::error_code Scalar(V& v, od::json_type type, Value* out) {
+    switch (type) {
+      case od::json_type::number: {
+        od::number_type nt;
+        if (auto e = v.get_number_type().get(nt)) return e;
+        // As the DOM path: an int64 as an integer, anything else (above
+        // 2^63 - 1, or beyond 64 bits) as a double. A failed get_int64
+        // does not move past the number: get_double reads it again.
+        if (nt == od::number_type::signed_integer) {
+          int64_t i;
+          if (v.get_int64().get(i) == simdjson::SUCCESS) {
+            *out = Value(i);
+            return simdjson::SUCCESS;
+          }
+        }
+        double d;
+        if (auto e = v.get_double().get(d)) return e;
+        *out = Value(d);
+        return simdjson::SUCCESS;
+      }
+      case od::json_type::string: {
+        std::string_view sv;
+        if (auto e = v.get_string().get(sv)) return e;
+        *out = Value(sv);
+        return simdjson::SUCCESS;
+      }
+      case od::json_type::boolean: {
+        bool b;
+        if (auto e = v.get_bool().get(b)) return e;
+        *out = Value(b);
+        return simdjson::SUCCESS;
+      }
+      case od::json_type::null: {
+        bool is_null;
+        if (auto e = v.is_null().get(is_null)) return e;
+        if (!is_null) return simdjson::N_ATOM_ERROR;
+        *out = Value();
+        return simdjson::SUCCESS;
+      }
+      default: return simdjson::TAPE_ERROR;
+    }
+  }
+
+  size_t max_depth_;
+};
+
+}  // namespace
 
 JsonParser::JsonParser(size_t max_depth) : impl_(std::make_unique<Impl>()) {
   impl_->max_depth = max_depth;
@@ -348,9 +473,35 @@ bool TooDeep(const simdjson::dom::document& doc, size_t max_depth) {
 
 }  // namespace
 
+// The document the DOM refused with NUMBER_ERROR, read with BigNumbers;
+// the DOM's error if that fails too (unless it finds the document too
+// deep).
+Status JsonParser::ParseBigNumbers(std::string_view text, Value* out) {
+  if (!impl_->ondemand) {
+    impl_->ondemand = std::make_unique<simdjson::ondemand::parser>();
+    auto err = impl_->ondemand->allocate(4096, impl_->max_depth + 1);
+    (void)err;  // a failed allocation shows again (and is reported) at iterate
+  }
+  std::string& copy = impl_->padded_copy;
+  copy.reserve(text.size() + simdjson::SIMDJSON_PADDING);
+  copy.assign(text);
+  simdjson::ondemand::document doc;
+  simdjson::error_code err = impl_->ondemand->iterate(copy.data(), copy.size(), copy.capacity()).get(doc);
+  if (!err) err = BigNumbers(impl_->max_depth).Document(doc, out);
+  if (err == simdjson::DEPTH_ERROR) return ParseError(err, impl_->max_depth);
+  if (err) return ParseError(simdjson::NUMBER_ERROR, impl_->max_depth);
+  return Status::Ok();
+}
+
 Status JsonParser::Parse(std::string_view text, Value* out, bool padded) {
   simdjson::dom::element root;
   auto err = impl_->parser.parse(text.data(), text.size(), !padded).get(root);
+  if (err == simdjson::NUMBER_ERROR) {
+    Value v;
+    Status s = ParseBigNumbers(text, &v);
+    if (s.ok()) *out = std::move(v);
+    return s;
+  }
   if (err) return ParseError(err, impl_->max_depth);
   if (TooDeep(impl_->parser.doc, impl_->max_depth)) return ParseError(simdjson::DEPTH_ERROR, impl_->max_depth);
   Impl::Assign(root, out);
@@ -360,6 +511,16 @@ Status JsonParser::Parse(std::string_view text, Value* out, bool padded) {
 Status JsonParser::ParseObjectInto(std::string_view text, Fields* into, bool padded, size_t drop_index) {
   simdjson::dom::element root;
   auto err = impl_->parser.parse(text.data(), text.size(), !padded).get(root);
+  if (err == simdjson::NUMBER_ERROR) {
+    Value v;
+    Status s = ParseBigNumbers(text, &v);
+    if (!s.ok()) return s;
+    if (!v.is_map()) return Status::InvalidArgument("not a JSON object");
+    if (drop_index != Fields::npos) into->erase_at(drop_index);
+    Fields& members = v.as_map();
+    for (size_t i = 0; i < members.size(); ++i) into->set(members.key(i), std::move(members.value(i)));
+    return Status::Ok();
+  }
   if (err) return ParseError(err, impl_->max_depth);
   if (TooDeep(impl_->parser.doc, impl_->max_depth)) return ParseError(simdjson::DEPTH_ERROR, impl_->max_depth);
   simdjson::dom::object obj;

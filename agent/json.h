@@ -49,7 +49,10 @@ class JsonParser {
   // spare capacity) passes padded=true and saves a copy.
   static constexpr size_t kPadding = 64;
 
-  // Parses one JSON document into *out. Errors: kInvalidArgument with
+  // Parses one JSON document into *out. Numbers: an integer that fits in
+  // int64 is an integer, any other number a double (also an integer
+  // beyond 64 bits, which simdjson's DOM refuses: such a document is read
+  // again with its On Demand API). Errors: kInvalidArgument with
   // simdjson's reason; kResourceExhausted if nested deeper than max_depth.
   Status Parse(std::string_view text, Value* out, bool padded = false);
   // Parses a JSON object and sets its members into *into (overwriting
@@ -62,6 +65,8 @@ class JsonParser {
                          size_t drop_index = Fields::npos);
 
  private:
+  Status ParseBigNumbers(std::string_view text, Value* out);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <map>
+#include <set>
 
 namespace tributary::kafka {
 
@@ -63,8 +64,19 @@ struct StatsMetrics::Impl {
   Gauge* queue_messages;
   Gauge* queue_bytes;
   std::map<std::string, Gauge*, std::less<>> rtt;
-  std::map<std::string, Gauge*, std::less<>> lag;  // "topic\0partition"
+  std::map<std::string, Gauge*, std::less<>> lag;  // "topic\0partition", of assigned partitions only
+  std::set<std::string, std::less<>> assigned;      // "topic\0partition"
 };
+
+namespace {
+
+void PartitionKey(std::string_view topic, std::string_view partition, std::string* key) {
+  key->assign(topic);
+  key->push_back('\0');
+  key->append(partition);
+}
+
+}  // namespace
 
 StatsMetrics::StatsMetrics(ComponentMetrics* metrics) : impl_(std::make_unique<Impl>()) {
   impl_->metrics = metrics;
@@ -124,11 +136,10 @@ bool StatsMetrics::Update(std::string_view json) {
       if (t["partitions"].get_object().get(partitions) != simdjson::SUCCESS) continue;
       for (auto [pname, p] : partitions) {
         if (pname == "-1") continue;  // the unassigned-partition pseudo entry
+        PartitionKey(topic, pname, &key);
+        if (impl_->assigned.count(key) == 0) continue;  // another member's now, or never ours
         int64_t lag;
         if (p["consumer_lag"].get_int64().get(lag) != simdjson::SUCCESS || lag < 0) continue;
-        key.assign(topic);
-        key.push_back('\0');
-        key.append(pname);
         auto it = impl_->lag.find(key);
         if (it == impl_->lag.end()) {
           auto labels = impl_->metrics->Labels();
@@ -141,6 +152,22 @@ bool StatsMetrics::Update(std::string_view json) {
     }
   }
   return true;
+}
+
+void StatsMetrics::PartitionAssigned(std::string_view topic, int32_t partition) {
+  std::string key;
+  PartitionKey(topic, std::to_string(partition), &key);
+  impl_->assigned.insert(std::move(key));
+}
+
+void StatsMetrics::PartitionRevoked(std::string_view topic, int32_t partition) {
+  std::string key;
+  PartitionKey(topic, std::to_string(partition), &key);
+  impl_->assigned.erase(key);
+  auto it = impl_->lag.find(key);
+  if (it == impl_->lag.end()) return;
+  impl_->metrics->registry().Unbind(*impl_->lag_family, *it->second);
+  impl_->lag.erase(it);
 }
 
 // ---- Callbacks ---------------------------------------------------------------

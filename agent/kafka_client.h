@@ -48,14 +48,23 @@ Result<ConfPtr> MakeConf(const std::vector<std::pair<std::string, std::string>>&
 //   tributary_kafka_broker_rtt_seconds{broker}  average request round trip
 //   tributary_kafka_consumer_lag_messages{topic,partition}  (consumers)
 // Handles for new brokers/partitions are created when first seen (stats
-// come every few seconds, off the data path). Not thread-safe: used from the
-// thread that polls the client.
+// come every few seconds, off the data path). A consumer's lag is reported
+// only for the partitions it holds (PartitionAssigned): the statistics go on
+// listing a partition after a rebalance took it away, with the lag it had,
+// and another member now reports it. Not thread-safe: used from the thread
+// that polls the client (which also runs the rebalance callback).
 class StatsMetrics {
  public:
   explicit StatsMetrics(ComponentMetrics* metrics);
   ~StatsMetrics();
   // Parses one statistics document; false (and nothing updated) if malformed.
   bool Update(std::string_view json);
+
+  // A consumer's assignment: lag is reported for a partition from its
+  // assignment on; when it is revoked or lost its lag series leaves
+  // /metrics at once.
+  void PartitionAssigned(std::string_view topic, int32_t partition);
+  void PartitionRevoked(std::string_view topic, int32_t partition);
 
  private:
   struct Impl;

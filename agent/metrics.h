@@ -150,6 +150,14 @@ class Metrics {
   template <typename T, typename... Args>
   T& Bind(prometheus::Family<T>& family, const prometheus::Labels& labels, Args&&... args);
 
+  // Takes one series made by Bind off /metrics at once, for a label set
+  // that stopped being true while the component runs (a Kafka partition
+  // revoked from the consumer). The caller drops its handle: nothing may
+  // update `metric` afterwards. Binding the same labels again makes a new
+  // series from 0.
+  template <typename T>
+  void Unbind(prometheus::Family<T>& family, T& metric);
+
   // A reload: series bound from now on belong to the new topology.
   void BeginGeneration();
   // After the new topology is built, before it starts: removes from /metrics
@@ -189,6 +197,13 @@ T& Metrics::Bind(prometheus::Family<T>& family, const prometheus::Labels& labels
   }
   s.generation = generation_;
   return metric;
+}
+
+template <typename T>
+void Metrics::Unbind(prometheus::Family<T>& family, T& metric) {
+  std::lock_guard lock(series_mu_);
+  if (series_.erase(&metric) == 0) return;  // not made by Bind, or removed by a reload already
+  family.Remove(&metric);
 }
 
 }  // namespace tributary

@@ -107,7 +107,7 @@ ElasticsearchSink::ElasticsearchSink(const Config& config, es::BulkEncoder encod
   // The error types every deployment sees, bound now; others on first use.
   for (const char* t : {"es_rejected_execution_exception", "mapper_parsing_exception", "document_parsing_exception",
                         "illegal_argument_exception", "version_conflict_engine_exception", "connection_failed",
-                        "timeout", "auth_failed", "invalid_response", "http_429", "http_503"})
+                        "connection_closed", "timeout", "auth_failed", "invalid_response", "http_429", "http_503"})
     errors_[t] = &ctx.metrics->Errors(t, "sending");
 }
 
@@ -283,8 +283,11 @@ void ElasticsearchSink::ProcessCompletions() {
   for (auto& c : done) {
     c.request->in_flight = false;
     --in_flight_;
-    request_duration_->Observe(std::chrono::duration<double>(c.response.duration).count());
-    if (c.response.resent) CountResend(*c.request, c.response);
+    if (c.response.resent) {
+      CountResend(*c.request, c.response);
+    } else {
+      request_duration_->Observe(std::chrono::duration<double>(c.response.duration).count());
+    }
     Handle(c.request, c.response);
   }
 }
@@ -384,9 +387,15 @@ void ElasticsearchSink::HandleItems(Request* r, es::HttpResponse& resp) {
 
 // The HTTP client sent the request again on a new connection because its
 // kept-alive one closed without answering. The first copy may have been
-// indexed, so it is a retry like any other: counted, and logged so that a
-// duplicate can be explained.
+// indexed, so it is a retry like any other: each attempt is a request of
+// its own in the duration histogram, the closed connection is counted as
+// the cause (`connection_closed`), and it is logged so that a duplicate
+// can be explained.
 void ElasticsearchSink::CountResend(const Request& r, const es::HttpResponse& resp) {
+  using Seconds = std::chrono::duration<double>;
+  request_duration_->Observe(Seconds(resp.first_attempt).count());
+  request_duration_->Observe(Seconds(resp.duration - resp.first_attempt).count());
+  ErrorCounter("connection_closed").Increment();
   retries_->Increment();
   LogLimited(retry_log_, LogLevel::kWarn, id_,
              "bulk request (" + std::to_string(r.items.size()) +

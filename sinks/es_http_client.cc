@@ -262,6 +262,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     conn_.reset();
     if (stale) {
       fresh_retry_done_ = true;
+      first_attempt_ = Clock::now() - start_;
       resent_after_ = "the kept-alive connection was closed without a response (" + what + ")";
       return Connect();
     }
@@ -302,7 +303,10 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
 
   void Complete(HttpResponse r) {
     r.resent = resent_;
-    if (resent_) r.resent_after = std::move(resent_after_);
+    if (resent_) {
+      r.resent_after = std::move(resent_after_);
+      r.first_attempt = first_attempt_;
+    }
     auto cb = std::move(cb_);
     cb_ = nullptr;
     if (cb) cb(std::move(r));
@@ -324,6 +328,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   bool fresh_retry_done_ = false;  // a stale kept-alive connection was replaced
   bool resent_ = false;            // ... and the body went out again
   std::string resent_after_;       // how the stale connection's attempt ended
+  Clock::duration first_attempt_{};  // ... and how long it took
 };
 
 }  // namespace

@@ -62,7 +62,11 @@ struct HttpResponse {
   // server may have received and processed that first copy.
   bool resent = false;
   std::string resent_after;
+  // From the start to the end of the last attempt. With `resent`,
+  // `first_attempt` is how long the first one took (until its connection
+  // was found closed); the second one took the rest.
   std::chrono::steady_clock::duration duration{};
+  std::chrono::steady_clock::duration first_attempt{};
 };
 
 class HttpClient {

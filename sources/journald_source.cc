@@ -649,6 +649,15 @@ Status JournaldSource::Run(SourceContext& ctx) {
       Status s = Reopen(read_cursor_);
       if (!s.ok()) {
         read_errors_->Increment();
+        // As at the start: a one-shot read ends with the error (the
+        // agent exits 1 once its sources have ended, and says why) rather
+        // than retrying for ever; what was sent is still checkpointed by
+        // Finish. Out of descriptors or memory is still retried.
+        if (config_.stop_at_end && s.code() != StatusCode::kResourceExhausted) {
+          Close();
+          return Status(s.code(), "cannot reopen the journal after a read error: " + s.message() +
+                                      "; with stop_at_end the source ends instead of waiting for it");
+        }
         LogLimited(log_limiter_, LogLevel::kError, id_, "cannot reopen the journal: " + s.message());
         if (!SleepFor(backoff.Next(), stop)) break;
         continue;

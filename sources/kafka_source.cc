@@ -305,6 +305,7 @@ void KafkaSource::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
     std::string names;
     for (int i = 0; i < partitions->cnt; ++i) {
       tracker_->Assign(partitions->elems[i].topic, partitions->elems[i].partition);
+      stats_.PartitionAssigned(partitions->elems[i].topic, partitions->elems[i].partition);
       names += (i ? " " : "") + std::string(partitions->elems[i].topic) + "[" +
                std::to_string(partitions->elems[i].partition) + "]";
     }
@@ -345,6 +346,10 @@ void KafkaSource::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
     Commit(/*sync=*/true);
   }
   for (const auto& ps : parts) tracker_->Revoke(ps->topic, ps->partition);
+  // Their lag is the new owner's to report: the series leave /metrics now,
+  // not with the last value they had until a reload.
+  for (int i = 0; i < partitions->cnt; ++i)
+    stats_.PartitionRevoked(partitions->elems[i].topic, partitions->elems[i].partition);
   TLOG_INFO(id(), std::string(lost ? "lost " : "revoked ") + std::to_string(partitions->cnt) + " partition(s)");
   if (cooperative) {
     if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, partitions)) {

@@ -163,6 +163,40 @@ TEST(ValidateTest, ValidConfigExitsZeroAndChecksTheEnvironment) {
   EXPECT_EQ(r.code, 0) << r.out << r.err;
 }
 
+// validate checks a disk buffer's own directory as run prepares it: a
+// regular file in its place made run exit 78 while validate passed (it
+// checked data_dir only). It creates nothing that stays.
+TEST(ValidateTest, ADiskBufferDirectoryThatRunCannotUseFailsValidate) {
+  TempDir dir;
+  const std::string data = dir / "data";
+  const std::string buffer_dir = data + "/buffer/out";
+  WriteFile(dir / "c.yaml", "data_dir: " + data + "\napi: { enabled: false }\n" +
+                               "sources: { d: { type: demo_logs, interval: 3600 } }\n"
+                               "sinks: { out: { type: blackhole, inputs: [d], buffer: { type: disk, max_size: "
+                               "300000000 } } }\n");
+  // Nothing there yet: passes, and leaves nothing behind.
+  CliRun r = Tributary({"validate", "-c", dir / "c.yaml"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("✓ out: disk buffer directory " + buffer_dir + " is writable"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(data)) << "validate left " << data << " behind";
+
+  fs::create_directories(data + "/buffer");
+  WriteFile(buffer_dir, "not a directory\n");
+  r = Tributary({"validate", "-c", dir / "c.yaml"});
+  EXPECT_EQ(r.code, 78) << r.out << r.err;
+  EXPECT_NE(r.out.find("✓ data_dir " + data + " is writable"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("✗ out: disk buffer directory " + buffer_dir + " is writable: create " + buffer_dir),
+            std::string::npos)
+      << r.out;
+  CliRun run = Tributary({"run", "-c", dir / "c.yaml"});
+  EXPECT_EQ(run.code, 78) << run.err;
+  EXPECT_NE(run.err.find("create " + buffer_dir), std::string::npos) << run.err;
+  EXPECT_EQ(ReadFile(buffer_dir), "not a directory\n");
+  // --no-environment checks the files only.
+  r = Tributary({"validate", "--no-environment", "-c", dir / "c.yaml"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+}
+
 TEST(AgentTest, AStateDirThatCannotBeWrittenStopsTheStartWithTheFix) {
   // A read-only or foreign data_dir: the file source, the journald source
   // and a disk buffer each keep state there. The agent must not start and

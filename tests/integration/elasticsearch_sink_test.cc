@@ -286,7 +286,8 @@ TEST(ElasticsearchSinkTest, WholeRequestFailuresAndTimeoutsAreRetried) {
 // A request the server reads on a kept-alive connection and then drops
 // unanswered is sent again at once by the HTTP client. The first copy may
 // have been indexed (a duplicate without id_field), so it is counted as a
-// retry and logged, though no error is: the resend succeeded.
+// retry and logged; the resend succeeded, so it is no connection failure
+// (its cause, connection_closed: see below).
 TEST(ElasticsearchSinkTest, RequestDroppedOnAKeptAliveConnectionCountsAsARetry) {
   EsBulkServer es;
   ASSERT_TRUE(es.ok()) << es.error();
@@ -312,6 +313,80 @@ TEST(ElasticsearchSinkTest, RequestDroppedOnAKeptAliveConnectionCountsAsARetry) 
             std::string::npos)
       << log;
   ExpectExactly(es, "logs", 200, true);
+}
+
+// The samples of tributary_sink_request_duration_seconds: one per request
+// sent, whatever became of it.
+double Observations(Agent& agent) {
+  return agent.Metric("tributary_sink_request_duration_seconds_count", {{"component_id", "es"}}).value_or(0);
+}
+
+// Each attempt of a request sent again because its kept-alive connection
+// closed unanswered is a request of its own in the duration histogram, and
+// the closed connection is counted as the cause of the retry
+// (`connection_closed`): one observation covered both attempts, and the
+// errors counter showed a retry without a cause.
+TEST(ElasticsearchSinkTest, EachAttemptOfARequestSentAgainIsObservedAndItsCauseCounted) {
+  EsBulkServer es;
+  ASSERT_TRUE(es.ok()) << es.error();
+  TempDir dir;
+  std::string cfg = Config(dir, {es.url()}, "");
+  cfg.replace(cfg.find("concurrency: 4"), 14, "concurrency: 1");
+  Agent agent(dir, cfg, {}, {}, true);
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  agent.process().WriteStdin(Lines(0, 100));
+  ASSERT_TRUE(WaitFor([&] { return es.count("logs") == 100; })) << agent.process().Stderr();
+  ASSERT_TRUE(WaitFor([&] { return Observations(agent) == es.stat("bulk_requests"); })) << agent.Metrics();
+  EXPECT_EQ(Errors(agent, "connection_closed"), 0);
+  // Twice: the next request after each is dropped on its kept connection
+  // and sent again on a new one.
+  for (int from : {100, 200}) {
+    ASSERT_TRUE(es.set_faults(R"({"close_connections": 1})"));
+    agent.process().WriteStdin(Lines(from, from + 100));
+    ASSERT_TRUE(WaitFor([&] { return es.count("logs") == from + 100; })) << agent.process().Stderr();
+  }
+  EXPECT_EQ(es.stat("closed_connections"), 2);
+  // Every request the server read is one observation, the dropped ones too.
+  ASSERT_TRUE(WaitFor([&] {
+    return Observations(agent) == es.stat("bulk_requests") + es.stat("closed_connections");
+  })) << Observations(agent) << " observations, " << es.stat("bulk_requests") << " bulk requests answered\n"
+      << agent.Metrics();
+  EXPECT_EQ(Errors(agent, "connection_closed"), 2) << agent.Metrics();
+  EXPECT_EQ(agent.Metric("tributary_sink_retries_total", {{"component_id", "es"}}), 2);
+  EXPECT_EQ(Errors(agent, "connection_failed"), 0);
+  Finish(agent);
+  ExpectExactly(es, "logs", 300, true);
+}
+
+// A kept-alive connection that the server's idle timeout (a proxy's)
+// closed while it waited is replaced before a request goes out on it:
+// nothing was sent on it, so there is no resend, no error and one
+// observation per request.
+TEST(ElasticsearchSinkTest, AConnectionClosedWhileIdleIsNoErrorAndNoRetry) {
+  EsBulkServer es;
+  ASSERT_TRUE(es.ok()) << es.error();
+  ASSERT_TRUE(es.set_faults(R"({"idle_timeout_ms": 100})"));
+  TempDir dir;
+  std::string cfg = Config(dir, {es.url()}, "");
+  cfg.replace(cfg.find("concurrency: 4"), 14, "concurrency: 1");
+  Agent agent(dir, cfg, {}, {}, true);
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  for (int round = 0; round < 3; ++round) {
+    const int64_t idle_closed = es.stat("idle_closed_connections");
+    agent.process().WriteStdin(Lines(round * 100, round * 100 + 100));
+    ASSERT_TRUE(WaitFor([&] { return es.count("logs") == round * 100 + 100; })) << agent.process().Stderr();
+    // The connection it kept is closed by the server before the next round.
+    ASSERT_TRUE(WaitFor([&] { return es.stat("idle_closed_connections") > idle_closed; }));
+  }
+  ASSERT_TRUE(WaitFor([&] { return Observations(agent) == es.stat("bulk_requests"); }))
+      << Observations(agent) << " observations, " << es.stat("bulk_requests") << " bulk requests\n"
+      << agent.Metrics();
+  EXPECT_EQ(es.stat("closed_connections"), 0);
+  EXPECT_EQ(Errors(agent, "connection_closed"), 0);
+  EXPECT_EQ(Errors(agent, "connection_failed"), 0);
+  EXPECT_EQ(agent.Metric("tributary_sink_retries_total", {{"component_id", "es"}}), 0);
+  Finish(agent);
+  ExpectExactly(es, "logs", 300, true);
 }
 
 // With `action: create`, a document whose `_id` is already indexed is

@@ -7,6 +7,7 @@
 #include <map>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -153,6 +154,63 @@ TEST(KafkaSourceTest, TwoMembersDeliverEveryMessageOnceInTotal) {
   EXPECT_GT(from_b, 0u);
   EXPECT_EQ(seqs.size(), 4000u);
   for (int i = 0; i < 4000; ++i) ASSERT_EQ(seqs.count(i), 1u) << i;
+}
+
+// The partitions a member's last "assigned ..." log line names.
+std::set<int> LastAssignment(Agent& agent) {
+  const std::string log = agent.process().Stderr();
+  const size_t at = log.rfind("assigned ");
+  std::set<int> out;
+  if (at == std::string::npos) return out;
+  static const std::regex part("events\\[([0-9]+)\\]");
+  const std::string line = log.substr(at, log.find('\n', at) - at);
+  for (std::sregex_iterator it(line.begin(), line.end(), part), end; it != end; ++it) out.insert(std::stoi((*it)[1]));
+  return out;
+}
+
+// The partitions with a consumer lag series on the member's /metrics.
+std::set<int> LagPartitions(Agent& agent) {
+  static const std::regex series("^tributary_kafka_consumer_lag_messages\\{[^}]*partition=\"([0-9]+)\"");
+  std::set<int> out;
+  std::istringstream text(agent.Metrics());
+  for (std::string line; std::getline(text, line);) {
+    std::smatch m;
+    if (std::regex_search(line, m, series)) out.insert(std::stoi(m[1]));
+  }
+  return out;
+}
+
+// A member reports the lag of the partitions it holds: when a second member
+// joins, the lag series of the partitions taken from the first leave its
+// /metrics (they stayed, with their last value, until a reload).
+TEST(KafkaSourceTest, TheLagSeriesOfRevokedPartitionsLeaveMetrics) {
+  MockKafka kafka(1, {{"events", 4}});
+  TempDir dir_a, dir_b;
+  ProduceMessages(kafka.bootstrap_servers(), "events", Seqs(0, 400));
+  Agent a(dir_a, AggregatorConfig(dir_a, kafka.bootstrap_servers(), dir_a / "out.log"));
+  ASSERT_TRUE(WaitFor([&] { return LagPartitions(a) == std::set<int>{0, 1, 2, 3}; }, 30s))
+      << a.Metrics() << a.process().Stderr();
+  // As above: B joins once A committed, so that the rebalance is clean.
+  ASSERT_TRUE(WaitFor([&] { return CommittedTotal(kafka) == 400; }, 30s)) << a.process().Stderr();
+  Agent b(dir_b, AggregatorConfig(dir_b, kafka.bootstrap_servers(), dir_b / "out.log"));
+  ASSERT_TRUE(WaitFor([&] { return HasAssignment(b); }, 30s)) << b.process().Stderr();
+  std::set<int> of_a, of_b, lag_a;
+  const bool split = WaitFor(
+      [&] {
+        of_a = LastAssignment(a), of_b = LastAssignment(b), lag_a = LagPartitions(a);
+        return of_a.size() + of_b.size() == 4 && !of_a.empty() && !of_b.empty() && lag_a == of_a &&
+               LagPartitions(b) == of_b;
+      },
+      30s);
+  std::string seen;
+  for (int p : lag_a) seen += std::to_string(p) + " ";
+  ASSERT_TRUE(split) << "A reports lag of partitions " << seen << "\n" << a.Metrics() << a.process().Stderr()
+                     << b.process().Stderr();
+  for (int p : of_b) EXPECT_EQ(lag_a.count(p), 0u) << "partition " << p << " is B's";
+  a.process().Signal(SIGTERM);
+  b.process().Signal(SIGTERM);
+  EXPECT_EQ(a.process().Wait(30s), 0);
+  EXPECT_EQ(b.process().Wait(30s), 0);
 }
 
 // kill -9 one member mid-stream: the other takes its partitions after the

@@ -314,6 +314,8 @@ TEST(EsHttpClientPoolTest, ReportsARequestSentAgainAfterAKeptConnectionClosedUna
   EXPECT_EQ(second.status, 200) << second.body;
   EXPECT_TRUE(second.resent);
   EXPECT_NE(second.resent_after.find("closed without a response"), std::string::npos) << second.resent_after;
+  EXPECT_GT(second.first_attempt.count(), 0);  // each attempt's share, for the sink's histogram
+  EXPECT_LT(second.first_attempt, second.duration);
   EXPECT_EQ(es.stat("closed_connections"), 1);
   EXPECT_EQ(es.stat("bulk_requests"), 2);  // the dropped copy was read, not processed
   HttpResponse third = PostOne(*client);

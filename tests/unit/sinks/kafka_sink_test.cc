@@ -8,6 +8,7 @@
 #include "agent/kafka_client.h"
 #include "config/config.h"
 #include "sources/kafka_source.h"
+#include "tests/support/test_util.h"
 
 namespace tributary {
 namespace {
@@ -83,6 +84,7 @@ TEST(KafkaStatsTest, StatisticsFeedGauges) {
   Metrics metrics;
   auto cm = metrics.ForComponent("out", ComponentKind::kSink, "kafka");
   kafka::StatsMetrics stats(cm.get());
+  stats.PartitionAssigned("logs", 0);
   EXPECT_FALSE(stats.Update("{not json"));
   ASSERT_TRUE(stats.Update(R"({"name":"p","msg_cnt":42,"msg_size":4200,
       "brokers":{"b:1/bootstrap":{"nodeid":-1,"rtt":{"avg":0}},"b:1/1":{"nodeid":1,"rtt":{"avg":2500}}},
@@ -93,6 +95,36 @@ TEST(KafkaStatsTest, StatisticsFeedGauges) {
   EXPECT_NE(text.find("tributary_kafka_broker_rtt_seconds{broker=\"b:1/1\""), std::string::npos) << text;
   EXPECT_EQ(text.find("b:1/bootstrap"), std::string::npos);
   EXPECT_NE(text.find("partition=\"0\",topic=\"logs\"} 7"), std::string::npos) << text;
+}
+
+// A consumer's lag series are those of the partitions it holds: librdkafka's
+// statistics go on listing a revoked partition with its last lag.
+TEST(KafkaStatsTest, LagIsReportedForAssignedPartitionsOnly) {
+  Metrics metrics;
+  auto cm = metrics.ForComponent("in", ComponentKind::kSource, "kafka");
+  kafka::StatsMetrics stats(cm.get());
+  const std::string doc = R"({"topics":{"logs":{"partitions":{"0":{"consumer_lag":7},"1":{"consumer_lag":9}}}}})";
+  auto lag = [&](const char* partition) {
+    return testing::MetricValue(metrics.Serialize(), "tributary_kafka_consumer_lag_messages",
+                                {{"component_id", "in"}, {"topic", "logs"}, {"partition", partition}});
+  };
+  stats.PartitionAssigned("logs", 0);
+  stats.PartitionAssigned("logs", 1);
+  ASSERT_TRUE(stats.Update(doc));
+  EXPECT_EQ(lag("0"), 7);
+  EXPECT_EQ(lag("1"), 9);
+  stats.PartitionRevoked("logs", 1);
+  EXPECT_EQ(lag("0"), 7);
+  EXPECT_EQ(lag("1"), std::nullopt) << metrics.Serialize();
+  ASSERT_TRUE(stats.Update(doc));  // still listed by the statistics
+  EXPECT_EQ(lag("1"), std::nullopt) << metrics.Serialize();
+  stats.PartitionAssigned("logs", 1);  // back after another rebalance
+  ASSERT_TRUE(stats.Update(doc));
+  EXPECT_EQ(lag("1"), 9);
+  stats.PartitionRevoked("logs", 0);
+  stats.PartitionRevoked("logs", 1);
+  EXPECT_EQ(metrics.Serialize().find("tributary_kafka_consumer_lag_messages{"), std::string::npos)
+      << metrics.Serialize();
 }
 
 TEST(KafkaSourceConfigTest, RequiresGroupAndTopicsAndDisablesAutoCommit) {

@@ -159,9 +159,26 @@ class RunningSource {
     EXPECT_TRUE(built.ok()) << built.status().ToString();
     source_ = std::move(built.value());
     if (next) static_cast<JournaldSource*>(source_.get())->SetNextFunctionForTesting(next);
-    thread_ = std::thread([this] { status_ = source_->Run(ctx_); });
+    thread_ = std::thread([this] {
+      status_ = source_->Run(ctx_);
+      ended_ = true;
+    });
   }
   ~RunningSource() { Stop(); }
+
+  // Waits for Run to return by itself (stop_at_end), then acknowledges
+  // everything and writes the final checkpoint; Run's status, or an error
+  // if it still runs after `timeout` (it is then stopped).
+  Status Ended(std::chrono::milliseconds timeout) {
+    if (!WaitFor([&] { return ended_.load(); }, timeout)) {
+      Stop();
+      return Status::Internal("the source was still running after " + std::to_string(timeout.count()) + " ms");
+    }
+    thread_.join();
+    ctx_.Acknowledge();
+    source_->Finish();
+    return status_;
+  }
 
   // Stops the thread, acknowledges everything, and writes the final
   // checkpoint, as a clean shutdown does.
@@ -186,6 +203,7 @@ class RunningSource {
   std::unique_ptr<Source> source_;
   std::thread thread_;
   Status status_;
+  std::atomic<bool> ended_{false};
 };
 
 class JournaldSourceTest : public ::testing::Test {
@@ -479,6 +497,48 @@ TEST_F(JournaldSourceTest, ReadErrorsReopenAtTheLastCursorWithoutLossOrDuplicate
                                      {{"component_id", "journal"}, {"error_type", "read_failed"}});
   ASSERT_TRUE(errors.has_value());
   EXPECT_GE(*errors, 8.0);
+}
+
+// The 120th read fails and the journal directory is gone when the source
+// reopens it, as if its volume went away in the middle of a backfill.
+std::string g_vanishing_dir;
+int VanishingNext(sd_journal* j) {
+  if (++g_next_calls == 120) {
+    std::filesystem::rename(g_vanishing_dir, g_vanishing_dir + ".away");
+    return -EIO;
+  }
+  return sd_journal_next(j);
+}
+
+// With stop_at_end a journal that cannot be reopened after a read error
+// ends the source with the error, as one that cannot be opened at the
+// start does: it was retried for ever, and the agent never exited. What
+// was sent before is checkpointed, and the next run reads on from there.
+TEST_F(JournaldSourceTest, StopAtEndEndsWithTheErrorWhenTheJournalCannotBeReopened) {
+  JournalBuilder b(journal_dir() + "/x.journal");
+  ASSERT_EQ(b.AppendMessages("e", 0, 300), "");
+  config_.batch_size = 50;  // two batches sent, the third one fails at its 20th entry
+  config_.stop_at_end = true;
+  g_next_calls = 0;
+  g_vanishing_dir = journal_dir();
+  {
+    RunningSource s(config_, data_dir(), VanishingNext);
+    Status st = s.Ended(std::chrono::seconds(10));
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.message().find("cannot reopen the journal after a read error: cannot open the journal in " +
+                                journal_dir()),
+              std::string::npos)
+        << st.ToString();
+    EXPECT_NE(st.message().find("with stop_at_end the source ends"), std::string::npos) << st.ToString();
+    EXPECT_EQ(s.ctx().messages(), Range("e", 0, 100));
+    auto errors = testing::MetricValue(s.registry().Serialize(), "tributary_component_errors_total",
+                                       {{"component_id", "journal"}, {"error_type", "read_failed"}});
+    EXPECT_EQ(errors, 2.0);  // the read, and the reopen
+  }
+  std::filesystem::rename(journal_dir() + ".away", journal_dir());
+  RunningSource again(config_, data_dir());
+  EXPECT_TRUE(again.Ended(std::chrono::seconds(20)).ok());
+  EXPECT_EQ(again.ctx().messages(), Range("e", 100, 200));
 }
 
 TEST_F(JournaldSourceTest, SinceNowSkipsWhatIsThere) {

@@ -91,6 +91,71 @@ TEST(JsonParserTest, InvalidInputsPassUnchangedAndCount) {
   EXPECT_EQ(h.Errors("field_missing"), 2);
 }
 
+// An integer beyond 64 bits is read as a float, as Vector reads it; the
+// rest of the document as usual. simdjson's DOM refuses such a document
+// (NUMBER_ERROR): it counted as invalid_json and the event passed unparsed.
+TEST(JsonParserTest, IntegersBeyond64BitsAreFloats) {
+  TransformHarness h("json_parser", "max_depth: 4\n");
+  ASSERT_TRUE(h.ok()) << h.error();
+  Event existing = MessageEvent(R"({"a":1234567890123456789012345,"b":"x","n":7,"f":1.5,"ok":true,"z":null})");
+  existing.fields().set("a", Value("old"));
+  existing.fields().set("keep", Value(int64_t{1}));
+  auto out = h.RunDefault({std::move(existing),
+                           MessageEvent(R"({"m":{"big":98765432109876543210987654321,"l":[1,-1234567890123456789012345,"s"]}})"),
+                           MessageEvent(R"({"neg":-1234567890123456789012345,"two64":18446744073709551616,)"
+                                        R"("min":-9223372036854775808,"max":9223372036854775807,"u":18446744073709551615})")});
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(h.Errors("invalid_json"), 0);
+  // At the top, over a field the event had (in its place), the others kept.
+  ASSERT_TRUE(out[0].get("a")->is_double()) << Json(out[0]);
+  EXPECT_EQ(out[0].get("a")->as_double(), 1234567890123456789012345.0);
+  EXPECT_EQ(out[0].fields().key(0), "a");
+  EXPECT_EQ(out[0].get("message"), nullptr);
+  EXPECT_EQ(out[0].get("b")->as_string(), "x");
+  EXPECT_EQ(out[0].get("n")->as_int(), 7);
+  EXPECT_EQ(out[0].get("f")->as_double(), 1.5);
+  EXPECT_TRUE(out[0].get("ok")->as_bool());
+  EXPECT_TRUE(out[0].get("z")->is_null());
+  EXPECT_EQ(out[0].get("keep")->as_int(), 1);
+  // Nested, in a map and in an array.
+  ASSERT_TRUE(out[1].get("m.big") && out[1].get("m.big")->is_double()) << Json(out[1]);
+  EXPECT_EQ(out[1].get("m.big")->as_double(), 98765432109876543210987654321.0);
+  const Array& l = out[1].get("m.l")->as_array();
+  ASSERT_EQ(l.size(), 3u);
+  EXPECT_EQ(l[0].as_int(), 1);
+  EXPECT_EQ(l[1].as_double(), -1234567890123456789012345.0);
+  EXPECT_EQ(l[2].as_string(), "s");
+  // Negative; 2^64; and int64's own ends stay integers.
+  ASSERT_TRUE(out[2].get("neg") && out[2].get("neg")->is_double()) << Json(out[2]);
+  EXPECT_EQ(out[2].get("neg")->as_double(), -1234567890123456789012345.0);
+  EXPECT_EQ(out[2].get("two64")->as_double(), 18446744073709551616.0);
+  EXPECT_EQ(out[2].get("min")->as_int(), INT64_MIN);
+  EXPECT_EQ(out[2].get("max")->as_int(), INT64_MAX);
+  EXPECT_EQ(out[2].get("u")->as_double(), 18446744073709551615.0);
+
+  // Whatever else is wrong with such a document still is.
+  auto bad = h.RunDefault({MessageEvent(R"({"a":1234567890123456789012345} trailing)"),
+                           MessageEvent(R"({"a":1234567890123456789012345,"b":01})"),
+                           MessageEvent(R"({"a":1234567890123456789012345,})"),
+                           MessageEvent(R"({"a":1234567890123456789012345x})"),
+                           MessageEvent(R"([1234567890123456789012345])"),
+                           MessageEvent(R"({"a":1234567890123456789012345,"d":[[[[1]]]]})")});
+  ASSERT_EQ(bad.size(), 6u);
+  for (const auto& e : bad) EXPECT_EQ(e.fields().size(), 1u) << Json(e);
+  EXPECT_EQ(h.Errors("invalid_json"), 5);
+  EXPECT_EQ(h.Errors("depth_exceeded"), 1);
+
+  // Any JSON value under a target: a bare number too.
+  TransformHarness t("json_parser", "target: v\n");
+  out = t.RunDefault({MessageEvent("1234567890123456789012345"), MessageEvent("-1234567890123456789012345 ")});
+  ASSERT_EQ(out.size(), 2u);
+  ASSERT_TRUE(out[0].get("v") && out[0].get("v")->is_double()) << Json(out[0]);
+  EXPECT_EQ(out[0].get("v")->as_double(), 1234567890123456789012345.0);
+  ASSERT_TRUE(out[1].get("v") && out[1].get("v")->is_double()) << Json(out[1]);
+  EXPECT_EQ(out[1].get("v")->as_double(), -1234567890123456789012345.0);
+  EXPECT_EQ(t.Errors("invalid_json"), 0);
+}
+
 TEST(JsonParserTest, DropInvalidDropsAndCounts) {
   TransformHarness h("json_parser", "drop_invalid: true\n");
   auto out = h.RunDefault({MessageEvent("{"), MessageEvent(R"({"ok":1})"), Event()});
