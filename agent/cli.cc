@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -82,6 +83,22 @@ config::EnvCheck CheckWritableDir(const std::string& what, const std::string& di
   return c;
 }
 
+// Checks that `dir` exists as a directory or can be made, as run makes it
+// (and nothing more: no component writes there), leaving nothing behind.
+config::EnvCheck CheckDirExists(const std::string& what, const std::string& dir) {
+  config::EnvCheck c{what + " " + dir + " exists or can be made", true, ""};
+  std::error_code ec;
+  fs::path first_missing;
+  for (fs::path p = dir; !p.empty() && !fs::exists(p, ec); p = p.parent_path()) first_missing = p;
+  fs::create_directories(dir, ec);
+  if (ec || !fs::is_directory(dir)) {
+    c.ok = false;
+    c.detail = ec ? ec.message() : "not a directory";
+  }
+  if (!first_missing.empty()) fs::remove_all(first_missing, ec);
+  return c;
+}
+
 // --log-level for the commands that do not run the agent: what components
 // log while the config is loaded and checked (the config's log.level is not
 // applied by them). `default_level` when not given.
@@ -105,7 +122,15 @@ int Validate(const Options& o) {
             << " components)\n";
   if (o.no_environment) return kExitOk;
   std::vector<config::EnvCheck> checks;
-  checks.push_back(CheckWritableDir("data_dir", cfg->global.data_dir));
+  // data_dir must be writable only for the components that keep state there
+  // (run fails at start for them, and only for them); otherwise run just
+  // makes it and locks it, which an unwritable directory allows.
+  const bool keeps_state = std::any_of(cfg->components.begin(), cfg->components.end(), [](const auto& c) {
+    return (c.kind == ComponentKind::kSink && c.buffer.type == "disk") ||
+           (c.kind == ComponentKind::kSource && (c.type == "file" || c.type == "journald"));
+  });
+  if (keeps_state) checks.push_back(CheckWritableDir("data_dir", cfg->global.data_dir));
+  else checks.push_back(CheckDirExists("data_dir", cfg->global.data_dir));
   for (const auto& c : cfg->components) {
     // A disk buffer's own directory, as MakeBuffer prepares it at start (run
     // exits 78 if it cannot): e.g. a regular file in its place.
