@@ -147,9 +147,15 @@ const config::Schema<JournaldSource::Config>& JournaldSource::Config::schema() {
             "Drop entries where one of these fields has one of the listed values.")
         .Check<std::map<std::string, std::vector<std::string>>>(CheckMatches);
     s.Field("current_boot_only", &Config::current_boot_only,
-            "Only entries of the running boot (`_BOOT_ID` of this kernel).");
+            "With no checkpoint yet, start at the first entry of the running boot (`_BOOT_ID` of "
+            "this kernel) instead of the beginning of the journal. It decides only where a first "
+            "start begins: with a checkpoint, everything after the cursor is read, also what an "
+            "earlier boot left unread. Default `false` with `journal_directory` (journals of other "
+            "boots or machines), `true` for the system journal.")
+        .DefaultText("true; false with journal_directory");
     s.Field("since_now", &Config::since_now,
-            "With no checkpoint yet, start at the end of the journal instead of its beginning.");
+            "With no checkpoint yet, start at the end of the journal instead of its beginning "
+            "(overrides `current_boot_only`).");
     s.Field("stop_at_end", &Config::stop_at_end,
             "Finish when the end of the journal is reached instead of following it (one-shot "
             "backfills; the agent exits once every source has finished).");
@@ -304,6 +310,10 @@ Status JournaldSource::Open() {
                    "); polling instead, new journal files are seen only after a reopen");
   }
 
+  return AddMatches(/*boot=*/false);
+}
+
+Status JournaldSource::AddMatches(bool boot) {
   // The filter is an AND of OR-groups of alternatives, each alternative an
   // AND of field=value terms (sd-journal's three match levels).
   using Alternative = std::vector<std::string>;
@@ -324,12 +334,13 @@ Status JournaldSource::Open() {
       for (const auto& v : values) g.push_back({field + "=" + v});
     groups.push_back(std::move(g));
   }
-  if (config_.current_boot_only) {
-    sd_id128_t boot;
-    r = sd_id128_get_boot(&boot);
+  int r = 0;
+  if (boot) {
+    sd_id128_t id;
+    r = sd_id128_get_boot(&id);
     if (r < 0) return Status::IoError("cannot read the boot id: " + ErrnoText(r));
     char text[SD_ID128_STRING_MAX];
-    groups.push_back({{"_BOOT_ID=" + std::string(sd_id128_to_string(boot, text))}});
+    groups.push_back({{"_BOOT_ID=" + std::string(sd_id128_to_string(id, text))}});
   }
   for (size_t gi = 0; gi < groups.size(); ++gi) {
     if (gi > 0 && (r = sd_journal_add_conjunction(j_)) < 0) break;
@@ -387,22 +398,72 @@ Status JournaldSource::SeekStart() {
     int r = sd_journal_seek_head(j_);
     return r < 0 ? Status::IoError("cannot seek to the journal head: " + ErrnoText(r)) : Status::Ok();
   }
-  if (config_.since_now) {
-    int r = sd_journal_seek_tail(j_);
-    if (r < 0) return Status::IoError("cannot seek to the journal tail: " + ErrnoText(r));
-    // Step onto the last entry so the next read returns only newer ones,
-    // and remember it so a reopen resumes from here.
-    r = sd_journal_previous(j_);
-    if (r > 0) {
-      char* c = nullptr;
-      if (sd_journal_get_cursor(j_, &c) >= 0) {
-        read_cursor_ = c;
-        free(c);
-      }
+  if (config_.since_now) return SeekTail();
+  if (current_boot_only()) return SeekBootStart();
+  int r = sd_journal_seek_head(j_);
+  return r < 0 ? Status::IoError("cannot seek to the journal head: " + ErrnoText(r)) : Status::Ok();
+}
+
+Status JournaldSource::SeekTail() {
+  int r = sd_journal_seek_tail(j_);
+  if (r < 0) return Status::IoError("cannot seek to the journal tail: " + ErrnoText(r));
+  // Step onto the last entry so the next read returns only newer ones,
+  // and remember it so a reopen resumes from here.
+  r = sd_journal_previous(j_);
+  if (r > 0) {
+    char* c = nullptr;
+    if (sd_journal_get_cursor(j_, &c) >= 0) {
+      read_cursor_ = c;
+      free(c);
     }
+  }
+  return Status::Ok();
+}
+
+Status JournaldSource::SeekBootStart() {
+  // The boot's first entry through sd-journal's index, then the matches
+  // without the boot: from here on every entry counts, whatever its boot.
+  sd_journal_flush_matches(j_);
+  Status s = AddMatches(/*boot=*/true);
+  if (!s.ok()) return s;
+  int r = sd_journal_seek_head(j_);
+  if (r >= 0) r = sd_journal_next(j_);
+  if (r < 0) return Status::IoError("cannot find the running boot's first entry: " + ErrnoText(r));
+  std::string first;
+  if (r > 0) {
+    char* c = nullptr;
+    if ((r = sd_journal_get_cursor(j_, &c)) < 0)
+      return Status::IoError("cannot get the running boot's first cursor: " + ErrnoText(r));
+    first = c;
+    free(c);
+  }
+  sd_journal_flush_matches(j_);
+  if (Status m = AddMatches(/*boot=*/false); !m.ok()) return m;
+  if (first.empty()) {
+    // Nothing of this boot yet (or journals of other machines): what is
+    // there belongs to earlier boots, what comes next to this one.
+    std::string what = "the journal holds no entry of the running boot; reading only what is written from now on";
+    if (config_.journal_directory) {
+      TLOG_WARN(id_, what + " (set current_boot_only: false to read the journals in " + *config_.journal_directory + ")");
+    } else {
+      TLOG_INFO(id_, what);
+    }
+    return SeekTail();
+  }
+  // Stand on the entry before the boot's first, so that a reopen or the
+  // checkpoint resumes from here; none: the boot starts the journal.
+  if ((r = sd_journal_seek_cursor(j_, first.c_str())) >= 0 && (r = sd_journal_next(j_)) >= 0)
+    r = sd_journal_previous(j_);
+  if (r < 0) return Status::IoError("cannot seek to the running boot's first entry: " + ErrnoText(r));
+  if (r > 0) {
+    char* c = nullptr;
+    if ((r = sd_journal_get_cursor(j_, &c)) < 0)
+      return Status::IoError("cannot get the journal cursor: " + ErrnoText(r));
+    read_cursor_ = c;
+    free(c);
     return Status::Ok();
   }
-  int r = sd_journal_seek_head(j_);
+  r = sd_journal_seek_head(j_);
   return r < 0 ? Status::IoError("cannot seek to the journal head: " + ErrnoText(r)) : Status::Ok();
 }
 

@@ -16,6 +16,13 @@
 // it through. Entries excluded by exclude_units/exclude_matches still move the
 // cursor (an all-excluded batch is acknowledged at once).
 //
+// Start: with a checkpoint, reading resumes after its cursor, whatever boot
+// the entries after it belong to. Without one it starts at the end
+// (since_now), at the first entry of the running boot (current_boot_only),
+// or at the beginning. The boot filter only finds that first entry; it is
+// not kept as a match, so a reopen or a restart reads everything after the
+// cursor.
+//
 // Checkpoints: every batch carries a Finalizer. JournalCursorTracker keeps
 // the batches in the order they were sent; acknowledgements arrive on sink
 // threads in any order, and the committable cursor is the one of the highest
@@ -95,7 +102,8 @@ class JournaldSource final : public Source {
     std::vector<std::string> exclude_units;
     std::map<std::string, std::vector<std::string>> include_matches;
     std::map<std::string, std::vector<std::string>> exclude_matches;
-    bool current_boot_only = true;
+    // Unset: true for the system journal, false with journal_directory.
+    std::optional<bool> current_boot_only;
     bool since_now = false;
     bool stop_at_end = false;
     uint64_t batch_size = 1000;
@@ -122,7 +130,15 @@ class JournaldSource final : public Source {
   JournaldSource(const Config& config, BuildContext& ctx);
 
   Status Open();                                  // opens j_, adds matches
-  Status SeekStart();                             // checkpoint, since_now or head
+  // Adds the unit and field matches, and with `boot` the running boot's.
+  Status AddMatches(bool boot);
+  Status SeekStart();                             // checkpoint, since_now, boot or head
+  // Positions before the first entry of the running boot (or at the end
+  // of the journal if it has none yet).
+  Status SeekBootStart();
+  // Positions on the last entry, so next() returns only newer ones.
+  Status SeekTail();
+  bool current_boot_only() const { return config_.current_boot_only.value_or(!config_.journal_directory); }
   Status SeekAfter(const std::string& cursor);    // positions so next() is past `cursor`
   void Close();
   Status Reopen(const std::string& cursor);

@@ -356,16 +356,67 @@ TEST_F(JournaldSourceTest, IncludeMatchesAnyPairAndAndWithUnits) {
   EXPECT_EQ(Messages(ReadAll(2)), (std::vector<std::string>{"m1", "m3"}));
 }
 
-TEST_F(JournaldSourceTest, CurrentBootOnly) {
+std::string RunningBootId() {
   std::string boot = testing::ReadFile("/proc/sys/kernel/random/boot_id");
   boot.erase(std::remove_if(boot.begin(), boot.end(), [](char c) { return c == '-' || c == '\n'; }), boot.end());
-  ASSERT_EQ(boot.size(), 32u);
+  EXPECT_EQ(boot.size(), 32u);
+  return boot;
+}
+
+TEST_F(JournaldSourceTest, CurrentBootOnly) {
+  std::string boot = RunningBootId();
   JournalBuilder b(journal_dir() + "/x.journal");
   ASSERT_EQ(b.Append({JournalEntry{{"MESSAGE", "old boot"}},
                       JournalEntry{{"_BOOT_ID", boot}, {"MESSAGE", "this boot"}}}),
             "");
   config_.current_boot_only = true;
   EXPECT_EQ(Messages(ReadAll(1)), (std::vector<std::string>{"this boot"}));
+}
+
+// current_boot_only decides where a first start begins, nothing more: what
+// follows the boot's first entry is read whatever its boot (entries of
+// other machines' journals, or a next boot seen without a restart).
+TEST_F(JournaldSourceTest, CurrentBootOnlyStartsAtTheBootAndThenReadsEverything) {
+  std::string boot = RunningBootId();
+  JournalBuilder b(journal_dir() + "/x.journal");
+  ASSERT_EQ(b.Append({JournalEntry{{"MESSAGE", "old boot"}},
+                      JournalEntry{{"_BOOT_ID", boot}, {"MESSAGE", "this boot"}}}),
+            "");
+  config_.current_boot_only = true;
+  RunningSource s(config_, data_dir());
+  ASSERT_TRUE(s.WaitForEvents(1));
+  ASSERT_EQ(b.AppendMessages("other-", 0, 3), "");  // the builder's made-up boot id
+  ASSERT_TRUE(s.WaitForEvents(4)) << s.ctx().size();
+  s.Stop();
+  EXPECT_EQ(s.ctx().messages(), (std::vector<std::string>{"this boot", "other-0", "other-1", "other-2"}));
+}
+
+// After a reboot the checkpoint points into the previous boot: the rest of
+// that boot (its shutdown messages, always) is read before the new boot's,
+// with the default current_boot_only: true.
+TEST_F(JournaldSourceTest, ACheckpointInAnEarlierBootResumesThereDespiteCurrentBootOnly) {
+  JournalBuilder b(journal_dir() + "/x.journal");
+  ASSERT_EQ(b.AppendMessages("prev-", 0, 3), "");  // the builder's made-up boot id
+  ReadAll(3);
+  ASSERT_TRUE(std::filesystem::exists(cursor_file()));
+  ASSERT_EQ(b.AppendMessages("prev-", 3, 7), "");
+  std::vector<JournalEntry> cur;
+  for (int i = 0; i < 3; ++i) cur.push_back(JournalEntry{{"_BOOT_ID", RunningBootId()}, {"MESSAGE", "cur-" + std::to_string(i)}});
+  ASSERT_EQ(b.Append(cur), "");
+  config_.current_boot_only = true;
+  auto want = Range("prev-", 3, 7);
+  for (auto& m : Range("cur-", 0, 3)) want.push_back(m);
+  EXPECT_EQ(Messages(ReadAll(10)), want);
+}
+
+// A journal directory holds journals copied or collected from other boots
+// and machines: by default a backfill of it reads every entry.
+TEST_F(JournaldSourceTest, CurrentBootOnlyDefaultsToFalseWithAJournalDirectory) {
+  JournalBuilder b(journal_dir() + "/x.journal");
+  ASSERT_EQ(b.AppendMessages("copied-", 0, 5), "");  // the builder's made-up boot id
+  config_.current_boot_only.reset();
+  config_.stop_at_end = true;
+  EXPECT_EQ(Messages(ReadAll(5)), Range("copied-", 0, 5));
 }
 
 TEST_F(JournaldSourceTest, FollowsAppendedEntries) {
