@@ -46,6 +46,11 @@ std::string JournalCursorTracker::committed() const {
   return committed_;
 }
 
+void JournalCursorTracker::Start(std::string cursor) {
+  std::lock_guard lock(mu_);
+  if (entries_.empty() && next_seq_ == 0) committed_ = std::move(cursor);
+}
+
 size_t JournalCursorTracker::pending() const {
   std::lock_guard lock(mu_);
   return entries_.size();
@@ -388,6 +393,7 @@ Status JournaldSource::SeekStart() {
     Status s = SeekAfter(saved);
     if (s.ok()) {
       read_cursor_ = saved;
+      written_cursor_ = saved;
       TLOG_INFO(id_, "resuming after the checkpointed journal cursor");
       return s;
     }
@@ -405,19 +411,27 @@ Status JournaldSource::SeekStart() {
 }
 
 Status JournaldSource::SeekTail() {
+  // The journal's last entry whatever the filters, so that a source for a
+  // quiet unit also has a position to checkpoint and resume from.
+  sd_journal_flush_matches(j_);
   int r = sd_journal_seek_tail(j_);
+  if (r >= 0) r = sd_journal_previous(j_);
   if (r < 0) return Status::IoError("cannot seek to the journal tail: " + ErrnoText(r));
-  // Step onto the last entry so the next read returns only newer ones,
-  // and remember it so a reopen resumes from here.
-  r = sd_journal_previous(j_);
+  std::string last;
   if (r > 0) {
     char* c = nullptr;
-    if (sd_journal_get_cursor(j_, &c) >= 0) {
-      read_cursor_ = c;
-      free(c);
-    }
+    if ((r = sd_journal_get_cursor(j_, &c)) < 0) return Status::IoError("cannot get the journal cursor: " + ErrnoText(r));
+    last = c;
+    free(c);
   }
-  return Status::Ok();
+  if (Status m = AddMatches(/*boot=*/false); !m.ok()) return m;
+  if (last.empty()) {
+    // An empty journal: everything in it will be new.
+    r = sd_journal_seek_head(j_);
+    return r < 0 ? Status::IoError("cannot seek to the journal head: " + ErrnoText(r)) : Status::Ok();
+  }
+  read_cursor_ = last;
+  return SeekAfter(last);
 }
 
 Status JournaldSource::SeekBootStart() {
@@ -697,6 +711,10 @@ Status JournaldSource::Run(SourceContext& ctx) {
     if (!SleepFor(backoff.Next(), stop)) return Status::Ok();
   }
   backoff.Reset();
+  // Where this start positioned itself is a position to resume from, even
+  // before anything is read (since_now, a boot's start): checkpointed at
+  // the first MaybeCheckpoint and at shutdown.
+  tracker_->Start(read_cursor_);
   TLOG_INFO(id_, "reading the journal" +
                      (config_.journal_directory ? " in " + *config_.journal_directory : std::string()));
 

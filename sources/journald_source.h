@@ -29,7 +29,8 @@
 // batch such that it and every batch before it were delivered or rejected.
 // The source thread writes that cursor to data_dir/journald/<id>/cursor
 // (tmp, fsync, rename, fsync dir) at most once per `checkpoint_interval_ms`
-// and once more in Finish(). On start it seeks to the saved cursor and skips
+// and once more in Finish(). The position a start found (since_now, the
+// boot's start) is checkpointed too, before any entry is read. On start it seeks to the saved cursor and skips
 // the entry itself if the seek landed on it (sd_journal_test_cursor).
 //
 // Event fields: `message` <- MESSAGE, `timestamp` <- __REALTIME_TIMESTAMP,
@@ -73,6 +74,9 @@ class JournalCursorTracker {
   // The cursor of the highest batch that, with every batch before it, was
   // delivered or rejected; "" while there is none.
   std::string committed() const;
+  // Sets the commit point to where reading started (before any batch), so
+  // that position is checkpointed even if nothing is read.
+  void Start(std::string cursor);
   // Batches sent and not yet passed by the commit point.
   size_t pending() const;
 
@@ -136,7 +140,8 @@ class JournaldSource final : public Source {
   // Positions before the first entry of the running boot (or at the end
   // of the journal if it has none yet).
   Status SeekBootStart();
-  // Positions on the last entry, so next() returns only newer ones.
+  // Positions after the journal's last entry (whatever the matches), so
+  // next() returns only newer ones.
   Status SeekTail();
   bool current_boot_only() const { return config_.current_boot_only.value_or(!config_.journal_directory); }
   Status SeekAfter(const std::string& cursor);    // positions so next() is past `cursor`

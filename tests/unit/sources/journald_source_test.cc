@@ -549,6 +549,47 @@ TEST_F(JournaldSourceTest, SinceNowSkipsWhatIsThere) {
   for (const auto& m : s.ctx().messages()) EXPECT_EQ(m.rfind("after-", 0), 0u) << m;
 }
 
+// since_now, stopped before anything new arrived: the position it started
+// from is its checkpoint, so what is written while the agent is down is
+// read after the restart instead of being jumped over by a second since_now.
+TEST_F(JournaldSourceTest, SinceNowCheckpointsWhereItStartedBeforeReadingAnything) {
+  JournalBuilder b(journal_dir() + "/x.journal");
+  ASSERT_EQ(b.AppendMessages("old-", 0, 10), "");
+  config_.since_now = true;
+  {
+    RunningSource s(config_, data_dir());
+    s.Stop();
+    EXPECT_EQ(s.ctx().size(), 0u);
+  }
+  EXPECT_TRUE(std::filesystem::exists(cursor_file()));
+  ASSERT_EQ(b.AppendMessages("down-", 0, 5), "");  // while the agent is down
+  RunningSource s(config_, data_dir());
+  ASSERT_TRUE(s.WaitForEvents(5)) << s.ctx().size();
+  s.Stop();
+  EXPECT_EQ(s.ctx().messages(), Range("down-", 0, 5));
+}
+
+// The same for a unit that has logged nothing yet: its position is the
+// journal's end when the source started.
+TEST_F(JournaldSourceTest, SinceNowForAQuietUnitResumesWhereItStarted) {
+  JournalBuilder b(journal_dir() + "/x.journal");
+  ASSERT_EQ(b.AppendMessages("other-", 0, 10, {{"_SYSTEMD_UNIT", "other.service"}}), "");
+  config_.since_now = true;
+  config_.include_units = {"quiet"};
+  {
+    RunningSource s(config_, data_dir());
+    s.Stop();
+    EXPECT_EQ(s.ctx().size(), 0u);
+  }
+  ASSERT_EQ(b.AppendMessages("quiet-", 0, 3, {{"_SYSTEMD_UNIT", "quiet.service"}}), "");
+  RunningSource s(config_, data_dir());
+  ASSERT_TRUE(s.WaitForEvents(3)) << s.ctx().size();
+  ASSERT_EQ(b.AppendMessages("quiet-", 3, 2, {{"_SYSTEMD_UNIT", "quiet.service"}}), "");
+  ASSERT_TRUE(s.WaitForEvents(5)) << s.ctx().size();
+  s.Stop();
+  EXPECT_EQ(s.ctx().messages(), Range("quiet-", 0, 5));
+}
+
 TEST_F(JournaldSourceTest, CheckEnvironmentReportsUnreadableDirectory) {
   std::vector<config::EnvCheck> checks;
   JournaldSource::CheckEnvironment(config_, &checks);
