@@ -106,6 +106,7 @@ namespace {
 
 constexpr std::string_view kCoredumpMessageId = "fc2e22bc6ee647b6b90729ab34a250b1";
 constexpr std::string_view kBinaryFieldsField = "binary_fields";
+constexpr std::chrono::seconds kFileCheckInterval{10};
 
 std::string CheckMatches(const std::map<std::string, std::vector<std::string>>& m) {
   for (const auto& [field, values] : m) {
@@ -190,6 +191,60 @@ void FindJournalFiles(const std::string& dir, int depth, std::vector<std::string
       std::string name = p.filename().string();
       if (name.ends_with(".journal") || name.ends_with(".journal~")) out->push_back(p.string());
     }
+  }
+}
+
+bool IsId128Name(std::string_view name) {
+  auto hex = [](std::string_view v) {
+    for (char c : v)
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return false;
+    return true;
+  };
+  if (name.size() == 32) return hex(name);
+  if (name.size() != 36 || name[8] != '-' || name[13] != '-' || name[18] != '-' || name[23] != '-') return false;
+  std::string compact;
+  for (char c : name)
+    if (c != '-') compact += c;
+  return hex(compact);
+}
+
+bool IsJournalFileName(std::string_view name) { return name.ends_with(".journal") || name.ends_with(".journal~"); }
+
+// The journal files sd-journal reads in `dir`: those directly in it and in
+// its machine-id subdirectories (only `machine`'s, if given), as
+// sd_journal_open_directory() and sd_journal_open() pick them.
+void FindReadJournalFiles(const std::string& dir, const std::string& machine, std::vector<std::string>* out) {
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    std::error_code ec2;
+    if (it->is_directory(ec2)) {
+      if (!IsId128Name(name) || (!machine.empty() && name != machine)) continue;
+      std::error_code ec3;
+      for (fs::directory_iterator sub(it->path(), ec3), send; !ec3 && sub != send; sub.increment(ec3)) {
+        std::error_code ec4;
+        if (!sub->is_directory(ec4) && IsJournalFileName(sub->path().filename().string()))
+          out->push_back(sub->path().string());
+      }
+    } else if (IsJournalFileName(name)) {
+      out->push_back(it->path().string());
+    }
+  }
+}
+
+std::string JournalFileErrorText(int r) {
+  switch (r < 0 ? -r : r) {
+    case EBADMSG:
+      return ErrnoText(r) + ": corrupt, or not a journal file";
+    case ENODATA:
+      return ErrnoText(r) + ": empty or truncated";
+    case EPROTONOSUPPORT:
+      return ErrnoText(r) + ": a journal format or compression this libsystemd cannot read";
+    case EACCES:
+    case EPERM:
+      return ErrnoText(r) + ": add the user to the systemd-journal group";
+    default:
+      return ErrnoText(r);
   }
 }
 
@@ -314,6 +369,7 @@ Status JournaldSource::Open() {
                "cannot watch the journal for changes (" + ErrnoText(fd_) +
                    "); polling instead, new journal files are seen only after a reopen");
   }
+  CheckJournalFiles(/*final=*/false);
 
   return AddMatches(/*boot=*/false);
 }
@@ -620,6 +676,53 @@ void JournaldSource::WaitForChanges(std::chrono::milliseconds max_wait) {
     read_errors_->Increment();
     LogLimited(log_limiter_, LogLevel::kWarn, id_, "cannot process journal changes: " + ErrnoText(r));
   }
+  // Files were added or removed; and every 10 s, since a file that
+  // sd-journal fails to open changes nothing it reports (a directory
+  // listing; only files not seen before are opened).
+  if (r == SD_JOURNAL_INVALIDATE || std::chrono::steady_clock::now() - last_files_check_ > kFileCheckInterval)
+    CheckJournalFiles(/*final=*/false);
+}
+
+void JournaldSource::CheckJournalFiles(bool final) {
+  last_files_check_ = std::chrono::steady_clock::now();
+  files_pending_ = false;
+  std::vector<std::string> files;
+  if (config_.journal_directory) {
+    FindReadJournalFiles(*config_.journal_directory, "", &files);
+  } else {
+    // sd_journal_open(SD_JOURNAL_LOCAL_ONLY): this machine's journals.
+    sd_id128_t machine;
+    char text[SD_ID128_STRING_MAX];
+    std::string id = sd_id128_get_machine(&machine) >= 0 ? sd_id128_to_string(machine, text) : "-";
+    FindReadJournalFiles("/var/log/journal", id, &files);
+    FindReadJournalFiles("/run/log/journal", id, &files);
+  }
+  // Forget what is gone (vacuumed, renamed) so the sets stay small.
+  std::set<std::string> present(files.begin(), files.end());
+  std::erase_if(files_ok_, [&](const std::string& f) { return !present.count(f); });
+  std::erase_if(files_reported_, [&](const std::string& f) { return !present.count(f); });
+  for (const auto& f : files) {
+    if (files_ok_.count(f) || files_reported_.count(f)) continue;
+    sd_journal* probe = nullptr;
+    const char* paths[] = {f.c_str(), nullptr};
+    int r = sd_journal_open_files(&probe, paths, 0);
+    if (r >= 0) {
+      sd_journal_close(probe);
+      files_ok_.insert(f);
+      continue;
+    }
+    if (r == -ENOENT) continue;  // gone since the listing
+    struct stat st{};
+    if (!final && ::stat(f.c_str(), &st) == 0 && ::time(nullptr) - st.st_mtime < 3) {
+      files_pending_ = true;  // perhaps still being created
+      continue;
+    }
+    files_reported_.insert(f);
+    read_errors_->Increment();
+    LogLimited(file_log_limiter_, LogLevel::kWarn, id_,
+               "journal file " + f + " cannot be opened (" + JournalFileErrorText(r) +
+                   "); sd-journal skips it, its entries are not read");
+  }
 }
 
 Status JournaldSource::ReadFileText(const std::string& path, std::string* out) {
@@ -790,7 +893,10 @@ Status JournaldSource::Run(SourceContext& ctx) {
       }
     }
     MaybeCheckpoint(false);
-    if (r == 0 && config_.stop_at_end) break;
+    if (r == 0 && config_.stop_at_end) {
+      if (files_pending_) CheckJournalFiles(/*final=*/true);
+      break;
+    }
     if (r == 0 && !stop.stop_requested()) WaitForChanges(std::chrono::milliseconds(250));
   }
   Close();

@@ -49,6 +49,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -152,6 +153,14 @@ class JournaldSource final : public Source {
   bool ReadEntry(Event* event, size_t* bytes);
   bool Excluded(const Event& event) const;
   void WaitForChanges(std::chrono::milliseconds max_wait);
+  // Opens each journal file sd-journal would read that was not checked
+  // yet, on its own: a file that does not open (corrupt, truncated, empty,
+  // unsupported, unreadable) is skipped by sd-journal without a word, so
+  // it is logged and counted here, once. A failing file written in the
+  // last seconds may be one being created: it is checked again later
+  // (`final`: now is the last chance, report it anyway). Runs at each
+  // open, when sd-journal reports files added or removed, and every 10 s.
+  void CheckJournalFiles(bool final);
   void MaybeCheckpoint(bool force);
   Status WriteCheckpoint(const std::string& cursor);
   // The whole file into *out; kNotFound if there is none.
@@ -175,6 +184,12 @@ class JournaldSource final : public Source {
   std::shared_ptr<JournalCursorTracker> tracker_;
   std::chrono::steady_clock::time_point last_checkpoint_{};
   std::mutex checkpoint_mu_;  // Finish() vs. the source thread
+
+  std::set<std::string> files_ok_;        // journal files that opened on their own
+  std::set<std::string> files_reported_;  // ... that did not, already logged and counted
+  bool files_pending_ = false;            // a fresh file failed: check again
+  std::chrono::steady_clock::time_point last_files_check_{};
+  RateLimiter file_log_limiter_;
 
   Counter* read_errors_;
   Counter* field_errors_;

@@ -590,6 +590,72 @@ TEST_F(JournaldSourceTest, SinceNowForAQuietUnitResumesWhereItStarted) {
   EXPECT_EQ(s.ctx().messages(), Range("quiet-", 0, 5));
 }
 
+// A journal file sd-journal cannot open is skipped by it without a word:
+// the source logs and counts each such file once (read_failed), and still
+// reads the others, at start and when one appears while following.
+TEST_F(JournaldSourceTest, JournalFilesThatDoNotOpenAreCountedOnce) {
+  namespace fs = std::filesystem;
+  JournalBuilder good(journal_dir() + "/good.journal");
+  ASSERT_EQ(good.AppendMessages("good-", 0, 5), "");
+  // Damaged copies of a real journal file, made outside the directory and
+  // moved in, dated an hour back (a fresh failing file may be one being
+  // created, and is checked again later).
+  const fs::path made = tmp_ / "made";
+  fs::create_directories(made);
+  JournalBuilder full((made / "full.journal").string());
+  ASSERT_EQ(full.AppendMessages("lost-", 0, 5), "");
+  auto damaged = [&](const std::string& name, auto damage) {
+    fs::path p = made / name;
+    fs::copy_file(made / "full.journal", p, fs::copy_options::overwrite_existing);
+    damage(p);
+    fs::last_write_time(p, fs::file_time_type::clock::now() - std::chrono::hours(1));
+    return p;
+  };
+  auto truncate = [](const fs::path& p) { fs::resize_file(p, 4096); };
+  auto scramble = [](const fs::path& p) {
+    std::string text = testing::ReadFile(p.string());
+    for (size_t i = 0; i < 64 && i < text.size(); ++i) text[i] = static_cast<char>(0xa5 ^ i);
+    testing::WriteFile(p.string(), text);
+  };
+  fs::rename(damaged("t.journal", truncate), journal_dir() + "/truncated.journal");
+  fs::rename(damaged("s.journal", scramble), journal_dir() + "/scrambled.journal");
+  auto read_failed = [](RunningSource& s) {
+    return testing::MetricValue(s.registry().Serialize(), "tributary_component_errors_total",
+                                {{"component_id", "journal"}, {"error_type", "read_failed"}})
+        .value_or(0);
+  };
+  RunningSource s(config_, data_dir());
+  ASSERT_TRUE(s.WaitForEvents(5));
+  EXPECT_EQ(read_failed(s), 2.0);
+  // One more while following; the two known ones are not counted again.
+  ASSERT_EQ(good.AppendMessages("good-", 5, 1), "");
+  fs::rename(damaged("e.journal", [](const fs::path& p) { fs::resize_file(p, 0); }), journal_dir() + "/empty.journal");
+  // (Found by the check every 10 s: sd-journal reports no change for a
+  // file it failed to open.)
+  ASSERT_TRUE(WaitFor([&] { return read_failed(s) >= 3.0; }, std::chrono::seconds(30))) << read_failed(s);
+  ASSERT_EQ(good.AppendMessages("good-", 6, 1), "");
+  ASSERT_TRUE(s.WaitForEvents(7));
+  s.Stop();
+  EXPECT_EQ(read_failed(s), 3.0);
+  EXPECT_EQ(s.ctx().messages(), Range("good-", 0, 7));
+}
+
+// In a one-shot run a damaged file copied in moments ago (a fresh mtime)
+// is reported before the run ends.
+TEST_F(JournaldSourceTest, AFreshDamagedFileIsReportedBeforeAStopAtEndRunEnds) {
+  JournalBuilder good(journal_dir() + "/good.journal");
+  ASSERT_EQ(good.AppendMessages("good-", 0, 3), "");
+  testing::WriteFile(journal_dir() + "/garbage.journal", std::string(100000, 'x'));
+  config_.stop_at_end = true;
+  RunningSource s(config_, data_dir());
+  ASSERT_TRUE(s.WaitForEvents(3));
+  // The run ends by itself; Stop() joins it.
+  s.Stop();
+  EXPECT_EQ(testing::MetricValue(s.registry().Serialize(), "tributary_component_errors_total",
+                                 {{"component_id", "journal"}, {"error_type", "read_failed"}}),
+            1.0);
+}
+
 TEST_F(JournaldSourceTest, CheckEnvironmentReportsUnreadableDirectory) {
   std::vector<config::EnvCheck> checks;
   JournaldSource::CheckEnvironment(config_, &checks);
