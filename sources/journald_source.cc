@@ -107,6 +107,22 @@ namespace {
 constexpr std::string_view kCoredumpMessageId = "fc2e22bc6ee647b6b90729ab34a250b1";
 constexpr std::string_view kBinaryFieldsField = "binary_fields";
 constexpr std::chrono::seconds kFileCheckInterval{10};
+constexpr std::string_view kSourceRealtimeField = "_SOURCE_REALTIME_TIMESTAMP";
+
+// A journal realtime value: decimal microseconds since the epoch, after
+// 1970 and before the year 10000 (journalctl's VALID_REALTIME, bounded to
+// what a timestamp holds).
+std::optional<uint64_t> ParseRealtimeUsec(std::string_view s) {
+  if (s.empty() || s.size() > 18) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  constexpr uint64_t kYear10000Usec = 253402300800ull * 1000000ull;
+  if (v == 0 || v >= kYear10000Usec) return std::nullopt;
+  return v;
+}
 
 std::string CheckMatches(const std::map<std::string, std::vector<std::string>>& m) {
   for (const auto& [field, values] : m) {
@@ -559,6 +575,7 @@ bool JournaldSource::ReadEntry(Event* event, size_t* bytes) {
   // one (plus the fields added here) so the vectors are allocated once.
   f.reserve(field_count_hint_ + 4);
   f.append(kMessageField, Value());
+  // Index 1; _SOURCE_REALTIME_TIMESTAMP replaces it below.
   uint64_t usec = 0;
   if (sd_journal_get_realtime_usec(j_, &usec) >= 0)
     f.append(kTimestampField, Timestamp(std::chrono::microseconds(usec)));
@@ -580,6 +597,11 @@ bool JournaldSource::ReadEntry(Event* event, size_t* bytes) {
     }
     std::string_view name = d.substr(0, eq);
     std::string_view raw = d.substr(eq + 1);
+    // The time the client says the entry was logged, if it says one (kept
+    // as a field too), as journalctl and Vector take it.
+    if (name == kSourceRealtimeField) {
+      if (auto t = ParseRealtimeUsec(raw)) f.value(1) = Value(Timestamp(std::chrono::microseconds(*t)));
+    }
     if (name == "MESSAGE") name = kMessageField;
     else if (name == "_HOSTNAME") name = kHostField;
     Value v;

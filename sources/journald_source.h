@@ -33,7 +33,8 @@
 // boot's start) is checkpointed too, before any entry is read. On start it seeks to the saved cursor and skips
 // the entry itself if the seek landed on it (sd_journal_test_cursor).
 //
-// Event fields: `message` <- MESSAGE, `timestamp` <- __REALTIME_TIMESTAMP,
+// Event fields: `message` <- MESSAGE, `timestamp` <- _SOURCE_REALTIME_TIMESTAMP
+// if the entry has a valid one, else __REALTIME_TIMESTAMP,
 // `host` <- _HOSTNAME, `source_type` = "journald", every other data field
 // under its journal name (a field repeated in one entry becomes an array).
 // Values that are not printable UTF-8 (invalid UTF-8, or control bytes other

@@ -263,6 +263,26 @@ TEST_F(JournaldSourceTest, MapsWellKnownFieldsAndKeepsTheRest) {
   EXPECT_EQ(events[1].get("CODE_FILE")->as_string(), "main.c");
 }
 
+// The time the client logged the entry, when it gave one, as journalctl
+// and Vector show it; else the time journald received it.
+TEST_F(JournaldSourceTest, TimestampIsTheSourceRealtimeWhenTheEntryHasOne) {
+  JournalBuilder b(journal_dir() + "/x.journal");
+  ASSERT_EQ(b.Append({JournalEntry{{"__REALTIME_TIMESTAMP", "1700000000123456"},
+                                   {"_SOURCE_REALTIME_TIMESTAMP", "1600000000654321"},
+                                   {"MESSAGE", "with source time"}},
+                      JournalEntry{{"__REALTIME_TIMESTAMP", "1700000001000000"},
+                                   {"_SOURCE_REALTIME_TIMESTAMP", "not a number"},
+                                   {"MESSAGE", "invalid source time"}},
+                      JournalEntry{{"__REALTIME_TIMESTAMP", "1700000002000000"}, {"MESSAGE", "received only"}}}),
+            "");
+  auto events = ReadAll(3);
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(FormatRfc3339(events[0].get("timestamp")->as_timestamp()), "2020-09-13T12:26:40.654321000Z");
+  EXPECT_EQ(events[0].get("_SOURCE_REALTIME_TIMESTAMP")->as_string(), "1600000000654321");
+  EXPECT_EQ(FormatRfc3339(events[1].get("timestamp")->as_timestamp()), "2023-11-14T22:13:21.000000000Z");
+  EXPECT_EQ(FormatRfc3339(events[2].get("timestamp")->as_timestamp()), "2023-11-14T22:13:22.000000000Z");
+}
+
 TEST_F(JournaldSourceTest, BinaryFieldsAreBase64AndListed) {
   JournalBuilder b(journal_dir() + "/x.journal");
   std::string blob("\x00\x01" "bin\nary\xff", 10);
