@@ -155,8 +155,8 @@ const config::Schema<JournaldSource::Config>& JournaldSource::Config::schema() {
         .DefaultText("the system journal");
     s.Field("include_units", &Config::include_units,
             "Only entries of these systemd units, matched as `journalctl -u` does (the unit's own "
-            "messages, its coredumps, and PID 1's and root daemons' messages about it). A name "
-            "without a unit suffix gets `.service`. Empty: all units.")
+            "messages, its coredumps, PID 1's and root daemons' messages about it, and for a `.slice` "
+            "its processes' messages). A name without a unit suffix gets `.service`. Empty: all units.")
         .Check<std::vector<std::string>>(CheckUnits);
     s.Field("exclude_units", &Config::exclude_units,
             "Drop entries of these units (same matching as `include_units`).")
@@ -353,6 +353,7 @@ JournaldSource::JournaldSource(const Config& config, BuildContext& ctx)
       checkpoints_(&ctx.metrics->Checkpoints()) {
   for (const auto& u : config_.include_units) include_units_.push_back(NormalizeUnitName(u));
   for (const auto& u : config_.exclude_units) exclude_units_.push_back(NormalizeUnitName(u));
+  for (const auto& u : exclude_units_) exclude_slices_ = exclude_slices_ || u.ends_with(".slice");
 }
 
 JournaldSource::~JournaldSource() { Close(); }
@@ -402,6 +403,8 @@ Status JournaldSource::AddMatches(bool boot) {
       g.push_back({"MESSAGE_ID=" + std::string(kCoredumpMessageId), "_UID=0", "COREDUMP_UNIT=" + u});
       g.push_back({"_PID=1", "UNIT=" + u});
       g.push_back({"_UID=0", "OBJECT_SYSTEMD_UNIT=" + u});
+      // journalctl -u X.slice: also every process in the slice.
+      if (u.ends_with(".slice")) g.push_back({"_SYSTEMD_SLICE=" + u});
     }
     groups.push_back(std::move(g));
   }
@@ -492,7 +495,8 @@ Status JournaldSource::SeekTail() {
   std::string last;
   if (r > 0) {
     char* c = nullptr;
-    if ((r = sd_journal_get_cursor(j_, &c)) < 0) return Status::IoError("cannot get the journal cursor: " + ErrnoText(r));
+    if ((r = sd_journal_get_cursor(j_, &c)) < 0)
+      return Status::IoError("cannot get the journal cursor: " + ErrnoText(r));
     last = c;
     free(c);
   }
@@ -530,7 +534,8 @@ Status JournaldSource::SeekBootStart() {
     // there belongs to earlier boots, what comes next to this one.
     std::string what = "the journal holds no entry of the running boot; reading only what is written from now on";
     if (config_.journal_directory) {
-      TLOG_WARN(id_, what + " (set current_boot_only: false to read the journals in " + *config_.journal_directory + ")");
+      TLOG_WARN(id_, what + " (set current_boot_only: false to read the journals in " +
+                         *config_.journal_directory + ")");
     } else {
       TLOG_INFO(id_, what);
     }
@@ -667,6 +672,7 @@ bool JournaldSource::Excluded(const Event& event) const {
     if (has("_PID", "1") && unit_in("UNIT")) return true;
     if (has("_UID", "0") && unit_in("OBJECT_SYSTEMD_UNIT")) return true;
     if (has("_UID", "0") && has("MESSAGE_ID", kCoredumpMessageId) && unit_in("COREDUMP_UNIT")) return true;
+    if (exclude_slices_ && unit_in("_SYSTEMD_SLICE")) return true;
   }
   for (const auto& [field, values] : config_.exclude_matches) {
     std::string_view name = field == "MESSAGE" ? kMessageField : field == "_HOSTNAME" ? kHostField : field;

@@ -173,6 +173,7 @@ class JournaldSource final : public Source {
   std::string checkpoint_path_;
   std::vector<std::string> include_units_;  // normalized
   std::vector<std::string> exclude_units_;  // normalized
+  bool exclude_slices_ = false;             // a .slice among them: match _SYSTEMD_SLICE too
 
   sd_journal* j_ = nullptr;
   NextFunction next_ = sd_journal_next;

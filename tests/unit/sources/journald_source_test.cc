@@ -350,6 +350,27 @@ TEST_F(JournaldSourceTest, ExcludeUnits) {
             (std::vector<std::string>{"b-own", "pid7-about-a", "root-about-b", "c-own", "kernel"}));
 }
 
+// journalctl -u X.slice also shows every process in the slice
+// (_SYSTEMD_SLICE=X.slice); exclude_units drops the same entries.
+TEST_F(JournaldSourceTest, UnitsThatAreSlicesMatchTheirProcesses) {
+  JournalBuilder b(journal_dir() + "/x.journal");
+  ASSERT_EQ(b.Append({
+                JournalEntry{{"MESSAGE", "in-slice"}, {"_SYSTEMD_UNIT", "foo@1.service"},
+                             {"_SYSTEMD_SLICE", "system-foo.slice"}},
+                JournalEntry{{"MESSAGE", "pid1-about-slice"}, {"_PID", "1"}, {"UNIT", "system-foo.slice"},
+                             {"_SYSTEMD_UNIT", "init.scope"}, {"_SYSTEMD_SLICE", "-.slice"}},
+                JournalEntry{{"MESSAGE", "other-slice"}, {"_SYSTEMD_UNIT", "bar.service"},
+                             {"_SYSTEMD_SLICE", "system.slice"}},
+            }),
+            "");
+  config_.include_units = {"system-foo.slice"};
+  EXPECT_EQ(Messages(ReadAll(2)), (std::vector<std::string>{"in-slice", "pid1-about-slice"}));
+  std::filesystem::remove_all(data_dir());
+  config_.include_units = {};
+  config_.exclude_units = {"system-foo.slice"};
+  EXPECT_EQ(Messages(ReadAll(1)), (std::vector<std::string>{"other-slice"}));
+}
+
 TEST_F(JournaldSourceTest, IncludeMatchesAnyPairAndAndWithUnits) {
   JournalBuilder b(journal_dir() + "/x.journal");
   ASSERT_EQ(b.Append({
@@ -421,7 +442,8 @@ TEST_F(JournaldSourceTest, ACheckpointInAnEarlierBootResumesThereDespiteCurrentB
   ASSERT_TRUE(std::filesystem::exists(cursor_file()));
   ASSERT_EQ(b.AppendMessages("prev-", 3, 7), "");
   std::vector<JournalEntry> cur;
-  for (int i = 0; i < 3; ++i) cur.push_back(JournalEntry{{"_BOOT_ID", RunningBootId()}, {"MESSAGE", "cur-" + std::to_string(i)}});
+  for (int i = 0; i < 3; ++i)
+    cur.push_back(JournalEntry{{"_BOOT_ID", RunningBootId()}, {"MESSAGE", "cur-" + std::to_string(i)}});
   ASSERT_EQ(b.Append(cur), "");
   config_.current_boot_only = true;
   auto want = Range("prev-", 3, 7);
