@@ -591,9 +591,10 @@ bool JournaldSource::ReadEntry(Event* event, size_t* bytes) {
   const void* data;
   size_t len;
   sd_journal_restart_data(j_);
+  size_t entry_bytes = 0;
   int r;
   while ((r = sd_journal_enumerate_available_data(j_, &data, &len)) > 0) {
-    *bytes += len;
+    entry_bytes += len;
     std::string_view d(static_cast<const char*>(data), len);
     size_t eq = d.find('=');
     if (eq == std::string_view::npos || eq == 0) {
@@ -647,7 +648,10 @@ bool JournaldSource::ReadEntry(Event* event, size_t* bytes) {
   }
   if (f.value(0).is_null()) f.erase(kMessageField);
   field_count_hint_ = f.size();
-  return !Excluded(*event);
+  // An excluded entry is not received: neither its event nor its bytes.
+  if (Excluded(*event)) return false;
+  *bytes += entry_bytes;
+  return true;
 }
 
 bool JournaldSource::Excluded(const Event& event) const {

@@ -150,7 +150,7 @@ class JournaldSource final : public Source {
   void Close();
   Status Reopen(const std::string& cursor);
   // Reads one entry into *event; false if it is excluded. Adds its data
-  // size to *bytes.
+  // size to *bytes unless it is excluded.
   bool ReadEntry(Event* event, size_t* bytes);
   bool Excluded(const Event& event) const;
   void WaitForChanges(std::chrono::milliseconds max_wait);

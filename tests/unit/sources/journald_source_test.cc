@@ -371,6 +371,36 @@ TEST_F(JournaldSourceTest, UnitsThatAreSlicesMatchTheirProcesses) {
   EXPECT_EQ(Messages(ReadAll(1)), (std::vector<std::string>{"other-slice"}));
 }
 
+// received_bytes counts what received_events counts: an entry dropped by
+// exclude_matches adds neither, in a batch with others or alone.
+TEST_F(JournaldSourceTest, ExcludedEntriesAddNoReceivedBytes) {
+  JournalBuilder b(journal_dir() + "/x.journal");
+  std::vector<JournalEntry> entries;
+  for (int i = 0; i < 12; ++i) {
+    bool cron = i % 3 == 0 || i >= 9;  // the last batch is excluded whole
+    entries.push_back(JournalEntry{{"MESSAGE", "m" + std::to_string(i)},
+                                   {"SYSLOG_IDENTIFIER", cron ? "CRON" : "app"}});
+  }
+  ASSERT_EQ(b.Append(entries), "");
+  config_.batch_size = 3;
+  auto read_bytes = [&](size_t n) {
+    std::filesystem::remove_all(data_dir());
+    RunningSource s(config_, data_dir());
+    EXPECT_TRUE(s.WaitForEvents(n));
+    s.Stop();
+    EXPECT_EQ(s.ctx().size(), n);
+    return s.ctx().bytes();
+  };
+  // The same six entries, selected by sd-journal's index or by exclusion.
+  config_.include_matches = {{"SYSLOG_IDENTIFIER", {"app"}}};
+  size_t included = read_bytes(6);
+  config_.include_matches = {};
+  config_.exclude_matches = {{"SYSLOG_IDENTIFIER", {"CRON"}}};
+  size_t excluded = read_bytes(6);
+  EXPECT_GT(included, 6 * std::string("MESSAGE=m1").size());
+  EXPECT_EQ(excluded, included);
+}
+
 TEST_F(JournaldSourceTest, IncludeMatchesAnyPairAndAndWithUnits) {
   JournalBuilder b(journal_dir() + "/x.journal");
   ASSERT_EQ(b.Append({
