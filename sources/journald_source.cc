@@ -463,7 +463,11 @@ Status JournaldSource::SeekStart() {
     TLOG_ERROR(id_, "ignoring unreadable checkpoint: " + read.message());
     saved.clear();
   }
-  while (!saved.empty() && (saved.back() == '\n' || saved.back() == '\r')) saved.pop_back();
+  // One line; surrounding whitespace is not part of a cursor (and a file
+  // of only whitespace was reported as empty above, once).
+  const size_t first = saved.find_first_not_of(" \t\r\n");
+  saved = first == std::string::npos ? std::string()
+                                     : saved.substr(first, saved.find_last_not_of(" \t\r\n") - first + 1);
   if (!saved.empty()) {
     Status s = SeekAfter(saved);
     if (s.ok()) {

@@ -579,6 +579,22 @@ TEST_F(JournaldSourceTest, ResumesAtTheNextEntryWhenTheCheckpointedOneWasVacuume
   EXPECT_EQ(s.ctx().messages(), Range("new-", 0, 4));
 }
 
+// A cursor file of only whitespace is one problem, reported once: the
+// source reads from the beginning as without a checkpoint.
+TEST_F(JournaldSourceTest, AWhitespaceOnlyCheckpointIsReportedOnce) {
+  JournalBuilder b(journal_dir() + "/x.journal");
+  ASSERT_EQ(b.AppendMessages("w", 0, 4), "");
+  std::filesystem::create_directories(std::filesystem::path(cursor_file()).parent_path());
+  testing::WriteFile(cursor_file(), "  \t \n");
+  RunningSource s(config_, data_dir());
+  ASSERT_TRUE(s.WaitForEvents(4));
+  s.Stop();
+  EXPECT_EQ(s.ctx().messages(), Range("w", 0, 4));
+  EXPECT_EQ(testing::MetricValue(s.registry().Serialize(), "tributary_component_errors_total",
+                                 {{"component_id", "journal"}, {"error_type", "checkpoint_failed"}}),
+            1.0);
+}
+
 // sd_journal_next failing now and then, as it may after a rotation or a
 // vacuum: every 37th call fails.
 std::atomic<int> g_next_calls{0};
