@@ -46,6 +46,11 @@ std::string JournalCursorTracker::committed() const {
   return committed_;
 }
 
+void JournalCursorTracker::Start(std::string cursor) {
+  std::lock_guard lock(mu_);
+  if (entries_.empty() && next_seq_ == 0) committed_ = std::move(cursor);
+}
+
 size_t JournalCursorTracker::pending() const {
   std::lock_guard lock(mu_);
   return entries_.size();
@@ -101,6 +106,23 @@ namespace {
 
 constexpr std::string_view kCoredumpMessageId = "fc2e22bc6ee647b6b90729ab34a250b1";
 constexpr std::string_view kBinaryFieldsField = "binary_fields";
+constexpr std::chrono::seconds kFileCheckInterval{10};
+constexpr std::string_view kSourceRealtimeField = "_SOURCE_REALTIME_TIMESTAMP";
+
+// A journal realtime value: decimal microseconds since the epoch, after
+// 1970 and before the year 10000 (journalctl's VALID_REALTIME, bounded to
+// what a timestamp holds).
+std::optional<uint64_t> ParseRealtimeUsec(std::string_view s) {
+  if (s.empty() || s.size() > 18) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  constexpr uint64_t kYear10000Usec = 253402300800ull * 1000000ull;
+  if (v == 0 || v >= kYear10000Usec) return std::nullopt;
+  return v;
+}
 
 std::string CheckMatches(const std::map<std::string, std::vector<std::string>>& m) {
   for (const auto& [field, values] : m) {
@@ -133,8 +155,8 @@ const config::Schema<JournaldSource::Config>& JournaldSource::Config::schema() {
         .DefaultText("the system journal");
     s.Field("include_units", &Config::include_units,
             "Only entries of these systemd units, matched as `journalctl -u` does (the unit's own "
-            "messages, its coredumps, and PID 1's and root daemons' messages about it). A name "
-            "without a unit suffix gets `.service`. Empty: all units.")
+            "messages, its coredumps, PID 1's and root daemons' messages about it, and for a `.slice` "
+            "its processes' messages). A name without a unit suffix gets `.service`. Empty: all units.")
         .Check<std::vector<std::string>>(CheckUnits);
     s.Field("exclude_units", &Config::exclude_units,
             "Drop entries of these units (same matching as `include_units`).")
@@ -147,9 +169,15 @@ const config::Schema<JournaldSource::Config>& JournaldSource::Config::schema() {
             "Drop entries where one of these fields has one of the listed values.")
         .Check<std::map<std::string, std::vector<std::string>>>(CheckMatches);
     s.Field("current_boot_only", &Config::current_boot_only,
-            "Only entries of the running boot (`_BOOT_ID` of this kernel).");
+            "With no checkpoint yet, start at the first entry of the running boot (`_BOOT_ID` of "
+            "this kernel) instead of the beginning of the journal. It decides only where a first "
+            "start begins: with a checkpoint, everything after the cursor is read, also what an "
+            "earlier boot left unread. Default `false` with `journal_directory` (journals of other "
+            "boots or machines), `true` for the system journal.")
+        .DefaultText("true; false with journal_directory");
     s.Field("since_now", &Config::since_now,
-            "With no checkpoint yet, start at the end of the journal instead of its beginning.");
+            "With no checkpoint yet, start at the end of the journal instead of its beginning "
+            "(overrides `current_boot_only`).");
     s.Field("stop_at_end", &Config::stop_at_end,
             "Finish when the end of the journal is reached instead of following it (one-shot "
             "backfills; the agent exits once every source has finished).");
@@ -179,6 +207,60 @@ void FindJournalFiles(const std::string& dir, int depth, std::vector<std::string
       std::string name = p.filename().string();
       if (name.ends_with(".journal") || name.ends_with(".journal~")) out->push_back(p.string());
     }
+  }
+}
+
+bool IsId128Name(std::string_view name) {
+  auto hex = [](std::string_view v) {
+    for (char c : v)
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return false;
+    return true;
+  };
+  if (name.size() == 32) return hex(name);
+  if (name.size() != 36 || name[8] != '-' || name[13] != '-' || name[18] != '-' || name[23] != '-') return false;
+  std::string compact;
+  for (char c : name)
+    if (c != '-') compact += c;
+  return hex(compact);
+}
+
+bool IsJournalFileName(std::string_view name) { return name.ends_with(".journal") || name.ends_with(".journal~"); }
+
+// The journal files sd-journal reads in `dir`: those directly in it and in
+// its machine-id subdirectories (only `machine`'s, if given), as
+// sd_journal_open_directory() and sd_journal_open() pick them.
+void FindReadJournalFiles(const std::string& dir, const std::string& machine, std::vector<std::string>* out) {
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    std::error_code ec2;
+    if (it->is_directory(ec2)) {
+      if (!IsId128Name(name) || (!machine.empty() && name != machine)) continue;
+      std::error_code ec3;
+      for (fs::directory_iterator sub(it->path(), ec3), send; !ec3 && sub != send; sub.increment(ec3)) {
+        std::error_code ec4;
+        if (!sub->is_directory(ec4) && IsJournalFileName(sub->path().filename().string()))
+          out->push_back(sub->path().string());
+      }
+    } else if (IsJournalFileName(name)) {
+      out->push_back(it->path().string());
+    }
+  }
+}
+
+std::string JournalFileErrorText(int r) {
+  switch (r < 0 ? -r : r) {
+    case EBADMSG:
+      return ErrnoText(r) + ": corrupt, or not a journal file";
+    case ENODATA:
+      return ErrnoText(r) + ": empty or truncated";
+    case EPROTONOSUPPORT:
+      return ErrnoText(r) + ": a journal format or compression this libsystemd cannot read";
+    case EACCES:
+    case EPERM:
+      return ErrnoText(r) + ": add the user to the systemd-journal group";
+    default:
+      return ErrnoText(r);
   }
 }
 
@@ -271,6 +353,7 @@ JournaldSource::JournaldSource(const Config& config, BuildContext& ctx)
       checkpoints_(&ctx.metrics->Checkpoints()) {
   for (const auto& u : config_.include_units) include_units_.push_back(NormalizeUnitName(u));
   for (const auto& u : config_.exclude_units) exclude_units_.push_back(NormalizeUnitName(u));
+  for (const auto& u : exclude_units_) exclude_slices_ = exclude_slices_ || u.ends_with(".slice");
 }
 
 JournaldSource::~JournaldSource() { Close(); }
@@ -303,7 +386,12 @@ Status JournaldSource::Open() {
                "cannot watch the journal for changes (" + ErrnoText(fd_) +
                    "); polling instead, new journal files are seen only after a reopen");
   }
+  CheckJournalFiles(/*final=*/false);
 
+  return AddMatches(/*boot=*/false);
+}
+
+Status JournaldSource::AddMatches(bool boot) {
   // The filter is an AND of OR-groups of alternatives, each alternative an
   // AND of field=value terms (sd-journal's three match levels).
   using Alternative = std::vector<std::string>;
@@ -315,6 +403,8 @@ Status JournaldSource::Open() {
       g.push_back({"MESSAGE_ID=" + std::string(kCoredumpMessageId), "_UID=0", "COREDUMP_UNIT=" + u});
       g.push_back({"_PID=1", "UNIT=" + u});
       g.push_back({"_UID=0", "OBJECT_SYSTEMD_UNIT=" + u});
+      // journalctl -u X.slice: also every process in the slice.
+      if (u.ends_with(".slice")) g.push_back({"_SYSTEMD_SLICE=" + u});
     }
     groups.push_back(std::move(g));
   }
@@ -324,12 +414,13 @@ Status JournaldSource::Open() {
       for (const auto& v : values) g.push_back({field + "=" + v});
     groups.push_back(std::move(g));
   }
-  if (config_.current_boot_only) {
-    sd_id128_t boot;
-    r = sd_id128_get_boot(&boot);
+  int r = 0;
+  if (boot) {
+    sd_id128_t id;
+    r = sd_id128_get_boot(&id);
     if (r < 0) return Status::IoError("cannot read the boot id: " + ErrnoText(r));
     char text[SD_ID128_STRING_MAX];
-    groups.push_back({{"_BOOT_ID=" + std::string(sd_id128_to_string(boot, text))}});
+    groups.push_back({{"_BOOT_ID=" + std::string(sd_id128_to_string(id, text))}});
   }
   for (size_t gi = 0; gi < groups.size(); ++gi) {
     if (gi > 0 && (r = sd_journal_add_conjunction(j_)) < 0) break;
@@ -372,11 +463,16 @@ Status JournaldSource::SeekStart() {
     TLOG_ERROR(id_, "ignoring unreadable checkpoint: " + read.message());
     saved.clear();
   }
-  while (!saved.empty() && (saved.back() == '\n' || saved.back() == '\r')) saved.pop_back();
+  // One line; surrounding whitespace is not part of a cursor (and a file
+  // of only whitespace was reported as empty above, once).
+  const size_t first = saved.find_first_not_of(" \t\r\n");
+  saved = first == std::string::npos ? std::string()
+                                     : saved.substr(first, saved.find_last_not_of(" \t\r\n") - first + 1);
   if (!saved.empty()) {
     Status s = SeekAfter(saved);
     if (s.ok()) {
       read_cursor_ = saved;
+      written_cursor_ = saved;
       TLOG_INFO(id_, "resuming after the checkpointed journal cursor");
       return s;
     }
@@ -387,22 +483,82 @@ Status JournaldSource::SeekStart() {
     int r = sd_journal_seek_head(j_);
     return r < 0 ? Status::IoError("cannot seek to the journal head: " + ErrnoText(r)) : Status::Ok();
   }
-  if (config_.since_now) {
-    int r = sd_journal_seek_tail(j_);
-    if (r < 0) return Status::IoError("cannot seek to the journal tail: " + ErrnoText(r));
-    // Step onto the last entry so the next read returns only newer ones,
-    // and remember it so a reopen resumes from here.
-    r = sd_journal_previous(j_);
-    if (r > 0) {
-      char* c = nullptr;
-      if (sd_journal_get_cursor(j_, &c) >= 0) {
-        read_cursor_ = c;
-        free(c);
-      }
+  if (config_.since_now) return SeekTail();
+  if (current_boot_only()) return SeekBootStart();
+  int r = sd_journal_seek_head(j_);
+  return r < 0 ? Status::IoError("cannot seek to the journal head: " + ErrnoText(r)) : Status::Ok();
+}
+
+Status JournaldSource::SeekTail() {
+  // The journal's last entry whatever the filters, so that a source for a
+  // quiet unit also has a position to checkpoint and resume from.
+  sd_journal_flush_matches(j_);
+  int r = sd_journal_seek_tail(j_);
+  if (r >= 0) r = sd_journal_previous(j_);
+  if (r < 0) return Status::IoError("cannot seek to the journal tail: " + ErrnoText(r));
+  std::string last;
+  if (r > 0) {
+    char* c = nullptr;
+    if ((r = sd_journal_get_cursor(j_, &c)) < 0)
+      return Status::IoError("cannot get the journal cursor: " + ErrnoText(r));
+    last = c;
+    free(c);
+  }
+  if (Status m = AddMatches(/*boot=*/false); !m.ok()) return m;
+  if (last.empty()) {
+    // An empty journal: everything in it will be new.
+    r = sd_journal_seek_head(j_);
+    return r < 0 ? Status::IoError("cannot seek to the journal head: " + ErrnoText(r)) : Status::Ok();
+  }
+  read_cursor_ = last;
+  return SeekAfter(last);
+}
+
+Status JournaldSource::SeekBootStart() {
+  // The boot's first entry through sd-journal's index, then the matches
+  // without the boot: from here on every entry counts, whatever its boot.
+  sd_journal_flush_matches(j_);
+  Status s = AddMatches(/*boot=*/true);
+  if (!s.ok()) return s;
+  int r = sd_journal_seek_head(j_);
+  if (r >= 0) r = sd_journal_next(j_);
+  if (r < 0) return Status::IoError("cannot find the running boot's first entry: " + ErrnoText(r));
+  std::string first;
+  if (r > 0) {
+    char* c = nullptr;
+    if ((r = sd_journal_get_cursor(j_, &c)) < 0)
+      return Status::IoError("cannot get the running boot's first cursor: " + ErrnoText(r));
+    first = c;
+    free(c);
+  }
+  sd_journal_flush_matches(j_);
+  if (Status m = AddMatches(/*boot=*/false); !m.ok()) return m;
+  if (first.empty()) {
+    // Nothing of this boot yet (or journals of other machines): what is
+    // there belongs to earlier boots, what comes next to this one.
+    std::string what = "the journal holds no entry of the running boot; reading only what is written from now on";
+    if (config_.journal_directory) {
+      TLOG_WARN(id_, what + " (set current_boot_only: false to read the journals in " +
+                         *config_.journal_directory + ")");
+    } else {
+      TLOG_INFO(id_, what);
     }
+    return SeekTail();
+  }
+  // Stand on the entry before the boot's first, so that a reopen or the
+  // checkpoint resumes from here; none: the boot starts the journal.
+  if ((r = sd_journal_seek_cursor(j_, first.c_str())) >= 0 && (r = sd_journal_next(j_)) >= 0)
+    r = sd_journal_previous(j_);
+  if (r < 0) return Status::IoError("cannot seek to the running boot's first entry: " + ErrnoText(r));
+  if (r > 0) {
+    char* c = nullptr;
+    if ((r = sd_journal_get_cursor(j_, &c)) < 0)
+      return Status::IoError("cannot get the journal cursor: " + ErrnoText(r));
+    read_cursor_ = c;
+    free(c);
     return Status::Ok();
   }
-  int r = sd_journal_seek_head(j_);
+  r = sd_journal_seek_head(j_);
   return r < 0 ? Status::IoError("cannot seek to the journal head: " + ErrnoText(r)) : Status::Ok();
 }
 
@@ -428,6 +584,7 @@ bool JournaldSource::ReadEntry(Event* event, size_t* bytes) {
   // one (plus the fields added here) so the vectors are allocated once.
   f.reserve(field_count_hint_ + 4);
   f.append(kMessageField, Value());
+  // Index 1; _SOURCE_REALTIME_TIMESTAMP replaces it below.
   uint64_t usec = 0;
   if (sd_journal_get_realtime_usec(j_, &usec) >= 0)
     f.append(kTimestampField, Timestamp(std::chrono::microseconds(usec)));
@@ -438,9 +595,10 @@ bool JournaldSource::ReadEntry(Event* event, size_t* bytes) {
   const void* data;
   size_t len;
   sd_journal_restart_data(j_);
+  size_t entry_bytes = 0;
   int r;
   while ((r = sd_journal_enumerate_available_data(j_, &data, &len)) > 0) {
-    *bytes += len;
+    entry_bytes += len;
     std::string_view d(static_cast<const char*>(data), len);
     size_t eq = d.find('=');
     if (eq == std::string_view::npos || eq == 0) {
@@ -449,6 +607,11 @@ bool JournaldSource::ReadEntry(Event* event, size_t* bytes) {
     }
     std::string_view name = d.substr(0, eq);
     std::string_view raw = d.substr(eq + 1);
+    // The time the client says the entry was logged, if it says one (kept
+    // as a field too), as journalctl and Vector take it.
+    if (name == kSourceRealtimeField) {
+      if (auto t = ParseRealtimeUsec(raw)) f.value(1) = Value(Timestamp(std::chrono::microseconds(*t)));
+    }
     if (name == "MESSAGE") name = kMessageField;
     else if (name == "_HOSTNAME") name = kHostField;
     Value v;
@@ -489,7 +652,10 @@ bool JournaldSource::ReadEntry(Event* event, size_t* bytes) {
   }
   if (f.value(0).is_null()) f.erase(kMessageField);
   field_count_hint_ = f.size();
-  return !Excluded(*event);
+  // An excluded entry is not received: neither its event nor its bytes.
+  if (Excluded(*event)) return false;
+  *bytes += entry_bytes;
+  return true;
 }
 
 bool JournaldSource::Excluded(const Event& event) const {
@@ -514,6 +680,7 @@ bool JournaldSource::Excluded(const Event& event) const {
     if (has("_PID", "1") && unit_in("UNIT")) return true;
     if (has("_UID", "0") && unit_in("OBJECT_SYSTEMD_UNIT")) return true;
     if (has("_UID", "0") && has("MESSAGE_ID", kCoredumpMessageId) && unit_in("COREDUMP_UNIT")) return true;
+    if (exclude_slices_ && unit_in("_SYSTEMD_SLICE")) return true;
   }
   for (const auto& [field, values] : config_.exclude_matches) {
     std::string_view name = field == "MESSAGE" ? kMessageField : field == "_HOSTNAME" ? kHostField : field;
@@ -544,6 +711,53 @@ void JournaldSource::WaitForChanges(std::chrono::milliseconds max_wait) {
   if (r < 0) {
     read_errors_->Increment();
     LogLimited(log_limiter_, LogLevel::kWarn, id_, "cannot process journal changes: " + ErrnoText(r));
+  }
+  // Files were added or removed; and every 10 s, since a file that
+  // sd-journal fails to open changes nothing it reports (a directory
+  // listing; only files not seen before are opened).
+  if (r == SD_JOURNAL_INVALIDATE || std::chrono::steady_clock::now() - last_files_check_ > kFileCheckInterval)
+    CheckJournalFiles(/*final=*/false);
+}
+
+void JournaldSource::CheckJournalFiles(bool final) {
+  last_files_check_ = std::chrono::steady_clock::now();
+  files_pending_ = false;
+  std::vector<std::string> files;
+  if (config_.journal_directory) {
+    FindReadJournalFiles(*config_.journal_directory, "", &files);
+  } else {
+    // sd_journal_open(SD_JOURNAL_LOCAL_ONLY): this machine's journals.
+    sd_id128_t machine;
+    char text[SD_ID128_STRING_MAX];
+    std::string id = sd_id128_get_machine(&machine) >= 0 ? sd_id128_to_string(machine, text) : "-";
+    FindReadJournalFiles("/var/log/journal", id, &files);
+    FindReadJournalFiles("/run/log/journal", id, &files);
+  }
+  // Forget what is gone (vacuumed, renamed) so the sets stay small.
+  std::set<std::string> present(files.begin(), files.end());
+  std::erase_if(files_ok_, [&](const std::string& f) { return !present.count(f); });
+  std::erase_if(files_reported_, [&](const std::string& f) { return !present.count(f); });
+  for (const auto& f : files) {
+    if (files_ok_.count(f) || files_reported_.count(f)) continue;
+    sd_journal* probe = nullptr;
+    const char* paths[] = {f.c_str(), nullptr};
+    int r = sd_journal_open_files(&probe, paths, 0);
+    if (r >= 0) {
+      sd_journal_close(probe);
+      files_ok_.insert(f);
+      continue;
+    }
+    if (r == -ENOENT) continue;  // gone since the listing
+    struct stat st{};
+    if (!final && ::stat(f.c_str(), &st) == 0 && ::time(nullptr) - st.st_mtime < 3) {
+      files_pending_ = true;  // perhaps still being created
+      continue;
+    }
+    files_reported_.insert(f);
+    read_errors_->Increment();
+    LogLimited(file_log_limiter_, LogLevel::kWarn, id_,
+               "journal file " + f + " cannot be opened (" + JournalFileErrorText(r) +
+                   "); sd-journal skips it, its entries are not read");
   }
 }
 
@@ -636,6 +850,10 @@ Status JournaldSource::Run(SourceContext& ctx) {
     if (!SleepFor(backoff.Next(), stop)) return Status::Ok();
   }
   backoff.Reset();
+  // Where this start positioned itself is a position to resume from, even
+  // before anything is read (since_now, a boot's start): checkpointed at
+  // the first MaybeCheckpoint and at shutdown.
+  tracker_->Start(read_cursor_);
   TLOG_INFO(id_, "reading the journal" +
                      (config_.journal_directory ? " in " + *config_.journal_directory : std::string()));
 
@@ -720,7 +938,10 @@ Status JournaldSource::Run(SourceContext& ctx) {
       }
     }
     MaybeCheckpoint(false);
-    if (r == 0 && config_.stop_at_end) break;
+    if (r == 0 && config_.stop_at_end) {
+      if (files_pending_) CheckJournalFiles(/*final=*/true);
+      break;
+    }
     if (r == 0 && !stop.stop_requested()) WaitForChanges(std::chrono::milliseconds(250));
   }
   Close();

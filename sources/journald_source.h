@@ -16,16 +16,25 @@
 // it through. Entries excluded by exclude_units/exclude_matches still move the
 // cursor (an all-excluded batch is acknowledged at once).
 //
+// Start: with a checkpoint, reading resumes after its cursor, whatever boot
+// the entries after it belong to. Without one it starts at the end
+// (since_now), at the first entry of the running boot (current_boot_only),
+// or at the beginning. The boot filter only finds that first entry; it is
+// not kept as a match, so a reopen or a restart reads everything after the
+// cursor.
+//
 // Checkpoints: every batch carries a Finalizer. JournalCursorTracker keeps
 // the batches in the order they were sent; acknowledgements arrive on sink
 // threads in any order, and the committable cursor is the one of the highest
 // batch such that it and every batch before it were delivered or rejected.
 // The source thread writes that cursor to data_dir/journald/<id>/cursor
 // (tmp, fsync, rename, fsync dir) at most once per `checkpoint_interval_ms`
-// and once more in Finish(). On start it seeks to the saved cursor and skips
+// and once more in Finish(). The position a start found (since_now, the
+// boot's start) is checkpointed too, before any entry is read. On start it seeks to the saved cursor and skips
 // the entry itself if the seek landed on it (sd_journal_test_cursor).
 //
-// Event fields: `message` <- MESSAGE, `timestamp` <- __REALTIME_TIMESTAMP,
+// Event fields: `message` <- MESSAGE, `timestamp` <- _SOURCE_REALTIME_TIMESTAMP
+// if the entry has a valid one, else __REALTIME_TIMESTAMP,
 // `host` <- _HOSTNAME, `source_type` = "journald", every other data field
 // under its journal name (a field repeated in one entry becomes an array).
 // Values that are not printable UTF-8 (invalid UTF-8, or control bytes other
@@ -41,6 +50,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -66,6 +76,9 @@ class JournalCursorTracker {
   // The cursor of the highest batch that, with every batch before it, was
   // delivered or rejected; "" while there is none.
   std::string committed() const;
+  // Sets the commit point to where reading started (before any batch), so
+  // that position is checkpointed even if nothing is read.
+  void Start(std::string cursor);
   // Batches sent and not yet passed by the commit point.
   size_t pending() const;
 
@@ -95,7 +108,8 @@ class JournaldSource final : public Source {
     std::vector<std::string> exclude_units;
     std::map<std::string, std::vector<std::string>> include_matches;
     std::map<std::string, std::vector<std::string>> exclude_matches;
-    bool current_boot_only = true;
+    // Unset: true for the system journal, false with journal_directory.
+    std::optional<bool> current_boot_only;
     bool since_now = false;
     bool stop_at_end = false;
     uint64_t batch_size = 1000;
@@ -122,15 +136,32 @@ class JournaldSource final : public Source {
   JournaldSource(const Config& config, BuildContext& ctx);
 
   Status Open();                                  // opens j_, adds matches
-  Status SeekStart();                             // checkpoint, since_now or head
+  // Adds the unit and field matches, and with `boot` the running boot's.
+  Status AddMatches(bool boot);
+  Status SeekStart();                             // checkpoint, since_now, boot or head
+  // Positions before the first entry of the running boot (or at the end
+  // of the journal if it has none yet).
+  Status SeekBootStart();
+  // Positions after the journal's last entry (whatever the matches), so
+  // next() returns only newer ones.
+  Status SeekTail();
+  bool current_boot_only() const { return config_.current_boot_only.value_or(!config_.journal_directory); }
   Status SeekAfter(const std::string& cursor);    // positions so next() is past `cursor`
   void Close();
   Status Reopen(const std::string& cursor);
   // Reads one entry into *event; false if it is excluded. Adds its data
-  // size to *bytes.
+  // size to *bytes unless it is excluded.
   bool ReadEntry(Event* event, size_t* bytes);
   bool Excluded(const Event& event) const;
   void WaitForChanges(std::chrono::milliseconds max_wait);
+  // Opens each journal file sd-journal would read that was not checked
+  // yet, on its own: a file that does not open (corrupt, truncated, empty,
+  // unsupported, unreadable) is skipped by sd-journal without a word, so
+  // it is logged and counted here, once. A failing file written in the
+  // last seconds may be one being created: it is checked again later
+  // (`final`: now is the last chance, report it anyway). Runs at each
+  // open, when sd-journal reports files added or removed, and every 10 s.
+  void CheckJournalFiles(bool final);
   void MaybeCheckpoint(bool force);
   Status WriteCheckpoint(const std::string& cursor);
   // The whole file into *out; kNotFound if there is none.
@@ -142,6 +173,7 @@ class JournaldSource final : public Source {
   std::string checkpoint_path_;
   std::vector<std::string> include_units_;  // normalized
   std::vector<std::string> exclude_units_;  // normalized
+  bool exclude_slices_ = false;             // a .slice among them: match _SYSTEMD_SLICE too
 
   sd_journal* j_ = nullptr;
   NextFunction next_ = sd_journal_next;
@@ -154,6 +186,12 @@ class JournaldSource final : public Source {
   std::shared_ptr<JournalCursorTracker> tracker_;
   std::chrono::steady_clock::time_point last_checkpoint_{};
   std::mutex checkpoint_mu_;  // Finish() vs. the source thread
+
+  std::set<std::string> files_ok_;        // journal files that opened on their own
+  std::set<std::string> files_reported_;  // ... that did not, already logged and counted
+  bool files_pending_ = false;            // a fresh file failed: check again
+  std::chrono::steady_clock::time_point last_files_check_{};
+  RateLimiter file_log_limiter_;
 
   Counter* read_errors_;
   Counter* field_errors_;

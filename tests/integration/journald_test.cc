@@ -132,6 +132,22 @@ TEST_F(JournaldBinaryTest, StopAtEndExitsAndTheNextRunContinues) {
   EXPECT_EQ(Output(), Range("s", 0, 63));
 }
 
+// The backfill of the docs: journals of another machine (their boot ids are
+// not this kernel's) in a journal_directory, current_boot_only left at its
+// default, read to the end.
+TEST_F(JournaldBinaryTest, ABackfillOfACopiedDirectoryWithDefaultsReadsEveryEntry) {
+  JournalBuilder b(dir_ / "journal/x.journal");
+  ASSERT_EQ(b.AppendMessages("copied-", 0, 20), "");
+  std::string config = Config("    stop_at_end: true\n");
+  const std::string boot_line = "    current_boot_only: false\n";
+  ASSERT_NE(config.find(boot_line), std::string::npos);
+  config.erase(config.find(boot_line), boot_line.size());
+  WriteFile(dir_ / "once.yaml", config);
+  Process p({{TributaryBinary(), "-c", dir_ / "once.yaml"}, {}, false});
+  ASSERT_EQ(p.Wait(std::chrono::seconds(30)), 0) << p.Stderr();
+  EXPECT_EQ(Output(), Range("copied-", 0, 20));
+}
+
 // A journal directory that is not there: a one-shot run ends with the
 // error (exit 1, as when any source ends with one) instead of waiting for
 // it forever; a following run waits for it, logging the wait once.

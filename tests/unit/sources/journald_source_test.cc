@@ -281,6 +281,26 @@ TEST_F(JournaldSourceTest, MapsWellKnownFieldsAndKeepsTheRest) {
   EXPECT_EQ(events[1].get("CODE_FILE")->as_string(), "main.c");
 }
 
+// The time the client logged the entry, when it gave one, as journalctl
+// and Vector show it; else the time journald received it.
+TEST_F(JournaldSourceTest, TimestampIsTheSourceRealtimeWhenTheEntryHasOne) {
+  JournalBuilder b(journal_dir() + "/x.journal");
+  ASSERT_EQ(b.Append({JournalEntry{{"__REALTIME_TIMESTAMP", "1700000000123456"},
+                                   {"_SOURCE_REALTIME_TIMESTAMP", "1600000000654321"},
+                                   {"MESSAGE", "with source time"}},
+                      JournalEntry{{"__REALTIME_TIMESTAMP", "1700000001000000"},
+                                   {"_SOURCE_REALTIME_TIMESTAMP", "not a number"},
+                                   {"MESSAGE", "invalid source time"}},
+                      JournalEntry{{"__REALTIME_TIMESTAMP", "1700000002000000"}, {"MESSAGE", "received only"}}}),
+            "");
+  auto events = ReadAll(3);
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(FormatRfc3339(events[0].get("timestamp")->as_timestamp()), "2020-09-13T12:26:40.654321000Z");
+  EXPECT_EQ(events[0].get("_SOURCE_REALTIME_TIMESTAMP")->as_string(), "1600000000654321");
+  EXPECT_EQ(FormatRfc3339(events[1].get("timestamp")->as_timestamp()), "2023-11-14T22:13:21.000000000Z");
+  EXPECT_EQ(FormatRfc3339(events[2].get("timestamp")->as_timestamp()), "2023-11-14T22:13:22.000000000Z");
+}
+
 TEST_F(JournaldSourceTest, BinaryFieldsAreBase64AndListed) {
   JournalBuilder b(journal_dir() + "/x.journal");
   std::string blob("\x00\x01" "bin\nary\xff", 10);
@@ -348,6 +368,57 @@ TEST_F(JournaldSourceTest, ExcludeUnits) {
             (std::vector<std::string>{"b-own", "pid7-about-a", "root-about-b", "c-own", "kernel"}));
 }
 
+// journalctl -u X.slice also shows every process in the slice
+// (_SYSTEMD_SLICE=X.slice); exclude_units drops the same entries.
+TEST_F(JournaldSourceTest, UnitsThatAreSlicesMatchTheirProcesses) {
+  JournalBuilder b(journal_dir() + "/x.journal");
+  ASSERT_EQ(b.Append({
+                JournalEntry{{"MESSAGE", "in-slice"}, {"_SYSTEMD_UNIT", "foo@1.service"},
+                             {"_SYSTEMD_SLICE", "system-foo.slice"}},
+                JournalEntry{{"MESSAGE", "pid1-about-slice"}, {"_PID", "1"}, {"UNIT", "system-foo.slice"},
+                             {"_SYSTEMD_UNIT", "init.scope"}, {"_SYSTEMD_SLICE", "-.slice"}},
+                JournalEntry{{"MESSAGE", "other-slice"}, {"_SYSTEMD_UNIT", "bar.service"},
+                             {"_SYSTEMD_SLICE", "system.slice"}},
+            }),
+            "");
+  config_.include_units = {"system-foo.slice"};
+  EXPECT_EQ(Messages(ReadAll(2)), (std::vector<std::string>{"in-slice", "pid1-about-slice"}));
+  std::filesystem::remove_all(data_dir());
+  config_.include_units = {};
+  config_.exclude_units = {"system-foo.slice"};
+  EXPECT_EQ(Messages(ReadAll(1)), (std::vector<std::string>{"other-slice"}));
+}
+
+// received_bytes counts what received_events counts: an entry dropped by
+// exclude_matches adds neither, in a batch with others or alone.
+TEST_F(JournaldSourceTest, ExcludedEntriesAddNoReceivedBytes) {
+  JournalBuilder b(journal_dir() + "/x.journal");
+  std::vector<JournalEntry> entries;
+  for (int i = 0; i < 12; ++i) {
+    bool cron = i % 3 == 0 || i >= 9;  // the last batch is excluded whole
+    entries.push_back(JournalEntry{{"MESSAGE", "m" + std::to_string(i)},
+                                   {"SYSLOG_IDENTIFIER", cron ? "CRON" : "app"}});
+  }
+  ASSERT_EQ(b.Append(entries), "");
+  config_.batch_size = 3;
+  auto read_bytes = [&](size_t n) {
+    std::filesystem::remove_all(data_dir());
+    RunningSource s(config_, data_dir());
+    EXPECT_TRUE(s.WaitForEvents(n));
+    s.Stop();
+    EXPECT_EQ(s.ctx().size(), n);
+    return s.ctx().bytes();
+  };
+  // The same six entries, selected by sd-journal's index or by exclusion.
+  config_.include_matches = {{"SYSLOG_IDENTIFIER", {"app"}}};
+  size_t included = read_bytes(6);
+  config_.include_matches = {};
+  config_.exclude_matches = {{"SYSLOG_IDENTIFIER", {"CRON"}}};
+  size_t excluded = read_bytes(6);
+  EXPECT_GT(included, 6 * std::string("MESSAGE=m1").size());
+  EXPECT_EQ(excluded, included);
+}
+
 TEST_F(JournaldSourceTest, IncludeMatchesAnyPairAndAndWithUnits) {
   JournalBuilder b(journal_dir() + "/x.journal");
   ASSERT_EQ(b.Append({
@@ -374,16 +445,68 @@ TEST_F(JournaldSourceTest, IncludeMatchesAnyPairAndAndWithUnits) {
   EXPECT_EQ(Messages(ReadAll(2)), (std::vector<std::string>{"m1", "m3"}));
 }
 
-TEST_F(JournaldSourceTest, CurrentBootOnly) {
+std::string RunningBootId() {
   std::string boot = testing::ReadFile("/proc/sys/kernel/random/boot_id");
   boot.erase(std::remove_if(boot.begin(), boot.end(), [](char c) { return c == '-' || c == '\n'; }), boot.end());
-  ASSERT_EQ(boot.size(), 32u);
+  EXPECT_EQ(boot.size(), 32u);
+  return boot;
+}
+
+TEST_F(JournaldSourceTest, CurrentBootOnly) {
+  std::string boot = RunningBootId();
   JournalBuilder b(journal_dir() + "/x.journal");
   ASSERT_EQ(b.Append({JournalEntry{{"MESSAGE", "old boot"}},
                       JournalEntry{{"_BOOT_ID", boot}, {"MESSAGE", "this boot"}}}),
             "");
   config_.current_boot_only = true;
   EXPECT_EQ(Messages(ReadAll(1)), (std::vector<std::string>{"this boot"}));
+}
+
+// current_boot_only decides where a first start begins, nothing more: what
+// follows the boot's first entry is read whatever its boot (entries of
+// other machines' journals, or a next boot seen without a restart).
+TEST_F(JournaldSourceTest, CurrentBootOnlyStartsAtTheBootAndThenReadsEverything) {
+  std::string boot = RunningBootId();
+  JournalBuilder b(journal_dir() + "/x.journal");
+  ASSERT_EQ(b.Append({JournalEntry{{"MESSAGE", "old boot"}},
+                      JournalEntry{{"_BOOT_ID", boot}, {"MESSAGE", "this boot"}}}),
+            "");
+  config_.current_boot_only = true;
+  RunningSource s(config_, data_dir());
+  ASSERT_TRUE(s.WaitForEvents(1));
+  ASSERT_EQ(b.AppendMessages("other-", 0, 3), "");  // the builder's made-up boot id
+  ASSERT_TRUE(s.WaitForEvents(4)) << s.ctx().size();
+  s.Stop();
+  EXPECT_EQ(s.ctx().messages(), (std::vector<std::string>{"this boot", "other-0", "other-1", "other-2"}));
+}
+
+// After a reboot the checkpoint points into the previous boot: the rest of
+// that boot (its shutdown messages, always) is read before the new boot's,
+// with the default current_boot_only: true.
+TEST_F(JournaldSourceTest, ACheckpointInAnEarlierBootResumesThereDespiteCurrentBootOnly) {
+  JournalBuilder b(journal_dir() + "/x.journal");
+  ASSERT_EQ(b.AppendMessages("prev-", 0, 3), "");  // the builder's made-up boot id
+  ReadAll(3);
+  ASSERT_TRUE(std::filesystem::exists(cursor_file()));
+  ASSERT_EQ(b.AppendMessages("prev-", 3, 7), "");
+  std::vector<JournalEntry> cur;
+  for (int i = 0; i < 3; ++i)
+    cur.push_back(JournalEntry{{"_BOOT_ID", RunningBootId()}, {"MESSAGE", "cur-" + std::to_string(i)}});
+  ASSERT_EQ(b.Append(cur), "");
+  config_.current_boot_only = true;
+  auto want = Range("prev-", 3, 7);
+  for (auto& m : Range("cur-", 0, 3)) want.push_back(m);
+  EXPECT_EQ(Messages(ReadAll(10)), want);
+}
+
+// A journal directory holds journals copied or collected from other boots
+// and machines: by default a backfill of it reads every entry.
+TEST_F(JournaldSourceTest, CurrentBootOnlyDefaultsToFalseWithAJournalDirectory) {
+  JournalBuilder b(journal_dir() + "/x.journal");
+  ASSERT_EQ(b.AppendMessages("copied-", 0, 5), "");  // the builder's made-up boot id
+  config_.current_boot_only.reset();
+  config_.stop_at_end = true;
+  EXPECT_EQ(Messages(ReadAll(5)), Range("copied-", 0, 5));
 }
 
 TEST_F(JournaldSourceTest, FollowsAppendedEntries) {
@@ -474,6 +597,22 @@ TEST_F(JournaldSourceTest, ResumesAtTheNextEntryWhenTheCheckpointedOneWasVacuume
   EXPECT_EQ(s.ctx().messages(), Range("new-", 0, 4));
 }
 
+// A cursor file of only whitespace is one problem, reported once: the
+// source reads from the beginning as without a checkpoint.
+TEST_F(JournaldSourceTest, AWhitespaceOnlyCheckpointIsReportedOnce) {
+  JournalBuilder b(journal_dir() + "/x.journal");
+  ASSERT_EQ(b.AppendMessages("w", 0, 4), "");
+  std::filesystem::create_directories(std::filesystem::path(cursor_file()).parent_path());
+  testing::WriteFile(cursor_file(), "  \t \n");
+  RunningSource s(config_, data_dir());
+  ASSERT_TRUE(s.WaitForEvents(4));
+  s.Stop();
+  EXPECT_EQ(s.ctx().messages(), Range("w", 0, 4));
+  EXPECT_EQ(testing::MetricValue(s.registry().Serialize(), "tributary_component_errors_total",
+                                 {{"component_id", "journal"}, {"error_type", "checkpoint_failed"}}),
+            1.0);
+}
+
 // sd_journal_next failing now and then, as it may after a rotation or a
 // vacuum: every 37th call fails.
 std::atomic<int> g_next_calls{0};
@@ -556,6 +695,113 @@ TEST_F(JournaldSourceTest, SinceNowSkipsWhatIsThere) {
   }));
   s.Stop();
   for (const auto& m : s.ctx().messages()) EXPECT_EQ(m.rfind("after-", 0), 0u) << m;
+}
+
+// since_now, stopped before anything new arrived: the position it started
+// from is its checkpoint, so what is written while the agent is down is
+// read after the restart instead of being jumped over by a second since_now.
+TEST_F(JournaldSourceTest, SinceNowCheckpointsWhereItStartedBeforeReadingAnything) {
+  JournalBuilder b(journal_dir() + "/x.journal");
+  ASSERT_EQ(b.AppendMessages("old-", 0, 10), "");
+  config_.since_now = true;
+  {
+    RunningSource s(config_, data_dir());
+    s.Stop();
+    EXPECT_EQ(s.ctx().size(), 0u);
+  }
+  EXPECT_TRUE(std::filesystem::exists(cursor_file()));
+  ASSERT_EQ(b.AppendMessages("down-", 0, 5), "");  // while the agent is down
+  RunningSource s(config_, data_dir());
+  ASSERT_TRUE(s.WaitForEvents(5)) << s.ctx().size();
+  s.Stop();
+  EXPECT_EQ(s.ctx().messages(), Range("down-", 0, 5));
+}
+
+// The same for a unit that has logged nothing yet: its position is the
+// journal's end when the source started.
+TEST_F(JournaldSourceTest, SinceNowForAQuietUnitResumesWhereItStarted) {
+  JournalBuilder b(journal_dir() + "/x.journal");
+  ASSERT_EQ(b.AppendMessages("other-", 0, 10, {{"_SYSTEMD_UNIT", "other.service"}}), "");
+  config_.since_now = true;
+  config_.include_units = {"quiet"};
+  {
+    RunningSource s(config_, data_dir());
+    s.Stop();
+    EXPECT_EQ(s.ctx().size(), 0u);
+  }
+  ASSERT_EQ(b.AppendMessages("quiet-", 0, 3, {{"_SYSTEMD_UNIT", "quiet.service"}}), "");
+  RunningSource s(config_, data_dir());
+  ASSERT_TRUE(s.WaitForEvents(3)) << s.ctx().size();
+  ASSERT_EQ(b.AppendMessages("quiet-", 3, 2, {{"_SYSTEMD_UNIT", "quiet.service"}}), "");
+  ASSERT_TRUE(s.WaitForEvents(5)) << s.ctx().size();
+  s.Stop();
+  EXPECT_EQ(s.ctx().messages(), Range("quiet-", 0, 5));
+}
+
+// A journal file sd-journal cannot open is skipped by it without a word:
+// the source logs and counts each such file once (read_failed), and still
+// reads the others, at start and when one appears while following.
+TEST_F(JournaldSourceTest, JournalFilesThatDoNotOpenAreCountedOnce) {
+  namespace fs = std::filesystem;
+  JournalBuilder good(journal_dir() + "/good.journal");
+  ASSERT_EQ(good.AppendMessages("good-", 0, 5), "");
+  // Damaged copies of a real journal file, made outside the directory and
+  // moved in, dated an hour back (a fresh failing file may be one being
+  // created, and is checked again later).
+  const fs::path made = tmp_ / "made";
+  fs::create_directories(made);
+  JournalBuilder full((made / "full.journal").string());
+  ASSERT_EQ(full.AppendMessages("lost-", 0, 5), "");
+  auto damaged = [&](const std::string& name, auto damage) {
+    fs::path p = made / name;
+    fs::copy_file(made / "full.journal", p, fs::copy_options::overwrite_existing);
+    damage(p);
+    fs::last_write_time(p, fs::file_time_type::clock::now() - std::chrono::hours(1));
+    return p;
+  };
+  auto truncate = [](const fs::path& p) { fs::resize_file(p, 4096); };
+  auto scramble = [](const fs::path& p) {
+    std::string text = testing::ReadFile(p.string());
+    for (size_t i = 0; i < 64 && i < text.size(); ++i) text[i] = static_cast<char>(0xa5 ^ i);
+    testing::WriteFile(p.string(), text);
+  };
+  fs::rename(damaged("t.journal", truncate), journal_dir() + "/truncated.journal");
+  fs::rename(damaged("s.journal", scramble), journal_dir() + "/scrambled.journal");
+  auto read_failed = [](RunningSource& s) {
+    return testing::MetricValue(s.registry().Serialize(), "tributary_component_errors_total",
+                                {{"component_id", "journal"}, {"error_type", "read_failed"}})
+        .value_or(0);
+  };
+  RunningSource s(config_, data_dir());
+  ASSERT_TRUE(s.WaitForEvents(5));
+  EXPECT_EQ(read_failed(s), 2.0);
+  // One more while following; the two known ones are not counted again.
+  ASSERT_EQ(good.AppendMessages("good-", 5, 1), "");
+  fs::rename(damaged("e.journal", [](const fs::path& p) { fs::resize_file(p, 0); }), journal_dir() + "/empty.journal");
+  // (Found by the check every 10 s: sd-journal reports no change for a
+  // file it failed to open.)
+  ASSERT_TRUE(WaitFor([&] { return read_failed(s) >= 3.0; }, std::chrono::seconds(30))) << read_failed(s);
+  ASSERT_EQ(good.AppendMessages("good-", 6, 1), "");
+  ASSERT_TRUE(s.WaitForEvents(7));
+  s.Stop();
+  EXPECT_EQ(read_failed(s), 3.0);
+  EXPECT_EQ(s.ctx().messages(), Range("good-", 0, 7));
+}
+
+// In a one-shot run a damaged file copied in moments ago (a fresh mtime)
+// is reported before the run ends.
+TEST_F(JournaldSourceTest, AFreshDamagedFileIsReportedBeforeAStopAtEndRunEnds) {
+  JournalBuilder good(journal_dir() + "/good.journal");
+  ASSERT_EQ(good.AppendMessages("good-", 0, 3), "");
+  testing::WriteFile(journal_dir() + "/garbage.journal", std::string(100000, 'x'));
+  config_.stop_at_end = true;
+  RunningSource s(config_, data_dir());
+  ASSERT_TRUE(s.WaitForEvents(3));
+  // The run ends by itself; Stop() joins it.
+  s.Stop();
+  EXPECT_EQ(testing::MetricValue(s.registry().Serialize(), "tributary_component_errors_total",
+                                 {{"component_id", "journal"}, {"error_type", "read_failed"}}),
+            1.0);
 }
 
 TEST_F(JournaldSourceTest, CheckEnvironmentReportsUnreadableDirectory) {
