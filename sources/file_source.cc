@@ -65,6 +65,18 @@ std::string SymlinkTarget(const std::string& path) {
   return ec ? std::string() : target;
 }
 
+// If `path` is a symbolic link to the regular file (dev, ino): that
+// file's own path, in the directory where it is rotated; "" otherwise.
+std::string LinkTargetOf(const std::string& path, uint64_t dev, uint64_t ino) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return "";
+  std::string target = SymlinkTarget(path);
+  if (target.empty() || ::stat(target.c_str(), &st) != 0 || static_cast<uint64_t>(st.st_dev) != dev ||
+      static_cast<uint64_t>(st.st_ino) != ino)
+    return "";
+  return target;
+}
+
 // True if every byte is ASCII: one pass over a whole read chunk, which the
 // compiler vectorizes, instead of a check per line.
 bool AllAscii(const char* p, size_t n) {
@@ -96,6 +108,7 @@ std::string ErrnoText(int e) { return std::strerror(e); }
 struct FileSource::Reader {
   Reader(const std::string& delim, size_t max, bool discard) : splitter(delim, max, discard) {}
   std::string path;
+  std::string target;  // where `path` led when opened, if it is a symlink (Progress::target)
   int fd = -1;  // -1: parked
   uint64_t dev = 0, ino = 0;
   std::optional<file::Identity> id;  // nullopt: truncated, waiting for enough lines
@@ -329,6 +342,7 @@ void FileSource::LoadState(std::stop_token stop) {
   for (const auto& e : loaded->entries) {
     auto p = std::make_shared<file::Progress>(e.fingerprint);
     p->path = e.path;
+    p->target = e.target;
     p->dev = e.dev;
     p->ino = e.ino;
     p->emit_pos = e.offset;
@@ -401,7 +415,8 @@ void FileSource::PublishCheckpoints() {
   if (known_changed_) {
     list.reserve(known_.size());
     for (const auto& [fp, p] : known_)
-      list.push_back(Published{p, file::CheckpointEntry{fp, 0, p->path, p->dev, p->ino, 0, p->lead_bytes, p->lead_hash}});
+      list.push_back(Published{
+          p, file::CheckpointEntry{fp, 0, p->path, p->dev, p->ino, 0, p->lead_bytes, p->lead_hash, p->target}});
   }
   bool wake;
   {
@@ -570,32 +585,45 @@ std::string DirectoryOf(const std::string& path) {
 
 // A file renamed out of the globs while nobody held it open (the agent
 // was down, or the file was parked for want of descriptors) is looked for
-// beside its old name, where logrotate puts it (app.log -> app.log.1): if
-// it is there with lines past its position, it is read to its end like any
-// file rotated away while open. True if it was found.
+// beside its old name, where logrotate puts it (app.log -> app.log.1), and,
+// if that name was a symlink, beside the file it led to, where the kubelet
+// puts it (/var/log/pods/<pod>/<container>/0.log -> 0.log.<time>, the
+// link being /var/log/containers/<name>.log): if it is there with lines
+// past its position, it is read to its end like any file rotated away
+// while open. True if it was found.
 bool FileSource::FollowRenamed(Reader* r) {
   std::map<uint64_t, std::string> names{{r->ino, ""}};
   NameInodes(DirectoryOf(r->path), &names);
+  if (names[r->ino].empty() && !r->target.empty()) NameInodes(DirectoryOf(r->target), &names);
   const std::string now_at = names[r->ino];
   struct stat st;
   if (now_at == r->path || !IsFile(now_at, r->dev, r->ino, &st)) return false;
   if (auto bp = by_path_.find(r->path); bp != by_path_.end() && bp->second == r) by_path_.erase(bp);
   TLOG_DEBUG(id_, r->path + " was renamed to " + now_at + " while not open; reading it to its end");
   r->path = now_at;
+  r->target.clear();
   by_path_[now_at] = r;
   r->rotated = true;
   if (r->progress) {
     r->progress->path = now_at;
+    r->progress->target.clear();
     known_changed_ = true;
   }
   MarkDirty(r);
   return true;
 }
 
+// The same at start, for every identity the globs did not find again: in
+// the directory of its checkpointed path, and in that of the file the path
+// led to if it was a symlink (`target`).
 void FileSource::ResumeRenamedAtStart(Clock::time_point now) {
   std::map<std::string, std::vector<std::shared_ptr<file::Progress>>> by_dir;
-  for (auto& [fp, p] : known_)
-    if (!p->active && !p->gone && p->ino != 0 && !p->path.empty()) by_dir[DirectoryOf(p->path)].push_back(p);
+  for (auto& [fp, p] : known_) {
+    if (p->active || p->gone || p->ino == 0 || p->path.empty()) continue;
+    const std::string dir = DirectoryOf(p->path);
+    by_dir[dir].push_back(p);
+    if (!p->target.empty() && DirectoryOf(p->target) != dir) by_dir[DirectoryOf(p->target)].push_back(p);
+  }
   for (auto& [dir, list] : by_dir) {
     std::map<uint64_t, std::string> names;  // inode -> a name in dir, for the identities looked for
     for (auto& p : list) names[p->ino];
@@ -603,10 +631,11 @@ void FileSource::ResumeRenamedAtStart(Clock::time_point now) {
     for (auto& p : list) {
       const std::string& now_at = names[p->ino];
       struct stat st;
-      if (now_at == p->path || Excluded(now_at) || !IsFile(now_at, p->dev, p->ino, &st) ||
+      if (p->active || now_at == p->path || Excluded(now_at) || !IsFile(now_at, p->dev, p->ino, &st) ||
           static_cast<uint64_t>(st.st_size) <= p->emit_pos)
         continue;
-      TLOG_INFO(id_, p->path + " was renamed to " + now_at + " with " +
+      const std::string was = p->target.empty() ? p->path : p->target + " (where " + p->path + " led)";
+      TLOG_INFO(id_, was + " was renamed to " + now_at + " with " +
                          std::to_string(static_cast<uint64_t>(st.st_size) - p->emit_pos) +
                          " bytes not read yet: reading it to its end");
       DiscoverPath(now_at, false, now);
@@ -767,8 +796,10 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
       if (auto bp = by_path_.find(r->path); bp != by_path_.end() && bp->second == r) by_path_.erase(bp);
       TLOG_DEBUG(id_, r->path + " is now " + path);
       r->path = path;
+      r->target = LinkTargetOf(path, r->dev, r->ino);
       if (r->progress) {
         r->progress->path = path;
+        r->progress->target = r->target;
         known_changed_ = true;
       }
     }
@@ -890,6 +921,7 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
   Reader* r = AddReader(path, fd, key, pos);
   r->id = **id;
   r->progress = progress;
+  progress->target = r->target;
   r->check_pos = pos;
   r->check = progress->emit_check;
   TopUpLead(progress.get(), fd, HeadEnd(**id));
@@ -905,6 +937,7 @@ FileSource::Reader* FileSource::AddReader(const std::string& path, int fd, std::
   readers_.emplace_back(config_.line_delimiter, config_.max_line_bytes.bytes, discard_oversize_);
   Reader* r = &readers_.back();
   r->path = path;
+  r->target = LinkTargetOf(path, key.first, key.second);
   r->fd = fd;
   r->dev = key.first;
   r->ino = key.second;
@@ -1177,6 +1210,7 @@ void FileSource::Truncated(Reader* r, const char* why) {
     } else {
       auto np = std::make_shared<file::Progress>(r->progress->fingerprint);
       np->path = r->path;
+      np->target = r->target;
       np->dev = r->dev;
       np->ino = r->ino;
       np->active = true;
@@ -1241,6 +1275,7 @@ bool FileSource::Identify(Reader* r) {
   r->check = progress->emit_check;
   r->id = **id;
   progress->path = r->path;
+  progress->target = r->target;
   progress->dev = r->dev;
   progress->ino = r->ino;
   progress->active = true;

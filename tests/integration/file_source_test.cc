@@ -415,6 +415,44 @@ TEST_F(FileSourceTest, AFileRenamedOutOfTheGlobWhileTheAgentWasDownIsReadToItsEn
   Stop(agent);
 }
 
+// Kubernetes: the glob names /var/log/containers/*.log, symlinks to
+// /var/log/pods/<pod>/<container>/0.log; the kubelet renames 0.log to
+// 0.log.<time> in the pod's directory, which the glob does not name. Done
+// while the agent is down, the renamed file is found by its inode beside
+// the file the link led to (recorded in the checkpoint as `target`), not
+// only beside the link, and its unread rest is read.
+TEST_F(FileSourceTest, ASymlinkedFileRotatedWhileTheAgentWasDownIsReadToItsEnd) {
+  const std::string pod_dir = logs() + "/pods/ns_p_u/app";
+  fs::create_directories(pod_dir);
+  fs::create_directories(logs() + "/containers");
+  const std::string target = pod_dir + "/0.log";
+  const std::string link = logs() + "/containers/p_ns_app-c1.log";
+  std::vector<std::string> written;
+  auto write = [&](const std::string& tag, int n) {
+    Logger log(target);
+    for (int i = 0; i < n; ++i) {
+      written.push_back(LineFor(tag, i));
+      log.Write(written.back());
+    }
+  };
+  write("read", 100);
+  fs::create_symlink(target, link);
+  const std::string config = Config(logs() + "/containers/*.log");
+  auto agent = Start(config);
+  ExpectExactlyOnce(written, out());
+  Stop(agent);
+  write("unread", 1000);
+  const std::string rotated = target + ".20261124-073600";
+  fs::rename(target, rotated);
+  write("new", 1000);
+  agent = Start(config);
+  ExpectExactlyOnce(written, out());
+  EXPECT_NE(agent->process().Stderr().find(target + " (where " + link + " led) was renamed to " + rotated),
+            std::string::npos)
+      << agent->process().Stderr();
+  Stop(agent);
+}
+
 TEST_F(FileSourceTest, CopytruncateUnderSteadyWrites) {
   const std::string app = logs() + "/app.log";
   auto agent = Start(Config(app + "*"));
