@@ -102,6 +102,31 @@ bool ValidUtf8(std::string_view s) {
 
 std::string ErrnoText(int e) { return std::strerror(e); }
 
+// The compressed formats logrotate's `compresscmd` writes, by the magic
+// bytes they start with (gzip, xz and zstd cannot start UTF-8 text; a
+// text starting with bzip2's ten bytes, "BZh91AY&SY" or so, is not a
+// log); nullptr for anything else. *got: how many bytes there were
+// to look at (0: empty, nothing known yet). One pread.
+const char* CompressedFormat(int fd, ssize_t* got) {
+  unsigned char b[10];
+  ssize_t n;
+  do {
+    n = ::pread(fd, b, sizeof b, 0);
+  } while (n < 0 && errno == EINTR);
+  *got = n < 0 ? 0 : n;
+  if (n >= 2 && b[0] == 0x1f && b[1] == 0x8b) return "gzip";
+  if (n >= 4 && b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd) return "zstd";
+  if (n >= 6 && std::memcmp(b, "\xfd" "7zXZ\0", 6) == 0) return "xz";
+  if (n >= 10 && std::memcmp(b, "BZh", 3) == 0 && b[3] >= '1' && b[3] <= '9' &&
+      std::memcmp(b + 4, "1AY&SY", 6) == 0)
+    return "bzip2";
+  return nullptr;
+}
+
+int64_t MtimeNs(const struct stat& st) {
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
 }  // namespace
 
 // One open (or parked) file.
@@ -124,6 +149,9 @@ struct FileSource::Reader {
   // Found while blocked and not told apart yet from a file being read
   // (Match::kUndecided): held even once deleted, until Identify decides.
   bool undecided = false;
+  // Empty when found (or truncated since): whether it is compressed is
+  // looked at once it has bytes (SkipIfCompressed).
+  bool unchecked = false;
   Clock::time_point last_read = Clock::now();
   uint64_t truncated_seen = 0, discarded_seen = 0, ml_truncated_seen = 0;
   // The last bytes fed to the splitter (tail_len of them, ending at offset
@@ -691,6 +719,7 @@ void FileSource::Discover(bool first) {
   UpdateOpenCap();  // and after running short of descriptors, try again
   OpenInotify();
   for (auto& r : readers_) r.seen = false;
+  for (auto& [key, c] : compressed_) c.seen = false;
   skipped_prev_.swap(skipped_);
   skipped_.clear();
   std::set<std::string> found;
@@ -763,6 +792,7 @@ void FileSource::Discover(bool first) {
     }
     MarkDirty(&r);
   }
+  std::erase_if(compressed_, [](const auto& c) { return !c.second.seen; });
   for (auto it = bad_paths_.begin(); it != bad_paths_.end();) {
     std::error_code ec;  // a path we may not stat (EACCES) is still there: the throwing exists() would throw
     const bool there = found.count(*it) || std::filesystem::exists(*it, ec) || ec;
@@ -811,6 +841,11 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
     skipped_[key] = st.st_size;
     return;
   }
+  if (auto c = compressed_.find(key);
+      c != compressed_.end() && c->second.size == st.st_size && c->second.mtime_ns == MtimeNs(st)) {
+    c->second.seen = true;  // the same compressed file, unchanged: not opened again
+    return;
+  }
   if (config_.ignore_older_secs.secs > 0) {
     auto age = std::chrono::system_clock::now() - std::chrono::system_clock::from_time_t(st.st_mtime);
     if (age > config_.ignore_older_secs.get()) return;
@@ -834,6 +869,10 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
     ::close(fd);
     return;
   }
+  if (st.st_size > 0 && SkipIfCompressed(fd, key, path)) {
+    ::close(fd);
+    return;
+  }
   auto id = file::Fingerprint(fd, st, fp_options_);
   if (!id.ok()) {
     ::close(fd);
@@ -849,6 +888,7 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
     // moved by then (renamed out of the globs before the program wrote
     // its first line). Identify does the rest.
     Reader* r = AddReader(path, fd, key, 0);
+    r->unchecked = st.st_size == 0;
     TLOG_DEBUG(id_, "watching " + path + ": waiting for its first line(s) to identify it");
     KeepWithinCap(r);
     MarkDirty(r);
@@ -922,6 +962,7 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
   r->id = **id;
   r->progress = progress;
   progress->target = r->target;
+  r->unchecked = st.st_size == 0;
   r->check_pos = pos;
   r->check = progress->emit_check;
   TopUpLead(progress.get(), fd, HeadEnd(**id));
@@ -1224,6 +1265,7 @@ void FileSource::Truncated(Reader* r, const char* why) {
   r->splitter.Reset(0);
   r->check_pos = 0;
   r->check = 0;
+  r->unchecked = true;
   ::lseek(r->fd, 0, SEEK_SET);
 }
 
@@ -1429,6 +1471,37 @@ void FileSource::NoteCopy(const std::pair<uint64_t, uint64_t>& key, int64_t size
                    " (a copy, or a hard link): not read again; looked at again when it changes");
 }
 
+bool FileSource::SkipIfCompressed(int fd, const std::pair<uint64_t, uint64_t>& key, const std::string& path,
+                                  bool* unchecked) {
+  ssize_t got = 0;
+  const char* format = CompressedFormat(fd, &got);
+  if (unchecked != nullptr) *unchecked = got == 0;
+  auto it = compressed_.find(key);
+  if (format == nullptr) {
+    if (it != compressed_.end()) compressed_.erase(it);  // the inode was reused
+    return false;
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0) st = {};
+  if (it == compressed_.end())
+    LogLimited(compressed_log_limiter_, LogLevel::kInfo, id_,
+               path + " is " + format + "-compressed: not read (a compressed rotation holds lines already read " +
+                   "from the file it was rotated from); add its name to `exclude` (e.g. exclude: [\"*.gz\"])");
+  compressed_[key] = CompressedSeen{st.st_size, MtimeNs(st), true};
+  return true;
+}
+
+void FileSource::ForgetKnown(const std::shared_ptr<file::Progress>& p) {
+  auto [begin, end] = known_.equal_range(p->fingerprint);
+  for (auto it = begin; it != end; ++it) {
+    if (it->second == p) {
+      known_.erase(it);
+      known_changed_ = true;
+      return;
+    }
+  }
+}
+
 void FileSource::ReplaceKnown(const std::shared_ptr<file::Progress>& old, const std::shared_ptr<file::Progress>& np) {
   auto [begin, end] = known_.equal_range(old->fingerprint);
   for (auto it = begin; it != end; ++it) {
@@ -1536,6 +1609,12 @@ bool FileSource::ReadTurn(Reader* r) {
       // grown past the read position: the bytes before it changed.
       Truncated(r, "was rewritten (its first lines are the same, the lines before the read position changed)");
     }
+  }
+  if (r->unchecked && st.st_size > 0 && SkipIfCompressed(r->fd, {r->dev, r->ino}, r->path, &r->unchecked)) {
+    std::shared_ptr<file::Progress> p = r->progress;  // device_and_inode: identified while empty
+    RemoveReader(r);
+    if (p) ForgetKnown(p);
+    return false;
   }
   if (!r->id && !Identify(r)) {  // waits for enough lines
     if (r->removed) return false;

@@ -453,6 +453,74 @@ TEST_F(FileSourceTest, ASymlinkedFileRotatedWhileTheAgentWasDownIsReadToItsEnd) 
   Stop(agent);
 }
 
+// logrotate's `compress` with a glob that matches the compressed rotations
+// (`/var/log/app/*`): a gzip file is not read as text (it shipped its raw
+// bytes as events, each an invalid_utf8 warning), neither one there at
+// start nor one created empty and then written, as gzip does, while the
+// source holds it open (with device_and_inode that file is identified, and
+// would be read, before it has a byte). Each is logged once, at info, and
+// not held open.
+void ExpectCompressedRotationsSkipped(FileSourceTest& t, const std::string& strategy) {
+  const std::string app = t.logs() + "/app.log";
+  std::vector<std::string> written;
+  {
+    Logger log(app);
+    for (int i = 0; i < 100; ++i) {
+      written.push_back(LineFor("plain", i));
+      log.Write(written.back());
+    }
+  }
+  std::string old_lines;
+  for (int i = 0; i < 100; ++i) old_lines += LineFor("rotated", i) + "\n";
+  WriteFile(t.logs() + "/old.txt", old_lines);
+  const std::string gz1 = t.logs() + "/app.log.1.gz", gz2 = t.logs() + "/app.log.2.gz";
+  ASSERT_EQ(std::system(("gzip -c '" + t.logs() + "/old.txt' > '" + gz1 + "'").c_str()), 0);
+  ASSERT_EQ(std::system(("gzip -c '" + t.logs() + "/old.txt' > '" + t.dir_.path() + "/later.gz'").c_str()), 0);
+  fs::remove(t.logs() + "/old.txt");
+  auto agent = t.Start(t.Config(t.logs() + "/*", "    fingerprint: { strategy: " + strategy + " }\n"));
+  ExpectExactlyOnce(written, t.out());
+  const std::string fd_dir = "/proc/" + std::to_string(agent->process().pid()) + "/fd";
+  auto held = [&](const std::string& path) {
+    for (auto& e : fs::directory_iterator(fd_dir)) {
+      std::error_code ec;
+      if (fs::read_symlink(e.path(), ec).string() == path) return true;
+    }
+    return false;
+  };
+  { Logger create(gz2); }
+  ASSERT_TRUE(WaitFor([&] { return held(gz2); }, 10s)) << "the empty file was not opened";
+  {
+    Logger gz(gz2);
+    gz.WriteRaw(ReadFile(t.dir_.path() + "/later.gz"));
+  }
+  for (const auto& gz : {gz1, gz2})
+    EXPECT_TRUE(WaitFor([&] { return agent->process().Stderr().find(gz + " is gzip-compressed: not read") !=
+                                      std::string::npos; }, 10s))
+        << agent->process().Stderr();
+  {
+    Logger log(app);
+    written.push_back("after-the-gzip-files");
+    log.Write(written.back());
+  }
+  ExpectExactlyOnce(written, t.out());
+  EXPECT_EQ(t.Metric(*agent, "tributary_component_errors_total", {{"error_type", "invalid_utf8"}}), 0);
+  EXPECT_TRUE(WaitFor([&] { return !held(gz1) && !held(gz2); }, 10s)) << "a compressed file is held open";
+  const std::string log = agent->process().Stderr();
+  for (const auto& gz : {gz1, gz2}) {
+    const std::string line = gz + " is gzip-compressed: not read";
+    EXPECT_EQ(log.find(line), log.rfind(line)) << "logged more than once: " << log;
+  }
+  t.Stop(agent);
+}
+
+TEST_F(FileSourceTest, CompressedRotationsMatchedByTheGlobAreNotRead) {
+  ExpectCompressedRotationsSkipped(*this, "checksum");
+}
+
+TEST_F(FileSourceTest, CompressedRotationsMatchedByTheGlobAreNotReadWithDeviceAndInode) {
+  ExpectCompressedRotationsSkipped(*this, "device_and_inode");
+}
+
 TEST_F(FileSourceTest, CopytruncateUnderSteadyWrites) {
   const std::string app = logs() + "/app.log";
   auto agent = Start(Config(app + "*"));
