@@ -453,6 +453,48 @@ TEST_F(FileSourceTest, ASymlinkedFileRotatedWhileTheAgentWasDownIsReadToItsEnd) 
   Stop(agent);
 }
 
+// The same while the agent runs, for a symlinked file closed ("parked")
+// for want of descriptors: written to and rotated before its next turn
+// (the agent is held with SIGSTOP meanwhile), it is found by its inode
+// beside the file the link led to, and read to its end.
+TEST_F(FileSourceTest, AParkedSymlinkedFileRotatedBeforeItsTurnIsReadToItsEnd) {
+  fs::create_directories(logs() + "/containers");
+  std::vector<std::string> written;
+  auto write = [&](const std::string& path, const std::string& tag, int n) {
+    Logger log(path);
+    for (int i = 0; i < n; ++i) {
+      written.push_back(LineFor(tag, i));
+      log.Write(written.back());
+    }
+  };
+  std::vector<std::string> targets;
+  for (const std::string pod : {"a", "b"}) {
+    fs::create_directories(logs() + "/pods/" + pod + "/app");
+    targets.push_back(logs() + "/pods/" + pod + "/app/0.log");
+    write(targets.back(), "first-" + pod, 10);
+    fs::create_symlink(targets.back(), logs() + "/containers/" + pod + ".log");
+  }
+  auto agent = Start(Config(logs() + "/containers/*.log", "    max_open_files: 1\n"));
+  ExpectExactlyOnce(written, out());
+  const std::string fd_dir = "/proc/" + std::to_string(agent->process().pid()) + "/fd";
+  auto held = [&](const std::string& path) {
+    for (auto& e : fs::directory_iterator(fd_dir)) {
+      std::error_code ec;
+      if (fs::read_symlink(e.path(), ec).string() == path) return true;
+    }
+    return false;
+  };
+  ASSERT_TRUE(WaitFor([&] { return held(targets[0]) != held(targets[1]); }, 10s)) << "no file was parked";
+  const std::string parked = held(targets[0]) ? targets[1] : targets[0];
+  agent->process().Signal(SIGSTOP);
+  write(parked, "unread", 100);
+  fs::rename(parked, parked + ".20261124-073600");
+  write(parked, "new", 10);
+  agent->process().Signal(SIGCONT);
+  ExpectExactlyOnce(written, out());
+  Stop(agent);
+}
+
 // logrotate's `compress` with a glob that matches the compressed rotations
 // (`/var/log/app/*`): a gzip file is not read as text (it shipped its raw
 // bytes as events, each an invalid_utf8 warning), neither one there at
