@@ -65,6 +65,18 @@ std::string SymlinkTarget(const std::string& path) {
   return ec ? std::string() : target;
 }
 
+// If `path` is a symbolic link to the regular file (dev, ino): that
+// file's own path, in the directory where it is rotated; "" otherwise.
+std::string LinkTargetOf(const std::string& path, uint64_t dev, uint64_t ino) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return "";
+  std::string target = SymlinkTarget(path);
+  if (target.empty() || ::stat(target.c_str(), &st) != 0 || static_cast<uint64_t>(st.st_dev) != dev ||
+      static_cast<uint64_t>(st.st_ino) != ino)
+    return "";
+  return target;
+}
+
 // True if every byte is ASCII: one pass over a whole read chunk, which the
 // compiler vectorizes, instead of a check per line.
 bool AllAscii(const char* p, size_t n) {
@@ -90,12 +102,38 @@ bool ValidUtf8(std::string_view s) {
 
 std::string ErrnoText(int e) { return std::strerror(e); }
 
+// The compressed formats logrotate's `compresscmd` writes, by the magic
+// bytes they start with (gzip, xz and zstd cannot start UTF-8 text; a
+// text starting with bzip2's ten bytes, "BZh91AY&SY" or so, is not a
+// log); nullptr for anything else. *got: how many bytes there were
+// to look at (0: empty, nothing known yet). One pread.
+const char* CompressedFormat(int fd, ssize_t* got) {
+  unsigned char b[10];
+  ssize_t n;
+  do {
+    n = ::pread(fd, b, sizeof b, 0);
+  } while (n < 0 && errno == EINTR);
+  *got = n < 0 ? 0 : n;
+  if (n >= 2 && b[0] == 0x1f && b[1] == 0x8b) return "gzip";
+  if (n >= 4 && b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd) return "zstd";
+  if (n >= 6 && std::memcmp(b, "\xfd" "7zXZ\0", 6) == 0) return "xz";
+  if (n >= 10 && std::memcmp(b, "BZh", 3) == 0 && b[3] >= '1' && b[3] <= '9' &&
+      std::memcmp(b + 4, "1AY&SY", 6) == 0)
+    return "bzip2";
+  return nullptr;
+}
+
+int64_t MtimeNs(const struct stat& st) {
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
 }  // namespace
 
 // One open (or parked) file.
 struct FileSource::Reader {
   Reader(const std::string& delim, size_t max, bool discard) : splitter(delim, max, discard) {}
   std::string path;
+  std::string target;  // where `path` led when opened, if it is a symlink (Progress::target)
   int fd = -1;  // -1: parked
   uint64_t dev = 0, ino = 0;
   std::optional<file::Identity> id;  // nullopt: truncated, waiting for enough lines
@@ -111,6 +149,9 @@ struct FileSource::Reader {
   // Found while blocked and not told apart yet from a file being read
   // (Match::kUndecided): held even once deleted, until Identify decides.
   bool undecided = false;
+  // Empty when found (or truncated since): whether it is compressed is
+  // looked at once it has bytes (SkipIfCompressed).
+  bool unchecked = false;
   Clock::time_point last_read = Clock::now();
   uint64_t truncated_seen = 0, discarded_seen = 0, ml_truncated_seen = 0;
   // The last bytes fed to the splitter (tail_len of them, ending at offset
@@ -329,6 +370,7 @@ void FileSource::LoadState(std::stop_token stop) {
   for (const auto& e : loaded->entries) {
     auto p = std::make_shared<file::Progress>(e.fingerprint);
     p->path = e.path;
+    p->target = e.target;
     p->dev = e.dev;
     p->ino = e.ino;
     p->emit_pos = e.offset;
@@ -401,7 +443,8 @@ void FileSource::PublishCheckpoints() {
   if (known_changed_) {
     list.reserve(known_.size());
     for (const auto& [fp, p] : known_)
-      list.push_back(Published{p, file::CheckpointEntry{fp, 0, p->path, p->dev, p->ino, 0, p->lead_bytes, p->lead_hash}});
+      list.push_back(Published{
+          p, file::CheckpointEntry{fp, 0, p->path, p->dev, p->ino, 0, p->lead_bytes, p->lead_hash, p->target}});
   }
   bool wake;
   {
@@ -570,32 +613,45 @@ std::string DirectoryOf(const std::string& path) {
 
 // A file renamed out of the globs while nobody held it open (the agent
 // was down, or the file was parked for want of descriptors) is looked for
-// beside its old name, where logrotate puts it (app.log -> app.log.1): if
-// it is there with lines past its position, it is read to its end like any
-// file rotated away while open. True if it was found.
+// beside its old name, where logrotate puts it (app.log -> app.log.1), and,
+// if that name was a symlink, beside the file it led to, where the kubelet
+// puts it (/var/log/pods/<pod>/<container>/0.log -> 0.log.<time>, the
+// link being /var/log/containers/<name>.log): if it is there with lines
+// past its position, it is read to its end like any file rotated away
+// while open. True if it was found.
 bool FileSource::FollowRenamed(Reader* r) {
   std::map<uint64_t, std::string> names{{r->ino, ""}};
   NameInodes(DirectoryOf(r->path), &names);
+  if (names[r->ino].empty() && !r->target.empty()) NameInodes(DirectoryOf(r->target), &names);
   const std::string now_at = names[r->ino];
   struct stat st;
   if (now_at == r->path || !IsFile(now_at, r->dev, r->ino, &st)) return false;
   if (auto bp = by_path_.find(r->path); bp != by_path_.end() && bp->second == r) by_path_.erase(bp);
   TLOG_DEBUG(id_, r->path + " was renamed to " + now_at + " while not open; reading it to its end");
   r->path = now_at;
+  r->target.clear();
   by_path_[now_at] = r;
   r->rotated = true;
   if (r->progress) {
     r->progress->path = now_at;
+    r->progress->target.clear();
     known_changed_ = true;
   }
   MarkDirty(r);
   return true;
 }
 
+// The same at start, for every identity the globs did not find again: in
+// the directory of its checkpointed path, and in that of the file the path
+// led to if it was a symlink (`target`).
 void FileSource::ResumeRenamedAtStart(Clock::time_point now) {
   std::map<std::string, std::vector<std::shared_ptr<file::Progress>>> by_dir;
-  for (auto& [fp, p] : known_)
-    if (!p->active && !p->gone && p->ino != 0 && !p->path.empty()) by_dir[DirectoryOf(p->path)].push_back(p);
+  for (auto& [fp, p] : known_) {
+    if (p->active || p->gone || p->ino == 0 || p->path.empty()) continue;
+    const std::string dir = DirectoryOf(p->path);
+    by_dir[dir].push_back(p);
+    if (!p->target.empty() && DirectoryOf(p->target) != dir) by_dir[DirectoryOf(p->target)].push_back(p);
+  }
   for (auto& [dir, list] : by_dir) {
     std::map<uint64_t, std::string> names;  // inode -> a name in dir, for the identities looked for
     for (auto& p : list) names[p->ino];
@@ -603,10 +659,11 @@ void FileSource::ResumeRenamedAtStart(Clock::time_point now) {
     for (auto& p : list) {
       const std::string& now_at = names[p->ino];
       struct stat st;
-      if (now_at == p->path || Excluded(now_at) || !IsFile(now_at, p->dev, p->ino, &st) ||
+      if (p->active || now_at == p->path || Excluded(now_at) || !IsFile(now_at, p->dev, p->ino, &st) ||
           static_cast<uint64_t>(st.st_size) <= p->emit_pos)
         continue;
-      TLOG_INFO(id_, p->path + " was renamed to " + now_at + " with " +
+      const std::string was = p->target.empty() ? p->path : p->target + " (where " + p->path + " led)";
+      TLOG_INFO(id_, was + " was renamed to " + now_at + " with " +
                          std::to_string(static_cast<uint64_t>(st.st_size) - p->emit_pos) +
                          " bytes not read yet: reading it to its end");
       DiscoverPath(now_at, false, now);
@@ -662,6 +719,7 @@ void FileSource::Discover(bool first) {
   UpdateOpenCap();  // and after running short of descriptors, try again
   OpenInotify();
   for (auto& r : readers_) r.seen = false;
+  for (auto& [key, c] : compressed_) c.seen = false;
   skipped_prev_.swap(skipped_);
   skipped_.clear();
   std::set<std::string> found;
@@ -734,6 +792,7 @@ void FileSource::Discover(bool first) {
     }
     MarkDirty(&r);
   }
+  std::erase_if(compressed_, [](const auto& c) { return !c.second.seen; });
   for (auto it = bad_paths_.begin(); it != bad_paths_.end();) {
     std::error_code ec;  // a path we may not stat (EACCES) is still there: the throwing exists() would throw
     const bool there = found.count(*it) || std::filesystem::exists(*it, ec) || ec;
@@ -767,8 +826,10 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
       if (auto bp = by_path_.find(r->path); bp != by_path_.end() && bp->second == r) by_path_.erase(bp);
       TLOG_DEBUG(id_, r->path + " is now " + path);
       r->path = path;
+      r->target = LinkTargetOf(path, r->dev, r->ino);
       if (r->progress) {
         r->progress->path = path;
+        r->progress->target = r->target;
         known_changed_ = true;
       }
     }
@@ -778,6 +839,11 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
   }
   if (auto sk = skipped_prev_.find(key); sk != skipped_prev_.end() && sk->second == st.st_size) {
     skipped_[key] = st.st_size;
+    return;
+  }
+  if (auto c = compressed_.find(key);
+      c != compressed_.end() && c->second.size == st.st_size && c->second.mtime_ns == MtimeNs(st)) {
+    c->second.seen = true;  // the same compressed file, unchanged: not opened again
     return;
   }
   if (config_.ignore_older_secs.secs > 0) {
@@ -803,6 +869,10 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
     ::close(fd);
     return;
   }
+  if (st.st_size > 0 && SkipIfCompressed(fd, key, path)) {
+    ::close(fd);
+    return;
+  }
   auto id = file::Fingerprint(fd, st, fp_options_);
   if (!id.ok()) {
     ::close(fd);
@@ -818,6 +888,7 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
     // moved by then (renamed out of the globs before the program wrote
     // its first line). Identify does the rest.
     Reader* r = AddReader(path, fd, key, 0);
+    r->unchecked = st.st_size == 0;
     TLOG_DEBUG(id_, "watching " + path + ": waiting for its first line(s) to identify it");
     KeepWithinCap(r);
     MarkDirty(r);
@@ -890,6 +961,8 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
   Reader* r = AddReader(path, fd, key, pos);
   r->id = **id;
   r->progress = progress;
+  progress->target = r->target;
+  r->unchecked = st.st_size == 0;
   r->check_pos = pos;
   r->check = progress->emit_check;
   TopUpLead(progress.get(), fd, HeadEnd(**id));
@@ -905,6 +978,7 @@ FileSource::Reader* FileSource::AddReader(const std::string& path, int fd, std::
   readers_.emplace_back(config_.line_delimiter, config_.max_line_bytes.bytes, discard_oversize_);
   Reader* r = &readers_.back();
   r->path = path;
+  r->target = LinkTargetOf(path, key.first, key.second);
   r->fd = fd;
   r->dev = key.first;
   r->ino = key.second;
@@ -1177,6 +1251,7 @@ void FileSource::Truncated(Reader* r, const char* why) {
     } else {
       auto np = std::make_shared<file::Progress>(r->progress->fingerprint);
       np->path = r->path;
+      np->target = r->target;
       np->dev = r->dev;
       np->ino = r->ino;
       np->active = true;
@@ -1190,6 +1265,7 @@ void FileSource::Truncated(Reader* r, const char* why) {
   r->splitter.Reset(0);
   r->check_pos = 0;
   r->check = 0;
+  r->unchecked = true;
   ::lseek(r->fd, 0, SEEK_SET);
 }
 
@@ -1241,6 +1317,7 @@ bool FileSource::Identify(Reader* r) {
   r->check = progress->emit_check;
   r->id = **id;
   progress->path = r->path;
+  progress->target = r->target;
   progress->dev = r->dev;
   progress->ino = r->ino;
   progress->active = true;
@@ -1394,6 +1471,37 @@ void FileSource::NoteCopy(const std::pair<uint64_t, uint64_t>& key, int64_t size
                    " (a copy, or a hard link): not read again; looked at again when it changes");
 }
 
+bool FileSource::SkipIfCompressed(int fd, const std::pair<uint64_t, uint64_t>& key, const std::string& path,
+                                  bool* unchecked) {
+  ssize_t got = 0;
+  const char* format = CompressedFormat(fd, &got);
+  if (unchecked != nullptr) *unchecked = got == 0;
+  auto it = compressed_.find(key);
+  if (format == nullptr) {
+    if (it != compressed_.end()) compressed_.erase(it);  // the inode was reused
+    return false;
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0) st = {};
+  if (it == compressed_.end())
+    LogLimited(compressed_log_limiter_, LogLevel::kInfo, id_,
+               path + " is " + format + "-compressed: not read (a compressed rotation holds lines already read " +
+                   "from the file it was rotated from); add its name to `exclude` (e.g. exclude: [\"*.gz\"])");
+  compressed_[key] = CompressedSeen{st.st_size, MtimeNs(st), true};
+  return true;
+}
+
+void FileSource::ForgetKnown(const std::shared_ptr<file::Progress>& p) {
+  auto [begin, end] = known_.equal_range(p->fingerprint);
+  for (auto it = begin; it != end; ++it) {
+    if (it->second == p) {
+      known_.erase(it);
+      known_changed_ = true;
+      return;
+    }
+  }
+}
+
 void FileSource::ReplaceKnown(const std::shared_ptr<file::Progress>& old, const std::shared_ptr<file::Progress>& np) {
   auto [begin, end] = known_.equal_range(old->fingerprint);
   for (auto it = begin; it != end; ++it) {
@@ -1501,6 +1609,12 @@ bool FileSource::ReadTurn(Reader* r) {
       // grown past the read position: the bytes before it changed.
       Truncated(r, "was rewritten (its first lines are the same, the lines before the read position changed)");
     }
+  }
+  if (r->unchecked && st.st_size > 0 && SkipIfCompressed(r->fd, {r->dev, r->ino}, r->path, &r->unchecked)) {
+    std::shared_ptr<file::Progress> p = r->progress;  // device_and_inode: identified while empty
+    RemoveReader(r);
+    if (p) ForgetKnown(p);
+    return false;
   }
   if (!r->id && !Identify(r)) {  // waits for enough lines
     if (r->removed) return false;

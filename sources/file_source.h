@@ -176,6 +176,15 @@ class FileSource final : public Source, private WhileBlocked {
   bool StillAsRead(int fd, const Reader* r);
   void NoteCopy(const std::pair<uint64_t, uint64_t>& key, int64_t size, const std::string& path,
                 const std::string& original);
+  // True if the file `fd` (inode `key`, at `path`) is compressed (gzip,
+  // xz, zstd, bzip2: logrotate's `compress`): it is not read, and is
+  // remembered (compressed_) and logged once. One pread. *unchecked, if
+  // given, stays true while the file has no byte to tell.
+  bool SkipIfCompressed(int fd, const std::pair<uint64_t, uint64_t>& key, const std::string& path,
+                        bool* unchecked = nullptr);
+  // Drops `p` from the known identities (a file identified, then found
+  // compressed).
+  void ForgetKnown(const std::shared_ptr<file::Progress>& p);
   void ReplaceKnown(const std::shared_ptr<file::Progress>& old, const std::shared_ptr<file::Progress>& np);
   // A file rewritten with the same first lines (kStartOver) gets the new
   // identity `np`; `old` stays known without an inode: a copy of the old
@@ -245,6 +254,16 @@ class FileSource final : public Source, private WhileBlocked {
   std::set<std::string> bad_paths_;      // reported once: unreadable, not a file
   std::map<std::pair<uint64_t, uint64_t>, int64_t> skipped_;  // copies already read: inode -> size
   std::map<std::pair<uint64_t, uint64_t>, int64_t> skipped_prev_;
+  // Compressed files the globs match (SkipIfCompressed), by inode, with
+  // the size and mtime they had when looked at: found again unchanged, they
+  // are not opened again; gone from the globs at a discovery, forgotten.
+  struct CompressedSeen {
+    int64_t size = 0;
+    int64_t mtime_ns = 0;
+    bool seen = true;  // found by the current discovery
+  };
+  std::map<std::pair<uint64_t, uint64_t>, CompressedSeen> compressed_;
+  RateLimiter compressed_log_limiter_;
   std::vector<Reader*> starved_;  // waiting for a free descriptor
   size_t open_count_ = 0;
   // Most files open at once: max_open_files, or this source's share of

@@ -169,6 +169,7 @@ Result<CheckpointFile> LoadCheckpoints(const std::string& path) {
         !GetUint(f, "offset", &e.offset))
       return Status::Corruption(path + ": a checkpoint lacks a valid fingerprint or offset");
     if (const Value* p = f.find("path"); p && p->is_string()) e.path = p->as_string();
+    if (const Value* t = f.find("target"); t && t->is_string()) e.target = t->as_string();
     GetUint(f, "dev", &e.dev);
     GetUint(f, "ino", &e.ino);
     if (const Value* c = f.find("check"); c && c->is_string() && !ParseFingerprintHex(c->as_string(), &e.check))
@@ -192,6 +193,10 @@ Status SaveCheckpoints(const std::string& path, const CheckpointFile& file) {
            ",\"path\":";
     AppendJsonString(e.path, &out);
     out += ",\"dev\":" + std::to_string(e.dev) + ",\"ino\":" + std::to_string(e.ino);
+    if (!e.target.empty()) {
+      out += ",\"target\":";
+      AppendJsonString(e.target, &out);
+    }
     if (e.check != 0) out += ",\"check\":\"" + FingerprintHex(e.check) + "\"";
     if (e.lead_bytes != 0)
       out += ",\"lead_bytes\":" + std::to_string(e.lead_bytes) + ",\"lead\":\"" + FingerprintHex(e.lead_hash) + "\"";

@@ -15,8 +15,14 @@
 //   {"version":1,"strategy":"checksum"|"device_and_inode",
 //    "checkpoints":[{"fingerprint":"<16 hex>","offset":N,"path":"...",
 //                    "dev":N,"ino":N
+//                    [,"target":"..."]
 //                    [,"check":"<16 hex>"]
 //                    [,"lead_bytes":N,"lead":"<16 hex>"]}, ...]}
+// `target` is where `path` led when it is a symbolic link (Kubernetes'
+// /var/log/containers/*.log): the file's own path, whose directory is
+// where a rotation renames it. Absent for a path that is no link, and in
+// checkpoints written before it existed (then only `path`'s directory is
+// searched for a renamed file, as before).
 // `check` is PositionCheck of the bytes just before `offset`, `lead` the
 // Hash64 of the `lead_bytes` bytes after the fingerprinted head
 // (fingerprint.h): what tells this file from another that starts with the
@@ -48,6 +54,7 @@ struct Progress {
   const uint64_t fingerprint;
   // reader:
   std::string path;
+  std::string target;  // where `path` led, if a symlink: the file's own path ("" otherwise)
   uint64_t dev = 0, ino = 0;
   uint64_t emit_pos = 0;     // every line before this was emitted (or skipped)
   uint64_t emit_check = 0;   // PositionCheck at emit_pos; 0: not known
@@ -115,6 +122,7 @@ struct CheckpointEntry {
   uint64_t dev = 0, ino = 0;
   uint64_t check = 0;                     // 0: none
   uint64_t lead_bytes = 0, lead_hash = 0;  // lead_bytes 0: none
+  std::string target;                      // "": `path` is no symlink (or not known)
 };
 
 struct CheckpointFile {

@@ -415,6 +415,154 @@ TEST_F(FileSourceTest, AFileRenamedOutOfTheGlobWhileTheAgentWasDownIsReadToItsEn
   Stop(agent);
 }
 
+// Kubernetes: the glob names /var/log/containers/*.log, symlinks to
+// /var/log/pods/<pod>/<container>/0.log; the kubelet renames 0.log to
+// 0.log.<time> in the pod's directory, which the glob does not name. Done
+// while the agent is down, the renamed file is found by its inode beside
+// the file the link led to (recorded in the checkpoint as `target`), not
+// only beside the link, and its unread rest is read.
+TEST_F(FileSourceTest, ASymlinkedFileRotatedWhileTheAgentWasDownIsReadToItsEnd) {
+  const std::string pod_dir = logs() + "/pods/ns_p_u/app";
+  fs::create_directories(pod_dir);
+  fs::create_directories(logs() + "/containers");
+  const std::string target = pod_dir + "/0.log";
+  const std::string link = logs() + "/containers/p_ns_app-c1.log";
+  std::vector<std::string> written;
+  auto write = [&](const std::string& tag, int n) {
+    Logger log(target);
+    for (int i = 0; i < n; ++i) {
+      written.push_back(LineFor(tag, i));
+      log.Write(written.back());
+    }
+  };
+  write("read", 100);
+  fs::create_symlink(target, link);
+  const std::string config = Config(logs() + "/containers/*.log");
+  auto agent = Start(config);
+  ExpectExactlyOnce(written, out());
+  Stop(agent);
+  write("unread", 1000);
+  const std::string rotated = target + ".20261124-073600";
+  fs::rename(target, rotated);
+  write("new", 1000);
+  agent = Start(config);
+  ExpectExactlyOnce(written, out());
+  EXPECT_NE(agent->process().Stderr().find(target + " (where " + link + " led) was renamed to " + rotated),
+            std::string::npos)
+      << agent->process().Stderr();
+  Stop(agent);
+}
+
+// The same while the agent runs, for a symlinked file closed ("parked")
+// for want of descriptors: written to and rotated before its next turn
+// (the agent is held with SIGSTOP meanwhile), it is found by its inode
+// beside the file the link led to, and read to its end.
+TEST_F(FileSourceTest, AParkedSymlinkedFileRotatedBeforeItsTurnIsReadToItsEnd) {
+  fs::create_directories(logs() + "/containers");
+  std::vector<std::string> written;
+  auto write = [&](const std::string& path, const std::string& tag, int n) {
+    Logger log(path);
+    for (int i = 0; i < n; ++i) {
+      written.push_back(LineFor(tag, i));
+      log.Write(written.back());
+    }
+  };
+  std::vector<std::string> targets;
+  for (const std::string pod : {"a", "b"}) {
+    fs::create_directories(logs() + "/pods/" + pod + "/app");
+    targets.push_back(logs() + "/pods/" + pod + "/app/0.log");
+    write(targets.back(), "first-" + pod, 10);
+    fs::create_symlink(targets.back(), logs() + "/containers/" + pod + ".log");
+  }
+  auto agent = Start(Config(logs() + "/containers/*.log", "    max_open_files: 1\n"));
+  ExpectExactlyOnce(written, out());
+  const std::string fd_dir = "/proc/" + std::to_string(agent->process().pid()) + "/fd";
+  auto held = [&](const std::string& path) {
+    for (auto& e : fs::directory_iterator(fd_dir)) {
+      std::error_code ec;
+      if (fs::read_symlink(e.path(), ec).string() == path) return true;
+    }
+    return false;
+  };
+  ASSERT_TRUE(WaitFor([&] { return held(targets[0]) != held(targets[1]); }, 10s)) << "no file was parked";
+  const std::string parked = held(targets[0]) ? targets[1] : targets[0];
+  agent->process().Signal(SIGSTOP);
+  write(parked, "unread", 100);
+  fs::rename(parked, parked + ".20261124-073600");
+  write(parked, "new", 10);
+  agent->process().Signal(SIGCONT);
+  ExpectExactlyOnce(written, out());
+  Stop(agent);
+}
+
+// logrotate's `compress` with a glob that matches the compressed rotations
+// (`/var/log/app/*`): a gzip file is not read as text (it shipped its raw
+// bytes as events, each an invalid_utf8 warning), neither one there at
+// start nor one created empty and then written, as gzip does, while the
+// source holds it open (with device_and_inode that file is identified, and
+// would be read, before it has a byte). Each is logged once, at info, and
+// not held open.
+void ExpectCompressedRotationsSkipped(FileSourceTest& t, const std::string& strategy) {
+  const std::string app = t.logs() + "/app.log";
+  std::vector<std::string> written;
+  {
+    Logger log(app);
+    for (int i = 0; i < 100; ++i) {
+      written.push_back(LineFor("plain", i));
+      log.Write(written.back());
+    }
+  }
+  std::string old_lines;
+  for (int i = 0; i < 100; ++i) old_lines += LineFor("rotated", i) + "\n";
+  WriteFile(t.logs() + "/old.txt", old_lines);
+  const std::string gz1 = t.logs() + "/app.log.1.gz", gz2 = t.logs() + "/app.log.2.gz";
+  ASSERT_EQ(std::system(("gzip -c '" + t.logs() + "/old.txt' > '" + gz1 + "'").c_str()), 0);
+  ASSERT_EQ(std::system(("gzip -c '" + t.logs() + "/old.txt' > '" + t.dir_.path() + "/later.gz'").c_str()), 0);
+  fs::remove(t.logs() + "/old.txt");
+  auto agent = t.Start(t.Config(t.logs() + "/*", "    fingerprint: { strategy: " + strategy + " }\n"));
+  ExpectExactlyOnce(written, t.out());
+  const std::string fd_dir = "/proc/" + std::to_string(agent->process().pid()) + "/fd";
+  auto held = [&](const std::string& path) {
+    for (auto& e : fs::directory_iterator(fd_dir)) {
+      std::error_code ec;
+      if (fs::read_symlink(e.path(), ec).string() == path) return true;
+    }
+    return false;
+  };
+  { Logger create(gz2); }
+  ASSERT_TRUE(WaitFor([&] { return held(gz2); }, 10s)) << "the empty file was not opened";
+  {
+    Logger gz(gz2);
+    gz.WriteRaw(ReadFile(t.dir_.path() + "/later.gz"));
+  }
+  for (const auto& gz : {gz1, gz2})
+    EXPECT_TRUE(WaitFor([&] { return agent->process().Stderr().find(gz + " is gzip-compressed: not read") !=
+                                      std::string::npos; }, 10s))
+        << agent->process().Stderr();
+  {
+    Logger log(app);
+    written.push_back("after-the-gzip-files");
+    log.Write(written.back());
+  }
+  ExpectExactlyOnce(written, t.out());
+  EXPECT_EQ(t.Metric(*agent, "tributary_component_errors_total", {{"error_type", "invalid_utf8"}}), 0);
+  EXPECT_TRUE(WaitFor([&] { return !held(gz1) && !held(gz2); }, 10s)) << "a compressed file is held open";
+  const std::string log = agent->process().Stderr();
+  for (const auto& gz : {gz1, gz2}) {
+    const std::string line = gz + " is gzip-compressed: not read";
+    EXPECT_EQ(log.find(line), log.rfind(line)) << "logged more than once: " << log;
+  }
+  t.Stop(agent);
+}
+
+TEST_F(FileSourceTest, CompressedRotationsMatchedByTheGlobAreNotRead) {
+  ExpectCompressedRotationsSkipped(*this, "checksum");
+}
+
+TEST_F(FileSourceTest, CompressedRotationsMatchedByTheGlobAreNotReadWithDeviceAndInode) {
+  ExpectCompressedRotationsSkipped(*this, "device_and_inode");
+}
+
 TEST_F(FileSourceTest, CopytruncateUnderSteadyWrites) {
   const std::string app = logs() + "/app.log";
   auto agent = Start(Config(app + "*"));

@@ -329,5 +329,32 @@ TEST(CheckpointFileTest, SaveLoadRoundTrip) {
   EXPECT_FALSE(LoadCheckpoints(dir / "bad.json").ok());
 }
 
+// A symlink's target is kept; checkpoints written before `target` existed
+// still load, with none.
+TEST(CheckpointFileTest, TargetRoundTripsAndOldCheckpointsLoadWithout) {
+  TempDir dir;
+  CheckpointFile f;
+  f.strategy = "checksum";
+  f.entries.push_back({1, 10, "/var/log/containers/a.log", 1, 2});
+  f.entries.back().target = "/var/log/pods/ns_a_u/app/0.log";
+  f.entries.push_back({2, 20, "/var/log/app.log", 1, 3});
+  ASSERT_TRUE(SaveCheckpoints(dir / "cp.json", f).ok());
+  auto l = LoadCheckpoints(dir / "cp.json");
+  ASSERT_TRUE(l.ok()) << l.status().ToString();
+  ASSERT_EQ(l->entries.size(), 2u);
+  EXPECT_EQ(l->entries[0].target, "/var/log/pods/ns_a_u/app/0.log");
+  EXPECT_EQ(l->entries[1].target, "");
+  const std::string text = tributary::testing::ReadFile(dir / "cp.json");
+  EXPECT_EQ(text.find("\"target\""), text.rfind("\"target\"")) << "a path that is no symlink has no `target`: " << text;
+  WriteFile(dir / "old.json",
+            "{\"version\":1,\"strategy\":\"checksum\",\"checkpoints\":[\n{\"fingerprint\":\"0000000000000001\","
+            "\"offset\":10,\"path\":\"/var/log/containers/a.log\",\"dev\":1,\"ino\":2}]}\n");
+  auto old = LoadCheckpoints(dir / "old.json");
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  ASSERT_EQ(old->entries.size(), 1u);
+  EXPECT_EQ(old->entries[0].offset, 10u);
+  EXPECT_EQ(old->entries[0].target, "");
+}
+
 }  // namespace
 }  // namespace tributary::file
