@@ -408,30 +408,33 @@ bool Topology::WaitSourcesFinished(std::chrono::milliseconds timeout) {
 bool Topology::Stop(std::chrono::milliseconds timeout) {
   if (state_ != State::kRunning) return true;
   state_ = State::kStopping;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + timeout;
+  // The end of the timeout is kept for stopping hard: sinks give up their
+  // requests, sources blocked on a buffer return, a stuck sink thread is
+  // waited for until the deadline and then abandoned.
+  const auto drain_deadline = deadline - std::min<std::chrono::milliseconds>(kHardStopReserve, timeout / 2);
   for (auto& s : source_runners_) s->RequestStop();
   // A source blocked on a full buffer returns once the buffer drains, or
   // when the hard stop aborts the buffers.
-  bool sources_done = WaitSourcesFinished(std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::max(deadline - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration::zero())));
-  bool clean = sources_done;
-  if (sources_done) {
+  bool clean = WaitSourcesFinishedUntil(drain_deadline);
+  if (clean) {
     for (auto& s : sink_runners_) s->node()->buffer->Close();
-    for (auto& s : sink_runners_) clean = s->WaitDone(deadline) && clean;
+    for (auto& s : sink_runners_) clean = s->WaitDone(drain_deadline) && clean;
   }
+  const auto hard_deadline = std::max(deadline, Clock::now() + kMinHardStop);
   if (!clean) {
     TLOG_WARN("", "shutdown timeout reached: stopping hard; events in disk buffers stay there, the others not yet "
                   "delivered are read again where the source can (file, journald, kafka)");
     hard_stop_.request_stop();
     for (auto& s : sink_runners_) s->node()->buffer->Abort();
-    WaitSourcesFinished(std::chrono::seconds(5));
+    WaitSourcesFinishedUntil(hard_deadline);
     for (auto& s : sink_runners_) s->node()->buffer->Close();
   }
   for (auto& s : source_runners_) s->Join();
   if (pool_) pool_->Stop();  // idle by now: every source waited for its batches
-  const auto grace = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   for (auto& s : sink_runners_) {
-    if (s->WaitDone(grace)) s->Join();
+    if (s->WaitDone(hard_deadline)) s->Join();
     else {
       TLOG_ERROR(s->node()->id, "sink did not stop; abandoning it");
       s->Detach();
@@ -441,6 +444,11 @@ bool Topology::Stop(std::chrono::milliseconds timeout) {
   for (auto& s : source_runners_) s->node()->source->Finish();
   state_ = State::kStopped;
   return clean;
+}
+
+bool Topology::WaitSourcesFinishedUntil(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(mu_);
+  return sources_cv_.wait_until(lock, deadline, [&] { return sources_running_ == 0; });
 }
 
 void Topology::Dispose(std::unique_ptr<Topology> topology) {

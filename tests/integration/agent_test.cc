@@ -608,7 +608,7 @@ TEST(ReloadTest, TheWatchdogIsFedWhileAReloadDrains) {
   NotifySocket notify(dir / "notify.sock");
   ASSERT_TRUE(notify.ok());
   const std::string config = "data_dir: " + dir.path() + "/data\napi: { address: \"127.0.0.1:0\" }\n" +
-                             "shutdown_timeout_secs: 3\n"
+                             "shutdown_timeout_secs: 4\n"
                              "sources: { demo: { type: demo_logs, format: json, interval: 0.01 } }\n"
                              "sinks: { es: { type: elasticsearch, inputs: [demo], endpoints: [\"http://127.0.0.1:9\"], "
                              "bulk: { index: logs } } }\n";

@@ -1,0 +1,75 @@
+// Whole-binary scenarios for stopping the agent as a service manager does:
+// how long a stop takes (systemd's TimeoutStopSec, the kubelet's grace
+// period), signals during a reload's drain, a second signal, and what the
+// log, the metrics and the exit code say about what a stop gave up.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+
+#include "tests/support/test_util.h"
+
+namespace tributary::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// A FIFO opened for reading and never read: a stdout that stalls once the
+// pipe is full, like a container's log pipe that nobody drains.
+class StalledReader {
+ public:
+  explicit StalledReader(const std::string& path) : path_(path) {
+    mkfifo(path.c_str(), 0600);
+    fd_ = open(path.c_str(), O_RDONLY | O_NONBLOCK);
+  }
+  ~StalledReader() {
+    if (fd_ >= 0) close(fd_);
+  }
+  bool ok() const { return fd_ >= 0; }
+  // Runs the agent with its stdout on the FIFO.
+  std::vector<std::string> Launcher() const { return {"bash", "-c", "exec \"$@\" > \"" + path_ + "\"", "bash"}; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+// A console sink stuck in write() ignores the hard stop. The stop used to
+// take shutdown_timeout_secs, then up to 5 s for the sources and 5 s more
+// for the stuck sink: 7 s here, past a TimeoutStopSec set from the docs.
+TEST(ShutdownTest, AStopWithASinkStuckInAWriteEndsWithinTheShutdownTimeout) {
+  TempDir dir;
+  StalledReader out(dir / "stdout.fifo");
+  ASSERT_TRUE(out.ok());
+  Agent agent(dir,
+              "data_dir: " + dir.path() + "/data\napi: { address: \"127.0.0.1:0\" }\nshutdown_timeout_secs: 2\n" +
+                  R"(
+sources: { demo: { type: demo_logs, interval: 0 } }
+sinks: { out: { type: console, inputs: [demo], encoding: { codec: text }, buffer: { max_events: 1000 } } }
+)",
+              {}, {}, false, out.Launcher());
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  // The pipe is full and the buffer behind the stuck sink too.
+  ASSERT_TRUE(WaitFor([&] { return agent.Metric("tributary_buffer_events", {{"component_id", "out"}}) >= 900; }))
+      << agent.Metrics();
+  const auto start = Clock::now();
+  agent.process().Signal(SIGTERM);
+  auto code = agent.process().Wait(seconds(15));
+  const auto took = Clock::now() - start;
+  ASSERT_TRUE(code.has_value()) << agent.process().Stderr();
+  EXPECT_LT(took, milliseconds(2500)) << agent.process().Stderr();
+  EXPECT_GE(took, milliseconds(1900)) << "the drain should have waited" << agent.process().Stderr();
+  EXPECT_NE(agent.process().Stderr().find("[out] sink did not stop; abandoning it"), std::string::npos)
+      << agent.process().Stderr();
+}
+
+}  // namespace
+}  // namespace tributary::testing
