@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 
 #include "tests/support/test_util.h"
@@ -69,6 +70,58 @@ sinks: { out: { type: console, inputs: [demo], encoding: { codec: text }, buffer
   EXPECT_GE(took, milliseconds(1900)) << "the drain should have waited" << agent.process().Stderr();
   EXPECT_NE(agent.process().Stderr().find("[out] sink did not stop; abandoning it"), std::string::npos)
       << agent.process().Stderr();
+}
+
+// Time since `start` at which `text` first appeared in the agent's log,
+// read when it is seen; nullopt if it did not appear within `timeout`.
+std::optional<Clock::duration> SeenAfter(Agent& agent, const std::string& text, Clock::time_point start,
+                                         seconds timeout = seconds(20)) {
+  if (!WaitFor([&] { return agent.process().Stderr().find(text) != std::string::npos; }, timeout))
+    return std::nullopt;
+  return Clock::now() - start;
+}
+
+// An Elasticsearch sink whose endpoint refuses connections holds what it
+// took: a drain waits for it until the timeout.
+std::string DownSinkConfig(const TempDir& dir, int timeout_secs) {
+  return "data_dir: " + dir.path() + "/data\napi: { address: \"127.0.0.1:0\" }\nshutdown_timeout_secs: " +
+         std::to_string(timeout_secs) + "\n" +
+         "sources: { demo: { type: demo_logs, format: json, interval: 0.001 } }\n"
+         "sinks: { es: { type: elasticsearch, inputs: [demo], endpoints: [\"http://127.0.0.1:9\"], "
+         "bulk: { index: logs } } }\n";
+}
+
+void WaitForBufferedEvents(Agent& agent) {
+  ASSERT_TRUE(WaitFor([&] {
+    return agent.Metric("tributary_buffer_received_events_total", {{"component_id", "es"}}).value_or(0) > 0;
+  })) << agent.Metrics();
+}
+
+// A SIGTERM while a reload drains the old pipeline (systemctl stop or an
+// upgrade during systemctl reload, with a sink down) waited for the drain,
+// then for a new pipeline and its full shutdown_timeout_secs: twice the
+// timeout, past TimeoutStopSec, and the signal was logged only then. It
+// must be taken at once and turn the drain under way into the shutdown.
+TEST(ShutdownTest, ASigtermDuringAReloadsDrainIsTheShutdown) {
+  TempDir dir;
+  Agent agent(dir, DownSinkConfig(dir, 4));
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  WaitForBufferedEvents(agent);
+  agent.process().Signal(SIGHUP);
+  ASSERT_TRUE(SeenAfter(agent, "received SIGHUP", Clock::now()));
+  const auto start = Clock::now();
+  agent.process().Signal(SIGTERM);
+  auto logged = SeenAfter(agent, "received SIGTERM during a reload, shutting down", start, seconds(10));
+  ASSERT_TRUE(logged) << agent.process().Stderr();
+  EXPECT_LT(*logged, milliseconds(1000)) << agent.process().Stderr();
+  EXPECT_EQ(HttpGet("127.0.0.1", agent.api_port(), "/ready").status, 503);
+  auto code = agent.process().Wait(seconds(15));
+  const auto took = Clock::now() - start;
+  ASSERT_TRUE(code.has_value()) << agent.process().Stderr();
+  EXPECT_EQ(*code, 0) << agent.process().Stderr();
+  EXPECT_LT(took, milliseconds(4500)) << agent.process().Stderr();
+  const std::string err = agent.process().Stderr();
+  EXPECT_EQ(err.find("reloaded:"), std::string::npos) << "a new pipeline started:\n" << err;
 }
 
 }  // namespace
