@@ -304,6 +304,7 @@ const char* SignalName(int sig) {
 // The agent's way to its end, shared by the main loop and a SignalWatch.
 struct Shutdown {
   std::atomic<bool> requested{false};  // a SIGTERM or SIGINT came
+  std::atomic<bool> forced{false};     // and another one after it
   std::atomic<int>* phase = nullptr;   // what /ready reports: 2 = stopping
   // /ready says 503 and systemd hears STOPPING=1 (once).
   void Begin() {
@@ -316,12 +317,16 @@ struct Shutdown {
 // on and logged when they arrive, not once the stop is over. A SIGTERM or
 // SIGINT during a reload's drain turns the reload into the shutdown: the
 // drain under way goes on until its deadline (within shutdown_timeout_secs
-// of the signal), and no new pipeline starts. During the shutdown a SIGHUP
-// is ignored; during a reload it waits for the main loop (one more reload).
+// of the signal), and no new pipeline starts. The next SIGTERM or SIGINT
+// forces the shutdown (Topology::ForceStop), as Vector does with a second
+// Ctrl-C. During the shutdown a SIGHUP is ignored; during a reload it waits
+// for the main loop (one more reload).
 class SignalWatch {
  public:
-  SignalWatch(const sigset_t& signals, Shutdown* shutdown, bool reloading, std::chrono::milliseconds timeout)
-      : shutdown_(shutdown), deadline_(std::chrono::steady_clock::now() + timeout) {
+  // `stopping`: the pipeline the main thread stops; it must outlive this.
+  SignalWatch(const sigset_t& signals, Topology* stopping, Shutdown* shutdown, bool reloading,
+              std::chrono::milliseconds timeout)
+      : stopping_(stopping), shutdown_(shutdown), deadline_(std::chrono::steady_clock::now() + timeout) {
     set_ = signals;
     if (reloading) sigdelset(&set_, SIGHUP);
     thread_ = std::jthread([this](std::stop_token stop) { Watch(stop); });
@@ -341,8 +346,12 @@ class SignalWatch {
                       "pipeline's stop under way ends within " + FormatSeconds(left) + " and no new pipeline "
                       "starts");
         shutdown_->Begin();
+      } else if ((sig == SIGTERM || sig == SIGINT) && !shutdown_->forced.exchange(true)) {
+        TLOG_WARN("", std::string("received a second shutdown signal (") + SignalName(sig) +
+                          "): forcing the shutdown, stopping hard now");
+        stopping_->ForceStop();
       } else if (sig == SIGTERM || sig == SIGINT) {
-        TLOG_INFO("", std::string("received ") + SignalName(sig) + "; already shutting down");
+        TLOG_INFO("", std::string("received ") + SignalName(sig) + "; already forcing the shutdown");
       }
     }
   }
@@ -352,6 +361,7 @@ class SignalWatch {
     return buf;
   }
 
+  Topology* stopping_;
   Shutdown* shutdown_;
   const std::chrono::steady_clock::time_point deadline_;
   sigset_t set_;
@@ -477,7 +487,7 @@ int Run(const Options& o) {
               while (SleepFor(interval, stop)) sd_notify(0, "WATCHDOG=1");
             });
           }
-          SignalWatch watch(signals, &shutdown, /*reloading=*/true, timeout());
+          SignalWatch watch(signals, topology.get(), &shutdown, /*reloading=*/true, timeout());
           drained = topology->Stop(timeout());
         }
         if (shutdown.requested) {
@@ -516,11 +526,12 @@ int Run(const Options& o) {
   }
   shutdown.Begin();
   if (!stopped) {
-    SignalWatch watch(signals, &shutdown, /*reloading=*/false, timeout());
+    SignalWatch watch(signals, topology.get(), &shutdown, /*reloading=*/false, timeout());
     clean = topology->Stop(timeout());
   }
   if (api) api->Stop();
-  TLOG_INFO("", clean ? "stopped" : "stopped after the shutdown timeout");
+  if (shutdown.forced && !clean) exit_code = kExitForced;
+  TLOG_INFO("", clean ? "stopped" : shutdown.forced ? "stopped (forced)" : "stopped after the shutdown timeout");
   if (!clean) {
     std::fflush(nullptr);
     std::_Exit(exit_code);  // a sink thread may still be stuck in I/O

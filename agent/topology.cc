@@ -216,9 +216,15 @@ class Topology::SinkRunner final : public SinkContext, public SinkInput {
       cv_.notify_all();
     });
   }
-  bool WaitDone(std::chrono::steady_clock::time_point deadline) {
+  // Until the sink has returned, `deadline`, or (if `or_forced`) ForceStop.
+  bool WaitDone(std::chrono::steady_clock::time_point deadline, bool or_forced = false) {
     std::unique_lock lock(mu_);
-    return cv_.wait_until(lock, deadline, [&] { return done_; });
+    cv_.wait_until(lock, deadline, [&] { return done_ || (or_forced && topology_->forced_.load()); });
+    return done_;
+  }
+  void Wake() {
+    { std::lock_guard lock(mu_); }
+    cv_.notify_all();
   }
   void Join() {
     if (thread_.joinable()) thread_.join();
@@ -412,29 +418,38 @@ bool Topology::Stop(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   // The end of the timeout is kept for stopping hard: sinks give up their
   // requests, sources blocked on a buffer return, a stuck sink thread is
-  // waited for until the deadline and then abandoned.
+  // waited for until the deadline and then abandoned. ForceStop ends the
+  // drain at once, and leaves kMinHardStop for stopping hard.
   const auto drain_deadline = deadline - std::min<std::chrono::milliseconds>(kHardStopReserve, timeout / 2);
   for (auto& s : source_runners_) s->RequestStop();
   // A source blocked on a full buffer returns once the buffer drains, or
   // when the hard stop aborts the buffers.
-  bool clean = WaitSourcesFinishedUntil(drain_deadline);
+  bool clean = WaitSourcesFinishedUntil(drain_deadline, /*or_forced=*/true);
   if (clean) {
     for (auto& s : sink_runners_) s->node()->buffer->Close();
-    for (auto& s : sink_runners_) clean = s->WaitDone(drain_deadline) && clean;
+    for (auto& s : sink_runners_) clean = s->WaitDone(drain_deadline, /*or_forced=*/true) && clean;
   }
-  const auto hard_deadline = std::max(deadline, Clock::now() + kMinHardStop);
+  const auto hard_start = Clock::now();
+  const auto hard_deadline = std::max(deadline, hard_start + kMinHardStop);
+  // The deadline of the hard stop, shorter once forced.
+  auto until = [&] {
+    if (!forced_.load()) return hard_deadline;
+    return std::min(hard_deadline, std::max(hard_start, forced_at_.load()) + kMinHardStop);
+  };
   if (!clean) {
-    TLOG_WARN("", "shutdown timeout reached: stopping hard; events in disk buffers stay there, the others not yet "
-                  "delivered are read again where the source can (file, journald, kafka)");
+    if (forced_.load()) TLOG_WARN("", "shutdown forced: stopping hard; events in disk buffers stay there, the others "
+                                      "not yet delivered are read again where the source can (file, journald, kafka)");
+    else TLOG_WARN("", "shutdown timeout reached: stopping hard; events in disk buffers stay there, the others not "
+                       "yet delivered are read again where the source can (file, journald, kafka)");
     hard_stop_.request_stop();
     for (auto& s : sink_runners_) s->node()->buffer->Abort();
-    WaitSourcesFinishedUntil(hard_deadline);
+    if (!WaitSourcesFinishedUntil(until(), /*or_forced=*/true)) WaitSourcesFinishedUntil(until(), false);
     for (auto& s : sink_runners_) s->node()->buffer->Close();
   }
   for (auto& s : source_runners_) s->Join();
   if (pool_) pool_->Stop();  // idle by now: every source waited for its batches
   for (auto& s : sink_runners_) {
-    if (s->WaitDone(hard_deadline)) s->Join();
+    if (s->WaitDone(until(), /*or_forced=*/true) || s->WaitDone(until())) s->Join();
     else {
       TLOG_ERROR(s->node()->id, "sink did not stop; abandoning it");
       s->Detach();
@@ -446,9 +461,21 @@ bool Topology::Stop(std::chrono::milliseconds timeout) {
   return clean;
 }
 
-bool Topology::WaitSourcesFinishedUntil(std::chrono::steady_clock::time_point deadline) {
+void Topology::ForceStop() {
+  if (forced_.load()) return;
+  forced_at_ = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(mu_);
+    forced_ = true;
+  }
+  sources_cv_.notify_all();
+  for (auto& s : sink_runners_) s->Wake();
+}
+
+bool Topology::WaitSourcesFinishedUntil(std::chrono::steady_clock::time_point deadline, bool or_forced) {
   std::unique_lock lock(mu_);
-  return sources_cv_.wait_until(lock, deadline, [&] { return sources_running_ == 0; });
+  sources_cv_.wait_until(lock, deadline, [&] { return sources_running_ == 0 || (or_forced && forced_.load()); });
+  return sources_running_ == 0;
 }
 
 void Topology::Dispose(std::unique_ptr<Topology> topology) {

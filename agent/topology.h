@@ -67,6 +67,10 @@ class Topology {
   bool Stop(std::chrono::milliseconds timeout);
   static constexpr std::chrono::milliseconds kHardStopReserve{2000};
   static constexpr std::chrono::milliseconds kMinHardStop{500};
+  // From any thread, before or during Stop (a second shutdown signal): the
+  // drain ends now and the hard stop gets kMinHardStop, after which a sink
+  // thread that has not returned is abandoned.
+  void ForceStop();
   // After Stop: whether a sink thread was abandoned, still running.
   bool HasAbandonedThreads() const { return !abandoned_sinks_.empty(); }
   // After Stop: the ids of the sinks whose threads were abandoned (they may
@@ -105,7 +109,9 @@ class Topology {
   void Deliver(Node* node, Batch batch, SinkPushes* pushes);
   void Dispatch(const std::vector<Node*>& targets, Batch batch, SinkPushes* pushes = nullptr);
   void SourceFinished(const std::string& id, const Status& s);
-  bool WaitSourcesFinishedUntil(std::chrono::steady_clock::time_point deadline);
+  // Until every source has finished, `deadline`, or (if `or_forced`)
+  // ForceStop; whether every source has finished.
+  bool WaitSourcesFinishedUntil(std::chrono::steady_clock::time_point deadline, bool or_forced);
 
   std::vector<std::unique_ptr<Node>> nodes_;
   std::vector<std::unique_ptr<SourceRunner>> source_runners_;
@@ -113,6 +119,8 @@ class Topology {
   std::stop_source hard_stop_;
   std::unique_ptr<class WorkerPool> pool_;  // null: transforms run on the source threads
   std::atomic<State> state_{State::kBuilt};
+  std::atomic<bool> forced_{false};  // ForceStop; set under mu_ for sources_cv_
+  std::atomic<std::chrono::steady_clock::time_point> forced_at_{};
   std::vector<std::string> abandoned_sinks_;  // whose threads Stop detached
 
   std::mutex mu_;

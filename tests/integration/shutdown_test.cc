@@ -124,5 +124,45 @@ TEST(ShutdownTest, ASigtermDuringAReloadsDrainIsTheShutdown) {
   EXPECT_EQ(err.find("reloaded:"), std::string::npos) << "a new pipeline started:\n" << err;
 }
 
+// A second SIGINT/SIGTERM during the drain was ignored without a word: an
+// operator pressing Ctrl-C twice waited the whole shutdown_timeout_secs. It
+// forces the shutdown now, and the exit code says so.
+TEST(ShutdownTest, ASecondSignalForcesTheShutdown) {
+  TempDir dir;
+  Agent agent(dir, DownSinkConfig(dir, 20));
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  WaitForBufferedEvents(agent);
+  agent.process().Signal(SIGINT);
+  ASSERT_TRUE(SeenAfter(agent, "received SIGINT, shutting down", Clock::now())) << agent.process().Stderr();
+  const auto start = Clock::now();
+  agent.process().Signal(SIGINT);
+  auto code = agent.process().Wait(seconds(25));
+  const auto took = Clock::now() - start;
+  ASSERT_TRUE(code.has_value()) << agent.process().Stderr();
+  EXPECT_EQ(*code, 130) << agent.process().Stderr();
+  EXPECT_LT(took, milliseconds(1500)) << agent.process().Stderr();
+  const std::string err = agent.process().Stderr();
+  EXPECT_NE(err.find("received a second shutdown signal (SIGINT): forcing the shutdown"), std::string::npos) << err;
+  EXPECT_NE(err.find("stopped (forced)"), std::string::npos) << err;
+}
+
+// The same when the first signal came during a reload's drain.
+TEST(ShutdownTest, ASecondSignalForcesAShutdownThatCameDuringAReload) {
+  TempDir dir;
+  Agent agent(dir, DownSinkConfig(dir, 20));
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  WaitForBufferedEvents(agent);
+  agent.process().Signal(SIGHUP);
+  ASSERT_TRUE(SeenAfter(agent, "received SIGHUP", Clock::now()));
+  agent.process().Signal(SIGTERM);
+  ASSERT_TRUE(SeenAfter(agent, "received SIGTERM during a reload", Clock::now())) << agent.process().Stderr();
+  const auto start = Clock::now();
+  agent.process().Signal(SIGTERM);
+  auto code = agent.process().Wait(seconds(25));
+  ASSERT_TRUE(code.has_value()) << agent.process().Stderr();
+  EXPECT_EQ(*code, 130) << agent.process().Stderr();
+  EXPECT_LT(Clock::now() - start, milliseconds(1500)) << agent.process().Stderr();
+}
+
 }  // namespace
 }  // namespace tributary::testing
