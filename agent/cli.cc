@@ -531,6 +531,7 @@ int Run(const Options& o) {
   }
   if (api) api->Stop();
   if (shutdown.forced && !clean) exit_code = kExitForced;
+  else if (exit_code == kExitOk && topology->EventsLost() > 0) exit_code = kExitFailure;  // logged per sink
   TLOG_INFO("", clean ? "stopped" : shutdown.forced ? "stopped (forced)" : "stopped after the shutdown timeout");
   if (!clean) {
     std::fflush(nullptr);

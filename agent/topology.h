@@ -76,6 +76,12 @@ class Topology {
   // After Stop: the ids of the sinks whose threads were abandoned (they may
   // still update their metrics).
   const std::vector<std::string>& AbandonedSinks() const { return abandoned_sinks_; }
+  // After Stop: events it gave up that their sources cannot read again
+  // (stdin, demo_logs): lost. Every event a stop gives up (a memory
+  // buffer's, a sink's requests, pushes refused while stopping) is counted
+  // in the sink's discarded_events_total{intentional="false"} and in one
+  // log line per sink, which says whether the sources read them again.
+  uint64_t EventsLost() const { return events_lost_; }
 
   // Ends a stopped topology. Normally it is destroyed: every file and lock
   // it holds (disk buffers' directories) is released. If a sink thread was
@@ -112,6 +118,7 @@ class Topology {
   // Until every source has finished, `deadline`, or (if `or_forced`)
   // ForceStop; whether every source has finished.
   bool WaitSourcesFinishedUntil(std::chrono::steady_clock::time_point deadline, bool or_forced);
+  void ReportGivenUp();
 
   std::vector<std::unique_ptr<Node>> nodes_;
   std::vector<std::unique_ptr<SourceRunner>> source_runners_;
@@ -122,6 +129,7 @@ class Topology {
   std::atomic<bool> forced_{false};  // ForceStop; set under mu_ for sources_cv_
   std::atomic<std::chrono::steady_clock::time_point> forced_at_{};
   std::vector<std::string> abandoned_sinks_;  // whose threads Stop detached
+  uint64_t events_lost_ = 0;  // EventsLost()
 
   std::mutex mu_;
   std::condition_variable sources_cv_;

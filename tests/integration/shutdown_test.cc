@@ -82,12 +82,16 @@ std::optional<Clock::duration> SeenAfter(Agent& agent, const std::string& text, 
 }
 
 // An Elasticsearch sink whose endpoint refuses connections holds what it
-// took: a drain waits for it until the timeout.
+// took: a drain waits for it until the timeout. The file source reads
+// again what the stop gives up (exit 0).
 std::string DownSinkConfig(const TempDir& dir, int timeout_secs) {
+  std::string lines;
+  for (int i = 0; i < 1000; ++i) lines += "line " + std::to_string(i) + "\n";
+  WriteFile(dir / "in.log", lines);
   return "data_dir: " + dir.path() + "/data\napi: { address: \"127.0.0.1:0\" }\nshutdown_timeout_secs: " +
          std::to_string(timeout_secs) + "\n" +
-         "sources: { demo: { type: demo_logs, format: json, interval: 0.001 } }\n"
-         "sinks: { es: { type: elasticsearch, inputs: [demo], endpoints: [\"http://127.0.0.1:9\"], "
+         "sources: { in: { type: file, include: [\"" + (dir / "in.log") + "\"], read_from: beginning } }\n"
+         "sinks: { es: { type: elasticsearch, inputs: [in], endpoints: [\"http://127.0.0.1:9\"], "
          "bulk: { index: logs } } }\n";
 }
 
