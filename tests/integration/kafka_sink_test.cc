@@ -225,6 +225,35 @@ TEST(KafkaSinkTest, AStopDuringAnOutageCountsAndLogsWhatItGivesUp) {
   EXPECT_EQ(agent.process().Wait(30s), 0) << "the file source reads them again" << agent.process().Stderr();
 }
 
+// tributary_sink_request_duration_seconds has one sample per batch that
+// was produced. Batches refused before anything was sent (a topic template
+// that fails for every event) were recorded as sub-millisecond requests.
+TEST(KafkaSinkTest, RequestDurationHasASamplePerProducedBatchOnly) {
+  MockKafka kafka(1, {{"logs", 1}});
+  TempDir dir;
+  auto sink = [&](const std::string& id, const std::string& topic) {
+    return "  " + id + ":\n    type: kafka\n    inputs: [in]\n    bootstrap_servers: \"" + kafka.bootstrap_servers() +
+           "\"\n    topic: \"" + topic + "\"\n    encoding: { codec: text }\n";
+  };
+  Agent agent(dir, Header(dir, "{ type: stdin, max_batch_events: 100 }") + "sinks:\n" + sink("out", "logs") +
+                       sink("bad", "t-{{ nosuch }}"),
+              {}, {}, /*pipe_stdin=*/true);
+  ASSERT_GT(agent.api_port(), 0) << agent.process().Stderr();
+  const int n = 1000;
+  agent.process().WriteStdin(Lines("d", 0, n));
+  ASSERT_TRUE(WaitFor([&] {
+    return Sent(agent, "out") == n &&
+           Metric(agent, "tributary_component_errors_total", {{"component_id", "bad"}, {"error_type", "template_failed"}}) == n;
+  })) << agent.Metrics();
+  const double batches = Metric(agent, "tributary_sink_request_duration_seconds_count", {{"component_id", "out"}});
+  EXPECT_GE(batches, 1);
+  EXPECT_LT(batches, n / 2) << "one sample per batch, not per message";
+  EXPECT_EQ(agent.Metric("tributary_sink_request_duration_seconds_count", {{"component_id", "bad"}}).value_or(0), 0)
+      << agent.Metrics();
+  agent.process().CloseStdin();
+  EXPECT_EQ(agent.process().Wait(30s), 0) << agent.process().Stderr();
+}
+
 // A disk buffer across an outage and a kill -9: while every broker is down
 // the agent takes all input into its disk buffer (the source is not held
 // back), is killed, and a new agent on the same data_dir delivers all of it
