@@ -70,7 +70,7 @@ const Schema<LogConfig>& LogConfig::schema() {
     Schema<LogConfig> s;
     s.Field("level", &LogConfig::level, "The agent's own log level (stderr); --log-level overrides it.")
         .OneOf({"trace", "debug", "info", "warn", "error", "off"});
-    s.Field("format", &LogConfig::format, "The agent's own log format.").OneOf({"text", "json"});
+    s.Field("format", &LogConfig::format, "The agent's own log format, one record per line: `text` (time, level, [component], message; newlines, tabs, other control bytes and bytes that are not UTF-8 in a message are written as `\\n`, `\\t` and `\\xNN`) or `json` (one object per line, fields timestamp, level, component_id, message).").OneOf({"text", "json"});
     return s;
   }();
   return s;

@@ -647,6 +647,40 @@ TEST(ReloadTest, TheWatchdogIsFedWhileAReloadDrains) {
   EXPECT_TRUE(agent.process().Wait(seconds(10)).has_value());
 }
 
+// In the text log format a record is one line: a reload's config errors
+// (several lines of file:line:col and a blank line) were written as they
+// were, and each line but the first became a record of its own, without a
+// time or level, under journald or a container runtime.
+TEST(ReloadTest, TheErrorsOfAnInvalidConfigAreOneTextLogLine) {
+  TempDir dir;
+  const std::string config = "data_dir: " + (dir / "data") +
+                             "\napi: { address: 127.0.0.1:0 }\n"
+                             "sources: { d: { type: demo_logs, interval: 3600 } }\n"
+                             "sinks: { b: { type: blackhole, inputs: [d] } }\n";
+  Agent agent(dir, config);
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  WriteFile(dir / "tributary.yaml", config + "  x: { type: nosuch }\nbad: [\n");
+  agent.process().Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] {
+    return agent.process().Stderr().find("reload: the new configuration is invalid") != std::string::npos;
+  })) << agent.process().Stderr();
+  agent.process().Signal(SIGTERM);
+  ASSERT_EQ(agent.process().Wait(seconds(10)), 0) << agent.process().Stderr();
+  const std::string err = agent.process().Stderr();
+  std::istringstream lines(err);
+  std::string line;
+  int records = 0;
+  while (std::getline(lines, line)) {
+    ++records;
+    const bool leveled = line.find(" INFO ") != std::string::npos || line.find(" WARN ") != std::string::npos ||
+                         line.find(" ERROR ") != std::string::npos;
+    EXPECT_TRUE(line.size() > 30 && line[4] == '-' && line[10] == 'T' && leveled) << "not a log record: " << line;
+  }
+  EXPECT_GE(records, 3);
+  const size_t at = err.find("ERROR reload: the new configuration is invalid; keeping the running one:\\n");
+  EXPECT_NE(at, std::string::npos) << err;
+}
+
 TEST(AgentTest, ASigtermWhileTheConfigIsStillBeingReadStopsTheAgentCleanly) {
   // A SIGTERM in the agent's first milliseconds (a restart loop, a
   // supervisor stopping it at once) used to meet the default action and
