@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -226,6 +227,41 @@ std::string Describe(const config::Config& cfg) {
          " file(s)";
 }
 
+// A file source without checkpoints of its own reads its files from
+// `read_from`. Checkpoints are kept per source id, so a file source that was
+// renamed reads everything again: when data_dir/file_source/ holds the
+// checkpoints of file source ids the config no longer has, each file source
+// without checkpoints says so, with the way to rename without re-reading.
+void WarnAboutUnusedCheckpoints(const config::Config& cfg) {
+  const fs::path root = fs::path(cfg.global.data_dir) / "file_source";
+  std::error_code ec;
+  std::set<std::string> ids;
+  std::vector<std::string> fresh;
+  for (const auto& c : cfg.components) {
+    if (c.kind != ComponentKind::kSource || c.type != "file") continue;
+    ids.insert(c.id);
+    if (!fs::exists(root / c.id / "checkpoints.json", ec)) fresh.push_back(c.id);
+  }
+  if (fresh.empty()) return;
+  std::vector<std::string> unused;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    const std::string name = e.path().filename().string();
+    if (!ids.contains(name) && fs::exists(e.path() / "checkpoints.json", ec)) unused.push_back(name);
+  }
+  if (unused.empty()) return;
+  std::sort(unused.begin(), unused.end());
+  std::string names;
+  for (size_t i = 0; i < unused.size(); ++i) names += (i == 0 ? "`" : ", `") + unused[i] + "`";
+  for (const auto& id : fresh) {
+    TLOG_WARN(id, "this file source has no checkpoints, so it reads its files from `read_from`, while " +
+                      root.string() + " holds those of file source(s) " + names +
+                      " that the configuration no longer has. Checkpoints are kept per source id: if this source "
+                      "is one of those renamed, it reads their files again. To rename a file source without that, "
+                      "stop the agent, rename " + root.string() + "/<old id> to <new id>, then start it; remove the "
+                      "directory of a source that is gone for good");
+  }
+}
+
 // SIGHUP, first half: loads and validates the new config; if it is
 // invalid, logs why and returns nullopt (the running pipeline is kept).
 // Otherwise the caller stops the running pipeline (Topology::Stop: it
@@ -264,6 +300,7 @@ bool ReplacePipeline(const Options& o, std::optional<config::Config>* cfg, confi
   // buffers are locked by the process that has them open), even if one of
   // its sink threads is stuck.
   Topology::Dispose(std::move(*topology));
+  WarnAboutUnusedCheckpoints(next);  // the old pipeline's final checkpoints are written
   metrics->BeginGeneration();
   auto built = Topology::Build(next, metrics, Hostname(), Threads(o));
   bool ok = built.ok();
@@ -425,6 +462,7 @@ int Run(const Options& o) {
 
   Metrics metrics;
   std::unique_ptr<Topology> topology;
+  WarnAboutUnusedCheckpoints(*cfg);
   {
     auto built = Topology::Build(*cfg, &metrics, Hostname(), Threads(o));
     if (!built.ok()) {

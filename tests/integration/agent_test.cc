@@ -681,6 +681,37 @@ TEST(ReloadTest, TheErrorsOfAnInvalidConfigAreOneTextLogLine) {
   EXPECT_NE(at, std::string::npos) << err;
 }
 
+// Checkpoints are kept per source id: a file source renamed in the config
+// reads every file again from the beginning. It did so without a word; now
+// it says that the checkpoints of a source the config no longer has are
+// there, and how to rename without re-reading.
+TEST(AgentTest, ARenamedFileSourceWarnsThatItsOldCheckpointsAreUnused) {
+  TempDir dir;
+  WriteFile(dir / "app.log", "one\ntwo\nthree\n");
+  auto config = [&](const std::string& id) {
+    return "data_dir: " + (dir / "data") + "\napi: { address: 127.0.0.1:0 }\n" +
+           "sources: { " + id + ": { type: file, include: [\"" + (dir / "app.log") + "\"] } }\n" +
+           "sinks: { out: { type: file, inputs: [" + id + "], path: \"" + (dir / "out.log") + "\" } }\n";
+  };
+  {
+    Agent agent(dir, config("app"));
+    ASSERT_TRUE(WaitFor([&] { return ReadLines(dir / "out.log").size() == 3; })) << agent.process().Stderr();
+    agent.process().Signal(SIGTERM);
+    ASSERT_EQ(agent.process().Wait(seconds(10)), 0) << agent.process().Stderr();
+    EXPECT_EQ(agent.process().Stderr().find("has no checkpoints"), std::string::npos) << agent.process().Stderr();
+  }
+  Agent agent(dir, config("app_renamed"));
+  ASSERT_TRUE(WaitFor([&] {
+    return agent.process().Stderr().find("WARN [app_renamed] this file source has no checkpoints") != std::string::npos;
+  })) << agent.process().Stderr();
+  const std::string err = agent.process().Stderr();
+  EXPECT_NE(err.find("holds those of file source(s) `app` that the configuration no longer has"), std::string::npos)
+      << err;
+  EXPECT_NE(err.find("rename " + (dir / "data") + "/file_source/<old id> to <new id>"), std::string::npos) << err;
+  agent.process().Signal(SIGTERM);
+  EXPECT_EQ(agent.process().Wait(seconds(10)), 0) << agent.process().Stderr();
+}
+
 TEST(AgentTest, ASigtermWhileTheConfigIsStillBeingReadStopsTheAgentCleanly) {
   // A SIGTERM in the agent's first milliseconds (a restart loop, a
   // supervisor stopping it at once) used to meet the default action and
