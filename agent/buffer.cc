@@ -61,6 +61,13 @@ SinkInput::Result MemoryBuffer::Next(Batch* out, std::chrono::milliseconds timeo
   if (aborted_ || queue_.empty()) return Result::kClosed;
   *out = std::move(queue_.front());
   queue_.pop_front();
+  // Counts the batch in given_up().taken if the sink fails it: the worst
+  // status of the batch's holders (a sink that splits or merges batches
+  // carries the finalizers along), so a batch partly delivered and then
+  // failed counts whole, as its source reads it again whole.
+  out->add_finalizer(Finalizer::Create([counter = &taken_failed_, n = out->size()](BatchStatus s) {
+    if (s == BatchStatus::kFailed) counter->fetch_add(n, std::memory_order_relaxed);
+  }));
   events_ -= out->size();
   bytes_ -= out->bytes();
   metrics_.sent_events->Increment(static_cast<double>(out->size()));
@@ -86,6 +93,7 @@ void MemoryBuffer::Abort() {
     std::lock_guard lock(mu_);
     aborted_ = true;
     left.swap(queue_);
+    held_given_up_ += events_;
     events_ = 0;
     bytes_ = 0;
     metrics_.events->Set(0);
@@ -143,6 +151,7 @@ class DrainingBuffer final : public Buffer {
     leftover_->Release();
     main_->Release();
   }
+  GivenUp given_up() const override { return main_->given_up(); }
 
   static void RemoveBufferDir(const std::string& dir) {
     std::error_code ec;

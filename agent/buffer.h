@@ -13,6 +13,7 @@
 // once and fails what is left in memory (shutdown timeout). Release()
 // stands for destruction when a stuck sink thread still holds the buffer.
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -43,6 +44,18 @@ class Buffer : public SinkInput {
   // holds (a disk buffer's directory, for the next pipeline to open) and
   // never touches them again. Push and Next keep returning at once.
   virtual void Release() {}
+
+  // What the buffer gave up for good, for the stop's report (read it once
+  // the sink has stopped): `held`, the events it held when aborted;
+  // `taken`, the events of batches the sink took from it and then failed
+  // (gave up at a hard stop, or when it could never deliver again). A
+  // memory buffer counts both; a disk buffer keeps what it holds and hands
+  // failed batches out again, so it gives up nothing.
+  struct GivenUp {
+    uint64_t held = 0;
+    uint64_t taken = 0;
+  };
+  virtual GivenUp given_up() const { return {}; }
 };
 
 class MemoryBuffer final : public Buffer {
@@ -55,6 +68,7 @@ class MemoryBuffer final : public Buffer {
   Result Next(Batch* out, std::chrono::milliseconds timeout) override;
   void Close() override;
   void Abort() override;
+  GivenUp given_up() const override { return {held_given_up_.load(), taken_failed_.load()}; }
 
  private:
   std::mutex mu_;
@@ -70,6 +84,10 @@ class MemoryBuffer final : public Buffer {
   bool aborted_ = false;
   BufferMetrics metrics_;
   RateLimiter full_limiter_;  // "dropped N events" under drop_newest
+  std::atomic<uint64_t> held_given_up_{0};  // given_up().held
+  // given_up().taken: each batch Next hands out carries a finalizer that
+  // adds its size here if the batch is failed.
+  std::atomic<uint64_t> taken_failed_{0};
 };
 
 // Where a sink's disk buffer lives: data_dir/buffer/<sink_id>.

@@ -257,34 +257,72 @@ std::string Describe(const config::Config& cfg) {
          " file(s)";
 }
 
-// SIGHUP: load and validate the new config; if it is invalid, log why and
-// keep the running pipeline. Otherwise the running pipeline drains (sources
-// stop, sinks deliver what is in flight, checkpoints are written) and the new
-// one starts from those checkpoints and disk buffers, so nothing is read
-// twice or skipped. If the drain times out (a sink is down), the old
+// A file source without checkpoints of its own reads its files from
+// `read_from`. Checkpoints are kept per source id, so a file source that was
+// renamed reads everything again: when data_dir/file_source/ holds the
+// checkpoints of file source ids the config no longer has, each file source
+// without checkpoints says so, with the way to rename without re-reading.
+void WarnAboutUnusedCheckpoints(const config::Config& cfg) {
+  const fs::path root = fs::path(cfg.global.data_dir) / "file_source";
+  std::error_code ec;
+  std::set<std::string> ids;
+  std::vector<std::string> fresh;
+  for (const auto& c : cfg.components) {
+    if (c.kind != ComponentKind::kSource || c.type != "file") continue;
+    ids.insert(c.id);
+    if (!fs::exists(root / c.id / "checkpoints.json", ec)) fresh.push_back(c.id);
+  }
+  if (fresh.empty()) return;
+  std::vector<std::string> unused;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    const std::string name = e.path().filename().string();
+    if (!ids.contains(name) && fs::exists(e.path() / "checkpoints.json", ec)) unused.push_back(name);
+  }
+  if (unused.empty()) return;
+  std::sort(unused.begin(), unused.end());
+  std::string names;
+  for (size_t i = 0; i < unused.size(); ++i) names += (i == 0 ? "`" : ", `") + unused[i] + "`";
+  for (const auto& id : fresh) {
+    TLOG_WARN(id, "this file source has no checkpoints, so it reads its files from `read_from`, while " +
+                      root.string() + " holds those of file source(s) " + names +
+                      " that the configuration no longer has. Checkpoints are kept per source id: if this source "
+                      "is one of those renamed, it reads their files again. To rename a file source without that, "
+                      "stop the agent, rename " + root.string() + "/<old id> to <new id>, then start it; remove the "
+                      "directory of a source that is gone for good");
+  }
+}
+
+// SIGHUP, first half: loads and validates the new config; if it is
+// invalid, logs why and returns nullopt (the running pipeline is kept).
+// Otherwise the caller stops the running pipeline (Topology::Stop: it
+// drains, sinks deliver what is in flight, checkpoints are written) and
+// calls ReplacePipeline. If the drain times out (a sink is down), the old
 // pipeline stops hard: what its disk buffers hold stays there for the new
 // one, and what was in memory is read again by the sources that checkpoint.
-// /ready stays 200 throughout. Metrics: the kept components' series keep
-// their values; those of removed components leave /metrics.
-bool Reload(const Options& o, std::optional<config::Config>* cfg, std::unique_ptr<Topology>* topology,
-            Metrics* metrics) {
+// /ready stays 200 throughout.
+std::optional<config::Config> LoadForReload(const Options& o, const config::Config& running) {
   config::Diagnostics diag;
   auto next = config::LoadConfig(ConfigPaths(o), &diag);
   if (!next) {
     TLOG_ERROR("", "reload: the new configuration is invalid; keeping the running one:\n" + diag.ToString());
-    return false;
+    return std::nullopt;
   }
   if (!diag.all().empty()) TLOG_WARN("", "reload: " + diag.ToString());
-  if (next->global.data_dir != (*cfg)->global.data_dir || next->global.api.address != (*cfg)->global.api.address ||
-      next->global.api.enabled != (*cfg)->global.api.enabled) {
+  if (next->global.data_dir != running.global.data_dir || next->global.api.address != running.global.api.address ||
+      next->global.api.enabled != running.global.api.enabled) {
     TLOG_WARN("", "reload: data_dir and api changes take effect only after a restart");
-    next->global.data_dir = (*cfg)->global.data_dir;  // the one this process has locked
+    next->global.data_dir = running.global.data_dir;  // the one this process has locked
   }
-  bool clean = (*topology)->Stop((*cfg)->global.shutdown_timeout_secs.get());
-  if (!clean) {
-    TLOG_WARN("", "reload: the old pipeline did not drain in time; the new one goes on from its disk buffers and "
-                  "checkpoints");
-  }
+  return next;
+}
+
+// SIGHUP, second half, once the old pipeline has stopped: builds and starts
+// the new one, so that nothing is read twice or skipped. If it cannot be
+// built, the previous config is built again; false if that fails too
+// (*topology is then null). Metrics: the kept components' series keep
+// their values; those of removed components leave /metrics.
+bool ReplacePipeline(const Options& o, std::optional<config::Config>* cfg, config::Config next,
+                     std::unique_ptr<Topology>* topology, Metrics* metrics) {
   // A sink thread the old pipeline abandoned may still update its series.
   const auto& abandoned = (*topology)->AbandonedSinks();
   const std::set<std::string> busy_series(abandoned.begin(), abandoned.end());
@@ -292,8 +330,9 @@ bool Reload(const Options& o, std::optional<config::Config>* cfg, std::unique_pt
   // buffers are locked by the process that has them open), even if one of
   // its sink threads is stuck.
   Topology::Dispose(std::move(*topology));
+  WarnAboutUnusedCheckpoints(next);  // the old pipeline's final checkpoints are written
   metrics->BeginGeneration();
-  auto built = Topology::Build(*next, metrics, Hostname(), Threads(o));
+  auto built = Topology::Build(next, metrics, Hostname(), Threads(o));
   bool ok = built.ok();
   if (ok) {
     *topology = std::move(built).value();
@@ -319,6 +358,82 @@ bool Reload(const Options& o, std::optional<config::Config>* cfg, std::unique_pt
   if (ok) TLOG_INFO("", "reloaded: " + Describe(**cfg));
   return ok;
 }
+
+const char* SignalName(int sig) {
+  switch (sig) {
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    case SIGHUP: return "SIGHUP";
+  }
+  return "a signal";
+}
+
+// The agent's way to its end, shared by the main loop and a SignalWatch.
+struct Shutdown {
+  std::atomic<bool> requested{false};  // a SIGTERM or SIGINT came
+  std::atomic<bool> forced{false};     // and another one after it
+  std::atomic<int>* phase = nullptr;   // what /ready reports: 2 = stopping
+  // /ready says 503 and systemd hears STOPPING=1 (once).
+  void Begin() {
+    if (phase->exchange(2) != 2) sd_notify(0, "STOPPING=1\nSTATUS=draining");
+  }
+};
+
+// While the main thread is busy stopping a pipeline (a reload's drain, or
+// the shutdown), a helper thread takes the signals, so that they are acted
+// on and logged when they arrive, not once the stop is over. A SIGTERM or
+// SIGINT during a reload's drain turns the reload into the shutdown: the
+// drain under way goes on until its deadline (within shutdown_timeout_secs
+// of the signal), and no new pipeline starts. The next SIGTERM or SIGINT
+// forces the shutdown (Topology::ForceStop), as Vector does with a second
+// Ctrl-C. During the shutdown a SIGHUP is ignored; during a reload it waits
+// for the main loop (one more reload).
+class SignalWatch {
+ public:
+  // `stopping`: the pipeline the main thread stops; it must outlive this.
+  SignalWatch(const sigset_t& signals, Topology* stopping, Shutdown* shutdown, bool reloading,
+              std::chrono::milliseconds timeout)
+      : stopping_(stopping), shutdown_(shutdown), deadline_(std::chrono::steady_clock::now() + timeout) {
+    set_ = signals;
+    if (reloading) sigdelset(&set_, SIGHUP);
+    thread_ = std::jthread([this](std::stop_token stop) { Watch(stop); });
+  }
+
+ private:
+  void Watch(std::stop_token stop) {
+    const timespec tick{0, 50'000'000};
+    while (!stop.stop_requested()) {
+      int sig = sigtimedwait(&set_, nullptr, &tick);
+      if (sig == SIGHUP) {
+        TLOG_WARN("", "received SIGHUP while shutting down; ignored");
+      } else if ((sig == SIGTERM || sig == SIGINT) && !shutdown_->requested.exchange(true)) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::max(deadline_ - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration::zero()));
+        TLOG_INFO("", std::string("received ") + SignalName(sig) + " during a reload, shutting down: the old "
+                      "pipeline's stop under way ends within " + FormatSeconds(left) + " and no new pipeline "
+                      "starts");
+        shutdown_->Begin();
+      } else if ((sig == SIGTERM || sig == SIGINT) && !shutdown_->forced.exchange(true)) {
+        TLOG_WARN("", std::string("received a second shutdown signal (") + SignalName(sig) +
+                          "): forcing the shutdown, stopping hard now");
+        stopping_->ForceStop();
+      } else if (sig == SIGTERM || sig == SIGINT) {
+        TLOG_INFO("", std::string("received ") + SignalName(sig) + "; already forcing the shutdown");
+      }
+    }
+  }
+  static std::string FormatSeconds(std::chrono::milliseconds ms) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(ms.count()) / 1000);
+    return buf;
+  }
+
+  Topology* stopping_;
+  Shutdown* shutdown_;
+  const std::chrono::steady_clock::time_point deadline_;
+  sigset_t set_;
+  std::jthread thread_;  // last: joined first
+};
 
 // Lifts the soft limit on open files to the hard one, as a daemon that
 // tails many files should: systemd and most shells start services with a
@@ -377,6 +492,7 @@ int Run(const Options& o) {
 
   Metrics metrics;
   std::unique_ptr<Topology> topology;
+  WarnAboutUnusedCheckpoints(*cfg);
   {
     auto built = Topology::Build(*cfg, &metrics, Hostname(), Threads(o));
     if (!built.ok()) {
@@ -409,33 +525,54 @@ int Run(const Options& o) {
   const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
 
   const timespec tick{0, 100'000'000};
+  const auto timeout = [&cfg] { return cfg->global.shutdown_timeout_secs.get(); };
+  Shutdown shutdown;
+  shutdown.phase = &phase;
   int exit_code = kExitOk;
+  bool stopped = false;  // the pipeline was stopped by a shutdown during a reload
+  bool clean = true;
   while (true) {
     if (watchdog) sd_notify(0, "WATCHDOG=1");
     int sig = sigtimedwait(&signals, nullptr, &tick);
     if (sig == SIGTERM || sig == SIGINT) {
-      TLOG_INFO("", std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ", shutting down");
+      TLOG_INFO("", std::string("received ") + SignalName(sig) + ", shutting down");
+      shutdown.requested = true;
       break;
     }
     if (sig == SIGHUP) {
       TLOG_INFO("", "received SIGHUP, reloading the configuration");
       sd_notify(0, "RELOADING=1\nSTATUS=reloading");
-      {
-        // The drain is bounded by shutdown_timeout_secs, which may be longer
-        // than WatchdogSec: keep the watchdog fed until the reload is done.
-        std::jthread feeder;
-        if (watchdog) {
-          const auto interval = std::chrono::milliseconds(watchdog_usec / 3000);
-          feeder = std::jthread([interval](std::stop_token stop) {
-            while (SleepFor(interval, stop)) sd_notify(0, "WATCHDOG=1");
-          });
+      std::optional<config::Config> next = LoadForReload(o, *cfg);
+      if (next) {
+        bool drained;
+        {
+          // The drain is bounded by shutdown_timeout_secs, which may be
+          // longer than WatchdogSec: keep the watchdog fed until it is done.
+          std::jthread feeder;
+          if (watchdog) {
+            const auto interval = std::chrono::milliseconds(watchdog_usec / 3000);
+            feeder = std::jthread([interval](std::stop_token stop) {
+              while (SleepFor(interval, stop)) sd_notify(0, "WATCHDOG=1");
+            });
+          }
+          SignalWatch watch(signals, topology.get(), &shutdown, /*reloading=*/true, timeout());
+          drained = topology->Stop(timeout());
         }
-        Reload(o, &cfg, &topology, &metrics);
-      }
-      if (!topology) {
-        TLOG_ERROR("", "no pipeline is running after the failed reload; exiting");
-        if (api) api->Stop();
-        return kExitFailure;
+        if (shutdown.requested) {
+          // A SIGTERM during the drain: that stop was the shutdown.
+          clean = drained;
+          stopped = true;
+          break;
+        }
+        if (!drained) {
+          TLOG_WARN("", "reload: the old pipeline did not drain in time; the new one goes on from its disk buffers "
+                        "and checkpoints");
+        }
+        if (!ReplacePipeline(o, &cfg, std::move(*next), &topology, &metrics)) {
+          TLOG_ERROR("", "no pipeline is running after the failed reload; exiting");
+          if (api) api->Stop();
+          return kExitFailure;
+        }
       }
       sd_notify(0, "READY=1\nSTATUS=running");
       continue;
@@ -455,11 +592,15 @@ int Run(const Options& o) {
       break;
     }
   }
-  phase = 2;
-  sd_notify(0, "STOPPING=1\nSTATUS=draining");
-  bool clean = topology->Stop(cfg->global.shutdown_timeout_secs.get());
+  shutdown.Begin();
+  if (!stopped) {
+    SignalWatch watch(signals, topology.get(), &shutdown, /*reloading=*/false, timeout());
+    clean = topology->Stop(timeout());
+  }
   if (api) api->Stop();
-  TLOG_INFO("", clean ? "stopped" : "stopped after the shutdown timeout");
+  if (shutdown.forced && !clean) exit_code = kExitForced;
+  else if (exit_code == kExitOk && topology->EventsLost() > 0) exit_code = kExitFailure;  // logged per sink
+  TLOG_INFO("", clean ? "stopped" : shutdown.forced ? "stopped (forced)" : "stopped after the shutdown timeout");
   if (!clean) {
     std::fflush(nullptr);
     std::_Exit(exit_code);  // a sink thread may still be stuck in I/O

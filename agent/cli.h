@@ -1,13 +1,14 @@
 #pragma once
 // The command line: `tributary [run|validate|test|graph] ...`.
 // Returns the process exit code: 0 ok, 78 (EX_CONFIG) invalid configuration,
-// 1 any other failure.
+// 130 a shutdown forced by a second SIGTERM/SIGINT, 1 any other failure.
 
 namespace tributary {
 
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;
 inline constexpr int kExitConfig = 78;
+inline constexpr int kExitForced = 130;
 
 int Main(int argc, char** argv);
 

@@ -88,6 +88,10 @@ class Source {
   // Called once after every sink has stopped (all acknowledgements that
   // will ever arrive have arrived): write final checkpoints here.
   virtual void Finish() {}
+  // Whether what this source handed on and a stop gave up is read again at
+  // the next start (it commits positions only past delivered batches: file,
+  // journald, kafka). Otherwise (stdin, demo_logs) it is lost.
+  virtual bool ReadsUndeliveredAgain() const { return false; }
 };
 
 // ---- Transforms ------------------------------------------------------------

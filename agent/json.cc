@@ -10,11 +10,6 @@
 
 namespace tributary {
 
-namespace {
-
-constexpr char kHex[] = "0123456789abcdef";
-
-// Length of the valid UTF-8 sequence starting at s[i], or 0 if invalid.
 size_t Utf8SequenceLength(std::string_view s, size_t i) {
   unsigned char c = static_cast<unsigned char>(s[i]);
   size_t n;
@@ -34,6 +29,10 @@ size_t Utf8SequenceLength(std::string_view s, size_t i) {
   if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
   return n;
 }
+
+namespace {
+
+constexpr char kHex[] = "0123456789abcdef";
 
 }  // namespace
 

@@ -34,6 +34,9 @@ inline void AppendJson(const Event& e, std::string* out) { AppendJson(e.fields()
 
 // True if s is valid UTF-8.
 bool IsValidUtf8(std::string_view s);
+// Length of the valid UTF-8 sequence starting at s[i] (1 for ASCII), or 0
+// if the bytes there are not one.
+size_t Utf8SequenceLength(std::string_view s, size_t i);
 
 class JsonParser {
  public:

@@ -67,15 +67,47 @@ void Log(LogLevel level, std::string_view component, std::string_view message) {
     line += ' ';
     if (!component.empty()) {
       line += '[';
-      line += component;
+      AppendLogText(component, &line);
       line += "] ";
     }
-    line += message;
+    while (!message.empty() && message.back() == '\n') message.remove_suffix(1);
+    AppendLogText(message, &line);
     line += '\n';
   }
   // One write() per line keeps lines whole across threads.
   ssize_t unused = ::write(STDERR_FILENO, line.data(), line.size());
   (void)unused;
+}
+
+void AppendLogText(std::string_view s, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  size_t run = 0;  // start of the bytes not yet appended, to copy verbatim
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7F) {
+      ++i;
+      continue;
+    }
+    if (c >= 0x80) {
+      if (size_t n = Utf8SequenceLength(s, i); n != 0) {
+        i += n;
+        continue;
+      }
+    }
+    out->append(s.data() + run, i - run);
+    switch (c) {
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      default: {
+        const char esc[4] = {'\\', 'x', kHex[c >> 4], kHex[c & 0xF]};
+        out->append(esc, 4);
+      }
+    }
+    run = ++i;
+  }
+  out->append(s.data() + run, s.size() - run);
 }
 
 bool RateLimiter::Allow(uint64_t* suppressed) {

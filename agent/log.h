@@ -23,8 +23,17 @@ void SetLogJson(bool json);
 LogLevel GetLogLevel();
 inline bool LogEnabled(LogLevel l) { return l >= GetLogLevel(); }
 
-// Writes one line: `component` may be empty (agent-wide messages).
+// Writes one line: `component` may be empty (agent-wide messages). In the
+// text format the component and message are escaped (AppendLogText), so
+// that one record is one line whatever it quotes; the JSON format escapes
+// them as JSON strings.
 void Log(LogLevel level, std::string_view component, std::string_view message);
+
+// Appends `s` for a text log line: newline, carriage return and tab as
+// \n, \r, \t, other control bytes and bytes that are not UTF-8 as \xNN;
+// a message's trailing newlines are dropped. Everything else (backslashes
+// too) as it is.
+void AppendLogText(std::string_view s, std::string* out);
 
 class RateLimiter {
  public:

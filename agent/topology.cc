@@ -1,7 +1,9 @@
 #include "agent/topology.h"
 
+#include <algorithm>
 #include <deque>
 #include <map>
+#include <set>
 
 #include "agent/log.h"
 #include "agent/worker_pool.h"
@@ -12,6 +14,7 @@ namespace tributary {
 struct Topology::Node {
   std::string id;
   ComponentKind kind;
+  std::string type;
   std::unique_ptr<ComponentMetrics> metrics;
   std::unique_ptr<Source> source;
   std::unique_ptr<Transform> transform;
@@ -29,7 +32,23 @@ struct Topology::Node {
   std::mutex health_mu;
   std::string health_reason;
   HealthLog health_log;  // under health_mu
+  // Events refused at a stop before they reached a buffer: sinks, pushes
+  // into an aborted or closed buffer; sources, batches not yet transformed
+  // when the hard stop came (pool path).
+  std::atomic<uint64_t> refused{0};
+  std::vector<Node*> upstream_sources;  // sinks: the sources that reach them
 };
+
+namespace {
+
+// Hands a batch to a sink's buffer, counting it if the buffer refuses it
+// (stopping).
+void PushTo(Topology::Node* sink, Batch batch, WhileBlocked* while_blocked = nullptr) {
+  const size_t n = batch.size();
+  if (!sink->buffer->Push(std::move(batch), while_blocked)) sink->refused.fetch_add(n, std::memory_order_relaxed);
+}
+
+}  // namespace
 
 // ---- Source side -----------------------------------------------------------
 
@@ -103,7 +122,7 @@ class Topology::SourceRunner final : public SourceContext {
   bool Release() {
     gathered_events_ = 0;
     if (pool_ == nullptr) {
-      for (auto& [sink, b] : held_) sink->buffer->Push(std::move(b), while_blocked_);
+      for (auto& [sink, b] : held_) PushTo(sink, std::move(b), while_blocked_);
       held_.clear();
       return !topology_->hard_stop_.stop_requested();
     }
@@ -115,7 +134,10 @@ class Topology::SourceRunner final : public SourceContext {
       while (in_flight_.size() >= max_in_flight_) {
         if (topology_->hard_stop_.stop_requested()) {
           lock.unlock();
-          for (Batch& b : gathered_) b.Finalize(BatchStatus::kFailed);
+          for (Batch& b : gathered_) {
+            node_->refused.fetch_add(b.size(), std::memory_order_relaxed);
+            b.Finalize(BatchStatus::kFailed);
+          }
           gathered_.clear();
           return false;
         }
@@ -165,7 +187,7 @@ class Topology::SourceRunner final : public SourceContext {
     while (!in_flight_.empty() && in_flight_.front()->done) {
       Job* head = in_flight_.front().get();
       lock.unlock();
-      for (auto& [sink, b] : head->pushes) sink->buffer->Push(std::move(b), while_blocked);
+      for (auto& [sink, b] : head->pushes) PushTo(sink, std::move(b), while_blocked);
       head->pushes.clear();
       lock.lock();
       in_flight_.pop_front();  // only now: a blocked push keeps its slot (backpressure)
@@ -216,9 +238,15 @@ class Topology::SinkRunner final : public SinkContext, public SinkInput {
       cv_.notify_all();
     });
   }
-  bool WaitDone(std::chrono::steady_clock::time_point deadline) {
+  // Until the sink has returned, `deadline`, or (if `or_forced`) ForceStop.
+  bool WaitDone(std::chrono::steady_clock::time_point deadline, bool or_forced = false) {
     std::unique_lock lock(mu_);
-    return cv_.wait_until(lock, deadline, [&] { return done_; });
+    cv_.wait_until(lock, deadline, [&] { return done_ || (or_forced && topology_->forced_.load()); });
+    return done_;
+  }
+  void Wake() {
+    { std::lock_guard lock(mu_); }
+    cv_.notify_all();
   }
   void Join() {
     if (thread_.joinable()) thread_.join();
@@ -273,6 +301,7 @@ Result<std::unique_ptr<Topology>> Topology::Build(const config::Config& config, 
     auto node = std::make_unique<Node>();
     node->id = c.id;
     node->kind = c.kind;
+    node->type = c.type;
     node->metrics = metrics->ForComponent(c.id, c.kind, c.type, c.outputs);
     node->output_names = c.outputs;
     node->downstream.resize(1 + c.outputs.size());
@@ -325,6 +354,19 @@ Result<std::unique_ptr<Topology>> Topology::Build(const config::Config& config, 
       producer->downstream[output].push_back(consumer);
     }
   }
+  // Each sink's sources, for what a stop reports of the events it gave up.
+  for (auto& n : t->nodes_) {
+    if (n->kind != ComponentKind::kSource) continue;
+    std::vector<Node*> todo{n.get()};
+    std::set<Node*> seen;
+    while (!todo.empty()) {
+      Node* at = todo.back();
+      todo.pop_back();
+      if (!seen.insert(at).second) continue;
+      if (at->kind == ComponentKind::kSink) at->upstream_sources.push_back(n.get());
+      for (const auto& out : at->downstream) todo.insert(todo.end(), out.begin(), out.end());
+    }
+  }
   for (auto& n : t->nodes_) {
     if (n->kind == ComponentKind::kSource) t->source_runners_.push_back(std::make_unique<SourceRunner>(t.get(), n.get(), t->pool_.get()));
     if (n->kind == ComponentKind::kSink) t->sink_runners_.push_back(std::make_unique<SinkRunner>(t.get(), n.get()));
@@ -351,7 +393,7 @@ void Topology::Dispatch(const std::vector<Node*>& targets, Batch batch, SinkPush
 void Topology::Deliver(Node* node, Batch batch, SinkPushes* pushes) {
   if (node->kind == ComponentKind::kSink) {
     if (pushes != nullptr) pushes->emplace_back(node, std::move(batch));
-    else node->buffer->Push(std::move(batch));
+    else PushTo(node, std::move(batch));
     return;
   }
   const size_t in = batch.size();
@@ -408,39 +450,124 @@ bool Topology::WaitSourcesFinished(std::chrono::milliseconds timeout) {
 bool Topology::Stop(std::chrono::milliseconds timeout) {
   if (state_ != State::kRunning) return true;
   state_ = State::kStopping;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + timeout;
+  // The end of the timeout is kept for stopping hard: sinks give up their
+  // requests, sources blocked on a buffer return, a stuck sink thread is
+  // waited for until the deadline and then abandoned. ForceStop ends the
+  // drain at once, and leaves kMinHardStop for stopping hard.
+  const auto drain_deadline = deadline - std::min<std::chrono::milliseconds>(kHardStopReserve, timeout / 2);
   for (auto& s : source_runners_) s->RequestStop();
   // A source blocked on a full buffer returns once the buffer drains, or
   // when the hard stop aborts the buffers.
-  bool sources_done = WaitSourcesFinished(std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::max(deadline - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration::zero())));
-  bool clean = sources_done;
-  if (sources_done) {
+  bool clean = WaitSourcesFinishedUntil(drain_deadline, /*or_forced=*/true);
+  if (clean) {
     for (auto& s : sink_runners_) s->node()->buffer->Close();
-    for (auto& s : sink_runners_) clean = s->WaitDone(deadline) && clean;
+    for (auto& s : sink_runners_) clean = s->WaitDone(drain_deadline, /*or_forced=*/true) && clean;
   }
+  const auto hard_start = Clock::now();
+  const auto hard_deadline = std::max(deadline, hard_start + kMinHardStop);
+  // The deadline of the hard stop, shorter once forced.
+  auto until = [&] {
+    if (!forced_.load()) return hard_deadline;
+    return std::min(hard_deadline, std::max(hard_start, forced_at_.load()) + kMinHardStop);
+  };
   if (!clean) {
-    TLOG_WARN("", "shutdown timeout reached: stopping hard; events in disk buffers stay there, the others not yet "
-                  "delivered are read again where the source can (file, journald, kafka)");
+    TLOG_WARN("", std::string(forced_.load() ? "shutdown forced" : "shutdown timeout reached") +
+                      ": stopping hard; events in disk buffers stay there, each sink says what else it gives up");
     hard_stop_.request_stop();
     for (auto& s : sink_runners_) s->node()->buffer->Abort();
-    WaitSourcesFinished(std::chrono::seconds(5));
+    if (!WaitSourcesFinishedUntil(until(), /*or_forced=*/true)) WaitSourcesFinishedUntil(until(), false);
     for (auto& s : sink_runners_) s->node()->buffer->Close();
   }
   for (auto& s : source_runners_) s->Join();
   if (pool_) pool_->Stop();  // idle by now: every source waited for its batches
-  const auto grace = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   for (auto& s : sink_runners_) {
-    if (s->WaitDone(grace)) s->Join();
+    if (s->WaitDone(until(), /*or_forced=*/true) || s->WaitDone(until())) s->Join();
     else {
       TLOG_ERROR(s->node()->id, "sink did not stop; abandoning it");
       s->Detach();
       abandoned_sinks_.push_back(s->node()->id);
     }
   }
+  ReportGivenUp();
   for (auto& s : source_runners_) s->node()->source->Finish();
   state_ = State::kStopped;
   return clean;
+}
+
+namespace {
+
+// "the file source `app` reads them again at the next start", "they are
+// lost: the stdin source `in` cannot read them again", or both.
+std::string FateOf(const std::vector<Topology::Node*>& sources, bool* lost);
+
+}  // namespace
+
+void Topology::ReportGivenUp() {
+  auto report = [&](Node* n, uint64_t total, const std::string& detail, const std::vector<Node*>& sources) {
+    if (total == 0) return;
+    n->metrics->discarded_unintentional().Increment(static_cast<double>(total));
+    bool lost = false;
+    std::string fate = FateOf(sources, &lost);
+    if (lost) events_lost_ += total;
+    Log(lost ? LogLevel::kError : LogLevel::kWarn, n->id,
+        "gave up " + std::to_string(total) + " events at the stop" + detail + ": " + fate);
+  };
+  for (auto& s : sink_runners_) {
+    Node* n = s->node();
+    const Buffer::GivenUp b = n->buffer->given_up();
+    const uint64_t refused = n->refused.load();
+    std::string detail = " (";
+    if (b.held) detail += std::to_string(b.held) + " in its memory buffer, ";
+    if (refused) detail += std::to_string(refused) + " refused by its stopped buffer, ";
+    detail += std::to_string(b.taken) + " taken for delivery";
+    if (std::find(abandoned_sinks_.begin(), abandoned_sinks_.end(), n->id) != abandoned_sinks_.end())
+      detail += ", not counting the batch it was writing when it was abandoned";
+    detail += ")";
+    report(n, b.held + b.taken + refused, detail, n->upstream_sources);
+  }
+  for (auto& s : source_runners_) {
+    Node* n = s->node();
+    report(n, n->refused.load(), " before they reached a sink", {n});
+  }
+}
+
+namespace {
+
+std::string FateOf(const std::vector<Topology::Node*>& sources, bool* lost) {
+  std::vector<std::string> again, gone;
+  for (const Topology::Node* src : sources)
+    (src->source->ReadsUndeliveredAgain() ? again : gone).push_back("the " + src->type + " source `" + src->id + "`");
+  auto join = [](const std::vector<std::string>& names) {
+    std::string out;
+    for (size_t i = 0; i < names.size(); ++i) out += (i == 0 ? "" : i + 1 == names.size() ? " and " : ", ") + names[i];
+    return out;
+  };
+  *lost = !gone.empty();
+  if (gone.empty()) return join(again) + (again.size() == 1 ? " reads" : " read") + " them again at the next start";
+  if (again.empty()) return "they are lost: " + join(gone) + " cannot read them again";
+  return join(again) + (again.size() == 1 ? " reads its" : " read theirs") + " again at the next start; those of " +
+         join(gone) + " are lost";
+}
+
+}  // namespace
+
+void Topology::ForceStop() {
+  if (forced_.load()) return;
+  forced_at_ = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(mu_);
+    forced_ = true;
+  }
+  sources_cv_.notify_all();
+  for (auto& s : sink_runners_) s->Wake();
+}
+
+bool Topology::WaitSourcesFinishedUntil(std::chrono::steady_clock::time_point deadline, bool or_forced) {
+  std::unique_lock lock(mu_);
+  sources_cv_.wait_until(lock, deadline, [&] { return sources_running_ == 0 || (or_forced && forced_.load()); });
+  return sources_running_ == 0;
 }
 
 void Topology::Dispose(std::unique_ptr<Topology> topology) {

@@ -15,10 +15,12 @@
 // small enough to stay in the CPU cache without waking the sinks for each.
 //
 // Shutdown (Stop): sources are asked to stop and joined; buffers are closed
-// so sinks drain and return; if that takes longer than the timeout, the
-// topology stops hard: buffers abort (what they hold is finalized Failed, so
-// sources will not checkpoint it) and sinks give up. Then every source's
-// Finish() writes its final checkpoint.
+// so sinks drain and return; if that takes longer than the drain's part of
+// the timeout, the topology stops hard: buffers abort (what they hold is
+// finalized Failed, so sources will not checkpoint it) and sinks give up. A
+// sink thread still busy when the timeout is over is abandoned. Then every
+// source's Finish() writes its final checkpoint. The whole stop takes at
+// most the timeout (at least kMinHardStop for stopping hard).
 //
 // Thread-safety: Start/Stop/Wait are called from the main thread only;
 // the status accessors from any thread.
@@ -56,15 +58,30 @@ class Topology {
   // Blocks until every source has finished by itself (finite inputs such as
   // demo_logs with a count or stdin at EOF), or until `timeout`.
   bool WaitSourcesFinished(std::chrono::milliseconds timeout);
-  // Graceful stop within `timeout`, then hard. Returns true if it drained
-  // completely. A sink thread that does not return within a grace period
-  // after the hard stop (stuck in I/O that ignores it) is abandoned.
+  // Graceful stop, then hard, all within `timeout`: the drain may take all
+  // but the last min(kHardStopReserve, timeout / 2), which is left for
+  // stopping hard (at least kMinHardStop, so the stop of a zero timeout
+  // takes that long at most). Returns true if it drained completely. A sink
+  // thread that has not returned when the time is up (stuck in I/O that
+  // ignores the hard stop) is abandoned.
   bool Stop(std::chrono::milliseconds timeout);
+  static constexpr std::chrono::milliseconds kHardStopReserve{2000};
+  static constexpr std::chrono::milliseconds kMinHardStop{500};
+  // From any thread, before or during Stop (a second shutdown signal): the
+  // drain ends now and the hard stop gets kMinHardStop, after which a sink
+  // thread that has not returned is abandoned.
+  void ForceStop();
   // After Stop: whether a sink thread was abandoned, still running.
   bool HasAbandonedThreads() const { return !abandoned_sinks_.empty(); }
   // After Stop: the ids of the sinks whose threads were abandoned (they may
   // still update their metrics).
   const std::vector<std::string>& AbandonedSinks() const { return abandoned_sinks_; }
+  // After Stop: events it gave up that their sources cannot read again
+  // (stdin, demo_logs): lost. Every event a stop gives up (a memory
+  // buffer's, a sink's requests, pushes refused while stopping) is counted
+  // in the sink's discarded_events_total{intentional="false"} and in one
+  // log line per sink, which says whether the sources read them again.
+  uint64_t EventsLost() const { return events_lost_; }
 
   // Ends a stopped topology. Normally it is destroyed: every file and lock
   // it holds (disk buffers' directories) is released. If a sink thread was
@@ -98,6 +115,10 @@ class Topology {
   void Deliver(Node* node, Batch batch, SinkPushes* pushes);
   void Dispatch(const std::vector<Node*>& targets, Batch batch, SinkPushes* pushes = nullptr);
   void SourceFinished(const std::string& id, const Status& s);
+  // Until every source has finished, `deadline`, or (if `or_forced`)
+  // ForceStop; whether every source has finished.
+  bool WaitSourcesFinishedUntil(std::chrono::steady_clock::time_point deadline, bool or_forced);
+  void ReportGivenUp();
 
   std::vector<std::unique_ptr<Node>> nodes_;
   std::vector<std::unique_ptr<SourceRunner>> source_runners_;
@@ -105,7 +126,10 @@ class Topology {
   std::stop_source hard_stop_;
   std::unique_ptr<class WorkerPool> pool_;  // null: transforms run on the source threads
   std::atomic<State> state_{State::kBuilt};
+  std::atomic<bool> forced_{false};  // ForceStop; set under mu_ for sources_cv_
+  std::atomic<std::chrono::steady_clock::time_point> forced_at_{};
   std::vector<std::string> abandoned_sinks_;  // whose threads Stop detached
+  uint64_t events_lost_ = 0;  // EventsLost()
 
   std::mutex mu_;
   std::condition_variable sources_cv_;

@@ -70,7 +70,7 @@ const Schema<LogConfig>& LogConfig::schema() {
     Schema<LogConfig> s;
     s.Field("level", &LogConfig::level, "The agent's own log level (stderr); --log-level overrides it.")
         .OneOf({"trace", "debug", "info", "warn", "error", "off"});
-    s.Field("format", &LogConfig::format, "The agent's own log format.").OneOf({"text", "json"});
+    s.Field("format", &LogConfig::format, "The agent's own log format, one record per line: `text` (time, level, [component], message; newlines, tabs, other control bytes and bytes that are not UTF-8 in a message are written as `\\n`, `\\t` and `\\xNN`) or `json` (one object per line, fields timestamp, level, component_id, message).").OneOf({"text", "json"});
     return s;
   }();
   return s;
@@ -82,7 +82,7 @@ const Schema<GlobalConfig>& GlobalConfig::schema() {
     s.Field("data_dir", &GlobalConfig::data_dir, "Directory for checkpoints and disk buffers; must be writable. The file and journald sources and disk buffers check at start that they can make files in their part of it, and the agent exits with 78 if not. One agent at a time: a running agent locks it, and a second one on the same data_dir exits with 78 (it would overwrite the first one's checkpoints). A reload keeps the data_dir the agent started with.")
         .Check<std::string>([](const std::string& d) { return d.empty() ? std::string("must not be empty") : ""; });
     s.Field("api", &GlobalConfig::api, "The admin HTTP API.");
-    s.Field("shutdown_timeout_secs", &GlobalConfig::shutdown_timeout_secs, "On SIGTERM/SIGINT: how long to drain and flush before giving up on what is still in memory.").Min(0);
+    s.Field("shutdown_timeout_secs", &GlobalConfig::shutdown_timeout_secs, "On SIGTERM/SIGINT (and for the old pipeline's drain in a reload): how long the whole stop may take. The drain gets all but the last min(2 s, half of it), which is kept for stopping hard: giving up what is still in memory and leaving behind a sink thread stuck in I/O.").Min(0);
     s.Field("log", &GlobalConfig::log, "The agent's own logs.");
     return s;
   }();

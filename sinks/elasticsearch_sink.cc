@@ -549,25 +549,19 @@ void ElasticsearchSink::Settle(uint32_t t, BatchStatus status) {
   free_trackers_.push_back(t);
 }
 
+// What is given up is counted and logged by the topology (one line per
+// sink, with its memory buffer's events).
 void ElasticsearchSink::FailEverything() {
-  size_t held = 0;
-  for (auto& r : live_) {
-    held += r->items.size();
+  for (auto& r : live_)
     for (const auto& it : r->items) Settle(it.tracker, BatchStatus::kFailed);
-  }
   live_.clear();
-  held += building_->items.size();
   for (const auto& it : building_->items) Settle(it.tracker, BatchStatus::kFailed);
   building_->items.clear();
   if (has_input_) {
-    held += input_.size() - input_pos_;
     has_input_ = false;
     input_ = Batch();
     Settle(input_tracker_, BatchStatus::kFailed);
   }
-  if (held)
-    TLOG_WARN(id_, "stopping hard: " + std::to_string(held) +
-                       " documents were not confirmed by Elasticsearch and are not acknowledged");
 }
 
 // ---- Helpers ---------------------------------------------------------------------

@@ -169,8 +169,12 @@ bool KafkaSink::Stopping() const { return ctx_->hard_stop().stop_requested(); }
 void KafkaSink::Resolve(Pending* p, BatchStatus status) {
   if (status > p->worst) p->worst = status;
   if (--p->outstanding > 0) return;
-  if (!p->finalized) {
+  // One sample per batch, from its first produce to its last delivery
+  // report: not for a batch nothing of which reached librdkafka (refused
+  // locally, a topic template that failed), nor one given up at the stop.
+  if (p->produced > 0 && p->worst != BatchStatus::kFailed)
     duration_->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - p->start).count());
+  if (!p->finalized) {
     for (auto& f : p->finalizers) f.Release(p->worst);
   }
   pending_.erase(p->self);
@@ -318,7 +322,9 @@ KafkaSink::ProduceResult KafkaSink::Produce(Message* m, rd_kafka_topic_t* rkt) {
                             RD_KAFKA_V_OPAQUE(m->pending), RD_KAFKA_V_END);
   }
   switch (err) {
-    case RD_KAFKA_RESP_ERR_NO_ERROR: return ProduceResult::kQueued;
+    case RD_KAFKA_RESP_ERR_NO_ERROR:
+      if (m->pending->produced++ == 0) m->pending->start = std::chrono::steady_clock::now();
+      return ProduceResult::kQueued;
     case RD_KAFKA_RESP_ERR__QUEUE_FULL: return ProduceResult::kQueueFull;
     case RD_KAFKA_RESP_ERR__FATAL: fatal_ = true; return ProduceResult::kFatal;
     default: break;

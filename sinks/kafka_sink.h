@@ -79,6 +79,7 @@ class KafkaSink final : public Sink, private kafka::KafkaClient {
     std::vector<FinalizerRef> finalizers;
     std::string arena;         // every value and key of the batch
     uint32_t outstanding = 0;  // messages without a final outcome
+    uint32_t produced = 0;     // produce calls librdkafka queued (retries too)
     BatchStatus worst = BatchStatus::kDelivered;
     bool finalized = false;    // acknowledgements: false releases early
     std::chrono::steady_clock::time_point start;

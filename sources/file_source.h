@@ -108,6 +108,7 @@ class FileSource final : public Source, private WhileBlocked {
   ~FileSource() override;
   Status Run(SourceContext& ctx) override;
   void Finish() override;
+  bool ReadsUndeliveredAgain() const override { return true; }
 
  private:
   using Clock = std::chrono::steady_clock;

@@ -124,6 +124,7 @@ class JournaldSource final : public Source {
   ~JournaldSource() override;
   Status Run(SourceContext& ctx) override;
   void Finish() override;
+  bool ReadsUndeliveredAgain() const override { return true; }
 
   // "nginx" -> "nginx.service"; names with a unit type suffix are kept.
   static std::string NormalizeUnitName(std::string_view name);

@@ -65,6 +65,7 @@ class KafkaSource final : public Source, private kafka::KafkaClient {
   ~KafkaSource() override;
   Status Run(SourceContext& ctx) override;
   void Finish() override;
+  bool ReadsUndeliveredAgain() const override { return true; }
 
   // Per-partition acknowledgement bookkeeping; shared with finalizers.
   class AckTracker;

@@ -682,7 +682,7 @@ TEST(ReloadTest, TheWatchdogIsFedWhileAReloadDrains) {
   NotifySocket notify(dir / "notify.sock");
   ASSERT_TRUE(notify.ok());
   const std::string config = "data_dir: " + dir.path() + "/data\napi: { address: \"127.0.0.1:0\" }\n" +
-                             "shutdown_timeout_secs: 3\n"
+                             "shutdown_timeout_secs: 4\n"
                              "sources: { demo: { type: demo_logs, format: json, interval: 0.01 } }\n"
                              "sinks: { es: { type: elasticsearch, inputs: [demo], endpoints: [\"http://127.0.0.1:9\"], "
                              "bulk: { index: logs } } }\n";
@@ -719,6 +719,71 @@ TEST(ReloadTest, TheWatchdogIsFedWhileAReloadDrains) {
   }
   agent.process().Signal(SIGTERM);
   EXPECT_TRUE(agent.process().Wait(seconds(10)).has_value());
+}
+
+// In the text log format a record is one line: a reload's config errors
+// (several lines of file:line:col and a blank line) were written as they
+// were, and each line but the first became a record of its own, without a
+// time or level, under journald or a container runtime.
+TEST(ReloadTest, TheErrorsOfAnInvalidConfigAreOneTextLogLine) {
+  TempDir dir;
+  const std::string config = "data_dir: " + (dir / "data") +
+                             "\napi: { address: 127.0.0.1:0 }\n"
+                             "sources: { d: { type: demo_logs, interval: 3600 } }\n"
+                             "sinks: { b: { type: blackhole, inputs: [d] } }\n";
+  Agent agent(dir, config);
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  WriteFile(dir / "tributary.yaml", config + "  x: { type: nosuch }\nbad: [\n");
+  agent.process().Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] {
+    return agent.process().Stderr().find("reload: the new configuration is invalid") != std::string::npos;
+  })) << agent.process().Stderr();
+  agent.process().Signal(SIGTERM);
+  ASSERT_EQ(agent.process().Wait(seconds(10)), 0) << agent.process().Stderr();
+  const std::string err = agent.process().Stderr();
+  std::istringstream lines(err);
+  std::string line;
+  int records = 0;
+  while (std::getline(lines, line)) {
+    ++records;
+    const bool leveled = line.find(" INFO ") != std::string::npos || line.find(" WARN ") != std::string::npos ||
+                         line.find(" ERROR ") != std::string::npos;
+    EXPECT_TRUE(line.size() > 30 && line[4] == '-' && line[10] == 'T' && leveled) << "not a log record: " << line;
+  }
+  EXPECT_GE(records, 3);
+  const size_t at = err.find("ERROR reload: the new configuration is invalid; keeping the running one:\\n");
+  EXPECT_NE(at, std::string::npos) << err;
+}
+
+// Checkpoints are kept per source id: a file source renamed in the config
+// reads every file again from the beginning. It did so without a word; now
+// it says that the checkpoints of a source the config no longer has are
+// there, and how to rename without re-reading.
+TEST(AgentTest, ARenamedFileSourceWarnsThatItsOldCheckpointsAreUnused) {
+  TempDir dir;
+  WriteFile(dir / "app.log", "one\ntwo\nthree\n");
+  auto config = [&](const std::string& id) {
+    return "data_dir: " + (dir / "data") + "\napi: { address: 127.0.0.1:0 }\n" +
+           "sources: { " + id + ": { type: file, include: [\"" + (dir / "app.log") + "\"] } }\n" +
+           "sinks: { out: { type: file, inputs: [" + id + "], path: \"" + (dir / "out.log") + "\" } }\n";
+  };
+  {
+    Agent agent(dir, config("app"));
+    ASSERT_TRUE(WaitFor([&] { return ReadLines(dir / "out.log").size() == 3; })) << agent.process().Stderr();
+    agent.process().Signal(SIGTERM);
+    ASSERT_EQ(agent.process().Wait(seconds(10)), 0) << agent.process().Stderr();
+    EXPECT_EQ(agent.process().Stderr().find("has no checkpoints"), std::string::npos) << agent.process().Stderr();
+  }
+  Agent agent(dir, config("app_renamed"));
+  ASSERT_TRUE(WaitFor([&] {
+    return agent.process().Stderr().find("WARN [app_renamed] this file source has no checkpoints") != std::string::npos;
+  })) << agent.process().Stderr();
+  const std::string err = agent.process().Stderr();
+  EXPECT_NE(err.find("holds those of file source(s) `app` that the configuration no longer has"), std::string::npos)
+      << err;
+  EXPECT_NE(err.find("rename " + (dir / "data") + "/file_source/<old id> to <new id>"), std::string::npos) << err;
+  agent.process().Signal(SIGTERM);
+  EXPECT_EQ(agent.process().Wait(seconds(10)), 0) << agent.process().Stderr();
 }
 
 TEST(AgentTest, ASigtermWhileTheConfigIsStillBeingReadStopsTheAgentCleanly) {

@@ -189,6 +189,71 @@ TEST(KafkaSinkTest, BrokerOutageLosesNothing) {
   EXPECT_EQ(wrong_key, 0);
 }
 
+// A stop (here the old pipeline's, in a reload) during an outage gives up
+// what the sink holds: librdkafka's queue and the memory buffer. Nothing
+// said how much (the Elasticsearch sink logged its requests' count); now
+// one line per sink does, and discarded_events_total counts it. The file
+// source reads it again.
+TEST(KafkaSinkTest, AStopDuringAnOutageCountsAndLogsWhatItGivesUp) {
+  MockKafka kafka(1, {{"logs", 2}});
+  kafka.command_ok("broker_down -1");
+  TempDir dir;
+  const int n = 2000;
+  WriteFile(dir / "in.log", Lines("gone", 0, n));
+  std::string config = Header(dir, "{ type: file, include: [\"" + (dir / "in.log") + "\"], read_from: beginning }") +
+                       "sinks:\n  out:\n    type: kafka\n    inputs: [in]\n"
+                       "    bootstrap_servers: \"" + kafka.bootstrap_servers() + "\"\n"
+                       "    topic: logs\n    encoding: { codec: text }\n";
+  config.replace(config.find("shutdown_timeout_secs: 30"), 25, "shutdown_timeout_secs: 1");
+  Agent agent(dir, config);
+  ASSERT_GT(agent.api_port(), 0) << agent.process().Stderr();
+  ASSERT_TRUE(WaitFor([&] { return Metric(agent, "tributary_component_received_events_total", {{"component_id", "in"}}) == n; }))
+      << agent.Metrics();
+  agent.process().Signal(SIGHUP);
+  const std::string line = "WARN [out] gave up " + std::to_string(n) + " events at the stop (";
+  ASSERT_TRUE(WaitFor([&] { return agent.process().Stderr().find("reloaded:") != std::string::npos; }))
+      << agent.process().Stderr();
+  const std::string err = agent.process().Stderr();
+  const size_t at = err.find(line);
+  ASSERT_NE(at, std::string::npos) << err;
+  EXPECT_EQ(err.substr(err.find("): ", at) + 3, err.find('\n', at) - err.find("): ", at) - 3),
+            "the file source `in` reads them again at the next start")
+      << err;
+  EXPECT_EQ(Metric(agent, "tributary_component_discarded_events_total", {{"component_id", "out"}, {"intentional", "false"}}),
+            n);
+  agent.process().Signal(SIGTERM);
+  EXPECT_EQ(agent.process().Wait(30s), 0) << "the file source reads them again" << agent.process().Stderr();
+}
+
+// tributary_sink_request_duration_seconds has one sample per batch that
+// was produced. Batches refused before anything was sent (a topic template
+// that fails for every event) were recorded as sub-millisecond requests.
+TEST(KafkaSinkTest, RequestDurationHasASamplePerProducedBatchOnly) {
+  MockKafka kafka(1, {{"logs", 1}});
+  TempDir dir;
+  auto sink = [&](const std::string& id, const std::string& topic) {
+    return "  " + id + ":\n    type: kafka\n    inputs: [in]\n    bootstrap_servers: \"" + kafka.bootstrap_servers() +
+           "\"\n    topic: \"" + topic + "\"\n    encoding: { codec: text }\n";
+  };
+  Agent agent(dir, Header(dir, "{ type: stdin, max_batch_events: 100 }") + "sinks:\n" + sink("out", "logs") +
+                       sink("bad", "t-{{ nosuch }}"),
+              {}, {}, /*pipe_stdin=*/true);
+  ASSERT_GT(agent.api_port(), 0) << agent.process().Stderr();
+  const int n = 1000;
+  agent.process().WriteStdin(Lines("d", 0, n));
+  ASSERT_TRUE(WaitFor([&] {
+    return Sent(agent, "out") == n &&
+           Metric(agent, "tributary_component_errors_total", {{"component_id", "bad"}, {"error_type", "template_failed"}}) == n;
+  })) << agent.Metrics();
+  const double batches = Metric(agent, "tributary_sink_request_duration_seconds_count", {{"component_id", "out"}});
+  EXPECT_GE(batches, 1);
+  EXPECT_LT(batches, n / 2) << "one sample per batch, not per message";
+  EXPECT_EQ(agent.Metric("tributary_sink_request_duration_seconds_count", {{"component_id", "bad"}}).value_or(0), 0)
+      << agent.Metrics();
+  agent.process().CloseStdin();
+  EXPECT_EQ(agent.process().Wait(30s), 0) << agent.process().Stderr();
+}
+
 // A disk buffer across an outage and a kill -9: while every broker is down
 // the agent takes all input into its disk buffer (the source is not held
 // back), is killed, and a new agent on the same data_dir delivers all of it

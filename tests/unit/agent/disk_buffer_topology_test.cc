@@ -154,7 +154,7 @@ TEST_F(DiskBufferTopologyTest, AStuckSinkThreadDoesNotKeepItsDiskBufferLocked) {
   SinkState("disk").Pause();
   t->Start();
   ASSERT_TRUE(WaitFor([&] { return Statuses("gen", BatchStatus::kDelivered) == 10; }));  // durable
-  EXPECT_FALSE(t->Stop(std::chrono::milliseconds(100)));  // + the 5 s grace for the stuck thread
+  EXPECT_FALSE(t->Stop(std::chrono::milliseconds(100)));  // the stuck thread is abandoned at the deadline
   ASSERT_TRUE(t->HasAbandonedThreads());
   Topology::Dispose(std::move(t));
 

@@ -5,6 +5,26 @@
 namespace tributary {
 namespace {
 
+std::string LogText(std::string_view s) {
+  std::string out;
+  AppendLogText(s, &out);
+  return out;
+}
+
+// A text log record is one line: what it quotes (a config error's several
+// lines, a file name with a newline or bytes that are not UTF-8) cannot
+// start a line of its own under journald or a container runtime.
+TEST(LogTextTest, ControlBytesAndInvalidUtf8AreEscapedTheRestKept) {
+  EXPECT_EQ(LogText("plain text, \"quotes\" and a \\ stay"), "plain text, \"quotes\" and a \\ stay");
+  EXPECT_EQ(LogText("keeping the running one:\nr.yaml:19:1: error\n\tdetail\r"),
+            "keeping the running one:\\nr.yaml:19:1: error\\n\\tdetail\\r");
+  EXPECT_EQ(LogText("we\xffird\nname \"q\".log"), "we\\xffird\\nname \"q\".log");
+  EXPECT_EQ(LogText(std::string("nul\0bell\a del\x7f", 14)), "nul\\x00bell\\x07 del\\x7f");
+  EXPECT_EQ(LogText("\xc3\xa9t\xc3\xa9 \xe2\x80\xa8 \xf0\x9f\x98\x80"), "\xc3\xa9t\xc3\xa9 \xe2\x80\xa8 \xf0\x9f\x98\x80");
+  EXPECT_EQ(LogText("cut \xc3"), "cut \\xc3");            // a sequence cut short
+  EXPECT_EQ(LogText("over \xc0\xaf"), "over \\xc0\\xaf");  // an overlong '/'
+}
+
 // A destination that flaps logs its first spells, then goes quiet; a
 // recovery is logged only after a logged start, so the last line logged
 // says the state the sink is in.

@@ -1,0 +1,172 @@
+// Whole-binary scenarios for stopping the agent as a service manager does:
+// how long a stop takes (systemd's TimeoutStopSec, the kubelet's grace
+// period), signals during a reload's drain, a second signal, and what the
+// log, the metrics and the exit code say about what a stop gave up.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "tests/support/test_util.h"
+
+namespace tributary::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// A FIFO opened for reading and never read: a stdout that stalls once the
+// pipe is full, like a container's log pipe that nobody drains.
+class StalledReader {
+ public:
+  explicit StalledReader(const std::string& path) : path_(path) {
+    mkfifo(path.c_str(), 0600);
+    fd_ = open(path.c_str(), O_RDONLY | O_NONBLOCK);
+  }
+  ~StalledReader() {
+    if (fd_ >= 0) close(fd_);
+  }
+  bool ok() const { return fd_ >= 0; }
+  // Runs the agent with its stdout on the FIFO.
+  std::vector<std::string> Launcher() const { return {"bash", "-c", "exec \"$@\" > \"" + path_ + "\"", "bash"}; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+// A console sink stuck in write() ignores the hard stop. The stop used to
+// take shutdown_timeout_secs, then up to 5 s for the sources and 5 s more
+// for the stuck sink: 7 s here, past a TimeoutStopSec set from the docs.
+TEST(ShutdownTest, AStopWithASinkStuckInAWriteEndsWithinTheShutdownTimeout) {
+  TempDir dir;
+  StalledReader out(dir / "stdout.fifo");
+  ASSERT_TRUE(out.ok());
+  Agent agent(dir,
+              "data_dir: " + dir.path() + "/data\napi: { address: \"127.0.0.1:0\" }\nshutdown_timeout_secs: 2\n" +
+                  R"(
+sources: { demo: { type: demo_logs, interval: 0 } }
+sinks: { out: { type: console, inputs: [demo], encoding: { codec: text }, buffer: { max_events: 1000 } } }
+)",
+              {}, {}, false, out.Launcher());
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  // The pipe is full and the buffer behind the stuck sink too.
+  ASSERT_TRUE(WaitFor([&] { return agent.Metric("tributary_buffer_events", {{"component_id", "out"}}) >= 900; }))
+      << agent.Metrics();
+  const auto start = Clock::now();
+  agent.process().Signal(SIGTERM);
+  auto code = agent.process().Wait(seconds(15));
+  const auto took = Clock::now() - start;
+  ASSERT_TRUE(code.has_value()) << agent.process().Stderr();
+  EXPECT_LT(took, milliseconds(2500)) << agent.process().Stderr();
+  EXPECT_GE(took, milliseconds(1900)) << "the drain should have waited" << agent.process().Stderr();
+  EXPECT_NE(agent.process().Stderr().find("[out] sink did not stop; abandoning it"), std::string::npos)
+      << agent.process().Stderr();
+}
+
+// Time since `start` at which `text` first appeared in the agent's log,
+// read when it is seen; nullopt if it did not appear within `timeout`.
+std::optional<Clock::duration> SeenAfter(Agent& agent, const std::string& text, Clock::time_point start,
+                                         seconds timeout = seconds(20)) {
+  if (!WaitFor([&] { return agent.process().Stderr().find(text) != std::string::npos; }, timeout))
+    return std::nullopt;
+  return Clock::now() - start;
+}
+
+// An Elasticsearch sink whose endpoint refuses connections holds what it
+// took: a drain waits for it until the timeout. The file source reads
+// again what the stop gives up (exit 0).
+std::string DownSinkConfig(const TempDir& dir, int timeout_secs) {
+  std::string lines;
+  for (int i = 0; i < 1000; ++i) lines += "line " + std::to_string(i) + "\n";
+  WriteFile(dir / "in.log", lines);
+  return "data_dir: " + dir.path() + "/data\napi: { address: \"127.0.0.1:0\" }\nshutdown_timeout_secs: " +
+         std::to_string(timeout_secs) + "\n" +
+         "sources: { in: { type: file, include: [\"" + (dir / "in.log") + "\"], read_from: beginning } }\n"
+         "sinks: { es: { type: elasticsearch, inputs: [in], endpoints: [\"http://127.0.0.1:9\"], "
+         "bulk: { index: logs } } }\n";
+}
+
+void WaitForBufferedEvents(Agent& agent) {
+  ASSERT_TRUE(WaitFor([&] {
+    return agent.Metric("tributary_buffer_received_events_total", {{"component_id", "es"}}).value_or(0) > 0;
+  })) << agent.Metrics();
+}
+
+// A SIGTERM while a reload drains the old pipeline (systemctl stop or an
+// upgrade during systemctl reload, with a sink down) waited for the drain,
+// then for a new pipeline and its full shutdown_timeout_secs: twice the
+// timeout, past TimeoutStopSec, and the signal was logged only then. It
+// must be taken at once and turn the drain under way into the shutdown.
+TEST(ShutdownTest, ASigtermDuringAReloadsDrainIsTheShutdown) {
+  TempDir dir;
+  Agent agent(dir, DownSinkConfig(dir, 4));
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  WaitForBufferedEvents(agent);
+  agent.process().Signal(SIGHUP);
+  ASSERT_TRUE(SeenAfter(agent, "received SIGHUP", Clock::now()));
+  const auto start = Clock::now();
+  agent.process().Signal(SIGTERM);
+  auto logged = SeenAfter(agent, "received SIGTERM during a reload, shutting down", start, seconds(10));
+  ASSERT_TRUE(logged) << agent.process().Stderr();
+  EXPECT_LT(*logged, milliseconds(1000)) << agent.process().Stderr();
+  EXPECT_EQ(HttpGet("127.0.0.1", agent.api_port(), "/ready").status, 503);
+  auto code = agent.process().Wait(seconds(15));
+  const auto took = Clock::now() - start;
+  ASSERT_TRUE(code.has_value()) << agent.process().Stderr();
+  EXPECT_EQ(*code, 0) << agent.process().Stderr();
+  EXPECT_LT(took, milliseconds(4500)) << agent.process().Stderr();
+  const std::string err = agent.process().Stderr();
+  EXPECT_EQ(err.find("reloaded:"), std::string::npos) << "a new pipeline started:\n" << err;
+}
+
+// A second SIGINT/SIGTERM during the drain was ignored without a word: an
+// operator pressing Ctrl-C twice waited the whole shutdown_timeout_secs. It
+// forces the shutdown now, and the exit code says so.
+TEST(ShutdownTest, ASecondSignalForcesTheShutdown) {
+  TempDir dir;
+  Agent agent(dir, DownSinkConfig(dir, 20));
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  WaitForBufferedEvents(agent);
+  agent.process().Signal(SIGINT);
+  ASSERT_TRUE(SeenAfter(agent, "received SIGINT, shutting down", Clock::now())) << agent.process().Stderr();
+  const auto start = Clock::now();
+  agent.process().Signal(SIGINT);
+  auto code = agent.process().Wait(seconds(25));
+  const auto took = Clock::now() - start;
+  ASSERT_TRUE(code.has_value()) << agent.process().Stderr();
+  EXPECT_EQ(*code, 130) << agent.process().Stderr();
+  EXPECT_LT(took, milliseconds(1500)) << agent.process().Stderr();
+  const std::string err = agent.process().Stderr();
+  EXPECT_NE(err.find("received a second shutdown signal (SIGINT): forcing the shutdown"), std::string::npos) << err;
+  EXPECT_NE(err.find("stopped (forced)"), std::string::npos) << err;
+}
+
+// The same when the first signal came during a reload's drain.
+TEST(ShutdownTest, ASecondSignalForcesAShutdownThatCameDuringAReload) {
+  TempDir dir;
+  Agent agent(dir, DownSinkConfig(dir, 20));
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  WaitForBufferedEvents(agent);
+  agent.process().Signal(SIGHUP);
+  ASSERT_TRUE(SeenAfter(agent, "received SIGHUP", Clock::now()));
+  agent.process().Signal(SIGTERM);
+  ASSERT_TRUE(SeenAfter(agent, "received SIGTERM during a reload", Clock::now())) << agent.process().Stderr();
+  const auto start = Clock::now();
+  agent.process().Signal(SIGTERM);
+  auto code = agent.process().Wait(seconds(25));
+  ASSERT_TRUE(code.has_value()) << agent.process().Stderr();
+  EXPECT_EQ(*code, 130) << agent.process().Stderr();
+  EXPECT_LT(Clock::now() - start, milliseconds(1500)) << agent.process().Stderr();
+}
+
+}  // namespace
+}  // namespace tributary::testing
