@@ -197,6 +197,20 @@ TEST(ValidateTest, ADiskBufferDirectoryThatRunCannotUseFailsValidate) {
   EXPECT_EQ(r.code, 0) << r.out << r.err;
 }
 
+// Runs the agent so that file permissions apply: as root, as `nobody`
+// from a copy of the binary in `dir` (which everyone may then enter).
+struct AsNobody {
+  explicit AsNobody(const TempDir& dir) {
+    if (geteuid() != 0) return;
+    fs::permissions(dir.path(), fs::perms::all);
+    binary = dir / "tributary";
+    fs::copy_file(TributaryBinary(), binary);
+    launcher = {"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"};
+  }
+  std::string binary = TributaryBinary();
+  std::vector<std::string> launcher;
+};
+
 TEST(AgentTest, AStateDirThatCannotBeWrittenStopsTheStartWithTheFix) {
   // A read-only or foreign data_dir: the file source, the journald source
   // and a disk buffer each keep state there. The agent must not start and
@@ -205,14 +219,9 @@ TEST(AgentTest, AStateDirThatCannotBeWrittenStopsTheStartWithTheFix) {
   // to fix it. As root, the agent runs as `nobody` from a copy of its
   // binary, so that the permissions apply.
   TempDir dir;
-  std::vector<std::string> launcher;
-  std::string binary = TributaryBinary();
-  if (geteuid() == 0) {
-    fs::permissions(dir.path(), fs::perms::all);
-    binary = dir / "tributary";
-    fs::copy_file(TributaryBinary(), binary);
-    launcher = {"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"};
-  }
+  const AsNobody as_nobody(dir);
+  const std::vector<std::string>& launcher = as_nobody.launcher;
+  const std::string& binary = as_nobody.binary;
   const std::string data = dir / "data";
   fs::create_directories(data + "/file_source/files");  // present, but no file can be made in it
   fs::create_directories(dir / "logs");
@@ -258,14 +267,9 @@ TEST(AgentTest, AStateDirThatCannotBeWrittenStopsTheStartWithTheFix) {
 // source it is still refused, naming data_dir. Run as `nobody` as above.
 TEST(ValidateTest, AReadOnlyDataDirFailsOnlyAConfigThatKeepsStateThere) {
   TempDir dir;
-  std::vector<std::string> launcher;
-  std::string binary = TributaryBinary();
-  if (geteuid() == 0) {
-    fs::permissions(dir.path(), fs::perms::all);
-    binary = dir / "tributary";
-    fs::copy_file(TributaryBinary(), binary);
-    launcher = {"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"};
-  }
+  const AsNobody as_nobody(dir);
+  const std::vector<std::string>& launcher = as_nobody.launcher;
+  const std::string& binary = as_nobody.binary;
   const std::string data = dir / "data";
   fs::create_directories(data);
   fs::create_directories(dir / "logs");
