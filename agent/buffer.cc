@@ -4,6 +4,7 @@
 
 #include "agent/disk_buffer.h"
 #include "agent/log.h"
+#include "agent/memory.h"
 
 namespace tributary {
 
@@ -68,6 +69,8 @@ SinkInput::Result MemoryBuffer::Next(Batch* out, std::chrono::milliseconds timeo
   if (!not_empty_.wait_for(lock, timeout, [&] { return aborted_ || closed_ || !queue_.empty(); }))
     return Result::kTimeout;
   if (aborted_ || queue_.empty()) return Result::kClosed;
+  // An outage's worth of events is about to be freed (memory.h).
+  if (bytes_ >= kReleaseBytes) ReleaseMemorySoon();
   *out = std::move(queue_.front());
   queue_.pop_front();
   events_ -= out->size();
