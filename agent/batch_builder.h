@@ -14,6 +14,12 @@
 // (event.h), so nothing of the earlier line is left and, once the shapes
 // repeat, nothing is allocated either.
 //
+// What is kept is bounded twice: in events, and in the bytes the batches
+// stood for at their source (Batch::bytes()), since an event keeps its
+// strings' capacity: a source that read an outage's worth of 100 KiB lines
+// must not hold that much memory, idle, once they are delivered. Those are
+// freed when released; the next long lines are allocated anew.
+//
 // Thread-safety: one thread uses a builder; the vectors come back from any
 // thread (a mutex guards the few kept).
 
@@ -42,8 +48,12 @@ class BatchBuilder {
     return events_.emplace_back();
   }
 
-  // The events so far as a batch; the builder starts the next one.
-  Batch Take();
+  // The events so far as a batch of `bytes` (Batch::bytes(): what they
+  // were read as); the builder starts the next one.
+  Batch Take(size_t bytes);
+
+  // Released events held for reuse (for tests).
+  size_t kept_events() const;
 
  private:
   struct Pool;

@@ -4,11 +4,17 @@
 
 #include "agent/disk_buffer.h"
 #include "agent/log.h"
+#include "agent/memory.h"
 
 namespace tributary {
 
-MemoryBuffer::MemoryBuffer(std::string name, uint64_t max_events, bool drop_when_full, BufferMetrics metrics)
-    : name_(std::move(name)), max_events_(max_events), drop_when_full_(drop_when_full), metrics_(metrics) {}
+MemoryBuffer::MemoryBuffer(std::string name, uint64_t max_events, uint64_t max_bytes, bool drop_when_full,
+                           BufferMetrics metrics)
+    : name_(std::move(name)),
+      max_events_(max_events),
+      max_bytes_(max_bytes),
+      drop_when_full_(drop_when_full),
+      metrics_(metrics) {}
 
 MemoryBuffer::~MemoryBuffer() { Abort(); }
 
@@ -17,14 +23,18 @@ bool MemoryBuffer::Push(Batch batch, WhileBlocked* while_blocked) {
   const uint64_t bytes = batch.bytes();
   std::unique_lock lock(mu_);
   // A batch larger than the whole buffer still passes once the buffer is empty.
-  auto has_room = [&] { return aborted_ || closed_ || events_ == 0 || events_ + n <= max_events_; };
+  auto has_room = [&] {
+    return aborted_ || closed_ || events_ == 0 || (events_ + n <= max_events_ && bytes_ + bytes <= max_bytes_);
+  };
   if (!has_room()) {
     if (drop_when_full_) {
+      const std::string bound = events_ + n > max_events_ ? "max_events " + std::to_string(max_events_)
+                                                          : "max_bytes " + config::FormatByteSize(max_bytes_);
       lock.unlock();
       metrics_.discarded_full->Increment(static_cast<double>(n));
       LogLimited(full_limiter_, LogLevel::kWarn, name_,
-                 "memory buffer is full (max_events " + std::to_string(max_events_) + "): dropped " +
-                     std::to_string(n) + " events (when_full: drop_newest)");
+                 "memory buffer is full (" + bound + "): dropped " + std::to_string(n) +
+                     " events (when_full: drop_newest)");
       batch.Finalize(BatchStatus::kRejected);
       return true;
     }
@@ -59,6 +69,8 @@ SinkInput::Result MemoryBuffer::Next(Batch* out, std::chrono::milliseconds timeo
   if (!not_empty_.wait_for(lock, timeout, [&] { return aborted_ || closed_ || !queue_.empty(); }))
     return Result::kTimeout;
   if (aborted_ || queue_.empty()) return Result::kClosed;
+  // An outage's worth of events is about to be freed (memory.h).
+  if (bytes_ >= kReleaseBytes) ReleaseMemorySoon();
   *out = std::move(queue_.front());
   queue_.pop_front();
   // Counts the batch in given_up().taken if the sink fails it: the worst
@@ -195,7 +207,8 @@ Result<std::unique_ptr<Buffer>> MakeBuffer(const config::BufferConfig& config, c
   o.flush_interval = config.flush_interval_ms.get();
   if (config.type == "memory") {
     std::unique_ptr<Buffer> memory(
-        new MemoryBuffer(sink_id, config.max_events, drop, metrics->ForBuffer(sink_id, sink_type, "memory")));
+        new MemoryBuffer(sink_id, config.max_events, config.max_bytes.bytes, drop,
+                         metrics->ForBuffer(sink_id, sink_type, "memory")));
     if (!HoldsSegments(o.dir)) return memory;
     // The sink had a disk buffer before (a reload or restart changed its
     // type): deliver what it still holds first.

@@ -58,10 +58,18 @@ class Buffer : public SinkInput {
   virtual GivenUp given_up() const { return {}; }
 };
 
+// Holds batches in memory up to two bounds, whichever is reached first:
+// `max_events` events and `max_bytes` bytes, counted as Batch::bytes()
+// (what the events were read as at their source, the same figure as the
+// tributary_buffer_bytes gauge: computing each event's size here would
+// cost the hot path more than the rest of a push). A batch that is over
+// either bound on its own still passes when the buffer is empty, so that
+// it cannot wait for ever.
 class MemoryBuffer final : public Buffer {
  public:
   // `name` (the sink id) is for log lines.
-  MemoryBuffer(std::string name, uint64_t max_events, bool drop_when_full, BufferMetrics metrics);
+  MemoryBuffer(std::string name, uint64_t max_events, uint64_t max_bytes, bool drop_when_full,
+               BufferMetrics metrics);
   ~MemoryBuffer() override;
 
   bool Push(Batch batch, WhileBlocked* while_blocked = nullptr) override;
@@ -79,6 +87,7 @@ class MemoryBuffer final : public Buffer {
   uint64_t events_ = 0;
   uint64_t bytes_ = 0;
   const uint64_t max_events_;
+  const uint64_t max_bytes_;
   const bool drop_when_full_;
   bool closed_ = false;
   bool aborted_ = false;

@@ -1,6 +1,7 @@
 #include "agent/backoff.h"
 #include "agent/component.h"
 #include "agent/log.h"
+#include "agent/memory.h"
 
 namespace tributary {
 
@@ -16,6 +17,7 @@ Status SimpleSink::Run(SinkContext& ctx) {
     if (r == SinkInput::Result::kTimeout) {
       Status f = Flush();
       if (!f.ok()) LogLimited(limiter, LogLevel::kWarn, ctx.metrics().id(), "flush failed: " + f.ToString());
+      ReturnFreeMemoryWhenIdle();
       continue;
     }
     if (r == SinkInput::Result::kClosed) break;

@@ -390,6 +390,19 @@ void Topology::Dispatch(const std::vector<Node*>& targets, Batch batch, SinkPush
   Deliver(targets.back(), std::move(batch), pushes);
 }
 
+namespace {
+
+// The source bytes (Batch::bytes()) that `part` of a transform's `whole`
+// input events stand for: what a sink's memory buffer counts against its
+// max_bytes, and reports in tributary_buffer_bytes. Without it a filter's
+// output would count all of its input, and a route's outputs nothing.
+size_t ShareOfBytes(size_t bytes, size_t part, size_t whole) {
+  if (part == whole || whole == 0) return bytes;
+  return static_cast<size_t>(static_cast<unsigned __int128>(bytes) * part / whole);
+}
+
+}  // namespace
+
 void Topology::Deliver(Node* node, Batch batch, SinkPushes* pushes) {
   if (node->kind == ComponentKind::kSink) {
     if (pushes != nullptr) pushes->emplace_back(node, std::move(batch));
@@ -406,7 +419,7 @@ void Topology::Deliver(Node* node, Batch batch, SinkPushes* pushes) {
     node->transform->Process(batch, out);
     if (out[0].finalizers().empty()) out[0].take_finalizers(batch);
     batch.Finalize(BatchStatus::kDelivered);  // any refs left: the output holds its own
-    out[0].set_bytes(batch.bytes());
+    out[0].set_bytes(ShareOfBytes(batch.bytes(), out[0].size(), in));
     node->metrics->sent_events().Increment(static_cast<double>(out[0].size()));
     Dispatch(node->downstream[0], std::move(out[0]), pushes);
     return;
@@ -416,6 +429,7 @@ void Topology::Deliver(Node* node, Batch batch, SinkPushes* pushes) {
   node->transform->Process(batch, outs);
   batch.Finalize(BatchStatus::kDelivered);  // each output holds its own refs
   for (size_t i = 0; i < n_out; ++i) {
+    outs[i].set_bytes(ShareOfBytes(batch.bytes(), outs[i].size(), in));
     if (i > 0) node->output_sent[i]->Increment(static_cast<double>(outs[i].size()));
     Dispatch(node->downstream[i], std::move(outs[i]), pushes);
   }

@@ -1,5 +1,9 @@
 #include "agent/worker_pool.h"
 
+#include <chrono>
+
+#include "agent/memory.h"
+
 namespace tributary {
 
 WorkerPool::WorkerPool(size_t threads) {
@@ -35,8 +39,20 @@ void WorkerPool::Stop() {
 
 void WorkerPool::Loop() {
   std::unique_lock lock(mu_);
+  auto has_work = [&] { return stopping_ || !queue_.empty(); };
+  bool collected = true;  // nothing allocated since this thread's heap was collected
   while (true) {
-    cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    // Once idle for a second after a job, the heap is collected (memory.h):
+    // the events this thread made are freed by the sinks meanwhile.
+    if (!collected && !cv_.wait_for(lock, std::chrono::seconds(1), has_work)) {
+      lock.unlock();
+      ReturnFreeMemory();
+      collected = true;
+      lock.lock();
+      continue;
+    }
+    cv_.wait(lock, has_work);
+    collected = false;
     if (queue_.empty()) return;  // stopping and drained
     auto job = std::move(queue_.front());
     queue_.pop_front();

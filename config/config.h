@@ -37,8 +37,9 @@ struct ComponentType;
 
 struct BufferConfig {
   std::string type = "memory";
-  uint64_t max_events = 10000;
-  ByteSize max_size{268435456};  // disk only
+  uint64_t max_events = 10000;               // memory only
+  ByteSize max_bytes{64ull << 20};           // memory only: see docs/reference/global.md
+  ByteSize max_size{268435456};              // disk only
   std::string when_full = "block";
   Millis flush_interval_ms{500};  // disk only: fsync at most this long after a write; 0 = per batch
   static const Schema<BufferConfig>& schema();

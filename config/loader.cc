@@ -26,6 +26,7 @@ const Schema<BufferConfig>& BufferConfig::schema() {
     s.Field("type", &BufferConfig::type, "Where events wait for the sink: in memory, or on disk under data_dir/buffer/<sink id>/ (survives restarts and crashes).")
         .OneOf({"memory", "disk"});
     s.Field("max_events", &BufferConfig::max_events, "Memory buffer: the most events it holds before `when_full` applies.").Min(1);
+    s.Field("max_bytes", &BufferConfig::max_bytes, "Memory buffer: the most bytes of events it holds before `when_full` applies, counted as the events were read at their source (a line's length; `tributary_buffer_bytes`). Whichever of `max_events` and `max_bytes` is reached first makes the buffer full.").Min(1 << 20);
     s.Field("max_size", &BufferConfig::max_size, "Disk buffer: the most bytes it holds on disk before `when_full` applies.").Min(1 << 20);
     s.Field("when_full", &BufferConfig::when_full, "What happens when the buffer is full: `block` slows the sources down (nothing is dropped); `drop_newest` drops the incoming events and counts them.")
         .OneOf({"block", "drop_newest"});

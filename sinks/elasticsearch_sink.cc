@@ -9,6 +9,7 @@
 
 #include "agent/env.h"
 #include "agent/json.h"
+#include "agent/memory.h"
 
 namespace tributary {
 
@@ -166,6 +167,7 @@ Status ElasticsearchSink::Run(SinkContext& ctx) {
       auto r = ctx.input().Next(&batch, timeout);
       if (r == SinkInput::Result::kBatch) TakeInput(std::move(batch));
       else if (r == SinkInput::Result::kClosed) input_closed = true;
+      else if (live_.empty()) ReturnFreeMemoryWhenIdle();
     } else {
       std::unique_lock lock(mu_);
       cv_.wait_until(lock, std::min(wake_at, now + kIdleWait),

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "agent/backoff.h"
+#include "agent/memory.h"
 #include "config/registry.h"
 
 namespace tributary {
@@ -555,6 +556,7 @@ Status KafkaSink::Run(SinkContext& ctx) {
       auto r = ctx.input().Next(&batch, busy ? kBusyWait : kIdleWait);
       if (r == SinkInput::Result::kBatch) Start(std::move(batch));
       else if (r == SinkInput::Result::kClosed) input_open = false;
+      else if (!busy) ReturnFreeMemoryWhenIdle();
     } else {
       if (pending_.empty()) break;
       Poll(50);

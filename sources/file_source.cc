@@ -18,6 +18,7 @@
 #include "agent/backoff.h"
 #include "agent/env.h"
 #include "agent/json.h"
+#include "agent/memory.h"
 #include "sources/file/glob.h"
 
 namespace tributary {
@@ -1730,8 +1731,7 @@ bool FileSource::SendBatch(bool more) {
     if (!more) ctx_->Flush();
     return true;
   }
-  Batch batch = events_.Take();
-  batch.set_bytes(batch_bytes_);
+  Batch batch = events_.Take(batch_bytes_);
   batch_bytes_ = 0;
   batch.add_finalizer(file::MakeFinalizer(tracker_, std::move(entries)));
   // Send may block (a full buffer): the checkpoint thread goes on writing
@@ -1818,6 +1818,7 @@ Status FileSource::Run(SourceContext& ctx) {
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wake - now).count();
     int timeout = static_cast<int>(std::clamp<int64_t>(ms, 0, 1000));
     ctx_->Flush();  // nothing held back while this waits
+    ReturnFreeMemoryWhenIdle();
     pollfd fds[2] = {{inotify_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
     ::poll(fds, 2, timeout);
     if (fds[1].revents & POLLIN) {

@@ -7,6 +7,7 @@
 #include <deque>
 
 #include "agent/log.h"
+#include "agent/memory.h"
 #include "config/registry.h"
 
 namespace tributary {
@@ -503,6 +504,8 @@ Status KafkaSource::Run(SourceContext& ctx) {
     if (msg) {
       AddMessage(msg);
       rd_kafka_message_destroy(msg);
+    } else if (events_.empty()) {
+      ReturnFreeMemoryWhenIdle();
     }
     if ((!msg && !events_.empty()) || events_.size() >= config_.max_batch_events) {
       if (!SendBatch(ctx)) break;

@@ -59,8 +59,7 @@ Status StdinSource::Run(SourceContext& ctx) {
       discarded_seen = splitter.discarded();
     }
     if (events.empty()) return true;
-    Batch b = events.Take();
-    b.set_bytes(bytes);
+    Batch b = events.Take(bytes);
     bytes = 0;
     return ctx.Send(std::move(b));
   };

@@ -56,7 +56,6 @@ void RouteTransform::Process(Batch& in, std::span<Batch> outputs) {
     if (last == SIZE_MAX) unmatched.mutable_events().push_back(std::move(e));
     else outputs[last + 1].mutable_events().push_back(std::move(e));
   }
-  for (size_t i = 1; i < outputs.size(); ++i) outputs[i].set_bytes(0);
 }
 
 TRIBUTARY_REGISTER_TRANSFORM("route", RouteTransform);

@@ -18,11 +18,13 @@ class TestSource final : public Source {
   struct Config {
     uint64_t batches = 1;
     uint64_t batch_size = 10;
+    uint64_t event_bytes = 0;
     static const config::Schema<Config>& schema() {
       static const config::Schema<Config> s = [] {
         config::Schema<Config> s;
         s.Field("batches", &Config::batches, "Batches to emit.");
         s.Field("batch_size", &Config::batch_size, "Events per batch.");
+        s.Field("event_bytes", &Config::event_bytes, "Source bytes each event stands for (Batch::bytes()).");
         return s;
       }();
       return s;
@@ -44,6 +46,7 @@ class TestSource final : public Source {
         events.push_back(std::move(e));
       }
       Batch batch(std::move(events));
+      batch.set_bytes(config_.batch_size * config_.event_bytes);
       batch.add_finalizer(Finalizer::Create([&st](BatchStatus s) {
         std::lock_guard lock(st.mu);
         st.statuses.push_back(s);

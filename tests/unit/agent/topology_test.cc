@@ -193,5 +193,42 @@ sinks:
   }
 }
 
+// What a sink's memory buffer counts against max_bytes (and reports as
+// tributary_buffer_bytes) is the share of the source's bytes its events
+// stand for: a route's outputs counted nothing, so a sink behind a route
+// had no byte bound, and a filter's output counted what it dropped.
+TEST_F(TopologyTest, TransformOutputsCarryTheirShareOfTheSourceBytes) {
+  auto t = Build(R"(
+sources: { gen: { type: test_source, batches: 6, batch_size: 10, event_bytes: 100 } }
+transforms:
+  split: { type: route, inputs: [gen], route: { low: { field: seq, lt: 25 } } }
+  some: { type: filter, inputs: [gen], condition: { field: seq, lt: 25 } }
+sinks:
+  a: { type: test_sink, inputs: [split.low] }
+  b: { type: test_sink, inputs: [split._unmatched] }
+  c: { type: test_sink, inputs: [some] }
+)");
+  ASSERT_TRUE(t);
+  for (const char* s : {"a", "b", "c"}) SinkState(s).Pause();
+  t->Start();
+  // Each paused sink holds its first batch in Write: a and c 10 events
+  // of 10, 10, 5; b 5 of 5, 10, 10, 10.
+  std::string m;
+  auto buffered = [&](const char* metric, const std::string& sink) {
+    return testing::MetricValue(m, metric, {{"component_id", sink}});
+  };
+  ASSERT_TRUE(WaitFor([&] {
+    m = metrics_.Serialize();
+    return buffered("tributary_buffer_events", "a") == 15 && buffered("tributary_buffer_events", "b") == 30 &&
+           buffered("tributary_buffer_events", "c") == 15;
+  })) << m;
+  EXPECT_EQ(buffered("tributary_buffer_bytes", "a"), 1500);  // was 0
+  EXPECT_EQ(buffered("tributary_buffer_bytes", "b"), 3000);  // was 0
+  EXPECT_EQ(buffered("tributary_buffer_bytes", "c"), 1500);  // was 2000
+  for (const char* s : {"a", "b", "c"}) SinkState(s).Resume();
+  ASSERT_TRUE(WaitFor([&] { return Statuses("gen", BatchStatus::kDelivered) == 6; }));
+  EXPECT_TRUE(t->Stop(std::chrono::seconds(5)));
+}
+
 }  // namespace
 }  // namespace tributary

@@ -46,6 +46,36 @@ TEST(LoaderTest, LoadsAValidConfig) {
   EXPECT_NE(ToDot(*cfg).find("\"gen\" -> \"re\""), std::string::npos);
 }
 
+// buffer.max_bytes is a size with a default (64MiB) and a 1MiB floor; a bad
+// value is an error at its place, as for the other size options.
+TEST(LoaderTest, BufferMaxBytesIsASizeWithLocatedErrors) {
+  Diagnostics diag;
+  auto cfg = Load({{"a.yaml", R"(
+sources: { gen: { type: test_source } }
+sinks:
+  a: { type: test_sink, inputs: [gen] }
+  b: { type: test_sink, inputs: [gen], buffer: { max_bytes: 16MiB } }
+)"}},
+                  &diag);
+  ASSERT_TRUE(cfg) << diag.ToString();
+  EXPECT_EQ(cfg->components[1].buffer.max_bytes.bytes, 64u << 20);
+  EXPECT_EQ(cfg->components[2].buffer.max_bytes.bytes, 16u << 20);
+
+  Diagnostics bad;
+  EXPECT_FALSE(Load({{"a.yaml", R"(
+sources: { gen: { type: test_source } }
+sinks:
+  a: { type: test_sink, inputs: [gen], buffer: { max_bytes: 100KiB } }
+  b: { type: test_sink, inputs: [gen], buffer: { max_bytes: lots } }
+  c: { type: test_sink, inputs: [gen], buffer: { max_bytes: -5MiB } }
+)"}},
+                    &bad));
+  EXPECT_TRUE(HasError(bad, "a.yaml:4:61", "`sinks.a.buffer.max_bytes` must be at least 1MiB")) << bad.ToString();
+  EXPECT_TRUE(HasError(bad, "a.yaml:5:61", "sinks.b.buffer.max_bytes")) << bad.ToString();
+  EXPECT_TRUE(HasError(bad, "a.yaml:6:61", "sinks.c.buffer.max_bytes")) << bad.ToString();
+  EXPECT_EQ(bad.error_count(), 3u) << bad.ToString();
+}
+
 TEST(LoaderTest, GraphErrorsNameFileLineAndColumn) {
   Diagnostics diag;
   auto cfg = Load({{"a.yaml", R"(
