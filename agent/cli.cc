@@ -123,11 +123,11 @@ int Validate(const Options& o) {
   if (o.no_environment) return kExitOk;
   std::vector<config::EnvCheck> checks;
   // data_dir must be writable only for the components that keep state there
-  // (run fails at start for them, and only for them); otherwise run just
-  // makes it and locks it, which an unwritable directory allows.
+  // (a type's state_dir, a disk buffer: run fails at start for them, and
+  // only for them); otherwise run just makes it and locks it, which an
+  // unwritable directory allows.
   const bool keeps_state = std::any_of(cfg->components.begin(), cfg->components.end(), [](const auto& c) {
-    return (c.kind == ComponentKind::kSink && c.buffer.type == "disk") ||
-           (c.kind == ComponentKind::kSource && (c.type == "file" || c.type == "journald"));
+    return !c.type_info->state_dir.empty() || (c.kind == ComponentKind::kSink && c.buffer.type == "disk");
   });
   if (keeps_state) checks.push_back(CheckWritableDir("data_dir", cfg->global.data_dir));
   else checks.push_back(CheckDirExists("data_dir", cfg->global.data_dir));
@@ -263,12 +263,14 @@ std::string Describe(const config::Config& cfg) {
 // checkpoints of file source ids the config no longer has, each file source
 // without checkpoints says so, with the way to rename without re-reading.
 void WarnAboutUnusedCheckpoints(const config::Config& cfg) {
-  const fs::path root = fs::path(cfg.global.data_dir) / "file_source";
+  const config::ComponentType* file = config::Registry::Get().Find(ComponentKind::kSource, "file");
+  if (file == nullptr) return;
+  const fs::path root = fs::path(cfg.global.data_dir) / file->state_dir;
   std::error_code ec;
   std::set<std::string> ids;
   std::vector<std::string> fresh;
   for (const auto& c : cfg.components) {
-    if (c.kind != ComponentKind::kSource || c.type != "file") continue;
+    if (c.type_info != file) continue;
     ids.insert(c.id);
     if (!fs::exists(root / c.id / "checkpoints.json", ec)) fresh.push_back(c.id);
   }

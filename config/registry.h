@@ -46,6 +46,11 @@ struct ComponentType {
   // Checks of the machine this config will run on (files readable, ...);
   // optional, from `static void CheckEnvironment(const Config&, std::vector<EnvCheck>*)`.
   std::function<void(const void*, std::vector<EnvCheck>*)> check_environment;
+  // The directory under data_dir in which components of this type keep
+  // their state, one subdirectory per component id ("file_source" for
+  // data_dir/file_source/<id>); empty for types that keep none. From
+  // `static constexpr std::string_view kStateDir`.
+  std::string state_dir;
   std::function<Result<std::unique_ptr<Source>>(const void*, BuildContext&)> build_source;
   std::function<Result<std::unique_ptr<Transform>>(const void*, BuildContext&)> build_transform;
   std::function<Result<std::unique_ptr<Sink>>(const void*, BuildContext&)> build_sink;
@@ -81,6 +86,11 @@ struct HasEnvCheck<T, std::void_t<decltype(T::CheckEnvironment(std::declval<cons
                                                                  std::declval<std::vector<EnvCheck>*>()))>>
     : std::true_type {};
 
+template <typename T, typename = void>
+struct HasStateDir : std::false_type {};
+template <typename T>
+struct HasStateDir<T, std::void_t<decltype(T::kStateDir)>> : std::true_type {};
+
 template <typename T>
 ComponentType MakeType(ComponentKind kind, std::string_view name) {
   using C = typename T::Config;
@@ -89,6 +99,7 @@ ComponentType MakeType(ComponentKind kind, std::string_view name) {
   t.name = std::string(name);
   t.summary = std::string(T::kSummary);
   t.schema = &C::schema();
+  if constexpr (HasStateDir<T>::value) t.state_dir = std::string(T::kStateDir);
   t.parse = [kind](const YAML::Node& node, const ParseContext& ctx) -> std::shared_ptr<const void> {
     auto cfg = std::make_shared<C>();
     if (!C::schema().Parse(node, cfg.get(), ctx, CommonKeys(kind))) return nullptr;

@@ -100,6 +100,8 @@ class FileSource final : public Source, private WhileBlocked {
     config::Seconds rotate_wait_secs{5};
     static const config::Schema<Config>& schema();
   };
+  // Checkpoints: data_dir/file_source/<id>/checkpoints.json.
+  static constexpr std::string_view kStateDir = "file_source";
   static constexpr std::string_view kSummary =
       "Tails files matched by globs, follows rotation and truncation, checkpoints acknowledged positions.";
   static Result<std::unique_ptr<Source>> Build(const Config& config, BuildContext& ctx);

@@ -116,6 +116,8 @@ class JournaldSource final : public Source {
     config::Millis checkpoint_interval_ms{1000};
     static const config::Schema<Config>& schema();
   };
+  // The cursor checkpoint: data_dir/journald/<id>/.
+  static constexpr std::string_view kStateDir = "journald";
   static constexpr std::string_view kSummary =
       "Reads the systemd journal through sd-journal, with cursor checkpoints.";
   static Result<std::unique_ptr<Source>> Build(const Config& config, BuildContext& ctx);
