@@ -132,6 +132,13 @@ int Validate(const Options& o) {
   if (keeps_state) checks.push_back(CheckWritableDir("data_dir", cfg->global.data_dir));
   else checks.push_back(CheckDirExists("data_dir", cfg->global.data_dir));
   for (const auto& c : cfg->components) {
+    // The component's own directory under data_dir (file, journald), as
+    // the component prepares it when built (run exits 78 if it cannot):
+    // e.g. one left behind by a run as root, which the service's user
+    // cannot write to, in a data_dir it can.
+    if (!c.type_info->state_dir.empty())
+      checks.push_back(CheckWritableDir(c.id + ": checkpoint directory",
+                                        StateDir(cfg->global.data_dir, c.type_info->state_dir, c.id)));
     // A disk buffer's own directory, as MakeBuffer prepares it at start (run
     // exits 78 if it cannot): e.g. a regular file in its place.
     if (c.kind == ComponentKind::kSink && c.buffer.type == "disk")
@@ -272,7 +279,8 @@ void WarnAboutUnusedCheckpoints(const config::Config& cfg) {
   for (const auto& c : cfg.components) {
     if (c.type_info != file) continue;
     ids.insert(c.id);
-    if (!fs::exists(root / c.id / "checkpoints.json", ec)) fresh.push_back(c.id);
+    if (!fs::exists(StateDir(cfg.global.data_dir, file->state_dir, c.id) + "/checkpoints.json", ec))
+      fresh.push_back(c.id);
   }
   if (fresh.empty()) return;
   std::vector<std::string> unused;

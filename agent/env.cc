@@ -224,6 +224,13 @@ Status ProbeAppendable(const std::string& path) {
   return Status::Ok();
 }
 
+std::string StateDir(std::string_view data_dir, std::string_view type_dir, std::string_view id) {
+  std::string dir;
+  dir.reserve(data_dir.size() + type_dir.size() + id.size() + 2);
+  dir.append(data_dir).append("/").append(type_dir).append("/").append(id);
+  return dir;
+}
+
 Status PrepareStateDir(const std::string& dir, std::string_view what) {
   Status s = CreateWritableDir(dir);
   if (s.ok() || s.code() == StatusCode::kResourceExhausted) return Status::Ok();

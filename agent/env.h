@@ -115,6 +115,13 @@ Result<int> OpenForAppend(const std::string& path, mode_t mode = 0644);
 // Checks that `path` can be appended to, by OpenForAppend (a file the
 // check created is removed again).
 Status ProbeAppendable(const std::string& path);
+// Where a component keeps its state under data_dir: data_dir/<type_dir>/<id>,
+// `type_dir` being its type's state directory (a class's kStateDir,
+// config::ComponentType::state_dir: "file_source", "journald"). The one
+// place that spells the path: the component prepares it when built
+// (PrepareStateDir), `tributary validate` checks it, the unused-checkpoints
+// warning looks beside it.
+std::string StateDir(std::string_view data_dir, std::string_view type_dir, std::string_view id);
 // What a component that keeps `what` (its read positions, its buffered
 // events) under data_dir asks when it is built: a read-only or foreign
 // data_dir is an error that stops the agent at start and says how to fix

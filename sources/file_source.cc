@@ -323,7 +323,7 @@ FileSource::FileSource(const Config& config, BuildContext& ctx)
   }
   ++g_file_sources;
   max_open_ = config.max_open_files;
-  checkpoint_path_ = data_dir_ + "/" + std::string(kStateDir) + "/" + id_ + "/checkpoints.json";
+  checkpoint_path_ = StateDir(data_dir_, kStateDir, id_) + "/checkpoints.json";
   tracker_ = std::make_shared<file::AckTracker>();
 }
 

@@ -344,7 +344,7 @@ Result<std::unique_ptr<Source>> JournaldSource::Build(const Config& config, Buil
 JournaldSource::JournaldSource(const Config& config, BuildContext& ctx)
     : config_(config),
       id_(ctx.id),
-      checkpoint_dir_(ctx.data_dir + "/" + std::string(kStateDir) + "/" + ctx.id),
+      checkpoint_dir_(StateDir(ctx.data_dir, kStateDir, ctx.id)),
       checkpoint_path_(checkpoint_dir_ + "/cursor"),
       tracker_(std::make_shared<JournalCursorTracker>()),
       read_errors_(&ctx.metrics->Errors("read_failed", "receiving")),

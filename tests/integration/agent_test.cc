@@ -18,6 +18,7 @@
 
 #include "agent/json.h"
 #include "tests/support/compliance.h"
+#include "tests/support/journal_builder.h"
 #include "tests/support/test_util.h"
 
 namespace tributary::testing {
@@ -294,6 +295,89 @@ TEST(ValidateTest, AReadOnlyDataDirFailsOnlyAConfigThatKeepsStateThere) {
                                    "/*.log\"] } }\nsinks: { out: { type: console, inputs: [files] } }\n");
   EXPECT_EQ(stateful, 78) << out2;
   EXPECT_NE(out2.find("✗ data_dir " + data + " is writable"), std::string::npos) << out2;
+}
+
+// validate checks the file and journald sources' own checkpoint
+// directories (data_dir/<type's state dir>/<id>) as they prepare them at
+// start. One left behind by a run as root, which the service's user cannot
+// write to, passed validate (data_dir itself is writable) and made run
+// exit 78. A directory that is not there yet passes if it can be made, and
+// validate leaves nothing behind. Run as `nobody` as above.
+TEST(ValidateTest, ACheckpointDirectoryThatRunCannotUseFailsValidate) {
+  TempDir dir;
+  const AsNobody as_nobody(dir);
+  const std::string data = dir / "data";
+  fs::create_directories(dir / "logs");
+  fs::create_directories(data);
+  fs::permissions(data, fs::perms::all);  // data_dir is writable by the service's user
+  const std::string head = "data_dir: " + data + "\napi: { enabled: false }\n";
+  auto run = [&](const std::string& command, const std::string& body) {
+    const std::string cfg = dir / "c.yaml";
+    WriteFile(cfg, head + body);
+    fs::permissions(cfg, fs::perms::owner_read | fs::perms::owner_write | fs::perms::others_read);
+    std::vector<std::string> argv = as_nobody.launcher;
+    argv.insert(argv.end(), {as_nobody.binary, command, "-c", cfg});
+    Process p(Process::Options{argv, {}, false});
+    auto code = p.Wait(seconds(20));
+    return std::make_pair(code.value_or(-1), p.Stdout() + p.Stderr());
+  };
+  const auto read_only = fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
+                         fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec;
+  const struct {
+    std::string what, config, dir;
+  } cases[] = {
+      {"file source", "sources: { files: { type: file, include: [\"" + dir / "logs" + "/*.log\"] } }\n"
+                      "sinks: { out: { type: blackhole, inputs: [files] } }\n",
+       data + "/file_source/files"},
+      {"journald source", "sources: { journal: { type: journald, journal_directory: \"" + dir / "logs" + "\" } }\n"
+                          "sinks: { out: { type: blackhole, inputs: [journal] } }\n",
+       data + "/journald/journal"},
+  };
+  // The journald source's own check wants a journal file to read.
+  const bool journal = !JournalRemoteBinary().empty();
+  if (journal) {
+    ASSERT_EQ(JournalBuilder(dir / "logs/x.journal").AppendMessages("m", 0, 1), "");
+    fs::permissions(dir / "logs/x.journal", fs::perms::others_read, fs::perm_options::add);
+  }
+  for (const auto& c : cases) {
+    if (c.what == "journald source" && !journal) continue;  // systemd-journal-remote is not installed
+    const std::string id = fs::path(c.dir).filename().string();
+    const std::string type_dir = fs::path(c.dir).parent_path().string();
+    // Not there yet, and can be made: passes, and is not left behind.
+    auto [fresh, out] = run("validate", c.config);
+    EXPECT_EQ(fresh, 0) << c.what << "\n" << out;
+    EXPECT_NE(out.find("✓ " + id + ": checkpoint directory " + c.dir + " is writable"), std::string::npos)
+        << c.what << "\n" << out;
+    EXPECT_FALSE(fs::exists(type_dir)) << c.what << ": validate left " << type_dir << " behind";
+
+    // There, but the service's user cannot make files in it (made by root
+    // with its umask): validate fails as run does.
+    fs::create_directories(c.dir);
+    fs::permissions(type_dir, fs::perms::all);
+    fs::permissions(c.dir, read_only);
+    auto [stale, out2] = run("validate", c.config);
+    EXPECT_EQ(stale, 78) << c.what << "\n" << out2;
+    EXPECT_NE(out2.find("✓ data_dir " + data + " is writable"), std::string::npos) << c.what << "\n" << out2;
+    EXPECT_NE(out2.find("✗ " + id + ": checkpoint directory " + c.dir + " is writable: create files in " + c.dir +
+                        ": Permission denied"),
+              std::string::npos)
+        << c.what << "\n" << out2;
+    auto [started, err] = run("run", c.config);
+    EXPECT_EQ(started, 78) << c.what << ": run and validate disagree\n" << err;
+    EXPECT_NE(err.find(c.dir + ": Permission denied"), std::string::npos) << c.what << "\n" << err;
+
+    // Not there, and cannot be made: its parent is read-only.
+    fs::permissions(c.dir, fs::perms::all);
+    fs::remove(c.dir);
+    fs::permissions(type_dir, read_only);
+    auto [cannot, out3] = run("validate", c.config);
+    EXPECT_EQ(cannot, 78) << c.what << "\n" << out3;
+    EXPECT_NE(out3.find("✗ " + id + ": checkpoint directory " + c.dir + " is writable: create " + c.dir),
+              std::string::npos)
+        << c.what << "\n" << out3;
+    fs::permissions(type_dir, fs::perms::all);
+    fs::remove_all(type_dir);
+  }
 }
 
 // Two agents on one data_dir overwrite each other's checkpoints (the
