@@ -7,6 +7,7 @@
 #include "agent/cli.h"
 #include "agent/json.h"
 #include "config/registry.h"
+#include "transforms/add_fields_transform.h"
 #include "transforms/condition.h"
 
 namespace tributary {
@@ -63,6 +64,23 @@ bool CheckKeys(const YAML::Node& node, const std::vector<std::string>& valid, co
 // and asking an invalid node what it is throws: ask these instead.
 bool IsScalarNode(const YAML::Node& n) { return n.IsDefined() && n.IsScalar(); }
 bool IsMapNode(const YAML::Node& n) { return n.IsDefined() && n.IsMap(); }
+
+// A number JSON cannot carry (.inf, .nan) among a log input's fields: it
+// would go through the transforms as a number and out as null. Reports
+// each one; false if there was one.
+bool CheckFinite(const YAML::Node& n, const config::ParseContext& ctx) {
+  bool ok = true;
+  if (n.IsMap()) {
+    for (auto it = n.begin(); it != n.end(); ++it) ok = CheckFinite(it->second, ctx.Child(it->first.Scalar())) && ok;
+  } else if (n.IsSequence()) {
+    for (size_t i = 0; i < n.size(); ++i) ok = CheckFinite(n[i], ctx.Child("[" + std::to_string(i) + "]")) && ok;
+  } else if (NonFiniteNumber(n)) {
+    ctx.Error(n, "`" + ctx.path + "` is " + n.Scalar() + ", a number JSON cannot carry (it would be written as null)",
+              "quote it ('" + n.Scalar() + "') for the text, or give a finite number");
+    ok = false;
+  }
+  return ok;
+}
 
 // `valid`: the transform ids (insert_at) or TransformOutputNames
 // (extract_from, no_outputs_from).
@@ -156,6 +174,7 @@ std::optional<std::vector<UnitTest>> ParseTests(const config::Config& config, co
             ic.Error(in, "`" + ic.path + ".log_fields` is required for a log input (a map of fields)");
             continue;
           }
+          if (!CheckFinite(in["log_fields"], ic.Child("log_fields"))) continue;
           Value v = YamlToValue(in["log_fields"]);
           input.event = Event(std::move(v.as_map()));
         } else {

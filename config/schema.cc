@@ -34,6 +34,102 @@ std::string Shown(const YAML::Node& n, const ParseContext& ctx) {
 
 }  // namespace
 
+bool ParseCoreInt(std::string_view s, uint64_t* magnitude, bool* negative) {
+  *negative = false;
+  int base = 10;
+  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'o')) {  // no sign on these
+    base = s[1] == 'x' ? 16 : 8;
+    s.remove_prefix(2);
+  } else if (!s.empty() && (s[0] == '-' || s[0] == '+')) {
+    *negative = s[0] == '-';
+    s.remove_prefix(1);
+  }
+  // from_chars would take a sign or (base 16) nothing else odd; the digits
+  // must be all there is.
+  if (s.empty() || s[0] == '-' || s[0] == '+') return false;
+  auto r = std::from_chars(s.data(), s.data() + s.size(), *magnitude, base);
+  return r.ec == std::errc() && r.ptr == s.data() + s.size();
+}
+
+namespace {
+
+// [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
+bool IsCoreFloat(std::string_view s) {
+  size_t i = 0;
+  auto digits = [&] {
+    const size_t from = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    return i > from;
+  };
+  if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    if (!digits()) return false;
+  } else {
+    if (!digits()) return false;
+    if (i < s.size() && s[i] == '.') {
+      ++i;
+      digits();
+    }
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+    if (!digits()) return false;
+  }
+  return i == s.size();
+}
+
+}  // namespace
+
+CoreScalar ResolveCoreScalar(std::string_view s) {
+  using Kind = CoreScalar::Kind;
+  CoreScalar c;
+  if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") {
+    c.kind = Kind::kNull;
+    return c;
+  }
+  if (s == "true" || s == "True" || s == "TRUE" || s == "false" || s == "False" || s == "FALSE") {
+    c.kind = Kind::kBool;
+    c.b = s[0] == 't' || s[0] == 'T';
+    return c;
+  }
+  uint64_t magnitude;
+  bool negative;
+  if (ParseCoreInt(s, &magnitude, &negative)) {
+    if (negative ? magnitude <= 1ull << 63 : magnitude < 1ull << 63) {
+      c.kind = Kind::kInt;
+      c.i = negative ? static_cast<int64_t>(0 - magnitude) : static_cast<int64_t>(magnitude);
+    } else {
+      c.kind = Kind::kFloat;
+      c.d = negative ? -static_cast<double>(magnitude) : static_cast<double>(magnitude);
+    }
+    return c;
+  }
+  std::string_view unsigned_part = s;
+  const bool minus = !s.empty() && s[0] == '-';
+  if (!s.empty() && (s[0] == '-' || s[0] == '+')) unsigned_part.remove_prefix(1);
+  if (unsigned_part == ".inf" || unsigned_part == ".Inf" || unsigned_part == ".INF") {
+    c.kind = Kind::kFloat;
+    c.d = minus ? -HUGE_VAL : HUGE_VAL;
+    return c;
+  }
+  if (s == ".nan" || s == ".NaN" || s == ".NAN") {
+    c.kind = Kind::kFloat;
+    c.d = std::nan("");
+    return c;
+  }
+  if (IsCoreFloat(s)) {
+    c.kind = Kind::kFloat;
+    // from_chars takes no `+`; a value beyond a double's range is infinite.
+    auto r = std::from_chars(unsigned_part.data(), unsigned_part.data() + unsigned_part.size(), c.d);
+    if (r.ec == std::errc::result_out_of_range) c.d = std::strtod(std::string(unsigned_part).c_str(), nullptr);
+    if (minus) c.d = -c.d;
+    return c;
+  }
+  return c;
+}
+
 std::string ScalarText(const YAML::Node& n) { return n.IsScalar() ? n.Scalar() : std::string(); }
 
 bool ExpectScalar(const YAML::Node& n, const ParseContext& ctx, std::string_view type) {
@@ -124,14 +220,25 @@ bool Decoder<bool>::Decode(const YAML::Node& n, bool* out, const ParseContext& c
   return true;
 }
 
+namespace {
+
+constexpr const char* kIntegerHint = "a whole number: 16, or in hex 0x10, in octal 0o20";
+
+}  // namespace
+
 bool Decoder<int64_t>::Decode(const YAML::Node& n, int64_t* out, const ParseContext& ctx) {
   if (!ExpectScalar(n, ctx, "an integer")) return false;
-  const std::string& s = n.Scalar();
-  auto r = std::from_chars(s.data(), s.data() + s.size(), *out);
-  if (r.ec != std::errc() || r.ptr != s.data() + s.size()) {
-    ctx.Error(n, "`" + ctx.path + "` must be an integer" + Shown(n, ctx));
+  uint64_t magnitude;
+  bool negative;
+  if (!ParseCoreInt(n.Scalar(), &magnitude, &negative)) {
+    ctx.Error(n, "`" + ctx.path + "` must be an integer" + Shown(n, ctx), kIntegerHint);
     return false;
   }
+  if (negative ? magnitude > 1ull << 63 : magnitude >= 1ull << 63) {
+    ctx.Error(n, "`" + ctx.path + "` is out of range" + Shown(n, ctx));
+    return false;
+  }
+  *out = negative ? static_cast<int64_t>(0 - magnitude) : static_cast<int64_t>(magnitude);
   return true;
 }
 
@@ -139,7 +246,7 @@ bool Decoder<int>::Decode(const YAML::Node& n, int* out, const ParseContext& ctx
   int64_t v;
   if (!Decoder<int64_t>::Decode(n, &v, ctx)) return false;
   if (v < INT32_MIN || v > INT32_MAX) {
-    ctx.Error(n, "`" + ctx.path + "` is out of range");
+    ctx.Error(n, "`" + ctx.path + "` is out of range" + Shown(n, ctx));
     return false;
   }
   *out = static_cast<int>(v);
@@ -148,10 +255,9 @@ bool Decoder<int>::Decode(const YAML::Node& n, int* out, const ParseContext& ctx
 
 bool Decoder<uint64_t>::Decode(const YAML::Node& n, uint64_t* out, const ParseContext& ctx) {
   if (!ExpectScalar(n, ctx, "a non-negative integer")) return false;
-  const std::string& s = n.Scalar();
-  auto r = std::from_chars(s.data(), s.data() + s.size(), *out);
-  if (r.ec != std::errc() || r.ptr != s.data() + s.size()) {
-    ctx.Error(n, "`" + ctx.path + "` must be a non-negative integer" + Shown(n, ctx));
+  bool negative;
+  if (!ParseCoreInt(n.Scalar(), out, &negative) || (negative && *out != 0)) {
+    ctx.Error(n, "`" + ctx.path + "` must be a non-negative integer" + Shown(n, ctx), kIntegerHint);
     return false;
   }
   return true;
@@ -159,8 +265,12 @@ bool Decoder<uint64_t>::Decode(const YAML::Node& n, uint64_t* out, const ParseCo
 
 bool Decoder<double>::Decode(const YAML::Node& n, double* out, const ParseContext& ctx) {
   if (!ExpectScalar(n, ctx, "a number")) return false;
-  if (!ParseNumber(n.Scalar(), out)) {
-    ctx.Error(n, "`" + ctx.path + "` must be a number" + Shown(n, ctx));
+  const CoreScalar c = ResolveCoreScalar(n.Scalar());
+  if (c.kind == CoreScalar::Kind::kInt) *out = static_cast<double>(c.i);
+  else if (c.kind == CoreScalar::Kind::kFloat && std::isfinite(c.d)) *out = c.d;
+  else {
+    ctx.Error(n, "`" + ctx.path + "` must be a " + (c.kind == CoreScalar::Kind::kFloat ? "finite " : "") + "number" +
+                     Shown(n, ctx));
     return false;
   }
   return true;
@@ -174,6 +284,8 @@ std::string Decoder<double>::Format(double v) {
 
 bool Decoder<ByteSize>::Decode(const YAML::Node& n, ByteSize* out, const ParseContext& ctx) {
   if (!ExpectScalar(n, ctx, "a size")) return false;
+  bool negative;
+  if (ParseCoreInt(n.Scalar(), &out->bytes, &negative) && !negative) return true;  // 0x100000 too
   if (!ParseByteSize(n.Scalar(), &out->bytes)) {
     ctx.Error(n, "`" + ctx.path + "` must be a size in bytes" + Shown(n, ctx),
               "e.g. 1048576, \"512KiB\", \"64MiB\", \"1GB\"");
@@ -182,10 +294,23 @@ bool Decoder<ByteSize>::Decode(const YAML::Node& n, ByteSize* out, const ParseCo
   return true;
 }
 
+namespace {
+
+// A duration written as a core-schema int in the option's unit (0x10 too).
+bool IntegerDuration(std::string_view s, double unit_ms, double* out_ms) {
+  uint64_t magnitude;
+  bool negative;
+  if (!ParseCoreInt(s, &magnitude, &negative) || (negative && magnitude != 0)) return false;
+  *out_ms = static_cast<double>(magnitude) * unit_ms;
+  return *out_ms < 9.2e18;  // fits int64_t milliseconds
+}
+
+}  // namespace
+
 bool Decoder<Millis>::Decode(const YAML::Node& n, Millis* out, const ParseContext& ctx) {
   if (!ExpectScalar(n, ctx, "a duration")) return false;
   double ms;
-  if (!ParseDuration(n.Scalar(), 1, &ms)) {
+  if (!IntegerDuration(n.Scalar(), 1, &ms) && !ParseDuration(n.Scalar(), 1, &ms)) {
     ctx.Error(n, "`" + ctx.path + "` must be a duration" + Shown(n, ctx),
               "milliseconds as a number, or with a unit: \"500ms\", \"2s\", \"1m\"");
     return false;
@@ -197,7 +322,7 @@ bool Decoder<Millis>::Decode(const YAML::Node& n, Millis* out, const ParseContex
 bool Decoder<Seconds>::Decode(const YAML::Node& n, Seconds* out, const ParseContext& ctx) {
   if (!ExpectScalar(n, ctx, "a duration")) return false;
   double ms;
-  if (!ParseDuration(n.Scalar(), 1000, &ms)) {
+  if (!IntegerDuration(n.Scalar(), 1000, &ms) && !ParseDuration(n.Scalar(), 1000, &ms)) {
     ctx.Error(n, "`" + ctx.path + "` must be a duration" + Shown(n, ctx),
               "seconds as a number, or with a unit: \"500ms\", \"2s\", \"1m\"");
     return false;

@@ -77,6 +77,30 @@ std::string FormatByteSize(uint64_t bytes);
 // Parses "250ms", "2s", "1.5m", "1h"; `unit_ms` is the unit of a bare number.
 bool ParseDuration(std::string_view s, double unit_ms, double* out_ms);
 
+// What YAML 1.2's core schema makes of a plain (unquoted) scalar
+// (yaml.org/spec/1.2.2, 10.3.2):
+//   null   null | Null | NULL | ~ | (empty)
+//   bool   true | True | TRUE | false | False | FALSE
+//   int    [-+]?[0-9]+ | 0o[0-7]+ | 0x[0-9a-fA-F]+
+//   float  [-+]?(\.[0-9]+ | [0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
+//          | [-+]?(\.inf | \.Inf | \.INF) | \.nan | \.NaN | \.NAN
+//   else a string.
+// An int beyond int64_t is a float (as JSON parsers read one), and so is a
+// float literal beyond a double's range (infinite). yaml-cpp leaves this to
+// us: it hands every scalar over as text. The config options, add_fields'
+// values, conditions' operands and `tests:` inputs all resolve through it.
+struct CoreScalar {
+  enum class Kind { kString, kNull, kBool, kInt, kFloat };
+  Kind kind = Kind::kString;
+  bool b = false;
+  int64_t i = 0;
+  double d = 0;
+};
+CoreScalar ResolveCoreScalar(std::string_view s);
+// A core-schema int (decimal, 0o octal or 0x hex), as its magnitude and
+// sign; false if `s` is none or the magnitude exceeds 64 bits.
+bool ParseCoreInt(std::string_view s, uint64_t* magnitude, bool* negative);
+
 // Where parsing is: the file and the dotted option path, for messages.
 struct ParseContext {
   Diagnostics* diag;

@@ -1,7 +1,6 @@
 #include "transforms/add_fields_transform.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 
 #include "config/registry.h"
@@ -28,6 +27,12 @@ const config::Schema<AddFieldsTransform::Config>& AddFieldsTransform::Config::sc
           ctx.Error(at, "`" + ctx.path + ".fields." + name + "` must be a scalar (string, number, bool or null)");
           continue;
         }
+        if (NonFiniteNumber(value)) {
+          ctx.Error(at, "`" + ctx.path + ".fields." + name + "` is " + value.Scalar() +
+                            ", a number JSON cannot carry (it would be written as null)",
+                    "quote it ('" + value.Scalar() + "') for the text, or give a finite number");
+          continue;
+        }
         if (value.IsScalar()) {
           std::string problem = Template::Check(value.Scalar());
           if (!problem.empty()) ctx.Error(at, "`" + ctx.path + ".fields." + name + "`: " + problem);
@@ -43,23 +48,21 @@ Value ScalarValue(const YAML::Node& node) {
   if (node.IsNull()) return Value();
   const std::string& s = node.Scalar();
   if (node.Tag() == "!") return Value(s);  // quoted: always a string
-  if (s == "true" || s == "True" || s == "TRUE") return Value(true);
-  if (s == "false" || s == "False" || s == "FALSE") return Value(false);
-  if (s == "null" || s == "~" || s == "Null" || s == "NULL") return Value();
-  // YAML 1.2's core schema lets a number start with `+` (`+5`, `+5.0`);
-  // from_chars does not take one.
-  std::string_view num = s;
-  if (num.size() > 1 && num[0] == '+' && ((num[1] >= '0' && num[1] <= '9') || num[1] == '.')) num.remove_prefix(1);
-  const char* const end = num.data() + num.size();
-  int64_t i;
-  auto ri = std::from_chars(num.data(), end, i);
-  if (ri.ec == std::errc() && ri.ptr == end) return Value(i);
-  double d;
-  auto rd = std::from_chars(num.data(), end, d);
-  // `Nan`, `inf`, `Infinity` are words here, not numbers (from_chars reads
-  // them; YAML's own are `.nan` and `.inf`, and JSON has neither).
-  if (rd.ec == std::errc() && rd.ptr == end && !num.empty() && std::isfinite(d)) return Value(d);
+  const config::CoreScalar c = config::ResolveCoreScalar(s);
+  switch (c.kind) {
+    case config::CoreScalar::Kind::kNull: return Value();
+    case config::CoreScalar::Kind::kBool: return Value(c.b);
+    case config::CoreScalar::Kind::kInt: return Value(c.i);
+    case config::CoreScalar::Kind::kFloat: return Value(c.d);
+    case config::CoreScalar::Kind::kString: break;
+  }
   return Value(s);
+}
+
+bool NonFiniteNumber(const YAML::Node& node) {
+  if (!node.IsScalar() || node.Tag() == "!") return false;
+  const config::CoreScalar c = config::ResolveCoreScalar(node.Scalar());
+  return c.kind == config::CoreScalar::Kind::kFloat && !std::isfinite(c.d);
 }
 
 Result<std::unique_ptr<Transform>> AddFieldsTransform::Build(const Config& config, BuildContext& ctx) {

@@ -42,9 +42,15 @@ class AddFieldsTransform final : public SimpleTransform {
   Counter* parent_errors_;  // overwrite: false, and a value on the path is not a map
 };
 
-// The typed value of a YAML scalar as written: plain scalars that look like
-// integers, floats (a leading `+` allowed, as in YAML 1.2), booleans or null
-// get that type; quoted ones are strings.
+// The typed value of a YAML scalar as written: a plain scalar gets the type
+// YAML 1.2's core schema gives it (config::ResolveCoreScalar: null, bool,
+// int also in 0x hex and 0o octal, float also .inf, -.inf and .nan); a
+// quoted one is a string. JSON has no infinity or NaN (they would go out
+// as null): where a value goes into events, refuse those at parse time
+// (NonFiniteNumber).
 Value ScalarValue(const YAML::Node& node);
+// Whether a plain scalar is a float that is not finite (.inf, -.inf, .nan,
+// or a literal beyond a double's range such as 1e400).
+bool NonFiniteNumber(const YAML::Node& node);
 
 }  // namespace tributary

@@ -69,6 +69,9 @@ bool Equal(const Value& v, const Comparison& c) {
       double d;
       if (v.to_double(&d)) return d == c.number;
       if (v.is_string()) {
+        // The text as written in the config too: `eq: 0x1F` is the number
+        // 31 (YAML 1.2), and also holds for a field that reads "0x1F".
+        if (v.as_string() == c.operand_text) return true;
         int64_t i;
         if (o.is_int() && ParseInt(v.as_string(), &i)) return i == o.as_int();
         return ParseNumber(v.as_string(), &d) && d == c.number;
@@ -299,6 +302,12 @@ bool ParseComparison(const YAML::Node& n, const config::ParseContext& ctx, Condi
     }
     c.operand = v.IsNull() ? Value() : ScalarValue(v);
     c.operand_text = v.IsNull() ? std::string() : v.Scalar();
+    if (c.op != Op::kMatches && c.operand.is_double() && std::isnan(c.operand.as_double())) {
+      at.Error(v, "`" + at.path + "` is " + v.Scalar() + ", YAML's not-a-number, which equals nothing, not even itself",
+               "quote it ('" + v.Scalar() + "') to compare with the text");
+      ok = false;
+      continue;
+    }
     switch (c.op) {
       case Op::kExists:
         if (!c.operand.is_bool()) {

@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <tuple>
+
 #include "tests/support/compliance.h"
 #include "tests/support/test_util.h"
 
@@ -69,6 +72,47 @@ tests:
   EXPECT_NE(out.find("✓ parses an access line"), std::string::npos) << out;
   EXPECT_NE(out.find("✓ events as fields"), std::string::npos) << out;
   EXPECT_NE(out.find("PASSED: 2 passed, 0 failed"), std::string::npos) << out;
+}
+
+// A log input's numbers are what YAML 1.2's core schema makes of them:
+// `0x1F7` is the integer 503 (it stayed the string "0x1F7", which the
+// filter's `gte: 500` did not take for a number). `.inf`, a number JSON
+// cannot carry, is an error at its place rather than a null in the event.
+TEST(TributaryTestCommand, LogFieldsReadHexAndOctalAsNumbersAndRefuseInfinity) {
+  TempDir dir;
+  auto [code, out] = RunTest(dir, Config(dir, R"yaml(
+tests:
+  - name: hex status
+    inputs:
+      - insert_at: errors
+        type: log
+        log_fields: { status: 0x1F7, bytes_out: 0o17, path: /api/x }
+    outputs:
+      - extract_from: errors
+        conditions: [ { field: status, eq: 503 }, { field: bytes_out, eq: 15 } ]
+)yaml"));
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("✓ hex status"), std::string::npos) << out;
+
+  const std::string infinite = Config(dir, R"yaml(
+tests:
+  - name: infinite
+    inputs:
+      - insert_at: errors
+        type: log
+        log_fields: { status: 503, latency: -.inf, path: /api/x }
+    outputs:
+      - extract_from: errors
+)yaml");
+  std::tie(code, out) = RunTest(dir, infinite);
+  EXPECT_EQ(code, 78) << out;
+  const size_t at = infinite.find("-.inf");
+  const std::string where = "t.yaml:" + std::to_string(std::count(infinite.begin(), infinite.begin() + at, '\n') + 1) +
+                            ":" + std::to_string(at - infinite.rfind('\n', at));
+  EXPECT_NE(out.find(where), std::string::npos) << where << "\n" << out;
+  EXPECT_NE(out.find("`tests[0].inputs[0].log_fields.latency` is -.inf, a number JSON cannot carry"),
+            std::string::npos)
+      << out;
 }
 
 TEST(TributaryTestCommand, FailingFileSaysWhy) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 namespace tributary::config {
 namespace {
 
@@ -178,6 +180,103 @@ TEST(SchemaTest, SizesAndDurations) {
   EXPECT_TRUE(ParseByteSize("1000000TB", &b));
   EXPECT_FALSE(ParseByteSize("100000000TiB", &b));
   EXPECT_FALSE(ParseDuration("99999999999999999999999d", 1, &ms));
+}
+
+struct Numbers {
+  int64_t count = 0;
+  int small = 0;
+  uint64_t big = 0;
+  double ratio = 0;
+  ByteSize size{0};
+  Millis wait_ms{0};
+  Seconds timeout_secs{0};
+  static const Schema<Numbers>& schema() {
+    static const Schema<Numbers> s = [] {
+      Schema<Numbers> s;
+      s.Field("count", &Numbers::count, "Count.");
+      s.Field("small", &Numbers::small, "Small.");
+      s.Field("big", &Numbers::big, "Big.");
+      s.Field("ratio", &Numbers::ratio, "Ratio.");
+      s.Field("size", &Numbers::size, "Size.");
+      s.Field("wait_ms", &Numbers::wait_ms, "Wait.");
+      s.Field("timeout_secs", &Numbers::timeout_secs, "Timeout.");
+      return s;
+    }();
+    return s;
+  }
+};
+
+// An integer option takes what YAML 1.2's core schema reads as an integer:
+// `0x10` (hex) and `0o20` (octal) were "must be an integer", and `+2` too.
+// Garbage is still an error at its place, with the forms that work.
+TEST(SchemaTest, IntegerOptionsTakeYaml12HexAndOctal) {
+  auto parse = [](const std::string& text, Numbers* n, Diagnostics* diag) {
+    return Numbers::schema().Parse(YAML::Load(text), n, ParseContext{diag, "t.yaml", "x"});
+  };
+  Diagnostics diag;
+  Numbers n;
+  ASSERT_TRUE(parse("count: 0x10\nsmall: 0o17\nbig: 0xFFFFFFFFFFFFFFFF\nratio: 0x8\nsize: 0x100000\n"
+                    "wait_ms: 0o1750\ntimeout_secs: +2\n",
+                    &n, &diag))
+      << diag.ToString();
+  EXPECT_EQ(n.count, 16);
+  EXPECT_EQ(n.small, 15);
+  EXPECT_EQ(n.big, UINT64_MAX);
+  EXPECT_DOUBLE_EQ(n.ratio, 8);
+  EXPECT_EQ(n.size.bytes, 1048576u);
+  EXPECT_EQ(n.wait_ms.ms, 1000);
+  EXPECT_DOUBLE_EQ(n.timeout_secs.secs, 2);
+  ASSERT_TRUE(parse("count: -9223372036854775808\nratio: -1.5e3\n", &n, &diag)) << diag.ToString();
+  EXPECT_EQ(n.count, INT64_MIN);
+  EXPECT_DOUBLE_EQ(n.ratio, -1500);
+
+  for (const auto& [text, message] : std::vector<std::pair<std::string, std::string>>{
+           {"count: 0x1G", "`x.count` must be an integer (got \"0x1G\")"},
+           {"count: -0x10", "`x.count` must be an integer (got \"-0x10\")"},
+           {"count: 0x8000000000000000", "`x.count` is out of range (got \"0x8000000000000000\")"},
+           {"small: 0x80000000", "`x.small` is out of range (got \"0x80000000\")"},
+           {"big: -1", "`x.big` must be a non-negative integer (got \"-1\")"},
+           {"ratio: .inf", "`x.ratio` must be a finite number (got \".inf\")"},
+           {"ratio: 0x", "`x.ratio` must be a number (got \"0x\")"},
+           {"size: 0x1Q", "`x.size` must be a size in bytes (got \"0x1Q\")"}}) {
+    Diagnostics d;
+    Numbers m;
+    EXPECT_FALSE(parse(text, &m, &d)) << text;
+    ASSERT_EQ(d.error_count(), 1u) << text << "\n" << d.ToString();
+    EXPECT_EQ(d.all()[0].message, message) << text;
+    EXPECT_EQ(d.all()[0].location.ToString(), "t.yaml:1:" + std::to_string(text.find(':') + 3)) << text;
+  }
+  Diagnostics d;
+  EXPECT_FALSE(parse("count: 0x1G", &n, &d));
+  EXPECT_EQ(d.all()[0].hint, "a whole number: 16, or in hex 0x10, in octal 0o20");
+}
+
+// YAML 1.2's core schema, tag by tag (yaml.org/spec/1.2.2, 10.3.2).
+TEST(SchemaTest, ResolveCoreScalarFollowsTheYaml12CoreSchema) {
+  using Kind = CoreScalar::Kind;
+  for (const char* s : {"", "~", "null", "Null", "NULL"}) EXPECT_EQ(ResolveCoreScalar(s).kind, Kind::kNull) << s;
+  for (const char* s : {"true", "True", "TRUE"}) {
+    EXPECT_EQ(ResolveCoreScalar(s).kind, Kind::kBool) << s;
+    EXPECT_TRUE(ResolveCoreScalar(s).b) << s;
+  }
+  EXPECT_FALSE(ResolveCoreScalar("FALSE").b);
+  for (const auto& [s, v] : std::vector<std::pair<std::string, int64_t>>{
+           {"0", 0}, {"-12", -12}, {"+12", 12}, {"007", 7}, {"0x1F", 31}, {"0xff", 255}, {"0o17", 15}, {"0o0", 0}}) {
+    EXPECT_EQ(ResolveCoreScalar(s).kind, Kind::kInt) << s;
+    EXPECT_EQ(ResolveCoreScalar(s).i, v) << s;
+  }
+  for (const auto& [s, v] : std::vector<std::pair<std::string, double>>{
+           {"1.5", 1.5}, {"-.5", -0.5}, {"+.5", 0.5}, {"1.", 1}, {"1e3", 1000}, {"1.5E-1", 0.15}, {"-2e+2", -200},
+           {"9223372036854775808", 9223372036854775808.0}, {"0xFFFFFFFFFFFFFFFF", 18446744073709551615.0}}) {
+    EXPECT_EQ(ResolveCoreScalar(s).kind, Kind::kFloat) << s;
+    EXPECT_DOUBLE_EQ(ResolveCoreScalar(s).d, v) << s;
+  }
+  for (const char* s : {".inf", ".Inf", "+.INF", "1e400"}) EXPECT_EQ(ResolveCoreScalar(s).d, HUGE_VAL) << s;
+  EXPECT_EQ(ResolveCoreScalar("-.inf").d, -HUGE_VAL);
+  for (const char* s : {".nan", ".NaN", ".NAN"}) EXPECT_TRUE(std::isnan(ResolveCoreScalar(s).d)) << s;
+  for (const char* s : {"yes", "on", "tRUE", "nan", "inf", ".iNf", "-.nan", "Infinity", "0X1F", "-0x1F", "+0o17",
+                        "0x", "0o", "0o8", "0x1G", "1e", "e3", ".", "+", "-", "1_000", "1:30", "0b101", " 1", "1 "})
+    EXPECT_EQ(ResolveCoreScalar(s).kind, Kind::kString) << s;
 }
 
 struct Sized {

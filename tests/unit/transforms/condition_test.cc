@@ -139,6 +139,27 @@ TEST(ConditionTest, NanAndInfOperandsAreWords) {
   EXPECT_FALSE(Match("{ field: v, eq: nan }", e));
 }
 
+// YAML 1.2: `0x1F` is the number 31 (it was the text "0x1F"), and still
+// matches a field that reads "0x1F"; `.inf` is infinity; `.nan`, which
+// would equal nothing, is an error at its place.
+TEST(ConditionTest, HexOctalAndInfinityOperandsAreNumbersAndNanIsRefused) {
+  Event e;
+  e.set("n", Value(int64_t{31}));
+  e.set("s", Value("0x1F"));
+  EXPECT_TRUE(Match("{ field: n, eq: 0x1F }", e));
+  EXPECT_TRUE(Match("{ field: n, gt: 0o17 }", e));
+  EXPECT_TRUE(Match("{ field: s, eq: 0x1F }", e));
+  EXPECT_FALSE(Match("{ field: n, eq: '0x1F' }", e));
+  EXPECT_TRUE(Match("{ field: n, lt: .inf }", e));
+  EXPECT_TRUE(Match("{ field: n, gt: -.inf }", e));
+  auto p = ParseText("{ field: n, eq: .nan }");
+  EXPECT_FALSE(p.cond);
+  EXPECT_NE(p.errors.find("c.yaml:1:17"), std::string::npos) << p.errors;
+  EXPECT_NE(p.errors.find("`condition.eq` is .nan, YAML's not-a-number, which equals nothing"), std::string::npos)
+      << p.errors;
+  EXPECT_TRUE(Match("{ field: s, matches: .nan }", e) == false);  // a pattern, not a number
+}
+
 TEST(ConditionTest, Combinators) {
   Event e = Sample();
   EXPECT_TRUE(Match("{ all: [ { field: status, gte: 500 }, { field: path, matches: '^/api/' } ] }", e));

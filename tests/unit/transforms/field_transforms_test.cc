@@ -65,6 +65,37 @@ TEST(AddFieldsTest, NanAndInfAreWordsNotNumbers) {
   EXPECT_EQ(out[0].get("d")->as_double(), 1000.0);
 }
 
+// YAML 1.2's core schema reads 0x1F (hex) and 0o17 (octal) as integers;
+// they stayed strings. A sign before a hex or octal number, a capital
+// prefix, or a digit that does not belong keep it a string, as in YAML;
+// quoted, it is the text.
+TEST(AddFieldsTest, HexAndOctalAreIntegersAsInYaml12) {
+  TransformHarness h("add_fields",
+                     "fields: { a: 0x1F, b: 0o17, c: '0x1F', d: 0x1G, e: 0O17, f: -0x1F, g: 0o8, h: 0x7FFFFFFFFFFFFFFF, "
+                     "i: 0123 }\n");
+  ASSERT_TRUE(h.ok()) << h.error();
+  auto out = h.RunDefault({Make({})});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(Json(out[0]), R"({"a":31,"b":15,"c":"0x1F","d":"0x1G","e":"0O17","f":"-0x1F","g":"0o8",)"
+                          R"("h":9223372036854775807,"i":123})");
+}
+
+// YAML's .inf, -.inf and .nan are floats JSON cannot carry (they went out
+// as null): an error at the value, which says how to keep the text.
+TEST(AddFieldsTest, InfinityAndNanAreRefusedWhereWritten) {
+  TransformHarness h("add_fields", "fields:\n  a: .inf\n  b: -.Inf\n  c: .NaN\n  d: '.inf'\n  e: 1e400\n");
+  ASSERT_FALSE(h.ok());
+  EXPECT_NE(h.error().find("test.yaml:2:6"), std::string::npos) << h.error();
+  EXPECT_NE(h.error().find("`transforms.t.fields.a` is .inf, a number JSON cannot carry (it would be written as null)"),
+            std::string::npos)
+      << h.error();
+  EXPECT_NE(h.error().find("quote it ('.inf') for the text"), std::string::npos) << h.error();
+  EXPECT_NE(h.error().find("`transforms.t.fields.b` is -.Inf"), std::string::npos) << h.error();
+  EXPECT_NE(h.error().find("`transforms.t.fields.c` is .NaN"), std::string::npos) << h.error();
+  EXPECT_NE(h.error().find("`transforms.t.fields.e` is 1e400"), std::string::npos) << h.error();
+  EXPECT_EQ(h.error().find("fields.d"), std::string::npos) << h.error();
+}
+
 // YAML 1.2's core schema reads `+5` as the integer 5 and `+5.0` as a
 // float; they stayed strings. `+` alone, `+-5` or `'+5'` quoted are strings.
 TEST(AddFieldsTest, APlusSignedNumberIsANumber) {
