@@ -144,6 +144,12 @@ class SinkContext {
   // sink has not delivered is failed, to be read again where the source
   // allows.
   virtual void Abandon(std::string_view reason) { (void)reason; }
+  // At a stop: the sink gave up `events` it had already acknowledged to
+  // their sources ahead of delivery (the kafka sink's `acknowledgements:
+  // false` finalizes a batch Delivered once it is queued). No source reads
+  // them again: the stop's report counts them with the rest it gave up,
+  // as lost. Called once, from the sink's thread, before Run returns.
+  virtual void GaveUpAcknowledged(uint64_t events) { (void)events; }
 };
 
 class Sink {

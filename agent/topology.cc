@@ -36,6 +36,9 @@ struct Topology::Node {
   // into an aborted or closed buffer; sources, batches not yet transformed
   // when the hard stop came (pool path).
   std::atomic<uint64_t> refused{0};
+  // Sinks: events given up at a stop after being acknowledged ahead of
+  // delivery (SinkContext::GaveUpAcknowledged): lost whatever the source.
+  std::atomic<uint64_t> acknowledged_given_up{0};
   std::vector<Node*> upstream_sources;  // sinks: the sources that reach them
 };
 
@@ -278,6 +281,9 @@ class Topology::SinkRunner final : public SinkContext, public SinkInput {
     std::lock_guard lock(topology_->mu_);
     if (topology_->abandoned_.empty()) topology_->abandoned_ = node_->id + ": " + std::string(reason);
   }
+  void GaveUpAcknowledged(uint64_t events) override {
+    node_->acknowledged_given_up.fetch_add(events, std::memory_order_relaxed);
+  }
   Node* node() { return node_; }
 
  private:
@@ -519,12 +525,27 @@ std::string FateOf(const std::vector<Topology::Node*>& sources, bool* lost);
 }  // namespace
 
 void Topology::ReportGivenUp() {
-  auto report = [&](Node* n, uint64_t total, const std::string& detail, const std::vector<Node*>& sources) {
+  // `again_or_not`: events whose fate is their sources' (read again, or
+  // lost); `acknowledged`: events acknowledged ahead of delivery, lost.
+  auto report = [&](Node* n, uint64_t again_or_not, uint64_t acknowledged, const std::string& detail,
+                    const std::vector<Node*>& sources) {
+    const uint64_t total = again_or_not + acknowledged;
     if (total == 0) return;
     n->metrics->discarded_unintentional().Increment(static_cast<double>(total));
     bool lost = false;
-    std::string fate = FateOf(sources, &lost);
-    if (lost) events_lost_ += total;
+    std::string fate;
+    if (again_or_not > 0) {
+      fate = FateOf(sources, &lost);
+      if (lost) events_lost_ += again_or_not;
+    }
+    if (acknowledged > 0) {
+      events_lost_ += acknowledged;
+      lost = true;
+      fate += std::string(fate.empty() ? "they are lost" : "; the " + std::to_string(acknowledged) +
+                                                               " acknowledged before delivery are lost") +
+              ": the sink acknowledged them to their sources when it queued them (acknowledgements: false), "
+              "so no source reads them again";
+    }
     Log(lost ? LogLevel::kError : LogLevel::kWarn, n->id,
         "gave up " + std::to_string(total) + " events at the stop" + detail + ": " + fate);
   };
@@ -532,18 +553,20 @@ void Topology::ReportGivenUp() {
     Node* n = s->node();
     const Buffer::GivenUp b = n->buffer->given_up();
     const uint64_t refused = n->refused.load();
+    const uint64_t acknowledged = n->acknowledged_given_up.load();
     std::string detail = " (";
     if (b.held) detail += std::to_string(b.held) + " in its memory buffer, ";
     if (refused) detail += std::to_string(refused) + " refused by its stopped buffer, ";
     detail += std::to_string(b.taken) + " taken for delivery";
+    if (acknowledged) detail += ", " + std::to_string(acknowledged) + " acknowledged before delivery";
     if (std::find(abandoned_sinks_.begin(), abandoned_sinks_.end(), n->id) != abandoned_sinks_.end())
       detail += ", not counting the batch it was writing when it was abandoned";
     detail += ")";
-    report(n, b.held + b.taken + refused, detail, n->upstream_sources);
+    report(n, b.held + b.taken + refused, acknowledged, detail, n->upstream_sources);
   }
   for (auto& s : source_runners_) {
     Node* n = s->node();
-    report(n, n->refused.load(), " before they reached a sink", {n});
+    report(n, n->refused.load(), 0, " before they reached a sink", {n});
   }
 }
 

@@ -169,6 +169,9 @@ bool KafkaSink::Stopping() const { return ctx_->hard_stop().stop_requested(); }
 
 void KafkaSink::Resolve(Pending* p, BatchStatus status) {
   if (status > p->worst) p->worst = status;
+  // Given up at the stop after the batch was acknowledged (only the stop
+  // fails a message): its source has moved past it.
+  if (p->finalized && status == BatchStatus::kFailed) ++acknowledged_given_up_;
   if (--p->outstanding > 0) return;
   // One sample per batch, from its first produce to its last delivery
   // report: not for a batch nothing of which reached librdkafka (refused
@@ -528,12 +531,18 @@ void KafkaSink::FailEverything() {
     Drop(&m);
     Resolve(m.pending, BatchStatus::kFailed);
   }
-  // Messages whose reports never came: the batch is given up as a whole.
+  // Messages whose reports never came: the batch is given up as a whole;
+  // one acknowledged already (acknowledgements: false) is counted instead.
   for (auto& p : pending_) {
-    if (p.finalized) continue;
+    if (p.finalized) {
+      acknowledged_given_up_ += p.outstanding;
+      continue;
+    }
     for (auto& f : p.finalizers) f.Release(BatchStatus::kFailed);
     p.finalized = true;
   }
+  if (acknowledged_given_up_ > 0) ctx_->GaveUpAcknowledged(acknowledged_given_up_);
+  acknowledged_given_up_ = 0;
 }
 
 Status KafkaSink::Run(SinkContext& ctx) {

@@ -21,7 +21,9 @@
 //
 // Shutdown: Run returns once the input is closed and every message has a
 // delivery report, or at the hard stop, when the rest is purged and
-// finalized Failed.
+// finalized Failed; messages of batches already finalized (acknowledgements:
+// false) are counted instead and reported as lost
+// (SinkContext::GaveUpAcknowledged).
 //
 // Threads: Run owns the producer and serves its callbacks (delivery
 // reports, statistics, errors) from rd_kafka_poll on the sink thread.
@@ -177,6 +179,9 @@ class KafkaSink final : public Sink, private kafka::KafkaClient {
   uint64_t sent_events_acc_ = 0, sent_bytes_acc_ = 0, discarded_acc_ = 0;
   uint64_t error_acc_[kNumErrorKinds] = {};
   uint64_t retries_acc_ = 0;
+  // Messages of batches finalized early (acknowledgements: false) that
+  // the stop gave up: reported once, SinkContext::GaveUpAcknowledged.
+  uint64_t acknowledged_given_up_ = 0;
   RateLimiter reject_limiter_;
   RateLimiter retry_limiter_;
 };

@@ -225,6 +225,48 @@ TEST(KafkaSinkTest, AStopDuringAnOutageCountsAndLogsWhatItGivesUp) {
   EXPECT_EQ(agent.process().Wait(30s), 0) << "the file source reads them again" << agent.process().Stderr();
 }
 
+// The same with `acknowledgements: false`: the sink had acknowledged what
+// librdkafka's queue held when it queued it, and the stop purged it without
+// a word or a count. It is lost (the file source has moved past it): one
+// ERROR line per stop says so, discarded_events_total counts it, and a
+// shutdown that loses events exits 1.
+TEST(KafkaSinkTest, WithoutAcknowledgementsAStopDuringAnOutageCountsAndLogsWhatItGivesUp) {
+  MockKafka kafka(1, {{"logs", 2}});
+  kafka.command_ok("broker_down -1");
+  TempDir dir;
+  const int n = 2000, more = 500;
+  WriteFile(dir / "in.log", Lines("gone", 0, n));
+  std::string config = Header(dir, "{ type: file, include: [\"" + (dir / "in.log") + "\"], read_from: beginning }") +
+                       "sinks:\n  out:\n    type: kafka\n    inputs: [in]\n"
+                       "    bootstrap_servers: \"" + kafka.bootstrap_servers() + "\"\n"
+                       "    topic: logs\n    encoding: { codec: text }\n    acknowledgements: false\n";
+  config.replace(config.find("shutdown_timeout_secs: 30"), 25, "shutdown_timeout_secs: 1");
+  Agent agent(dir, config);
+  ASSERT_GT(agent.api_port(), 0) << agent.process().Stderr();
+  auto taken = [&] { return Metric(agent, "tributary_component_received_events_total", {{"component_id", "out"}}); };
+  ASSERT_TRUE(WaitFor([&] { return taken() == n; })) << agent.Metrics();
+  const std::string fate =
+      "they are lost: the sink acknowledged them to their sources when it queued them (acknowledgements: false), "
+      "so no source reads them again";
+  auto line = [&](int events) {
+    return "ERROR [out] gave up " + std::to_string(events) + " events at the stop (0 taken for delivery, " +
+           std::to_string(events) + " acknowledged before delivery): " + fate + "\n";
+  };
+  agent.process().Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return agent.process().Stderr().find("reloaded:") != std::string::npos; }))
+      << agent.process().Stderr();
+  EXPECT_NE(agent.process().Stderr().find(line(n)), std::string::npos) << agent.process().Stderr();
+  EXPECT_EQ(Metric(agent, "tributary_component_discarded_events_total", {{"component_id", "out"}, {"intentional", "false"}}),
+            n);
+  // The file source does not read them again: the new pipeline takes only
+  // what is written next, and gives that up at the shutdown.
+  AppendFile(dir / "in.log", Lines("more", 0, more));
+  ASSERT_TRUE(WaitFor([&] { return taken() == n + more; })) << agent.Metrics();
+  agent.process().Signal(SIGTERM);
+  EXPECT_EQ(agent.process().Wait(30s), 1) << "events were lost" << agent.process().Stderr();
+  EXPECT_NE(agent.process().Stderr().find(line(more)), std::string::npos) << agent.process().Stderr();
+}
+
 // tributary_sink_request_duration_seconds has one sample per batch that
 // was produced. Batches refused before anything was sent (a topic template
 // that fails for every event) were recorded as sub-millisecond requests.
