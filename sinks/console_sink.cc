@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <mutex>
 
 #include "config/registry.h"
 
@@ -43,12 +44,27 @@ static Status WriteAll(int fd, const std::string& buf) {
   return Status::Ok();
 }
 
+// One lock per stream, for every console sink of the process: a batch is
+// written whole before another console sink writes to the same stream. A
+// write(2) of more than PIPE_BUF bytes to a pipe is not atomic: when the
+// pipe is full, it is copied in as the reader makes room, and other
+// writers' bytes get in between. So a reload whose drain timed out while
+// the old console sink was blocked in such a write (its reader slow or
+// paused) left that thread writing the rest of its batch while the new
+// pipeline's console sink wrote its own: stdout had torn lines. So had two
+// console sinks of one configuration writing to a slow reader.
+static std::mutex& StreamLock(int fd) {
+  static std::mutex out, err;
+  return fd == STDERR_FILENO ? err : out;
+}
+
 Status ConsoleSink::Write(const Batch& batch) {
   buf_.clear();
   for (const Event& e : batch.events()) {
     encoder_.Encode(e, &buf_);
     buf_.push_back('\n');
   }
+  std::lock_guard lock(StreamLock(fd_));
   Status s = WriteAll(fd_, buf_);
   if (s.ok()) metrics_->sent_bytes().Increment(static_cast<double>(buf_.size()));
   return s;

@@ -1,6 +1,9 @@
 #pragma once
 // `console` sink: writes each event on its own line to stdout or stderr.
-// One write(2) per batch; delivered once the kernel has the bytes.
+// One write(2) per batch; delivered once the kernel has the bytes. The
+// console sinks of the process (also an old pipeline's, left writing after
+// a reload) write to a stream one whole batch at a time, so that lines are
+// never torn.
 
 #include <memory>
 

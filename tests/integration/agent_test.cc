@@ -3,6 +3,7 @@
 
 #include <signal.h>
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -147,6 +148,79 @@ sinks: { out: { type: console, inputs: [in], encoding: { codec: text } } }
   EXPECT_EQ(ReadLines(dir.path() + "/head.out").size(), 3u);
   EXPECT_NE(p.Stderr().find("stdout was closed by its reader (broken pipe); shutting down"), std::string::npos)
       << p.Stderr();
+}
+
+// A reload while the console sink writes to a slow reader (a pipe that is
+// full): the old pipeline's drain times out, its console sink is abandoned
+// in the middle of a batch's write(2), and the new pipeline's console sink
+// starts writing to the same pipe. Both wrote as the reader made room, so
+// stdout had torn lines (half a line, then the new sink's). Every line must
+// be a whole JSON document. The batches are larger than the pipe, and the
+// reader takes a page at a time, so that both writers get their turns.
+TEST(AgentTest, AReloadUnderSteadyConsoleOutputTearsNoLine) {
+  TempDir dir;
+  const std::string fifo = dir / "stdout.fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const int rd = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);  // the agent's open does not wait
+  ASSERT_GE(rd, 0);
+  const std::string cfg = dir / "c.yaml";
+  WriteFile(cfg, "data_dir: " + dir.path() + "/data\napi: { enabled: false }\nshutdown_timeout_secs: 1\n" + R"(
+sources: { demo: { type: demo_logs, format: json, interval: 0, batch_size: 1000 } }
+sinks: { out: { type: console, inputs: [demo] } }
+)");
+  Process p(Process::Options{{"bash", "-c", "exec \"$0\" run -c \"$1\" > \"$2\"", TributaryBinary(), cfg, fifo}, {}, false});
+  const int capacity = ::fcntl(rd, F_GETPIPE_SZ);
+  ASSERT_GT(capacity, 0);
+  auto buffered = [&] {
+    int n = 0;
+    return ::ioctl(rd, FIONREAD, &n) == 0 ? n : -1;
+  };
+  ASSERT_TRUE(WaitFor([&] { return buffered() >= capacity; })) << "stdout never filled\n" << p.Stderr();
+  p.Signal(SIGHUP);  // the console sink is blocked in a write: the drain cannot end
+  ASSERT_TRUE(WaitFor([&] { return p.Stderr().find("reloaded:") != std::string::npos; })) << p.Stderr();
+  ASSERT_NE(p.Stderr().find("[out] sink did not stop; abandoning it"), std::string::npos) << p.Stderr();
+
+  std::string out;
+  char page[4096];
+  auto read_some = [&] {
+    ssize_t n = ::read(rd, page, sizeof page);
+    if (n > 0) out.append(page, static_cast<size_t>(n));
+    return n;
+  };
+  // A few megabytes after the reload: the rest of the abandoned sink's batch
+  // and many of the new sink's.
+  ASSERT_TRUE(WaitFor([&] {
+    while (read_some() > 0 && out.size() < (4u << 20)) {
+    }
+    return out.size() >= (4u << 20);
+  })) << out.size() << " bytes\n" << p.Stderr();
+  p.Signal(SIGTERM);
+  ASSERT_TRUE(WaitFor([&] {
+    ssize_t n;
+    while ((n = read_some()) > 0) {
+    }
+    return n == 0;  // end of file: the agent has closed its stdout
+  }, seconds(30))) << p.Stderr();
+  ::close(rd);
+
+  ASSERT_FALSE(out.empty());
+  EXPECT_EQ(out.back(), '\n') << "the last line is cut";
+  JsonParser parser;
+  size_t lines = 0, torn = 0;
+  std::string first_torn;
+  for (size_t at = 0; at < out.size();) {
+    size_t end = out.find('\n', at);
+    if (end == std::string::npos) end = out.size();
+    const std::string_view line(out.data() + at, end - at);
+    Value v;
+    ++lines;
+    if (!parser.Parse(line, &v).ok() || !v.is_map()) {
+      if (torn++ == 0) first_torn = std::string(line.substr(0, 300));
+    }
+    at = end + 1;
+  }
+  EXPECT_EQ(torn, 0u) << "of " << lines << " lines; the first: " << first_torn;
+  EXPECT_GT(lines, 1000u);
 }
 
 TEST(ValidateTest, ValidConfigExitsZeroAndChecksTheEnvironment) {
