@@ -306,7 +306,8 @@ FileSource::FileSource(const Config& config, BuildContext& ctx)
       err_utf8_(&ctx.metrics->Errors("invalid_utf8", "receiving")),
       err_not_file_(&ctx.metrics->Errors("not_a_file", "receiving")),
       err_glob_(&ctx.metrics->Errors("glob_failed", "receiving")),
-      err_checkpoint_(&ctx.metrics->Errors("checkpoint_failed", "receiving")) {
+      err_checkpoint_(&ctx.metrics->Errors("checkpoint_failed", "receiving")),
+      err_compressed_(&ctx.metrics->Errors("compressed_file", "receiving")) {
   fp_options_.checksum = config.fingerprint.strategy == "checksum";
   fp_options_.lines = config.fingerprint.lines;
   fp_options_.ignored_header_bytes = config.fingerprint.ignored_header_bytes.bytes;
@@ -1484,10 +1485,12 @@ bool FileSource::SkipIfCompressed(int fd, const std::pair<uint64_t, uint64_t>& k
   }
   struct stat st;
   if (::fstat(fd, &st) != 0) st = {};
-  if (it == compressed_.end())
+  if (it == compressed_.end()) {
+    err_compressed_->Increment();
     LogLimited(compressed_log_limiter_, LogLevel::kInfo, id_,
                path + " is " + format + "-compressed: not read (a compressed rotation holds lines already read " +
                    "from the file it was rotated from); add its name to `exclude` (e.g. exclude: [\"*.gz\"])");
+  }
   compressed_[key] = CompressedSeen{st.st_size, MtimeNs(st), true};
   return true;
 }

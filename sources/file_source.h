@@ -241,6 +241,7 @@ class FileSource final : public Source, private WhileBlocked {
   Counter* err_not_file_;
   Counter* err_glob_;
   Counter* err_checkpoint_;
+  Counter* err_compressed_;  // once per compressed file found (SkipIfCompressed)
   RateLimiter log_limiter_;
   RateLimiter copy_log_limiter_;
 

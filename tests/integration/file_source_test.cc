@@ -500,8 +500,10 @@ TEST_F(FileSourceTest, AParkedSymlinkedFileRotatedBeforeItsTurnIsReadToItsEnd) {
 // bytes as events, each an invalid_utf8 warning), neither one there at
 // start nor one created empty and then written, as gzip does, while the
 // source holds it open (with device_and_inode that file is identified, and
-// would be read, before it has a byte). Each is logged once, at info, and
-// not held open.
+// would be read, before it has a byte). Each is logged once, at info,
+// counted once in errors_total{error_type="compressed_file"} (the log line
+// is rate-limited, so it was the only trace that could go missing), and not
+// held open.
 void ExpectCompressedRotationsSkipped(FileSourceTest& t, const std::string& strategy) {
   const std::string app = t.logs() + "/app.log";
   std::vector<std::string> written;
@@ -547,6 +549,8 @@ void ExpectCompressedRotationsSkipped(FileSourceTest& t, const std::string& stra
   ExpectExactlyOnce(written, t.out());
   EXPECT_EQ(t.Metric(*agent, "tributary_component_errors_total", {{"error_type", "invalid_utf8"}}), 0);
   EXPECT_TRUE(WaitFor([&] { return !held(gz1) && !held(gz2); }, 10s)) << "a compressed file is held open";
+  EXPECT_EQ(t.Metric(*agent, "tributary_component_errors_total", {{"error_type", "compressed_file"}}), 2)
+      << "once per compressed file";
   const std::string log = agent->process().Stderr();
   for (const auto& gz : {gz1, gz2}) {
     const std::string line = gz + " is gzip-compressed: not read";
