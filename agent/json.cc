@@ -8,6 +8,10 @@
 #include <cmath>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace tributary {
 
 size_t Utf8SequenceLength(std::string_view s, size_t i) {
@@ -52,8 +56,11 @@ bool IsValidUtf8(std::string_view s) {
 
 namespace {
 
-// Index of the first byte at or after i that cannot be copied verbatim
-// (a control character, '"', '\\' or a non-ASCII byte), or s.size().
+// FirstSpecial below: the index of the first byte at or after i that
+// cannot be copied verbatim (a control character, '"', '\\' or a
+// non-ASCII byte), or s.size(). Sixteen bytes per step with SSE2 (every
+// x86-64), else eight.
+//
 // Eight bytes per step (SWAR): a flag bit is set in each byte that is
 // < 0x20, == '"', == '\\' or >= 0x80. Borrows can only set spurious flags
 // above a real one, so the lowest flag is exact.
@@ -74,6 +81,19 @@ inline size_t FirstFlagged(const char* p, uint64_t special) {
     if (IsSpecial(static_cast<uint8_t>(p[k]))) return k;
 }
 
+#if defined(__SSE2__)
+// Bit k set when byte k of the 16 at p is special: one signed compare
+// finds both the control bytes (< 0x20) and the non-ASCII ones (>= 0x80,
+// negative as signed bytes), two more the quote and the backslash.
+inline uint32_t SpecialMask16(const char* p) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i low = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
+  const __m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
+  const __m128i backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
+  return static_cast<uint32_t>(_mm_movemask_epi8(_mm_or_si128(low, _mm_or_si128(quote, backslash))));
+}
+#endif
+
 [[gnu::always_inline]] inline size_t FirstSpecial(std::string_view s, size_t i) {
   const char* p = s.data();
   const size_t n = s.size();
@@ -88,6 +108,18 @@ inline size_t FirstFlagged(const char* p, uint64_t special) {
       if (IsSpecial(static_cast<uint8_t>(p[i]))) return i;
     return n;
   }
+#if defined(__SSE2__)
+  if (n - i >= 16) {  // sixteen bytes per step
+    for (; i + 16 <= n; i += 16) {
+      if (const uint32_t special = SpecialMask16(p + i); special != 0) return i + static_cast<size_t>(std::countr_zero(special));
+    }
+    if (i < n) {  // the last 16 bytes, overlapping bytes already known to be plain
+      i = n - 16;
+      if (const uint32_t special = SpecialMask16(p + i); special != 0) return i + static_cast<size_t>(std::countr_zero(special));
+    }
+    return n;
+  }
+#endif
   for (; i + 8 <= n; i += 8) {
     uint64_t w;
     std::memcpy(&w, p + i, 8);
