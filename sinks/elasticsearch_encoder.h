@@ -135,6 +135,7 @@ class BulkResponseClassifier {
 
  private:
   simdjson::dom::parser parser_;
+  simdjson::ondemand::parser ondemand_;
 };
 
 // The query string the sink sends with each bulk request: only what the

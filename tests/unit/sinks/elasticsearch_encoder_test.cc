@@ -178,6 +178,13 @@ TEST(BulkResponseClassifierTest, NoErrorsMeansAllDelivered) {
   body = R"({"errors":false})";
   ASSERT_TRUE(c.Classify(&body, false, Items(5), &results, &sum).ok());
   EXPECT_EQ(sum.delivered, 5u);
+  // The flag is found wherever it stands, after a thousand items too.
+  body = R"({"items":[)";
+  for (int i = 0; i < 1000; ++i) body += std::string(i ? "," : "") + R"({"index":{"status":201}})";
+  body += R"(],"took":7,"errors":false})";
+  ASSERT_TRUE(c.Classify(&body, false, Items(1000), &results, &sum).ok());
+  EXPECT_TRUE(results.empty());
+  EXPECT_EQ(sum.delivered, 1000u);
 }
 
 TEST(BulkResponseClassifierTest, MixedItems) {
