@@ -21,8 +21,18 @@ enum Tag : uint8_t {
 uint64_t ZigZag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
 int64_t UnZigZag(uint64_t v) { return static_cast<int64_t>((v >> 1) ^ (~(v & 1) + 1)); }
 
+// Most varints here (lengths, counts, small ints) fit in one byte: that
+// case is an inlined push_back instead of a call that appends a buffer.
+inline void PutVarint(std::string* out, uint64_t v) {
+  if (v < 0x80) {
+    out->push_back(static_cast<char>(v));
+    return;
+  }
+  PutVarint64(out, v);
+}
+
 void PutString(std::string* out, std::string_view s) {
-  PutVarint64(out, s.size());
+  PutVarint(out, s.size());
   out->append(s);
 }
 
@@ -34,7 +44,7 @@ void EncodeValue(const Value& v, std::string* out) {
     case Value::Kind::kBool: out->push_back(static_cast<char>(v.as_bool() ? kTrue : kFalse)); break;
     case Value::Kind::kInt:
       out->push_back(static_cast<char>(kInt));
-      PutVarint64(out, ZigZag(v.as_int()));
+      PutVarint(out, ZigZag(v.as_int()));
       break;
     case Value::Kind::kDouble: {
       out->push_back(static_cast<char>(kDouble));
@@ -50,12 +60,12 @@ void EncodeValue(const Value& v, std::string* out) {
       break;
     case Value::Kind::kTimestamp:
       out->push_back(static_cast<char>(kTimestamp));
-      PutVarint64(out, ZigZag(v.as_timestamp().time_since_epoch().count()));
+      PutVarint(out, ZigZag(v.as_timestamp().time_since_epoch().count()));
       break;
     case Value::Kind::kArray: {
       out->push_back(static_cast<char>(kArray));
       const Array& a = v.as_array();
-      PutVarint64(out, a.size());
+      PutVarint(out, a.size());
       for (const Value& x : a) EncodeValue(x, out);
       break;
     }
@@ -67,7 +77,7 @@ void EncodeValue(const Value& v, std::string* out) {
 }
 
 void EncodeFields(const Fields& f, std::string* out) {
-  PutVarint64(out, f.size());
+  PutVarint(out, f.size());
   for (size_t i = 0; i < f.size(); ++i) {
     PutString(out, f.key(i));
     EncodeValue(f.value(i), out);
@@ -220,7 +230,7 @@ uint32_t DecodeFixed32(const char* p) {
 void EncodeEvent(const Event& event, std::string* out) { EncodeFields(event.fields(), out); }
 
 void EncodeEvents(const std::vector<Event>& events, std::string* out) {
-  PutVarint64(out, events.size());
+  PutVarint(out, events.size());
   for (const Event& e : events) EncodeFields(e.fields(), out);
 }
 
