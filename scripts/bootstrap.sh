@@ -25,7 +25,7 @@ esac
 
 packages=(
   build-essential cmake ninja-build pkg-config
-  librdkafka-dev libsystemd-dev zlib1g-dev libre2-dev prometheus-cpp-dev
+  librdkafka-dev libsystemd-dev zlib1g-dev libdeflate-dev libre2-dev prometheus-cpp-dev
   libyaml-cpp-dev libboost-dev libssl-dev libcli11-dev libsimdjson-dev libmimalloc-dev
   libhowardhinnant-date-dev tzdata
   libgtest-dev libgmock-dev libbenchmark-dev kcat systemd-journal-remote
