@@ -185,6 +185,11 @@ void PutDigits(char* p, int64_t v, int width) {
 // as the one before: the "YYYY-MM-DDTHH:MM:SS." part is cached per thread
 // and only the nanoseconds are written each time.
 void AppendRfc3339(Timestamp t, std::string* out) {
+  char buf[kRfc3339Size];
+  out->append(buf, static_cast<size_t>(WriteRfc3339(t, buf) - buf));
+}
+
+char* WriteRfc3339(Timestamp t, char* p) {
   using namespace std::chrono;
   const auto secs = floor<seconds>(t);
   const int64_t nanos = (t - secs).count();
@@ -209,11 +214,10 @@ void AppendRfc3339(Timestamp t, std::string* out) {
     prefix[19] = '.';
     cached_second = secs;
   }
-  char buf[30];
-  std::memcpy(buf, prefix, 20);
-  PutDigits(buf + 20, nanos, 9);
-  buf[29] = 'Z';
-  out->append(buf, 30);
+  std::memcpy(p, prefix, 20);
+  PutDigits(p + 20, nanos, 9);
+  p[29] = 'Z';
+  return p + kRfc3339Size;
 }
 
 std::string FormatRfc3339(Timestamp t) {

@@ -344,6 +344,9 @@ class Event {
 
 // RFC 3339 with nanoseconds and a 'Z' suffix, e.g. 2024-05-01T12:00:00.123456789Z.
 void AppendRfc3339(Timestamp t, std::string* out);
+// The same into p, which has room for kRfc3339Size bytes; returns p + kRfc3339Size.
+inline constexpr size_t kRfc3339Size = 30;
+char* WriteRfc3339(Timestamp t, char* p);
 std::string FormatRfc3339(Timestamp t);
 // Parses RFC 3339 (any fraction length, 'Z' or ±hh:mm). False if malformed.
 bool ParseRfc3339(std::string_view s, Timestamp* out);

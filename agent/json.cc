@@ -138,9 +138,46 @@ inline uint32_t SpecialMask16(const char* p) {
 
 namespace {
 
+// Writes JSON into a std::string through a raw cursor. The string's size is
+// grown ahead of the cursor (a little at a time, so that the zero fill of
+// resize() stays small) and cut back to what was written when the writer
+// goes away: each piece is then a bounds check and a copy, not a
+// std::string append with its own checks and length updates.
+class Writer {
+ public:
+  explicit Writer(std::string* out) : out_(out), p_(out->data() + out->size()), end_(p_) {}
+  ~Writer() { out_->resize(static_cast<size_t>(p_ - out_->data())); }
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  // The cursor, with at least n bytes writable from it.
+  char* Reserve(size_t n) {
+    if (static_cast<size_t>(end_ - p_) < n) [[unlikely]] Grow(n);
+    return p_;
+  }
+  void Advance(char* to) { p_ = to; }
+  void Put(char c) { *Reserve(1) = c, ++p_; }
+  void Put(const char* s, size_t n) {
+    std::memcpy(Reserve(n), s, n);
+    p_ += n;
+  }
+
+ private:
+  [[gnu::noinline]] void Grow(size_t n) {
+    const size_t used = static_cast<size_t>(p_ - out_->data());
+    out_->resize(used + std::max<size_t>(n, 512));
+    p_ = out_->data() + used;
+    end_ = out_->data() + out_->size();
+  }
+
+  std::string* out_;
+  char* p_;
+  char* end_;
+};
+
 // From the first byte that needs escaping (i) on.
-[[gnu::noinline]] void AppendJsonStringFrom(std::string_view s, size_t i, std::string* out) {
-  out->push_back('"');
+[[gnu::noinline]] void WriteStringFrom(Writer& w, std::string_view s, size_t i) {
+  w.Put('"');
   size_t run = 0;  // start of the pending run of bytes copied verbatim
   while (i < s.size()) {
     unsigned char c = static_cast<unsigned char>(s[i]);
@@ -150,104 +187,132 @@ namespace {
         i = FirstSpecial(s, i + n);
         continue;
       }
-      out->append(s.data() + run, i - run);
-      out->append("\xEF\xBF\xBD");  // U+FFFD
+      w.Put(s.data() + run, i - run);
+      w.Put("\xEF\xBF\xBD", 3);  // U+FFFD
       run = ++i;
       i = FirstSpecial(s, i);
       continue;
     }
-    out->append(s.data() + run, i - run);
+    char* p = w.Reserve(i - run + 6);
+    std::memcpy(p, s.data() + run, i - run);
+    p += i - run;
+    *p++ = '\\';
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
-      case '\b': out->append("\\b"); break;
-      case '\f': out->append("\\f"); break;
+      case '"': *p++ = '"'; break;
+      case '\\': *p++ = '\\'; break;
+      case '\n': *p++ = 'n'; break;
+      case '\r': *p++ = 'r'; break;
+      case '\t': *p++ = 't'; break;
+      case '\b': *p++ = 'b'; break;
+      case '\f': *p++ = 'f'; break;
       default: {
-        char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
-        out->append(esc, 6);
+        const char esc[5] = {'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
+        std::memcpy(p, esc, 5);
+        p += 5;
       }
     }
+    w.Advance(p);
     run = ++i;
     i = FirstSpecial(s, i);
   }
-  out->append(s.data() + run, s.size() - run);
-  out->push_back('"');
+  w.Put(s.data() + run, s.size() - run);
+  w.Put('"');
 }
 
-}  // namespace
-
-void AppendJsonString(std::string_view s, std::string* out) {
+void WriteString(Writer& w, std::string_view s) {
   const size_t first = FirstSpecial(s, 0);
-  if (first != s.size()) return AppendJsonStringFrom(s, first, out);
-  // Nothing to escape (most keys and values): one resize, one copy.
-  const size_t at = out->size();
-  out->resize(at + s.size() + 2);
-  char* d = out->data() + at;
-  d[0] = '"';
-  std::memcpy(d + 1, s.data(), s.size());
-  d[s.size() + 1] = '"';
+  if (first != s.size()) return WriteStringFrom(w, s, first);
+  // Nothing to escape (most keys and values): one copy.
+  char* p = w.Reserve(s.size() + 2);
+  p[0] = '"';
+  std::memcpy(p + 1, s.data(), s.size());
+  p[s.size() + 1] = '"';
+  w.Advance(p + s.size() + 2);
 }
 
-void AppendJson(const Fields& f, std::string* out) {
-  out->push_back('{');
+void WriteValue(Writer& w, const Value& v);
+
+void WriteFields(Writer& w, const Fields& f) {
+  w.Put('{');
   for (size_t i = 0; i < f.size(); ++i) {
-    if (i) out->push_back(',');
-    AppendJsonString(f.key(i), out);
-    out->push_back(':');
-    AppendJson(f.value(i), out);
+    if (i) w.Put(',');
+    WriteString(w, f.key(i));
+    w.Put(':');
+    WriteValue(w, f.value(i));
   }
-  out->push_back('}');
+  w.Put('}');
 }
 
-void AppendJson(const Value& v, std::string* out) {
+void WriteValue(Writer& w, const Value& v) {
   switch (v.kind()) {
-    case Value::Kind::kNull: out->append("null"); return;
-    case Value::Kind::kBool: out->append(v.as_bool() ? "true" : "false"); return;
+    case Value::Kind::kNull: w.Put("null", 4); return;
+    case Value::Kind::kBool:
+      if (v.as_bool()) w.Put("true", 4);
+      else w.Put("false", 5);
+      return;
     case Value::Kind::kInt: {
-      char buf[24];
-      auto r = std::to_chars(buf, buf + sizeof buf, v.as_int());
-      out->append(buf, static_cast<size_t>(r.ptr - buf));
+      char* p = w.Reserve(24);
+      w.Advance(std::to_chars(p, p + 24, v.as_int()).ptr);
       return;
     }
     case Value::Kind::kDouble: {
       double d = v.as_double();
       if (!std::isfinite(d)) {
-        out->append("null");
+        w.Put("null", 4);
         return;
       }
-      char buf[40];
-      auto r = std::to_chars(buf, buf + sizeof buf, d);
-      const std::string_view text(buf, static_cast<size_t>(r.ptr - buf));
-      out->append(text);
+      char* p = w.Reserve(40);
+      char* end = std::to_chars(p, p + 38, d).ptr;
       // A whole number keeps its ".0", as Vector writes it: `123456789`
       // would be read back as an integer (Elasticsearch's dynamic mapping
       // makes the field a long, and truncates or rejects later fractions;
       // the next hop of agent -> Kafka -> aggregator parses an int).
-      if (text.find_first_of(".e") == std::string_view::npos) out->append(".0");
+      if (std::string_view(p, static_cast<size_t>(end - p)).find_first_of(".e") == std::string_view::npos) {
+        *end++ = '.';
+        *end++ = '0';
+      }
+      w.Advance(end);
       return;
     }
-    case Value::Kind::kString: AppendJsonString(v.as_string(), out); return;
-    case Value::Kind::kTimestamp:
-      out->push_back('"');
-      AppendRfc3339(v.as_timestamp(), out);
-      out->push_back('"');
+    case Value::Kind::kString: WriteString(w, v.as_string()); return;
+    case Value::Kind::kTimestamp: {
+      char* p = w.Reserve(kRfc3339Size + 2);
+      *p++ = '"';
+      p = WriteRfc3339(v.as_timestamp(), p);
+      *p++ = '"';
+      w.Advance(p);
       return;
+    }
     case Value::Kind::kArray: {
-      out->push_back('[');
+      w.Put('[');
       bool first = true;
       for (const Value& e : v.as_array()) {
-        if (!first) out->push_back(',');
+        if (!first) w.Put(',');
         first = false;
-        AppendJson(e, out);
+        WriteValue(w, e);
       }
-      out->push_back(']');
+      w.Put(']');
       return;
     }
-    case Value::Kind::kMap: AppendJson(v.as_map(), out); return;
+    case Value::Kind::kMap: WriteFields(w, v.as_map()); return;
   }
+}
+
+}  // namespace
+
+void AppendJsonString(std::string_view s, std::string* out) {
+  Writer w(out);
+  WriteString(w, s);
+}
+
+void AppendJson(const Fields& f, std::string* out) {
+  Writer w(out);
+  WriteFields(w, f);
+}
+
+void AppendJson(const Value& v, std::string* out) {
+  Writer w(out);
+  WriteValue(w, v);
 }
 
 // ---- Decoding --------------------------------------------------------------

@@ -245,6 +245,39 @@ TEST(JsonTest, EscaperMatchesAByteByByteReference) {
   }
 }
 
+// The encoder writes through a cursor into the caller's string, growing it
+// ahead and cutting it back: what was there before stays, and documents far
+// larger than one growth step (long escaped strings, deep and wide values)
+// come out whole and parse back to what went in.
+TEST(JsonTest, LargeDocumentsAppendWholeAfterWhatTheBufferHeld) {
+  std::mt19937 rng(11);
+  Fields f;
+  for (int i = 0; i < 300; ++i) {
+    std::string s(rng() % 3000, 'x');
+    for (char& c : s) c = "ab\"\\\n\x01 z"[rng() % 8];
+    Array a{Value(int64_t{i}), Value(0.5 * i), Value(true), Value(nullptr), Value(s)};
+    Fields inner;
+    inner.set("s", Value(s));
+    inner.set("t", Value(Timestamp(std::chrono::nanoseconds(int64_t{1700000000123456789} + i))));
+    a.push_back(Value(std::move(inner)));
+    f.set("k" + std::to_string(i), Value(std::move(a)));
+  }
+  std::string out = "prefix:";
+  AppendJson(f, &out);
+  ASSERT_EQ(out.substr(0, 7), "prefix:");
+  JsonParser parser;
+  Value back;
+  ASSERT_TRUE(parser.Parse(out.substr(7), &back).ok());
+  std::string again;
+  AppendJson(back, &again);
+  EXPECT_EQ(again, out.substr(7));
+  ASSERT_TRUE(back.is_map());
+  ASSERT_EQ(back.as_map().size(), 300u);
+  const Value* first = back.as_map().find("k0");
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(first->as_array()[4], f.find("k0")->as_array()[4]);  // the string, escapes and all
+}
+
 TEST(JsonTest, RoundTripsThroughParser) {
   JsonParser parser;
   Value v;
