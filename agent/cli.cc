@@ -676,7 +676,9 @@ int Main(int argc, char** argv) {
   add_common(health);
   health->add_option("--address", probe_address, "host:port of the admin API (default: the config's api.address)");
   health->add_option("--path", probe_path, "Path to GET (/health or /ready)")->capture_default_str();
-  health->add_option("--timeout-secs", probe_timeout, "Give up after this long")->capture_default_str();
+  health->add_option("--timeout-secs", probe_timeout, "Give up after this long")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, config::kMaxDurationMs / 1000));  // as the config's durations
 
   try {
     app.parse(argc, argv);

@@ -454,7 +454,10 @@ TEST(ValidateTest, AFlagValueThatMeansNothingIsAnErrorNotTheDefault) {
   WriteFile(dir / "g.yaml", "sources: { d: { type: demo_logs } }\nsinks: { c: { type: console, inputs: [d] } }\n");
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"--log-level", "bogus"}, {"run", "--log-level", "DEBUG"}, {"--threads", "-1"},
-        {"run", "--threads", "0"}, {"validate", "--log-level", "bogus"}}) {
+        {"run", "--threads", "0"}, {"validate", "--log-level", "bogus"},
+        // Past what a deadline holds: it wrapped around and timed out at once.
+        {"healthcheck", "--address", "127.0.0.1:1", "--timeout-secs", "1e300"},
+        {"healthcheck", "--address", "127.0.0.1:1", "--timeout-secs", "-5"}}) {
     std::vector<std::string> argv = args;
     argv.insert(argv.end(), {"-c", dir / "g.yaml"});
     CliRun r = Tributary(argv);
