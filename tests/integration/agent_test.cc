@@ -359,12 +359,21 @@ TEST(ValidateTest, ADeadLetterFileThatCannotBeWrittenIsCaughtAtStart) {
   EXPECT_EQ(r.code, 78) << r.err;
   EXPECT_NE(r.err.find("sink `es`: dead_letter.path: create " + dir / "not-a-dir"), std::string::npos) << r.err;
 
-  // A path that can be written passes, and the check leaves nothing behind.
-  const std::string good = dir / "dl/dead.json";
+  // A path that can be written passes, and the check leaves nothing behind:
+  // not the file, nor the directories it made for it (they stayed, and
+  // validating the reference example as root made /var/lib/tributary).
+  const std::string good = dir / "dl/a/b/dead.json";
   WriteFile(dir / "c.yaml", config(good));
   r = Tributary({"validate", "-c", dir / "c.yaml"});
   EXPECT_EQ(r.code, 0) << r.out << r.err;
-  EXPECT_FALSE(fs::exists(good));
+  EXPECT_NE(r.out.find("✓ es: dead_letter.path " + good + " can be written"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(dir / "dl")) << "validate left " << dir / "dl" << " behind";
+  // Directories that were there stay.
+  fs::create_directories(dir / "dl/a");
+  r = Tributary({"validate", "-c", dir / "c.yaml"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_TRUE(fs::is_directory(dir / "dl/a"));
+  EXPECT_FALSE(fs::exists(dir / "dl/a/b"));
 }
 
 TEST(ValidateTest, AFileSinkPathThatCannotBeWrittenIsReported) {
@@ -380,6 +389,16 @@ TEST(ValidateTest, AFileSinkPathThatCannotBeWrittenIsReported) {
   EXPECT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("! f: path " + bad + " can be written: create " + dir / "not-a-dir"), std::string::npos)
       << r.out;
+
+  // One that can be written passes, and nothing the check made stays.
+  const std::string good = dir / "out/a/b/out.log";
+  WriteFile(dir / "c.yaml", "data_dir: " + dir.path() + "/data\napi: { enabled: false }\n" +
+                                "sources: { d: { type: demo_logs } }\nsinks:\n"
+                                "  f: { type: file, inputs: [d], path: \"" + good + "\" }\n");
+  r = Tributary({"validate", "-c", dir / "c.yaml"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("✓ f: path " + good + " can be written"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(dir / "out")) << "validate left " << dir / "out" << " behind";
 }
 
 TEST(ValidateTest, AFileSinkPathThatIsADirectoryIsCaughtBeforeTheFirstBatch) {
