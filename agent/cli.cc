@@ -196,6 +196,21 @@ int Healthcheck(const Options& o, std::string address, const std::string& path, 
   return status == 200 ? kExitOk : kExitFailure;
 }
 
+// A value for a Markdown table cell in backticks: control characters as
+// their escapes (a default of "\n" would end the row) and `|` escaped.
+std::string TableCode(std::string_view v) {
+  std::string out = "`";
+  for (char c : v) {
+    if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\r') out += "\\r";
+    else if (static_cast<unsigned char>(c) < 0x20) out += "\\x" + std::string(1, "0123456789abcdef"[c >> 4]) + "0123456789abcdef"[c & 15];
+    else if (c == '|') out += "\\|";
+    else out += c;
+  }
+  return out + "`";
+}
+
 void DocRows(const config::SchemaBase& schema, const std::string& prefix, std::string* out) {
   for (const auto& d : schema.Docs()) {
     std::string type = d.type;
@@ -203,7 +218,14 @@ void DocRows(const config::SchemaBase& schema, const std::string& prefix, std::s
       type.clear();
       for (const auto& c : d.choices) type += (type.empty() ? "" : " \\| ") + ("`" + c + "`");
     }
-    std::string def = d.required ? "required" : d.default_value.empty() ? "" : "`" + d.default_value + "`";
+    // Bounds, as validate states them; a lower bound of 0 says nothing for
+    // sizes and durations, which cannot be negative.
+    const bool unsigned_type = d.type.rfind("duration", 0) == 0 || d.type == "size";
+    const std::string min = unsigned_type && d.min == "0" ? "" : d.min;
+    if (!min.empty() && !d.max.empty()) type += ", " + min + " to " + d.max;
+    else if (!min.empty()) type += ", at least " + min;
+    else if (!d.max.empty()) type += ", at most " + d.max;
+    std::string def = d.required ? "required" : d.default_value.empty() ? "" : TableCode(d.default_value);
     std::string doc = d.doc;
     if (d.secret) doc += " Secret: never logged.";
     *out += "| `" + prefix + d.name + "` | " + type + " | " + def + " | " + doc + " |\n";

@@ -113,6 +113,7 @@ struct OptionDoc {
   bool required = false;
   bool secret = false;
   std::vector<std::string> choices;
+  std::string min, max;  // bounds as a user writes the value; "" if none
   const class SchemaBase* nested = nullptr;  // sub-table, documented as name.sub
 };
 
@@ -315,10 +316,12 @@ class Schema : public SchemaBase {
     // Bounds of a numeric option (inclusive).
     Option& Min(double v) {
       min_ = v;
+      doc_.min = format_bound_(v);
       return *this;
     }
     Option& Max(double v) {
       max_ = v;
+      doc_.max = format_bound_(v);
       return *this;
     }
     // A custom check on the decoded value: returns "" if fine, else the
@@ -393,8 +396,11 @@ class Schema : public SchemaBase {
       opt->numeric_ = [member](const C* c) -> std::optional<double> {
         return static_cast<double>(c->*member);
       };
+      if constexpr (std::is_integral_v<T>)  // 1000000, not 1e+06
+        opt->format_bound_ = [](double v) { return std::to_string(static_cast<long long>(v)); };
     } else if constexpr (std::is_same_v<T, Millis>) {
       opt->numeric_ = [member](const C* c) -> std::optional<double> { return (c->*member).ms; };
+      opt->format_bound_ = [](double v) { return std::to_string(static_cast<long long>(v)); };
     } else if constexpr (std::is_same_v<T, Seconds>) {
       opt->numeric_ = [member](const C* c) -> std::optional<double> { return (c->*member).secs; };
     } else if constexpr (std::is_same_v<T, ByteSize>) {

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <regex>
 #include <sstream>
 #include <vector>
 
@@ -450,6 +451,41 @@ sinks:
        }) {
     EXPECT_NE(r.err.find(expected), std::string::npos) << "missing: " << expected << "\n--- got:\n" << r.err;
   }
+}
+
+// The option tables in docs/reference are what `generate-docs` prints, and
+// each row is one line: a default of "\n" (line_delimiter) was printed as a
+// raw newline that cut its row in two, and no table said an option's
+// bounds (`max_read_bytes` at least 4KiB), which only validate told.
+TEST(DocsTest, TheReferenceTablesAreWhatGenerateDocsPrints) {
+  CliRun list = Tributary({"generate-docs", "no-such-type"});
+  ASSERT_NE(list.code, 0);
+  std::vector<std::pair<std::string, std::string>> tables = {{"global", "docs/reference/global.md"},
+                                                             {"buffer", "docs/reference/global.md"}};
+  static const std::regex known(" (sources|transforms|sinks)/([a-z_]+)");
+  for (std::sregex_iterator it(list.err.begin(), list.err.end(), known), end; it != end; ++it)
+    if ((*it)[2].str().rfind("test_", 0) != 0)  // "sources/file": `file` alone is the source or the sink
+      tables.push_back({(*it)[1].str() + "/" + (*it)[2].str(),
+                        "docs/reference/" + (*it)[1].str() + "/" + (*it)[2].str() + ".md"});
+  ASSERT_GT(tables.size(), 15u) << list.err;
+  for (const auto& [type, page] : tables) {
+    CliRun gen = Tributary({"generate-docs", type});
+    ASSERT_EQ(gen.code, 0) << type << gen.err;
+    const size_t marker = gen.out.find("<!-- generated");
+    ASSERT_NE(marker, std::string::npos) << gen.out;
+    const std::string table = gen.out.substr(gen.out.find('\n', marker) + 1);  // the page's marker may name the type alone
+    const std::string text = ReadFile(SourceDir() + "/" + page);
+    EXPECT_NE(text.find(table), std::string::npos) << page << " lacks the table of `generate-docs " << type
+                                                   << "` (run it and paste its output):\n" << table;
+    std::istringstream rows(table);
+    std::string row;
+    while (std::getline(rows, row))
+      EXPECT_TRUE(row.size() > 2 && row.front() == '|' && row.back() == '|') << type << ": a broken row: " << row;
+  }
+  const std::string file = ReadFile(SourceDir() + "/docs/reference/sources/file.md");
+  EXPECT_NE(file.find("| `line_delimiter` | string | `\"\\n\"` |"), std::string::npos);
+  EXPECT_NE(file.find("| `max_read_bytes` | size, at least 4KiB | `256KiB` |"), std::string::npos);
+  EXPECT_NE(file.find("| `fingerprint.lines` | integer, 1 to 1000 | `1` |"), std::string::npos);
 }
 
 // docs/kafka-aggregator.md showed blocks that were not the files it named
