@@ -48,6 +48,26 @@ TEST(InterpolationTest, ADefaultMayItselfReferToAVariable) {
   EXPECT_NE(bad.all()[1].message.find("unterminated"), std::string::npos) << bad.ToString();
 }
 
+// What docs/reference/global.md says of an empty value: standing alone it
+// leaves nothing, which YAML reads as null (an option that may be left out
+// is then not set); quoted, it is the empty string.
+TEST(InterpolationTest, AnEmptyValueAloneIsNullAndQuotedIsEmpty) {
+  Diagnostics diag;
+  auto env = FakeEnv({{"EMPTY", ""}});
+  YAML::Node n = YAML::Load(Interpolate("a: ${EMPTY}\nb: ${EMPTY-d}\nc: ${MISSING:-}\nd: \"${EMPTY}\"\n"
+                                        "e: '${EMPTY-d}'\nf: [${EMPTY}]\n",
+                                        "f", env, &diag));
+  EXPECT_FALSE(diag.has_errors()) << diag.ToString();
+  EXPECT_TRUE(n["a"].IsNull());
+  EXPECT_TRUE(n["b"].IsNull());
+  EXPECT_TRUE(n["c"].IsNull());
+  ASSERT_TRUE(n["d"].IsScalar());
+  EXPECT_EQ(n["d"].Scalar(), "");
+  ASSERT_TRUE(n["e"].IsScalar());
+  EXPECT_EQ(n["e"].Scalar(), "");
+  EXPECT_EQ(n["f"].size(), 0u);
+}
+
 // Without the colon, as in the shell, only an unset variable takes the
 // default or is an error: one set to "" is used as it is.
 TEST(InterpolationTest, WithoutTheColonOnlyAnUnsetVariableCounts) {
