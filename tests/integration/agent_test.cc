@@ -109,6 +109,29 @@ sinks: { out: { type: console, inputs: [in], encoding: { codec: text } } }
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 0) << agent.process().Stderr();
   EXPECT_EQ(agent.process().Stdout(), "one\ntwo\nthis line is muc\nlast without new\n") << agent.process().Stderr();
+  // Logged, as the file source logs them: before, only a counter said so.
+  EXPECT_NE(agent.process().Stderr().find("WARN [in] "), std::string::npos) << agent.process().Stderr();
+  EXPECT_NE(agent.process().Stderr().find(" line(s) over max_line_bytes (16) on stdin: truncated"), std::string::npos)
+      << agent.process().Stderr();
+}
+
+// With `oversize_policy: discard` a long line is gone: the log says so.
+TEST(AgentTest, StdinLogsTheLinesItDiscards) {
+  TempDir dir;
+  Agent agent(dir, "data_dir: " + dir.path() + "\napi: { enabled: false }\n" + R"(
+sources: { in: { type: stdin, max_line_bytes: 10, oversize_policy: discard } }
+sinks: { out: { type: console, inputs: [in], encoding: { codec: text } } }
+)",
+              {}, {}, /*pipe_stdin=*/true);
+  agent.process().WriteStdin("0123456789ABCDEF\nok\n");
+  agent.process().CloseStdin();
+  auto code = agent.process().Wait(seconds(20));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << agent.process().Stderr();
+  EXPECT_EQ(agent.process().Stdout(), "ok\n") << agent.process().Stderr();
+  EXPECT_NE(agent.process().Stderr().find("WARN [in] 1 line(s) over max_line_bytes (10) on stdin: discarded"),
+            std::string::npos)
+      << agent.process().Stderr();
 }
 
 TEST(AgentTest, ASourceThatStopsWithAnErrorEndsTheRunWithExit1) {
