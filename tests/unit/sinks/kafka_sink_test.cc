@@ -127,6 +127,39 @@ TEST(KafkaStatsTest, LagIsReportedForAssignedPartitionsOnly) {
       << metrics.Serialize();
 }
 
+// librdkafka reports a lag of -1 while it knows no position (nothing
+// consumed, nothing committed): such partitions had no series, so a group
+// on a topic with empty partitions showed only some of the partitions it
+// holds. An empty partition (log start = end) is 0 behind wherever the
+// member starts; a partition with messages waits until the lag is known.
+// The broker "GroupCoordinator" (a logical handle on one of the brokers) is
+// not a broker of its own.
+TEST(KafkaStatsTest, AnEmptyPartitionWithoutAPositionIsZeroBehind) {
+  Metrics metrics;
+  auto cm = metrics.ForComponent("in", ComponentKind::kSource, "kafka");
+  kafka::StatsMetrics stats(cm.get());
+  for (int p = 0; p < 4; ++p) stats.PartitionAssigned("logs", p);
+  ASSERT_TRUE(stats.Update(R"({"brokers":{
+      "127.0.0.1:9092/1":{"nodeid":1,"source":"learned","rtt":{"avg":2500}},
+      "GroupCoordinator":{"nodeid":1,"source":"logical","rtt":{"avg":2600}}},
+      "topics":{"logs":{"partitions":{
+      "0":{"consumer_lag":3,"lo_offset":0,"hi_offset":10},
+      "1":{"consumer_lag":-1,"lo_offset":0,"hi_offset":0},
+      "2":{"consumer_lag":-1,"lo_offset":5,"hi_offset":5},
+      "3":{"consumer_lag":-1,"lo_offset":0,"hi_offset":50}}}}})"));
+  auto lag = [&](const char* partition) {
+    return testing::MetricValue(metrics.Serialize(), "tributary_kafka_consumer_lag_messages",
+                                {{"component_id", "in"}, {"topic", "logs"}, {"partition", partition}});
+  };
+  EXPECT_EQ(lag("0"), 3);
+  EXPECT_EQ(lag("1"), 0) << metrics.Serialize();
+  EXPECT_EQ(lag("2"), 0) << metrics.Serialize();
+  EXPECT_EQ(lag("3"), std::nullopt) << metrics.Serialize();
+  const std::string text = metrics.Serialize();
+  EXPECT_NE(text.find("broker=\"127.0.0.1:9092/1\""), std::string::npos) << text;
+  EXPECT_EQ(text.find("GroupCoordinator"), std::string::npos) << text;
+}
+
 TEST(KafkaSourceConfigTest, RequiresGroupAndTopicsAndDisablesAutoCommit) {
   config::Diagnostics diag;
   auto cfg = Load("sources:\n  in:\n    type: kafka\n    bootstrap_servers: k:9092\n    topics: []\n" + kSink,
