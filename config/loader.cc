@@ -31,6 +31,18 @@ const Schema<BufferConfig>& BufferConfig::schema() {
     s.Field("when_full", &BufferConfig::when_full, "What happens when the buffer is full: `block` slows the sources down (nothing is dropped); `drop_newest` drops the incoming events and counts them.")
         .OneOf({"block", "drop_newest"});
     s.Field("flush_interval_ms", &BufferConfig::flush_interval_ms, "Disk buffer: longest time between a write and its fsync; events are acknowledged upstream only after it. 0 = fsync every batch.").Min(0);
+    // The other type's options do nothing: say so (a `type: memory` with
+    // `max_size: 1GiB` holds 10000 events, not a gigabyte).
+    s.Validate([](const BufferConfig& c, const YAML::Node& node, const ParseContext& ctx) {
+      if (!node.IsDefined() || !node.IsMap()) return;
+      const bool memory = c.type == "memory";
+      for (const char* key : memory ? std::vector<const char*>{"max_size", "flush_interval_ms"}
+                                    : std::vector<const char*>{"max_events", "max_bytes"})
+        if (node[key].IsDefined())
+          ctx.Warning(node[key], "`" + ctx.Child(key).path + "` does nothing for a " + c.type + " buffer",
+                      memory ? "a memory buffer's limits are `max_events` and `max_bytes`; `type: disk` for a disk buffer"
+                             : "a disk buffer's limit is `max_size`");
+    });
     return s;
   }();
   return s;

@@ -149,6 +149,13 @@ bool Decoder<std::string>::Decode(const YAML::Node& n, std::string* out, const P
     out->clear();
     return true;
   }
+  if (n.IsMap() && n.size() == 1 && n.begin()->first.IsMap() && n.begin()->second.IsNull()) {
+    // `topic: {{ service }}`: YAML reads an unquoted template as a map
+    // holding a map.
+    ctx.Error(n, "`" + ctx.path + "` must be a string, got a map",
+              "a `{{ field }}` template must be quoted: write \"{{ ... }}\" in double or single quotes");
+    return false;
+  }
   if (!ExpectScalar(n, ctx, "a string")) return false;
   *out = n.Scalar();
   return true;

@@ -76,6 +76,31 @@ sinks:
   EXPECT_EQ(bad.error_count(), 3u) << bad.ToString();
 }
 
+// `buffer: { type: memory, max_size: 1GiB }` was accepted without a word,
+// and the buffer held its default 10000 events: the other type's options
+// are warnings now (not errors: they did nothing before either).
+TEST(LoaderTest, BufferOptionsOfTheOtherTypeAreWarnings) {
+  Diagnostics diag;
+  auto cfg = Load({{"a.yaml", R"(
+sources: { gen: { type: test_source } }
+sinks:
+  a: { type: test_sink, inputs: [gen], buffer: { type: memory, max_size: 1GiB, flush_interval_ms: 10 } }
+  b: { type: test_sink, inputs: [gen], buffer: { type: disk, max_events: 5, max_size: 1GiB } }
+  c: { type: test_sink, inputs: [gen], buffer: { max_events: 5, max_bytes: 2MiB } }
+)"}},
+                  &diag);
+  ASSERT_TRUE(cfg) << diag.ToString();
+  std::vector<std::string> warnings;
+  for (const auto& d : diag.all())
+    if (d.severity == Diagnostic::Severity::kWarning && d.message.find("buffer") != std::string::npos)
+      warnings.push_back(d.location.ToString() + " " + d.message);
+  EXPECT_EQ(warnings, (std::vector<std::string>{
+                          "a.yaml:4:74 `sinks.a.buffer.max_size` does nothing for a memory buffer",
+                          "a.yaml:4:99 `sinks.a.buffer.flush_interval_ms` does nothing for a memory buffer",
+                          "a.yaml:5:74 `sinks.b.buffer.max_events` does nothing for a disk buffer"}))
+      << diag.ToString();
+}
+
 TEST(LoaderTest, GraphErrorsNameFileLineAndColumn) {
   Diagnostics diag;
   auto cfg = Load({{"a.yaml", R"(

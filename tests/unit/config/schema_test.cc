@@ -152,6 +152,20 @@ TEST(SchemaTest, AStringThatJoinsAList) {
   EXPECT_EQ(Brokers::schema().Docs()[0].type, "string or list of string");
 }
 
+// `topic: {{ service }}` unquoted, as Vector and Helm users write it, is a
+// map in YAML: the error said only "got a map".
+TEST(SchemaTest, AnUnquotedTemplateIsToldToBeQuoted) {
+  Diagnostics diag;
+  Outer o;
+  EXPECT_FALSE(ParseText("name: {{ service }}\n", &o, &diag));
+  ASSERT_EQ(diag.error_count(), 1u) << diag.ToString();
+  EXPECT_EQ(diag.all()[0].message, "`x.name` must be a string, got a map");
+  EXPECT_EQ(diag.all()[0].hint, "a `{{ field }}` template must be quoted: write \"{{ ... }}\" in double or single quotes");
+  Diagnostics quoted;
+  ASSERT_TRUE(ParseText("name: \"{{ service }}\"\n", &o, &quoted)) << quoted.ToString();
+  EXPECT_EQ(o.name, "{{ service }}");
+}
+
 TEST(SchemaTest, SecretValuesAreNotEchoed) {
   Diagnostics diag;
   Outer o;
