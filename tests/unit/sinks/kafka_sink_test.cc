@@ -55,6 +55,28 @@ TEST(KafkaSinkConfigTest, ProblemsAreReportedWithTheirLocation) {
   EXPECT_NE(text.find("sinks.out.topic"), std::string::npos) << text;
 }
 
+// `topic: 'logs/app'` was accepted, and every event was then rejected as
+// `unknown_topic`: the text of a topic (around its {{ fields }}) is checked
+// as Kafka checks names.
+TEST(KafkaSinkConfigTest, ATopicNameKafkaRefusesIsAnError) {
+  auto topic_problem = [](const std::string& topic) {
+    config::Diagnostics diag;
+    auto cfg = Load(kSource + "sinks:\n  out:\n    type: kafka\n    inputs: [in]\n    bootstrap_servers: k:9092\n"
+                              "    topic: '" + topic + "'\n", &diag);
+    return cfg ? std::string() : diag.ToString();
+  };
+  EXPECT_NE(topic_problem("logs/app").find("Kafka topic names hold only letters, digits, `.`, `_` and `-` (not `/`)"),
+            std::string::npos)
+      << topic_problem("logs/app");
+  EXPECT_NE(topic_problem("logs app").find("(not ` `)"), std::string::npos);
+  EXPECT_NE(topic_problem("logs-{{ service }}/x").find("(not `/`)"), std::string::npos);
+  EXPECT_NE(topic_problem(std::string(250, 'a')).find("at most 249 characters"), std::string::npos);
+  EXPECT_NE(topic_problem("..").find("may not be"), std::string::npos);
+  for (const std::string& ok : std::vector<std::string>{"logs-app", "Logs_App.v2", std::string(249, 'a'), "logs-{{ service }}",
+                               "logs-%Y.%m"})
+    EXPECT_EQ(topic_problem(ok), "") << ok;
+}
+
 TEST(KafkaClientTest, SecretOptionsAreRecognisedAndNeverEchoed) {
   for (const char* k : {"sasl.password", "ssl.key.password", "ssl.keystore.password", "sasl.oauthbearer.client.secret",
                         "ssl.key.pem", "sasl.oauthbearer.config"})
