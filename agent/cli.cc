@@ -669,8 +669,8 @@ int Main(int argc, char** argv) {
   add_common(&app);
   auto add_run_options = [&o](CLI::App* cmd) {
     cmd->add_option("--threads", o.threads,
-                    "Threads transforming batches: each source's own, helped by N - 1 workers (default: number "
-                    "of cores; 1: the source threads alone)")
+                    "`run` only: threads transforming batches: each source's own, helped by N - 1 workers "
+                    "(default: number of cores; 1: the source threads alone)")
         ->check(CLI::Range(1, 1024));
   };
   add_run_options(&app);
@@ -702,6 +702,12 @@ int Main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0.001, config::kMaxDurationMs / 1000));  // as the config's durations
 
+  // `validate --threads 2`: taken, to be refused below with the reason
+  // (CLI11 would say only that it was not expected).
+  std::string threads_after_command;
+  for (CLI::App* cmd : {validate, test, graph, health})
+    cmd->add_option("--threads", threads_after_command)->group("");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -714,9 +720,9 @@ int Main(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? kExitOk : kExitFailure;
   }
-  if (o.threads != 0 && (*validate || *test || *graph || *gen_docs || *health)) {
-    // Given before the command's name (after it, CLI11 rejects it): it
-    // would be ignored. 0 cannot be given, so 0 means not given.
+  if ((o.threads != 0 && (*validate || *test || *graph || *gen_docs || *health)) || !threads_after_command.empty()) {
+    // Given before or after the command's name: it would be ignored. 0
+    // cannot be given (to run), so 0 means not given.
     std::cerr << "--threads: only `run` takes it (it sets the agent's transform threads)\n"
                  "Run with --help for more information.\n";
     return kExitFailure;
