@@ -203,6 +203,21 @@ int Healthcheck(const Options& o, std::string address, const std::string& path, 
   return status == 200 ? kExitOk : kExitFailure;
 }
 
+// A value for a Markdown table cell in backticks: control characters as
+// their escapes (a default of "\n" would end the row) and `|` escaped.
+std::string TableCode(std::string_view v) {
+  std::string out = "`";
+  for (char c : v) {
+    if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\r') out += "\\r";
+    else if (static_cast<unsigned char>(c) < 0x20) out += "\\x" + std::string(1, "0123456789abcdef"[c >> 4]) + "0123456789abcdef"[c & 15];
+    else if (c == '|') out += "\\|";
+    else out += c;
+  }
+  return out + "`";
+}
+
 void DocRows(const config::SchemaBase& schema, const std::string& prefix, std::string* out) {
   for (const auto& d : schema.Docs()) {
     std::string type = d.type;
@@ -210,7 +225,14 @@ void DocRows(const config::SchemaBase& schema, const std::string& prefix, std::s
       type.clear();
       for (const auto& c : d.choices) type += (type.empty() ? "" : " \\| ") + ("`" + c + "`");
     }
-    std::string def = d.required ? "required" : d.default_value.empty() ? "" : "`" + d.default_value + "`";
+    // Bounds, as validate states them; a lower bound of 0 says nothing for
+    // sizes and durations, which cannot be negative.
+    const bool unsigned_type = d.type.rfind("duration", 0) == 0 || d.type == "size";
+    const std::string min = unsigned_type && d.min == "0" ? "" : d.min;
+    if (!min.empty() && !d.max.empty()) type += ", " + min + " to " + d.max;
+    else if (!min.empty()) type += ", at least " + min;
+    else if (!d.max.empty()) type += ", at most " + d.max;
+    std::string def = d.required ? "required" : d.default_value.empty() ? "" : TableCode(d.default_value);
     std::string doc = d.doc;
     if (d.secret) doc += " Secret: never logged.";
     *out += "| `" + prefix + d.name + "` | " + type + " | " + def + " | " + doc + " |\n";
@@ -655,8 +677,8 @@ int Main(int argc, char** argv) {
   add_common(&app);
   auto add_run_options = [&o](CLI::App* cmd) {
     cmd->add_option("--threads", o.threads,
-                    "Threads transforming batches: each source's own, helped by N - 1 workers (default: number "
-                    "of cores; 1: the source threads alone)")
+                    "`run` only: threads transforming batches: each source's own, helped by N - 1 workers "
+                    "(default: number of cores; 1: the source threads alone)")
         ->check(CLI::Range(1, 1024));
   };
   add_run_options(&app);
@@ -684,7 +706,15 @@ int Main(int argc, char** argv) {
   add_common(health);
   health->add_option("--address", probe_address, "host:port of the admin API (default: the config's api.address)");
   health->add_option("--path", probe_path, "Path to GET (/health or /ready)")->capture_default_str();
-  health->add_option("--timeout-secs", probe_timeout, "Give up after this long")->capture_default_str();
+  health->add_option("--timeout-secs", probe_timeout, "Give up after this long")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, config::kMaxDurationMs / 1000));  // as the config's durations
+
+  // `validate --threads 2`: taken, to be refused below with the reason
+  // (CLI11 would say only that it was not expected).
+  std::string threads_after_command;
+  for (CLI::App* cmd : {validate, test, graph, health})
+    cmd->add_option("--threads", threads_after_command)->group("");
 
   try {
     app.parse(argc, argv);
@@ -698,9 +728,9 @@ int Main(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? kExitOk : kExitFailure;
   }
-  if (o.threads != 0 && (*validate || *test || *graph || *gen_docs || *health)) {
-    // Given before the command's name (after it, CLI11 rejects it): it
-    // would be ignored. 0 cannot be given, so 0 means not given.
+  if ((o.threads != 0 && (*validate || *test || *graph || *gen_docs || *health)) || !threads_after_command.empty()) {
+    // Given before or after the command's name: it would be ignored. 0
+    // cannot be given (to run), so 0 means not given.
     std::cerr << "--threads: only `run` takes it (it sets the agent's transform threads)\n"
                  "Run with --help for more information.\n";
     return kExitFailure;

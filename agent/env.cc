@@ -217,11 +217,21 @@ Result<int> OpenForAppend(const std::string& path, mode_t mode) {
 
 Status ProbeAppendable(const std::string& path) {
   const bool existed = ::access(path.c_str(), F_OK) == 0;
+  // The directories OpenForAppend will create, innermost first: removed
+  // again (each only if still empty), as the file is.
+  std::vector<std::filesystem::path> missing_dirs;
+  std::error_code ec;
+  for (auto p = std::filesystem::path(path).parent_path(); !p.empty() && !std::filesystem::exists(p, ec);
+       p = p.parent_path())
+    missing_dirs.push_back(p);
   auto fd = OpenForAppend(path);
-  if (!fd.ok()) return fd.status();
-  ::close(*fd);
-  if (!existed) ::unlink(path.c_str());
-  return Status::Ok();
+  if (fd.ok()) {
+    ::close(*fd);
+    if (!existed) ::unlink(path.c_str());
+  }
+  for (const auto& dir : missing_dirs)
+    if (!std::filesystem::remove(dir, ec)) break;
+  return fd.ok() ? Status::Ok() : fd.status();
 }
 
 std::string StateDir(std::string_view data_dir, std::string_view type_dir, std::string_view id) {

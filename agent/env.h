@@ -112,8 +112,8 @@ Status CreateWritableDir(const std::string& dir);
 // Opens `path` for appending (created with `mode` if need be, and its
 // directory too), as the file sink and the dead-letter file do.
 Result<int> OpenForAppend(const std::string& path, mode_t mode = 0644);
-// Checks that `path` can be appended to, by OpenForAppend (a file the
-// check created is removed again).
+// Checks that `path` can be appended to, by OpenForAppend (a file or
+// directories the check created are removed again).
 Status ProbeAppendable(const std::string& path);
 // Where a component keeps its state under data_dir: data_dir/<type_dir>/<id>,
 // `type_dir` being its type's state directory (a class's kStateDir,

@@ -116,6 +116,10 @@ bool StatsMetrics::Update(std::string_view json) {
     for (auto [name, broker] : brokers) {
       int64_t nodeid;
       if (broker["nodeid"].get_int64().get(nodeid) != simdjson::SUCCESS || nodeid < 0) continue;  // bootstrap
+      // "GroupCoordinator" (source "logical") is librdkafka's handle on
+      // the coordinator, one of the brokers listed by host:port/id.
+      std::string_view source;
+      if (broker["source"].get_string().get(source) == simdjson::SUCCESS && source == "logical") continue;
       int64_t avg_us;
       if (broker["rtt"]["avg"].get_int64().get(avg_us) != simdjson::SUCCESS) continue;
       auto it = impl_->rtt.find(name);
@@ -139,7 +143,18 @@ bool StatsMetrics::Update(std::string_view json) {
         PartitionKey(topic, pname, &key);
         if (impl_->assigned.count(key) == 0) continue;  // another member's now, or never ours
         int64_t lag;
-        if (p["consumer_lag"].get_int64().get(lag) != simdjson::SUCCESS || lag < 0) continue;
+        if (p["consumer_lag"].get_int64().get(lag) != simdjson::SUCCESS) continue;
+        if (lag < 0) {
+          // librdkafka knows no position: nothing consumed from it and no
+          // committed offset (yet). A partition that holds no messages
+          // (its log start is its end) is 0 behind wherever the member
+          // starts; any other waits until the lag is known.
+          int64_t lo, hi;
+          if (p["lo_offset"].get_int64().get(lo) != simdjson::SUCCESS ||
+              p["hi_offset"].get_int64().get(hi) != simdjson::SUCCESS || lo < 0 || hi != lo)
+            continue;
+          lag = 0;
+        }
         auto it = impl_->lag.find(key);
         if (it == impl_->lag.end()) {
           auto labels = impl_->metrics->Labels();

@@ -44,8 +44,27 @@ std::string Template::Check(const std::string& text) {
   return r.ok() ? "" : r.status().message();
 }
 
+bool Template::IsKnownConversion(std::string_view c) {
+  // C99 and POSIX strftime, and the GNU ones glibc adds (%k %l %P %s); E
+  // and O only where POSIX allows them.
+  if (c.size() == 1) return std::string_view("aAbBcCdDeFgGhHIjklmMnpPrRsStTuUVwWxXyYzZ%").find(c[0]) != std::string_view::npos;
+  if (c.size() == 2 && c[0] == 'E') return std::string_view("cCxXyY").find(c[1]) != std::string_view::npos;
+  if (c.size() == 2 && c[0] == 'O') return std::string_view("deHImMSuUVwWy").find(c[1]) != std::string_view::npos;
+  return false;
+}
+
 std::string Template::CheckTarget(const std::string& text) {
-  return text.empty() ? "must not be empty" : Check(text);
+  if (text.empty()) return "must not be empty";
+  if (std::string problem = Check(text); !problem.empty()) return problem;
+  std::string problem;
+  ForEachConversion(text, [&problem](std::string_view c, size_t) {
+    if (!problem.empty() || IsKnownConversion(c)) return;
+    problem = c.empty() ? "ends with a `%`, which is not a time conversion (write `%%` for a literal `%`)"
+                        : "`%" + std::string(c) +
+                              "` is not a strftime conversion (%Y %m %d %H %M %S %j %a %b ... as strftime(3) "
+                              "has them; write `%%` for a literal `%`)";
+  });
+  return problem;
 }
 
 Status Template::Render(const Event& event, std::string* out) const {

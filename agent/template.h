@@ -23,8 +23,29 @@ class Template {
   // A check for config schemas: "" if `text` parses, else the problem.
   static std::string Check(const std::string& text);
   // The same for a template that names where events go (a file path, a
-  // topic, an index): empty is a problem too.
+  // topic, an index): empty is a problem too, and so is a `%` that is not
+  // a strftime conversion (`%Q`, a `%` at the end), which strftime would
+  // write as it is; `%%` is a literal `%`.
   static std::string CheckTarget(const std::string& text);
+  // Calls fn(conversion, position) for each strftime conversion in `text`
+  // outside `{{ }}`: "Y", "Ey", "%" (for `%%`), "" for a `%` at the end.
+  template <typename Fn>
+  static void ForEachConversion(std::string_view text, Fn fn) {
+    for (size_t i = 0; i < text.size(); ++i) {
+      if (text.compare(i, 2, "{{") == 0) {
+        size_t end = text.find("}}", i);
+        if (end == std::string_view::npos) return;
+        i = end + 1;
+      } else if (text[i] == '%') {
+        size_t len = i + 1 < text.size() ? 1 : 0;
+        if (len && (text[i + 1] == 'E' || text[i + 1] == 'O') && i + 2 < text.size()) len = 2;
+        fn(text.substr(i + 1, len), i);
+        i += len;
+      }
+    }
+  }
+  // True if strftime knows `conversion` (as ForEachConversion gives it).
+  static bool IsKnownConversion(std::string_view conversion);
 
   // Appends the rendering for `event` to *out. Fails (kNotFound) naming the
   // first field that is missing or null.

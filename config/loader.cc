@@ -31,6 +31,18 @@ const Schema<BufferConfig>& BufferConfig::schema() {
     s.Field("when_full", &BufferConfig::when_full, "What happens when the buffer is full: `block` slows the sources down (nothing is dropped); `drop_newest` drops the incoming events and counts them.")
         .OneOf({"block", "drop_newest"});
     s.Field("flush_interval_ms", &BufferConfig::flush_interval_ms, "Disk buffer: longest time between a write and its fsync; events are acknowledged upstream only after it. 0 = fsync every batch.").Min(0);
+    // The other type's options do nothing: say so (a `type: memory` with
+    // `max_size: 1GiB` holds 10000 events, not a gigabyte).
+    s.Validate([](const BufferConfig& c, const YAML::Node& node, const ParseContext& ctx) {
+      if (!node.IsDefined() || !node.IsMap()) return;
+      const bool memory = c.type == "memory";
+      for (const char* key : memory ? std::vector<const char*>{"max_size", "flush_interval_ms"}
+                                    : std::vector<const char*>{"max_events", "max_bytes"})
+        if (node[key].IsDefined())
+          ctx.Warning(node[key], "`" + ctx.Child(key).path + "` does nothing for a " + c.type + " buffer",
+                      memory ? "a memory buffer's limits are `max_events` and `max_bytes`; `type: disk` for a disk buffer"
+                             : "a disk buffer's limit is `max_size`");
+    });
     return s;
   }();
   return s;
@@ -497,6 +509,45 @@ std::string OpenBracket(std::string_view text, int line, int column, char open) 
   return "";
 }
 
+// The substituted value that went in as YAML (it starts with `[` or `{`)
+// and holds (line, column) of the interpolated text, or null.
+const Substitution* YamlValueAt(const std::vector<Substitution>& subs, int line, int column) {
+  for (const Substitution& s : subs)
+    if (s.line == line && column >= s.column && column < s.column + s.length && !s.value.empty() &&
+        (s.value.front() == '[' || s.value.front() == '{'))
+      return &s;
+  return nullptr;
+}
+
+std::string SyntaxHint(const std::string& msg, std::string_view text, int line, int column);
+
+// How to fix the YAML syntax errors people make most in configs. A
+// bracket a variable's value brought in (a password starting with `[`) is
+// not in the file: that is said instead, naming the variable.
+std::string SyntaxHint(const std::string& msg, std::string_view text, int line, int column,
+                       const std::vector<Substitution>& subs) {
+  const Substitution* in = YamlValueAt(subs, line, column);
+  int first_line = line;  // of the innermost bracket still open
+  for (char open : {'[', '{'}) {
+    if (in != nullptr) break;
+    const std::string at = OpenBracket(text, line, column, open);
+    if (at.empty()) continue;
+    const size_t colon = at.find(':');
+    const int at_line = std::stoi(at.substr(1, colon - 1));
+    first_line = std::min(first_line, at_line);
+    in = YamlValueAt(subs, at_line, std::stoi(at.substr(colon + 1)));
+  }
+  // Else a value that went in as YAML between that bracket and the error
+  // (`{s3cr3t` closed by the `}` meant for its map) is the likely cause.
+  for (const Substitution& s : subs)
+    if (in == nullptr && s.line >= first_line && s.line <= line && YamlValueAt(subs, s.line, s.column) == &s) in = &s;
+  if (in != nullptr)
+    return "the value of `${" + in->name + "}` starts with `" + in->value.front() +
+           "`, so it is read as YAML (a " + (in->value.front() == '[' ? "list" : "map") +
+           "); if it is text, quote it: \"${" + in->name + "}\"";
+  return SyntaxHint(msg, text, line, column);
+}
+
 // How to fix the YAML syntax errors people make most in configs.
 std::string SyntaxHint(const std::string& msg, std::string_view text, int line, int column) {
   auto line_text = [&](int n) {
@@ -864,13 +915,13 @@ std::optional<Config> LoadConfigFromStrings(const std::vector<std::pair<std::str
     config.files.push_back(file);
     std::vector<Substitution> subs;
     std::string text = Interpolate(raw, file, env, diag, &subs);
-    diag->AddSubstitutions(file, std::move(subs));
+    diag->AddSubstitutions(file, subs);
     YAML::Node root;
     try {
       root = YAML::Load(text);
     } catch (const YAML::Exception& e) {
       Location loc{file, e.mark.line >= 0 ? e.mark.line + 1 : 0, e.mark.column >= 0 ? e.mark.column + 1 : 0};
-      diag->Error(loc, "YAML syntax error: " + e.msg, SyntaxHint(e.msg, text, loc.line, loc.column));
+      diag->Error(loc, "YAML syntax error: " + e.msg, SyntaxHint(e.msg, text, loc.line, loc.column, subs));
       unparsed = true;
       continue;
     }

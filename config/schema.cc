@@ -2,6 +2,7 @@
 
 #include <re2/re2.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -177,11 +178,23 @@ std::string FormatByteSize(uint64_t bytes) {
   return best;
 }
 
-bool ParseDuration(std::string_view s, double unit_ms, double* out_ms) {
+namespace {
+
+enum class DurationRead { kOk, kNotADuration, kTooLong };
+
+DurationRead ReadDuration(std::string_view s, double unit_ms, double* out_ms) {
+  // A core-schema integer in the option's unit (0x10 too).
+  uint64_t magnitude;
+  bool negative;
+  if (ParseCoreInt(s, &magnitude, &negative)) {
+    if (negative && magnitude != 0) return DurationRead::kNotADuration;
+    *out_ms = static_cast<double>(magnitude) * unit_ms;
+    return *out_ms <= kMaxDurationMs ? DurationRead::kOk : DurationRead::kTooLong;
+  }
   size_t i = 0;
   while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.' || s[i] == '-')) ++i;
   double num;
-  if (!ParseNumber(s.substr(0, i), &num) || num < 0) return false;
+  if (!ParseNumber(s.substr(0, i), &num) || num < 0) return DurationRead::kNotADuration;
   std::string unit = Lower(s.substr(i));
   while (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
   double mult;
@@ -193,15 +206,59 @@ bool ParseDuration(std::string_view s, double unit_ms, double* out_ms) {
   else if (unit == "m" || unit == "min") mult = 60000;
   else if (unit == "h") mult = 3600000;
   else if (unit == "d") mult = 86400000;
-  else return false;
+  else return DurationRead::kNotADuration;
   *out_ms = num * mult;
-  return *out_ms < 9.2e18;  // fits int64_t milliseconds
+  return *out_ms <= kMaxDurationMs ? DurationRead::kOk : DurationRead::kTooLong;
+}
+
+// A duration option's value in whole milliseconds, the runtime's unit:
+// too long a value, or one that is not a whole number of milliseconds
+// (`500us`, which would become 0, often a different behaviour), is an
+// error at its location, never rounded silently.
+bool DecodeDuration(const YAML::Node& n, double unit_ms, std::string_view unit_name, const ParseContext& ctx,
+                    int64_t* out_ms) {
+  if (!ExpectScalar(n, ctx, "a duration")) return false;
+  double ms;
+  switch (ReadDuration(n.Scalar(), unit_ms, &ms)) {
+    case DurationRead::kOk: break;
+    case DurationRead::kNotADuration:
+      ctx.Error(n, "`" + ctx.path + "` must be a duration" + Shown(n, ctx),
+                std::string(unit_name) + " as a number, or with a unit: \"500ms\", \"2s\", \"1m\"");
+      return false;
+    case DurationRead::kTooLong:
+      ctx.Error(n, "`" + ctx.path + "` is too long" + Shown(n, ctx),
+                "the longest duration is " + std::string(kMaxDurationText) +
+                    ": the agent adds durations to clock readings that would overflow");
+      return false;
+  }
+  const double whole = std::round(ms);
+  if (std::fabs(ms - whole) > std::max(1e-6, whole * 1e-12)) {
+    auto text = [](double v) { return std::to_string(static_cast<int64_t>(v)) + "ms"; };
+    ctx.Error(n, "`" + ctx.path + "` must be a whole number of milliseconds" + Shown(n, ctx),
+              "durations are counted in milliseconds: write " + text(std::floor(ms)) + " or " + text(std::ceil(ms)));
+    return false;
+  }
+  *out_ms = static_cast<int64_t>(whole);
+  return true;
+}
+
+}  // namespace
+
+bool ParseDuration(std::string_view s, double unit_ms, double* out_ms) {
+  return ReadDuration(s, unit_ms, out_ms) == DurationRead::kOk;
 }
 
 bool Decoder<std::string>::Decode(const YAML::Node& n, std::string* out, const ParseContext& ctx) {
   if (n.IsNull()) {
     out->clear();
     return true;
+  }
+  if (n.IsMap() && n.size() == 1 && n.begin()->first.IsMap() && n.begin()->second.IsNull()) {
+    // `topic: {{ service }}`: YAML reads an unquoted template as a map
+    // holding a map.
+    ctx.Error(n, "`" + ctx.path + "` must be a string, got a map",
+              "a `{{ field }}` template must be quoted: write \"{{ ... }}\" in double or single quotes");
+    return false;
   }
   if (!ExpectScalar(n, ctx, "a string")) return false;
   *out = n.Scalar();
@@ -294,40 +351,14 @@ bool Decoder<ByteSize>::Decode(const YAML::Node& n, ByteSize* out, const ParseCo
   return true;
 }
 
-namespace {
-
-// A duration written as a core-schema int in the option's unit (0x10 too).
-bool IntegerDuration(std::string_view s, double unit_ms, double* out_ms) {
-  uint64_t magnitude;
-  bool negative;
-  if (!ParseCoreInt(s, &magnitude, &negative) || (negative && magnitude != 0)) return false;
-  *out_ms = static_cast<double>(magnitude) * unit_ms;
-  return *out_ms < 9.2e18;  // fits int64_t milliseconds
-}
-
-}  // namespace
-
 bool Decoder<Millis>::Decode(const YAML::Node& n, Millis* out, const ParseContext& ctx) {
-  if (!ExpectScalar(n, ctx, "a duration")) return false;
-  double ms;
-  if (!IntegerDuration(n.Scalar(), 1, &ms) && !ParseDuration(n.Scalar(), 1, &ms)) {
-    ctx.Error(n, "`" + ctx.path + "` must be a duration" + Shown(n, ctx),
-              "milliseconds as a number, or with a unit: \"500ms\", \"2s\", \"1m\"");
-    return false;
-  }
-  out->ms = static_cast<int64_t>(ms);
-  return true;
+  return DecodeDuration(n, 1, "milliseconds", ctx, &out->ms);
 }
 
 bool Decoder<Seconds>::Decode(const YAML::Node& n, Seconds* out, const ParseContext& ctx) {
-  if (!ExpectScalar(n, ctx, "a duration")) return false;
-  double ms;
-  if (!IntegerDuration(n.Scalar(), 1000, &ms) && !ParseDuration(n.Scalar(), 1000, &ms)) {
-    ctx.Error(n, "`" + ctx.path + "` must be a duration" + Shown(n, ctx),
-              "seconds as a number, or with a unit: \"500ms\", \"2s\", \"1m\"");
-    return false;
-  }
-  out->secs = ms / 1000;
+  int64_t ms;
+  if (!DecodeDuration(n, 1000, "seconds", ctx, &ms)) return false;
+  out->secs = static_cast<double>(ms) / 1000;
   return true;
 }
 

@@ -29,6 +29,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -51,6 +52,7 @@ struct ByteSize {
 };
 // Durations: a bare integer is in the unit of the type (the option's name
 // says it: *_ms, *_secs); a string may carry its own ("500ms", "2s", "1m").
+// Both hold a whole number of milliseconds, at most kMaxDurationMs.
 struct Millis {
   int64_t ms = 0;
   std::chrono::milliseconds get() const { return std::chrono::milliseconds(ms); }
@@ -59,7 +61,7 @@ struct Millis {
 struct Seconds {
   double secs = 0;
   std::chrono::milliseconds get() const {
-    return std::chrono::milliseconds(static_cast<int64_t>(secs * 1000));
+    return std::chrono::milliseconds(std::llround(secs * 1000));
   }
   bool operator==(const Seconds&) const = default;
 };
@@ -75,7 +77,15 @@ bool ParseByteSize(std::string_view s, uint64_t* out);
 // smallest one ("1MiB", "4KiB", "4GB"), else bytes ("1536").
 std::string FormatByteSize(uint64_t bytes);
 // Parses "250ms", "2s", "1.5m", "1h"; `unit_ms` is the unit of a bare number.
+// False if `s` is not a duration, is negative or is longer than
+// kMaxDurationMs.
 bool ParseDuration(std::string_view s, double unit_ms, double* out_ms);
+// The longest duration an option takes: 100 years. The runtime adds
+// durations to clock readings held in int64 nanoseconds (which end 292
+// years after their epoch): a longer one would wrap around into the past,
+// a timeout that has expired at once. The runtime's resolution is 1 ms.
+inline constexpr double kMaxDurationMs = 36500.0 * 86400 * 1000;
+inline constexpr std::string_view kMaxDurationText = "36500d (100 years)";
 
 // What YAML 1.2's core schema makes of a plain (unquoted) scalar
 // (yaml.org/spec/1.2.2, 10.3.2):
@@ -127,6 +137,7 @@ struct OptionDoc {
   bool required = false;
   bool secret = false;
   std::vector<std::string> choices;
+  std::string min, max;  // bounds as a user writes the value; "" if none
   const class SchemaBase* nested = nullptr;  // sub-table, documented as name.sub
 };
 
@@ -329,10 +340,12 @@ class Schema : public SchemaBase {
     // Bounds of a numeric option (inclusive).
     Option& Min(double v) {
       min_ = v;
+      doc_.min = format_bound_(v);
       return *this;
     }
     Option& Max(double v) {
       max_ = v;
+      doc_.max = format_bound_(v);
       return *this;
     }
     // A custom check on the decoded value: returns "" if fine, else the
@@ -407,8 +420,11 @@ class Schema : public SchemaBase {
       opt->numeric_ = [member](const C* c) -> std::optional<double> {
         return static_cast<double>(c->*member);
       };
+      if constexpr (std::is_integral_v<T>)  // 1000000, not 1e+06
+        opt->format_bound_ = [](double v) { return std::to_string(static_cast<long long>(v)); };
     } else if constexpr (std::is_same_v<T, Millis>) {
       opt->numeric_ = [member](const C* c) -> std::optional<double> { return (c->*member).ms; };
+      opt->format_bound_ = [](double v) { return std::to_string(static_cast<long long>(v)); };
     } else if constexpr (std::is_same_v<T, Seconds>) {
       opt->numeric_ = [member](const C* c) -> std::optional<double> { return (c->*member).secs; };
     } else if constexpr (std::is_same_v<T, ByteSize>) {

@@ -12,38 +12,90 @@
 
 namespace tributary::es {
 
+namespace {
+
+// A strftime conversion that writes what an Elasticsearch name cannot
+// have: an example of its text, the problem, and the fix.
+struct BadConversion {
+  std::string_view conversion, example, problem, fix;
+};
+constexpr BadConversion kBadConversions[] = {
+    {"a", "Tue", "capitals", "write %u (the weekday as 1-7) instead"},
+    {"A", "Tuesday", "capitals", "write %u (the weekday as 1-7) instead"},
+    {"b", "Nov", "capitals", "write %m (the month as 01-12) instead"},
+    {"h", "Nov", "capitals", "write %m (the month as 01-12) instead"},
+    {"B", "November", "capitals", "write %m (the month as 01-12) instead"},
+    {"c", "Tue Nov 24 10:00:00 2026", "capitals", "write %Y.%m.%d instead"},
+    {"p", "AM", "capitals", "write %H (the hour as 00-23) instead"},
+    {"r", "10:00:00 AM", "capitals", "write %H.%M.%S instead"},
+    {"Z", "UTC", "capitals", "leave it out (the time is always UTC)"},
+    {"D", "11/24/26", "`/`", "write %m.%d.%y instead"},
+    {"x", "11/24/26", "`/`", "write %Y.%m.%d instead"},
+    {"R", "10:00", "`:`", "write %H.%M instead"},
+    {"T", "10:00:00", "`:`", "write %H.%M.%S instead"},
+    {"X", "10:00:00", "`:`", "write %H.%M.%S instead"},
+    {"e", " 4", "a space", "write %d (the day as 01-31) instead"},
+    {"k", " 9", "a space", "write %H (the hour as 00-23) instead"},
+    {"l", " 9", "a space", "write %I (the hour as 01-12) instead"},
+    {"n", "a newline", "a newline", "leave it out"},
+    {"t", "a tab", "a tab", "leave it out"},
+};
+
+// Elasticsearch refuses every document for an index (or data stream) name
+// with a capital or one of its forbidden characters: say so now. What
+// {{ field }} inserts is not judged; what a strftime conversion writes is
+// (`%b` is `Nov`: the agent formats times in the C locale). `what` names
+// the kind of name; `first` if `name` starts it (the first character
+// matters).
+std::string CheckName(const std::string& name, std::string_view what, bool first) {
+  std::string problem;
+  Template::ForEachConversion(name, [&](std::string_view c, size_t) {
+    const std::string_view base = c.size() == 2 ? c.substr(1) : c;  // %Ey writes what %y does
+    for (const auto& bad : kBadConversions) {
+      if (!problem.empty() || bad.conversion != base) continue;
+      const bool literal = bad.example != bad.problem;  // "a newline" is its own example
+      problem = "`%" + std::string(c) + "` writes " + std::string(bad.problem) +
+                (literal ? " (`" + std::string(bad.example) + "`)" : "") + ", which Elasticsearch " +
+                std::string(what) + " may not have (it would reject every document); " +
+                std::string(bad.fix);
+    }
+  });
+  if (!problem.empty()) return problem;
+  std::string fixed;  // the text written here, without templates and conversions
+  for (size_t i = 0; i < name.size(); ++i) {
+    if (name.compare(i, 2, "{{") == 0) {
+      size_t end = name.find("}}", i);
+      if (end == std::string::npos) break;
+      i = end + 1;
+    } else if (name[i] == '%' && i + 1 < name.size()) {
+      ++i;  // a strftime conversion, judged above
+      if ((name[i] == 'E' || name[i] == 'O') && i + 1 < name.size()) ++i;
+    } else {
+      fixed += name[i];
+    }
+  }
+  for (char c : fixed)
+    if (std::isupper(static_cast<unsigned char>(c)))
+      return "Elasticsearch " + std::string(what) + " are lowercase (it rejects every document for `" + name + "`)";
+  if (fixed.find_first_of("\\/*?\"<>| ,#:") != std::string::npos)
+    return "Elasticsearch " + std::string(what) + " may not contain \\ / * ? \" < > | , # : or a space";
+  if (first && !name.empty() && std::string_view("-_+").find(name.front()) != std::string_view::npos)
+    return "Elasticsearch " + std::string(what) + " may not start with -, _ or +";
+  return "";
+}
+
+}  // namespace
+
 const config::Schema<BulkConfig>& BulkConfig::schema() {
   static const config::Schema<BulkConfig> s = [] {
     config::Schema<BulkConfig> s;
     s.Field("index", &BulkConfig::index,
             "Index to write to (mode `bulk`): strftime conversions (%Y, %m, %d, ...) use the event timestamp (UTC) "
-            "and `{{ field }}` inserts a field. Events whose index cannot be rendered are rejected and counted.")
+            "and `{{ field }}` inserts a field. Events whose index cannot be rendered are rejected and counted. "
+            "Capitals, forbidden characters and conversions that write them (%b, %a, %p, %Z, %T, ...) are errors, "
+            "as Elasticsearch rejects such names; so is a `%` that is not a conversion.")
         .Check<std::string>(Template::CheckTarget)
-        .Check<std::string>([](const std::string& index) -> std::string {
-          // Elasticsearch refuses every document for an index name with a
-          // capital or one of its forbidden characters: say so now. Only the
-          // text written here is checked, not what {{ field }} inserts.
-          std::string fixed;
-          for (size_t i = 0; i < index.size(); ++i) {
-            if (index.compare(i, 2, "{{") == 0) {
-              size_t end = index.find("}}", i);
-              if (end == std::string::npos) break;
-              i = end + 1;
-            } else if (index[i] == '%' && i + 1 < index.size()) {
-              ++i;  // a strftime conversion
-            } else {
-              fixed += index[i];
-            }
-          }
-          for (char c : fixed)
-            if (std::isupper(static_cast<unsigned char>(c)))
-              return "Elasticsearch index names are lowercase (it rejects every document for `" + index + "`)";
-          if (fixed.find_first_of("\\/*?\"<>| ,#:") != std::string::npos)
-            return "Elasticsearch index names may not contain \\ / * ? \" < > | , # : or a space";
-          if (!index.empty() && std::string_view("-_+").find(index.front()) != std::string_view::npos)
-            return "Elasticsearch index names may not start with -, _ or +";
-          return "";
-        });
+        .Check<std::string>([](const std::string& index) { return CheckName(index, "index names", true); });
     s.Field("action", &BulkConfig::action, "Bulk action: `index` (overwrites a document with the same id) or "
                                            "`create` (never overwrites; a duplicate id counts as already delivered).")
         .Check<std::optional<std::string>>([](const std::optional<std::string>& a) -> std::string {
@@ -61,11 +113,14 @@ const config::Schema<DataStreamConfig>& DataStreamConfig::schema() {
     config::Schema<DataStreamConfig> s;
     s.Field("type", &DataStreamConfig::type, "Data stream type, the first part of `<type>-<dataset>-<namespace>`; "
                                              "templates allowed.")
-        .Check<std::string>(Template::CheckTarget);
+        .Check<std::string>(Template::CheckTarget)
+        .Check<std::string>([](const std::string& t) { return CheckName(t, "data stream names", true); });
     s.Field("dataset", &DataStreamConfig::dataset, "Data stream dataset; templates allowed.")
-        .Check<std::string>(Template::CheckTarget);
+        .Check<std::string>(Template::CheckTarget)
+        .Check<std::string>([](const std::string& d) { return CheckName(d, "data stream names", false); });
     s.Field("namespace", &DataStreamConfig::namespace_, "Data stream namespace; templates allowed.")
-        .Check<std::string>(Template::CheckTarget);
+        .Check<std::string>(Template::CheckTarget)
+        .Check<std::string>([](const std::string& n) { return CheckName(n, "data stream names", false); });
     return s;
   }();
   return s;

@@ -17,7 +17,8 @@ const config::Schema<FileSink::Config>& FileSink::Config::schema() {
   static const config::Schema<Config> s = [] {
     config::Schema<Config> s;
     s.Field("path", &Config::path,
-            "File to append to; strftime conversions (%Y, %m, %d, ...) use the event timestamp (UTC) and `{{ field }}` inserts a field.")
+            "File to append to; strftime conversions (%Y, %m, %d, ...) use the event timestamp (UTC) and `{{ field }}` inserts a field. "
+            "A `%` that is not a conversion is an error; `%%` is a literal `%`.")
         .Required()
         .Check<std::string>(Template::CheckTarget);
     s.Field("encoding", &Config::encoding, "How events are written.");

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 
@@ -31,9 +32,38 @@ const config::Schema<KafkaSink::Config>& KafkaSink::Config::schema() {
         .Required()
         .JoinsList(",")
         .Check<std::string>([](const std::string& v) { return v.empty() ? std::string("must not be empty") : ""; });
-    s.Field("topic", &Config::topic, "Topic to produce to; `{{ field }}` inserts a field of the event.")
+    s.Field("topic", &Config::topic,
+            "Topic to produce to; `{{ field }}` inserts a field of the event. The text around it is checked as "
+            "Kafka checks topic names: letters, digits, `.`, `_` and `-`, at most 249 characters.")
         .Required()
-        .Check<std::string>(Template::CheckTarget);
+        .Check<std::string>(Template::CheckTarget)
+        .Check<std::string>([](const std::string& topic) -> std::string {
+          // Kafka refuses any other name: every event would be rejected
+          // as `unknown_topic` at run time. What {{ field }} inserts is
+          // not judged.
+          size_t fixed = 0;
+          for (size_t i = 0; i < topic.size(); ++i) {
+            if (topic.compare(i, 2, "{{") == 0) {
+              i = topic.find("}}", i) + 1;  // terminated: CheckTarget passed
+              fixed = std::string::npos;
+              continue;
+            }
+            const char c = topic[i];
+            if (c == '%' && i + 1 < topic.size()) {  // a time conversion (CheckTarget knows it)
+              i += topic[i + 1] == 'E' || topic[i + 1] == 'O' ? 2 : 1;
+              fixed = std::string::npos;
+              continue;
+            }
+            if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-')
+              return std::string("Kafka topic names hold only letters, digits, `.`, `_` and `-` (not `") + c +
+                     "`): the broker would refuse every message";
+            if (fixed != std::string::npos) ++fixed;
+          }
+          if (fixed != std::string::npos && fixed > 249)
+            return "Kafka topic names are at most 249 characters long";
+          if (topic == "." || topic == "..") return "Kafka topic names may not be `.` or `..`";
+          return "";
+        });
     s.Field("key_field", &Config::key_field,
             "Field whose text is the message key (messages with the same key go to the same partition); "
             "empty or absent field: no key.");

@@ -33,6 +33,7 @@ Result<std::unique_ptr<Source>> StdinSource::Build(const Config& config, BuildCo
 
 StdinSource::StdinSource(const Config& config, BuildContext& ctx)
     : config_(config),
+      id_(ctx.id),
       host_(ctx.hostname),
       oversize_(&ctx.metrics->Errors("line_too_long", "receiving")),
       discarded_(&ctx.metrics->discarded_intentional()),
@@ -51,6 +52,12 @@ Status StdinSource::Run(SourceContext& ctx) {
     uint64_t over = splitter.truncated() + splitter.discarded();
     if (over > oversize_seen) {
       oversize_->Increment(static_cast<double>(over - oversize_seen));
+      // Logged as the file source does, at a limited rate: a counter alone
+      // is easy to miss when lines are lost or cut.
+      LogLimited(log_limiter_, LogLevel::kWarn, id_,
+                 std::to_string(over - oversize_seen) + " line(s) over max_line_bytes (" +
+                     std::to_string(config_.max_line_bytes.bytes) + ") on stdin: " +
+                     (config_.oversize_policy == "discard" ? "discarded" : "truncated"));
       oversize_seen = over;
     }
     // `oversize_policy: discard`, chosen by the user: discarded on purpose.

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "agent/component.h"
+#include "agent/log.h"
 #include "config/schema.h"
 
 namespace tributary {
@@ -28,7 +29,9 @@ class StdinSource final : public Source {
  private:
   StdinSource(const Config& config, BuildContext& ctx);
   Config config_;
+  std::string id_;
   std::string host_;
+  RateLimiter log_limiter_;
   Counter* oversize_;
   Counter* discarded_;  // intentional: oversize lines under `oversize_policy: discard`
   Counter* read_errors_;

@@ -2,6 +2,7 @@
 
 #include <re2/re2.h>
 
+#include <cctype>
 #include <charconv>
 #include <cmath>
 
@@ -347,6 +348,19 @@ bool ParseComparison(const YAML::Node& n, const config::ParseContext& ctx, Condi
     }
     if (c.operand.to_double(&c.number)) c.has_number = true;
     if (c.operand.is_string()) c.has_time = ParseRfc3339(c.operand_text, &c.time);
+    // The event's `timestamp` is a time: against a string that is not one
+    // (`yesterday`, a year past 2262) an order never holds, silently.
+    // A warning, not an error: a parser may have put a string there.
+    if (out->field == kTimestampField && c.operand.is_string() && !c.has_time &&
+        (c.op == Op::kGt || c.op == Op::kGte || c.op == Op::kLt || c.op == Op::kLte)) {
+      const bool dated = c.operand_text.size() >= 5 && std::isdigit(static_cast<unsigned char>(c.operand_text[0])) &&
+                         c.operand_text[4] == '-';
+      at.Warning(v, "`" + at.path + "`: `timestamp` holds a time, and " +
+                        (dated ? std::string("this is not an RFC 3339 time it can hold (1677-09-22 to 2262-04-11)")
+                               : std::string("this is not an RFC 3339 time")) +
+                        ": the comparison holds for no event whose timestamp is a time",
+                 "write a time such as '2024-05-01T00:00:00Z'");
+    }
     out->comparisons.push_back(std::move(c));
   }
   if (ok && out->comparisons.empty()) {

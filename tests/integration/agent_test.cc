@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <regex>
 #include <sstream>
 #include <vector>
 
@@ -110,6 +111,29 @@ sinks: { out: { type: console, inputs: [in], encoding: { codec: text } } }
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 0) << agent.process().Stderr();
   EXPECT_EQ(agent.process().Stdout(), "one\ntwo\nthis line is muc\nlast without new\n") << agent.process().Stderr();
+  // Logged, as the file source logs them: before, only a counter said so.
+  EXPECT_NE(agent.process().Stderr().find("WARN [in] "), std::string::npos) << agent.process().Stderr();
+  EXPECT_NE(agent.process().Stderr().find(" line(s) over max_line_bytes (16) on stdin: truncated"), std::string::npos)
+      << agent.process().Stderr();
+}
+
+// With `oversize_policy: discard` a long line is gone: the log says so.
+TEST(AgentTest, StdinLogsTheLinesItDiscards) {
+  TempDir dir;
+  Agent agent(dir, "data_dir: " + dir.path() + "\napi: { enabled: false }\n" + R"(
+sources: { in: { type: stdin, max_line_bytes: 10, oversize_policy: discard } }
+sinks: { out: { type: console, inputs: [in], encoding: { codec: text } } }
+)",
+              {}, {}, /*pipe_stdin=*/true);
+  agent.process().WriteStdin("0123456789ABCDEF\nok\n");
+  agent.process().CloseStdin();
+  auto code = agent.process().Wait(seconds(20));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << agent.process().Stderr();
+  EXPECT_EQ(agent.process().Stdout(), "ok\n") << agent.process().Stderr();
+  EXPECT_NE(agent.process().Stderr().find("WARN [in] 1 line(s) over max_line_bytes (10) on stdin: discarded"),
+            std::string::npos)
+      << agent.process().Stderr();
 }
 
 TEST(AgentTest, ASourceThatStopsWithAnErrorEndsTheRunWithExit1) {
@@ -517,12 +541,21 @@ TEST(ValidateTest, ADeadLetterFileThatCannotBeWrittenIsCaughtAtStart) {
   EXPECT_EQ(r.code, 78) << r.err;
   EXPECT_NE(r.err.find("sink `es`: dead_letter.path: create " + dir / "not-a-dir"), std::string::npos) << r.err;
 
-  // A path that can be written passes, and the check leaves nothing behind.
-  const std::string good = dir / "dl/dead.json";
+  // A path that can be written passes, and the check leaves nothing behind:
+  // not the file, nor the directories it made for it (they stayed, and
+  // validating the reference example as root made /var/lib/tributary).
+  const std::string good = dir / "dl/a/b/dead.json";
   WriteFile(dir / "c.yaml", config(good));
   r = Tributary({"validate", "-c", dir / "c.yaml"});
   EXPECT_EQ(r.code, 0) << r.out << r.err;
-  EXPECT_FALSE(fs::exists(good));
+  EXPECT_NE(r.out.find("✓ es: dead_letter.path " + good + " can be written"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(dir / "dl")) << "validate left " << dir / "dl" << " behind";
+  // Directories that were there stay.
+  fs::create_directories(dir / "dl/a");
+  r = Tributary({"validate", "-c", dir / "c.yaml"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_TRUE(fs::is_directory(dir / "dl/a"));
+  EXPECT_FALSE(fs::exists(dir / "dl/a/b"));
 }
 
 TEST(ValidateTest, AFileSinkPathThatCannotBeWrittenIsReported) {
@@ -538,6 +571,16 @@ TEST(ValidateTest, AFileSinkPathThatCannotBeWrittenIsReported) {
   EXPECT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("! f: path " + bad + " can be written: create " + dir / "not-a-dir"), std::string::npos)
       << r.out;
+
+  // One that can be written passes, and nothing the check made stays.
+  const std::string good = dir / "out/a/b/out.log";
+  WriteFile(dir / "c.yaml", "data_dir: " + dir.path() + "/data\napi: { enabled: false }\n" +
+                                "sources: { d: { type: demo_logs } }\nsinks:\n"
+                                "  f: { type: file, inputs: [d], path: \"" + good + "\" }\n");
+  r = Tributary({"validate", "-c", dir / "c.yaml"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("✓ f: path " + good + " can be written"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(dir / "out")) << "validate left " << dir / "out" << " behind";
 }
 
 TEST(ValidateTest, AFileSinkPathThatIsADirectoryIsCaughtBeforeTheFirstBatch) {
@@ -591,6 +634,72 @@ sinks:
   }
 }
 
+// The option tables in docs/reference are what `generate-docs` prints, and
+// each row is one line: a default of "\n" (line_delimiter) was printed as a
+// raw newline that cut its row in two, and no table said an option's
+// bounds (`max_read_bytes` at least 4KiB), which only validate told.
+TEST(DocsTest, TheReferenceTablesAreWhatGenerateDocsPrints) {
+  CliRun list = Tributary({"generate-docs", "no-such-type"});
+  ASSERT_NE(list.code, 0);
+  std::vector<std::pair<std::string, std::string>> tables = {{"global", "docs/reference/global.md"},
+                                                             {"buffer", "docs/reference/global.md"}};
+  static const std::regex known(" (sources|transforms|sinks)/([a-z_]+)");
+  for (std::sregex_iterator it(list.err.begin(), list.err.end(), known), end; it != end; ++it)
+    if ((*it)[2].str().rfind("test_", 0) != 0)  // "sources/file": `file` alone is the source or the sink
+      tables.push_back({(*it)[1].str() + "/" + (*it)[2].str(),
+                        "docs/reference/" + (*it)[1].str() + "/" + (*it)[2].str() + ".md"});
+  ASSERT_GT(tables.size(), 15u) << list.err;
+  for (const auto& [type, page] : tables) {
+    CliRun gen = Tributary({"generate-docs", type});
+    ASSERT_EQ(gen.code, 0) << type << gen.err;
+    const size_t marker = gen.out.find("<!-- generated");
+    ASSERT_NE(marker, std::string::npos) << gen.out;
+    const std::string table = gen.out.substr(gen.out.find('\n', marker) + 1);  // the page's marker may name the type alone
+    const std::string text = ReadFile(SourceDir() + "/" + page);
+    EXPECT_NE(text.find(table), std::string::npos) << page << " lacks the table of `generate-docs " << type
+                                                   << "` (run it and paste its output):\n" << table;
+    std::istringstream rows(table);
+    std::string row;
+    while (std::getline(rows, row))
+      EXPECT_TRUE(row.size() > 2 && row.front() == '|' && row.back() == '|') << type << ": a broken row: " << row;
+  }
+  const std::string file = ReadFile(SourceDir() + "/docs/reference/sources/file.md");
+  EXPECT_NE(file.find("| `line_delimiter` | string | `\"\\n\"` |"), std::string::npos);
+  EXPECT_NE(file.find("| `max_read_bytes` | size, at least 4KiB | `256KiB` |"), std::string::npos);
+  EXPECT_NE(file.find("| `fingerprint.lines` | integer, 1 to 1000 | `1` |"), std::string::npos);
+}
+
+// docs/kafka-aggregator.md showed blocks that were not the files it named
+// (the aggregator's needed ES_PASSWORD, which the page never said), and
+// both files used one data_dir and port, so its one-machine trial could
+// not run them side by side. The page now shows the files as they are,
+// and they validate, each with its own data_dir and port from the
+// environment.
+TEST(DocsTest, TheKafkaExamplesAreShownAsTheyAreAndValidate) {
+  const std::string page = ReadFile(SourceDir() + "/docs/kafka-aggregator.md");
+  TempDir dir;
+  for (const std::string name : {"kafka-agent.yaml", "kafka-aggregator.yaml"}) {
+    const std::string path = SourceDir() + "/config/examples/" + name;
+    EXPECT_NE(page.find("[`config/examples/" + name + "`](../config/examples/" + name + "), as it is:\n\n```yaml\n" +
+                        ReadFile(path) + "```\n"),
+              std::string::npos)
+        << "docs/kafka-aggregator.md does not show " << name << " as it is";
+    CliRun r = Tributary({"validate", path}, {{"ES_PASSWORD", "secret"},
+                                              {"DATA_DIR", dir / name},
+                                              {"API_ADDRESS", "127.0.0.1:0"},
+                                              {"APP_LOGS", dir / "logs/*.log"},
+                                              {"ARCHIVE_DIR", dir / "archive"}});
+    EXPECT_EQ(r.code, 0) << name << "\n" << r.out << r.err;
+    EXPECT_NE(r.out.find("data_dir " + dir / name), std::string::npos) << r.out;
+  }
+  CliRun r = Tributary({"validate", "--no-environment", SourceDir() + "/config/examples/kafka-aggregator.yaml"});
+  EXPECT_EQ(r.code, 78);
+  EXPECT_NE(r.err.find("ES_PASSWORD is required: set ES_PASSWORD to the password of the elastic user"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(page.find("| `ES_PASSWORD` | aggregator |"), std::string::npos);
+}
+
 TEST(ValidateTest, GraphPrintsDotAndVersionWorks) {
   TempDir dir;
   WriteFile(dir / "g.yaml", "sources: { d: { type: demo_logs } }\nsinks: { c: { type: console, inputs: [d] } }\n");
@@ -612,7 +721,10 @@ TEST(ValidateTest, AFlagValueThatMeansNothingIsAnErrorNotTheDefault) {
   WriteFile(dir / "g.yaml", "sources: { d: { type: demo_logs } }\nsinks: { c: { type: console, inputs: [d] } }\n");
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"--log-level", "bogus"}, {"run", "--log-level", "DEBUG"}, {"--threads", "-1"},
-        {"run", "--threads", "0"}, {"validate", "--log-level", "bogus"}}) {
+        {"run", "--threads", "0"}, {"validate", "--log-level", "bogus"},
+        // Past what a deadline holds: it wrapped around and timed out at once.
+        {"healthcheck", "--address", "127.0.0.1:1", "--timeout-secs", "1e300"},
+        {"healthcheck", "--address", "127.0.0.1:1", "--timeout-secs", "-5"}}) {
     std::vector<std::string> argv = args;
     argv.insert(argv.end(), {"-c", dir / "g.yaml"});
     CliRun r = Tributary(argv);
@@ -658,12 +770,15 @@ TEST(ValidateTest, LogLevelIsAcceptedByEveryCommandThatReadsAConfig) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("unhealthy"), std::string::npos) << r.err;
   for (const std::vector<std::string>& args : {std::vector<std::string>{"validate", "--threads", "2"},
-                                               {"--threads", "2", "graph"}}) {
+                                               {"--threads", "2", "graph"}, {"test", "--threads", "2"},
+                                               {"healthcheck", "--threads", "2"}}) {
     std::vector<std::string> argv = args;
     argv.insert(argv.end(), {"-c", dir / "g.yaml"});
     r = Tributary(argv);
     EXPECT_EQ(r.code, 1) << args[0];
-    EXPECT_NE(r.err.find("--threads"), std::string::npos) << r.err;
+    // The reason, in either order (after the command, CLI11 said only that
+    // the argument "was not expected").
+    EXPECT_NE(r.err.find("--threads: only `run` takes it"), std::string::npos) << r.err;
     EXPECT_EQ(r.out, "") << args[0];
   }
 }

@@ -213,6 +213,32 @@ TEST(KafkaSourceTest, TheLagSeriesOfRevokedPartitionsLeaveMetrics) {
   EXPECT_EQ(b.process().Wait(30s), 0);
 }
 
+// Partitions that never held a message have no position for librdkafka
+// (lag -1): they had no lag series, so a member showed the lag of only some
+// of the partitions it holds. They are 0 behind; and the coordinator is not
+// reported as a broker of its own ("GroupCoordinator").
+TEST(KafkaSourceTest, EveryHeldPartitionHasALagSeriesEvenAnEmptyOne) {
+  MockKafka kafka(3, {{"events", 4}});
+  TempDir dir;
+  Process kcat({.argv = {"kcat", "-P", "-q", "-b", kafka.bootstrap_servers(), "-t", "events", "-p", "2"},
+                .pipe_stdin = true});
+  kcat.WriteStdin("{\"a\":1}\n{\"a\":2}\n");
+  kcat.CloseStdin();
+  ASSERT_EQ(kcat.Wait(20s), 0) << kcat.Stderr();
+  Agent agent(dir, AggregatorConfig(dir, kafka.bootstrap_servers(), dir / "out.log"));
+  ASSERT_TRUE(WaitFor([&] { return Count(dir / "out.log") == 2; }, 30s)) << agent.process().Stderr();
+  ASSERT_TRUE(WaitFor([&] { return LagPartitions(agent) == std::set<int>{0, 1, 2, 3}; }, 30s))
+      << agent.Metrics() << agent.process().Stderr();
+  for (const char* p : {"0", "1", "2", "3"})
+    EXPECT_EQ(agent.Metric("tributary_kafka_consumer_lag_messages", {{"component_id", "in"}, {"partition", p}}), 0)
+        << p;
+  const std::string metrics = agent.Metrics();
+  EXPECT_NE(metrics.find("tributary_kafka_broker_rtt_seconds{broker=\""), std::string::npos) << metrics;
+  EXPECT_EQ(metrics.find("GroupCoordinator"), std::string::npos) << metrics;
+  agent.process().Signal(SIGTERM);
+  EXPECT_EQ(agent.process().Wait(30s), 0);
+}
+
 // kill -9 one member mid-stream: the other takes its partitions after the
 // session timeout and continues from the last committed offsets. Nothing is
 // lost; what is duplicated is, per partition, exactly the tail the killed

@@ -48,6 +48,26 @@ TEST(InterpolationTest, ADefaultMayItselfReferToAVariable) {
   EXPECT_NE(bad.all()[1].message.find("unterminated"), std::string::npos) << bad.ToString();
 }
 
+// What docs/reference/global.md says of an empty value: standing alone it
+// leaves nothing, which YAML reads as null (an option that may be left out
+// is then not set); quoted, it is the empty string.
+TEST(InterpolationTest, AnEmptyValueAloneIsNullAndQuotedIsEmpty) {
+  Diagnostics diag;
+  auto env = FakeEnv({{"EMPTY", ""}});
+  YAML::Node n = YAML::Load(Interpolate("a: ${EMPTY}\nb: ${EMPTY-d}\nc: ${MISSING:-}\nd: \"${EMPTY}\"\n"
+                                        "e: '${EMPTY-d}'\nf: [${EMPTY}]\n",
+                                        "f", env, &diag));
+  EXPECT_FALSE(diag.has_errors()) << diag.ToString();
+  EXPECT_TRUE(n["a"].IsNull());
+  EXPECT_TRUE(n["b"].IsNull());
+  EXPECT_TRUE(n["c"].IsNull());
+  ASSERT_TRUE(n["d"].IsScalar());
+  EXPECT_EQ(n["d"].Scalar(), "");
+  ASSERT_TRUE(n["e"].IsScalar());
+  EXPECT_EQ(n["e"].Scalar(), "");
+  EXPECT_EQ(n["f"].size(), 0u);
+}
+
 // Without the colon, as in the shell, only an unset variable takes the
 // default or is an error: one set to "" is used as it is.
 TEST(InterpolationTest, WithoutTheColonOnlyAnUnsetVariableCounts) {
@@ -175,6 +195,34 @@ TEST(InterpolationTest, ErrorsPointAtTheFileAsWrittenAndNameTheVariableNotItsVal
     }
   }
   EXPECT_TRUE(count && compression) << all;
+}
+
+// A value that starts with `[` or `{` goes in as YAML: a password such as
+// `[s3cr3t` broke the syntax with a hint about a bracket "opened at 9:49"
+// that the file does not have there. The hint names the variable and the
+// fix, and the location is in the file as written.
+TEST(InterpolationTest, ASyntaxErrorFromASubstitutedValueNamesTheVariable) {
+  for (const std::string pw : {"[s3cr3t", "{s3cr3t"}) {
+    Diagnostics diag;
+    auto cfg = LoadConfigFromStrings(
+        {{"f",
+          "sources:\n"
+          "  d: { type: demo_logs }\n"
+          "sinks:\n"
+          "  out: { type: elasticsearch, inputs: [d], endpoints: [\"http://e:9200\"], "
+          "auth: { strategy: basic, user: u, password: ${PW} } }\n"}},
+        &diag, LoadOptions{FakeEnv({{"PW", pw}}), true});
+    EXPECT_FALSE(cfg.has_value());
+    ASSERT_EQ(diag.error_count(), 1u) << diag.ToString();
+    const Diagnostic& d = diag.all()[0];
+    EXPECT_NE(d.message.find("YAML syntax error"), std::string::npos) << d.ToString();
+    EXPECT_EQ(d.hint.rfind(std::string("the value of `${PW}` starts with `") + pw[0] + "`, so it is read as YAML", 0),
+              0u)
+        << d.ToString();
+    EXPECT_NE(d.hint.find("quote it: \"${PW}\""), std::string::npos) << d.ToString();
+    EXPECT_EQ(d.ToString().find("s3cr3t"), std::string::npos) << d.ToString();
+    EXPECT_GE(d.location.line, 4) << d.ToString();  // at the value, or where YAML gave up
+  }
 }
 
 }  // namespace

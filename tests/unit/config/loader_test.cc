@@ -76,6 +76,31 @@ sinks:
   EXPECT_EQ(bad.error_count(), 3u) << bad.ToString();
 }
 
+// `buffer: { type: memory, max_size: 1GiB }` was accepted without a word,
+// and the buffer held its default 10000 events: the other type's options
+// are warnings now (not errors: they did nothing before either).
+TEST(LoaderTest, BufferOptionsOfTheOtherTypeAreWarnings) {
+  Diagnostics diag;
+  auto cfg = Load({{"a.yaml", R"(
+sources: { gen: { type: test_source } }
+sinks:
+  a: { type: test_sink, inputs: [gen], buffer: { type: memory, max_size: 1GiB, flush_interval_ms: 10 } }
+  b: { type: test_sink, inputs: [gen], buffer: { type: disk, max_events: 5, max_size: 1GiB } }
+  c: { type: test_sink, inputs: [gen], buffer: { max_events: 5, max_bytes: 2MiB } }
+)"}},
+                  &diag);
+  ASSERT_TRUE(cfg) << diag.ToString();
+  std::vector<std::string> warnings;
+  for (const auto& d : diag.all())
+    if (d.severity == Diagnostic::Severity::kWarning && d.message.find("buffer") != std::string::npos)
+      warnings.push_back(d.location.ToString() + " " + d.message);
+  EXPECT_EQ(warnings, (std::vector<std::string>{
+                          "a.yaml:4:74 `sinks.a.buffer.max_size` does nothing for a memory buffer",
+                          "a.yaml:4:99 `sinks.a.buffer.flush_interval_ms` does nothing for a memory buffer",
+                          "a.yaml:5:74 `sinks.b.buffer.max_events` does nothing for a disk buffer"}))
+      << diag.ToString();
+}
+
 TEST(LoaderTest, GraphErrorsNameFileLineAndColumn) {
   Diagnostics diag;
   auto cfg = Load({{"a.yaml", R"(
@@ -276,6 +301,43 @@ sinks:
   EXPECT_TRUE(HasError(diag, "a.yaml:5:89", "may not contain")) << diag.ToString();
   EXPECT_TRUE(HasError(diag, "a.yaml:6:89", "may not start with")) << diag.ToString();
   EXPECT_EQ(diag.error_count(), 3u) << diag.ToString();
+}
+
+// `logs-%b-%d` passed (conversions were not judged), then Elasticsearch
+// rejected every document for `logs-Nov-24`; `%Q` was written as it is.
+// A conversion that writes capitals or a forbidden character is an error
+// naming the one to write instead, in data stream names too, and a `%`
+// that is not a conversion is an error in every name that takes them.
+TEST(LoaderTest, ATimeConversionAnIndexNameCannotHoldIsAnError) {
+  Diagnostics diag;
+  EXPECT_FALSE(Load({{"a.yaml", R"(sources:
+  gen: { type: test_source }
+sinks:
+  a: { type: elasticsearch, inputs: [gen], endpoints: ["http://e:9200"], bulk: { index: "logs-%b-%d" } }
+  b: { type: elasticsearch, inputs: [gen], endpoints: ["http://e:9200"], bulk: { index: "logs-%Y-%Q" } }
+  c: { type: elasticsearch, inputs: [gen], endpoints: ["http://e:9200"], bulk: { index: "logs-%F-%T" } }
+  d: { type: elasticsearch, inputs: [gen], endpoints: ["http://e:9200"], mode: data_stream, data_stream: { dataset: "app-%Z" } }
+  e: { type: elasticsearch, inputs: [gen], endpoints: ["http://e:9200"], mode: data_stream, data_stream: { namespace: "App" } }
+  f: { type: file, inputs: [gen], path: "/tmp/fq-%Q-%E.log" }
+  g: { type: file, inputs: [gen], path: "/tmp/out-100%" }
+  ok: { type: elasticsearch, inputs: [gen], endpoints: ["http://e:9200"], bulk: { index: "logs-{{ App }}-%Y.%m.%d-%H%%-%Ey-%z" } }
+  okf: { type: file, inputs: [gen], path: "/tmp/{{ host }}-%b-%a-%F %T-100%%.log" }
+)"}},
+                    &diag));
+  EXPECT_TRUE(HasError(diag, "a.yaml:4:89",
+                       "`sinks.a.bulk.index`: `%b` writes capitals (`Nov`), which Elasticsearch index names may not "
+                       "have (it would reject every document); write %m (the month as 01-12) instead"))
+      << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:5:89", "`sinks.b.bulk.index`: `%Q` is not a strftime conversion")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:5:89", "write `%%` for a literal `%`")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:6:89", "`%T` writes `:` (`10:00:00`)")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:7:117", "`sinks.d.data_stream.dataset`: `%Z` writes capitals (`UTC`), which "
+                                             "Elasticsearch data stream names may not have"))
+      << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:8:119", "Elasticsearch data stream names are lowercase")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:9:41", "`sinks.f.path`: `%Q` is not a strftime conversion")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:10:41", "`sinks.g.path`: ends with a `%`")) << diag.ToString();
+  EXPECT_EQ(diag.error_count(), 7u) << diag.ToString();
 }
 
 TEST(LoaderTest, TopLevelKeysStartingWithXAreExtensionFieldsForAnchors) {

@@ -154,6 +154,20 @@ TEST(SchemaTest, AStringThatJoinsAList) {
   EXPECT_EQ(Brokers::schema().Docs()[0].type, "string or list of string");
 }
 
+// `topic: {{ service }}` unquoted, as Vector and Helm users write it, is a
+// map in YAML: the error said only "got a map".
+TEST(SchemaTest, AnUnquotedTemplateIsToldToBeQuoted) {
+  Diagnostics diag;
+  Outer o;
+  EXPECT_FALSE(ParseText("name: {{ service }}\n", &o, &diag));
+  ASSERT_EQ(diag.error_count(), 1u) << diag.ToString();
+  EXPECT_EQ(diag.all()[0].message, "`x.name` must be a string, got a map");
+  EXPECT_EQ(diag.all()[0].hint, "a `{{ field }}` template must be quoted: write \"{{ ... }}\" in double or single quotes");
+  Diagnostics quoted;
+  ASSERT_TRUE(ParseText("name: \"{{ service }}\"\n", &o, &quoted)) << quoted.ToString();
+  EXPECT_EQ(o.name, "{{ service }}");
+}
+
 TEST(SchemaTest, SecretValuesAreNotEchoed) {
   Diagnostics diag;
   Outer o;
@@ -180,6 +194,64 @@ TEST(SchemaTest, SizesAndDurations) {
   EXPECT_TRUE(ParseByteSize("1000000TB", &b));
   EXPECT_FALSE(ParseByteSize("100000000TiB", &b));
   EXPECT_FALSE(ParseDuration("99999999999999999999999d", 1, &ms));
+  EXPECT_TRUE(ParseDuration("36500d", 1, &ms));
+  EXPECT_FALSE(ParseDuration("36501d", 1, &ms));
+}
+
+// A duration past what the runtime's clocks hold (int64 nanoseconds from
+// their epoch) was accepted (the bound was int64 milliseconds) and
+// wrapped around at run time: `timeout_secs: 1000000d` timed every
+// Elasticsearch request out at once, and each was sent again. An error
+// at its location now, stating the longest duration.
+TEST(SchemaTest, ADurationTooLongForTheClocksIsAnError) {
+  for (const std::string value : {"1000000d", "106752d", "9999999999", "36501d"}) {
+    Diagnostics diag;
+    Outer o;
+    EXPECT_FALSE(ParseText("name: a\ntimeout_secs: " + value + "\n", &o, &diag)) << value;
+    ASSERT_EQ(diag.error_count(), 1u) << diag.ToString();
+    EXPECT_EQ(diag.all()[0].location.ToString(), "t.yaml:2:15");
+    EXPECT_EQ(diag.all()[0].message, "`x.timeout_secs` is too long (got \"" + value + "\")");
+    EXPECT_NE(diag.all()[0].hint.find("the longest duration is 36500d (100 years)"), std::string::npos);
+  }
+  Diagnostics diag;
+  Outer o;
+  ASSERT_TRUE(ParseText("name: a\ntimeout_secs: 36500d\nwait_ms: 36500d\n", &o, &diag)) << diag.ToString();
+  EXPECT_EQ(o.timeout_secs.get(), std::chrono::hours(24 * 36500));
+  EXPECT_EQ(o.wait_ms.get(), std::chrono::hours(24 * 36500));
+  // What the runtime does with it: a deadline from now, still in the future.
+  const auto now = std::chrono::steady_clock::now();
+  EXPECT_GT(now + o.timeout_secs.get(), now);
+  EXPECT_GT(std::chrono::system_clock::now() + o.wait_ms.get(), std::chrono::system_clock::now());
+}
+
+// `flush_interval_ms: 500us` became 0 (for a disk buffer: fsync every
+// batch) and `1.5` became 1, silently. A duration is held in whole
+// milliseconds: anything else is an error naming the two nearest.
+TEST(SchemaTest, ADurationThatIsNotWholeMillisecondsIsAnError) {
+  for (const auto& [text, hint] : std::vector<std::pair<std::string, std::string>>{
+           {"wait_ms: 500us", "write 0ms or 1ms"},
+           {"wait_ms: 1.5", "write 1ms or 2ms"},
+           {"wait_ms: 2500001ns", "write 2ms or 3ms"},
+           {"timeout_secs: 0.0005", "write 0ms or 1ms"},
+           {"timeout_secs: 1.0015", "write 1001ms or 1002ms"}}) {
+    Diagnostics diag;
+    Outer o;
+    EXPECT_FALSE(ParseText("name: a\n" + text + "\n", &o, &diag)) << text;
+    ASSERT_EQ(diag.error_count(), 1u) << diag.ToString();
+    EXPECT_EQ(diag.all()[0].location.line, 2) << text;
+    EXPECT_NE(diag.all()[0].message.find("must be a whole number of milliseconds"), std::string::npos)
+        << diag.ToString();
+    EXPECT_EQ(diag.all()[0].hint, "durations are counted in milliseconds: " + hint) << text;
+  }
+  // Fractions that are whole milliseconds are fine, and kept exactly.
+  Diagnostics diag;
+  Outer o;
+  ASSERT_TRUE(ParseText("name: a\nwait_ms: 1.5s\ntimeout_secs: 1.001\n", &o, &diag)) << diag.ToString();
+  EXPECT_EQ(o.wait_ms.ms, 1500);
+  EXPECT_EQ(o.timeout_secs.get(), std::chrono::milliseconds(1001));
+  ASSERT_TRUE(ParseText("name: a\nwait_ms: 3000us\ntimeout_secs: 0.1\n", &o, &diag)) << diag.ToString();
+  EXPECT_EQ(o.wait_ms.ms, 3);
+  EXPECT_EQ(o.timeout_secs.get(), std::chrono::milliseconds(100));
 }
 
 struct Numbers {

@@ -55,6 +55,28 @@ TEST(KafkaSinkConfigTest, ProblemsAreReportedWithTheirLocation) {
   EXPECT_NE(text.find("sinks.out.topic"), std::string::npos) << text;
 }
 
+// `topic: 'logs/app'` was accepted, and every event was then rejected as
+// `unknown_topic`: the text of a topic (around its {{ fields }}) is checked
+// as Kafka checks names.
+TEST(KafkaSinkConfigTest, ATopicNameKafkaRefusesIsAnError) {
+  auto topic_problem = [](const std::string& topic) {
+    config::Diagnostics diag;
+    auto cfg = Load(kSource + "sinks:\n  out:\n    type: kafka\n    inputs: [in]\n    bootstrap_servers: k:9092\n"
+                              "    topic: '" + topic + "'\n", &diag);
+    return cfg ? std::string() : diag.ToString();
+  };
+  EXPECT_NE(topic_problem("logs/app").find("Kafka topic names hold only letters, digits, `.`, `_` and `-` (not `/`)"),
+            std::string::npos)
+      << topic_problem("logs/app");
+  EXPECT_NE(topic_problem("logs app").find("(not ` `)"), std::string::npos);
+  EXPECT_NE(topic_problem("logs-{{ service }}/x").find("(not `/`)"), std::string::npos);
+  EXPECT_NE(topic_problem(std::string(250, 'a')).find("at most 249 characters"), std::string::npos);
+  EXPECT_NE(topic_problem("..").find("may not be"), std::string::npos);
+  for (const std::string& ok : std::vector<std::string>{"logs-app", "Logs_App.v2", std::string(249, 'a'), "logs-{{ service }}",
+                               "logs-%Y.%m"})
+    EXPECT_EQ(topic_problem(ok), "") << ok;
+}
+
 TEST(KafkaClientTest, SecretOptionsAreRecognisedAndNeverEchoed) {
   for (const char* k : {"sasl.password", "ssl.key.password", "ssl.keystore.password", "sasl.oauthbearer.client.secret",
                         "ssl.key.pem", "sasl.oauthbearer.config"})
@@ -125,6 +147,39 @@ TEST(KafkaStatsTest, LagIsReportedForAssignedPartitionsOnly) {
   stats.PartitionRevoked("logs", 1);
   EXPECT_EQ(metrics.Serialize().find("tributary_kafka_consumer_lag_messages{"), std::string::npos)
       << metrics.Serialize();
+}
+
+// librdkafka reports a lag of -1 while it knows no position (nothing
+// consumed, nothing committed): such partitions had no series, so a group
+// on a topic with empty partitions showed only some of the partitions it
+// holds. An empty partition (log start = end) is 0 behind wherever the
+// member starts; a partition with messages waits until the lag is known.
+// The broker "GroupCoordinator" (a logical handle on one of the brokers) is
+// not a broker of its own.
+TEST(KafkaStatsTest, AnEmptyPartitionWithoutAPositionIsZeroBehind) {
+  Metrics metrics;
+  auto cm = metrics.ForComponent("in", ComponentKind::kSource, "kafka");
+  kafka::StatsMetrics stats(cm.get());
+  for (int p = 0; p < 4; ++p) stats.PartitionAssigned("logs", p);
+  ASSERT_TRUE(stats.Update(R"({"brokers":{
+      "127.0.0.1:9092/1":{"nodeid":1,"source":"learned","rtt":{"avg":2500}},
+      "GroupCoordinator":{"nodeid":1,"source":"logical","rtt":{"avg":2600}}},
+      "topics":{"logs":{"partitions":{
+      "0":{"consumer_lag":3,"lo_offset":0,"hi_offset":10},
+      "1":{"consumer_lag":-1,"lo_offset":0,"hi_offset":0},
+      "2":{"consumer_lag":-1,"lo_offset":5,"hi_offset":5},
+      "3":{"consumer_lag":-1,"lo_offset":0,"hi_offset":50}}}}})"));
+  auto lag = [&](const char* partition) {
+    return testing::MetricValue(metrics.Serialize(), "tributary_kafka_consumer_lag_messages",
+                                {{"component_id", "in"}, {"topic", "logs"}, {"partition", partition}});
+  };
+  EXPECT_EQ(lag("0"), 3);
+  EXPECT_EQ(lag("1"), 0) << metrics.Serialize();
+  EXPECT_EQ(lag("2"), 0) << metrics.Serialize();
+  EXPECT_EQ(lag("3"), std::nullopt) << metrics.Serialize();
+  const std::string text = metrics.Serialize();
+  EXPECT_NE(text.find("broker=\"127.0.0.1:9092/1\""), std::string::npos) << text;
+  EXPECT_EQ(text.find("GroupCoordinator"), std::string::npos) << text;
 }
 
 TEST(KafkaSourceConfigTest, RequiresGroupAndTopicsAndDisablesAutoCommit) {

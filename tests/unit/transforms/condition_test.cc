@@ -175,6 +175,30 @@ TEST(ConditionTest, Combinators) {
   EXPECT_EQ(p.cond->ToString(), "(status >= 500 and not path matches '^/api/')");
 }
 
+// `{ field: timestamp, lt: '2999-01-01T00:00:00Z' }` (a year a timestamp
+// cannot hold) or `gt: yesterday` held for no event, without a word at
+// load: a warning at the operand now, saying why.
+TEST(ConditionTest, AnOrderOnTimestampWithSomethingThatIsNotATimeIsAWarning) {
+  for (const auto& [yaml, why] : std::vector<std::pair<std::string, std::string>>{
+           {"{ field: timestamp, lt: '2999-05-01T00:00:00+02:00' }", "(1677-09-22 to 2262-04-11)"},
+           {"{ field: timestamp, gte: '2263-01-01T00:00:00Z' }", "(1677-09-22 to 2262-04-11)"},
+           {"{ field: timestamp, gt: yesterday }", "this is not an RFC 3339 time:"}}) {
+    auto p = ParseText(yaml);
+    ASSERT_TRUE(p.cond.has_value()) << p.errors;
+    EXPECT_NE(p.errors.find("c.yaml:1:"), std::string::npos) << p.errors;
+    EXPECT_NE(p.errors.find("warning: `condition."), std::string::npos) << p.errors;
+    EXPECT_NE(p.errors.find("`timestamp` holds a time"), std::string::npos) << p.errors;
+    EXPECT_NE(p.errors.find(why), std::string::npos) << p.errors;
+    EXPECT_FALSE(p.cond->Matches(Sample())) << yaml;
+  }
+  for (const std::string ok : {"{ field: timestamp, lt: '2200-05-01T00:00:00+02:00' }",
+                               "{ field: timestamp, eq: yesterday }", "{ field: code, gt: yesterday }"}) {
+    auto p = ParseText(ok);
+    ASSERT_TRUE(p.cond.has_value()) << p.errors;
+    EXPECT_EQ(p.errors, "") << ok;
+  }
+}
+
 TEST(ConditionTest, ParseErrorsHaveLocations) {
   auto p = ParseText("all:\n  - { field: status, gte: 500 }\n  - { field: path, matchs: '^/api/' }\n");
   EXPECT_FALSE(p.cond);
