@@ -5,11 +5,16 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <map>
+#include <tuple>
+
 #include "tests/support/test_util.h"
 
 namespace tributary::testing {
 namespace {
 
+namespace fs = std::filesystem;
 using std::chrono::seconds;
 
 std::string IdleConfig(const TempDir& dir, const std::string& address) {
@@ -73,6 +78,42 @@ TEST(HealthcheckTest, FindsTheAddressInTheConfigAndProbesWildcardsOnLoopback) {
   EXPECT_NE(r.err.find("cannot read api.address"), std::string::npos) << r.err;
   agent.process().Signal(SIGTERM);
   EXPECT_EQ(agent.process().Wait(seconds(20)), 0);
+}
+
+// The image's HEALTHCHECK reads the config on disk: an error in it that the
+// running agent refused at a reload (or that is being edited) must not make
+// the healthy agent unhealthy, and the orchestrator restart it into exit 78.
+// Only `api` is read; its own errors still count.
+TEST(HealthcheckTest, OnlyTheApiSectionOfTheConfigIsRead) {
+  TempDir dir;
+  Agent agent(dir, IdleConfig(dir, "127.0.0.1:0"));
+  const int port = agent.api_port();
+  ASSERT_NE(port, 0) << agent.process().Stderr();
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+  const std::string config = IdleConfig(dir, address);
+  WriteFile(dir / "edited.yaml", config + "bogus_key: 1\ntransforms:\n  t: { type: add_fields, inputs: [idle], "
+                                          "fields: { site: \"${TRIBUTARY_TEST_UNSET_VARIABLE}\" } }\n");
+  CliRun r = Tributary({"healthcheck", "-c", dir / "edited.yaml"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "http://" + address + "/health answered 200\n");
+  // A config split over files (a directory): `api` is found in its file.
+  fs::create_directories(dir / "conf.d");
+  WriteFile(dir / "conf.d/a.yaml", "api: { address: \"" + address + "\" }\n");
+  WriteFile(dir / "conf.d/b.yaml", "sources: { x: { type: nosuch } }\n");
+  r = Tributary({"healthcheck", "-c", dir / "conf.d"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+
+  // Errors in `api` itself: an unset variable there, an unknown key.
+  WriteFile(dir / "api.yaml", "api: { address: \"${TRIBUTARY_TEST_UNSET_VARIABLE}:" + std::to_string(port) + "\" }\n");
+  r = Tributary({"healthcheck", "-c", dir / "api.yaml"});
+  EXPECT_EQ(r.code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("environment variable TRIBUTARY_TEST_UNSET_VARIABLE is not set"), std::string::npos) << r.err;
+  WriteFile(dir / "api.yaml", "api: { address: \"" + address + "\", adress: x }\n");
+  r = Tributary({"healthcheck", "-c", dir / "api.yaml"});
+  EXPECT_EQ(r.code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("adress"), std::string::npos) << r.err;
+  agent.process().Signal(SIGTERM);
+  EXPECT_EQ(agent.process().Wait(seconds(20)), 0) << agent.process().Stderr();
 }
 
 TEST(ValidateTest, TakesConfigFilesAsArgumentsToo) {
