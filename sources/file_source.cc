@@ -288,7 +288,7 @@ void FileSource::CheckEnvironment(const Config& config, std::vector<config::EnvC
       c.ok = false;
       c.detail = ErrnoText(errno);
       // Not there yet (the application is deployed later): the source
-      // watches for it, so this does not stop a start (ExecStartPre).
+      // watches for it, so this does not stop a start (run --check-environment).
       if (errno == ENOENT) {
         c.warning = true;
         c.detail += ": its files are read once it is created";
