@@ -8,10 +8,13 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <set>
 #include <thread>
@@ -39,6 +42,10 @@ struct Options {
   std::string log_level;
   int threads = 0;
   bool no_environment = false;
+  // validate --environment-of PID: ${VAR} from that process's environment.
+  int environment_of = 0;
+  // run --check-environment: validate's machine checks before starting.
+  bool check_environment = false;
 };
 
 std::vector<std::string> ConfigPaths(const Options& o) {
@@ -108,9 +115,107 @@ void ApplyCommandLineLogLevel(const Options& o, LogLevel default_level = LogLeve
   SetLogLevel(level);
 }
 
+// The environment variables of process `pid` (/proc/PID/environ): what
+// ${VAR} in its configuration meant when it started, and means at its
+// reloads, whatever files such as EnvironmentFile= say now.
+Result<std::map<std::string, std::string>> EnvironmentOf(int pid) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/environ";
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::IoError("cannot read " + path + ": " + std::strerror(errno));
+  std::map<std::string, std::string> env;
+  std::string entry;
+  while (std::getline(in, entry, '\0')) {
+    const size_t eq = entry.find('=');
+    if (eq != std::string::npos && eq > 0) env.emplace(entry.substr(0, eq), entry.substr(eq + 1));
+  }
+  return env;
+}
+
+// What a sandboxed unit (ProtectSystem=strict, ProtectHome=yes) makes of a
+// check that fails with EROFS or EACCES, as it runs under systemd
+// ($INVOCATION_ID): the setting to add, in a drop-in. EROFS there does not
+// pass by itself, so it fails the check rather than warn.
+void ExplainSandbox(config::EnvCheck* c) {
+  if (c->ok || std::getenv("INVOCATION_ID") == nullptr) return;
+  if (c->detail.find(std::strerror(EROFS)) != std::string::npos) {
+    c->warning = false;
+    c->detail += " (which it cannot while the service's sandbox, ProtectSystem=strict, lets it write only under "
+                 "/var/lib/tributary, /var/log/tributary and its ReadWritePaths=: add the directory with "
+                 "`systemctl edit tributary`: [Service] ReadWritePaths=DIR)";
+    return;
+  }
+  if (c->detail.find(std::strerror(EACCES)) == std::string::npos) return;
+  for (const char* hidden : {" /home", " /root", " /run/user"}) {
+    if (c->what.find(hidden) == std::string::npos) continue;
+    c->detail += std::string(" (the service's sandbox, ProtectHome=yes, hides") + hidden +
+                 ": allow reading it with `systemctl edit tributary`: [Service] ProtectHome=read-only)";
+    return;
+  }
+}
+
+// validate's checks of the machine (and run --check-environment's).
+std::vector<config::EnvCheck> EnvironmentChecks(const config::Config& cfg) {
+  std::vector<config::EnvCheck> checks;
+  // data_dir must be writable only for the components that keep state there
+  // (a type's state_dir, a disk buffer: run fails at start for them, and
+  // only for them); otherwise run just makes it and locks it, which an
+  // unwritable directory allows.
+  const bool keeps_state = std::any_of(cfg.components.begin(), cfg.components.end(), [](const auto& c) {
+    return !c.type_info->state_dir.empty() || (c.kind == ComponentKind::kSink && c.buffer.type == "disk");
+  });
+  if (keeps_state) checks.push_back(CheckWritableDir("data_dir", cfg.global.data_dir));
+  else checks.push_back(CheckDirExists("data_dir", cfg.global.data_dir));
+  for (const auto& c : cfg.components) {
+    // The component's own directory under data_dir (file, journald), as
+    // the component prepares it when built (run exits 78 if it cannot):
+    // e.g. one left behind by a run as root, which the service's user
+    // cannot write to, in a data_dir it can.
+    if (!c.type_info->state_dir.empty())
+      checks.push_back(CheckWritableDir(c.id + ": checkpoint directory",
+                                        StateDir(cfg.global.data_dir, c.type_info->state_dir, c.id)));
+    // A disk buffer's own directory, as MakeBuffer prepares it at start (run
+    // exits 78 if it cannot): e.g. a regular file in its place.
+    if (c.kind == ComponentKind::kSink && c.buffer.type == "disk")
+      checks.push_back(
+          CheckWritableDir(c.id + ": disk buffer directory", DiskBufferDir(cfg.global.data_dir, c.id)));
+    std::vector<config::EnvCheck> mine;
+    c.type_info->check_environment(c.options.get(), &mine);
+    for (auto& m : mine) {
+      m.what = c.id + ": " + m.what;
+      checks.push_back(std::move(m));
+    }
+  }
+  for (auto& c : checks) ExplainSandbox(&c);
+  return checks;
+}
+
 int Validate(const Options& o) {
   ApplyCommandLineLogLevel(o);
-  auto cfg = Load(o);
+  std::optional<config::Config> cfg;
+  if (o.environment_of > 0) {
+    auto env = EnvironmentOf(o.environment_of);
+    if (!env.ok()) {
+      std::cerr << "validate --environment-of " << o.environment_of << ": " << env.status().message() << "\n";
+      return kExitFailure;
+    }
+    config::LoadOptions options;
+    options.env = [vars = std::move(env).value()](const std::string& name) -> std::optional<std::string> {
+      auto it = vars.find(name);
+      if (it == vars.end()) return std::nullopt;
+      return it->second;
+    };
+    config::Diagnostics diag;
+    cfg = config::LoadConfig(ConfigPaths(o), &diag, options);
+    if (!diag.all().empty()) std::cerr << diag.ToString();
+    if (!cfg) {
+      std::cerr << "invalid configuration: " << diag.error_count() << " error(s)\n"
+                << "(${VAR} was read from the environment of the running agent, process " << o.environment_of
+                << ", as its reload would: a variable added or changed in the service's EnvironmentFile= or "
+                   "Environment= reaches it only with a restart: systemctl restart tributary)\n";
+    }
+  } else {
+    cfg = Load(o);
+  }
   if (!cfg) return kExitConfig;
   // The `tests:` section too: a CI job that only validates must not learn
   // of a broken test from `tributary test` later.
@@ -121,38 +226,8 @@ int Validate(const Options& o) {
   std::cout << "✓ configuration is valid (" << cfg->files.size() << " file(s), " << cfg->components.size()
             << " components)\n";
   if (o.no_environment) return kExitOk;
-  std::vector<config::EnvCheck> checks;
-  // data_dir must be writable only for the components that keep state there
-  // (a type's state_dir, a disk buffer: run fails at start for them, and
-  // only for them); otherwise run just makes it and locks it, which an
-  // unwritable directory allows.
-  const bool keeps_state = std::any_of(cfg->components.begin(), cfg->components.end(), [](const auto& c) {
-    return !c.type_info->state_dir.empty() || (c.kind == ComponentKind::kSink && c.buffer.type == "disk");
-  });
-  if (keeps_state) checks.push_back(CheckWritableDir("data_dir", cfg->global.data_dir));
-  else checks.push_back(CheckDirExists("data_dir", cfg->global.data_dir));
-  for (const auto& c : cfg->components) {
-    // The component's own directory under data_dir (file, journald), as
-    // the component prepares it when built (run exits 78 if it cannot):
-    // e.g. one left behind by a run as root, which the service's user
-    // cannot write to, in a data_dir it can.
-    if (!c.type_info->state_dir.empty())
-      checks.push_back(CheckWritableDir(c.id + ": checkpoint directory",
-                                        StateDir(cfg->global.data_dir, c.type_info->state_dir, c.id)));
-    // A disk buffer's own directory, as MakeBuffer prepares it at start (run
-    // exits 78 if it cannot): e.g. a regular file in its place.
-    if (c.kind == ComponentKind::kSink && c.buffer.type == "disk")
-      checks.push_back(
-          CheckWritableDir(c.id + ": disk buffer directory", DiskBufferDir(cfg->global.data_dir, c.id)));
-    std::vector<config::EnvCheck> mine;
-    c.type_info->check_environment(c.options.get(), &mine);
-    for (auto& m : mine) {
-      m.what = c.id + ": " + m.what;
-      checks.push_back(std::move(m));
-    }
-  }
   bool ok = true;
-  for (const auto& c : checks) {
+  for (const auto& c : EnvironmentChecks(*cfg)) {
     std::cout << (c.ok ? "✓ " : c.warning ? "! " : "✗ ") << c.what << (c.ok ? "" : ": " + c.detail) << "\n";
     ok = ok && (c.ok || c.warning);
   }
@@ -175,22 +250,25 @@ int Graph(const Options& o) {
 }
 
 // `tributary healthcheck`: GETs /health (or --path) from the admin API named
-// by --address or by the config's api.address; exit 0 on HTTP 200, else 1.
+// by --address or by the config's api.address (the rest of the config is
+// not checked); exit 0 on HTTP 200, else 1.
 // For container HEALTHCHECKs, so that images need no curl.
 int Healthcheck(const Options& o, std::string address, const std::string& path, double timeout_secs) {
   ApplyCommandLineLogLevel(o);
   if (address.empty()) {
+    // Only `api` is read: the file on disk may hold an error that the
+    // running agent refused at a reload while it goes on serving.
     config::Diagnostics diag;
-    auto cfg = config::LoadConfig(ConfigPaths(o), &diag);
-    if (!cfg) {
+    auto api = config::LoadApiConfig(ConfigPaths(o), &diag);
+    if (!api) {
       std::cerr << "healthcheck: cannot read api.address from the configuration:\n" << diag.ToString();
       return kExitFailure;
     }
-    if (!cfg->global.api.enabled) {
+    if (!api->enabled) {
       std::cerr << "healthcheck: the admin API is disabled (api.enabled: false)\n";
       return kExitFailure;
     }
-    address = cfg->global.api.address;
+    address = api->address;
   }
   address = ProbeAddress(address);
   int status = 0;
@@ -332,11 +410,18 @@ void WarnAboutUnusedCheckpoints(const config::Config& cfg) {
 // pipeline stops hard: what its disk buffers hold stays there for the new
 // one, and what was in memory is read again by the sources that checkpoint.
 // /ready stays 200 throughout.
-std::optional<config::Config> LoadForReload(const Options& o, const config::Config& running) {
+// *refused: why, in one line, when it returns nullopt.
+std::optional<config::Config> LoadForReload(const Options& o, const config::Config& running, std::string* refused) {
   config::Diagnostics diag;
   auto next = config::LoadConfig(ConfigPaths(o), &diag);
   if (!next) {
     TLOG_ERROR("", "reload: the new configuration is invalid; keeping the running one:\n" + diag.ToString());
+    *refused = "the configuration is invalid";
+    for (const auto& d : diag.all()) {
+      if (d.severity != config::Diagnostic::Severity::kError) continue;
+      *refused = d.ToString();
+      break;
+    }
     return std::nullopt;
   }
   if (!diag.all().empty()) TLOG_WARN("", "reload: " + diag.ToString());
@@ -496,6 +581,25 @@ int Run(const Options& o) {
   std::optional<config::Config> cfg = Load(o);
   if (!cfg) return kExitConfig;
   ApplyLogSettings(*cfg, o);
+  if (o.check_environment) {
+    // What `validate` would report, in the agent's log: a check that fails
+    // (✗) stops the start with 78, which systemd does not retry
+    // (RestartPreventExitStatus=78); a warning (!) does not.
+    size_t failed = 0;
+    for (const auto& c : EnvironmentChecks(*cfg)) {
+      if (c.ok) continue;
+      if (c.warning) {
+        TLOG_WARN("", "! " + c.what + ": " + c.detail);
+      } else {
+        TLOG_ERROR("", "✗ " + c.what + ": " + c.detail);
+        ++failed;
+      }
+    }
+    if (failed > 0) {
+      TLOG_ERROR("", std::to_string(failed) + " environment check(s) failed (--check-environment); not starting");
+      return kExitConfig;
+    }
+  }
   RaiseOpenFilesLimit();
 
   std::error_code ec;
@@ -574,7 +678,8 @@ int Run(const Options& o) {
     if (sig == SIGHUP) {
       TLOG_INFO("", "received SIGHUP, reloading the configuration");
       sd_notify(0, "RELOADING=1\nSTATUS=reloading");
-      std::optional<config::Config> next = LoadForReload(o, *cfg);
+      std::string refused;
+      std::optional<config::Config> next = LoadForReload(o, *cfg, &refused);
       if (next) {
         bool drained;
         {
@@ -606,7 +711,9 @@ int Run(const Options& o) {
           return kExitFailure;
         }
       }
-      sd_notify(0, "READY=1\nSTATUS=running");
+      // `systemctl status` shows a refused reload until the next one.
+      const std::string status = next ? "running" : "running; the last reload was refused: " + refused;
+      sd_notify(0, ("READY=1\nSTATUS=" + status).c_str());
       continue;
     }
     if (topology->WaitSourcesFinished(std::chrono::milliseconds(0))) {
@@ -686,9 +793,14 @@ int Main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "Run the agent (the default)");
   add_common(run);
   add_run_options(run);
+  run->add_flag("--check-environment", o.check_environment,
+                "Before starting, check the machine as `validate` does; exit 78 if a check fails");
   auto* validate = app.add_subcommand("validate", "Check configuration files and the environment");
   add_common(validate);
   validate->add_flag("--no-environment", o.no_environment, "Check only the files, not the machine");
+  validate->add_option("--environment-of", o.environment_of,
+                       "Read ${VAR} from the environment of process PID (the running agent: what its reload sees)")
+      ->check(CLI::PositiveNumber);
   std::vector<std::string> validate_paths;  // `tributary validate FILE...` as well as -c FILE
   validate->add_option("paths", validate_paths, "Config files or directories (same as -c)");
   auto* test = app.add_subcommand("test", "Run the unit tests in the config's `tests:` section");

@@ -76,6 +76,15 @@ class SourceContext {
   virtual void SetWhileBlocked(WhileBlocked* work) { (void)work; }
   // Requested when the source should stop reading and return from Run().
   virtual std::stop_token stop_token() const = 0;
+  // Once the stop is requested: until when a source may go on reading the
+  // input that was already there when the stop began (the file source's
+  // read_to_end_on_stop) before it returns from Run(), so that the sinks
+  // still have the rest of the drain to deliver it. Half of the drain's
+  // part of shutdown_timeout_secs; in the past once the stop is forced or
+  // hard. Before a stop, and by default, in the past.
+  virtual std::chrono::steady_clock::time_point stop_read_deadline() const {
+    return std::chrono::steady_clock::time_point::min();
+  }
   virtual ComponentMetrics& metrics() = 0;
 };
 

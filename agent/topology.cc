@@ -88,6 +88,9 @@ class Topology::SourceRunner final : public SourceContext {
   void Flush() override { (void)Release(); }
   void SetWhileBlocked(WhileBlocked* work) override { while_blocked_ = work; }
   std::stop_token stop_token() const override { return stop_.get_token(); }
+  std::chrono::steady_clock::time_point stop_read_deadline() const override {
+    return topology_->stop_read_until_.load();
+  }
   ComponentMetrics& metrics() override { return *node_->metrics; }
   Node* node() { return node_; }
   size_t in_flight() {
@@ -477,6 +480,10 @@ bool Topology::Stop(std::chrono::milliseconds timeout) {
   // waited for until the deadline and then abandoned. ForceStop ends the
   // drain at once, and leaves kMinHardStop for stopping hard.
   const auto drain_deadline = deadline - std::min<std::chrono::milliseconds>(kHardStopReserve, timeout / 2);
+  // Sources that read on what their input held at the stop get the first
+  // half of the drain; the sinks deliver it meanwhile and in the rest.
+  const auto start = Clock::now();
+  if (!forced_.load()) stop_read_until_ = start + (std::max(drain_deadline, start) - start) / 2;
   for (auto& s : source_runners_) s->RequestStop();
   // A source blocked on a full buffer returns once the buffer drains, or
   // when the hard stop aborts the buffers.
@@ -495,6 +502,7 @@ bool Topology::Stop(std::chrono::milliseconds timeout) {
   if (!clean) {
     TLOG_WARN("", std::string(forced_.load() ? "shutdown forced" : "shutdown timeout reached") +
                       ": stopping hard; events in disk buffers stay there, each sink says what else it gives up");
+    stop_read_until_ = Clock::time_point::min();
     hard_stop_.request_stop();
     for (auto& s : sink_runners_) s->node()->buffer->Abort();
     if (!WaitSourcesFinishedUntil(until(), /*or_forced=*/true)) WaitSourcesFinishedUntil(until(), false);
@@ -593,6 +601,7 @@ std::string FateOf(const std::vector<Topology::Node*>& sources, bool* lost) {
 void Topology::ForceStop() {
   if (forced_.load()) return;
   forced_at_ = std::chrono::steady_clock::now();
+  stop_read_until_ = std::chrono::steady_clock::time_point::min();
   {
     std::lock_guard lock(mu_);
     forced_ = true;

@@ -14,8 +14,10 @@
 // fewer sink pushes (or one pool job), so that a source can send batches
 // small enough to stay in the CPU cache without waking the sinks for each.
 //
-// Shutdown (Stop): sources are asked to stop and joined; buffers are closed
-// so sinks drain and return; if that takes longer than the drain's part of
+// Shutdown (Stop): sources are asked to stop and joined (a source may read
+// on, for the first half of the drain at most, what its input held when the
+// stop began: SourceContext::stop_read_deadline); buffers are closed so
+// sinks drain and return; if that takes longer than the drain's part of
 // the timeout, the topology stops hard: buffers abort (what they hold is
 // finalized Failed, so sources will not checkpoint it) and sinks give up. A
 // sink thread still busy when the timeout is over is abandoned. Then every
@@ -128,6 +130,9 @@ class Topology {
   std::atomic<State> state_{State::kBuilt};
   std::atomic<bool> forced_{false};  // ForceStop; set under mu_ for sources_cv_
   std::atomic<std::chrono::steady_clock::time_point> forced_at_{};
+  // SourceContext::stop_read_deadline: set by Stop, brought forward by
+  // ForceStop and the hard stop.
+  std::atomic<std::chrono::steady_clock::time_point> stop_read_until_{std::chrono::steady_clock::time_point::min()};
   std::vector<std::string> abandoned_sinks_;  // whose threads Stop detached
   uint64_t events_lost_ = 0;  // EventsLost()
 

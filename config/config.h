@@ -120,6 +120,15 @@ std::optional<Config> LoadConfigFromStrings(
     const std::vector<std::pair<std::string, std::string>>& files, Diagnostics* diag,
     const LoadOptions& options = {});
 
+// Only the `api` section of the files (defaults where they have none), for
+// `tributary healthcheck`: each file is interpolated and parsed as YAML, and
+// `api` alone is checked, with the errors of interpolation on its lines;
+// the rest of the configuration is not, so that an error elsewhere in a
+// file (being edited, or refused by the running agent at a reload) does not
+// make a healthy agent look unhealthy.
+std::optional<ApiConfig> LoadApiConfig(const std::vector<std::string>& paths, Diagnostics* diag,
+                                       const LoadOptions& options = {});
+
 // Applies the interpolation grammar above; reports into diag and, if
 // `subs` is given, records where each value went.
 std::string Interpolate(std::string_view text, std::string_view file, const EnvLookup& env,

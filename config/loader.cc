@@ -1044,6 +1044,61 @@ std::optional<Config> LoadConfig(const std::vector<std::string>& paths, Diagnost
   return LoadConfigFromStrings(texts, diag, options);
 }
 
+namespace {
+
+// The last line (1-based) of any node within `node`.
+int LastLine(const YAML::Node& node) {
+  int last = node.Mark().line + 1;
+  if (node.IsMap()) {
+    for (auto it = node.begin(); it != node.end(); ++it) last = std::max({last, LastLine(it->first), LastLine(it->second)});
+  } else if (node.IsSequence()) {
+    for (const auto& child : node) last = std::max(last, LastLine(child));
+  }
+  return last;
+}
+
+}  // namespace
+
+std::optional<ApiConfig> LoadApiConfig(const std::vector<std::string>& paths, Diagnostics* diag,
+                                       const LoadOptions& options) {
+  EnvLookup env = options.env ? options.env : ProcessEnv();
+  GlobalConfig global;
+  const auto files = ExpandConfigPaths(paths, diag);
+  if (files.empty() && !diag->has_errors()) diag->Error(Location{}, "no config files given");
+  for (const auto& file : files) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+      diag->Error(Location{file, 0, 0}, std::string("cannot read config file: ") + std::strerror(errno));
+      continue;
+    }
+    std::stringstream raw;
+    raw << in.rdbuf();
+    Diagnostics interpolation;  // only those on the lines of `api` count
+    const std::string text = Interpolate(raw.str(), file, env, &interpolation);
+    YAML::Node root;
+    try {
+      root = YAML::Load(text);
+    } catch (const YAML::Exception& e) {
+      diag->Error(Location{file, e.mark.line >= 0 ? e.mark.line + 1 : 0, e.mark.column >= 0 ? e.mark.column + 1 : 0},
+                  "YAML syntax error: " + e.msg);
+      continue;
+    }
+    if (!root.IsMap()) continue;
+    for (auto it = root.begin(); it != root.end(); ++it) {
+      if (it->first.Scalar() != "api") continue;
+      const int first = it->first.Mark().line + 1, last = std::max(first, LastLine(it->second));
+      for (const auto& d : interpolation.all())
+        if (d.severity == Diagnostic::Severity::kError && d.location.line >= first && d.location.line <= last)
+          diag->Error(d.location, d.message, d.hint);
+      YAML::Node only_api(YAML::NodeType::Map);
+      only_api["api"] = it->second;
+      GlobalConfig::schema().Parse(only_api, &global, ParseContext{diag, file, ""});
+    }
+  }
+  if (diag->has_errors()) return std::nullopt;
+  return global.api;
+}
+
 std::string ToDot(const Config& config) {
   std::string out = "digraph {\n";
   auto quote = [](const std::string& s) {

@@ -247,6 +247,12 @@ const config::Schema<FileSource::Config>& FileSource::Config::schema() {
     s.Field("rotate_wait_secs", &Config::rotate_wait_secs,
             "How long a file renamed out of the globs is kept open after its last read (for late writes).")
         .Min(0);
+    s.Field("read_to_end_on_stop", &Config::read_to_end_on_stop,
+            "On a stop (SIGTERM, and the old pipeline's stop in a reload), read every file up to the size it has "
+            "when the stop begins before the source stops, instead of stopping at once: within the first half of "
+            "the drain (shutdown_timeout_secs), the sinks delivering it meanwhile. What is not read by then is "
+            "logged and read at the next start. For a sidecar whose log files and checkpoints go away with the "
+            "pod; on a host the next start reads those lines anyway.");
     s.Validate([](const Config& c, const YAML::Node& node, const config::ParseContext& ctx) {
       const bool start = !c.multiline.start_pattern.pattern.empty();
       const bool cond = !c.multiline.condition_pattern.pattern.empty();
@@ -282,7 +288,7 @@ void FileSource::CheckEnvironment(const Config& config, std::vector<config::EnvC
       c.ok = false;
       c.detail = ErrnoText(errno);
       // Not there yet (the application is deployed later): the source
-      // watches for it, so this does not stop a start (ExecStartPre).
+      // watches for it, so this does not stop a start (run --check-environment).
       if (errno == ENOENT) {
         c.warning = true;
         c.detail += ": its files are read once it is created";
@@ -1829,9 +1835,90 @@ Status FileSource::Run(SourceContext& ctx) {
       (void)!::read(wake_fd_, &n, sizeof n);  // a stop is seen by the loop's condition
     }
   }
+  if (config_.read_to_end_on_stop) ReadToEndOnStop();
   SendBatch();
   PublishCheckpoints();
   return Status::Ok();
+}
+
+// read_to_end_on_stop: once the stop is requested, every file is read up to
+// the size it has now (inotify may not have told of the last writes yet,
+// and the next poll is up to glob_minimum_cooldown_ms away), until
+// stop_read_deadline; the multiline messages buffered in files read to that
+// size are emitted. What is left is read at the next start, from the
+// checkpoints; a partial last line (no delimiter yet) too.
+void FileSource::ReadToEndOnStop() {
+  DrainInotify();
+  DiscoverNamed(Clock::now());
+  Discover(false);  // files created since the last discovery
+  struct Goal {
+    Reader* reader;
+    uint64_t size;
+  };
+  std::vector<Goal> goals;
+  for (auto& r : readers_) {
+    if (r.removed) continue;
+    struct stat st;
+    const bool known = r.fd >= 0 ? ::fstat(r.fd, &st) == 0 : IsFile(r.path, r.dev, r.ino, &st);
+    if (known && static_cast<uint64_t>(st.st_size) > r.splitter.offset())
+      goals.push_back({&r, static_cast<uint64_t>(st.st_size)});
+  }
+  const size_t files = goals.size();
+  uint64_t read = 0;
+  bool out_of_time = false;
+  while (!goals.empty() && !out_of_time) {
+    bool more = false;  // a file has more to read than its turn took
+    for (auto it = goals.begin(); it != goals.end();) {
+      // Read again each time: a forced or hard stop brings it forward.
+      if (Clock::now() >= ctx_->stop_read_deadline()) {
+        out_of_time = true;
+        break;
+      }
+      Reader* r = it->reader;
+      const uint64_t before = r->splitter.offset();
+      reading_ = r;
+      ReadTurn(r);
+      reading_ = nullptr;
+      if (r->removed) {  // rotated or deleted, and read to its end (CloseReader)
+        it = goals.erase(it);
+        continue;
+      }
+      if (r->splitter.offset() > before) read += r->splitter.offset() - before;
+      if (r->splitter.offset() < it->size) {
+        // Its turn ended at max_read_bytes (not for want of a descriptor).
+        more |= r->dirty && r->splitter.offset() > before;
+        ++it;
+      } else {
+        it = goals.erase(it);
+      }
+    }
+    if ((events_.size() >= kBatchEvents || batch_bytes_ >= kBatchBytes) && !SendBatch(true)) break;  // stopping hard
+    // The files left cannot be read on now (not identified yet, no
+    // descriptor, a read error, truncated): the next start reads them.
+    if (!more) break;
+  }
+  // The writer is done: a multiline message waiting for its next line or
+  // its timeout is complete (a stack trace logged on the way out).
+  for (auto& r : readers_) {
+    if (r.removed || !r.ml || !r.ml->buffering() ||
+        std::any_of(goals.begin(), goals.end(), [&](const Goal& g) { return g.reader == &r; }))
+      continue;
+    r.ml->Flush([&](std::string_view m, uint64_t s, uint64_t e) { EmitLine(&r, m, s, e); });
+    NoteProgress(&r);
+  }
+  uint64_t left = 0;
+  for (const auto& g : goals)
+    if (g.size > g.reader->splitter.offset()) left += g.size - g.reader->splitter.offset();
+  if (left > 0) {
+    TLOG_WARN(id_, "read_to_end_on_stop: " + std::to_string(left) + " bytes of " + std::to_string(goals.size()) +
+                       " file(s) (" + goals.front().reader->path + (goals.size() > 1 ? ", ..." : "") +
+                       ") were not read at the stop" +
+                       (out_of_time ? " (the time for reading ran out: the first half of the drain)" : "") +
+                       "; they are read at the next start");
+  } else if (read > 0) {
+    TLOG_DEBUG(id_, "read_to_end_on_stop: read " + std::to_string(read) + " bytes of " + std::to_string(files) +
+                        " file(s) at the stop");
+  }
 }
 
 // Called from inside Send, SendMore or Flush while they wait for room in a

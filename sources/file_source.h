@@ -98,6 +98,7 @@ class FileSource final : public Source, private WhileBlocked {
     uint64_t max_open_files = 1024;
     config::ByteSize max_read_bytes{262144};
     config::Seconds rotate_wait_secs{5};
+    bool read_to_end_on_stop = false;
     static const config::Schema<Config>& schema();
   };
   // Checkpoints: data_dir/file_source/<id>/checkpoints.json.
@@ -202,6 +203,8 @@ class FileSource final : public Source, private WhileBlocked {
   void EmitLine(Reader* r, std::string_view line, uint64_t start, uint64_t end);
   void NoteProgress(Reader* r);
   void PollMultiline(Clock::time_point now);
+  // read_to_end_on_stop: after the main loop, until stop_read_deadline.
+  void ReadToEndOnStop();
 
   // Batches and checkpoints.
   // more: mid-read, with more to come (SourceContext::SendMore).

@@ -998,6 +998,39 @@ TEST(ReloadTest, TheWatchdogIsFedWhileAReloadDrains) {
   EXPECT_TRUE(agent.process().Wait(seconds(10)).has_value());
 }
 
+// A refused reload was one ERROR line in the journal while `systemctl
+// status` said "running": the agent's STATUS= now says so, with the first
+// error, until a reload succeeds.
+TEST(ReloadTest, ARefusedReloadShowsInTheServiceStatus) {
+  TempDir dir;
+  NotifySocket notify(dir / "notify.sock");
+  ASSERT_TRUE(notify.ok());
+  const std::string config = "data_dir: " + (dir / "data") +
+                             "\napi: { address: 127.0.0.1:0 }\n"
+                             "sources: { d: { type: demo_logs, interval: 3600 } }\n"
+                             "sinks: { b: { type: blackhole, inputs: [d] } }\n";
+  Agent agent(dir, config, {}, {{"NOTIFY_SOCKET", dir / "notify.sock"}});
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  auto last_status = [&] {
+    std::string status;
+    for (const auto& [at, m] : notify.Poll())
+      if (size_t p = m.find("STATUS="); p != std::string::npos) status = m.substr(p + 7, m.find('\n', p) - p - 7);
+    return status;
+  };
+  ASSERT_TRUE(WaitFor([&] { return last_status() == "running"; })) << last_status();
+  WriteFile(dir / "tributary.yaml", config + "bogus_key: 1\n");
+  agent.process().Signal(SIGHUP);
+  const std::string refused = "running; the last reload was refused: " + (dir / "tributary.yaml") +
+                              ":5:1: error: unknown top-level key `bogus_key`";
+  EXPECT_TRUE(WaitFor([&] { return last_status().rfind(refused, 0) == 0; })) << last_status();
+  WriteFile(dir / "tributary.yaml", config);
+  agent.process().Signal(SIGHUP);
+  EXPECT_TRUE(WaitFor([&] { return last_status() == "running" && agent.process().Stderr().find("reloaded:") != std::string::npos; }))
+      << last_status();
+  agent.process().Signal(SIGTERM);
+  EXPECT_EQ(agent.process().Wait(seconds(10)), 0) << agent.process().Stderr();
+}
+
 // In the text log format a record is one line: a reload's config errors
 // (several lines of file:line:col and a blank line) were written as they
 // were, and each line but the first became a record of its own, without a

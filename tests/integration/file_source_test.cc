@@ -12,7 +12,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <iostream>
@@ -704,6 +706,77 @@ TEST_F(FileSourceTest, ReadFromEndSkipsOldContentOnlyForFilesWithoutCheckpoint) 
   AppendFile(app, "new-2\n");  // while stopped: resumes from the checkpoint
   agent = Start(Config(app, "    read_from: end\n"));
   ExpectExactlyOnce({"new-1", "new-2"}, out());
+  Stop(agent);
+}
+
+// read_to_end_on_stop (a sidecar in a pod being deleted: the log files and
+// checkpoints go with it, so there is no next start to read the last
+// lines). The lines are written just before the stop in a way the source
+// cannot have noticed: through a hard link in a directory it does not
+// watch (inotify tells the watched directory only of writes through its own
+// entries), with an hour between polls. The last message is a stack trace
+// waiting in the multiline buffer for a line that never comes. With the
+// option every line arrives; without it (the default) the stop cuts them
+// off, which shows that the test does not pass by accident.
+class ReadToEndOnStopTest : public FileSourceTest {
+ public:
+  // The lines written behind the source's back, then the stop: *written
+  // gets them; returns the agent's log.
+  std::string WriteThenStop(bool read_to_end, std::vector<std::string>* written) {
+    const std::string app = logs() + "/app.log";
+    const std::string hidden = dir_ / "hidden";
+    fs::create_directories(hidden);
+    WriteFile(app, "started\n");
+    EXPECT_EQ(::link(app.c_str(), (hidden + "/app.log").c_str()), 0) << std::strerror(errno);
+    auto agent = Start(std::regex_replace(
+        Config(app,
+               "    multiline: { start_pattern: '^\\S', condition_pattern: '^\\s', mode: continue_through, "
+               "timeout_ms: 600000 }\n" +
+                   std::string(read_to_end ? "    read_to_end_on_stop: true\n" : "")),
+        std::regex("glob_minimum_cooldown_ms: 100"), "glob_minimum_cooldown_ms: 3600000"));
+    // "started" is emitted once the next line ends its (one-line) message.
+    AppendFile(app, "running\n");
+    ExpectExactlyOnce({"started"}, out());
+    written->push_back("started");
+    Logger behind(hidden + "/app.log");
+    written->push_back("running");
+    for (int i = 0; i < 2000; ++i) {
+      written->push_back(LineFor("last", i));
+      behind.Write(written->back());
+    }
+    for (const char* l : {"Exception in thread main: shutting down", "  at a.b(C.java:1)", "  at d.e(F.java:2)"}) {
+      written->push_back(l);
+      behind.Write(l);
+    }
+    agent->process().Signal(SIGTERM);
+    EXPECT_EQ(agent->process().Wait(30s), std::optional<int>(0)) << agent->process().Stderr();
+    return agent->process().Stderr();
+  }
+};
+
+TEST_F(ReadToEndOnStopTest, TheLinesWrittenJustBeforeAStopAreDelivered) {
+  std::vector<std::string> written;
+  const std::string log = WriteThenStop(true, &written);
+  ExpectExactlyOnce(written, out(), 0s);
+  EXPECT_EQ(log.find("were not read at the stop"), std::string::npos) << log;
+  // And the checkpoint is past them: the next start reads only what comes
+  // after.
+  auto agent = Start(Config(logs() + "/app.log"));
+  AppendFile(logs() + "/app.log", "after the restart\n");
+  written.push_back("after the restart");
+  ExpectExactlyOnce(written, out());
+  Stop(agent);
+}
+
+TEST_F(ReadToEndOnStopTest, WithoutItTheStopCutsThemOff) {
+  std::vector<std::string> written;
+  WriteThenStop(false, &written);
+  auto lines = Counts(out());
+  EXPECT_EQ(lines.count(LineFor("last", 0)), 0u) << "the source saw the write: the test shows nothing";
+  EXPECT_EQ(lines.count("Exception in thread main: shutting down"), 0u);
+  // They are read at the next start, as on a host.
+  auto agent = Start(Config(logs() + "/app.log"));
+  ExpectExactlyOnce(written, out());
   Stop(agent);
 }
 

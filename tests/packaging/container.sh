@@ -105,6 +105,17 @@ wait_for 60 app_done || fail "the app container did not finish"
 delivered() { [ "$(wc -l <"$tmp/out/delivered.log")" -ge $lines ]; }
 wait_for 60 delivered || fail "only $(wc -l <"$tmp/out/delivered.log" 2>/dev/null || echo 0) of $lines lines delivered"
 
+# The reload docs/operations.md gives for Kubernetes (the image has no kill
+# program: the shell's), then a config on disk that the agent would refuse:
+# the HEALTHCHECK reads only `api`, so the running agent stays healthy.
+podman exec sidecar sh -c 'kill -HUP 1' || fail "podman exec sidecar sh -c 'kill -HUP 1' failed"
+reloaded() { podman logs sidecar 2>&1 | grep -q 'reloaded:'; }
+wait_for 30 reloaded || { podman logs sidecar 2>&1 | tail -n 20; fail "the agent did not reload on sh -c 'kill -HUP 1'"; }
+echo "bogus_key: 1" >>"$tmp/tributary.yaml"
+podman healthcheck run sidecar >/dev/null ||
+  fail "the HEALTHCHECK fails on a config with an error outside api while the agent serves"
+log "reloaded with sh -c 'kill -HUP 1'; HEALTHCHECK passes with a bad key in the config on disk"
+
 # Stop: SIGTERM reaches tributary as PID 1; it drains and exits 0.
 podman stop -t 30 sidecar >/dev/null || fail "podman stop failed"
 code=$(podman inspect --format '{{.State.ExitCode}}' sidecar)

@@ -38,6 +38,26 @@ for g in tributary systemd-journal adm; do
 done
 [ "$(in_root getent passwd tributary | cut -d: -f7)" = /usr/sbin/nologin ] || fail "tributary has a login shell"
 [ "$(in_root stat -c %U:%a /var/lib/tributary)" = tributary:750 ] || fail "/var/lib/tributary: $(in_root stat -c %U:%a /var/lib/tributary)"
+# /var/log/tributary: group adm reads the events (setgid: the files get the
+# group), not only root and tributary.
+[ "$(in_root stat -c %U:%G:%a /var/log/tributary)" = tributary:adm:2750 ] ||
+  fail "/var/log/tributary: $(in_root stat -c %U:%G:%a /var/log/tributary), expected tributary:adm:2750"
+# Its tmpfiles.d rule (run by systemd-tmpfiles-clean.timer on a host; here by
+# this machine's systemd-tmpfiles on the root): a file not written for a
+# week is deleted, today's stays; --create puts back owner and mode that an
+# older package's LogsDirectory= had changed.
+[ -x "$(command -v systemd-tmpfiles)" ] || fail "missing systemd-tmpfiles (package systemd)"
+touch -d '8 days ago' "$root/var/log/tributary/events-old.log"
+touch "$root/var/log/tributary/events-today.log"
+in_root chown tributary:tributary /var/log/tributary
+chmod 0750 "$root/var/log/tributary"
+systemd-tmpfiles --root="$root" --create --clean tributary.conf >"$tmp/tmpfiles.log" 2>&1 ||
+  { cat "$tmp/tmpfiles.log"; fail "systemd-tmpfiles failed on the package's tributary.conf"; }
+[ ! -e "$root/var/log/tributary/events-old.log" ] || fail "tmpfiles.d: a file last written 8 days ago was not deleted"
+[ -e "$root/var/log/tributary/events-today.log" ] || fail "tmpfiles.d: today's file was deleted"
+[ "$(in_root stat -c %U:%G:%a /var/log/tributary)" = tributary:adm:2750 ] ||
+  fail "tmpfiles.d --create left /var/log/tributary $(in_root stat -c %U:%G:%a /var/log/tributary)"
+rm -f "$root/var/log/tributary/events-today.log"
 in_root dpkg-query --control-show tributary conffiles | grep -q '^ */etc/tributary/tributary.yaml' ||
   fail "/etc/tributary/tributary.yaml is not registered as a conffile"
 in_root test -x /usr/bin/tributary || fail "/usr/bin/tributary is not installed"

@@ -12,6 +12,23 @@ trap 'rm -rf "$tmp"' EXIT
 dpkg-deb -x "$deb" "$tmp/root"
 unit=$tmp/root/lib/systemd/system/tributary.service
 cmp -s "$unit" "$SOURCE_DIR/packaging/systemd/tributary.service" || fail "the packaged unit differs from packaging/systemd/tributary.service"
+# systemd applies RestartPreventExitStatus=78 to the main process only: a
+# failing ExecStartPre= (a bad config) was restarted every RestartSec for
+# ever. `run --check-environment` makes the checks in the main process.
+grep -qE '^ExecStartPre=[^-]' "$unit" &&
+  fail "the unit has an ExecStartPre= whose failure Restart=on-failure retries for ever: $(grep '^ExecStartPre=' "$unit")"
+grep -qE '^ExecStart=/usr/bin/tributary run --check-environment$' "$unit" ||
+  fail "ExecStart= is not \`tributary run --check-environment\`"
+# Every program the unit runs is the agent's or from an Essential package:
+# /bin/kill (procps) is missing on minimal systems, and `systemctl reload`
+# then failed with 203/EXEC.
+for prog in $(sed -nE 's/^Exec[A-Za-z]*=[-@:+!]*([^ ]+).*/\1/p' "$unit" | sort -u); do
+  [ "$prog" = /usr/bin/tributary ] && continue
+  pkg=$(dpkg -S "$prog" 2>/dev/null | grep -v '^diversion' | head -n 1 | cut -d: -f1)
+  [ -n "$pkg" ] || fail "the unit runs $prog, which no installed package ships"
+  [ "$(dpkg-query -W -f='${Essential}' "$pkg")" = yes ] ||
+    fail "the unit runs $prog from $pkg, which is not Essential (and not a dependency of tributary)"
+done
 mkdir "$tmp/units"
 sed "s#/usr/bin/tributary#$tmp/root/usr/bin/tributary#g" "$unit" >"$tmp/units/tributary.service"
 out=$(MANPATH=$tmp/root/usr/share/man systemd-analyze verify "$tmp/units/tributary.service" 2>&1) ||
