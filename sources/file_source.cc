@@ -307,7 +307,8 @@ FileSource::FileSource(const Config& config, BuildContext& ctx)
       err_not_file_(&ctx.metrics->Errors("not_a_file", "receiving")),
       err_glob_(&ctx.metrics->Errors("glob_failed", "receiving")),
       err_checkpoint_(&ctx.metrics->Errors("checkpoint_failed", "receiving")),
-      err_compressed_(&ctx.metrics->Errors("compressed_file", "receiving")) {
+      err_compressed_(&ctx.metrics->Errors("compressed_file", "receiving")),
+      err_truncated_stopped_(&ctx.metrics->Errors("truncated_while_stopped", "receiving")) {
   fp_options_.checksum = config.fingerprint.strategy == "checksum";
   fp_options_.lines = config.fingerprint.lines;
   fp_options_.ignored_header_bytes = config.fingerprint.ignored_header_bytes.bytes;
@@ -673,6 +674,26 @@ void FileSource::ResumeRenamedAtStart(Clock::time_point now) {
   }
 }
 
+// Lines a program wrote after the stop and before logrotate's copytruncate
+// (or any truncation) are only in the copy: read if the globs match it
+// (then it adopts the checkpoint, and is active here), lost if not. The
+// source cannot tell whether there were any; it says what it knows.
+void FileSource::WarnRewrittenWhileStopped() {
+  checkpointed_inodes_.clear();
+  for (const auto& [p, path, ino] : rewritten_at_start_) {
+    if (p->active) continue;
+    err_truncated_stopped_->Increment();
+    LogLimited(log_limiter_, LogLevel::kWarn, id_,
+               path + " holds other content than at its checkpoint (offset " + std::to_string(tracker_->Acked(p.get())) +
+                   " of inode " + std::to_string(ino) +
+                   "): it was truncated or rewritten (logrotate's copytruncate), or deleted and its inode reused, "
+                   "while the agent was stopped; lines written to it after that offset before then were not read, "
+                   "and no file `include` matches holds them: include the rotated copies' names (app.log*) to "
+                   "read them");
+  }
+  rewritten_at_start_.clear();
+}
+
 bool FileSource::Included(const std::string& path) const {
   return std::any_of(include_abs_.begin(), include_abs_.end(),
                      [&](const std::string& pattern) { return file::GlobMatch(pattern, path); });
@@ -889,6 +910,12 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
     // open, so that it is read once it has its lines, wherever it has
     // moved by then (renamed out of the globs before the program wrote
     // its first line). Identify does the rest.
+    if (first) {  // emptied (copytruncate, no new line yet) while stopped
+      auto it = checkpointed_inodes_.find(key);
+      if (it != checkpointed_inodes_.end() && !it->second->active &&
+          static_cast<uint64_t>(st.st_size) < tracker_->Acked(it->second.get()))
+        rewritten_at_start_.push_back({it->second, path, key.second});
+    }
     Reader* r = AddReader(path, fd, key, 0);
     r->unchecked = st.st_size == 0;
     TLOG_DEBUG(id_, "watching " + path + ": waiting for its first line(s) to identify it");
@@ -928,11 +955,19 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
     case Match::kStartOver:
       // Truncated or rewritten while nobody was reading it: it starts over.
       TLOG_INFO(id_, path + " changed while it was not being read: reading it again from the start");
+      if (first) rewritten_at_start_.push_back({m.progress, path, key.second});
       progress = std::make_shared<file::Progress>(fp);
       KeepRewritten(m.progress, progress);
       new_identity_ = true;
       break;
     case Match::kNew:
+      if (first) {
+        // Another file than the one checkpointed with this inode: that
+        // one was rewritten (copytruncate, then new lines) while stopped.
+        auto it = checkpointed_inodes_.find(key);
+        if (it != checkpointed_inodes_.end() && !it->second->active)
+          rewritten_at_start_.push_back({it->second, path, key.second});
+      }
       progress = std::make_shared<file::Progress>(fp);
       known_.emplace(fp, progress);
       new_identity_ = true;
@@ -1766,7 +1801,10 @@ Status FileSource::Run(SourceContext& ctx) {
   });
   const auto cooldown = config_.glob_minimum_cooldown_ms.get();
   const auto triggered_cooldown = std::min<std::chrono::milliseconds>(cooldown, std::chrono::milliseconds(100));
+  for (const auto& [fp, p] : known_)
+    if (p->ino != 0) checkpointed_inodes_[{p->dev, p->ino}] = p;
   Discover(true);
+  WarnRewrittenWhileStopped();
   while (!stop.stop_requested()) {
     DrainInotify();
     auto now = Clock::now();

@@ -149,6 +149,10 @@ class FileSource final : public Source, private WhileBlocked {
   bool Included(const std::string& path) const;
   bool FollowRenamed(Reader* r);
   void ResumeRenamedAtStart(Clock::time_point now);
+  // After the first discovery: checkpointed files whose inode holds other
+  // content now, and that no file the globs match continues, are warned
+  // about and counted (truncated_while_stopped).
+  void WarnRewrittenWhileStopped();
   bool Excluded(const std::string& path) const;
   void MarkDirty(Reader* r);
   void MarkAllDirty();
@@ -242,6 +246,7 @@ class FileSource final : public Source, private WhileBlocked {
   Counter* err_glob_;
   Counter* err_checkpoint_;
   Counter* err_compressed_;  // once per compressed file found (SkipIfCompressed)
+  Counter* err_truncated_stopped_;  // WarnRewrittenWhileStopped
   RateLimiter log_limiter_;
   RateLimiter copy_log_limiter_;
 
@@ -254,6 +259,15 @@ class FileSource final : public Source, private WhileBlocked {
   // By fingerprint; files that start alike but are not copies of each
   // other share one (MatchKnown tells them apart).
   std::unordered_multimap<uint64_t, std::shared_ptr<file::Progress>> known_;
+  // The first discovery: the checkpointed identities by inode, and those
+  // whose inode was found holding other content, with its path.
+  std::map<std::pair<uint64_t, uint64_t>, std::shared_ptr<file::Progress>> checkpointed_inodes_;
+  struct RewrittenAtStart {
+    std::shared_ptr<file::Progress> progress;
+    std::string path;
+    uint64_t ino;
+  };
+  std::vector<RewrittenAtStart> rewritten_at_start_;
   std::deque<Reader*> ready_;
   std::set<std::string> bad_paths_;      // reported once: unreadable, not a file
   std::map<std::pair<uint64_t, uint64_t>, int64_t> skipped_;  // copies already read: inode -> size
