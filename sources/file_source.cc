@@ -1255,6 +1255,7 @@ namespace {
                    ": kept as is (JSON output replaces the bad bytes with U+FFFD)");
   }
   if (events_.empty()) batch_started_ = Clock::now();
+  if (r->progress) ++r->progress->batch_events;
   // A recycled event (batch_builder.h) is cleared and written again: its
   // old fields, with whatever transforms added, become spares whose
   // buffers these appends and the transforms after them reuse (event.h).
@@ -1542,6 +1543,8 @@ void FileSource::ForgetKnown(const std::shared_ptr<file::Progress>& p) {
 }
 
 void FileSource::ReplaceKnown(const std::shared_ptr<file::Progress>& old, const std::shared_ptr<file::Progress>& np) {
+  std::erase_if(truncated_pending_, [&](const auto& p) { return !tracker_->HasPending(p.get()); });
+  if (tracker_->HasPending(old.get())) truncated_pending_.push_back(old);
   auto [begin, end] = known_.equal_range(old->fingerprint);
   for (auto it = begin; it != end; ++it) {
     if (it->second == old) {
@@ -1762,7 +1765,8 @@ bool FileSource::SendBatch(bool more) {
   for (auto& p : touched_) {
     p->touched = false;
     if (events_.empty()) tracker_->Advance(p.get(), p->emit_pos, p->emit_check);
-    else entries.emplace_back(p, tracker_->Add(p.get(), p->emit_pos, p->emit_check));
+    else entries.emplace_back(p, tracker_->Add(p.get(), p->emit_pos, p->emit_check, p->batch_events));
+    p->batch_events = 0;
   }
   touched_.clear();
   if (events_.empty()) {
@@ -1890,6 +1894,76 @@ void FileSource::Work() {
     Discover(false);
   PublishCheckpoints();
   blocked_ = false;
+}
+
+// What a stop gave up is read again at the next start from the checkpoint,
+// if the file still holds it there. Not if it was deleted, nor if its
+// inode now holds other content (truncated: `: > app.log`, copytruncate
+// with the copy outside the globs) and no file the globs match starts
+// with what it held.
+uint64_t FileSource::UndeliveredGone(std::string* where) {
+  if (!loaded_) return 0;
+  std::vector<std::pair<std::shared_ptr<file::Progress>, const char*>> lost;
+  std::vector<std::shared_ptr<file::Progress>> rewritten;
+  for (const auto& [fp, p] : known_) {
+    if (tracker_->Undelivered(p.get()) == 0) continue;
+    if (p->active) {
+      // Changed since its reader last looked (the source stopped first).
+      Reader* r = ActiveReader(p.get());
+      struct stat st;
+      if (r == nullptr || r->fd < 0 || ::fstat(r->fd, &st) != 0) continue;
+      if (st.st_nlink == 0) lost.emplace_back(p, "deleted");
+      else if (!StillAsRead(r->fd, r)) rewritten.push_back(p);
+      continue;
+    }
+    if (p->gone) {
+      lost.emplace_back(p, "deleted");
+      continue;
+    }
+    bool replaced = p->dev == 0 && p->ino == 0;  // KeepRewritten
+    for (const auto& r : readers_)
+      if (!r.removed && r.dev == p->dev && r.ino == p->ino && r.progress != p) replaced = true;
+    if (replaced) rewritten.push_back(p);
+  }
+  for (const auto& p : truncated_pending_)
+    if (tracker_->Undelivered(p.get()) > 0) rewritten.push_back(p);
+  if (!rewritten.empty()) {
+    // A copy the globs match (copytruncate's `app.log.1` with `app.log*`)
+    // is found at the next start by its first lines, and resumed.
+    std::set<uint64_t> copies;
+    for (const auto& pattern : config_.include) {
+      file::GlobWalk walk;
+      file::ExpandGlob(pattern, &walk);
+      for (const auto& m : walk.matches) {
+        if (m.is_directory || m.is_other || Excluded(m.path)) continue;
+        int fd = ::open(m.path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0) continue;
+        struct stat st;
+        if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+          auto id = file::Fingerprint(fd, st, fp_options_);
+          if (id.ok() && id->has_value()) copies.insert((*id)->fingerprint);
+        }
+        ::close(fd);
+      }
+    }
+    for (const auto& p : rewritten)
+      if (!copies.count(p->fingerprint)) lost.emplace_back(p, "truncated or rewritten");
+  }
+  uint64_t n = 0;
+  std::set<std::string> named;
+  bool more = false;
+  for (const auto& [p, how] : lost) {
+    n += tracker_->Undelivered(p.get());
+    if (named.count(p->path)) continue;
+    if (named.size() == 5) {
+      more = true;
+      continue;
+    }
+    named.insert(p->path);
+    *where += (where->empty() ? "" : ", ") + p->path + " (" + how + ")";
+  }
+  if (more) *where += ", ...";
+  return n;
 }
 
 void FileSource::Finish() {

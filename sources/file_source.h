@@ -111,6 +111,7 @@ class FileSource final : public Source, private WhileBlocked {
   Status Run(SourceContext& ctx) override;
   void Finish() override;
   bool ReadsUndeliveredAgain() const override { return true; }
+  uint64_t UndeliveredGone(std::string* where) override;
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -259,6 +260,9 @@ class FileSource final : public Source, private WhileBlocked {
   // By fingerprint; files that start alike but are not copies of each
   // other share one (MatchKnown tells them apart).
   std::unordered_multimap<uint64_t, std::shared_ptr<file::Progress>> known_;
+  // Identities of files truncated under their reader (device_and_inode)
+  // with batches not yet settled: UndeliveredGone counts what they lose.
+  std::vector<std::shared_ptr<file::Progress>> truncated_pending_;
   // The first discovery: the checkpointed identities by inode, and those
   // whose inode was found holding other content, with its path.
   std::map<std::pair<uint64_t, uint64_t>, std::shared_ptr<file::Progress>> checkpointed_inodes_;
