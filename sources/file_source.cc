@@ -612,6 +612,26 @@ std::string DirectoryOf(const std::string& path) {
   return slash == 0 ? "/" : path.substr(0, slash);
 }
 
+// The paths in the directory of `path` whose names extend its name, as
+// rotations are named (app.log.1, app.log-20260101, 0.log.20260101-120000):
+// where a copy of it (copytruncate) is looked for. Not other files beside
+// it: one that only holds the same lines (a file sink's output) is no copy.
+std::vector<std::string> RotationNamesOf(const std::string& path) {
+  std::vector<std::string> out;
+  const std::string dir = DirectoryOf(path);
+  const std::string base = path.substr(path.rfind('/') + 1);
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN) continue;
+    const std::string_view name(e->d_name);
+    if (name.size() > base.size() && name.substr(0, base.size()) == base)
+      out.push_back((dir == "/" ? "" : dir) + "/" + std::string(name));
+  }
+  ::closedir(d);
+  return out;
+}
+
 }  // namespace
 
 // A file renamed out of the globs while nobody held it open (the agent
@@ -676,22 +696,70 @@ void FileSource::ResumeRenamedAtStart(Clock::time_point now) {
 
 // Lines a program wrote after the stop and before logrotate's copytruncate
 // (or any truncation) are only in the copy: read if the globs match it
-// (then it adopts the checkpoint, and is active here), lost if not. The
-// source cannot tell whether there were any; it says what it knows.
+// (then it adopts the checkpoint, and is active here) or it is beside the
+// file (ResumeFromCopy), lost if it is gone. The source cannot tell
+// whether there were any; it says what it knows.
 void FileSource::WarnRewrittenWhileStopped() {
   checkpointed_inodes_.clear();
+  const auto now = Clock::now();
   for (const auto& [p, path, ino] : rewritten_at_start_) {
-    if (p->active) continue;
+    if (p->active || ResumeFromCopy(p, "was truncated or rewritten while the agent was stopped", now)) continue;
     err_truncated_stopped_->Increment();
     LogLimited(log_limiter_, LogLevel::kWarn, id_,
                path + " holds other content than at its checkpoint (offset " + std::to_string(tracker_->Acked(p.get())) +
                    " of inode " + std::to_string(ino) +
                    "): it was truncated or rewritten (logrotate's copytruncate), or deleted and its inode reused, "
                    "while the agent was stopped; lines written to it after that offset before then were not read, "
-                   "and no file `include` matches holds them: include the rotated copies' names (app.log*) to "
-                   "read them");
+                   "and no copy holding them is beside it or among the files `include` matches (compressed, "
+                   "deleted or moved away): with copytruncate use delaycompress, or include the rotated copies' "
+                   "names if they go elsewhere");
   }
   rewritten_at_start_.clear();
+}
+
+bool FileSource::ResumeFromCopy(const std::shared_ptr<file::Progress>& p, const std::string& why,
+                                Clock::time_point now) {
+  if (!fp_options_.checksum || p->active || p->path.empty()) return false;
+  for (const std::string& of : {p->path, p->target}) {
+    if (of.empty()) continue;
+    std::vector<std::string> candidates;
+    for (auto& path : RotationNamesOf(of)) {
+      // A copy the globs match is found by the discovery, and adopts `p` there.
+      if (Included(path) || Excluded(path) || by_path_.count(path)) continue;
+      struct stat st;
+      if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) <= p->emit_pos ||
+          by_inode_.count({static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)}))
+        continue;
+      candidates.push_back(std::move(path));
+    }
+    for (const auto& path : candidates) {
+      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+      if (fd < 0) continue;
+      struct stat st;
+      bool adopt = false;
+      if (::fstat(fd, &st) == 0) {
+        auto id = file::Fingerprint(fd, st, fp_options_);
+        if (id.ok() && id->has_value() && (*id)->fingerprint == p->fingerprint) {
+          const Match m = MatchKnown(fd, st, **id, nullptr);
+          adopt = m.kind == Match::kAdopt && m.progress == p;
+        }
+      }
+      ::close(fd);
+      if (!adopt) continue;
+      TLOG_INFO(id_, p->path + " " + why + " with lines not read yet: reading them from " + path +
+                         ", a copy of it that `include` does not match, from offset " + std::to_string(p->emit_pos));
+      DiscoverPath(path, false, now);
+      if (p->active) return true;
+    }
+  }
+  return false;
+}
+
+void FileSource::ResumeTruncatedFromCopies(Clock::time_point now) {
+  if (truncated_under_reader_.empty()) return;
+  auto list = std::move(truncated_under_reader_);
+  truncated_under_reader_.clear();
+  for (const auto& p : list) ResumeFromCopy(p, "was truncated", now);
 }
 
 bool FileSource::Included(const std::string& path) const {
@@ -1284,6 +1352,9 @@ void FileSource::Truncated(Reader* r, const char* why) {
     skipped_.clear();  // a copy of the old content may now be read
     discovery_requested_ = true;
     if (fp_options_.checksum) {
+      // Its copy may hold what was not read (copytruncate): looked for
+      // beside it once this turn is over, unless the globs match the copy.
+      if (r->progress->emit_pos > 0) truncated_under_reader_.push_back(r->progress);
       r->progress.reset();
       r->id.reset();
     } else {
@@ -1813,6 +1884,7 @@ Status FileSource::Run(SourceContext& ctx) {
     DrainInotify();
     auto now = Clock::now();
     DiscoverNamed(now);
+    ResumeTruncatedFromCopies(now);
     if (now - last_discovery_ >= cooldown || (discovery_requested_ && now - last_discovery_ >= triggered_cooldown))
       Discover(false);
     // One round: every file with data gets one turn.
@@ -1928,23 +2000,31 @@ uint64_t FileSource::UndeliveredGone(std::string* where) {
   for (const auto& p : truncated_pending_)
     if (tracker_->Undelivered(p.get()) > 0) rewritten.push_back(p);
   if (!rewritten.empty()) {
-    // A copy the globs match (copytruncate's `app.log.1` with `app.log*`)
-    // is found at the next start by its first lines, and resumed.
-    std::set<uint64_t> copies;
+    // A copy (copytruncate's `app.log.1`) that the globs match, or beside
+    // the file (ResumeFromCopy), is found at the next start by its first
+    // lines, and resumed.
+    std::set<std::string> paths;
     for (const auto& pattern : config_.include) {
       file::GlobWalk walk;
       file::ExpandGlob(pattern, &walk);
-      for (const auto& m : walk.matches) {
-        if (m.is_directory || m.is_other || Excluded(m.path)) continue;
-        int fd = ::open(m.path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-        if (fd < 0) continue;
-        struct stat st;
-        if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-          auto id = file::Fingerprint(fd, st, fp_options_);
-          if (id.ok() && id->has_value()) copies.insert((*id)->fingerprint);
-        }
-        ::close(fd);
+      for (const auto& m : walk.matches)
+        if (!m.is_directory && !m.is_other && !Excluded(m.path)) paths.insert(m.path);
+    }
+    if (fp_options_.checksum)
+      for (const auto& p : rewritten)
+        for (const std::string& of : {p->path, p->target})
+          if (!of.empty())
+            for (auto& path : RotationNamesOf(of)) paths.insert(std::move(path));
+    std::set<uint64_t> copies;
+    for (const auto& path : paths) {
+      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+      if (fd < 0) continue;
+      struct stat st;
+      if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        auto id = file::Fingerprint(fd, st, fp_options_);
+        if (id.ok() && id->has_value()) copies.insert((*id)->fingerprint);
       }
+      ::close(fd);
     }
     for (const auto& p : rewritten)
       if (!copies.count(p->fingerprint)) lost.emplace_back(p, "truncated or rewritten");

@@ -154,6 +154,16 @@ class FileSource final : public Source, private WhileBlocked {
   // content now, and that no file the globs match continues, are warned
   // about and counted (truncated_while_stopped).
   void WarnRewrittenWhileStopped();
+  // Looks beside `p`'s file (and the file its path led to), among the
+  // files named like its rotations (RotationNamesOf), for a copy of its
+  // old content that the globs do not match (logrotate's copytruncate with
+  // include: [app.log], copy app.log.1) holding lines past `p`'s position,
+  // and reads them from there (kAdopt). `why`: for the log. True if one
+  // was found.
+  bool ResumeFromCopy(const std::shared_ptr<file::Progress>& p, const std::string& why, Clock::time_point now);
+  // The identities truncated under their reader (checksum) since the last
+  // call: ResumeFromCopy for each, outside ReadTurn.
+  void ResumeTruncatedFromCopies(Clock::time_point now);
   bool Excluded(const std::string& path) const;
   void MarkDirty(Reader* r);
   void MarkAllDirty();
@@ -272,6 +282,7 @@ class FileSource final : public Source, private WhileBlocked {
     uint64_t ino;
   };
   std::vector<RewrittenAtStart> rewritten_at_start_;
+  std::vector<std::shared_ptr<file::Progress>> truncated_under_reader_;  // ResumeTruncatedFromCopies
   std::deque<Reader*> ready_;
   std::set<std::string> bad_paths_;      // reported once: unreadable, not a file
   std::map<std::pair<uint64_t, uint64_t>, int64_t> skipped_;  // copies already read: inode -> size
