@@ -706,8 +706,8 @@ void FileSource::WarnRewrittenWhileStopped() {
     if (p->active || ResumeFromCopy(p, "was truncated or rewritten while the agent was stopped", now)) continue;
     err_truncated_stopped_->Increment();
     LogLimited(log_limiter_, LogLevel::kWarn, id_,
-               path + " holds other content than at its checkpoint (offset " + std::to_string(tracker_->Acked(p.get())) +
-                   " of inode " + std::to_string(ino) +
+               path + " holds other content than at its checkpoint (offset " +
+                   std::to_string(tracker_->Acked(p.get())) + " of inode " + std::to_string(ino) +
                    "): it was truncated or rewritten (logrotate's copytruncate), or deleted and its inode reused, "
                    "while the agent was stopped; lines written to it after that offset before then were not read, "
                    "and no copy holding them is beside it or among the files `include` matches (compressed, "

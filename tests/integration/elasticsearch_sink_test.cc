@@ -580,9 +580,9 @@ TEST(ElasticsearchSinkTest, ItemsAnswered429WaitTheirBackoffWhileOtherRequestsSu
   ASSERT_TRUE(es.ok()) << es.error();
   ASSERT_TRUE(es.set_faults(R"({"reject_items": {"first": 50}})"));
   TempDir dir;
-  const std::string config =
-      std::regex_replace(Config(dir, {es.url()}, ""), std::regex("retry_initial_backoff_ms: 20, retry_max_backoff_ms: 200"),
-                         "retry_initial_backoff_ms: 1000, retry_max_backoff_ms: 2000");
+  const std::string config = std::regex_replace(Config(dir, {es.url()}, ""),
+                                                std::regex("retry_initial_backoff_ms: 20, retry_max_backoff_ms: 200"),
+                                                "retry_initial_backoff_ms: 1000, retry_max_backoff_ms: 2000");
   Agent agent(dir, config, {}, {}, true);
   ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
   agent.process().WriteStdin(Lines(0, 100));
