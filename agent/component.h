@@ -101,6 +101,15 @@ class Source {
   // the next start (it commits positions only past delivered batches: file,
   // journald, kafka). Otherwise (stdin, demo_logs) it is lost.
   virtual bool ReadsUndeliveredAgain() const { return false; }
+  // For a source that reads undelivered events again: how many of those it
+  // cannot read again after all, because their input is gone since it read
+  // them (a file deleted, or truncated or rewritten in place), with a short
+  // "where" (the files, for the log). Called once after every sink has
+  // stopped, before Finish.
+  virtual uint64_t UndeliveredGone(std::string* where) {
+    (void)where;
+    return 0;
+  }
 };
 
 // ---- Transforms ------------------------------------------------------------

@@ -526,13 +526,35 @@ bool Topology::Stop(std::chrono::milliseconds timeout) {
 
 namespace {
 
+// What each source that reads undelivered events again cannot read again
+// after all (Source::UndeliveredGone): how many, and where they were.
+struct Gone {
+  uint64_t events = 0;
+  std::string where;
+};
+
 // "the file source `app` reads them again at the next start", "they are
-// lost: the stdin source `in` cannot read them again", or both.
-std::string FateOf(const std::vector<Topology::Node*>& sources, bool* lost);
+// lost: the stdin source `in` cannot read them again", or both; for a
+// source in `gone`, the part it cannot read again.
+std::string FateOf(const std::vector<Topology::Node*>& sources, const std::map<const Topology::Node*, Gone>& gone,
+                   bool* lost);
 
 }  // namespace
 
 void Topology::ReportGivenUp() {
+  // Asked once per source, after every sink has stopped: a source's lost
+  // events are counted once, whatever number of sinks gave them up.
+  std::map<const Node*, Gone> gone;
+  for (auto& s : source_runners_) {
+    Node* n = s->node();
+    if (!n->source->ReadsUndeliveredAgain()) continue;
+    Gone g;
+    g.events = n->source->UndeliveredGone(&g.where);
+    if (g.events == 0) continue;
+    events_lost_ += g.events;
+    gone.emplace(n, std::move(g));
+  }
+  std::set<const Node*> told;  // sources in `gone` some line named
   // `again_or_not`: events whose fate is their sources' (read again, or
   // lost); `acknowledged`: events acknowledged ahead of delivery, lost.
   auto report = [&](Node* n, uint64_t again_or_not, uint64_t acknowledged, const std::string& detail,
@@ -543,8 +565,15 @@ void Topology::ReportGivenUp() {
     bool lost = false;
     std::string fate;
     if (again_or_not > 0) {
-      fate = FateOf(sources, &lost);
-      if (lost) events_lost_ += again_or_not;
+      bool cannot_reread = false;  // a source that cannot read again at all (stdin)
+      fate = FateOf(sources, gone, &cannot_reread);
+      if (cannot_reread) events_lost_ += again_or_not;
+      lost = cannot_reread;
+      for (Node* src : sources) {
+        if (!gone.count(src)) continue;
+        told.insert(src);
+        lost = true;
+      }
     }
     if (acknowledged > 0) {
       events_lost_ += acknowledged;
@@ -576,14 +605,28 @@ void Topology::ReportGivenUp() {
     Node* n = s->node();
     report(n, n->refused.load(), 0, " before they reached a sink", {n});
   }
+  // Batches failed before the stop (a disk buffer's fsync error), which
+  // no sink's line counts.
+  for (const auto& [n, g] : gone)
+    if (!told.count(n))
+      Log(LogLevel::kError, n->id,
+          std::to_string(g.events) + " events not delivered cannot be read again at the next start: their files were "
+          "deleted, truncated or rewritten since they were read: " + g.where);
 }
 
 namespace {
 
-std::string FateOf(const std::vector<Topology::Node*>& sources, bool* lost) {
+std::string FateOf(const std::vector<Topology::Node*>& sources, const std::map<const Topology::Node*, Gone>& lost_by,
+                   bool* lost) {
   std::vector<std::string> again, gone;
-  for (const Topology::Node* src : sources)
-    (src->source->ReadsUndeliveredAgain() ? again : gone).push_back("the " + src->type + " source `" + src->id + "`");
+  for (const Topology::Node* src : sources) {
+    std::string name = "the " + src->type + " source `" + src->id + "`";
+    if (auto it = lost_by.find(src); it != lost_by.end())
+      name += " (except " + std::to_string(it->second.events) +
+              " events of files deleted, truncated or rewritten since it read them, which are lost: " +
+              it->second.where + ")";
+    (src->source->ReadsUndeliveredAgain() ? again : gone).push_back(std::move(name));
+  }
   auto join = [](const std::vector<std::string>& names) {
     std::string out;
     for (size_t i = 0; i < names.size(); ++i) out += (i == 0 ? "" : i + 1 == names.size() ? " and " : ", ") + names[i];

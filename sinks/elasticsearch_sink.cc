@@ -299,7 +299,7 @@ void ElasticsearchSink::Handle(Request* r, es::HttpResponse& resp) {
   if (!resp.error.ok()) {
     ErrorCounter(resp.timed_out ? "timeout" : resp.status ? "invalid_response" : "connection_failed").Increment();
     SetHealth(false, resp.error.message());
-    return RetryRequest(r, resp.error.message());
+    return RetryRequest(r, resp.error.message(), true);
   }
   switch (es::ClassifyRequest(resp.status)) {
     case es::RequestOutcome::kItems:
@@ -307,13 +307,15 @@ void ElasticsearchSink::Handle(Request* r, es::HttpResponse& resp) {
     case es::RequestOutcome::kRetry:
       ErrorCounter("http_" + std::to_string(resp.status)).Increment();
       SetHealth(false, "HTTP " + std::to_string(resp.status) + " from " + url);
-      return RetryRequest(r, "HTTP " + std::to_string(resp.status) + " from " + url + ": " + Excerpt(resp.body));
+      return RetryRequest(r, "HTTP " + std::to_string(resp.status) + " from " + url + ": " + Excerpt(resp.body),
+                          resp.status != 429);
     case es::RequestOutcome::kAuthRetry: {
       ErrorCounter("auth_failed").Increment();
       std::string why = "authentication failed: HTTP " + std::to_string(resp.status) + " from " + url;
       SetHealth(false, why);
       auto delay = r->backoff.Next();
       r->due = Clock::now() + delay;
+      r->awaits_endpoint = true;
       LogLimited(auth_log_, LogLevel::kError, id_,
                  why + " (check auth.strategy and its credentials); holding " + std::to_string(r->items.size()) +
                      " documents and retrying in " + Millis(delay) + ", nothing is dropped: " + Excerpt(resp.body, 200));
@@ -335,9 +337,10 @@ void ElasticsearchSink::HandleItems(Request* r, es::HttpResponse& resp) {
   Status s = classifier_.Classify(&resp.body, encoder_.create_action(), enc_list, &results_, &summary);
   if (!s.ok()) {
     ErrorCounter("invalid_response").Increment();
-    return RetryRequest(r, s.message() + ": " + Excerpt(resp.body));
+    return RetryRequest(r, s.message() + ": " + Excerpt(resp.body), true);
   }
   SetHealth(true, "");
+  WakeAwaitingEndpoint();
   metrics_->sent_bytes().Increment(static_cast<double>(r->wire->size()));
   metrics_->sent_events().Increment(static_cast<double>(summary.delivered));
   if (summary.already_present) already_present_->Increment(static_cast<double>(summary.already_present));
@@ -384,7 +387,7 @@ void ElasticsearchSink::HandleItems(Request* r, es::HttpResponse& resp) {
   r->body = std::move(retry_body);
   r->wire.reset();
   r->items = std::move(retry_items);
-  RetryRequest(r, why);
+  RetryRequest(r, why, false);
 }
 
 // The HTTP client sent the request again on a new connection because its
@@ -408,12 +411,30 @@ void ElasticsearchSink::CountResend(const Request& r, const es::HttpResponse& re
                                               "stored twice (set id_field to prevent that)")));
 }
 
-void ElasticsearchSink::RetryRequest(Request* r, std::string_view why) {
+void ElasticsearchSink::RetryRequest(Request* r, std::string_view why, bool awaits_endpoint) {
   auto delay = r->backoff.Next();
   r->due = Clock::now() + delay;
+  r->awaits_endpoint = awaits_endpoint;
   LogLimited(retry_log_, LogLevel::kWarn, id_,
              "bulk request will be retried in " + Millis(delay) + " (" + std::to_string(r->items.size()) +
                  " documents): " + std::string(why));
+}
+
+// Each request keeps its own backoff. After an outage the oldest ones,
+// having failed most often, would wait longest (up to
+// retry_max_backoff_ms) while newer requests are delivered; an
+// acknowledgement moves only to the end of what is delivered without a
+// gap (a file's checkpoint, a disk buffer's ledger), so it stayed behind,
+// and a kill -9 then sent everything after it again. The endpoint answers
+// now: they go at once. Their backoff is not reset, so an endpoint that
+// fails again (one of several down) still waits longer each time.
+void ElasticsearchSink::WakeAwaitingEndpoint() {
+  const auto now = Clock::now();
+  for (auto& w : live_) {
+    if (w->in_flight || !w->awaits_endpoint) continue;
+    w->awaits_endpoint = false;
+    w->due = std::min(w->due, now);
+  }
 }
 
 void ElasticsearchSink::SplitTooLarge(Request* r) {

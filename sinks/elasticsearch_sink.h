@@ -80,6 +80,10 @@ class ElasticsearchSink final : public Sink {
     uint32_t attempts = 0;
     bool in_flight = false;
     Clock::time_point due;  // when waiting for a retry
+    // Waiting because the endpoint failed the whole request (no answer,
+    // HTTP 5xx, authentication): due at once when another request succeeds.
+    // Not for HTTP 429 nor items Elasticsearch asked to retry: those wait.
+    bool awaits_endpoint = false;
   };
   struct Completion {
     Request* request;
@@ -103,7 +107,11 @@ class ElasticsearchSink final : public Sink {
   void ProcessCompletions();
   void Handle(Request* r, es::HttpResponse& resp);
   void HandleItems(Request* r, es::HttpResponse& resp);
-  void RetryRequest(Request* r, std::string_view why);
+  // `awaits_endpoint`: see Request.
+  void RetryRequest(Request* r, std::string_view why, bool awaits_endpoint);
+  // A request succeeded: those waiting out their backoff for the endpoint
+  // go now, oldest first, so the oldest batch is not left behind.
+  void WakeAwaitingEndpoint();
   void CountResend(const Request& r, const es::HttpResponse& resp);
   void RejectAll(Request* r, int status, std::string_view type, std::string_view reason);
   void SplitTooLarge(Request* r);

@@ -313,7 +313,8 @@ FileSource::FileSource(const Config& config, BuildContext& ctx)
       err_not_file_(&ctx.metrics->Errors("not_a_file", "receiving")),
       err_glob_(&ctx.metrics->Errors("glob_failed", "receiving")),
       err_checkpoint_(&ctx.metrics->Errors("checkpoint_failed", "receiving")),
-      err_compressed_(&ctx.metrics->Errors("compressed_file", "receiving")) {
+      err_compressed_(&ctx.metrics->Errors("compressed_file", "receiving")),
+      err_truncated_stopped_(&ctx.metrics->Errors("truncated_while_stopped", "receiving")) {
   fp_options_.checksum = config.fingerprint.strategy == "checksum";
   fp_options_.lines = config.fingerprint.lines;
   fp_options_.ignored_header_bytes = config.fingerprint.ignored_header_bytes.bytes;
@@ -617,6 +618,26 @@ std::string DirectoryOf(const std::string& path) {
   return slash == 0 ? "/" : path.substr(0, slash);
 }
 
+// The paths in the directory of `path` whose names extend its name, as
+// rotations are named (app.log.1, app.log-20260101, 0.log.20260101-120000):
+// where a copy of it (copytruncate) is looked for. Not other files beside
+// it: one that only holds the same lines (a file sink's output) is no copy.
+std::vector<std::string> RotationNamesOf(const std::string& path) {
+  std::vector<std::string> out;
+  const std::string dir = DirectoryOf(path);
+  const std::string base = path.substr(path.rfind('/') + 1);
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN) continue;
+    const std::string_view name(e->d_name);
+    if (name.size() > base.size() && name.substr(0, base.size()) == base)
+      out.push_back((dir == "/" ? "" : dir) + "/" + std::string(name));
+  }
+  ::closedir(d);
+  return out;
+}
+
 }  // namespace
 
 // A file renamed out of the globs while nobody held it open (the agent
@@ -677,6 +698,74 @@ void FileSource::ResumeRenamedAtStart(Clock::time_point now) {
       DiscoverPath(now_at, false, now);
     }
   }
+}
+
+// Lines a program wrote after the stop and before logrotate's copytruncate
+// (or any truncation) are only in the copy: read if the globs match it
+// (then it adopts the checkpoint, and is active here) or it is beside the
+// file (ResumeFromCopy), lost if it is gone. The source cannot tell
+// whether there were any; it says what it knows.
+void FileSource::WarnRewrittenWhileStopped() {
+  checkpointed_inodes_.clear();
+  const auto now = Clock::now();
+  for (const auto& [p, path, ino] : rewritten_at_start_) {
+    if (p->active || ResumeFromCopy(p, "was truncated or rewritten while the agent was stopped", now)) continue;
+    err_truncated_stopped_->Increment();
+    LogLimited(log_limiter_, LogLevel::kWarn, id_,
+               path + " holds other content than at its checkpoint (offset " +
+                   std::to_string(tracker_->Acked(p.get())) + " of inode " + std::to_string(ino) +
+                   "): it was truncated or rewritten (logrotate's copytruncate), or deleted and its inode reused, "
+                   "while the agent was stopped; lines written to it after that offset before then were not read, "
+                   "and no copy holding them is beside it or among the files `include` matches (compressed, "
+                   "deleted or moved away): with copytruncate use delaycompress, or include the rotated copies' "
+                   "names if they go elsewhere");
+  }
+  rewritten_at_start_.clear();
+}
+
+bool FileSource::ResumeFromCopy(const std::shared_ptr<file::Progress>& p, const std::string& why,
+                                Clock::time_point now) {
+  if (!fp_options_.checksum || p->active || p->path.empty()) return false;
+  for (const std::string& of : {p->path, p->target}) {
+    if (of.empty()) continue;
+    std::vector<std::string> candidates;
+    for (auto& path : RotationNamesOf(of)) {
+      // A copy the globs match is found by the discovery, and adopts `p` there.
+      if (Included(path) || Excluded(path) || by_path_.count(path)) continue;
+      struct stat st;
+      if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) <= p->emit_pos ||
+          by_inode_.count({static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)}))
+        continue;
+      candidates.push_back(std::move(path));
+    }
+    for (const auto& path : candidates) {
+      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+      if (fd < 0) continue;
+      struct stat st;
+      bool adopt = false;
+      if (::fstat(fd, &st) == 0) {
+        auto id = file::Fingerprint(fd, st, fp_options_);
+        if (id.ok() && id->has_value() && (*id)->fingerprint == p->fingerprint) {
+          const Match m = MatchKnown(fd, st, **id, nullptr);
+          adopt = m.kind == Match::kAdopt && m.progress == p;
+        }
+      }
+      ::close(fd);
+      if (!adopt) continue;
+      TLOG_INFO(id_, p->path + " " + why + " with lines not read yet: reading them from " + path +
+                         ", a copy of it that `include` does not match, from offset " + std::to_string(p->emit_pos));
+      DiscoverPath(path, false, now);
+      if (p->active) return true;
+    }
+  }
+  return false;
+}
+
+void FileSource::ResumeTruncatedFromCopies(Clock::time_point now) {
+  if (truncated_under_reader_.empty()) return;
+  auto list = std::move(truncated_under_reader_);
+  truncated_under_reader_.clear();
+  for (const auto& p : list) ResumeFromCopy(p, "was truncated", now);
 }
 
 bool FileSource::Included(const std::string& path) const {
@@ -895,6 +984,12 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
     // open, so that it is read once it has its lines, wherever it has
     // moved by then (renamed out of the globs before the program wrote
     // its first line). Identify does the rest.
+    if (first) {  // emptied (copytruncate, no new line yet) while stopped
+      auto it = checkpointed_inodes_.find(key);
+      if (it != checkpointed_inodes_.end() && !it->second->active &&
+          static_cast<uint64_t>(st.st_size) < tracker_->Acked(it->second.get()))
+        rewritten_at_start_.push_back({it->second, path, key.second});
+    }
     Reader* r = AddReader(path, fd, key, 0);
     r->unchecked = st.st_size == 0;
     TLOG_DEBUG(id_, "watching " + path + ": waiting for its first line(s) to identify it");
@@ -934,11 +1029,19 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
     case Match::kStartOver:
       // Truncated or rewritten while nobody was reading it: it starts over.
       TLOG_INFO(id_, path + " changed while it was not being read: reading it again from the start");
+      if (first) rewritten_at_start_.push_back({m.progress, path, key.second});
       progress = std::make_shared<file::Progress>(fp);
       KeepRewritten(m.progress, progress);
       new_identity_ = true;
       break;
     case Match::kNew:
+      if (first) {
+        // Another file than the one checkpointed with this inode: that
+        // one was rewritten (copytruncate, then new lines) while stopped.
+        auto it = checkpointed_inodes_.find(key);
+        if (it != checkpointed_inodes_.end() && !it->second->active)
+          rewritten_at_start_.push_back({it->second, path, key.second});
+      }
       progress = std::make_shared<file::Progress>(fp);
       known_.emplace(fp, progress);
       new_identity_ = true;
@@ -1226,6 +1329,7 @@ namespace {
                    ": kept as is (JSON output replaces the bad bytes with U+FFFD)");
   }
   if (events_.empty()) batch_started_ = Clock::now();
+  if (r->progress) ++r->progress->batch_events;
   // A recycled event (batch_builder.h) is cleared and written again: its
   // old fields, with whatever transforms added, become spares whose
   // buffers these appends and the transforms after them reuse (event.h).
@@ -1254,6 +1358,9 @@ void FileSource::Truncated(Reader* r, const char* why) {
     skipped_.clear();  // a copy of the old content may now be read
     discovery_requested_ = true;
     if (fp_options_.checksum) {
+      // Its copy may hold what was not read (copytruncate): looked for
+      // beside it once this turn is over, unless the globs match the copy.
+      if (r->progress->emit_pos > 0) truncated_under_reader_.push_back(r->progress);
       r->progress.reset();
       r->id.reset();
     } else {
@@ -1513,6 +1620,8 @@ void FileSource::ForgetKnown(const std::shared_ptr<file::Progress>& p) {
 }
 
 void FileSource::ReplaceKnown(const std::shared_ptr<file::Progress>& old, const std::shared_ptr<file::Progress>& np) {
+  std::erase_if(truncated_pending_, [&](const auto& p) { return !tracker_->HasPending(p.get()); });
+  if (tracker_->HasPending(old.get())) truncated_pending_.push_back(old);
   auto [begin, end] = known_.equal_range(old->fingerprint);
   for (auto it = begin; it != end; ++it) {
     if (it->second == old) {
@@ -1733,7 +1842,8 @@ bool FileSource::SendBatch(bool more) {
   for (auto& p : touched_) {
     p->touched = false;
     if (events_.empty()) tracker_->Advance(p.get(), p->emit_pos, p->emit_check);
-    else entries.emplace_back(p, tracker_->Add(p.get(), p->emit_pos, p->emit_check));
+    else entries.emplace_back(p, tracker_->Add(p.get(), p->emit_pos, p->emit_check, p->batch_events));
+    p->batch_events = 0;
   }
   touched_.clear();
   if (events_.empty()) {
@@ -1772,11 +1882,15 @@ Status FileSource::Run(SourceContext& ctx) {
   });
   const auto cooldown = config_.glob_minimum_cooldown_ms.get();
   const auto triggered_cooldown = std::min<std::chrono::milliseconds>(cooldown, std::chrono::milliseconds(100));
+  for (const auto& [fp, p] : known_)
+    if (p->ino != 0) checkpointed_inodes_[{p->dev, p->ino}] = p;
   Discover(true);
+  WarnRewrittenWhileStopped();
   while (!stop.stop_requested()) {
     DrainInotify();
     auto now = Clock::now();
     DiscoverNamed(now);
+    ResumeTruncatedFromCopies(now);
     if (now - last_discovery_ >= cooldown || (discovery_requested_ && now - last_discovery_ >= triggered_cooldown))
       Discover(false);
     // One round: every file with data gets one turn.
@@ -1939,6 +2053,84 @@ void FileSource::Work() {
     Discover(false);
   PublishCheckpoints();
   blocked_ = false;
+}
+
+// What a stop gave up is read again at the next start from the checkpoint,
+// if the file still holds it there. Not if it was deleted, nor if its
+// inode now holds other content (truncated: `: > app.log`, copytruncate
+// with the copy outside the globs) and no file the globs match starts
+// with what it held.
+uint64_t FileSource::UndeliveredGone(std::string* where) {
+  if (!loaded_) return 0;
+  std::vector<std::pair<std::shared_ptr<file::Progress>, const char*>> lost;
+  std::vector<std::shared_ptr<file::Progress>> rewritten;
+  for (const auto& [fp, p] : known_) {
+    if (tracker_->Undelivered(p.get()) == 0) continue;
+    if (p->active) {
+      // Changed since its reader last looked (the source stopped first).
+      Reader* r = ActiveReader(p.get());
+      struct stat st;
+      if (r == nullptr || r->fd < 0 || ::fstat(r->fd, &st) != 0) continue;
+      if (st.st_nlink == 0) lost.emplace_back(p, "deleted");
+      else if (!StillAsRead(r->fd, r)) rewritten.push_back(p);
+      continue;
+    }
+    if (p->gone) {
+      lost.emplace_back(p, "deleted");
+      continue;
+    }
+    bool replaced = p->dev == 0 && p->ino == 0;  // KeepRewritten
+    for (const auto& r : readers_)
+      if (!r.removed && r.dev == p->dev && r.ino == p->ino && r.progress != p) replaced = true;
+    if (replaced) rewritten.push_back(p);
+  }
+  for (const auto& p : truncated_pending_)
+    if (tracker_->Undelivered(p.get()) > 0) rewritten.push_back(p);
+  if (!rewritten.empty()) {
+    // A copy (copytruncate's `app.log.1`) that the globs match, or beside
+    // the file (ResumeFromCopy), is found at the next start by its first
+    // lines, and resumed.
+    std::set<std::string> paths;
+    for (const auto& pattern : config_.include) {
+      file::GlobWalk walk;
+      file::ExpandGlob(pattern, &walk);
+      for (const auto& m : walk.matches)
+        if (!m.is_directory && !m.is_other && !Excluded(m.path)) paths.insert(m.path);
+    }
+    if (fp_options_.checksum)
+      for (const auto& p : rewritten)
+        for (const std::string& of : {p->path, p->target})
+          if (!of.empty())
+            for (auto& path : RotationNamesOf(of)) paths.insert(std::move(path));
+    std::set<uint64_t> copies;
+    for (const auto& path : paths) {
+      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+      if (fd < 0) continue;
+      struct stat st;
+      if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        auto id = file::Fingerprint(fd, st, fp_options_);
+        if (id.ok() && id->has_value()) copies.insert((*id)->fingerprint);
+      }
+      ::close(fd);
+    }
+    for (const auto& p : rewritten)
+      if (!copies.count(p->fingerprint)) lost.emplace_back(p, "truncated or rewritten");
+  }
+  uint64_t n = 0;
+  std::set<std::string> named;
+  bool more = false;
+  for (const auto& [p, how] : lost) {
+    n += tracker_->Undelivered(p.get());
+    if (named.count(p->path)) continue;
+    if (named.size() == 5) {
+      more = true;
+      continue;
+    }
+    named.insert(p->path);
+    *where += (where->empty() ? "" : ", ") + p->path + " (" + how + ")";
+  }
+  if (more) *where += ", ...";
+  return n;
 }
 
 void FileSource::Finish() {

@@ -112,6 +112,7 @@ class FileSource final : public Source, private WhileBlocked {
   Status Run(SourceContext& ctx) override;
   void Finish() override;
   bool ReadsUndeliveredAgain() const override { return true; }
+  uint64_t UndeliveredGone(std::string* where) override;
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -150,6 +151,20 @@ class FileSource final : public Source, private WhileBlocked {
   bool Included(const std::string& path) const;
   bool FollowRenamed(Reader* r);
   void ResumeRenamedAtStart(Clock::time_point now);
+  // After the first discovery: checkpointed files whose inode holds other
+  // content now, and that no file the globs match continues, are warned
+  // about and counted (truncated_while_stopped).
+  void WarnRewrittenWhileStopped();
+  // Looks beside `p`'s file (and the file its path led to), among the
+  // files named like its rotations (RotationNamesOf), for a copy of its
+  // old content that the globs do not match (logrotate's copytruncate with
+  // include: [app.log], copy app.log.1) holding lines past `p`'s position,
+  // and reads them from there (kAdopt). `why`: for the log. True if one
+  // was found.
+  bool ResumeFromCopy(const std::shared_ptr<file::Progress>& p, const std::string& why, Clock::time_point now);
+  // The identities truncated under their reader (checksum) since the last
+  // call: ResumeFromCopy for each, outside ReadTurn.
+  void ResumeTruncatedFromCopies(Clock::time_point now);
   bool Excluded(const std::string& path) const;
   void MarkDirty(Reader* r);
   void MarkAllDirty();
@@ -245,6 +260,7 @@ class FileSource final : public Source, private WhileBlocked {
   Counter* err_glob_;
   Counter* err_checkpoint_;
   Counter* err_compressed_;  // once per compressed file found (SkipIfCompressed)
+  Counter* err_truncated_stopped_;  // WarnRewrittenWhileStopped
   RateLimiter log_limiter_;
   RateLimiter copy_log_limiter_;
 
@@ -257,6 +273,19 @@ class FileSource final : public Source, private WhileBlocked {
   // By fingerprint; files that start alike but are not copies of each
   // other share one (MatchKnown tells them apart).
   std::unordered_multimap<uint64_t, std::shared_ptr<file::Progress>> known_;
+  // Identities of files truncated under their reader (device_and_inode)
+  // with batches not yet settled: UndeliveredGone counts what they lose.
+  std::vector<std::shared_ptr<file::Progress>> truncated_pending_;
+  // The first discovery: the checkpointed identities by inode, and those
+  // whose inode was found holding other content, with its path.
+  std::map<std::pair<uint64_t, uint64_t>, std::shared_ptr<file::Progress>> checkpointed_inodes_;
+  struct RewrittenAtStart {
+    std::shared_ptr<file::Progress> progress;
+    std::string path;
+    uint64_t ino;
+  };
+  std::vector<RewrittenAtStart> rewritten_at_start_;
+  std::vector<std::shared_ptr<file::Progress>> truncated_under_reader_;  // ResumeTruncatedFromCopies
   std::deque<Reader*> ready_;
   std::set<std::string> bad_paths_;      // reported once: unreadable, not a file
   std::map<std::pair<uint64_t, uint64_t>, int64_t> skipped_;  // copies already read: inode -> size

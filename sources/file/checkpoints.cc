@@ -12,9 +12,9 @@
 
 namespace tributary::file {
 
-uint64_t AckTracker::Add(Progress* p, uint64_t offset, uint64_t check) {
+uint64_t AckTracker::Add(Progress* p, uint64_t offset, uint64_t check, uint64_t events) {
   std::lock_guard lock(mu_);
-  p->pending.push_back({offset, check, 0});
+  p->pending.push_back({offset, check, 0, events});
   return p->front_seq + p->pending.size() - 1;
 }
 
@@ -54,7 +54,7 @@ void AckTracker::Advance(Progress* p, uint64_t offset, uint64_t check) {
     }
     return;
   }
-  p->pending.push_back({offset, check, 1});
+  p->pending.push_back({offset, check, 1, 0});
   Pop(p);
 }
 
@@ -80,6 +80,14 @@ void AckTracker::Reset(Progress* p, uint64_t acked, uint64_t check) {
 bool AckTracker::HasPending(const Progress* p) {
   std::lock_guard lock(mu_);
   return !p->pending.empty();
+}
+
+uint64_t AckTracker::Undelivered(const Progress* p) {
+  std::lock_guard lock(mu_);
+  uint64_t n = 0;
+  for (const auto& e : p->pending)
+    if (e.state != 1) n += e.events;
+  return n;
 }
 
 void AckTracker::set_on_advance(std::function<void()> f) {

@@ -65,6 +65,7 @@ struct Progress {
   std::string lead;
   uint64_t lead_bytes = 0, lead_hash = 0;
   bool touched = false;      // emit_pos moved since the last batch was cut
+  uint64_t batch_events = 0; // events emitted since the last batch was cut
   bool active = false;       // a reader is attached
   bool gone = false;         // the file was deleted: drop once acknowledged
   std::chrono::steady_clock::time_point last_seen = std::chrono::steady_clock::now();
@@ -75,6 +76,7 @@ struct Progress {
   struct Pending {
     uint64_t offset, check;
     uint8_t state;  // 0 waiting | 1 done | 2 failed
+    uint64_t events = 0;  // this file's events in the batch
   };
   std::deque<Pending> pending;
 };
@@ -83,7 +85,8 @@ class AckTracker {
  public:
   // A pending entry: `p` is covered up to `offset` (whose PositionCheck is
   // `check`) once `seq` resolves.
-  uint64_t Add(Progress* p, uint64_t offset, uint64_t check = 0);
+  // `events`: how many of the batch's events are this file's.
+  uint64_t Add(Progress* p, uint64_t offset, uint64_t check = 0, uint64_t events = 0);
   void Resolve(Progress* p, uint64_t seq, BatchStatus status);
   // `p` advanced to `offset` with nothing to deliver (skipped lines, a
   // start at the end): acknowledged at once after what is pending.
@@ -94,6 +97,9 @@ class AckTracker {
   // Sets `p`'s acknowledged position outright (loading, truncation).
   void Reset(Progress* p, uint64_t acked, uint64_t check = 0);
   bool HasPending(const Progress* p);
+  // The events of `p`'s batches not delivered (failed, or never
+  // finalized): what the next start reads again, if the file still holds it.
+  uint64_t Undelivered(const Progress* p);
   // Bumped whenever an acknowledged offset moves.
   uint64_t generation();
   // Bumped whenever a delivered batch (Resolve) moves one.

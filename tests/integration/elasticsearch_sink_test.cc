@@ -511,6 +511,94 @@ TEST(ElasticsearchSinkTest, TwentySecondOutageWithDiskBufferAndKillNineLosesNoth
   std::cout << "[ outage ] " << written << " lines, 20 s down, one kill -9: all stored once\n";
 }
 
+// After an outage every request had its own backoff: the oldest, having
+// failed most often, waited it out (up to retry_max_backoff_ms) while newer
+// requests were delivered as soon as the server answered. A file's
+// checkpoint covers only what is delivered without a gap, so it stayed
+// behind for seconds, and a kill -9 then sent everything delivered after it
+// again (8,000 duplicates in the chaos probe). A request that succeeds now
+// makes the ones waiting for the endpoint due at once.
+TEST(ElasticsearchSinkTest, AfterAnOutageTheCheckpointCatchesUpAsSoonAsTheServerAnswers) {
+  EsBulkServer es;
+  ASSERT_TRUE(es.ok()) << es.error();
+  ASSERT_TRUE(es.down());
+  TempDir dir;
+  const std::string app = dir.path() + "/app.log";
+  WriteFile(app, Lines(0, 100));
+  const std::string config = "data_dir: " + dir.path() + "/data\n" + R"(
+api: { address: "127.0.0.1:0" }
+shutdown_timeout_secs: 20
+sources:
+  in: { type: file, include: [")" + app + R"("] }
+sinks:
+  es:
+    type: elasticsearch
+    inputs: [in]
+    endpoints: [")" + es.url() + R"("]
+    bulk: { index: "logs" }
+    id_field: message
+    batch: { max_events: 1000, timeout_secs: 0.05 }
+    request: { concurrency: 2, timeout_secs: 5, retry_initial_backoff_ms: 2000, retry_max_backoff_ms: 60000 }
+)";
+  Agent agent(dir, config);
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  // The first request (lines 0-99) has failed three times: its next try is
+  // 4 to 8 s away.
+  ASSERT_TRUE(WaitFor([&] { return Errors(agent, "connection_failed") >= 3; }, seconds(20)))
+      << agent.process().Stderr();
+  ASSERT_TRUE(es.up());
+  AppendFile(app, Lines(100, 200));
+  const auto up = std::chrono::steady_clock::now();
+  const std::string checkpoints = dir.path() + "/data/file_source/in/checkpoints.json";
+  const std::regex offset("\"offset\":([0-9]+)");
+  const int64_t size = static_cast<int64_t>(Lines(0, 200).size());
+  int64_t checkpointed = -1;
+  // The second request (lines 100-199) is delivered at once; the first
+  // follows it, and the checkpoint covers both, well within the backoff.
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        std::smatch m;
+        const std::string text = ReadFile(checkpoints);
+        checkpointed = std::regex_search(text, m, offset) ? std::stoll(m[1].str()) : -1;
+        return checkpointed == size;
+      },
+      std::chrono::milliseconds(2000)))
+      << "checkpointed " << checkpointed << " of " << size << " bytes; Elasticsearch holds " << es.count("logs")
+      << " documents\n" << agent.process().Stderr();
+  EXPECT_LT(std::chrono::steady_clock::now() - up, seconds(3));
+  EXPECT_EQ(es.count("logs"), 200);
+  agent.process().Signal(SIGTERM);
+  EXPECT_EQ(agent.process().Wait(seconds(30)), std::optional<int>(0)) << agent.process().Stderr();
+  ExpectExactly(es, "logs", 200, false);
+}
+
+// Items answered 429 (es_rejected_execution_exception) ask the sink to
+// slow down: their request waits out its backoff even while other requests
+// succeed, which make due at once only requests waiting for the endpoint.
+TEST(ElasticsearchSinkTest, ItemsAnswered429WaitTheirBackoffWhileOtherRequestsSucceed) {
+  EsBulkServer es;
+  ASSERT_TRUE(es.ok()) << es.error();
+  ASSERT_TRUE(es.set_faults(R"({"reject_items": {"first": 50}})"));
+  TempDir dir;
+  const std::string config = std::regex_replace(Config(dir, {es.url()}, ""),
+                                                std::regex("retry_initial_backoff_ms: 20, retry_max_backoff_ms: 200"),
+                                                "retry_initial_backoff_ms: 1000, retry_max_backoff_ms: 2000");
+  Agent agent(dir, config, {}, {}, true);
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  agent.process().WriteStdin(Lines(0, 100));
+  // 50 items answered 429: retried in 0.5 to 1 s.
+  ASSERT_TRUE(WaitFor([&] { return Errors(agent, "es_rejected_execution_exception") == 50; }))
+      << agent.process().Stderr();
+  const auto rejected = std::chrono::steady_clock::now();
+  agent.process().WriteStdin(Lines(100, 300));
+  ASSERT_TRUE(WaitFor([&] { return es.count("logs") >= 250; })) << agent.process().Stderr();
+  ASSERT_TRUE(WaitFor([&] { return es.count("logs") == 300; })) << agent.process().Stderr();
+  EXPECT_GE(std::chrono::steady_clock::now() - rejected, std::chrono::milliseconds(350))
+      << "the items answered 429 were sent again as soon as another request succeeded";
+  Finish(agent);
+  ExpectExactly(es, "logs", 300, false);
+}
+
 TEST(ElasticsearchSinkTest, AuthFailureHoldsEverythingAndMarksUnhealthy) {
   // The server first knows another password; then it comes back (same
   // port) with the agent's one, and everything held arrives.

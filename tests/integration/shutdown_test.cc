@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -99,6 +101,91 @@ void WaitForBufferedEvents(Agent& agent) {
   ASSERT_TRUE(WaitFor([&] {
     return agent.Metric("tributary_buffer_received_events_total", {{"component_id", "es"}}).value_or(0) > 0;
   })) << agent.Metrics();
+}
+
+// What a stop gives up is read again at the next start from the file's
+// checkpoint, if the file still holds it. Not a file deleted since it was
+// read, nor one truncated with its copy outside the globs (logrotate's
+// copytruncate to app.log.1 under `*.log`): the stop said "the file source
+// `in` reads them again at the next start" and exited 0 all the same (the
+// chaos probe lost 8,209 lines so). The line now says how many are lost
+// and where, and the agent exits 1. `change` runs once every line of
+// logs/kept.log (300) and logs/app.log (200) is in the sink's buffer,
+// behind an endpoint that refuses connections.
+struct Stopped {
+  std::optional<int> code;
+  std::string log;
+};
+Stopped StopAfterChangingTheFiles(const TempDir& dir, const std::string& include,
+                                  const std::function<void(const std::string& app)>& change) {
+  std::filesystem::create_directories(dir / "logs");
+  std::string kept, app;
+  for (int i = 0; i < 300; ++i) kept += "kept line " + std::to_string(i) + "\n";
+  for (int i = 0; i < 200; ++i) app += "app line " + std::to_string(i) + "\n";
+  WriteFile(dir / "logs/kept.log", kept);
+  WriteFile(dir / "logs/app.log", app);
+  Agent agent(dir, "data_dir: " + dir.path() + "/data\napi: { address: \"127.0.0.1:0\" }\nshutdown_timeout_secs: 2\n" +
+                       "sources: { in: { type: file, include: [\"" + (dir / include) + "\"] } }\n" +
+                       "sinks: { es: { type: elasticsearch, inputs: [in], endpoints: [\"http://127.0.0.1:9\"], "
+                       "bulk: { index: logs } } }\n");
+  Stopped out;
+  if (agent.api_port() == 0) {
+    out.log = agent.process().Stderr();
+    return out;
+  }
+  EXPECT_TRUE(WaitFor([&] {
+    return agent.Metric("tributary_buffer_received_events_total", {{"component_id", "es"}}).value_or(0) == 500;
+  })) << agent.Metrics();
+  change(dir / "logs/app.log");
+  agent.process().Signal(SIGTERM);
+  out.code = agent.process().Wait(seconds(30));
+  out.log = agent.process().Stderr();
+  return out;
+}
+
+TEST(ShutdownTest, AStopThatGivesUpLinesOfAFileDeletedSinceSaysTheyAreLost) {
+  TempDir dir;
+  auto stopped = StopAfterChangingTheFiles(dir, "logs/*.log", [](const std::string& app) { ::unlink(app.c_str()); });
+  EXPECT_EQ(stopped.code, std::optional<int>(1)) << stopped.log;
+  EXPECT_NE(stopped.log.find("ERROR [es] gave up 500 events at the stop"), std::string::npos) << stopped.log;
+  EXPECT_NE(stopped.log.find("the file source `in` (except 200 events of files deleted, truncated or rewritten since "
+                             "it read them, which are lost: " + (dir / "logs/app.log") + " (deleted)) reads them "
+                             "again at the next start"),
+            std::string::npos)
+      << stopped.log;
+}
+
+TEST(ShutdownTest, AStopThatGivesUpLinesOfAFileTruncatedSinceSaysTheyAreLost) {
+  TempDir dir;
+  auto stopped =
+      StopAfterChangingTheFiles(dir, "logs/*.log", [](const std::string& app) { ::truncate(app.c_str(), 0); });
+  EXPECT_EQ(stopped.code, std::optional<int>(1)) << stopped.log;
+  EXPECT_NE(stopped.log.find("(except 200 events of files deleted, truncated or rewritten since it read them, which "
+                             "are lost: " + (dir / "logs/app.log") + " (truncated or rewritten))"),
+            std::string::npos)
+      << stopped.log;
+}
+
+// copytruncate: the next start finds the lines in the copy, whether the
+// globs match it or it is beside the file.
+void ExpectReadAgainFromTheCopy(const std::string& include) {
+  TempDir dir;
+  auto stopped = StopAfterChangingTheFiles(dir, include, [](const std::string& app) {
+    std::filesystem::copy_file(app, app + ".1");
+    ::truncate(app.c_str(), 0);
+  });
+  EXPECT_EQ(stopped.code, std::optional<int>(0)) << stopped.log;
+  EXPECT_NE(stopped.log.find("WARN [es] gave up 500 events at the stop"), std::string::npos) << stopped.log;
+  EXPECT_NE(stopped.log.find(": the file source `in` reads them again at the next start"), std::string::npos)
+      << stopped.log;
+}
+
+TEST(ShutdownTest, AStopThatGivesUpLinesOfAFileCopytruncatedWithinTheGlobsReadsThemAgain) {
+  ExpectReadAgainFromTheCopy("logs/*.log*");
+}
+
+TEST(ShutdownTest, AStopThatGivesUpLinesOfAFileCopytruncatedBesideTheGlobsReadsThemAgain) {
+  ExpectReadAgainFromTheCopy("logs/*.log");
 }
 
 // A SIGTERM while a reload drains the old pipeline (systemctl stop or an
