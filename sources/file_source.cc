@@ -366,8 +366,16 @@ void FileSource::LoadState(std::stop_token stop) {
   }
   if (stop.stop_requested()) return;
   if (!loaded.ok()) {
+    // Where each file was left is unknown: read_from: end would skip what
+    // was written while the agent was stopped. The files found now are read
+    // from their start instead: lines sent again rather than lost.
     err_checkpoint_->Increment();
-    TLOG_ERROR(id_, "ignoring unreadable checkpoints: " + loaded.status().message());
+    checkpoints_unreadable_ = true;
+    TLOG_ERROR(id_, "ignoring unreadable checkpoints: " + loaded.status().message() +
+                        (config_.read_from == "end"
+                             ? "; the files found now are read from their start, not their end (read_from: end), "
+                               "since where they were left is unknown: lines are sent again rather than skipped"
+                             : ""));
     return;
   }
   const std::string strategy = config_.fingerprint.strategy;
@@ -1045,7 +1053,7 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
       progress = std::make_shared<file::Progress>(fp);
       known_.emplace(fp, progress);
       new_identity_ = true;
-      pos = first && config_.read_from == "end" ? static_cast<uint64_t>(st.st_size) : 0;
+      pos = first && config_.read_from == "end" && !checkpoints_unreadable_ ? static_cast<uint64_t>(st.st_size) : 0;
       if (!m.other.empty())
         TLOG_INFO(id_, path + " starts with the same line(s) as " + m.other +
                            " but is another file (its content differs): reading it " +

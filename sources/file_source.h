@@ -338,6 +338,7 @@ class FileSource final : public Source, private WhileBlocked {
   // Reading thread: what PublishCheckpoints has handed over.
   bool known_changed_ = true;
   bool new_identity_ = false;            // an identity added since the last publication
+  bool checkpoints_unreadable_ = false;  // checkpoints.json could not be read: read_from: end is not applied
   uint64_t kicked_generation_ = ~uint64_t{0};
   // Shared with the checkpoint thread, under ckpt_mu_.
   struct Published {

@@ -793,6 +793,29 @@ TEST_F(FileSourceTest, ReadFromEndSkipsOldContentOnlyForFilesWithoutCheckpoint) 
   Stop(agent);
 }
 
+// A checkpoints file that cannot be read (damaged, half written by a full
+// disk) says nothing about where each file was left: read_from: end would
+// skip everything written while the agent was stopped. The files are read
+// from their start instead: sent again rather than lost, and said so.
+TEST_F(FileSourceTest, UnreadableCheckpointsReadTheFilesFromTheStartDespiteReadFromEnd) {
+  const std::string app = logs() + "/app.log";
+  WriteFile(app, "old-1\n");
+  auto agent = Start(Config(app, "    read_from: end\n"));
+  ASSERT_TRUE(WaitFor([&] { return Metric(*agent, "tributary_files_watched") == 1; }, 10s));
+  AppendFile(app, "new-1\n");
+  ExpectExactlyOnce({"new-1"}, out());
+  Stop(agent);
+  AppendFile(app, "while-stopped\n");
+  WriteFile(data_dir() + "/file_source/in/checkpoints.json", "{\"version\": 1, \"entries\": [{\"fing");
+  fs::remove(out());  // what this run delivers
+  agent = Start(Config(app, "    read_from: end\n"));
+  ExpectExactlyOnce({"old-1", "new-1", "while-stopped"}, out());
+  EXPECT_EQ(Metric(*agent, "tributary_component_errors_total", {{"error_type", "checkpoint_failed"}}), 1);
+  EXPECT_NE(agent->process().Stderr().find("read from their start, not their end (read_from: end)"),
+            std::string::npos);
+  Stop(agent);
+}
+
 // read_to_end_on_stop (a sidecar in a pod being deleted: the log files and
 // checkpoints go with it, so there is no next start to read the last
 // lines). The lines are written just before the stop in a way the source
