@@ -156,7 +156,10 @@ class Writer {
     return p_;
   }
   void Advance(char* to) { p_ = to; }
-  void Put(char c) { *Reserve(1) = c, ++p_; }
+  void Put(char c) {
+    *Reserve(1) = c;
+    ++p_;
+  }
   void Put(const char* s, size_t n) {
     std::memcpy(Reserve(n), s, n);
     p_ += n;
