@@ -696,13 +696,21 @@ void FileSource::ResumeRenamedAtStart(Clock::time_point now) {
     for (auto& p : list) {
       const std::string& now_at = names[p->ino];
       struct stat st;
-      if (p->active || now_at == p->path || Excluded(now_at) || !IsFile(now_at, p->dev, p->ino, &st) ||
-          static_cast<uint64_t>(st.st_size) <= p->emit_pos)
+      // Still where it was checkpointed: found by the globs, unless it was
+      // a copy read for a file they match (ResumeFromCopy), which the
+      // agent was reading when it stopped.
+      const bool copy_left = now_at == p->path && !by_path_.count(now_at) && !Included(now_at) &&
+                             RotationOfIncluded(now_at);
+      if (p->active || (now_at == p->path && !copy_left) || Excluded(now_at) ||
+          !IsFile(now_at, p->dev, p->ino, &st) || static_cast<uint64_t>(st.st_size) <= p->emit_pos)
         continue;
       const std::string was = p->target.empty() ? p->path : p->target + " (where " + p->path + " led)";
-      TLOG_INFO(id_, was + " was renamed to " + now_at + " with " +
-                         std::to_string(static_cast<uint64_t>(st.st_size) - p->emit_pos) +
-                         " bytes not read yet: reading it to its end");
+      const std::string left = std::to_string(static_cast<uint64_t>(st.st_size) - p->emit_pos) + " bytes not read yet";
+      if (copy_left)
+        TLOG_INFO(id_, now_at + ", a copy that `include` does not match, was being read when the agent stopped, with " +
+                           left + ": reading it to its end");
+      else
+        TLOG_INFO(id_, was + " was renamed to " + now_at + " with " + left + ": reading it to its end");
       DiscoverPath(now_at, false, now);
     }
   }
@@ -716,8 +724,14 @@ void FileSource::ResumeRenamedAtStart(Clock::time_point now) {
 void FileSource::WarnRewrittenWhileStopped() {
   checkpointed_inodes_.clear();
   const auto now = Clock::now();
+  // Checkpoints written before ClaimInode may hold several identities of
+  // one inode: if any of them goes on in a copy, that was the last.
+  std::set<uint64_t> resumed;
+  for (const auto& [p, path, ino] : rewritten_at_start_)
+    if (p->active || ResumeFromCopy(p, "was truncated or rewritten while the agent was stopped", now))
+      resumed.insert(ino);
   for (const auto& [p, path, ino] : rewritten_at_start_) {
-    if (p->active || ResumeFromCopy(p, "was truncated or rewritten while the agent was stopped", now)) continue;
+    if (!resumed.insert(ino).second) continue;  // resumed, or warned about
     err_truncated_stopped_->Increment();
     LogLimited(log_limiter_, LogLevel::kWarn, id_,
                path + " holds other content than at its checkpoint (offset " +
@@ -779,6 +793,13 @@ void FileSource::ResumeTruncatedFromCopies(Clock::time_point now) {
 bool FileSource::Included(const std::string& path) const {
   return std::any_of(include_abs_.begin(), include_abs_.end(),
                      [&](const std::string& pattern) { return file::GlobMatch(pattern, path); });
+}
+
+bool FileSource::RotationOfIncluded(const std::string& path) const {
+  const size_t name = path.rfind('/') + 1;
+  for (size_t n = path.size() - 1; n > name; --n)
+    if (Included(path.substr(0, n))) return true;
+  return false;
 }
 
 bool FileSource::Excluded(const std::string& path) const {
@@ -993,10 +1014,10 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
     // moved by then (renamed out of the globs before the program wrote
     // its first line). Identify does the rest.
     if (first) {  // emptied (copytruncate, no new line yet) while stopped
-      auto it = checkpointed_inodes_.find(key);
-      if (it != checkpointed_inodes_.end() && !it->second->active &&
-          static_cast<uint64_t>(st.st_size) < tracker_->Acked(it->second.get()))
-        rewritten_at_start_.push_back({it->second, path, key.second});
+      auto [begin, end] = checkpointed_inodes_.equal_range(key);
+      for (auto it = begin; it != end; ++it)
+        if (!it->second->active && static_cast<uint64_t>(st.st_size) < tracker_->Acked(it->second.get()))
+          rewritten_at_start_.push_back({it->second, path, key.second});
     }
     Reader* r = AddReader(path, fd, key, 0);
     r->unchecked = st.st_size == 0;
@@ -1046,9 +1067,9 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
       if (first) {
         // Another file than the one checkpointed with this inode: that
         // one was rewritten (copytruncate, then new lines) while stopped.
-        auto it = checkpointed_inodes_.find(key);
-        if (it != checkpointed_inodes_.end() && !it->second->active)
-          rewritten_at_start_.push_back({it->second, path, key.second});
+        auto [begin, end] = checkpointed_inodes_.equal_range(key);
+        for (auto it = begin; it != end; ++it)
+          if (!it->second->active) rewritten_at_start_.push_back({it->second, path, key.second});
       }
       progress = std::make_shared<file::Progress>(fp);
       known_.emplace(fp, progress);
@@ -1072,6 +1093,7 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
   progress->dev = key.first;
   progress->ino = key.second;
   progress->gone = false;
+  ClaimInode(progress);
   if (::lseek(fd, static_cast<off_t>(pos), SEEK_SET) < 0) {
     ::close(fd);
     progress->active = false;
@@ -1446,6 +1468,7 @@ bool FileSource::Identify(Reader* r) {
   progress->active = true;
   progress->gone = false;
   progress->last_seen = Clock::now();
+  ClaimInode(progress);
   TopUpLead(progress.get(), r->fd, HeadEnd(**id));
   known_changed_ = true;
   r->progress = progress;
@@ -1646,6 +1669,15 @@ void FileSource::KeepRewritten(const std::shared_ptr<file::Progress>& old, const
   old->ino = 0;
   known_.emplace(np->fingerprint, np);
   known_changed_ = true;
+}
+
+void FileSource::ClaimInode(const std::shared_ptr<file::Progress>& p) {
+  for (auto& [fp, q] : known_) {
+    if (q == p || q->active || q->dev != p->dev || q->ino != p->ino) continue;
+    q->dev = 0;
+    q->ino = 0;
+    known_changed_ = true;
+  }
 }
 
 // Records (or extends, as the file grows) the lead of `p` from `fd`, if
@@ -1891,7 +1923,7 @@ Status FileSource::Run(SourceContext& ctx) {
   const auto cooldown = config_.glob_minimum_cooldown_ms.get();
   const auto triggered_cooldown = std::min<std::chrono::milliseconds>(cooldown, std::chrono::milliseconds(100));
   for (const auto& [fp, p] : known_)
-    if (p->ino != 0) checkpointed_inodes_[{p->dev, p->ino}] = p;
+    if (p->ino != 0) checkpointed_inodes_.emplace(std::make_pair(p->dev, p->ino), p);
   Discover(true);
   WarnRewrittenWhileStopped();
   while (!stop.stop_requested()) {

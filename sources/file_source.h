@@ -210,6 +210,14 @@ class FileSource final : public Source, private WhileBlocked {
   // content (copytruncate, then the program writes its header again) still
   // resumes where that content was left instead of being read again.
   void KeepRewritten(const std::shared_ptr<file::Progress>& old, const std::shared_ptr<file::Progress>& np);
+  // `p` now holds its inode: the identities that held it before (the
+  // contents a copytruncate took away) no longer do, and keep no inode.
+  // Else one of them, found by that inode at the next start, could pass
+  // for the content the file held last.
+  void ClaimInode(const std::shared_ptr<file::Progress>& p);
+  // Whether `path` is named like a rotation of a file the globs match
+  // (app.log.1 beside an included app.log): a copy read for it.
+  bool RotationOfIncluded(const std::string& path) const;
   void TopUpLead(file::Progress* p, int fd, uint64_t head_end);
   uint64_t HeadEnd(const file::Identity& id) const { return fp_options_.ignored_header_bytes + id.head_bytes; }
   void NoteChunk(Reader* r, const char* data, size_t n, uint64_t off);
@@ -277,8 +285,10 @@ class FileSource final : public Source, private WhileBlocked {
   // with batches not yet settled: UndeliveredGone counts what they lose.
   std::vector<std::shared_ptr<file::Progress>> truncated_pending_;
   // The first discovery: the checkpointed identities by inode, and those
-  // whose inode was found holding other content, with its path.
-  std::map<std::pair<uint64_t, uint64_t>, std::shared_ptr<file::Progress>> checkpointed_inodes_;
+  // whose inode was found holding other content, with its path. An inode
+  // holds one identity (ClaimInode), but checkpoints written before that
+  // rule may hold several.
+  std::multimap<std::pair<uint64_t, uint64_t>, std::shared_ptr<file::Progress>> checkpointed_inodes_;
   struct RewrittenAtStart {
     std::shared_ptr<file::Progress> progress;
     std::string path;
