@@ -1090,10 +1090,12 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
   known_changed_ = true;
   progress->active = true;
   progress->path = path;
-  progress->dev = key.first;
-  progress->ino = key.second;
+  if (progress->dev != key.first || progress->ino != key.second) {
+    progress->dev = key.first;
+    progress->ino = key.second;
+    ClaimInode(progress);
+  }
   progress->gone = false;
-  ClaimInode(progress);
   if (::lseek(fd, static_cast<off_t>(pos), SEEK_SET) < 0) {
     ::close(fd);
     progress->active = false;
@@ -1463,12 +1465,14 @@ bool FileSource::Identify(Reader* r) {
   r->id = **id;
   progress->path = r->path;
   progress->target = r->target;
-  progress->dev = r->dev;
-  progress->ino = r->ino;
+  if (progress->dev != r->dev || progress->ino != r->ino) {
+    progress->dev = r->dev;
+    progress->ino = r->ino;
+    ClaimInode(progress);
+  }
   progress->active = true;
   progress->gone = false;
   progress->last_seen = Clock::now();
-  ClaimInode(progress);
   TopUpLead(progress.get(), r->fd, HeadEnd(**id));
   known_changed_ = true;
   r->progress = progress;
