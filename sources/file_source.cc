@@ -626,23 +626,39 @@ std::string DirectoryOf(const std::string& path) {
   return slash == 0 ? "/" : path.substr(0, slash);
 }
 
+// The names of the regular files (or of unknown type) in `dir`, sorted.
+std::vector<std::string> FileNamesIn(const std::string& dir) {
+  std::vector<std::string> names;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return names;
+  while (dirent* e = ::readdir(d))
+    if (e->d_type == DT_REG || e->d_type == DT_UNKNOWN) names.emplace_back(e->d_name);
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 // The paths in the directory of `path` whose names extend its name, as
 // rotations are named (app.log.1, app.log-20260101, 0.log.20260101-120000):
 // where a copy of it (copytruncate) is looked for. Not other files beside
 // it: one that only holds the same lines (a file sink's output) is no copy.
-std::vector<std::string> RotationNamesOf(const std::string& path) {
+// `listings`, if given, keeps each directory's names for the next call.
+std::vector<std::string> RotationNamesOf(const std::string& path, FileSource::DirListings* listings) {
   std::vector<std::string> out;
   const std::string dir = DirectoryOf(path);
   const std::string base = path.substr(path.rfind('/') + 1);
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return out;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN) continue;
-    const std::string_view name(e->d_name);
-    if (name.size() > base.size() && name.substr(0, base.size()) == base)
-      out.push_back((dir == "/" ? "" : dir) + "/" + std::string(name));
+  std::vector<std::string> once;
+  const std::vector<std::string>* names = &once;
+  if (listings == nullptr) {
+    once = FileNamesIn(dir);
+  } else {
+    auto it = listings->find(dir);
+    if (it == listings->end()) it = listings->emplace(dir, FileNamesIn(dir)).first;
+    names = &it->second;
   }
-  ::closedir(d);
+  for (auto it = std::upper_bound(names->begin(), names->end(), base);
+       it != names->end() && it->compare(0, base.size(), base) == 0; ++it)
+    out.push_back((dir == "/" ? "" : dir) + "/" + *it);
   return out;
 }
 
@@ -726,10 +742,20 @@ void FileSource::WarnRewrittenWhileStopped() {
   const auto now = Clock::now();
   // Checkpoints written before ClaimInode may hold several identities of
   // one inode: if any of them goes on in a copy, that was the last.
+  DirListings listings;
   std::set<uint64_t> resumed;
   for (const auto& [p, path, ino] : rewritten_at_start_)
-    if (p->active || ResumeFromCopy(p, "was truncated or rewritten while the agent was stopped", now))
+    if (p->active || ResumeFromCopy(p, "was truncated or rewritten while the agent was stopped", now, &listings))
       resumed.insert(ino);
+  // Contents truncated or rewritten before the stop (their inode went to
+  // the file's next content, ClaimInode), read or not, maybe not all
+  // delivered: a copy beside the file with more than their checkpoint
+  // holds the rest.
+  std::vector<std::shared_ptr<file::Progress>> superseded;
+  for (const auto& [fp, p] : known_)
+    if (!p->active && !p->gone && p->ino == 0 && !p->path.empty()) superseded.push_back(p);
+  for (const auto& p : superseded)
+    ResumeFromCopy(p, "was truncated or rewritten before the agent stopped", now, &listings);
   for (const auto& [p, path, ino] : rewritten_at_start_) {
     if (!resumed.insert(ino).second) continue;  // resumed, or warned about
     err_truncated_stopped_->Increment();
@@ -746,12 +772,12 @@ void FileSource::WarnRewrittenWhileStopped() {
 }
 
 bool FileSource::ResumeFromCopy(const std::shared_ptr<file::Progress>& p, const std::string& why,
-                                Clock::time_point now) {
+                                Clock::time_point now, DirListings* listings) {
   if (!fp_options_.checksum || p->active || p->path.empty()) return false;
   for (const std::string& of : {p->path, p->target}) {
     if (of.empty()) continue;
     std::vector<std::string> candidates;
-    for (auto& path : RotationNamesOf(of)) {
+    for (auto& path : RotationNamesOf(of, listings)) {
       // A copy the globs match is found by the discovery, and adopts `p` there.
       if (Included(path) || Excluded(path) || by_path_.count(path)) continue;
       struct stat st;
@@ -2145,7 +2171,7 @@ uint64_t FileSource::UndeliveredGone(std::string* where) {
       for (const auto& p : rewritten)
         for (const std::string& of : {p->path, p->target})
           if (!of.empty())
-            for (auto& path : RotationNamesOf(of)) paths.insert(std::move(path));
+            for (auto& path : RotationNamesOf(of, nullptr)) paths.insert(std::move(path));
     std::set<uint64_t> copies;
     for (const auto& path : paths) {
       int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);

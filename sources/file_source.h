@@ -71,6 +71,9 @@ namespace tributary {
 
 class FileSource final : public Source, private WhileBlocked {
  public:
+  // Directories' file names, sorted (listed once for many copy searches).
+  using DirListings = std::map<std::string, std::vector<std::string>>;
+
   struct FingerprintConfig {
     std::string strategy = "checksum";
     uint64_t lines = 1;
@@ -161,7 +164,8 @@ class FileSource final : public Source, private WhileBlocked {
   // include: [app.log], copy app.log.1) holding lines past `p`'s position,
   // and reads them from there (kAdopt). `why`: for the log. True if one
   // was found.
-  bool ResumeFromCopy(const std::shared_ptr<file::Progress>& p, const std::string& why, Clock::time_point now);
+  bool ResumeFromCopy(const std::shared_ptr<file::Progress>& p, const std::string& why, Clock::time_point now,
+                      DirListings* listings = nullptr);
   // The identities truncated under their reader (checksum) since the last
   // call: ResumeFromCopy for each, outside ReadTurn.
   void ResumeTruncatedFromCopies(Clock::time_point now);

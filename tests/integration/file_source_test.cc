@@ -1853,6 +1853,40 @@ TEST_F(BlockedSourceTest, ACopytruncatedFileWhoseCopyTheGlobsDoNotMatchIsReadToI
       << log_;
 }
 
+// An agent reading `app` into the Elasticsearch server at `url` (index
+// `logs`, each line's document id the line itself) through a memory buffer
+// of `buffer_events`, one request of 100 events at a time.
+std::string FileToEs(const FileSourceTest& t, const std::string& app, const std::string& url, int buffer_events) {
+  return "data_dir: " + t.data_dir() + "\napi: { address: 127.0.0.1:0 }\n" +
+         "sources:\n  in: { type: file, include: [\"" + app + "\"] }\n" +
+         "sinks:\n  es:\n    type: elasticsearch\n    inputs: [in]\n    endpoints: [\"" + url +
+         "\"]\n    bulk: { index: logs }\n    id_field: message\n"
+         "    batch: { max_events: 100, timeout_secs: 0.05 }\n"
+         "    request: { concurrency: 1, retry_initial_backoff_ms: 20, retry_max_backoff_ms: 200 }\n"
+         "    buffer: { type: memory, max_events: " +
+         std::to_string(buffer_events) + ", when_full: block }\n";
+}
+
+// Waits until `es` holds a document for every written line, then checks
+// that it holds nothing else (ids are the lines: a line sent twice is
+// stored once).
+void ExpectAllStored(const test_support::EsBulkServer& es, const std::vector<std::string>& written, Agent& agent) {
+  std::set<std::string> want(written.begin(), written.end()), got;
+  WaitFor(
+      [&] {
+        got.clear();
+        for (const auto& d : es.docs("logs")) got.insert(d.id);
+        return got.size() >= want.size();
+      },
+      60s);
+  std::vector<std::string> missing, extra;
+  std::set_difference(want.begin(), want.end(), got.begin(), got.end(), std::back_inserter(missing));
+  std::set_difference(got.begin(), got.end(), want.begin(), want.end(), std::back_inserter(extra));
+  EXPECT_TRUE(missing.empty()) << missing.size() << " lines missing, the first " << missing.front() << "\n"
+                               << agent.process().Stderr();
+  EXPECT_TRUE(extra.empty()) << extra.size() << " unexpected documents";
+}
+
 // The same, with the agent killed while it reads the copy: the copy's
 // lines were checkpointed under the copy's name, which the globs do not
 // match, so the next start looked for them nowhere and lost them without a
@@ -1868,12 +1902,7 @@ TEST_F(FileSourceTest, KilledWhileReadingACopyTheGlobsDoNotMatchReadsItOnAtTheNe
     written.push_back(LineFor("backlog", i));
     log.Write(written.back());
   }
-  const std::string config = "data_dir: " + data_dir() + "\napi: { address: 127.0.0.1:0 }\n" +
-                             "sources:\n  in: { type: file, include: [\"" + app + "\"] }\n" +
-                             "sinks:\n  es:\n    type: elasticsearch\n    inputs: [in]\n    endpoints: [\"" + es.url() +
-                             "\"]\n    bulk: { index: logs }\n    id_field: message\n"
-                             "    batch: { max_events: 100, timeout_secs: 0.05 }\n    request: { concurrency: 1 }\n"
-                             "    buffer: { type: memory, max_events: 100, when_full: block }\n";
+  const std::string config = FileToEs(*this, app, es.url(), 100);
   auto agent = Start(config);
   ASSERT_TRUE(WaitFor([&] { return es.count("logs") > 0; }, 10s)) << agent->process().Stderr();
   CopyFile(app, copy);
@@ -1892,20 +1921,59 @@ TEST_F(FileSourceTest, KilledWhileReadingACopyTheGlobsDoNotMatchReadsItOnAtTheNe
   ASSERT_LT(stored, 15000) << "the copy was read to its end before the kill: nothing left to resume";
   ASSERT_TRUE(es.clear_faults());
   agent = Start(config);
-  std::set<std::string> want(written.begin(), written.end()), got;
-  WaitFor(
-      [&] {
-        got.clear();
-        for (const auto& d : es.docs("logs")) got.insert(d.id);
-        return got.size() >= want.size();
-      },
-      60s);
-  std::vector<std::string> missing, extra;
-  std::set_difference(want.begin(), want.end(), got.begin(), got.end(), std::back_inserter(missing));
-  std::set_difference(got.begin(), got.end(), want.begin(), want.end(), std::back_inserter(extra));
-  EXPECT_TRUE(missing.empty()) << missing.size() << " lines missing, the first " << missing.front() << "\n"
-                               << agent->process().Stderr();
-  EXPECT_TRUE(extra.empty()) << extra.size() << " unexpected documents";
+  ExpectAllStored(es, written, *agent);
+  Stop(agent);
+}
+
+// Read to its end but not delivered (Elasticsearch down), then
+// copytruncated: the reader takes up the file's new content, and the old
+// content's position, still short of the lines read, stays known without
+// its inode. Killed then, the next start looked for that content nowhere
+// (its copy is not matched by the globs, and its inode holds the new
+// content) and lost every line not delivered. It finds the copy beside the
+// file and reads it from that position.
+TEST_F(FileSourceTest, KilledAfterACopytruncateOfAFileReadButNotDeliveredReadsTheRestFromTheCopy) {
+  test_support::EsBulkServer es;
+  ASSERT_TRUE(es.ok()) << es.error();
+  ASSERT_TRUE(es.down());
+  const std::string app = logs() + "/app.log", copy = app + ".1";
+  std::vector<std::string> written;
+  Logger log(app);
+  for (int i = 0; i < 2000; ++i) {
+    written.push_back(LineFor("before", i));
+    log.Write(written.back());
+  }
+  const std::string config = FileToEs(*this, app, es.url(), 10000);
+  auto agent = Start(config);
+  ASSERT_TRUE(WaitFor([&] { return Metric(*agent, "tributary_component_received_events_total") == 2000; }, 10s))
+      << agent->Metrics();
+  CopyFile(app, copy);
+  ASSERT_EQ(::ftruncate(log.fd(), 0), 0);
+  for (int i = 0; i < 10; ++i) {
+    written.push_back(LineFor("after", i));
+    log.Write(written.back());
+  }
+  ASSERT_TRUE(WaitFor([&] { return Metric(*agent, "tributary_component_received_events_total") == 2010; }, 10s))
+      << agent->Metrics();
+  // The new content's identity is checkpointed (at most 100 ms after it is
+  // found): the old one has given up the inode.
+  const std::string checkpoints = data_dir() + "/file_source/in/checkpoints.json";
+  auto identities = [&] {
+    const std::string text = ReadFile(checkpoints);
+    int n = 0;
+    for (size_t at = text.find("\"fingerprint\""); at != std::string::npos; at = text.find("\"fingerprint\"", at + 1)) ++n;
+    return n;
+  };
+  ASSERT_TRUE(WaitFor([&] { return identities() == 2; }, 10s)) << ReadFile(checkpoints);
+  agent->process().Signal(SIGKILL);
+  ASSERT_TRUE(agent->process().Wait(10s).has_value());
+  agent.reset();
+  ASSERT_TRUE(es.up());
+  ASSERT_EQ(es.count("logs"), 0);
+  agent = Start(config);
+  ExpectAllStored(es, written, *agent);
+  const std::string log_text = agent->process().Stderr();
+  EXPECT_NE(log_text.find("reading them from " + copy), std::string::npos) << log_text;
   Stop(agent);
 }
 
