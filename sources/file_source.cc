@@ -150,6 +150,14 @@ struct FileSource::Reader {
   // Found while blocked and not told apart yet from a file being read
   // (Match::kUndecided): held even once deleted, until Identify decides.
   bool undecided = false;
+  // Found while blocked, named like a rotation of a file the globs match
+  // but not matched by them (copytruncate's app.log.1 with include:
+  // [app.log]): read only if it holds the rest of a content that was being
+  // read (kAdopt), never as a file of its own.
+  bool copy_only = false;
+  // The file's size when its reader last looked: what it knew was there,
+  // read or not (Truncated).
+  uint64_t size_seen = 0;
   // Empty when found (or truncated since): whether it is compressed is
   // looked at once it has bytes (SkipIfCompressed).
   bool unchecked = false;
@@ -314,7 +322,8 @@ FileSource::FileSource(const Config& config, BuildContext& ctx)
       err_glob_(&ctx.metrics->Errors("glob_failed", "receiving")),
       err_checkpoint_(&ctx.metrics->Errors("checkpoint_failed", "receiving")),
       err_compressed_(&ctx.metrics->Errors("compressed_file", "receiving")),
-      err_truncated_stopped_(&ctx.metrics->Errors("truncated_while_stopped", "receiving")) {
+      err_truncated_stopped_(&ctx.metrics->Errors("truncated_while_stopped", "receiving")),
+      err_truncated_unread_(&ctx.metrics->Errors("truncated_unread", "receiving")) {
   fp_options_.checksum = config.fingerprint.strategy == "checksum";
   fp_options_.lines = config.fingerprint.lines;
   fp_options_.ignored_header_bytes = config.fingerprint.ignored_header_bytes.bytes;
@@ -813,7 +822,24 @@ void FileSource::ResumeTruncatedFromCopies(Clock::time_point now) {
   if (truncated_under_reader_.empty()) return;
   auto list = std::move(truncated_under_reader_);
   truncated_under_reader_.clear();
-  for (const auto& p : list) ResumeFromCopy(p, "was truncated", now);
+  // Copies held open while blocked, not told apart yet from the file
+  // being read: they can be now.
+  for (auto& r : readers_) {
+    if (r.removed || r.id || !r.undecided || r.fd < 0) continue;
+    if (Identify(&r)) MarkDirty(&r);
+  }
+  for (const auto& t : list) {
+    if (t.progress->active || ResumeFromCopy(t.progress, "was truncated", now) || t.unread == 0) continue;
+    // Bytes its reader knew were there and had not read (it was behind:
+    // a sink down, or a backlog), with no copy left to read them from.
+    err_truncated_unread_->Increment();
+    LogLimited(log_limiter_, LogLevel::kWarn, id_,
+               t.path + " was truncated with at least " + std::to_string(t.unread) +
+                   " bytes not read yet (from offset " + std::to_string(t.progress->emit_pos) +
+                   "), and no copy holding them is beside it or among the files `include` matches (compressed, "
+                   "deleted or moved away before the source got to them): those lines are lost; with "
+                   "copytruncate use delaycompress, and keep more rotations than a sink outage may last");
+  }
 }
 
 bool FileSource::Included(const std::string& path) const {
@@ -837,8 +863,15 @@ void FileSource::DiscoverNamed(Clock::time_point now) {
   if (named_.empty()) return;
   std::sort(named_.begin(), named_.end());
   named_.erase(std::unique(named_.begin(), named_.end()), named_.end());
-  for (const auto& path : named_)
-    if (Included(path) && !Excluded(path)) DiscoverPath(path, false, now);
+  for (const auto& path : named_) {
+    if (Excluded(path)) continue;
+    if (Included(path)) DiscoverPath(path, false, now);
+    // While blocked, a copy the globs do not match may hold the only lines
+    // left of a file being read, once that file is truncated (copytruncate),
+    // and be deleted before the sink is back (logrotate's `rotate N`):
+    // held open until that is decided, as a copy the globs match is.
+    else if (blocked_ && fp_options_.checksum && RotationOfIncluded(path)) DiscoverPath(path, false, now, true);
+  }
   named_.clear();
 }
 
@@ -966,11 +999,12 @@ void FileSource::Discover(bool first) {
   MarkAllDirty();  // the poll that catches what inotify cannot see
 }
 
-void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_point now) {
+void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_point now, bool copy_only) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return;
   auto key = std::make_pair(static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino));
   if (auto it = by_inode_.find(key); it != by_inode_.end()) {
+    if (copy_only) return;  // a file being read, renamed: followed by its reader
     Reader* r = it->second;
     r->seen = true;
     r->rotated = false;
@@ -1047,6 +1081,7 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
     }
     Reader* r = AddReader(path, fd, key, 0);
     r->unchecked = st.st_size == 0;
+    r->copy_only = copy_only;
     TLOG_DEBUG(id_, "watching " + path + ": waiting for its first line(s) to identify it");
     KeepWithinCap(r);
     MarkDirty(r);
@@ -1054,6 +1089,10 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
   }
   const uint64_t fp = (*id)->fingerprint;
   const Match m = MatchKnown(fd, st, **id, nullptr);
+  if (copy_only && (m.kind == Match::kNew || m.kind == Match::kStartOver)) {
+    ::close(fd);  // not the rest of a file being read: not ours to read
+    return;
+  }
   std::shared_ptr<file::Progress> progress;
   uint64_t pos = 0;
   switch (m.kind) {
@@ -1068,6 +1107,7 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
                        (m.original != nullptr && m.original->splitter.offset() < static_cast<uint64_t>(st.st_size)))) {
         Reader* r = AddReader(path, fd, key, 0);
         r->undecided = true;
+        r->copy_only = copy_only;
         TLOG_DEBUG(id_, "holding " + path + " open: maybe a copy of " + m.other + ", decided once it is read again");
         KeepWithinCap(r);
         MarkDirty(r);
@@ -1418,7 +1458,9 @@ void FileSource::Truncated(Reader* r, const char* why) {
     if (fp_options_.checksum) {
       // Its copy may hold what was not read (copytruncate): looked for
       // beside it once this turn is over, unless the globs match the copy.
-      if (r->progress->emit_pos > 0) truncated_under_reader_.push_back(r->progress);
+      if (r->progress->emit_pos > 0 || r->size_seen > 0)
+        truncated_under_reader_.push_back(
+            {r->progress, r->path, r->size_seen > r->progress->emit_pos ? r->size_seen - r->progress->emit_pos : 0});
       r->progress.reset();
       r->id.reset();
     } else {
@@ -1438,6 +1480,7 @@ void FileSource::Truncated(Reader* r, const char* why) {
   r->splitter.Reset(0);
   r->check_pos = 0;
   r->check = 0;
+  r->size_seen = 0;
   r->unchecked = true;
   ::lseek(r->fd, 0, SEEK_SET);
 }
@@ -1455,7 +1498,12 @@ bool FileSource::Identify(Reader* r) {
   const Match m = MatchKnown(r->fd, st, **id, r);
   std::shared_ptr<file::Progress> progress;
   uint64_t pos = 0;
-  r->undecided = m.kind == Match::kUndecided && r->undecided;
+  r->undecided = m.kind == Match::kUndecided && (r->undecided || r->copy_only);
+  if (r->copy_only && (m.kind == Match::kNew || m.kind == Match::kStartOver)) {
+    TLOG_DEBUG(id_, r->path + " is no copy of a file being read: closed");
+    RemoveReader(r);
+    return false;
+  }
   switch (m.kind) {
     case Match::kUndecided:
       discovery_requested_ = true;  // which queues every reader again
@@ -1501,6 +1549,7 @@ bool FileSource::Identify(Reader* r) {
   progress->last_seen = Clock::now();
   TopUpLead(progress.get(), r->fd, HeadEnd(**id));
   known_changed_ = true;
+  r->copy_only = false;
   r->progress = progress;
   return true;
 }
@@ -1799,6 +1848,7 @@ bool FileSource::ReadTurn(Reader* r) {
       Truncated(r, "was rewritten (its first lines are the same, the lines before the read position changed)");
     }
   }
+  r->size_seen = static_cast<uint64_t>(st.st_size);
   if (r->unchecked && st.st_size > 0 && SkipIfCompressed(r->fd, {r->dev, r->ino}, r->path, &r->unchecked)) {
     std::shared_ptr<file::Progress> p = r->progress;  // device_and_inode: identified while empty
     RemoveReader(r);
@@ -2119,8 +2169,16 @@ void FileSource::Work() {
   DiscoverNamed(now);
   const auto cooldown = config_.glob_minimum_cooldown_ms.get();
   const auto triggered_cooldown = std::min<std::chrono::milliseconds>(cooldown, std::chrono::milliseconds(100));
-  if (now - last_discovery_ >= cooldown || (discovery_requested_ && now - last_discovery_ >= triggered_cooldown))
+  if (now - last_discovery_ >= cooldown || (discovery_requested_ && now - last_discovery_ >= triggered_cooldown)) {
     Discover(false);
+    // What the readers do not get to read while blocked is at least known,
+    // should a file be truncated before they do (ResumeTruncatedFromCopies).
+    for (auto& r : readers_) {
+      struct stat st;
+      if (!r.removed && r.fd >= 0 && ::fstat(r.fd, &st) == 0 && static_cast<uint64_t>(st.st_size) > r.size_seen)
+        r.size_seen = static_cast<uint64_t>(st.st_size);
+    }
+  }
   PublishCheckpoints();
   blocked_ = false;
 }

@@ -145,7 +145,8 @@ class FileSource final : public Source, private WhileBlocked {
 
   // Discovery and identity.
   void Discover(bool first);
-  void DiscoverPath(const std::string& path, bool first, Clock::time_point now);
+  // `copy_only`: found while blocked outside the globs (Reader::copy_only).
+  void DiscoverPath(const std::string& path, bool first, Clock::time_point now, bool copy_only = false);
   void Watch(const std::string& dir);
   void DrainInotify();
   // Paths inotify named as created or moved in that match `include`:
@@ -273,6 +274,7 @@ class FileSource final : public Source, private WhileBlocked {
   Counter* err_checkpoint_;
   Counter* err_compressed_;  // once per compressed file found (SkipIfCompressed)
   Counter* err_truncated_stopped_;  // WarnRewrittenWhileStopped
+  Counter* err_truncated_unread_;   // ResumeTruncatedFromCopies
   RateLimiter log_limiter_;
   RateLimiter copy_log_limiter_;
 
@@ -299,7 +301,12 @@ class FileSource final : public Source, private WhileBlocked {
     uint64_t ino;
   };
   std::vector<RewrittenAtStart> rewritten_at_start_;
-  std::vector<std::shared_ptr<file::Progress>> truncated_under_reader_;  // ResumeTruncatedFromCopies
+  struct TruncatedUnderReader {
+    std::shared_ptr<file::Progress> progress;
+    std::string path;
+    uint64_t unread;  // bytes its reader knew were there past its position
+  };
+  std::vector<TruncatedUnderReader> truncated_under_reader_;  // ResumeTruncatedFromCopies
   std::deque<Reader*> ready_;
   std::set<std::string> bad_paths_;      // reported once: unreadable, not a file
   std::map<std::pair<uint64_t, uint64_t>, int64_t> skipped_;  // copies already read: inode -> size

@@ -632,10 +632,16 @@ void CopytruncateWhileStopped(FileSourceTest& t, CopyIs copy, int new_lines) {
   }
   if (copy != CopyIs::kGone) written.insert(written.end(), in_copy.begin(), in_copy.end());
   agent = t.Start(config);
+  auto counted_now = [&] {
+    return t.Metric(*agent, "tributary_component_errors_total",
+                    {{"component_id", "in"}, {"error_type", "truncated_while_stopped"}});
+  };
+  // With nothing new to deliver, the start's warning is what tells that
+  // the source has looked.
+  if (copy == CopyIs::kGone) WaitFor([&] { return counted_now() == 1; }, 10s);
   ExpectExactlyOnce(written, t.out());
   const std::string warning = app + " holds other content than at its checkpoint (offset " + std::to_string(offset);
-  const double counted = t.Metric(*agent, "tributary_component_errors_total",
-                                  {{"component_id", "in"}, {"error_type", "truncated_while_stopped"}});
+  const double counted = counted_now();
   const std::string log = agent->process().Stderr();
   if (copy == CopyIs::kGone) {
     EXPECT_NE(log.find("WARN [in] " + warning), std::string::npos) << log;
@@ -1692,9 +1698,10 @@ class BlockedSourceTest : public FileSourceTest {
  public:
   void Run(const std::string& include, const std::string& extra, const std::string& buffer, int backlog,
            std::vector<std::string> args, bool transform,
-           const std::function<void(std::vector<std::string>*)>& while_blocked) {
+           const std::function<void(std::vector<std::string>*)>& while_blocked,
+           const std::function<void()>& before_start = nullptr) {
     std::vector<std::string> written;
-    ASSERT_NO_FATAL_FAILURE(StartBlocked(include, extra, buffer, backlog, args, transform, &written));
+    ASSERT_NO_FATAL_FAILURE(StartBlocked(include, extra, buffer, backlog, args, transform, &written, before_start));
     while_blocked(&written);
     // Nothing arrived, and the source has not handed on its backlog: it
     // was blocked all along.
@@ -1711,8 +1718,10 @@ class BlockedSourceTest : public FileSourceTest {
   // agent with a sink that cannot write (its directory is a file) and
   // waits until the source has stopped handing on lines short of the end
   // of its backlog (for 300 ms): blocked.
+  // `before_start`, if given, runs once the backlog is written.
   void StartBlocked(const std::string& include, const std::string& extra, const std::string& buffer, int backlog,
-                    std::vector<std::string> args, bool transform, std::vector<std::string>* written) {
+                    std::vector<std::string> args, bool transform, std::vector<std::string>* written,
+                    const std::function<void()>& before_start = nullptr) {
     {
       Logger log(logs() + "/app.log");
       for (int i = 0; i < backlog; ++i) {
@@ -1720,6 +1729,7 @@ class BlockedSourceTest : public FileSourceTest {
         log.Write(written->back());
       }
     }
+    if (before_start) before_start();
     WriteFile(blocked(), "");
     config_ = "data_dir: " + data_dir() + "\napi: { address: 127.0.0.1:0 }\nshutdown_timeout_secs: 20\n" +
               "sources:\n  in:\n    type: file\n    include: [\"" + include + "\"]\n    rotate_wait_secs: 0.5\n" +
@@ -1834,23 +1844,89 @@ TEST_F(BlockedSourceTest, ACopytruncatedFileWhoseCopyIsDeletedWhileBlockedIsRead
 // truncated. They were lost, with an info line "shrank: reading it again
 // from the start" (the chaos probe: 10,914 of 20,010 lines). The copy
 // beside it is now found by its first lines and read from where the
-// reader was.
+// reader was. (Made before the source blocked, as by a copytruncate the
+// source had not seen yet while it caught up with a backlog: looked for
+// when the reader finds its file truncated.)
 TEST_F(BlockedSourceTest, ACopytruncatedFileWhoseCopyTheGlobsDoNotMatchIsReadToItsEndFromTheCopy) {
-  Run(logs() + "/app.log", "", "{ type: memory, max_events: 100, when_full: block }", 20000, {}, false,
+  const std::string app = logs() + "/app.log";
+  Run(
+      app, "", "{ type: memory, max_events: 100, when_full: block }", 20000, {}, false,
       [&](std::vector<std::string>* w) {
-        const std::string app = logs() + "/app.log";
-        CopyFile(app, app + ".1");
         EXPECT_EQ(::truncate(app.c_str(), 0), 0);
         Logger log(app);
         for (int i = 0; i < 10; ++i) {
           w->push_back(LineFor("after-truncate", i));
           log.Write(w->back());
         }
-      });
+      },
+      [&] { CopyFile(app, app + ".1"); });
   EXPECT_NE(log_.find("app.log was truncated with lines not read yet: reading them from " + logs() +
                       "/app.log.1, a copy of it that `include` does not match"),
             std::string::npos)
       << log_;
+}
+
+// The same with the copy made while the source is blocked, and deleted
+// before the sink is back (logrotate's `rotate N` during a long outage):
+// it is held open once inotify names it, and read from where the reader
+// was once the reader finds app.log truncated.
+TEST_F(BlockedSourceTest, ACopyTheGlobsDoNotMatchMadeWhileBlockedIsReadFromWhereTheReaderWasEvenOnceDeleted) {
+  const std::string app = logs() + "/app.log", copy = app + ".1";
+  Run(app, "", "{ type: memory, max_events: 100, when_full: block }", 20000, {}, false,
+      [&](std::vector<std::string>* w) {
+        CopyFile(app, copy);
+        EXPECT_EQ(::truncate(app.c_str(), 0), 0);
+        {
+          Logger log(app);
+          for (int i = 0; i < 10; ++i) {
+            w->push_back(LineFor("after-truncate", i));
+            log.Write(w->back());
+          }
+        }
+        EXPECT_TRUE(WaitFor([&] { return Held(copy); }, 10s)) << "the copy is not held open";
+        fs::remove(copy);
+      });
+  EXPECT_NE(log_.find(copy + " now holds what " + app + " held: resuming at offset"), std::string::npos) << log_;
+}
+
+// A file truncated while the source is blocked, with lines it knew were
+// there and had not read, and no copy of them anywhere (`: > app.log`,
+// or copytruncate with the copy compressed at once): those lines are lost,
+// and the log and tributary_component_errors_total{error_type=
+// "truncated_unread"} say so, instead of an info line about a shrink.
+TEST_F(BlockedSourceTest, AFileTruncatedWhileBlockedWithNoCopyLeftIsWarnedAndCounted) {
+  const std::string app = logs() + "/app.log";
+  std::vector<std::string> written;
+  ASSERT_NO_FATAL_FAILURE(
+      StartBlocked(app, "", "{ type: memory, max_events: 100, when_full: block }", 20000, {}, false, &written));
+  ASSERT_EQ(::truncate(app.c_str(), 0), 0);
+  std::vector<std::string> after;
+  {
+    Logger log(app);
+    for (int i = 0; i < 10; ++i) {
+      after.push_back(LineFor("after-truncate", i));
+      log.Write(after.back());
+    }
+  }
+  Unblock();
+  const std::string out = blocked() + "/out.log";
+  ASSERT_TRUE(WaitFor([&] {
+    auto c = Counts(out);
+    return std::all_of(after.begin(), after.end(), [&](const std::string& l) { return c.count(l) > 0; });
+  }, 30s)) << agent_->process().Stderr();
+  // What was delivered: each line once, the lines handed on before the
+  // truncation among them; the rest of the backlog is lost.
+  auto c = Counts(out);
+  for (const auto& [line, n] : c) EXPECT_EQ(n, 1) << line;
+  EXPECT_LT(c.size(), written.size() + after.size());
+  EXPECT_GE(c.size(), static_cast<size_t>(handed_on_) + after.size());
+  EXPECT_EQ(agent_->Metric("tributary_component_errors_total",
+                           {{"component_id", "in"}, {"error_type", "truncated_unread"}}),
+            1);
+  const std::string log = agent_->process().Stderr();
+  EXPECT_NE(log.find("WARN [in] " + app + " was truncated with at least "), std::string::npos) << log;
+  EXPECT_NE(log.find("those lines are lost"), std::string::npos) << log;
+  Stop(agent_);
 }
 
 // An agent reading `app` into the Elasticsearch server at `url` (index
