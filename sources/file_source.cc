@@ -848,8 +848,8 @@ bool FileSource::Included(const std::string& path) const {
 }
 
 bool FileSource::RotationOfIncluded(const std::string& path) const {
-  const size_t name = path.rfind('/') + 1;
-  for (size_t n = path.size() - 1; n > name; --n)
+  const size_t name = path.rfind('/') + 1;  // 0 without a slash
+  for (size_t n = path.size(); n-- > name + 1;)
     if (Included(path.substr(0, n))) return true;
   return false;
 }
