@@ -406,6 +406,8 @@ void FileSource::LoadState(std::stop_token stop) {
     tracker_->Reset(p.get(), e.offset, e.check);
     known_.emplace(e.fingerprint, std::move(p));
   }
+  struct stat st;
+  if (!loaded->entries.empty() && ::stat(checkpoint_path_.c_str(), &st) == 0) checkpoints_mtime_ns_ = MtimeNs(st);
   TLOG_INFO(id_, "loaded " + std::to_string(loaded->entries.size()) + " checkpoint(s) from " + checkpoint_path_);
 }
 
@@ -765,6 +767,7 @@ void FileSource::WarnRewrittenWhileStopped() {
     if (!p->active && !p->gone && p->ino == 0 && !p->path.empty()) superseded.push_back(p);
   for (const auto& p : superseded)
     ResumeFromCopy(p, "was truncated or rewritten before the agent stopped", now, &listings);
+  ReadUnseenRotationsAtStart(now, &listings);
   for (const auto& [p, path, ino] : rewritten_at_start_) {
     if (!resumed.insert(ino).second) continue;  // resumed, or warned about
     err_truncated_stopped_->Increment();
@@ -778,6 +781,40 @@ void FileSource::WarnRewrittenWhileStopped() {
                    "names if they go elsewhere");
   }
   rewritten_at_start_.clear();
+}
+
+void FileSource::ReadUnseenRotationsAtStart(Clock::time_point now, DirListings* listings) {
+  if (!fp_options_.checksum || checkpoints_mtime_ns_ == 0) return;
+  std::set<std::string> files;  // the files the globs found, and where their symlinks lead
+  for (const auto& r : readers_) {
+    if (r.removed || !r.progress) continue;
+    files.insert(r.path);
+    if (!r.target.empty()) files.insert(r.target);
+  }
+  std::set<std::string> looked;
+  for (const auto& file : files) {
+    for (auto& path : RotationNamesOf(file, listings)) {
+      if (!looked.insert(path).second || Included(path) || Excluded(path) || by_path_.count(path)) continue;
+      struct stat st;
+      if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0 ||
+          MtimeNs(st) < checkpoints_mtime_ns_ ||
+          by_inode_.count({static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)}))
+        continue;
+      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+      if (fd < 0) continue;
+      bool unseen = false;
+      ssize_t got = 0;
+      if (::fstat(fd, &st) == 0 && CompressedFormat(fd, &got) == nullptr) {  // a .gz rotation holds read lines
+        auto id = file::Fingerprint(fd, st, fp_options_);
+        unseen = id.ok() && id->has_value() && MatchKnown(fd, st, **id, nullptr).kind == Match::kNew;
+      }
+      ::close(fd);
+      if (!unseen) continue;
+      TLOG_INFO(id_, path + ", named like a rotation of " + file +
+                         " and written since the agent last ran, holds lines it has not read: reading it");
+      DiscoverPath(path, false, now);
+    }
+  }
 }
 
 bool FileSource::ResumeFromCopy(const std::shared_ptr<file::Progress>& p, const std::string& why,

@@ -167,6 +167,12 @@ class FileSource final : public Source, private WhileBlocked {
   // was found.
   bool ResumeFromCopy(const std::shared_ptr<file::Progress>& p, const std::string& why, Clock::time_point now,
                       DirListings* listings = nullptr);
+  // At start: files named like rotations of the files the globs found
+  // (beside them, or beside where their symlinks lead), that the globs do
+  // not match, written since the checkpoints were, and holding a content
+  // no identity knows: what the file held between rotations while the
+  // agent was down (two copytruncates, or two renames). Read from the start.
+  void ReadUnseenRotationsAtStart(Clock::time_point now, DirListings* listings);
   // The identities truncated under their reader (checksum) since the last
   // call: ResumeFromCopy for each, outside ReadTurn.
   void ResumeTruncatedFromCopies(Clock::time_point now);
@@ -359,6 +365,7 @@ class FileSource final : public Source, private WhileBlocked {
   // Reading thread: what PublishCheckpoints has handed over.
   bool known_changed_ = true;
   bool new_identity_ = false;            // an identity added since the last publication
+  int64_t checkpoints_mtime_ns_ = 0;  // when the loaded checkpoints were written; 0: none loaded
   bool checkpoints_unreadable_ = false;  // checkpoints.json could not be read: read_from: end is not applied
   uint64_t kicked_generation_ = ~uint64_t{0};
   // Shared with the checkpoint thread, under ckpt_mu_.

@@ -742,6 +742,65 @@ TEST_F(FileSourceTest, CopytruncateWhileStoppedAfterCopytruncatesWhileRunningRes
   }
 }
 
+// Two rotations while the agent is stopped (include: [app.log], rotations
+// app.log.1, app.log.2): the content written between them is only in
+// app.log.1, and the agent never saw it. Found at start by its name (a
+// rotation of app.log), its time (written after the checkpoints) and its
+// first lines (no identity knows them), and read from the start. An older
+// rotation (app.log.3, written before) is not read again.
+void TwoRotationsWhileStopped(FileSourceTest& t, bool copytruncate) {
+  const std::string app = t.logs() + "/app.log";
+  std::vector<std::string> written;
+  {
+    Logger ancient(app + ".3");
+    for (int i = 0; i < 5; ++i) ancient.Write(LineFor("ancient", i));  // never expected
+  }
+  auto log = std::make_unique<Logger>(app);
+  auto write = [&](const std::string& tag, int from, int to) {
+    for (int i = from; i < to; ++i) {
+      written.push_back(LineFor(tag, i));
+      log->Write(written.back());
+    }
+  };
+  auto rotate = [&] {
+    if (fs::exists(app + ".1")) fs::rename(app + ".1", app + ".2");
+    if (copytruncate) {
+      CopyFile(app, app + ".1");
+      ASSERT_EQ(::ftruncate(log->fd(), 0), 0);
+    } else {
+      fs::rename(app, app + ".1");
+      log->Reopen();
+    }
+  };
+  write("gen0", 0, 100);
+  const std::string config = t.Config(app);
+  auto agent = t.Start(config);
+  ExpectExactlyOnce(written, t.out());
+  t.Stop(agent);
+  write("gen0", 100, 120);  // only in app.log.2 at the start
+  rotate();
+  write("gen1", 0, 30);  // only in app.log.1, never seen
+  rotate();
+  write("gen2", 0, 10);
+  agent = t.Start(config);
+  ExpectExactlyOnce(written, t.out());
+  const std::string text = agent->process().Stderr();
+  EXPECT_NE(text.find(app + ".1, named like a rotation of " + app +
+                      " and written since the agent last ran, holds lines it has not read: reading it"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("holds other content than at its checkpoint"), std::string::npos) << text;
+  t.Stop(agent);
+}
+
+TEST_F(FileSourceTest, TwoCopytruncatesWhileStoppedReadTheContentBetweenThemFromItsCopy) {
+  TwoRotationsWhileStopped(*this, true);
+}
+
+TEST_F(FileSourceTest, TwoRenameRotationsWhileStoppedReadTheFileBetweenThem) {
+  TwoRotationsWhileStopped(*this, false);
+}
+
 TEST_F(FileSourceTest, TruncateThenAppend) {
   const std::string app = logs() + "/app.log";
   auto agent = Start(Config(app));
