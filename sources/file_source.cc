@@ -152,8 +152,7 @@ struct FileSource::Reader {
   bool undecided = false;
   // Found while blocked, named like a rotation of a file the globs match
   // but not matched by them (copytruncate's app.log.1 with include:
-  // [app.log]): read only if it holds the rest of a content that was being
-  // read (kAdopt), never as a file of its own.
+  // [app.log]): held even once deleted, until Identify tells what it is.
   bool copy_only = false;
   // The file's size when its reader last looked: what it knew was there,
   // read or not (Truncated).
@@ -637,6 +636,13 @@ std::string DirectoryOf(const std::string& path) {
   return slash == 0 ? "/" : path.substr(0, slash);
 }
 
+// Named like a compressed rotation (app.log.1.gz): not held while blocked.
+bool CompressedName(std::string_view path) {
+  for (std::string_view ext : {".gz", ".xz", ".zst", ".bz2", ".zip", ".lz4"})
+    if (path.size() > ext.size() && path.substr(path.size() - ext.size()) == ext) return true;
+  return false;
+}
+
 // The names of the regular files (or of unknown type) in `dir`, sorted.
 std::vector<std::string> FileNamesIn(const std::string& dir) {
   std::vector<std::string> names;
@@ -906,8 +912,12 @@ void FileSource::DiscoverNamed(Clock::time_point now) {
     // While blocked, a copy the globs do not match may hold the only lines
     // left of a file being read, once that file is truncated (copytruncate),
     // and be deleted before the sink is back (logrotate's `rotate N`):
-    // held open until that is decided, as a copy the globs match is.
-    else if (blocked_ && fp_options_.checksum && RotationOfIncluded(path)) DiscoverPath(path, false, now, true);
+    // held open until that is decided, as a copy the globs match is. One
+    // whose content no identity knows was written during the outage and
+    // copied away before the reader got to it (a second copytruncate): it
+    // is read from its start, like a file created while blocked.
+    else if (blocked_ && fp_options_.checksum && RotationOfIncluded(path) && !CompressedName(path))
+      DiscoverPath(path, false, now, true);
   }
   named_.clear();
 }
@@ -1126,10 +1136,6 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
   }
   const uint64_t fp = (*id)->fingerprint;
   const Match m = MatchKnown(fd, st, **id, nullptr);
-  if (copy_only && (m.kind == Match::kNew || m.kind == Match::kStartOver)) {
-    ::close(fd);  // not the rest of a file being read: not ours to read
-    return;
-  }
   std::shared_ptr<file::Progress> progress;
   uint64_t pos = 0;
   switch (m.kind) {
@@ -1536,11 +1542,6 @@ bool FileSource::Identify(Reader* r) {
   std::shared_ptr<file::Progress> progress;
   uint64_t pos = 0;
   r->undecided = m.kind == Match::kUndecided && (r->undecided || r->copy_only);
-  if (r->copy_only && (m.kind == Match::kNew || m.kind == Match::kStartOver)) {
-    TLOG_DEBUG(id_, r->path + " is no copy of a file being read: closed");
-    RemoveReader(r);
-    return false;
-  }
   switch (m.kind) {
     case Match::kUndecided:
       discovery_requested_ = true;  // which queues every reader again

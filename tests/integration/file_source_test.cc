@@ -1948,6 +1948,38 @@ TEST_F(BlockedSourceTest, ACopyTheGlobsDoNotMatchMadeWhileBlockedIsReadFromWhere
   EXPECT_NE(log_.find(copy + " now holds what " + app + " held: resuming at offset"), std::string::npos) << log_;
 }
 
+// Two copytruncates during one outage (hourly rotation, a sink down for
+// hours): the reader is still in the first content; the second content
+// was written and copied away before it got there, so only its copy holds
+// it, and no identity knows it. Both copies are deleted before the sink is
+// back (`rotate 1`). The first copy is read from where the reader was, the
+// second from its start, the file's third content as usual.
+TEST_F(BlockedSourceTest, TwoCopytruncatesWhileBlockedLoseNothingEvenWithBothCopiesDeleted) {
+  const std::string app = logs() + "/app.log", copy1 = app + ".1", copy2 = app + ".2";
+  Run(app, "", "{ type: memory, max_events: 100, when_full: block }", 20000, {}, false,
+      [&](std::vector<std::string>* w) {
+        Logger log(app);
+        auto rotate = [&] {
+          if (fs::exists(copy1)) fs::rename(copy1, copy2);
+          CopyFile(app, copy1);
+          EXPECT_EQ(::ftruncate(log.fd(), 0), 0);
+          EXPECT_TRUE(WaitFor([&] { return Held(copy1); }, 10s)) << "the copy is not held open";
+        };
+        rotate();
+        for (int i = 0; i < 300; ++i) {
+          w->push_back(LineFor("second", i));
+          log.Write(w->back());
+        }
+        rotate();
+        for (int i = 0; i < 10; ++i) {
+          w->push_back(LineFor("third", i));
+          log.Write(w->back());
+        }
+        fs::remove(copy1);
+        fs::remove(copy2);
+      });
+}
+
 // A file truncated while the source is blocked, with lines it knew were
 // there and had not read, and no copy of them anywhere (`: > app.log`,
 // or copytruncate with the copy compressed at once): those lines are lost,
