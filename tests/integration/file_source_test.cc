@@ -1851,6 +1851,26 @@ class BlockedSourceTest : public FileSourceTest {
     fs::rename(moved, moved + ".1");
   }
 
+  // Blocked with `include`: app.log copied to app.log.1 and truncated,
+  // ten lines written to it, and the copy deleted once the source holds it.
+  void CopytruncateThenDeleteTheCopyWhileBlocked(const std::string& include) {
+    Run(include, "", "{ type: memory, max_events: 100, when_full: block }", 20000, {}, false,
+        [&](std::vector<std::string>* w) {
+          const std::string app = logs() + "/app.log", copy = app + ".1";
+          CopyFile(app, copy);
+          EXPECT_EQ(::truncate(app.c_str(), 0), 0);
+          {
+            Logger log(app);
+            for (int i = 0; i < 10; ++i) {
+              w->push_back(LineFor("after-truncate", i));
+              log.Write(w->back());
+            }
+          }
+          EXPECT_TRUE(WaitFor([&] { return Held(copy); }, 10s)) << "the copy is not held open";
+          fs::remove(copy);
+        });
+  }
+
   std::unique_ptr<Agent> agent_;
   std::string config_;
   double handed_on_ = -1;
@@ -1880,21 +1900,7 @@ TEST_F(BlockedSourceTest, FilesCreatedWhileBlockedByAFullDiskBufferAreRead) {
 // open (whether it is a copy of app.log is decided once app.log's reader
 // sees the truncation) and read from where app.log's reader was.
 TEST_F(BlockedSourceTest, ACopytruncatedFileWhoseCopyIsDeletedWhileBlockedIsReadToItsEnd) {
-  Run(logs() + "/app.log*", "", "{ type: memory, max_events: 100, when_full: block }", 20000, {}, false,
-      [&](std::vector<std::string>* w) {
-        const std::string app = logs() + "/app.log", copy = logs() + "/app.log.1";
-        CopyFile(app, copy);
-        EXPECT_EQ(::truncate(app.c_str(), 0), 0);
-        {
-          Logger log(app);
-          for (int i = 0; i < 10; ++i) {
-            w->push_back(LineFor("after-truncate", i));
-            log.Write(w->back());
-          }
-        }
-        EXPECT_TRUE(WaitFor([&] { return Held(copy); }, 10s)) << "the copy is not held open";
-        fs::remove(copy);
-      });
+  CopytruncateThenDeleteTheCopyWhileBlocked(logs() + "/app.log*");
 }
 
 // logrotate's copytruncate while the source is blocked (a sink outage)
@@ -1931,20 +1937,7 @@ TEST_F(BlockedSourceTest, ACopytruncatedFileWhoseCopyTheGlobsDoNotMatchIsReadToI
 // was once the reader finds app.log truncated.
 TEST_F(BlockedSourceTest, ACopyTheGlobsDoNotMatchMadeWhileBlockedIsReadFromWhereTheReaderWasEvenOnceDeleted) {
   const std::string app = logs() + "/app.log", copy = app + ".1";
-  Run(app, "", "{ type: memory, max_events: 100, when_full: block }", 20000, {}, false,
-      [&](std::vector<std::string>* w) {
-        CopyFile(app, copy);
-        EXPECT_EQ(::truncate(app.c_str(), 0), 0);
-        {
-          Logger log(app);
-          for (int i = 0; i < 10; ++i) {
-            w->push_back(LineFor("after-truncate", i));
-            log.Write(w->back());
-          }
-        }
-        EXPECT_TRUE(WaitFor([&] { return Held(copy); }, 10s)) << "the copy is not held open";
-        fs::remove(copy);
-      });
+  CopytruncateThenDeleteTheCopyWhileBlocked(app);
   EXPECT_NE(log_.find(copy + " now holds what " + app + " held: resuming at offset"), std::string::npos) << log_;
 }
 
