@@ -155,9 +155,13 @@ class FileSource final : public Source, private WhileBlocked {
   bool Included(const std::string& path) const;
   bool FollowRenamed(Reader* r);
   void ResumeRenamedAtStart(Clock::time_point now);
-  // After the first discovery: checkpointed files whose inode holds other
-  // content now, and that no file the globs match continues, are warned
-  // about and counted (truncated_while_stopped).
+  // After the first discovery, the start's passes over copies beside the
+  // files (one listing per directory): checkpointed contents whose inode
+  // holds other content now are resumed from a copy, and those that gave
+  // up their inode before the stop (ClaimInode) likewise; rotations the
+  // agent never saw are read (ReadUnseenRotationsAtStart). An inode none
+  // of whose contents goes on in a copy or a file the globs match is
+  // warned about and counted (truncated_while_stopped).
   void WarnRewrittenWhileStopped();
   // Looks beside `p`'s file (and the file its path led to), among the
   // files named like its rotations (RotationNamesOf), for a copy of its
