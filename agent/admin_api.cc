@@ -134,7 +134,10 @@ Status AdminApi::Start(const std::string& address) {
   if (ec) return Status::IoError("cannot listen on " + address + ": " + ec.message());
   port_ = acc.local_endpoint().port();
   impl_->Accept();
-  impl_->thread = std::thread([this] { impl_->io.run(); });
+  impl_->thread = std::thread([this] {
+    NameThread("api");
+    impl_->io.run();
+  });
   const std::string shown = ip.is_v6() ? "[" + host + "]" : host;
   TLOG_INFO("", "API listening on http://" + shown + ":" + std::to_string(port_) + " (/metrics /health /ready)");
   return Status::Ok();

@@ -254,7 +254,10 @@ class DiskBuffer::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   Status Recover();
-  void StartFlusher() { flusher_ = std::thread([this] { FlusherLoop(); }); }
+  void StartFlusher() { flusher_ = std::thread([this] {
+    NameThread("disk-buffer");
+    FlusherLoop();
+  }); }
   void Shutdown();
   void Release();
 

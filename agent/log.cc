@@ -1,7 +1,9 @@
 #include "agent/log.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "agent/event.h"
@@ -27,6 +29,14 @@ const char* LevelName(LogLevel l) {
 }
 
 }  // namespace
+
+void NameThread(std::string_view name) {
+  char buf[16];  // the kernel keeps 15 bytes and the terminating NUL
+  const size_t n = std::min(name.size(), sizeof buf - 1);
+  name.copy(buf, n);
+  buf[n] = '\0';
+  pthread_setname_np(pthread_self(), buf);
+}
 
 bool ParseLogLevel(std::string_view s, LogLevel* out) {
   if (s == "trace") *out = LogLevel::kTrace;

@@ -23,6 +23,11 @@ void SetLogJson(bool json);
 LogLevel GetLogLevel();
 inline bool LogEnabled(LogLevel l) { return l >= GetLogLevel(); }
 
+// Names the calling thread (what `top -H`, `ps -T` and /proc/PID/task show),
+// cut to the kernel's 15 bytes: "src:" or "sink:" and a component id, "api",
+// "checkpoints", "worker".
+void NameThread(std::string_view name);
+
 // Writes one line: `component` may be empty (agent-wide messages). In the
 // text format the component and message are escaped (AppendLogText), so
 // that one record is one line whatever it quotes; the JSON format escapes

@@ -69,6 +69,7 @@ class Topology::SourceRunner final : public SourceContext {
 
   void Start() {
     thread_ = std::jthread([this](std::stop_token) {
+      NameThread("src:" + node_->id);
       Status s = node_->source->Run(*this);
       while_blocked_ = nullptr;  // Run has returned: the source's work is over
       Flush();
@@ -235,6 +236,7 @@ class Topology::SinkRunner final : public SinkContext, public SinkInput {
 
   void Start() {
     thread_ = std::jthread([this](std::stop_token) {
+      NameThread("sink:" + node_->id);
       Status s = node_->sink->Run(*this);
       if (!s.ok()) TLOG_ERROR(node_->id, "sink stopped with an error: " + s.ToString());
       {

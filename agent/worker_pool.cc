@@ -2,13 +2,17 @@
 
 #include <chrono>
 
+#include "agent/log.h"
 #include "agent/memory.h"
 
 namespace tributary {
 
 WorkerPool::WorkerPool(size_t threads) {
   threads_.reserve(threads);
-  for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
+  for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] {
+      NameThread("worker");
+      Loop();
+    });
 }
 
 WorkerPool::~WorkerPool() { Stop(); }

@@ -19,6 +19,8 @@
 #include <cerrno>
 #include <thread>
 
+#include "agent/log.h"
+
 namespace tributary::es {
 
 namespace asio = boost::asio;
@@ -375,7 +377,10 @@ Result<std::unique_ptr<HttpClient>> HttpClient::Create(HttpClientOptions options
 void HttpClient::Start() {
   if (impl_->thread.joinable()) return;
   Impl* impl = impl_.get();
-  impl_->thread = std::thread([impl] { impl->io.run(); });
+  impl_->thread = std::thread([impl] {
+    NameThread("es-http");
+    impl->io.run();
+  });
 }
 
 HttpClient::~HttpClient() {

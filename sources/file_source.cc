@@ -18,6 +18,7 @@
 #include "agent/backoff.h"
 #include "agent/env.h"
 #include "agent/json.h"
+#include "agent/log.h"
 #include "agent/memory.h"
 #include "sources/file/glob.h"
 
@@ -2031,7 +2032,10 @@ Status FileSource::Run(SourceContext& ctx) {
   // Delivered lines are checkpointed as they are acknowledged, whatever
   // the reading thread is doing (waiting for input, or blocked in Send).
   tracker_->set_on_advance([this] { KickCheckpoints(); });
-  ckpt_thread_ = std::thread([this] { CheckpointLoop(); });
+  ckpt_thread_ = std::thread([this] {
+    NameThread("checkpoints");
+    CheckpointLoop();
+  });
   // A full buffer blocks Send: discovery goes on meanwhile (Work).
   ctx.SetWhileBlocked(this);
   auto stop = ctx.stop_token();

@@ -1,6 +1,10 @@
 #include "agent/log.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
 
 namespace tributary {
 namespace {
@@ -23,6 +27,27 @@ TEST(LogTextTest, ControlBytesAndInvalidUtf8AreEscapedTheRestKept) {
   EXPECT_EQ(LogText("\xc3\xa9t\xc3\xa9 \xe2\x80\xa8 \xf0\x9f\x98\x80"), "\xc3\xa9t\xc3\xa9 \xe2\x80\xa8 \xf0\x9f\x98\x80");
   EXPECT_EQ(LogText("cut \xc3"), "cut \\xc3");            // a sequence cut short
   EXPECT_EQ(LogText("over \xc0\xaf"), "over \\xc0\\xaf");  // an overlong '/'
+}
+
+std::string ThreadName() {
+  std::ifstream in("/proc/self/task/" + std::to_string(gettid()) + "/comm");
+  std::string name;
+  std::getline(in, name);
+  return name;
+}
+
+// `top -H` tells the agent's threads apart; a name past the kernel's 15
+// bytes is cut, not refused (which would leave the thread unnamed).
+TEST(NameThreadTest, NamesTheCallingThreadCutTo15Bytes) {
+  std::string short_name, long_name;
+  std::thread([&] {
+    NameThread("sink:out");
+    short_name = ThreadName();
+    NameThread("src:a_long_component_id");
+    long_name = ThreadName();
+  }).join();
+  EXPECT_EQ(short_name, "sink:out");
+  EXPECT_EQ(long_name, "src:a_long_comp");
 }
 
 // A destination that flaps logs its first spells, then goes quiet; a
