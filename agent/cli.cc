@@ -435,11 +435,13 @@ std::optional<config::Config> LoadForReload(const Options& o, const config::Conf
 
 // SIGHUP, second half, once the old pipeline has stopped: builds and starts
 // the new one, so that nothing is read twice or skipped. If it cannot be
-// built, the previous config is built again; false if that fails too
+// built (a config that loads but names a directory that cannot be made,
+// say), the previous config is built and started again, and *not_built
+// says why in one line. False only if that fails too: no pipeline runs
 // (*topology is then null). Metrics: the kept components' series keep
 // their values; those of removed components leave /metrics.
 bool ReplacePipeline(const Options& o, std::optional<config::Config>* cfg, config::Config next,
-                     std::unique_ptr<Topology>* topology, Metrics* metrics) {
+                     std::unique_ptr<Topology>* topology, Metrics* metrics, std::string* not_built) {
   // A sink thread the old pipeline abandoned may still update its series.
   const auto& abandoned = (*topology)->AbandonedSinks();
   const std::set<std::string> busy_series(abandoned.begin(), abandoned.end());
@@ -457,6 +459,7 @@ bool ReplacePipeline(const Options& o, std::optional<config::Config>* cfg, confi
   } else {
     TLOG_ERROR("", "reload: cannot build the new pipeline (" + built.status().message() +
                        "); restarting the previous one");
+    *not_built = "cannot build the new pipeline: " + built.status().message();
     metrics->BeginGeneration();  // what the failed build bound is not the running pipeline's
     auto again = Topology::Build(**cfg, metrics, Hostname(), Threads(o));
     if (!again.ok()) {
@@ -473,7 +476,8 @@ bool ReplacePipeline(const Options& o, std::optional<config::Config>* cfg, confi
   ApplyLogSettings(**cfg, o);
   (*topology)->Start();
   if (ok) TLOG_INFO("", "reloaded: " + Describe(**cfg));
-  return ok;
+  else TLOG_WARN("", "reload: the previous configuration runs again: " + Describe(**cfg));
+  return true;
 }
 
 const char* SignalName(int sig) {
@@ -705,14 +709,14 @@ int Run(const Options& o) {
           TLOG_WARN("", "reload: the old pipeline did not drain in time; the new one goes on from its disk buffers "
                         "and checkpoints");
         }
-        if (!ReplacePipeline(o, &cfg, std::move(*next), &topology, &metrics)) {
+        if (!ReplacePipeline(o, &cfg, std::move(*next), &topology, &metrics, &refused)) {
           TLOG_ERROR("", "no pipeline is running after the failed reload; exiting");
           if (api) api->Stop();
           return kExitFailure;
         }
       }
       // `systemctl status` shows a refused reload until the next one.
-      const std::string status = next ? "running" : "running; the last reload was refused: " + refused;
+      const std::string status = refused.empty() ? "running" : "running; the last reload was refused: " + refused;
       sd_notify(0, ("READY=1\nSTATUS=" + status).c_str());
       continue;
     }

@@ -1031,6 +1031,46 @@ TEST(ReloadTest, ARefusedReloadShowsInTheServiceStatus) {
   EXPECT_EQ(agent.process().Wait(seconds(10)), 0) << agent.process().Stderr();
 }
 
+// A config that loads but cannot be built (here a disk buffer whose
+// directory is taken by a regular file) is a refused reload like an
+// invalid one: the previous pipeline is built and started again, and the
+// service status says why. Before, the agent exited 1 after rebuilding it,
+// and the restart then failed with 78 on the same config.
+TEST(ReloadTest, AConfigThatLoadsButCannotBeBuiltKeepsThePreviousPipelineRunning) {
+  TempDir dir;
+  NotifySocket notify(dir / "notify.sock");
+  ASSERT_TRUE(notify.ok());
+  const std::string a = dir / "a.log";
+  Agent agent(dir, ReloadConfig(dir, a), {}, {{"NOTIFY_SOCKET", dir / "notify.sock"}});
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  ASSERT_TRUE(WaitFor([&] { return ReadLines(a).size() >= 5; })) << agent.process().Stderr();
+
+  std::filesystem::create_directories(dir.path() + "/data/buffer");
+  WriteFile(dir.path() + "/data/buffer/archive", "not a directory\n");
+  WriteFile(dir / "tributary.yaml", "data_dir: " + dir.path() + "/data\napi: { address: \"127.0.0.1:0\" }\n" +
+                                       "sources: { demo: { type: demo_logs, format: json, interval: 0.01 } }\n"
+                                       "sinks:\n  out: { type: file, inputs: [demo], path: \"" + a + "\" }\n"
+                                       "  archive: { type: blackhole, inputs: [demo], buffer: { type: disk } }\n");
+  // It loads: what fails is the build.
+  ASSERT_EQ(Tributary({"validate", "--no-environment", "-c", dir / "tributary.yaml"}).code, 0);
+  agent.process().Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] {
+    return agent.process().Stderr().find("the previous configuration runs again") != std::string::npos;
+  })) << agent.process().Stderr();
+  EXPECT_NE(agent.process().Stderr().find("cannot build the new pipeline"), std::string::npos);
+  const size_t before = ReadLines(a).size();
+  EXPECT_TRUE(WaitFor([&] { return ReadLines(a).size() >= before + 5; })) << agent.process().Stderr();
+  EXPECT_EQ(HttpGet("127.0.0.1", agent.api_port(), "/ready").status, 200);
+  std::string status;
+  EXPECT_TRUE(WaitFor([&] {
+    for (const auto& [at, m] : notify.Poll())
+      if (size_t p = m.find("STATUS="); p != std::string::npos) status = m.substr(p + 7, m.find('\n', p) - p - 7);
+    return status.rfind("running; the last reload was refused: cannot build the new pipeline: ", 0) == 0;
+  })) << status;
+  agent.process().Signal(SIGTERM);
+  EXPECT_EQ(agent.process().Wait(seconds(10)), 0) << agent.process().Stderr();
+}
+
 // In the text log format a record is one line: a reload's config errors
 // (several lines of file:line:col and a blank line) were written as they
 // were, and each line but the first became a record of its own, without a
