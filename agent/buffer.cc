@@ -197,6 +197,18 @@ std::string DiskBufferDir(const std::string& data_dir, const std::string& sink_i
   return data_dir + "/buffer/" + sink_id;
 }
 
+Result<uint64_t> UndeliveredInDiskBuffer(const std::string& dir) {
+  if (!HoldsSegments(dir)) return uint64_t{0};
+  DiskBufferOptions o;
+  o.dir = dir;
+  o.name = std::filesystem::path(dir).filename().string();
+  o.max_size = ~0ull;  // nothing is written to it
+  Metrics unserved;    // series of no sink: not on /metrics
+  auto b = DiskBuffer::Open(o, unserved.ForBuffer(o.name, "", "disk"));
+  if (!b.ok()) return b.status();
+  return (*b)->stats().events;
+}
+
 Result<std::unique_ptr<Buffer>> MakeBuffer(const config::BufferConfig& config, const std::string& sink_id,
                                            const std::string& sink_type, const std::string& data_dir,
                                            Metrics* metrics) {

@@ -102,6 +102,12 @@ class MemoryBuffer final : public Buffer {
 // Where a sink's disk buffer lives: data_dir/buffer/<sink_id>.
 std::string DiskBufferDir(const std::string& data_dir, const std::string& sink_id);
 
+// How many events the disk buffer in `dir` holds undelivered, for a
+// directory no sink of the configuration uses (a sink removed or renamed
+// while its disk buffer held events). Opens it, recovering it as a start
+// would, and closes it; an error if it cannot (locked, unreadable).
+Result<uint64_t> UndeliveredInDiskBuffer(const std::string& dir);
+
 // Builds the buffer a sink's config asks for. Disk buffers live in
 // DiskBufferDir.
 Result<std::unique_ptr<Buffer>> MakeBuffer(const config::BufferConfig& config, const std::string& sink_id,

@@ -402,6 +402,32 @@ void WarnAboutUnusedCheckpoints(const config::Config& cfg) {
   }
 }
 
+// Disk buffers of sinks the configuration no longer has, removed or renamed
+// while their buffer held events (a reload whose drain timed out with the
+// sink down): those events were acknowledged to their sources and would be
+// sent nowhere, so every start and reload says so while they are there,
+// with the way out.
+void WarnAboutOrphanedDiskBuffers(const config::Config& cfg) {
+  std::set<std::string> sinks;
+  for (const auto& c : cfg.components)
+    if (c.kind == ComponentKind::kSink) sinks.insert(c.id);
+  const fs::path root = fs::path(cfg.global.data_dir) / "buffer";
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    const std::string id = e.path().filename().string();
+    if (sinks.contains(id) || !e.is_directory(ec)) continue;
+    auto n = UndeliveredInDiskBuffer(e.path().string());
+    if (n.ok() && *n == 0) continue;
+    TLOG_ERROR(id, e.path().string() + " holds " +
+                       (n.ok() ? std::to_string(*n) + " undelivered events"
+                               : "undelivered events (" + n.status().message() + ")") +
+                       " of the disk buffer of sink `" + id + "`, which the configuration no longer has: they are "
+                       "sent nowhere. To deliver them, give the sink its id `" + id + "` back (a renamed sink: stop "
+                       "the agent, rename the directory to the new id, start it); delete the directory if they are "
+                       "not wanted");
+  }
+}
+
 // SIGHUP, first half: loads and validates the new config; if it is
 // invalid, logs why and returns nullopt (the running pipeline is kept).
 // Otherwise the caller stops the running pipeline (Topology::Stop: it
@@ -450,6 +476,7 @@ bool ReplacePipeline(const Options& o, std::optional<config::Config>* cfg, confi
   // its sink threads is stuck.
   Topology::Dispose(std::move(*topology));
   WarnAboutUnusedCheckpoints(next);  // the old pipeline's final checkpoints are written
+  WarnAboutOrphanedDiskBuffers(next);  // and its disk buffers closed
   metrics->BeginGeneration();
   auto built = Topology::Build(next, metrics, Hostname(), Threads(o));
   bool ok = built.ok();
@@ -633,6 +660,7 @@ int Run(const Options& o) {
   Metrics metrics;
   std::unique_ptr<Topology> topology;
   WarnAboutUnusedCheckpoints(*cfg);
+  WarnAboutOrphanedDiskBuffers(*cfg);
   {
     auto built = Topology::Build(*cfg, &metrics, Hostname(), Threads(o));
     if (!built.ok()) {

@@ -402,5 +402,44 @@ TEST(DiskBufferIntegrationTest, ReloadFromDiskToMemoryDeliversWhatTheDiskBufferH
   EXPECT_FALSE(fs::exists(dir / "data/buffer/out")) << "the drained disk buffer is left behind";
 }
 
+// A sink renamed while its disk buffer holds events (the sink down): the
+// buffer is kept under the old id, and its events, acknowledged to the
+// file source long ago, would be sent nowhere. Before, the only line was
+// the drain's timeout; now each start and reload names the directory, the
+// count and the way out, and giving the sink its id back delivers them.
+TEST(DiskBufferIntegrationTest, ARenamedSinkWhoseDiskBufferHoldsEventsIsReportedAndItsOldIdDeliversThem) {
+  TempDir dir;
+  SinkDown(dir);
+  WriteFile(dir / "in.log", NumberedLines(0, 2000));
+  const std::string config = FileToFileConfig(dir, "{ type: disk, flush_interval_ms: 20 }");
+  std::string renamed = config;
+  renamed.replace(renamed.find("  out:\n"), 7, "  archive:\n");
+  Agent agent(dir, config);
+  ASSERT_GT(agent.api_port(), 0) << agent.process().Stderr();
+  ASSERT_TRUE(WaitFor([&] { return BufferMetric(agent, "tributary_buffer_events") == 2000; }))
+      << agent.process().Stderr();
+  WriteFile(dir / "tributary.yaml", renamed);
+  agent.process().Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return Count(agent.process().Stderr(), "reloaded:") == 1; }))
+      << agent.process().Stderr();
+  EXPECT_NE(agent.process().Stderr().find((dir / "data/buffer/out") +
+                                          " holds 2000 undelivered events of the disk buffer of sink `out`, which "
+                                          "the configuration no longer has"),
+            std::string::npos)
+      << agent.process().Stderr();
+  WriteFile(dir / "tributary.yaml", config);
+  agent.process().Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return Count(agent.process().Stderr(), "reloaded:") == 2; }))
+      << agent.process().Stderr();
+  EXPECT_EQ(Count(agent.process().Stderr(), "which the configuration no longer has"), 1u)
+      << "the empty buffer of `archive` is reported too";
+  SinkUp(dir);
+  ASSERT_TRUE(WaitFor([&] { return ReadLines(dir / "out/out.log").size() >= 2000; }, 60s))
+      << agent.process().Stderr();
+  agent.process().Signal(SIGTERM);
+  EXPECT_EQ(agent.process().Wait(10s), 0) << agent.process().Stderr();
+  EXPECT_EQ(ReadLines(dir / "out/out.log"), ReadLines(dir / "in.log")) << "lost, doubled or out of order";
+}
+
 }  // namespace
 }  // namespace tributary::testing
