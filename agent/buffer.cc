@@ -154,6 +154,10 @@ class DrainingBuffer final : public Buffer {
     return main_->Next(out, timeout);
   }
   void Close() override { main_->Close(); }
+  void CloseKeeping() override {
+    leftover_->CloseKeeping();  // the rest is delivered first by the next one
+    main_->Close();
+  }
   void Abort() override {
     leftover_->Abort();
     main_->Abort();

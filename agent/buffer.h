@@ -9,7 +9,7 @@
 // finalizers advance its own read position.
 //
 // Lifecycle: Push* → Close() (no more pushes; the reader drains, then sees
-// kClosed) → destroyed. Abort() makes a blocked Push and Next return at
+// kClosed) or CloseKeeping() → destroyed. Abort() makes a blocked Push and Next return at
 // once and fails what is left in memory (shutdown timeout). Release()
 // stands for destruction when a stuck sink thread still holds the buffer.
 
@@ -38,6 +38,14 @@ class Buffer : public SinkInput {
   // on the calling thread, with no lock held.
   virtual bool Push(Batch batch, WhileBlocked* while_blocked = nullptr) = 0;
   virtual void Close() = 0;
+  // Close() for a stop after which the same sink reads this buffer again
+  // (a restart, or a reload that keeps the sink): a buffer that keeps its
+  // events across it (on disk) hands out nothing more, and the reader sees
+  // kClosed once the batches it has taken are done; what it did not take
+  // waits there. Waiting for a slow sink to empty a disk backlog would hold
+  // the sources back for the whole stop and then stop hard, sending again
+  // what was in flight. A memory buffer drains, as with Close().
+  virtual void CloseKeeping() { Close(); }
   virtual void Abort() = 0;
   // After Abort, when the sink thread reading the buffer is stuck and the
   // object must outlive it: gives back the files and locks the buffer

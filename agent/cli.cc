@@ -402,15 +402,20 @@ void WarnAboutUnusedCheckpoints(const config::Config& cfg) {
   }
 }
 
+std::set<std::string> SinkIds(const config::Config& cfg) {
+  std::set<std::string> ids;
+  for (const auto& c : cfg.components)
+    if (c.kind == ComponentKind::kSink) ids.insert(c.id);
+  return ids;
+}
+
 // Disk buffers of sinks the configuration no longer has, removed or renamed
 // while their buffer held events (a reload whose drain timed out with the
 // sink down): those events were acknowledged to their sources and would be
 // sent nowhere, so every start and reload says so while they are there,
 // with the way out.
 void WarnAboutOrphanedDiskBuffers(const config::Config& cfg) {
-  std::set<std::string> sinks;
-  for (const auto& c : cfg.components)
-    if (c.kind == ComponentKind::kSink) sinks.insert(c.id);
+  const std::set<std::string> sinks = SinkIds(cfg);
   const fs::path root = fs::path(cfg.global.data_dir) / "buffer";
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(root, ec)) {
@@ -699,6 +704,7 @@ int Run(const Options& o) {
   int exit_code = kExitOk;
   bool stopped = false;  // the pipeline was stopped by a shutdown during a reload
   bool clean = true;
+  bool finished = false;  // the sources have finished by themselves: the sinks deliver everything
   while (true) {
     if (watchdog) sd_notify(0, "WATCHDOG=1");
     int sig = sigtimedwait(&signals, nullptr, &tick);
@@ -725,7 +731,10 @@ int Run(const Options& o) {
             });
           }
           SignalWatch watch(signals, topology.get(), &shutdown, /*reloading=*/true, timeout());
-          drained = topology->Stop(timeout());
+          // The sinks the new pipeline keeps read their disk buffers on:
+          // not emptied first.
+          const std::set<std::string> kept = SinkIds(*next);
+          drained = topology->Stop(timeout(), &kept);
         }
         if (shutdown.requested) {
           // A SIGTERM during the drain: that stop was the shutdown.
@@ -755,6 +764,7 @@ int Run(const Options& o) {
       } else {
         TLOG_INFO("", "all sources finished, shutting down");
       }
+      finished = true;
       break;
     }
     if (std::string why = topology->AbandonedSink(); !why.empty()) {
@@ -766,7 +776,11 @@ int Run(const Options& o) {
   shutdown.Begin();
   if (!stopped) {
     SignalWatch watch(signals, topology.get(), &shutdown, /*reloading=*/false, timeout());
-    clean = topology->Stop(timeout());
+    // A stop signal: the next start reads the disk buffers on, so they are
+    // not emptied first. Sources that have finished by themselves (stdin at
+    // its end, demo_logs with a count) see everything delivered.
+    const std::set<std::string> kept = SinkIds(*cfg);
+    clean = topology->Stop(timeout(), finished ? nullptr : &kept);
   }
   if (api) api->Stop();
   if (shutdown.forced && !clean) exit_code = kExitForced;

@@ -263,7 +263,8 @@ class DiskBuffer::Impl : public std::enable_shared_from_this<Impl> {
 
   bool Push(Batch batch, WhileBlocked* while_blocked);
   SinkInput::Result Next(Batch* out, std::chrono::milliseconds timeout);
-  void Close();
+  // `keeping`: CloseKeeping (buffer.h).
+  void Close(bool keeping);
   void Abort();
   void Ack(uint64_t id, BatchStatus s);
   DiskBuffer::Stats stats() const {
@@ -380,6 +381,7 @@ class DiskBuffer::Impl : public std::enable_shared_from_this<Impl> {
   std::string record_;
 
   bool closed_ = false;
+  bool keeping_ = false;  // closed by CloseKeeping: Next hands out nothing more
   bool aborted_ = false;
   bool released_ = false;  // Release(): the directory is no longer ours
   bool stop_ = false;
@@ -840,11 +842,14 @@ SinkInput::Result DiskBuffer::Impl::Next(Batch* out, std::chrono::milliseconds t
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::unique_lock lock(mu_);
   while (true) {
+    // Closed: once what was written is durable, and so acknowledged to its
+    // sources (whose last checkpoints follow); kept: with nothing more
+    // handed out meanwhile.
     if (!data_cv_.wait_until(lock, deadline, [&] {
-          return aborted_ || HasData() || (closed_ && synced_lsn_ == lsn_ && blocked_writers_ == 0);
+          return aborted_ || (HasData() && !keeping_) || (closed_ && synced_lsn_ == lsn_ && blocked_writers_ == 0);
         }))
       return SinkInput::Result::kTimeout;
-    if (aborted_ || !HasData()) return SinkInput::Result::kClosed;
+    if (aborted_ || keeping_ || !HasData()) return SinkInput::Result::kClosed;
     const uint64_t seg = read_pos_.seg;
     const uint64_t limit = Limit(seg);
     const bool sealed = seg < synced_pos_.seg;
@@ -982,9 +987,10 @@ void DiskBuffer::Impl::AdvanceAcks() {
 
 // ---- Lifecycle -------------------------------------------------------------
 
-void DiskBuffer::Impl::Close() {
+void DiskBuffer::Impl::Close(bool keeping) {
   std::lock_guard lock(mu_);
   closed_ = true;
+  keeping_ |= keeping;
   sync_now_ = true;
   flush_cv_.notify_one();
   not_full_.notify_all();
@@ -1049,7 +1055,8 @@ bool DiskBuffer::Push(Batch batch, WhileBlocked* while_blocked) {
 SinkInput::Result DiskBuffer::Next(Batch* out, std::chrono::milliseconds timeout) {
   return impl_->Next(out, timeout);
 }
-void DiskBuffer::Close() { impl_->Close(); }
+void DiskBuffer::Close() { impl_->Close(false); }
+void DiskBuffer::CloseKeeping() { impl_->Close(true); }
 void DiskBuffer::Abort() { impl_->Abort(); }
 void DiskBuffer::Release() { impl_->Release(); }
 DiskBuffer::Stats DiskBuffer::stats() const { return impl_->stats(); }

@@ -109,6 +109,7 @@ class DiskBuffer final : public Buffer {
   bool Push(Batch batch, WhileBlocked* while_blocked = nullptr) override;
   Result Next(Batch* out, std::chrono::milliseconds timeout) override;
   void Close() override;
+  void CloseKeeping() override;
   void Abort() override;
   // Writes the ledger, closes the segment being written and unlocks the
   // directory; acks that arrive later are ignored, so their records are

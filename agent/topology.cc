@@ -472,7 +472,7 @@ bool Topology::WaitSourcesFinished(std::chrono::milliseconds timeout) {
   return sources_cv_.wait_for(lock, timeout, [&] { return sources_running_ == 0; });
 }
 
-bool Topology::Stop(std::chrono::milliseconds timeout) {
+bool Topology::Stop(std::chrono::milliseconds timeout, const std::set<std::string>* kept_sinks) {
   if (state_ != State::kRunning) return true;
   state_ = State::kStopping;
   using Clock = std::chrono::steady_clock;
@@ -491,7 +491,11 @@ bool Topology::Stop(std::chrono::milliseconds timeout) {
   // when the hard stop aborts the buffers.
   bool clean = WaitSourcesFinishedUntil(drain_deadline, /*or_forced=*/true);
   if (clean) {
-    for (auto& s : sink_runners_) s->node()->buffer->Close();
+    for (auto& s : sink_runners_) {
+      Buffer& b = *s->node()->buffer;
+      if (kept_sinks != nullptr && kept_sinks->contains(s->node()->id)) b.CloseKeeping();
+      else b.Close();
+    }
     for (auto& s : sink_runners_) clean = s->WaitDone(drain_deadline, /*or_forced=*/true) && clean;
   }
   const auto hard_start = Clock::now();

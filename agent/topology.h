@@ -32,6 +32,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -65,8 +66,12 @@ class Topology {
   // stopping hard (at least kMinHardStop, so the stop of a zero timeout
   // takes that long at most). Returns true if it drained completely. A sink
   // thread that has not returned when the time is up (stuck in I/O that
-  // ignores the hard stop) is abandoned.
-  bool Stop(std::chrono::milliseconds timeout);
+  // ignores the hard stop) is abandoned. `kept_sinks`: the sinks that read
+  // their buffers on after the stop (all of them at a restart; those a
+  // reload keeps): their disk buffers keep what the sink has not taken
+  // (Buffer::CloseKeeping) instead of being emptied first. Null: every
+  // buffer is emptied (the sources have finished by themselves).
+  bool Stop(std::chrono::milliseconds timeout, const std::set<std::string>* kept_sinks = nullptr);
   static constexpr std::chrono::milliseconds kHardStopReserve{2000};
   static constexpr std::chrono::milliseconds kMinHardStop{500};
   // From any thread, before or during Stop (a second shutdown signal): the

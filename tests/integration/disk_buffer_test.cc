@@ -12,6 +12,7 @@
 #include <set>
 #include <cstdlib>
 
+#include "tests/support/es_server_process.h"
 #include "tests/support/test_util.h"
 
 namespace tributary::testing {
@@ -439,6 +440,60 @@ TEST(DiskBufferIntegrationTest, ARenamedSinkWhoseDiskBufferHoldsEventsIsReported
   agent.process().Signal(SIGTERM);
   EXPECT_EQ(agent.process().Wait(10s), 0) << agent.process().Stderr();
   EXPECT_EQ(ReadLines(dir / "out/out.log"), ReadLines(dir / "in.log")) << "lost, doubled or out of order";
+}
+
+// A stop signal while a slow sink works through a disk backlog: the disk
+// buffer keeps what the sink has not taken, so the stop ends once the
+// request in flight is answered, and the next start delivers the rest,
+// each line once. Before, the stop waited for the backlog to empty: the
+// whole drain of shutdown_timeout_secs with no source reading (a reload
+// the same), then a hard stop that sent again what was in flight.
+TEST(DiskBufferIntegrationTest, AStopWithADiskBacklogEndsAfterTheRequestInFlightAndTheNextStartSendsTheRest) {
+  test_support::EsBulkServer es({"--delay-ms", "100"});
+  ASSERT_TRUE(es.ok()) << es.error();
+  TempDir dir;
+  constexpr int kLines = 20000;  // 200 requests of 100: 20 s at 100 ms each
+  // Lines of ~100 bytes, as logs have: a disk record (what the sink takes at
+  // once) is then one read of the file source, ~650 lines, not thousands.
+  std::string text;
+  for (int i = 0; i < kLines; ++i) text += "line " + std::to_string(i) + " " + std::string(90, 'x') + "\n";
+  WriteFile(dir / "in.log", text);
+  const std::string config = "data_dir: " + (dir / "data") + "\napi: { address: 127.0.0.1:0 }\n" +
+                             "shutdown_timeout_secs: 10\n"
+                             "sources:\n  in: { type: file, include: [\"" + (dir / "in.log") + "\"] }\n" +
+                             "sinks:\n  out:\n    type: elasticsearch\n    inputs: [in]\n    endpoints: [\"" +
+                             es.url() + "\"]\n    bulk: { index: logs }\n"
+                             "    batch: { max_events: 100, timeout_secs: 0.05 }\n"
+                             "    request: { concurrency: 1 }\n"
+                             "    buffer: { type: disk, flush_interval_ms: 20 }\n";
+  {
+    Agent agent(dir, config);
+    ASSERT_GT(agent.api_port(), 0) << agent.process().Stderr();
+    ASSERT_TRUE(WaitFor([&] {
+      return BufferMetric(agent, "tributary_buffer_received_events_total") == kLines && es.count("logs") >= 300;
+    })) << agent.process().Stderr();
+    const auto stop = std::chrono::steady_clock::now();
+    agent.process().Signal(SIGTERM);
+    EXPECT_EQ(agent.process().Wait(15s), 0) << agent.process().Stderr();
+    EXPECT_LT(std::chrono::steady_clock::now() - stop, 4s) << "the stop waited for the backlog";
+    EXPECT_EQ(agent.process().Stderr().find("shutdown timeout reached"), std::string::npos)
+        << agent.process().Stderr();
+  }
+  const int64_t before_restart = es.count("logs");
+  EXPECT_LT(before_restart, kLines / 2) << "no backlog was left for the next start: the test proves nothing";
+  ASSERT_TRUE(es.set_faults("{\"delay_ms\": 0}"));
+  Agent agent(dir, config);
+  ASSERT_GT(agent.api_port(), 0) << agent.process().Stderr();
+  ASSERT_TRUE(WaitFor([&] { return es.count("logs") >= kLines; }, 60s)) << agent.process().Stderr();
+  EXPECT_TRUE(WaitFor([&] { return BufferMetric(agent, "tributary_buffer_events") == 0; }));
+  agent.process().Signal(SIGTERM);
+  EXPECT_EQ(agent.process().Wait(10s), 0) << agent.process().Stderr();
+  std::set<std::string> lines;
+  const std::regex message("\"message\":\"([^\"]*)\"");
+  for (const auto& d : es.docs("logs"))
+    if (std::smatch m; std::regex_search(d.source, m, message)) lines.insert(m[1]);
+  EXPECT_EQ(es.count("logs"), kLines) << "lines sent twice";
+  EXPECT_EQ(lines.size(), static_cast<size_t>(kLines)) << "lines lost";
 }
 
 }  // namespace
