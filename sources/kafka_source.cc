@@ -61,6 +61,20 @@ class KafkaSource::AckTracker {
     assigned_.clear();
   }
 
+  // The first message read from a partition since it was assigned becomes
+  // its commit point, as if everything before it were delivered: where the
+  // group had no committed offset (a new group or partition, offsets
+  // expired), auto_offset_reset chose where to start, and a restart or the
+  // next owner must start there too, not choose again. With `latest`, a
+  // member stopped or killed before its first delivery would otherwise
+  // skip what it had read. True if this pinned it (to be committed now).
+  bool Pin(PartitionState* ps, int64_t offset) {
+    std::lock_guard lock(mu_);
+    if (ps->acked >= 0 || !ps->in_flight.empty()) return false;
+    ps->acked = offset;
+    return true;
+  }
+
   // Registers a batch covering, per partition, offsets up to next_offset-1.
   uint64_t Track(const std::vector<std::pair<PartitionState*, int64_t>>& ranges) {
     std::lock_guard lock(mu_);
@@ -163,7 +177,8 @@ const config::Schema<KafkaSource::Config>& KafkaSource::Config::schema() {
           return std::string();
         });
     s.Field("auto_offset_reset", &Config::auto_offset_reset,
-            "Where a partition without a committed offset starts: `earliest`, `latest`, or `error`.")
+            "Where a partition without a committed offset starts: `earliest`, `latest`, or `error`. The start is "
+            "committed as soon as a message is read from it.")
         .OneOf({"earliest", "latest", "error"});
     s.Field("decoding", &Config::decoding, "How a message value becomes an event.");
     s.Field("key_field", &Config::key_field, "Field for the message key (null if none); empty: not added.");
@@ -409,6 +424,7 @@ void KafkaSource::AddMessage(const rd_kafka_message_t* msg) {
     if (!found) return;  // not ours anymore: the new owner reads it
     ps = found.get();
   }
+  if (tracker_->Pin(ps, msg->offset)) commit_now_ = true;
   std::string_view payload(static_cast<const char*>(msg->payload), msg->payload ? msg->len : 0);
   Event e;
   bool decoded = false;
@@ -511,9 +527,10 @@ Status KafkaSource::Run(SourceContext& ctx) {
       if (!SendBatch(ctx)) break;
     }
     auto now = std::chrono::steady_clock::now();
-    if (now - last_commit >= config_.commit_interval_ms.get()) {
+    if (commit_now_ || now - last_commit >= config_.commit_interval_ms.get()) {
       Commit(/*sync=*/false);
       last_commit = now;
+      commit_now_ = false;
     }
   }
   events_.clear();  // read but never sent: read again from the committed offset

@@ -96,6 +96,7 @@ class KafkaSource final : public Source, private kafka::KafkaClient {
   // The batch being filled: events and, per event, its partition and offset.
   std::vector<Event> events_;
   std::vector<std::pair<PartitionState*, int64_t>> origins_;
+  bool commit_now_ = false;  // a partition's first offset was pinned (AckTracker::Pin)
   size_t batch_bytes_ = 0;
 
   Counter* decode_errors_;

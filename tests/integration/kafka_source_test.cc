@@ -125,6 +125,56 @@ TEST(KafkaSourceTest, RestartResumesAfterTheLastDeliveredMessage) {
   for (int i = 0; i < 1500; ++i) ASSERT_EQ(seqs.count(i), 1u) << i;
 }
 
+// `auto_offset_reset: latest` (the default) on a group with no committed
+// offset: the member starts at the end, reads what comes, and is killed
+// before its sink delivered any of it (the sink is down). Before, nothing
+// had been committed, so the next start chose `latest` again and skipped
+// everything the first one had read. The first offset read is committed at
+// once: the next start resumes there.
+TEST(KafkaSourceTest, WithLatestAMemberKilledBeforeItsFirstDeliveryIsResumedWhereItStarted) {
+  MockKafka kafka(1, {{"events", 2}});
+  TempDir dir;
+  ProduceMessages(kafka.bootstrap_servers(), "events", Seqs(0, 100));  // before: `latest` skips them
+  WriteFile(dir / "blocker", "a file where the sink wants a directory\n");
+  auto config = [&](const std::string& out) {
+    std::string c = AggregatorConfig(dir, kafka.bootstrap_servers(), out);
+    c.replace(c.find("auto_offset_reset: earliest"), 27, "auto_offset_reset: latest");
+    return c;
+  };
+  int next = 100;
+  {
+    Agent agent(dir, config(dir / "blocker/out.log"));  // down: every write fails
+    ASSERT_TRUE(WaitFor([&] { return HasAssignment(agent); }, 30s)) << agent.process().Stderr();
+    // Messages produced until the member has read one: those before its
+    // start position was resolved are `latest`'s to skip.
+    ASSERT_TRUE(WaitFor([&] {
+      ProduceMessages(kafka.bootstrap_servers(), "events", Seqs(next, next + 10));
+      next += 10;
+      return agent.Metric("tributary_component_received_events_total", {{"component_id", "in"}}).value_or(0) > 0;
+    }, 30s)) << agent.process().Stderr();
+    ProduceMessages(kafka.bootstrap_servers(), "events", Seqs(10000, 11000));
+    ASSERT_TRUE(WaitFor([&] {
+      const auto committed = CommittedOffsets(kafka.bootstrap_servers(), "aggregators", "events", 2);
+      return std::all_of(committed.begin(), committed.end(), [](int64_t o) { return o >= 0; }) &&
+             agent.Metric("tributary_component_received_events_total", {{"component_id", "in"}}).value_or(0) >= 1000;
+    }, 30s)) << agent.process().Stderr();
+    agent.process().Signal(SIGKILL);
+    agent.process().Wait(10s);
+  }
+  const std::string out = dir / "out.log";
+  Agent agent(dir, config(out));
+  std::set<int> seqs;
+  EXPECT_TRUE(WaitFor([&] {
+    seqs.clear();
+    for (const auto& r : Records(out)) seqs.insert(r.seq);
+    return seqs.count(10999) == 1;
+  }, 30s)) << agent.process().Stderr();
+  for (int i = 10000; i < 11000; ++i) ASSERT_EQ(seqs.count(i), 1u) << i << "\n" << agent.process().Stderr();
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(seqs.count(i), 0u) << "read from the earliest offset, not `latest`";
+  agent.process().Signal(SIGTERM);
+  EXPECT_EQ(agent.process().Wait(30s), 0) << agent.process().Stderr();
+}
+
 // Two aggregators in one group: a clean rebalance moves partitions with
 // their committed offsets, so every message is delivered once in total.
 TEST(KafkaSourceTest, TwoMembersDeliverEveryMessageOnceInTotal) {
