@@ -227,7 +227,12 @@ Result<std::unique_ptr<Buffer>> MakeBuffer(const config::BufferConfig& config, c
                          metrics->ForBuffer(sink_id, sink_type, "memory")));
     if (!HoldsSegments(o.dir)) return memory;
     // The sink had a disk buffer before (a reload or restart changed its
-    // type): deliver what it still holds first.
+    // type): deliver what it still holds first. Looked at first without
+    // the sink's disk series, which an empty one would leave on /metrics.
+    if (auto n = UndeliveredInDiskBuffer(o.dir); n.ok() && *n == 0) {
+      DrainingBuffer::RemoveBufferDir(o.dir);
+      return memory;
+    }
     o.max_size = ~0ull;  // nothing is written to it
     auto b = DiskBuffer::Open(o, metrics->ForBuffer(sink_id, sink_type, "disk"));
     if (!b.ok()) {

@@ -403,6 +403,30 @@ TEST(DiskBufferIntegrationTest, ReloadFromDiskToMemoryDeliversWhatTheDiskBufferH
   EXPECT_FALSE(fs::exists(dir / "data/buffer/out")) << "the drained disk buffer is left behind";
 }
 
+// `type: disk` → `type: memory` with the disk buffer empty: its directory
+// goes, and so do its series. Before, looking into it bound the sink's
+// `buffer_type="disk"` series again, and they stayed on /metrics until the
+// next reload.
+TEST(DiskBufferIntegrationTest, ReloadFromAnEmptyDiskBufferToMemoryLeavesNoDiskSeries) {
+  TempDir dir;
+  SinkUp(dir);
+  WriteFile(dir / "in.log", NumberedLines(0, 500));
+  Agent agent(dir, FileToFileConfig(dir, "{ type: disk, flush_interval_ms: 20 }"));
+  ASSERT_GT(agent.api_port(), 0) << agent.process().Stderr();
+  ASSERT_TRUE(WaitFor([&] { return ReadLines(dir / "out/out.log").size() == 500; })) << agent.process().Stderr();
+  ASSERT_TRUE(WaitFor([&] { return BufferMetric(agent, "tributary_buffer_events") == 0; }));
+  WriteFile(dir / "tributary.yaml", FileToFileConfig(dir, "{ type: memory }"));
+  agent.process().Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return Count(agent.process().Stderr(), "reloaded:") == 1; }))
+      << agent.process().Stderr();
+  const std::string metrics = agent.Metrics();
+  EXPECT_EQ(metrics.find("buffer_type=\"disk\""), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("buffer_type=\"memory\""), std::string::npos) << metrics;
+  EXPECT_FALSE(fs::exists(dir / "data/buffer/out"));
+  agent.process().Signal(SIGTERM);
+  EXPECT_EQ(agent.process().Wait(10s), 0) << agent.process().Stderr();
+}
+
 // A sink renamed while its disk buffer holds events (the sink down): the
 // buffer is kept under the old id, and its events, acknowledged to the
 // file source long ago, would be sent nowhere. Before, the only line was
