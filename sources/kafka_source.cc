@@ -30,6 +30,7 @@ struct KafkaSource::PartitionState {
   int64_t acked = -1;           // commit point: every offset below is acknowledged
   int64_t committed = -1;       // last commit point sent
   bool revoked = false;
+  bool pinned = false;  // AckTracker::Pin was called; the source's thread only
 };
 
 class KafkaSource::AckTracker {
@@ -424,7 +425,10 @@ void KafkaSource::AddMessage(const rd_kafka_message_t* msg) {
     if (!found) return;  // not ours anymore: the new owner reads it
     ps = found.get();
   }
-  if (tracker_->Pin(ps, msg->offset)) commit_now_ = true;
+  if (!ps->pinned) {  // once per assignment, not a lock per message
+    ps->pinned = true;
+    if (tracker_->Pin(ps, msg->offset)) commit_now_ = true;
+  }
   std::string_view payload(static_cast<const char*>(msg->payload), msg->payload ? msg->len : 0);
   Event e;
   bool decoded = false;
