@@ -203,6 +203,7 @@ void KafkaClient::OnError(rd_kafka_t* rk, rd_kafka_resp_err_t err, const char* r
 
 void KafkaClient::LogCallback(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
   auto* self = static_cast<KafkaClient*>(rd_kafka_opaque(rk));
+  if (self && self->OnLog(level, fac, buf)) return;
   LogLevel l = level <= 3 ? LogLevel::kError : level == 4 ? LogLevel::kWarn : level <= 6 ? LogLevel::kInfo
                                                                                          : LogLevel::kDebug;
   // A broker connection failure (facility FAIL) also reaches the error

@@ -84,6 +84,10 @@ class KafkaClient {
 
   // A client-level error (all brokers down, authentication, fatal, ...).
   virtual void OnError(rd_kafka_t* rk, rd_kafka_resp_err_t err, const char* reason);
+  // A librdkafka log line, before it is logged (from any thread): true if
+  // this client logged it itself. Some events reach an application only as
+  // a log line (a consumer's offset reset after "offset out of range").
+  virtual bool OnLog(int level, std::string_view facility, std::string_view text) { return false; }
   const std::string& id() const { return id_; }
 
  protected:

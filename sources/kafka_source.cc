@@ -270,6 +270,7 @@ KafkaSource::KafkaSource(const Config& config, kafka::ConfPtr conf, BuildContext
       decode_errors_(&ctx.metrics->Errors("decode_failed", "receiving")),
       consume_errors_(&ctx.metrics->Errors("consume_failed", "receiving")),
       commit_errors_(&ctx.metrics->Errors("commit_failed", "receiving")),
+      offset_resets_(&ctx.metrics->Errors("offset_reset", "receiving")),
       checkpoints_(&ctx.metrics->Checkpoints()) {}
 
 KafkaSource::~KafkaSource() {
@@ -277,6 +278,27 @@ KafkaSource::~KafkaSource() {
     rd_kafka_destroy_flags(rk_, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     rk_ = nullptr;
   }
+}
+
+// librdkafka tells a consumer that the offset it was about to fetch is not
+// on the broker only through a warning (facility OFFSET): "events [0]: offset
+// reset (at offset 6175, broker 1) to cached BEGINNING offset 6447: ...
+// Offset out of range". The partition then goes on from where
+// `auto_offset_reset` points; whatever the broker deleted before it was read
+// (the topic's retention overtook a consumer that was behind, or the topic
+// was deleted and created again) is gone. Resets librdkafka makes for no
+// error (no committed offset yet) are debug lines and do not come here.
+bool KafkaSource::OnLog(int level, std::string_view facility, std::string_view text) {
+  if (facility != "OFFSET" || level > 4 || text.find("offset reset (at ") == std::string_view::npos) return false;
+  offset_resets_->Increment();
+  LogLimited(limiter_, LogLevel::kError, id(),
+             "kafka: " + std::string(text) +
+                 ": the next offset of this partition is no longer on the broker (deleted by the topic's "
+                 "retention before it was read, or the topic was recreated); reading goes on from where "
+                 "auto_offset_reset (" + config_.auto_offset_reset +
+                 ") points, and messages deleted in between were not read "
+                 "(tributary_component_errors_total{error_type=\"offset_reset\"})");
+  return true;
 }
 
 Status KafkaSource::CreateConsumer() {

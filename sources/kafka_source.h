@@ -78,6 +78,9 @@ class KafkaSource final : public Source, private kafka::KafkaClient {
   void OnCommit(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets);
   // Commits the acknowledged offsets of every assigned partition that moved.
   void Commit(bool sync);
+  // librdkafka's "offset reset" warning: counted as `offset_reset` and
+  // logged with what it means.
+  bool OnLog(int level, std::string_view facility, std::string_view text) override;
   void AddMessage(const rd_kafka_message_t* msg);
   bool SendBatch(SourceContext& ctx);
   static void RebalanceCallback(rd_kafka_t* rk, rd_kafka_resp_err_t err,
@@ -102,6 +105,7 @@ class KafkaSource final : public Source, private kafka::KafkaClient {
   Counter* decode_errors_;
   Counter* consume_errors_;
   Counter* commit_errors_;
+  Counter* offset_resets_;
   Counter* checkpoints_;
   RateLimiter limiter_;
 };

@@ -175,6 +175,27 @@ TEST(KafkaSourceTest, WithLatestAMemberKilledBeforeItsFirstDeliveryIsResumedWher
   EXPECT_EQ(agent.process().Wait(30s), 0) << agent.process().Stderr();
 }
 
+// The group's committed offset is no longer on the broker (retention
+// deleted it before it was read, or the topic was recreated): librdkafka
+// goes on from `auto_offset_reset` and says so only in a warning. The
+// source counts it and says what it means.
+TEST(KafkaSourceTest, AnOffsetNoLongerOnTheBrokerIsCountedAndExplained) {
+  MockKafka kafka(1, {{"events", 1}});
+  TempDir dir;
+  ProduceMessages(kafka.bootstrap_servers(), "events", Seqs(0, 100));
+  CommitOffsets(kafka.bootstrap_servers(), "aggregators", "events", {5000});
+  const std::string out = dir / "out.log";
+  Agent agent(dir, AggregatorConfig(dir, kafka.bootstrap_servers(), out));
+  ASSERT_TRUE(WaitFor([&] { return Count(out) == 100; }, 30s)) << agent.process().Stderr();
+  EXPECT_TRUE(WaitFor([&] {
+    return agent.Metric("tributary_component_errors_total", {{"component_id", "in"}, {"error_type", "offset_reset"}}) ==
+           1;
+  })) << agent.process().Stderr();
+  EXPECT_NE(agent.process().Stderr().find("is no longer on the broker"), std::string::npos) << agent.process().Stderr();
+  agent.process().Signal(SIGTERM);
+  EXPECT_EQ(agent.process().Wait(30s), 0) << agent.process().Stderr();
+}
+
 // Two aggregators in one group: a clean rebalance moves partitions with
 // their committed offsets, so every message is delivered once in total.
 TEST(KafkaSourceTest, TwoMembersDeliverEveryMessageOnceInTotal) {

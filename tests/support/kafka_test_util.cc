@@ -107,6 +107,25 @@ std::vector<int64_t> CommittedOffsets(const std::string& bootstrap, const std::s
   return out;
 }
 
+void CommitOffsets(const std::string& bootstrap, const std::string& group, const std::string& topic,
+                   const std::vector<int64_t>& offsets) {
+  char errstr[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
+      rd_kafka_conf_set(conf, "group.id", group.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
+    throw std::runtime_error(errstr);
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+  if (!rk) throw std::runtime_error(errstr);
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size()));
+  for (size_t p = 0; p < offsets.size(); ++p)
+    rd_kafka_topic_partition_list_add(list, topic.c_str(), static_cast<int32_t>(p))->offset = offsets[p];
+  rd_kafka_resp_err_t err = rd_kafka_commit(rk, list, 0);
+  for (int i = 0; err == RD_KAFKA_RESP_ERR_NO_ERROR && i < list->cnt; ++i) err = list->elems[i].err;
+  rd_kafka_topic_partition_list_destroy(list);
+  rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+  if (err) throw std::runtime_error(std::string("commit failed: ") + rd_kafka_err2str(err));
+}
+
 int ConsistentPartition(const std::string& key, int partitions) {
   uLong crc = crc32(0L, Z_NULL, 0);
   crc = crc32(crc, reinterpret_cast<const Bytef*>(key.data()), static_cast<uInt>(key.size()));

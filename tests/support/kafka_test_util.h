@@ -34,6 +34,11 @@ void ProduceMessages(const std::string& bootstrap, const std::string& topic, con
 std::vector<int64_t> CommittedOffsets(const std::string& bootstrap, const std::string& group,
                                       const std::string& topic, int partitions);
 
+// Commits `offsets[p]` for partition p of `topic` as `group`, without
+// joining it (the group must have no members); throws if the commit fails.
+void CommitOffsets(const std::string& bootstrap, const std::string& group, const std::string& topic,
+                   const std::vector<int64_t>& offsets);
+
 // The partition librdkafka's default partitioner (consistent_random) picks
 // for a non-empty key: CRC32 of the key modulo the partition count.
 int ConsistentPartition(const std::string& key, int partitions);
