@@ -752,6 +752,8 @@ int Run(const Options& o) {
           return kExitFailure;
         }
       }
+      if (refused.empty()) metrics.reloaded.Increment();
+      else metrics.reload_rejected.Increment();
       // `systemctl status` shows a refused reload until the next one.
       const std::string status = refused.empty() ? "running" : "running; the last reload was refused: " + refused;
       sd_notify(0, ("READY=1\nSTATUS=" + status).c_str());

@@ -59,7 +59,14 @@ Metrics::Metrics()
       healthy(Build<Gauge>(*registry_, "tributary_component_healthy",
                            "1 while a sink reports itself healthy, 0 while it does not (e.g. authentication fails).")),
       uptime(Build<Gauge>(*registry_, "tributary_uptime_seconds", "Seconds since the agent started.")),
-      build_info(Build<Gauge>(*registry_, "tributary_build_info", "Build information.")) {
+      build_info(Build<Gauge>(*registry_, "tributary_build_info", "Build information.")),
+      reloaded(Build<Counter>(*registry_, "tributary_reloaded_total",
+                              "Configuration reloads (SIGHUP) applied.")
+                   .Add({})),
+      reload_rejected(Build<Counter>(*registry_, "tributary_reload_rejected_total",
+                                     "Configuration reloads (SIGHUP) refused: the new configuration did not load "
+                                     "or could not be built, and the running one was kept.")
+                          .Add({})) {
   build_info.Add({{"version", TRIBUTARY_VERSION}}).Set(1);
   uptime.Add({}).Set(0);
 }

@@ -138,6 +138,9 @@ class Metrics {
   prometheus::Family<Gauge>& healthy;
   prometheus::Family<Gauge>& uptime;
   prometheus::Family<Gauge>& build_info;
+  // SIGHUP reloads: applied, and refused (the running pipeline was kept).
+  Counter& reloaded;
+  Counter& reload_rejected;
 
   // Refreshes gauges derived at scrape time (uptime).
   void Refresh();

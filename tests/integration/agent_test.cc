@@ -821,6 +821,9 @@ TEST(ReloadTest, SighupSwitchesSinksAndAnInvalidEditKeepsTheOldPipeline) {
   agent.process().Signal(SIGHUP);
   ASSERT_TRUE(WaitFor([&] { return agent.process().Stderr().find("keeping the running one") != std::string::npos; }));
   EXPECT_NE(agent.process().Stderr().find("did you mean `format`?"), std::string::npos);
+  // Counted once the reload is over (the log line comes first).
+  EXPECT_TRUE(WaitFor([&] { return agent.Metric("tributary_reload_rejected_total") == 1; }));
+  EXPECT_EQ(agent.Metric("tributary_reloaded_total"), 0);
   size_t before = ReadLines(a).size();
   ASSERT_TRUE(WaitFor([&] { return ReadLines(a).size() >= before + 5; })) << "old pipeline stopped";
   EXPECT_EQ(HttpGet("127.0.0.1", agent.api_port(), "/ready").status, 200);
@@ -834,6 +837,8 @@ TEST(ReloadTest, SighupSwitchesSinksAndAnInvalidEditKeepsTheOldPipeline) {
   ASSERT_TRUE(WaitFor([&] { return ReadLines(b).size() >= 5; }));
   EXPECT_EQ(ReadLines(a).size(), a_after_reload) << "the old sink still receives events";
   EXPECT_EQ(HttpGet("127.0.0.1", agent.api_port(), "/ready").status, 200);
+  EXPECT_TRUE(WaitFor([&] { return agent.Metric("tributary_reloaded_total") == 1; }));
+  EXPECT_EQ(agent.Metric("tributary_reload_rejected_total"), 1);
   agent.process().Signal(SIGTERM);
   EXPECT_EQ(agent.process().Wait(seconds(10)), 0);
 }
@@ -1058,6 +1063,9 @@ TEST(ReloadTest, AConfigThatLoadsButCannotBeBuiltKeepsThePreviousPipelineRunning
     return agent.process().Stderr().find("the previous configuration runs again") != std::string::npos;
   })) << agent.process().Stderr();
   EXPECT_NE(agent.process().Stderr().find("cannot build the new pipeline"), std::string::npos);
+  // Counted once the reload is over (the log line comes first).
+  EXPECT_TRUE(WaitFor([&] { return agent.Metric("tributary_reload_rejected_total") == 1; }));
+  EXPECT_EQ(agent.Metric("tributary_reloaded_total"), 0);
   const size_t before = ReadLines(a).size();
   EXPECT_TRUE(WaitFor([&] { return ReadLines(a).size() >= before + 5; })) << agent.process().Stderr();
   EXPECT_EQ(HttpGet("127.0.0.1", agent.api_port(), "/ready").status, 200);
