@@ -322,10 +322,19 @@ class DiskBuffer::Impl : public std::enable_shared_from_this<Impl> {
     if (a == b) return SegmentName(a) + (emptied_.count(a) ? " is empty" : " is missing");
     return SegmentName(a) + " to " + SegmentName(b) + " are missing or empty";
   }
-  static void Release(Releases& rel) {
+  static void RunFinalizers(Releases& rel) {
     for (auto& [fins, s] : rel)
       for (auto& f : fins) f.Release(s);
     rel.clear();
+  }
+  // Runs what CompleteSync took out of pending_ (without the lock held).
+  void Release(Releases& rel) {
+    const size_t n = rel.size();
+    RunFinalizers(rel);
+    if (n == 0) return;
+    std::lock_guard lock(mu_);
+    releasing_ -= n;
+    data_cv_.notify_all();
   }
 
   DiskBufferOptions opt_;
@@ -382,6 +391,10 @@ class DiskBuffer::Impl : public std::enable_shared_from_this<Impl> {
 
   bool closed_ = false;
   bool keeping_ = false;  // closed by CloseKeeping: Next hands out nothing more
+  // Entries CompleteSync took out of pending_ whose finalizers have not run
+  // yet (Release runs them without the lock): a closed buffer is over only
+  // once they have, for its sources' last checkpoints follow their acks.
+  size_t releasing_ = 0;
   bool aborted_ = false;
   bool released_ = false;  // Release(): the directory is no longer ours
   bool stop_ = false;
@@ -718,6 +731,7 @@ void DiskBuffer::Impl::CompleteSync(uint64_t lsn, Pos pos, uint64_t events, cons
   while (!pending_.empty() && pending_.front().lsn <= lsn) {
     rel->emplace_back(std::move(pending_.front().finalizers), s.ok() ? BatchStatus::kDelivered : BatchStatus::kFailed);
     pending_.pop_front();
+    ++releasing_;
   }
   synced_lsn_ = lsn;
   synced_pos_ = pos;
@@ -846,7 +860,8 @@ SinkInput::Result DiskBuffer::Impl::Next(Batch* out, std::chrono::milliseconds t
     // sources (whose last checkpoints follow); kept: with nothing more
     // handed out meanwhile.
     if (!data_cv_.wait_until(lock, deadline, [&] {
-          return aborted_ || (HasData() && !keeping_) || (closed_ && synced_lsn_ == lsn_ && blocked_writers_ == 0);
+          return aborted_ || (HasData() && !keeping_) ||
+                 (closed_ && synced_lsn_ == lsn_ && blocked_writers_ == 0 && releasing_ == 0);
         }))
       return SinkInput::Result::kTimeout;
     if (aborted_ || keeping_ || !HasData()) return SinkInput::Result::kClosed;
@@ -1026,7 +1041,7 @@ void DiskBuffer::Impl::Shutdown() {
     for (auto& p : pending_) rel.emplace_back(std::move(p.finalizers), BatchStatus::kFailed);
     pending_.clear();
   }
-  Release(rel);
+  RunFinalizers(rel);
 }
 
 void DiskBuffer::Impl::Release() {

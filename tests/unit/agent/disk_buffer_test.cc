@@ -198,6 +198,28 @@ TEST_F(DiskBufferTest, IntervalFlushAcksAfterTheBackgroundFsync) {
   EXPECT_EQ(Drain(b.get(), 5), Range(0, 5));
 }
 
+// A stop or reload that keeps the buffer ends when Next says kClosed, and
+// then the sources write their last checkpoints: by then every batch the
+// buffer synced must have been acknowledged to them. The acknowledgements
+// run on the flusher's thread after the fsync; Next said kClosed as soon as
+// the fsync was recorded, before they had run, and a reload read the file
+// again from an older checkpoint (5,000 lines out for 3,000 in).
+TEST_F(DiskBufferTest, ClosedIsReportedOnlyOnceTheSyncedBatchesAreAcknowledged) {
+  auto b = Open(20ms);
+  std::atomic<bool> acknowledged{false};
+  Batch batch = MakeBatch(0, 5);
+  batch.add_finalizer(Finalizer::Create([&](BatchStatus s) {
+    EXPECT_EQ(s, BatchStatus::kDelivered);
+    std::this_thread::sleep_for(300ms);  // a slow acknowledgement path: the window the race needs
+    acknowledged = true;
+  }));
+  ASSERT_TRUE(b->Push(std::move(batch)));
+  b->CloseKeeping();
+  Batch out;
+  ASSERT_EQ(b->Next(&out, 5s), SinkInput::Result::kClosed);
+  EXPECT_TRUE(acknowledged.load()) << "closed before the synced batch was acknowledged";
+}
+
 TEST_F(DiskBufferTest, RestartRedeliversWhatWasNotAcknowledgedInOrder) {
   {
     auto b = Open(0ms);
