@@ -238,7 +238,14 @@ class Topology::SinkRunner final : public SinkContext, public SinkInput {
     thread_ = std::jthread([this](std::stop_token) {
       NameThread("sink:" + node_->id);
       Status s = node_->sink->Run(*this);
-      if (!s.ok()) TLOG_ERROR(node_->id, "sink stopped with an error: " + s.ToString());
+      if (!s.ok()) {
+        // Nothing delivers its buffer any more: the agent shuts down (exit
+        // 1), counting what the sink gives up, rather than go on reading
+        // into a buffer nobody empties.
+        TLOG_ERROR(node_->id, "sink stopped with an error: " + s.ToString());
+        SetHealthy(false, s.message());
+        Abandon("stopped with an error: " + s.message());
+      }
       {
         std::lock_guard lock(mu_);
         done_ = true;

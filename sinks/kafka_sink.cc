@@ -90,10 +90,17 @@ const config::Schema<KafkaSink::Config>& KafkaSink::Config::schema() {
 }
 
 std::vector<std::pair<std::string, std::string>> KafkaSink::DefaultOptions(const Config& config) {
+  // The idempotent producer needs acks=all: a user who trades durability
+  // for speed with `acks: "1"` or "0" gets it without idempotence, unless
+  // they asked for both (which librdkafka refuses, and so does the build).
+  const auto& user = config.librdkafka_options;
+  const auto acks = user.find("acks");
+  const bool weaker_acks = acks != user.end() && acks->second != "all" && acks->second != "-1";
+  const bool idempotence = !weaker_acks || user.count("enable.idempotence") > 0;
   return {
       {"bootstrap.servers", config.bootstrap_servers},
       {"client.id", "tributary"},
-      {"enable.idempotence", "true"},
+      {"enable.idempotence", idempotence ? "true" : "false"},
       {"acks", "all"},
       {"compression.codec", config.compression},
       {"statistics.interval.ms", "10000"},
@@ -106,7 +113,13 @@ Result<std::unique_ptr<Sink>> KafkaSink::Build(const Config& config, BuildContex
   if (!topic.ok()) return topic.status();
   auto conf = kafka::MakeConf(DefaultOptions(config), config.librdkafka_options);
   if (!conf.ok()) return conf.status();
-  return std::unique_ptr<Sink>(new KafkaSink(config, std::move(topic).value(), std::move(conf).value(), ctx));
+  std::unique_ptr<KafkaSink> sink(new KafkaSink(config, std::move(topic).value(), std::move(conf).value(), ctx));
+  // librdkafka checks how properties go together (idempotence and acks,
+  // SASL mechanisms, TLS files) only when a client is made: made here, a
+  // combination it refuses fails the build (exit 78 at start, a refused
+  // reload) rather than the sink's thread once the pipeline runs.
+  if (Status s = sink->CreateProducer(); !s.ok()) return s;
+  return std::unique_ptr<Sink>(std::move(sink));
 }
 
 void KafkaSink::CheckEnvironment(const Config& config, std::vector<config::EnvCheck>* out) {
@@ -577,8 +590,10 @@ void KafkaSink::FailEverything() {
 
 Status KafkaSink::Run(SinkContext& ctx) {
   ctx_ = &ctx;
-  Status s = CreateProducer();
-  if (!s.ok()) return s;
+  if (!rk_) {  // made by Build, unless a hard stop destroyed it since
+    Status s = CreateProducer();
+    if (!s.ok()) return s;
+  }
   ctx.SetHealthy(true, "");
   bool input_open = true;
   Batch batch;

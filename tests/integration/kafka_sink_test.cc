@@ -480,6 +480,37 @@ TEST(KafkaSinkTest, FatalProducerErrorRebuildsTheProducer) {
   ExpectExactlyOnce(ReadTopic(kafka.bootstrap_servers(), "logs"), "fatal", 0, 1000);
 }
 
+// The docs' `acks: "1"` for speed: librdkafka refuses it with the
+// idempotence the sink turns on by default, and it did so in the sink's
+// thread once the pipeline ran; the sink was dead, stdin's lines were read
+// into its buffer and lost with exit 0. Weaker acks now turn idempotence
+// off unless it is asked for, and a combination librdkafka refuses fails
+// the start (exit 78) before anything is read.
+TEST(KafkaSinkTest, WeakerAcksWorkAndARefusedCombinationFailsTheStart) {
+  MockKafka kafka(1, {{"logs", 1}});
+  TempDir dir;
+  auto config = [&](const std::string& options) {
+    return Header(dir) + "sinks:\n  out:\n    type: kafka\n    inputs: [in]\n"
+                         "    bootstrap_servers: \"" + kafka.bootstrap_servers() + "\"\n    topic: logs\n"
+                         "    encoding: { codec: text }\n    librdkafka_options: { " + options + " }\n";
+  };
+  WriteFile(dir / "fast.yaml", config("acks: \"1\""));
+  Process fast({.argv = {TributaryBinary(), "-c", dir / "fast.yaml"}, .env = {}, .pipe_stdin = true});
+  fast.WriteStdin(Lines("line", 0, 100));
+  fast.CloseStdin();
+  ASSERT_EQ(fast.Wait(30s), 0) << fast.Stderr();
+  ExpectExactlyOnce(ReadTopic(kafka.bootstrap_servers(), "logs"), "line", 0, 100);
+
+  WriteFile(dir / "both.yaml", config("acks: \"1\", enable.idempotence: \"true\""));
+  Process both({.argv = {TributaryBinary(), "-c", dir / "both.yaml"}, .env = {}, .pipe_stdin = true});
+  both.WriteStdin(Lines("more", 0, 100));
+  both.CloseStdin();
+  ASSERT_EQ(both.Wait(30s), 78) << both.Stderr();
+  EXPECT_NE(both.Stderr().find("cannot create Kafka producer: `acks` must be set to `all` when `enable.idempotence` is true"),
+            std::string::npos)
+      << both.Stderr();
+}
+
 TEST(KafkaSinkTest, BadLibrdkafkaOptionIsAConfigError) {
   TempDir dir;
   std::string path = dir / "bad.yaml";

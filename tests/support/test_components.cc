@@ -117,7 +117,24 @@ class TestSink final : public SimpleSink {
   std::string id_;
 };
 
+// A sink whose Run fails at once, as a sink does that cannot start.
+class TestBrokenSink final : public Sink {
+ public:
+  struct Config {
+    static const config::Schema<Config>& schema() {
+      static const config::Schema<Config> s;
+      return s;
+    }
+  };
+  static constexpr std::string_view kSummary = "test sink that fails";
+  static Result<std::unique_ptr<Sink>> Build(const Config&, BuildContext&) {
+    return std::unique_ptr<Sink>(new TestBrokenSink());
+  }
+  Status Run(SinkContext&) override { return Status::Internal("broken on purpose"); }
+};
+
 TRIBUTARY_REGISTER_SOURCE("test_source", TestSource);
+TRIBUTARY_REGISTER_SINK("test_broken_sink", TestBrokenSink);
 TRIBUTARY_REGISTER_TRANSFORM("test_regex", TestRegex);
 TRIBUTARY_REGISTER_SINK("test_sink", TestSink);
 

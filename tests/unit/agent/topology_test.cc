@@ -57,6 +57,25 @@ sinks:
   EXPECT_EQ(testing::MetricValue(m, "tributary_component_received_events_total", {{"component_id", "b"}}), 1000);
 }
 
+// A sink whose Run returns an error delivers nothing more: before, it was
+// only logged, the sink stayed healthy, its buffer filled, and a stop gave
+// the buffer up with exit 0. Now it asks the agent to shut down (the main
+// loop polls AbandonedSink) and reports itself unhealthy.
+TEST_F(TopologyTest, ASinkThatFailsAsksTheAgentToStopAndIsUnhealthy) {
+  auto t = Build(R"(
+sources: { gen: { type: test_source, batches: 20, batch_size: 50 } }
+sinks:
+  ok: { type: test_sink, inputs: [gen] }
+  broken: { type: test_broken_sink, inputs: [gen] }
+)");
+  ASSERT_TRUE(t);
+  t->Start();
+  ASSERT_TRUE(WaitFor([&] { return !t->AbandonedSink().empty(); }));
+  EXPECT_EQ(t->AbandonedSink(), "broken: stopped with an error: broken on purpose");
+  EXPECT_EQ(testing::MetricValue(metrics_.Serialize(), "tributary_component_healthy", {{"component_id", "broken"}}), 0);
+  t->Stop(std::chrono::seconds(1));
+}
+
 TEST_F(TopologyTest, SlowSinkSlowsTheSourceAndNothingIsDropped) {
   auto t = Build(R"(
 sources: { gen: { type: test_source, batches: 100, batch_size: 10 } }
