@@ -899,6 +899,129 @@ void CheckGraph(Config* config, Diagnostics* diag) {
   if (!has_sink) diag->Error(first, "no sinks defined", "add a `sinks:` section");
 }
 
+void AppendUtf8(uint32_t c, std::string* out) {
+  if (c < 0x80) {
+    out->push_back(static_cast<char>(c));
+  } else if (c < 0x800) {
+    out->push_back(static_cast<char>(0xC0 | (c >> 6)));
+    out->push_back(static_cast<char>(0x80 | (c & 0x3F)));
+  } else if (c < 0x10000) {
+    out->push_back(static_cast<char>(0xE0 | (c >> 12)));
+    out->push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | (c & 0x3F)));
+  } else {
+    out->push_back(static_cast<char>(0xF0 | (c >> 18)));
+    out->push_back(static_cast<char>(0x80 | ((c >> 12) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | (c & 0x3F)));
+  }
+}
+
+// A config saved as UTF-16 (Windows Notepad, PowerShell's `>`), told by its
+// byte-order mark or, as YAML does, by a NUL in its first two bytes. yaml-cpp
+// reads UTF-16, but `${VAR}` is looked for in the bytes, where a NUL stands
+// between `$` and `{`: the variables were kept as text. Decoded to UTF-8
+// first; any other text is returned as it is.
+std::string DecodeUtf16(const std::string& raw) {
+  if (raw.size() < 2) return raw;
+  const auto b = [&](size_t i) { return static_cast<uint32_t>(static_cast<unsigned char>(raw[i])); };
+  bool big_endian;
+  size_t i = 0;
+  if (b(0) == 0xFE && b(1) == 0xFF) big_endian = true, i = 2;
+  else if (b(0) == 0xFF && b(1) == 0xFE) big_endian = false, i = 2;
+  else if (b(0) == 0 && b(1) != 0) big_endian = true;
+  else if (b(0) != 0 && b(1) == 0) big_endian = false;
+  else return raw;
+  const auto unit = [&](size_t k) { return big_endian ? (b(k) << 8 | b(k + 1)) : (b(k + 1) << 8 | b(k)); };
+  std::string out;
+  out.reserve(raw.size() / 2);
+  for (; i + 1 < raw.size(); i += 2) {
+    uint32_t c = unit(i);
+    if (c >= 0xD800 && c < 0xDC00 && i + 3 < raw.size() && unit(i + 2) >= 0xDC00 && unit(i + 2) < 0xE000) {
+      c = 0x10000 + ((c - 0xD800) << 10) + (unit(i + 2) - 0xDC00);
+      i += 2;
+    } else if (c >= 0xD800 && c < 0xE000) {
+      c = 0xFFFD;  // a lone surrogate
+    }
+    AppendUtf8(c, &out);
+  }
+  return out;
+}
+
+// An alias (`*name`) repeats the node its anchor (`&name`) holds: ten levels
+// of ten aliases make a file of a kilobyte expand to 10^10 nodes, which
+// every walk over the config visits (a "billion laughs"). Real configs are
+// far below the bound.
+constexpr size_t kMaxNodes = 250000;
+// yaml-cpp bounds how deep the text nests, but an alias inside the node it
+// names (`a: &x { b: *x }`) nests without end, and every recursive walk
+// over the config overflowed the stack.
+constexpr int kMaxDepth = 256;
+
+// Whether `node` expands to more nodes than *budget has left (counting it
+// down) or nests deeper than kMaxDepth; *where is then the node at which
+// it ran out, and *too_deep says which.
+bool ExceedsNodes(const YAML::Node& node, size_t* budget, YAML::Node* where, bool* too_deep, int depth = 0) {
+  if (*budget == 0 || depth > kMaxDepth) {
+    *where = node;
+    *too_deep = depth > kMaxDepth;
+    return true;
+  }
+  --*budget;
+  if (node.IsMap()) {
+    for (auto it = node.begin(); it != node.end(); ++it)
+      if (ExceedsNodes(it->first, budget, where, too_deep, depth + 1) ||
+          ExceedsNodes(it->second, budget, where, too_deep, depth + 1))
+        return true;
+  } else if (node.IsSequence()) {
+    for (const auto& child : node)
+      if (ExceedsNodes(child, budget, where, too_deep, depth + 1)) return true;
+  }
+  return false;
+}
+
+// Parses one config file's text: its one YAML document, or errors (a
+// syntax error; a second document, which would be ignored; aliases that
+// expand beyond kMaxNodes). nullopt if it cannot be used.
+std::optional<YAML::Node> ParseDocument(const std::string& text, const std::string& file, Diagnostics* diag,
+                                        const std::vector<Substitution>* subs) {
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(text);
+  } catch (const YAML::Exception& e) {
+    Location loc{file, e.mark.line >= 0 ? e.mark.line + 1 : 0, e.mark.column >= 0 ? e.mark.column + 1 : 0};
+    diag->Error(loc, "YAML syntax error: " + e.msg, subs ? SyntaxHint(e.msg, text, loc.line, loc.column, *subs) : "");
+    return std::nullopt;
+  }
+  // (A first document that is no map is not YAML meant for us: TOML, say,
+  // which yaml-cpp reads as several documents. The caller says what it is.)
+  const bool map_or_empty = docs.empty() || docs.front().IsMap() || docs.front().IsNull();
+  for (size_t d = 1; map_or_empty && d < docs.size(); ++d) {
+    if (!docs[d].IsDefined() || docs[d].IsNull()) continue;  // `---` with nothing after it
+    diag->Error(LocationOf(docs[d], file), "a second YAML document (after `---`) in one file would be ignored",
+                "a file holds one configuration: put this part in a file of its own and pass both "
+                "(`-c a.yaml -c b.yaml`, or their directory), or remove the `---`");
+    return std::nullopt;
+  }
+  YAML::Node root = docs.empty() ? YAML::Node() : docs.front();
+  size_t budget = kMaxNodes;
+  YAML::Node where;
+  bool too_deep = false;
+  if (ExceedsNodes(root, &budget, &where, &too_deep)) {
+    if (too_deep)
+      diag->Error(LocationOf(where, file),
+                  "this file nests deeper than " + std::to_string(kMaxDepth) + " levels",
+                  "is an alias (`*name`) inside the node its anchor (`&name`) names? that node would contain itself");
+    else
+      diag->Error(LocationOf(where, file),
+                  "this file expands to more than " + std::to_string(kMaxNodes) +
+                      " YAML nodes through aliases (each `*name` repeats what `&name` holds)",
+                  "write the values out, or anchor smaller pieces");
+    return std::nullopt;
+  }
+  return root;
+}
+
 }  // namespace
 
 std::optional<Config> LoadConfigFromStrings(const std::vector<std::pair<std::string, std::string>>& files,
@@ -914,17 +1037,14 @@ std::optional<Config> LoadConfigFromStrings(const std::vector<std::pair<std::str
   for (const auto& [file, raw] : files) {
     config.files.push_back(file);
     std::vector<Substitution> subs;
-    std::string text = Interpolate(raw, file, env, diag, &subs);
+    std::string text = Interpolate(DecodeUtf16(raw), file, env, diag, &subs);
     diag->AddSubstitutions(file, subs);
-    YAML::Node root;
-    try {
-      root = YAML::Load(text);
-    } catch (const YAML::Exception& e) {
-      Location loc{file, e.mark.line >= 0 ? e.mark.line + 1 : 0, e.mark.column >= 0 ? e.mark.column + 1 : 0};
-      diag->Error(loc, "YAML syntax error: " + e.msg, SyntaxHint(e.msg, text, loc.line, loc.column, subs));
+    std::optional<YAML::Node> parsed = ParseDocument(text, file, diag, &subs);
+    if (!parsed) {
       unparsed = true;
       continue;
     }
+    YAML::Node root = *parsed;
     if (root.IsNull() || !root.IsDefined()) continue;
     if (!root.IsMap()) {
       // Vector's TOML and Fluent Bit's classic format parse as a YAML
@@ -1074,15 +1194,10 @@ std::optional<ApiConfig> LoadApiConfig(const std::vector<std::string>& paths, Di
     std::stringstream raw;
     raw << in.rdbuf();
     Diagnostics interpolation;  // only those on the lines of `api` count
-    const std::string text = Interpolate(raw.str(), file, env, &interpolation);
-    YAML::Node root;
-    try {
-      root = YAML::Load(text);
-    } catch (const YAML::Exception& e) {
-      diag->Error(Location{file, e.mark.line >= 0 ? e.mark.line + 1 : 0, e.mark.column >= 0 ? e.mark.column + 1 : 0},
-                  "YAML syntax error: " + e.msg);
-      continue;
-    }
+    const std::string text = Interpolate(DecodeUtf16(raw.str()), file, env, &interpolation);
+    std::optional<YAML::Node> parsed = ParseDocument(text, file, diag, nullptr);
+    if (!parsed) continue;
+    YAML::Node root = *parsed;
     if (!root.IsMap()) continue;
     for (auto it = root.begin(); it != root.end(); ++it) {
       if (it->first.Scalar() != "api") continue;

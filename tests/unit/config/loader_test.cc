@@ -35,6 +35,69 @@ sinks:
   out: { type: test_sink, inputs: [re], buffer: { max_events: 50 } }
 )";
 
+// yaml-cpp's Load reads the first document of a file: what came after a
+// `---` (files concatenated, kubectl style) was dropped without a word.
+TEST(LoaderTest, ASecondYamlDocumentIsAnErrorNotIgnored) {
+  Diagnostics diag;
+  EXPECT_FALSE(Load({{"a.yaml", std::string(kValid) + "---\nsinks:\n  more: { type: test_sink, inputs: [re] }\n"}},
+                    &diag));
+  EXPECT_TRUE(HasError(diag, "a.yaml:12:1", "a second YAML document (after `---`) in one file would be ignored"))
+      << diag.ToString();
+  Diagnostics ends;  // a `---` before the document, and one with nothing after it, are fine
+  EXPECT_TRUE(Load({{"a.yaml", "---" + std::string(kValid) + "---\n"}}, &ends)) << ends.ToString();
+}
+
+// A "billion laughs": every walk over the config visited each alias's
+// expansion, and a file of a kilobyte kept validate busy for hours.
+TEST(LoaderTest, AliasesThatExpandBeyondTheBoundAreAnError) {
+  std::string bomb = "x-a0: &a0 [a, a, a, a, a, a, a, a, a, a]\n";
+  for (int level = 1; level <= 7; ++level) {  // 10^8 nodes
+    const std::string prev = "*a" + std::to_string(level - 1);
+    bomb += "x-a" + std::to_string(level) + ": &a" + std::to_string(level) + " [";
+    for (int i = 0; i < 10; ++i) bomb += (i ? ", " : "") + prev;
+    bomb += "]\n";
+  }
+  Diagnostics diag;
+  EXPECT_FALSE(Load({{"bomb.yaml", bomb + kValid}}, &diag));
+  bool said = false;
+  for (const auto& d : diag.all()) said |= d.message.find("expands to more than 250000 YAML nodes") != std::string::npos;
+  EXPECT_TRUE(said) << diag.ToString();
+}
+
+// An alias inside the node its anchor names nests without end: every walk
+// over the config recursed until the stack overflowed (a segfault of
+// validate, run, and of a running agent given SIGHUP).
+TEST(LoaderTest, AnAliasInsideItsOwnAnchorIsAnError) {
+  Diagnostics diag;
+  EXPECT_FALSE(Load({{"self.yaml", "x-loop: &a\n  b: *a\n" + std::string(kValid)}}, &diag));
+  EXPECT_TRUE(HasError(diag, "self.yaml:2:3", "nests deeper than 256 levels")) << diag.ToString();
+}
+
+// A config saved as UTF-16: yaml-cpp read it, but `${VAR}` was looked for
+// in the bytes, where a NUL stands between `$` and `{`, and stayed text.
+TEST(LoaderTest, AUtf16FileIsReadWithItsVariables) {
+  const std::string text = "data_dir: ${DIR}\n" + std::string(kValid);
+  for (bool big_endian : {false, true}) {
+    std::string utf16 = big_endian ? "\xFE\xFF" : "\xFF\xFE";
+    for (char c : text) {
+      if (big_endian) utf16 += '\0';
+      utf16 += c;
+      if (!big_endian) utf16 += '\0';
+    }
+    Diagnostics diag;
+    auto cfg = LoadConfigFromStrings(
+        {{"win.yaml", utf16}}, &diag,
+        LoadOptions{[](const std::string& name) -> std::optional<std::string> {
+                      if (name == "DIR") return "/srv/tributary";
+                      return std::nullopt;
+                    },
+                    true});
+    ASSERT_TRUE(cfg) << diag.ToString();
+    EXPECT_EQ(cfg->global.data_dir, "/srv/tributary");
+    EXPECT_EQ(cfg->components.size(), 3u);
+  }
+}
+
 TEST(LoaderTest, LoadsAValidConfig) {
   Diagnostics diag;
   auto cfg = Load({{"a.yaml", kValid}}, &diag);
