@@ -374,6 +374,19 @@ bool Decoder<Regex>::Decode(const YAML::Node& n, Regex* out, const ParseContext&
 }
 
 std::string CheckRegex(const std::string& pattern) {
+  // In double quotes YAML reads `\b`, `\a`, `\f`, `\v`, `\e` and `\0` as
+  // control characters: "\bGET\b" is a pattern of backspaces that compiles
+  // and never matches.
+  for (char c : pattern) {
+    static constexpr std::string_view kEscapes[] = {"\\0", "", "", "", "", "", "", "\\a", "\\b", "", "", "\\v",
+                                                    "\\f", "", "", "", "", "", "", "", "", "", "", "", "",
+                                                    "", "", "\\e"};
+    const auto u = static_cast<unsigned char>(c);
+    if (u < std::size(kEscapes) && !kEscapes[u].empty())
+      return "the pattern holds a control character (" + std::string(kEscapes[u]) +
+             " in a double-quoted YAML string is one, not a regular expression escape): write regular "
+             "expressions in single quotes ('\\bGET\\b') or double each backslash";
+  }
   RE2 re(pattern, RE2::Quiet);
   if (re.ok()) return "";
   std::string problem = "invalid regular expression: " + re.error();

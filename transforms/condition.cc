@@ -323,15 +323,14 @@ bool ParseComparison(const YAML::Node& n, const config::ParseContext& ctx, Condi
           ok = false;
           continue;
         }
-        RE2::Options opts;
-        opts.set_log_errors(false);
-        c.re = std::make_unique<RE2>(c.operand_text, opts);
-        if (!c.re->ok()) {
-          at.Error(v, "`" + at.path + "`: invalid regular expression: " + c.re->error(),
-                   "RE2 syntax: https://github.com/google/re2/wiki/Syntax");
+        if (std::string problem = config::CheckRegex(c.operand_text); !problem.empty()) {
+          at.Error(v, "`" + at.path + "`: " + problem, "RE2 syntax: https://github.com/google/re2/wiki/Syntax");
           ok = false;
           continue;
         }
+        RE2::Options opts;
+        opts.set_log_errors(false);
+        c.re = std::make_unique<RE2>(c.operand_text, opts);
         break;
       }
       case Op::kGt:

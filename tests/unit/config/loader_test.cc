@@ -73,6 +73,21 @@ TEST(LoaderTest, AnAliasInsideItsOwnAnchorIsAnError) {
   EXPECT_TRUE(HasError(diag, "self.yaml:2:3", "nests deeper than 256 levels")) << diag.ToString();
 }
 
+// In double quotes YAML reads `\b` as a backspace: the pattern compiled,
+// passed validate and never matched.
+TEST(LoaderTest, AControlCharacterFromADoubleQuotedEscapeInAPatternIsAnError) {
+  Diagnostics diag;
+  EXPECT_FALSE(Load({{"dq.yaml", R"(sources: { gen: { type: test_source } }
+transforms:
+  f: { type: filter, inputs: [gen], condition: { field: message, matches: "\bGET\b" } }
+  p: { type: regex_parser, inputs: [f], patterns: ["(?P<verb>[A-Z]+)\b"] }
+sinks: { out: { type: test_sink, inputs: [p] } }
+)"}},
+                    &diag));
+  EXPECT_TRUE(HasError(diag, "dq.yaml:3:75", "control character (\\b in a double-quoted YAML string")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "dq.yaml:4:52", "write regular expressions in single quotes")) << diag.ToString();
+}
+
 // A config saved as UTF-16: yaml-cpp read it, but `${VAR}` was looked for
 // in the bytes, where a NUL stands between `$` and `{`, and stayed text.
 TEST(LoaderTest, AUtf16FileIsReadWithItsVariables) {
