@@ -3,13 +3,17 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <systemd/sd-id128.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <filesystem>
 
 #include "agent/backoff.h"
@@ -358,6 +362,48 @@ JournaldSource::JournaldSource(const Config& config, BuildContext& ctx)
 
 JournaldSource::~JournaldSource() { Close(); }
 
+// ---- A journal file cut short under its mmap ------------------------------
+
+// sd-journal reads journal files through mmap. A file truncated or
+// overwritten in place while it is read (`: > x.journal`, a copy over it, a
+// full disk) makes the next read of a page past its new end raise SIGBUS,
+// which killed the whole agent. journald and journalctl survive it with a
+// handler of their own, which the public API leaves to its users: this one
+// maps a page of zeros over the faulting page and counts it. sd-journal then
+// reads zeros, which it refuses as a corrupt object, and the source drops
+// the batch it was reading and reopens at its last cursor (Run).
+namespace {
+
+std::atomic<uint64_t> g_sigbus_pages{0};
+
+void OnSigbus(int sig, siginfo_t* info, void*) {
+  const long page = sysconf(_SC_PAGESIZE);
+  void* at = info != nullptr ? info->si_addr : nullptr;
+  if (at == nullptr || page <= 0 ||
+      mmap(reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(at) & ~(static_cast<uintptr_t>(page) - 1)),
+           static_cast<size_t>(page), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
+           0) == MAP_FAILED) {
+    signal(sig, SIG_DFL);  // not a page we can replace: the fault happens again, and ends the process as before
+    return;
+  }
+  g_sigbus_pages.fetch_add(1, std::memory_order_relaxed);
+}
+
+void InstallSigbusHandler() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction sa = {};
+    sa.sa_sigaction = OnSigbus;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, nullptr);
+  });
+}
+
+uint64_t JournalSigbusCount() { return g_sigbus_pages.load(std::memory_order_relaxed); }
+
+}  // namespace
+
 void JournaldSource::Close() {
   if (j_ != nullptr) sd_journal_close(j_);
   j_ = nullptr;
@@ -367,6 +413,7 @@ void JournaldSource::Close() {
 
 Status JournaldSource::Open() {
   Close();
+  InstallSigbusHandler();
   int r = config_.journal_directory
               ? sd_journal_open_directory(&j_, config_.journal_directory->c_str(), 0)
               : sd_journal_open(&j_, SD_JOURNAL_LOCAL_ONLY);
@@ -886,6 +933,7 @@ Status JournaldSource::Run(SourceContext& ctx) {
     size_t bytes = 0;
     size_t read = 0;
     int r = 1;
+    sigbus_seen_ = JournalSigbusCount();
     while (read < limit) {
       if (have_current_) {
         have_current_ = false;
@@ -898,13 +946,18 @@ Status JournaldSource::Run(SourceContext& ctx) {
       Event e;
       if (ReadEntry(&e, &bytes)) events.push_back(std::move(e));
     }
-    if (r < 0) {
+    const bool cut_short = JournalSigbusCount() != sigbus_seen_;
+    if (r < 0 || cut_short) {
       // Typically a file rotated or vacuumed under us. Drop the partial
       // batch (its entries have no cursor yet) and resume after the last
-      // batch sent: nothing lost, nothing twice.
+      // batch sent: nothing lost, nothing twice. A file cut short under
+      // its mapping (above) may have given zeros for what was read: its
+      // batch is dropped too, and what the cut took is lost.
       read_errors_->Increment();
       LogLimited(log_limiter_, LogLevel::kWarn, id_,
-                 "journal read failed (" + ErrnoText(r) + "); reopening at the last cursor");
+                 cut_short ? std::string("a journal file was truncated or overwritten while it was read (SIGBUS): "
+                                         "its entries past the cut are lost; reopening at the last cursor")
+                           : "journal read failed (" + ErrnoText(r) + "); reopening at the last cursor");
       limit = std::max<size_t>(1, read);
       Close();
       // Back off so an error that persists does not spin the CPU.

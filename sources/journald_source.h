@@ -182,6 +182,7 @@ class JournaldSource final : public Source {
   NextFunction next_ = sd_journal_next;
   int fd_ = -1;
   bool have_current_ = false;  // the current entry is unread: use it before next()
+  uint64_t sigbus_seen_ = 0;   // JournalSigbusCount() when the batch being read began
   std::string read_cursor_;    // position after the last batch sent (or skipped)
   std::string written_cursor_;  // last cursor written to the checkpoint file
   std::vector<std::string> binary_names_;  // scratch for ReadEntry

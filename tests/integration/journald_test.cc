@@ -113,6 +113,45 @@ TEST_F(JournaldBinaryTest, KillNineLosesNothing) {
   EXPECT_LT(out.size(), 220u + 200u);
 }
 
+// A journal file truncated in place while the source is in the middle of it
+// (`: > x.journal`, a copy over it): sd-journal reads it through mmap, and a
+// read past the new end raised SIGBUS, which killed the agent. The source
+// now drops the batch it was reading, says so, reopens at its last cursor
+// and reads on; what the cut took is lost.
+TEST_F(JournaldBinaryTest, AJournalFileTruncatedWhileItIsReadDoesNotKillTheAgent) {
+  JournalBuilder a(dir_ / "journal/a.journal");
+  ASSERT_EQ(a.AppendMessages(std::string(200, 'x'), 0, 20000), "");
+  WriteFile(dir_ / "blocker", "a file where the sink wants a directory\n");
+  std::string config = Config();
+  config.replace(config.find("path: "), 6 + (dir_ / "out.log").size(), "path: " + (dir_ / "blocker/out.log"));
+  config += "    buffer: { max_events: 50 }\n";
+  Agent agent(dir_, config);
+  // The sink is down: the source stops in the middle of the file, blocked on the full buffer.
+  ASSERT_TRUE(WaitFor([&] {
+    return agent.Metric("tributary_buffer_events", {{"component_id", "out"}}).value_or(0) >= 40;
+  })) << agent.process().Stderr();
+  std::filesystem::resize_file(a.file(), 100000);
+  std::filesystem::remove(dir_ / "blocker");
+  std::filesystem::create_directories(dir_ / "blocker");
+  ASSERT_TRUE(WaitFor([&] {
+    return agent.Metric("tributary_component_errors_total",
+                        {{"component_id", "journal"}, {"error_type", "read_failed"}}).value_or(0) >= 1 ||
+           !agent.process().Running();
+  }, std::chrono::seconds(30))) << agent.process().Stderr();
+  ASSERT_TRUE(agent.process().Running()) << "the agent died\n" << agent.process().Stderr();
+  EXPECT_NE(agent.process().Stderr().find("a journal file was truncated or overwritten while it was read (SIGBUS)"),
+            std::string::npos)
+      << agent.process().Stderr();
+  JournalBuilder b(dir_ / "journal/b.journal");
+  ASSERT_EQ(b.AppendMessages("after-", 0, 10), "");
+  EXPECT_TRUE(WaitFor([&] {
+    auto out = ReadLines(dir_ / "blocker/out.log");
+    return !out.empty() && out.back() == "after-9";
+  }, std::chrono::seconds(30))) << agent.process().Stderr();
+  agent.process().Signal(SIGTERM);
+  EXPECT_EQ(agent.process().Wait(std::chrono::seconds(20)), 0) << agent.process().Stderr();
+}
+
 TEST_F(JournaldBinaryTest, StopAtEndExitsAndTheNextRunContinues) {
   JournalBuilder b(dir_ / "journal/x.journal");
   ASSERT_EQ(b.AppendMessages("s", 0, 60), "");
