@@ -54,6 +54,24 @@ SplitResult Whole(const std::string& data, const std::string& delim, size_t max,
   return Split(data, {}, delim, max, discard, take);
 }
 
+// A long line that arrives in parts is held until its end; then its buffer
+// goes, and a short partial line after it does not keep the long one's size.
+TEST(LineSplitterTest, TheBufferOfALongPartialLineIsFreedOnceTheLineIsComplete) {
+  LineSplitter s("\n", 1 << 20, false);
+  std::vector<std::string> lines;
+  auto emit = [&](std::string_view line, uint64_t) { lines.emplace_back(line); };
+  const std::string half(45000, 'x');
+  s.Feed(half, emit);
+  EXPECT_GE(s.held_capacity(), half.size());
+  s.Feed(half + "\nshort", emit);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0].size(), 90000u);
+  EXPECT_LE(s.held_capacity(), LineSplitter::kKeptCapacity) << "the long line's buffer is kept";
+  s.Feed(" one\n", emit);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[1], "short one");
+}
+
 TEST(LineSplitterTest, SplitsLinesWithOffsets) {
   SplitResult r = Whole("ab\ncd\n\nef", "\n", 100, false);
   ASSERT_EQ(r.lines.size(), 3u);
