@@ -40,7 +40,7 @@ std::atomic<size_t> g_file_sources{0};
 // system's (ENFILE).
 bool OutOfDescriptors(int err) { return err == EMFILE || err == ENFILE; }
 constexpr auto kBatchLinger = std::chrono::milliseconds(100);
-constexpr auto kCheckpointInterval = std::chrono::milliseconds(250);
+
 constexpr auto kCheckpointRetry = std::chrono::milliseconds(1000);
 constexpr auto kNewIdentityCheckpoint = std::chrono::milliseconds(100);
 constexpr auto kForgetAfter = std::chrono::hours(24);
@@ -411,7 +411,8 @@ void FileSource::LoadState(std::stop_token stop) {
   TLOG_INFO(id_, "loaded " + std::to_string(loaded->entries.size()) + " checkpoint(s) from " + checkpoint_path_);
 }
 
-// At most every kCheckpointInterval while deliveries keep coming. A write
+// At most every file::CheckpointInterval (250 ms, longer with many files)
+// while deliveries keep coming. A write
 // that carries no delivered lines (the files found at start, skipped
 // lines) does not hold back the next one, so the first deliveries of a
 // run, and the first after a quiet interval, are written at once: an agent
@@ -459,7 +460,7 @@ void FileSource::WriteCheckpoints(bool force) {
   saved_generation_ = gen;
   saved_version_ = version;
   next_identity_checkpoint_ = now + kNewIdentityCheckpoint;
-  if (deliveries != saved_deliveries_) next_checkpoint_ = now + kCheckpointInterval;
+  if (deliveries != saved_deliveries_) next_checkpoint_ = now + file::CheckpointInterval(f.entries.size());
   saved_deliveries_ = deliveries;
   checkpoints_->Increment();
 }

@@ -241,4 +241,11 @@ Status SaveCheckpoints(const std::string& path, const CheckpointFile& file) {
   return Status::Ok();
 }
 
+std::chrono::milliseconds CheckpointInterval(size_t identities) {
+  constexpr auto kStep = std::chrono::milliseconds(250);
+  constexpr size_t kPerStep = 256;
+  constexpr auto kMax = std::chrono::milliseconds(5000);
+  return std::min<std::chrono::milliseconds>(kStep * static_cast<int64_t>(1 + identities / kPerStep), kMax);
+}
+
 }  // namespace tributary::file

@@ -356,5 +356,17 @@ TEST(CheckpointFileTest, TargetRoundTripsAndOldCheckpointsLoadWithout) {
   EXPECT_EQ(old->entries[0].target, "");
 }
 
+// The checkpoints file is rewritten whole: with thousands of files, 4
+// writes a second of it cost megabytes a second for a trickle of lines.
+TEST(CheckpointsTest, TheWriteIntervalGrowsWithTheFilesKnownUpToFiveSeconds) {
+  using std::chrono::milliseconds;
+  EXPECT_EQ(CheckpointInterval(0), milliseconds(250));
+  EXPECT_EQ(CheckpointInterval(255), milliseconds(250));
+  EXPECT_EQ(CheckpointInterval(256), milliseconds(500));
+  EXPECT_EQ(CheckpointInterval(1000), milliseconds(1000));
+  EXPECT_EQ(CheckpointInterval(5000), milliseconds(5000));
+  EXPECT_EQ(CheckpointInterval(1000000), milliseconds(5000));
+}
+
 }  // namespace
 }  // namespace tributary::file
