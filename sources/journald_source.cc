@@ -423,6 +423,10 @@ Status JournaldSource::Open() {
                            (config_.journal_directory ? " in " + *config_.journal_directory : std::string()) +
                            ": " + ErrnoText(r));
   }
+  struct stat dir{};
+  dir_known_ = config_.journal_directory && ::stat(config_.journal_directory->c_str(), &dir) == 0;
+  dir_dev_ = dir.st_dev;
+  dir_ino_ = dir.st_ino;
   // Whole field values, never truncated at the default 64 KiB.
   sd_journal_set_data_threshold(j_, 0);
   // The fd sets up inotify watches; without it (inotify limits) we still
@@ -738,6 +742,18 @@ bool JournaldSource::Excluded(const Event& event) const {
 }
 
 void JournaldSource::WaitForChanges(std::chrono::milliseconds max_wait) {
+  // journal_directory removed and made again, renamed away and replaced,
+  // or mounted over (a late volume over an empty mount point): sd-journal
+  // watches the directory it opened and would never see a file of the new
+  // one. Reopened at the last cursor, as after a read error.
+  struct stat dir{};
+  if (dir_known_ && ::stat(config_.journal_directory->c_str(), &dir) == 0 &&
+      (dir.st_dev != dir_dev_ || dir.st_ino != dir_ino_)) {
+    TLOG_INFO(id_, "journal directory " + *config_.journal_directory +
+                       " was replaced (made again, renamed or mounted over): reopening it at the last cursor");
+    Close();
+    return;
+  }
   int timeout_ms = static_cast<int>(max_wait.count());
   uint64_t t = 0;
   if (sd_journal_get_timeout(j_, &t) >= 0 && t != UINT64_MAX) {

@@ -41,6 +41,7 @@
 // than tab and newline) are base64-encoded (RFC 4648, with padding) and
 // their names listed in the array field `binary_fields`.
 
+#include <sys/types.h>
 #include <systemd/sd-journal.h>
 
 #include <chrono>
@@ -183,6 +184,11 @@ class JournaldSource final : public Source {
   int fd_ = -1;
   bool have_current_ = false;  // the current entry is unread: use it before next()
   uint64_t sigbus_seen_ = 0;   // JournalSigbusCount() when the batch being read began
+  // journal_directory's device and inode when it was opened: sd-journal
+  // watches that directory, and one put in its place is never seen.
+  bool dir_known_ = false;
+  dev_t dir_dev_ = 0;
+  ino_t dir_ino_ = 0;
   std::string read_cursor_;    // position after the last batch sent (or skipped)
   std::string written_cursor_;  // last cursor written to the checkpoint file
   std::vector<std::string> binary_names_;  // scratch for ReadEntry

@@ -152,6 +152,29 @@ TEST_F(JournaldBinaryTest, AJournalFileTruncatedWhileItIsReadDoesNotKillTheAgent
   EXPECT_EQ(agent.process().Wait(std::chrono::seconds(20)), 0) << agent.process().Stderr();
 }
 
+// sd-journal watches the directory it opened: one put in its place
+// (removed and made again, renamed and replaced, a volume mounted over an
+// empty mount point) was never seen, and nothing more was read until a
+// restart, without a word.
+TEST_F(JournaldBinaryTest, AJournalDirectoryReplacedWhileRunningIsReadFromItsReplacement) {
+  JournalBuilder a(dir_ / "journal/a.journal");
+  ASSERT_EQ(a.AppendMessages("old-", 0, 10), "");
+  Agent agent(dir_, Config());
+  ASSERT_TRUE(WaitForLines(10)) << agent.process().Stderr();
+  std::filesystem::rename(dir_ / "journal", dir_ / "journal.old");
+  std::filesystem::create_directories(dir_ / "journal");
+  JournalBuilder b(dir_ / "journal/b.journal");
+  ASSERT_EQ(b.AppendMessages("new-", 0, 5), "");
+  EXPECT_TRUE(WaitFor([&] {
+    auto out = Output();
+    return !out.empty() && out.back() == "new-4";
+  }, std::chrono::seconds(30))) << agent.process().Stderr();
+  EXPECT_EQ(Output().size(), 15u) << "read twice or skipped";
+  EXPECT_NE(agent.process().Stderr().find("was replaced (made again, renamed or mounted over)"), std::string::npos);
+  agent.process().Signal(SIGTERM);
+  EXPECT_EQ(agent.process().Wait(std::chrono::seconds(20)), 0) << agent.process().Stderr();
+}
+
 TEST_F(JournaldBinaryTest, StopAtEndExitsAndTheNextRunContinues) {
   JournalBuilder b(dir_ / "journal/x.journal");
   ASSERT_EQ(b.AppendMessages("s", 0, 60), "");
