@@ -352,6 +352,7 @@ JournaldSource::JournaldSource(const Config& config, BuildContext& ctx)
       checkpoint_path_(checkpoint_dir_ + "/cursor"),
       tracker_(std::make_shared<JournalCursorTracker>()),
       read_errors_(&ctx.metrics->Errors("read_failed", "receiving")),
+      vacuumed_(&ctx.metrics->Errors("entries_vacuumed", "receiving")),
       field_errors_(&ctx.metrics->Errors("invalid_field", "receiving")),
       checkpoint_errors_(&ctx.metrics->Errors("checkpoint_failed", "receiving")),
       checkpoints_(&ctx.metrics->Checkpoints()) {
@@ -494,8 +495,36 @@ Status JournaldSource::SeekAfter(const std::string& cursor) {
   // Landed on the saved entry itself: it was sent already, skip it. Landed
   // on a later one (the saved entry was vacuumed, or no longer matches):
   // that one is unread, so keep it for the next read.
-  if (r > 0 && sd_journal_test_cursor(j_, cursor.c_str()) <= 0) have_current_ = true;
+  if (r > 0 && sd_journal_test_cursor(j_, cursor.c_str()) <= 0) {
+    have_current_ = true;
+    ReportVacuumedCheckpoint(cursor);
+  }
   return Status::Ok();
+}
+
+void JournaldSource::ReportVacuumedCheckpoint(const std::string& cursor) {
+  // The cursor's realtime: its field "t=<hex usec>".
+  uint64_t at = 0;
+  const size_t t = cursor.find(";t=");
+  if (t == std::string::npos) return;
+  const char* p = cursor.c_str() + t + 3;
+  char* end = nullptr;
+  at = std::strtoull(p, &end, 16);
+  if (end == p) return;
+  uint64_t oldest = 0, newest = 0, next = 0;
+  if (sd_journal_get_cutoff_realtime_usec(j_, &oldest, &newest) <= 0 || at >= oldest) return;  // still covered:
+  // the entry no longer matches the filters, or its file alone was deleted
+  (void)sd_journal_get_realtime_usec(j_, &next);
+  auto when = [](uint64_t usec) {
+    return FormatRfc3339(Timestamp(std::chrono::microseconds(static_cast<int64_t>(usec))));
+  };
+  vacuumed_->Increment();
+  LogLimited(log_limiter_, LogLevel::kWarn, id_,
+             "the checkpointed journal entry (of " + when(at) +
+                 ") is no longer in the journal, whose oldest entry is of " + when(oldest) +
+                 ": journal files were vacuumed (or deleted) while the agent was behind or stopped; entries "
+                 "written between those times are lost, unless that file had been read to its end; reading on "
+                 "from the entry of " + when(next));
 }
 
 Status JournaldSource::SeekStart() {

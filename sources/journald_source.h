@@ -150,7 +150,11 @@ class JournaldSource final : public Source {
   // next() returns only newer ones.
   Status SeekTail();
   bool current_boot_only() const { return config_.current_boot_only.value_or(!config_.journal_directory); }
-  Status SeekAfter(const std::string& cursor);    // positions so next() is past `cursor`
+  Status SeekAfter(const std::string& cursor);
+  // After SeekAfter landed past a checkpointed entry that is gone: warns
+  // and counts when the journal's oldest entry is newer than it (files
+  // vacuumed while the agent was behind or stopped).
+  void ReportVacuumedCheckpoint(const std::string& cursor);    // positions so next() is past `cursor`
   void Close();
   Status Reopen(const std::string& cursor);
   // Reads one entry into *event; false if it is excluded. Adds its data
@@ -204,6 +208,7 @@ class JournaldSource final : public Source {
   RateLimiter file_log_limiter_;
 
   Counter* read_errors_;
+  Counter* vacuumed_;
   Counter* field_errors_;
   Counter* checkpoint_errors_;
   Counter* checkpoints_;

@@ -175,6 +175,36 @@ TEST_F(JournaldBinaryTest, AJournalDirectoryReplacedWhileRunningIsReadFromItsRep
   EXPECT_EQ(agent.process().Wait(std::chrono::seconds(20)), 0) << agent.process().Stderr();
 }
 
+// Entries vacuumed before the source read them are gone (inherent), but the
+// source can tell: its checkpointed entry is older than anything left in
+// the journal. Before, the restart read on from the oldest entry left
+// without a word, and nothing counted the loss.
+TEST_F(JournaldBinaryTest, ACheckpointOlderThanTheWholeJournalIsReportedAsVacuumed) {
+  JournalBuilder a(dir_ / "journal/a.journal");
+  ASSERT_EQ(a.AppendMessages("a-", 0, 50), "");
+  {
+    Agent agent(dir_, Config());
+    ASSERT_TRUE(WaitForLines(50)) << agent.process().Stderr();
+    agent.process().Signal(SIGTERM);
+    ASSERT_EQ(agent.process().Wait(std::chrono::seconds(20)), 0) << agent.process().Stderr();
+  }
+  ASSERT_EQ(a.AppendMessages("a-", 50, 50), "");  // written while stopped, never read:
+  JournalBuilder b(dir_ / "journal/b.journal");
+  ASSERT_EQ(b.AppendMessages("b-", 0, 10), "");
+  std::filesystem::remove(a.file());  // vacuumed
+  Agent agent(dir_, Config());
+  ASSERT_TRUE(WaitForLines(60)) << agent.process().Stderr();
+  EXPECT_EQ(Output()[50], "b-0");
+  EXPECT_TRUE(WaitFor([&] {
+    return agent.Metric("tributary_component_errors_total",
+                        {{"component_id", "journal"}, {"error_type", "entries_vacuumed"}}) == 1;
+  })) << agent.process().Stderr();
+  EXPECT_NE(agent.process().Stderr().find("is no longer in the journal, whose oldest entry is of"), std::string::npos)
+      << agent.process().Stderr();
+  agent.process().Signal(SIGTERM);
+  EXPECT_EQ(agent.process().Wait(std::chrono::seconds(20)), 0) << agent.process().Stderr();
+}
+
 TEST_F(JournaldBinaryTest, StopAtEndExitsAndTheNextRunContinues) {
   JournalBuilder b(dir_ / "journal/x.journal");
   ASSERT_EQ(b.AppendMessages("s", 0, 60), "");
