@@ -807,8 +807,55 @@ void JournaldSource::WaitForChanges(std::chrono::milliseconds max_wait) {
   // Files were added or removed; and every 10 s, since a file that
   // sd-journal fails to open changes nothing it reports (a directory
   // listing; only files not seen before are opened).
-  if (r == SD_JOURNAL_INVALIDATE || std::chrono::steady_clock::now() - last_files_check_ > kFileCheckInterval)
+  if (r == SD_JOURNAL_INVALIDATE || std::chrono::steady_clock::now() - last_files_check_ > kFileCheckInterval) {
     CheckJournalFiles(/*final=*/false);
+    if (std::string missed = FileNotRead(); !missed.empty()) {
+      TLOG_INFO(id_, "journal file " + missed +
+                         " is not among those sd-journal reads (its directory was made again, renamed or mounted "
+                         "over?): reopening the journal at the last cursor");
+      Close();
+    }
+  }
+}
+
+namespace {
+
+// The device and inode of every journal file the process has open (the
+// files sd-journal reads, found through /proc/self/fd).
+std::set<std::pair<dev_t, ino_t>> OpenJournalFiles() {
+  std::set<std::pair<dev_t, ino_t>> out;
+  DIR* d = ::opendir("/proc/self/fd");
+  if (d == nullptr) return out;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    const std::string fd_path = std::string("/proc/self/fd/") + e->d_name;
+    char target[4096];
+    const ssize_t n = ::readlink(fd_path.c_str(), target, sizeof target);
+    if (n <= 0) continue;
+    const std::string_view t(target, static_cast<size_t>(n));
+    if (t.find(".journal") == std::string_view::npos) continue;
+    struct stat st{};
+    if (::stat(fd_path.c_str(), &st) == 0) out.emplace(st.st_dev, st.st_ino);
+  }
+  ::closedir(d);
+  return out;
+}
+
+}  // namespace
+
+std::string JournaldSource::FileNotRead() const {
+  // Only with journal_directory (the machine's journal directories are not
+  // replaced under a running system), and only files that open on their
+  // own and were last written over 3 s ago (not one being created).
+  if (!config_.journal_directory || j_ == nullptr) return "";
+  std::set<std::pair<dev_t, ino_t>> open;
+  for (const auto& f : files_ok_) {
+    struct stat st{};
+    if (::stat(f.c_str(), &st) != 0 || ::time(nullptr) - st.st_mtime < 3) continue;
+    if (open.empty()) open = OpenJournalFiles();
+    if (!open.count({st.st_dev, st.st_ino})) return f;
+  }
+  return "";
 }
 
 void JournaldSource::CheckJournalFiles(bool final) {

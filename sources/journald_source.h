@@ -154,7 +154,10 @@ class JournaldSource final : public Source {
   // After SeekAfter landed past a checkpointed entry that is gone: warns
   // and counts when the journal's oldest entry is newer than it (files
   // vacuumed while the agent was behind or stopped).
-  void ReportVacuumedCheckpoint(const std::string& cursor);    // positions so next() is past `cursor`
+  void ReportVacuumedCheckpoint(const std::string& cursor);
+  // A journal file of journal_directory that sd-journal does not read
+  // (its directory was replaced under it), or "".
+  std::string FileNotRead() const;    // positions so next() is past `cursor`
   void Close();
   Status Reopen(const std::string& cursor);
   // Reads one entry into *event; false if it is excluded. Adds its data

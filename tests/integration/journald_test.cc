@@ -175,6 +175,31 @@ TEST_F(JournaldBinaryTest, AJournalDirectoryReplacedWhileRunningIsReadFromItsRep
   EXPECT_EQ(agent.process().Wait(std::chrono::seconds(20)), 0) << agent.process().Stderr();
 }
 
+// A directory removed and made again may get its old inode back (ext4
+// reuses it at once), and a machine-id subdirectory (the layout of
+// /var/log/journal) replaced leaves journal_directory itself as it was:
+// found by the files sd-journal does not have open, at the next check of
+// the directory (every 10 s).
+TEST_F(JournaldBinaryTest, AJournalSubdirectoryRemovedAndMadeAgainIsReadAgain) {
+  const std::string machine = "0123456789abcdef0123456789abcdef";
+  std::filesystem::create_directories(dir_ / ("journal/" + machine));
+  JournalBuilder a(dir_ / ("journal/" + machine + "/a.journal"));
+  ASSERT_EQ(a.AppendMessages("old-", 0, 10), "");
+  Agent agent(dir_, Config());
+  ASSERT_TRUE(WaitForLines(10)) << agent.process().Stderr();
+  std::filesystem::remove_all(dir_ / ("journal/" + machine));
+  std::filesystem::create_directories(dir_ / ("journal/" + machine));
+  JournalBuilder b(dir_ / ("journal/" + machine + "/b.journal"));
+  ASSERT_EQ(b.AppendMessages("new-", 0, 5), "");
+  EXPECT_TRUE(WaitFor([&] {
+    auto out = Output();
+    return !out.empty() && out.back() == "new-4";
+  }, std::chrono::seconds(40))) << agent.process().Stderr();
+  EXPECT_EQ(Output().size(), 15u) << "read twice or skipped";
+  agent.process().Signal(SIGTERM);
+  EXPECT_EQ(agent.process().Wait(std::chrono::seconds(20)), 0) << agent.process().Stderr();
+}
+
 // Entries vacuumed before the source read them are gone (inherent), but the
 // source can tell: its checkpointed entry is older than anything left in
 // the journal. Before, the restart read on from the oldest entry left
