@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -9,6 +10,7 @@
 
 #include "agent/env.h"
 #include "agent/template.h"
+#include "sinks/es_http_client.h"
 
 namespace tributary::es {
 
@@ -331,6 +333,7 @@ Result<Endpoint> ParseEndpoint(std::string_view url) {
 }
 
 void CheckEnvironment(const ElasticsearchConfig& config, std::vector<config::EnvCheck>* out) {
+  bool readable = true;
   for (const auto& [name, file] : {std::pair{"tls.ca_file", &config.tls.ca_file}, std::pair{"tls.crt_file", &config.tls.crt_file},
                                    std::pair{"tls.key_file", &config.tls.key_file}}) {
     if (!*file) continue;
@@ -338,6 +341,22 @@ void CheckEnvironment(const ElasticsearchConfig& config, std::vector<config::Env
     if (::access((*file)->c_str(), R_OK) != 0) {
       c.ok = false;
       c.detail = std::strerror(errno);
+      readable = false;
+    }
+    out->push_back(std::move(c));
+  }
+  // Readable is not usable: load them as the sink will (a file that is no
+  // PEM certificate, a directory, a key of another certificate or one with a
+  // passphrase failed only `run`, with exit 78).
+  if (readable && (config.tls.ca_file || (config.tls.crt_file && config.tls.key_file))) {
+    config::EnvCheck c{"the TLS files load (as PEM certificates and an unencrypted key that matches)", true, ""};
+    HttpClientOptions probe;
+    probe.endpoints.push_back(Endpoint{.tls = true, .host = "localhost", .port = "443", .url = "https://localhost"});
+    probe.tls = config.tls;
+    probe.tls.verify_certificate = true;  // so that ca_file is loaded
+    if (auto client = HttpClient::Create(std::move(probe)); !client.ok()) {
+      c.ok = false;
+      c.detail = client.status().message();
     }
     out->push_back(std::move(c));
   }

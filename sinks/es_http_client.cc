@@ -351,7 +351,9 @@ Result<std::unique_ptr<HttpClient>> HttpClient::Create(HttpClientOptions options
       impl.tls_ctx->set_verify_mode(ssl::verify_peer, ec);
       if (options.tls.ca_file) {
         impl.tls_ctx->load_verify_file(*options.tls.ca_file, ec);
-        if (ec) return Status::InvalidArgument("tls.ca_file " + *options.tls.ca_file + ": " + Describe(ec));
+        if (ec)
+          return Status::InvalidArgument("tls.ca_file " + *options.tls.ca_file + ": " + Describe(ec) +
+                                         " (a PEM file of CA certificates)");
       } else {
         impl.tls_ctx->set_default_verify_paths(ec);
         if (ec) return Status::InvalidArgument("cannot load the system's CA certificates: " + Describe(ec));
@@ -360,6 +362,10 @@ Result<std::unique_ptr<HttpClient>> HttpClient::Create(HttpClientOptions options
       impl.tls_ctx->set_verify_mode(ssl::verify_none, ec);
     }
     if (options.tls.crt_file && options.tls.key_file) {
+      // An encrypted key is refused, not asked for on the terminal
+      // (OpenSSL's default, which would hang an agent started with a tty).
+      impl.tls_ctx->set_password_callback([](std::size_t, ssl::context::password_purpose) { return std::string(); },
+                                          ec);
       impl.tls_ctx->use_certificate_chain_file(*options.tls.crt_file, ec);
       if (ec) return Status::InvalidArgument("tls.crt_file " + *options.tls.crt_file + ": " + Describe(ec));
       impl.tls_ctx->use_private_key_file(*options.tls.key_file, ssl::context::pem, ec);

@@ -218,6 +218,26 @@ TEST(RunTest, CheckEnvironmentStopsTheStartOnAFailedCheck) {
 // ($INVOCATION_ID) a read-only destination fails the check, naming the
 // setting to add. The sandbox is stood in for by a read-only bind mount in
 // a mount namespace of the check's own (root only).
+// Readable is not usable: a TLS file that is no PEM certificate (or a key
+// of another certificate, or one with a passphrase) passed validate and
+// stopped `run` with 78. Validate loads them as the sink does.
+TEST(ValidateTest, TlsFilesThatDoNotLoadFailTheEnvironmentCheck) {
+  TempDir dir;
+  WriteFile(dir / "ca.pem", "not a certificate\n");
+  WriteFile(dir / "tributary.yaml", "data_dir: " + (dir / "data") + "\n" +
+                                        "sources: { d: { type: demo_logs } }\n"
+                                        "sinks:\n  es:\n    type: elasticsearch\n    inputs: [d]\n"
+                                        "    endpoints: [\"https://127.0.0.1:1\"]\n"
+                                        "    tls: { ca_file: \"" + (dir / "ca.pem") + "\" }\n");
+  CliRun r = Tributary({"validate", "-c", dir / "tributary.yaml"});
+  EXPECT_EQ(r.code, 78) << r.out << r.err;
+  EXPECT_NE((r.out + r.err).find("✗ es: the TLS files load (as PEM certificates and an unencrypted key that matches): "
+                                 "tls.ca_file " + (dir / "ca.pem")),
+            std::string::npos)
+      << r.out << r.err;
+  EXPECT_NE((r.out + r.err).find("(a PEM file of CA certificates)"), std::string::npos) << r.out << r.err;
+}
+
 TEST(ValidateTest, UnderSystemdAReadOnlyDestinationFailsWithTheSettingToAdd) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root (a read-only bind mount in a mount namespace)";
   TempDir dir;
