@@ -323,7 +323,8 @@ FileSource::FileSource(const Config& config, BuildContext& ctx)
       err_checkpoint_(&ctx.metrics->Errors("checkpoint_failed", "receiving")),
       err_compressed_(&ctx.metrics->Errors("compressed_file", "receiving")),
       err_truncated_stopped_(&ctx.metrics->Errors("truncated_while_stopped", "receiving")),
-      err_truncated_unread_(&ctx.metrics->Errors("truncated_unread", "receiving")) {
+      err_truncated_unread_(&ctx.metrics->Errors("truncated_unread", "receiving")),
+      err_watch_(&ctx.metrics->Errors("watch_failed", "receiving")) {
   fp_options_.checksum = config.fingerprint.strategy == "checksum";
   fp_options_.lines = config.fingerprint.lines;
   fp_options_.ignored_header_bytes = config.fingerprint.ignored_header_bytes.bytes;
@@ -565,11 +566,20 @@ void FileSource::Watch(const std::string& dir) {
                                IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE |
                                    IN_ATTRIB | IN_ONLYDIR);
   if (wd < 0) {
-    if (errno != ENOENT && errno != ENOTDIR)
-      LogLimited(log_limiter_, LogLevel::kWarn, id_,
-                 "cannot watch " + dir + " (" + ErrnoText(errno) + "); polling it every glob_minimum_cooldown_ms");
+    // Tried again at each discovery; said and counted once per directory.
+    if (errno == ENOENT || errno == ENOTDIR || !unwatched_dirs_.insert(dir).second) return;
+    err_watch_->Increment();
+    // ENOSPC from inotify_add_watch is the watch limit, not a full disk.
+    const std::string why = errno == ENOSPC ? "the user's inotify watches are used up: raise the sysctl "
+                                              "fs.inotify.max_user_watches"
+                                            : ErrnoText(errno);
+    LogLimited(log_limiter_, LogLevel::kWarn, id_,
+               "cannot watch " + dir + " (" + why + "); polling it every glob_minimum_cooldown_ms, so its new lines "
+               "arrive that much later (" + std::to_string(unwatched_dirs_.size()) + " director" +
+               (unwatched_dirs_.size() == 1 ? "y" : "ies") + " polled so far)");
     return;
   }
+  unwatched_dirs_.erase(dir);
   watched_dirs_.insert(dir);
   wd_dirs_[wd] = dir;
 }

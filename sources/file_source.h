@@ -285,6 +285,7 @@ class FileSource final : public Source, private WhileBlocked {
   Counter* err_compressed_;  // once per compressed file found (SkipIfCompressed)
   Counter* err_truncated_stopped_;  // WarnRewrittenWhileStopped
   Counter* err_truncated_unread_;   // ResumeTruncatedFromCopies
+  Counter* err_watch_;              // once per directory inotify cannot watch (Watch)
   RateLimiter log_limiter_;
   RateLimiter copy_log_limiter_;
 
@@ -350,6 +351,7 @@ class FileSource final : public Source, private WhileBlocked {
   int wake_fd_ = -1;
   std::unordered_map<int, std::string> wd_dirs_;
   std::set<std::string> watched_dirs_;
+  std::set<std::string> unwatched_dirs_;  // inotify refused them: polled, and said once each
   // Matched paths that are symlinks (Kubernetes' /var/log/containers/*.log),
   // by the file they lead to: the target's directory is watched too, so a
   // write to the target or its rotation wakes the source as for a plain file.
