@@ -36,7 +36,10 @@ std::string Diagnostic::ToString() const {
   return s;
 }
 
+void Diagnostics::MarkUnresolved(const std::string& file, int line) { unresolved_.emplace(file, line); }
+
 void Diagnostics::Error(Location loc, std::string message, std::string hint) {
+  if (!interpolating_ && !unresolved_.empty() && unresolved_.count({loc.file, loc.line})) return;
   items_.push_back({Diagnostic::Severity::kError, std::move(loc), std::move(message), std::move(hint)});
   Map(&items_.back());
   ++errors_;

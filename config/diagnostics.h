@@ -7,6 +7,7 @@
 // Secrets never reach a message: option parsers print a secret option's
 // name, never its value.
 
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -59,6 +60,12 @@ class Diagnostics {
   // in the file's own columns, and an error on a line that took a
   // variable's value names the variable instead of showing the value.
   void AddSubstitutions(const std::string& file, std::vector<Substitution> subs);
+  // A `${VAR}` on this line could not be resolved (its error is given):
+  // errors on the line from after the interpolation, about the value it
+  // left empty, are dropped.
+  void MarkUnresolved(const std::string& file, int line);
+  // Set while a file is interpolated: its errors are all kept.
+  void SetInterpolating(bool on) { interpolating_ = on; }
 
   bool has_errors() const { return errors_ > 0; }
   size_t error_count() const { return errors_; }
@@ -71,6 +78,8 @@ class Diagnostics {
 
   std::vector<Diagnostic> items_;
   std::vector<std::pair<std::string, std::vector<Substitution>>> substitutions_;
+  std::set<std::pair<std::string, int>> unresolved_;
+  bool interpolating_ = false;
   size_t errors_ = 0;
 };
 

@@ -286,6 +286,11 @@ struct ReferenceResolver {
 // and `|`/`>` block scalars (their lines are text: values go in as they are).
 std::string Interpolate(std::string_view text, std::string_view file, const EnvLookup& env, Diagnostics* diag,
                         std::vector<Substitution>* subs) {
+  struct Interpolating {
+    Diagnostics* diag;
+    explicit Interpolating(Diagnostics* d) : diag(d) { diag->SetInterpolating(true); }
+    ~Interpolating() { diag->SetInterpolating(false); }
+  } interpolating(diag);
   std::string out;
   out.reserve(text.size());
   int line = 1;
@@ -384,6 +389,7 @@ std::string Interpolate(std::string_view text, std::string_view file, const EnvL
     const size_t close = ReferenceEnd(text, i);
     if (close == std::string_view::npos) {
       diag->Error(at(i), "unterminated `${` in environment variable reference", "write `${NAME}`, or `$$` for a literal `$`");
+      diag->MarkUnresolved(std::string(file), line);
       out.push_back(c);
       continue;
     }
@@ -393,10 +399,20 @@ std::string Interpolate(std::string_view text, std::string_view file, const EnvL
     i = close;
     std::string name;
     std::optional<std::string> resolved = ReferenceResolver{text, file, line, line_start, env, diag}.Resolve(ref_begin, close, &name);
-    if (!resolved.has_value()) continue;
+    // A reference that failed (its error given) leaves an empty string, on
+    // its own line: what the schema says about that value is dropped.
+    auto unresolved = [&] {
+      diag->MarkUnresolved(std::string(file), line);
+      if (whole_value) out += "\"\"";
+    };
+    if (!resolved.has_value()) {
+      unresolved();
+      continue;
+    }
     std::string result = std::move(*resolved);
     if (result.find('\n') != std::string::npos) {
       diag->Error(at(ref_begin), "environment variable " + name + " contains a newline, which is not allowed in a config value");
+      unresolved();
       continue;
     }
     // The value alone, unquoted: does the rest of the line end it?

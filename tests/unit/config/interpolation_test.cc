@@ -26,7 +26,9 @@ TEST(InterpolationTest, ReplacesVariablesDefaultsAndDollars) {
 TEST(InterpolationTest, ADefaultMayItselfReferToAVariable) {
   Diagnostics diag;
   const std::string text = "a: ${A:-${B:-x}}\nb: \"${A:-pre-${B:-x}-post}\"\nc: ${A:-$$HOME}\nd: ${A:-${B:?need B}}\n";
-  EXPECT_EQ(Interpolate(text, "f", FakeEnv({}), &diag), "a: x\nb: \"pre-x-post\"\nc: $HOME\nd: \n");
+  // A reference that failed leaves an empty string (on its own line, where
+  // the schema's error about it is dropped).
+  EXPECT_EQ(Interpolate(text, "f", FakeEnv({}), &diag), "a: x\nb: \"pre-x-post\"\nc: $HOME\nd: \"\"\n");
   ASSERT_EQ(diag.error_count(), 1u) << diag.ToString();
   EXPECT_EQ(diag.all()[0].location.ToString(), "f:4:9");  // the ${B:?...} inside the default
   EXPECT_NE(diag.all()[0].message.find("B is required: need B"), std::string::npos) << diag.ToString();
@@ -101,6 +103,19 @@ TEST(InterpolationTest, UnsetPlainVariableIsAnErrorWithAHint) {
   Interpolate("a: ${NOPE}\n", "f", FakeEnv({}), &diag);
   ASSERT_EQ(diag.error_count(), 1u);
   EXPECT_NE(diag.all()[0].hint.find("${NOPE:-"), std::string::npos);
+}
+
+// One mistake, one error: the value a failed reference left empty gave a
+// second one ("must be one of: ... (got \"\")"), at the next line.
+TEST(InterpolationTest, AFailedReferenceIsOneErrorNotAlsoOneAboutTheEmptyValue) {
+  Diagnostics diag;
+  auto cfg = LoadConfigFromStrings({{"f.yaml", "sources:\n  demo:\n    type: demo_logs\n    format: ${NOPE}\n"
+                                                "sinks: { out: { type: blackhole, inputs: [demo] } }\n"}},
+                                   &diag, LoadOptions{FakeEnv({}), true});
+  EXPECT_FALSE(cfg);
+  ASSERT_EQ(diag.error_count(), 1u) << diag.ToString();
+  EXPECT_EQ(diag.all()[0].location.ToString(), "f.yaml:4:13");
+  EXPECT_NE(diag.all()[0].message.find("environment variable NOPE is not set"), std::string::npos) << diag.ToString();
 }
 
 TEST(InterpolationTest, SkipsCommentLinesAndRejectsNewlinesAndBadSyntax) {
