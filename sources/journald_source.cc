@@ -1082,6 +1082,12 @@ Status JournaldSource::Run(SourceContext& ctx) {
         if (!ctx.Send(std::move(batch))) break;
       }
     }
+    // Catching up (the batch ended full): sd-journal hears of files added
+    // meanwhile only when asked. Asked only once caught up, it added a file
+    // begun during a catch-up too late, and the file's first entries, which
+    // sort before where reading then was, were never read.
+    if (r > 0 && fd_ >= 0 && j_ != nullptr && sd_journal_process(j_) == SD_JOURNAL_INVALIDATE)
+      CheckJournalFiles(/*final=*/false);
     MaybeCheckpoint(false);
     if (r == 0 && config_.stop_at_end) {
       if (files_pending_) CheckJournalFiles(/*final=*/true);

@@ -152,6 +152,39 @@ TEST_F(JournaldBinaryTest, AJournalFileTruncatedWhileItIsReadDoesNotKillTheAgent
   EXPECT_EQ(agent.process().Wait(std::chrono::seconds(20)), 0) << agent.process().Stderr();
 }
 
+// sd-journal adds a journal file that appeared only when asked
+// (sd_journal_process), and the source asked only once it had caught up:
+// by then it read past the new file's first entries, which sort before
+// its position, and they were never read. Asked after every full batch.
+TEST_F(JournaldBinaryTest, AFileThatAppearsWhileTheSourceCatchesUpIsReadFromItsFirstEntry) {
+  JournalBuilder a(dir_ / "journal/a.journal");
+  ASSERT_EQ(a.AppendMessages("a-", 0, 20000), "");  // the backlog
+  WriteFile(dir_ / "blocker", "a file where the sink wants a directory\n");
+  std::string config = Config();
+  config.replace(config.find("path: "), 6 + (dir_ / "out.log").size(), "path: " + (dir_ / "blocker/out.log"));
+  config += "    buffer: { max_events: 50 }\n";
+  Agent agent(dir_, config);
+  ASSERT_TRUE(WaitFor([&] {
+    return agent.Metric("tributary_buffer_events", {{"component_id", "out"}}).value_or(0) >= 40;
+  })) << agent.process().Stderr();
+  // While the source is behind: a new file, then newer entries in the old one.
+  JournalBuilder b(dir_ / "journal/b.journal");
+  ASSERT_EQ(b.AppendMessages("b-", 0, 10), "");
+  ASSERT_EQ(a.AppendMessages("a-", 20000, 10), "");
+  std::filesystem::remove(dir_ / "blocker");
+  std::filesystem::create_directories(dir_ / "blocker");
+  ASSERT_TRUE(WaitFor([&] {
+    auto out = ReadLines(dir_ / "blocker/out.log");
+    return !out.empty() && out.back() == "a-20009";
+  }, std::chrono::seconds(60))) << agent.process().Stderr();
+  const auto out = ReadLines(dir_ / "blocker/out.log");
+  const std::set<std::string> seen(out.begin(), out.end());
+  for (const auto& m : Range("b-", 0, 10)) EXPECT_TRUE(seen.count(m)) << m << " lost";
+  EXPECT_EQ(out.size(), 20020u);
+  agent.process().Signal(SIGTERM);
+  EXPECT_EQ(agent.process().Wait(std::chrono::seconds(20)), 0) << agent.process().Stderr();
+}
+
 // sd-journal watches the directory it opened: one put in its place
 // (removed and made again, renamed and replaced, a volume mounted over an
 // empty mount point) was never seen, and nothing more was read until a
