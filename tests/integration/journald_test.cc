@@ -3,6 +3,8 @@
 // systemd-journald run in a private mount namespace.
 
 #include <gtest/gtest.h>
+
+#include <functional>
 #include <signal.h>
 #include <unistd.h>
 
@@ -45,6 +47,44 @@ class JournaldBinaryTest : public ::testing::Test {
            "    encoding: { codec: text }\n";
   }
   std::vector<std::string> Output() const { return ReadLines(dir_ / "out.log"); }
+  // Config() with the sink down (its directory is a file) and a buffer of
+  // 50 events: the source stops in the middle of what it reads, until
+  // UnblockSink(). Its output is then BlockedOutput().
+  std::string BlockedConfig() const {
+    WriteFile(dir_ / "blocker", "a file where the sink wants a directory\n");
+    std::string config = Config();
+    config.replace(config.find("path: "), 6 + (dir_ / "out.log").size(), "path: " + (dir_ / "blocker/out.log"));
+    return config + "    buffer: { max_events: 50 }\n";
+  }
+  bool WaitForBlocked(Agent& agent) {
+    return WaitFor([&] { return agent.Metric("tributary_buffer_events", {{"component_id", "out"}}).value_or(0) >= 40; });
+  }
+  void UnblockSink() {
+    std::filesystem::remove(dir_ / "blocker");
+    std::filesystem::create_directories(dir_ / "blocker");
+  }
+  std::vector<std::string> BlockedOutput() const { return ReadLines(dir_ / "blocker/out.log"); }
+  // Reads old-0..9 from `sub`/a.journal, lets `replace` put another
+  // directory in the place of `sub`, writes new-0..4 into it: they arrive,
+  // nothing twice, and the log says `said`.
+  void ExpectAReplacementIsRead(const std::string& sub, const std::function<void()>& replace, const std::string& said) {
+    std::filesystem::create_directories(dir_ / sub);
+    JournalBuilder a(dir_ / (sub + "/a.journal"));
+    ASSERT_EQ(a.AppendMessages("old-", 0, 10), "");
+    Agent agent(dir_, Config());
+    ASSERT_TRUE(WaitForLines(10)) << agent.process().Stderr();
+    replace();
+    JournalBuilder b(dir_ / (sub + "/b.journal"));
+    ASSERT_EQ(b.AppendMessages("new-", 0, 5), "");
+    EXPECT_TRUE(WaitFor([&] {
+      auto out = Output();
+      return !out.empty() && out.back() == "new-4";
+    }, std::chrono::seconds(40))) << agent.process().Stderr();
+    EXPECT_EQ(Output().size(), 15u) << "read twice or skipped";
+    EXPECT_NE(agent.process().Stderr().find(said), std::string::npos) << agent.process().Stderr();
+    agent.process().Signal(SIGTERM);
+    EXPECT_EQ(agent.process().Wait(std::chrono::seconds(20)), 0) << agent.process().Stderr();
+  }
   bool WaitForLines(size_t n) {
     return WaitFor([&] { return Output().size() >= n; }, std::chrono::seconds(30));
   }
@@ -121,18 +161,10 @@ TEST_F(JournaldBinaryTest, KillNineLosesNothing) {
 TEST_F(JournaldBinaryTest, AJournalFileTruncatedWhileItIsReadDoesNotKillTheAgent) {
   JournalBuilder a(dir_ / "journal/a.journal");
   ASSERT_EQ(a.AppendMessages(std::string(200, 'x'), 0, 20000), "");
-  WriteFile(dir_ / "blocker", "a file where the sink wants a directory\n");
-  std::string config = Config();
-  config.replace(config.find("path: "), 6 + (dir_ / "out.log").size(), "path: " + (dir_ / "blocker/out.log"));
-  config += "    buffer: { max_events: 50 }\n";
-  Agent agent(dir_, config);
-  // The sink is down: the source stops in the middle of the file, blocked on the full buffer.
-  ASSERT_TRUE(WaitFor([&] {
-    return agent.Metric("tributary_buffer_events", {{"component_id", "out"}}).value_or(0) >= 40;
-  })) << agent.process().Stderr();
+  Agent agent(dir_, BlockedConfig());
+  ASSERT_TRUE(WaitForBlocked(agent)) << agent.process().Stderr();
   std::filesystem::resize_file(a.file(), 100000);
-  std::filesystem::remove(dir_ / "blocker");
-  std::filesystem::create_directories(dir_ / "blocker");
+  UnblockSink();
   ASSERT_TRUE(WaitFor([&] {
     return agent.Metric("tributary_component_errors_total",
                         {{"component_id", "journal"}, {"error_type", "read_failed"}}).value_or(0) >= 1 ||
@@ -145,7 +177,7 @@ TEST_F(JournaldBinaryTest, AJournalFileTruncatedWhileItIsReadDoesNotKillTheAgent
   JournalBuilder b(dir_ / "journal/b.journal");
   ASSERT_EQ(b.AppendMessages("after-", 0, 10), "");
   EXPECT_TRUE(WaitFor([&] {
-    auto out = ReadLines(dir_ / "blocker/out.log");
+    auto out = BlockedOutput();
     return !out.empty() && out.back() == "after-9";
   }, std::chrono::seconds(30))) << agent.process().Stderr();
   agent.process().Signal(SIGTERM);
@@ -159,25 +191,18 @@ TEST_F(JournaldBinaryTest, AJournalFileTruncatedWhileItIsReadDoesNotKillTheAgent
 TEST_F(JournaldBinaryTest, AFileThatAppearsWhileTheSourceCatchesUpIsReadFromItsFirstEntry) {
   JournalBuilder a(dir_ / "journal/a.journal");
   ASSERT_EQ(a.AppendMessages("a-", 0, 20000), "");  // the backlog
-  WriteFile(dir_ / "blocker", "a file where the sink wants a directory\n");
-  std::string config = Config();
-  config.replace(config.find("path: "), 6 + (dir_ / "out.log").size(), "path: " + (dir_ / "blocker/out.log"));
-  config += "    buffer: { max_events: 50 }\n";
-  Agent agent(dir_, config);
-  ASSERT_TRUE(WaitFor([&] {
-    return agent.Metric("tributary_buffer_events", {{"component_id", "out"}}).value_or(0) >= 40;
-  })) << agent.process().Stderr();
+  Agent agent(dir_, BlockedConfig());
+  ASSERT_TRUE(WaitForBlocked(agent)) << agent.process().Stderr();
   // While the source is behind: a new file, then newer entries in the old one.
   JournalBuilder b(dir_ / "journal/b.journal");
   ASSERT_EQ(b.AppendMessages("b-", 0, 10), "");
   ASSERT_EQ(a.AppendMessages("a-", 20000, 10), "");
-  std::filesystem::remove(dir_ / "blocker");
-  std::filesystem::create_directories(dir_ / "blocker");
+  UnblockSink();
   ASSERT_TRUE(WaitFor([&] {
-    auto out = ReadLines(dir_ / "blocker/out.log");
+    auto out = BlockedOutput();
     return !out.empty() && out.back() == "a-20009";
   }, std::chrono::seconds(60))) << agent.process().Stderr();
-  const auto out = ReadLines(dir_ / "blocker/out.log");
+  const auto out = BlockedOutput();
   const std::set<std::string> seen(out.begin(), out.end());
   for (const auto& m : Range("b-", 0, 10)) EXPECT_TRUE(seen.count(m)) << m << " lost";
   EXPECT_EQ(out.size(), 20020u);
@@ -190,22 +215,10 @@ TEST_F(JournaldBinaryTest, AFileThatAppearsWhileTheSourceCatchesUpIsReadFromItsF
 // empty mount point) was never seen, and nothing more was read until a
 // restart, without a word.
 TEST_F(JournaldBinaryTest, AJournalDirectoryReplacedWhileRunningIsReadFromItsReplacement) {
-  JournalBuilder a(dir_ / "journal/a.journal");
-  ASSERT_EQ(a.AppendMessages("old-", 0, 10), "");
-  Agent agent(dir_, Config());
-  ASSERT_TRUE(WaitForLines(10)) << agent.process().Stderr();
-  std::filesystem::rename(dir_ / "journal", dir_ / "journal.old");
-  std::filesystem::create_directories(dir_ / "journal");
-  JournalBuilder b(dir_ / "journal/b.journal");
-  ASSERT_EQ(b.AppendMessages("new-", 0, 5), "");
-  EXPECT_TRUE(WaitFor([&] {
-    auto out = Output();
-    return !out.empty() && out.back() == "new-4";
-  }, std::chrono::seconds(30))) << agent.process().Stderr();
-  EXPECT_EQ(Output().size(), 15u) << "read twice or skipped";
-  EXPECT_NE(agent.process().Stderr().find("was replaced (made again, renamed or mounted over)"), std::string::npos);
-  agent.process().Signal(SIGTERM);
-  EXPECT_EQ(agent.process().Wait(std::chrono::seconds(20)), 0) << agent.process().Stderr();
+  ExpectAReplacementIsRead("journal", [&] {
+    std::filesystem::rename(dir_ / "journal", dir_ / "journal.old");
+    std::filesystem::create_directories(dir_ / "journal");
+  }, "was replaced (made again, renamed or mounted over)");
 }
 
 // A directory removed and made again may get its old inode back (ext4
@@ -214,23 +227,11 @@ TEST_F(JournaldBinaryTest, AJournalDirectoryReplacedWhileRunningIsReadFromItsRep
 // found by the files sd-journal does not have open, at the next check of
 // the directory (every 10 s).
 TEST_F(JournaldBinaryTest, AJournalSubdirectoryRemovedAndMadeAgainIsReadAgain) {
-  const std::string machine = "0123456789abcdef0123456789abcdef";
-  std::filesystem::create_directories(dir_ / ("journal/" + machine));
-  JournalBuilder a(dir_ / ("journal/" + machine + "/a.journal"));
-  ASSERT_EQ(a.AppendMessages("old-", 0, 10), "");
-  Agent agent(dir_, Config());
-  ASSERT_TRUE(WaitForLines(10)) << agent.process().Stderr();
-  std::filesystem::remove_all(dir_ / ("journal/" + machine));
-  std::filesystem::create_directories(dir_ / ("journal/" + machine));
-  JournalBuilder b(dir_ / ("journal/" + machine + "/b.journal"));
-  ASSERT_EQ(b.AppendMessages("new-", 0, 5), "");
-  EXPECT_TRUE(WaitFor([&] {
-    auto out = Output();
-    return !out.empty() && out.back() == "new-4";
-  }, std::chrono::seconds(40))) << agent.process().Stderr();
-  EXPECT_EQ(Output().size(), 15u) << "read twice or skipped";
-  agent.process().Signal(SIGTERM);
-  EXPECT_EQ(agent.process().Wait(std::chrono::seconds(20)), 0) << agent.process().Stderr();
+  const std::string machine = "journal/0123456789abcdef0123456789abcdef";
+  ExpectAReplacementIsRead(machine, [&] {
+    std::filesystem::remove_all(dir_ / machine);
+    std::filesystem::create_directories(dir_ / machine);
+  }, "is not among those sd-journal reads");
 }
 
 // Entries vacuumed before the source read them are gone (inherent), but the

@@ -86,8 +86,11 @@ void ProduceMessages(const std::string& bootstrap, const std::string& topic, con
   if (err || failed) throw std::runtime_error("test producer: " + std::to_string(failed) + " delivery failures");
 }
 
-std::vector<int64_t> CommittedOffsets(const std::string& bootstrap, const std::string& group,
-                                      const std::string& topic, int partitions) {
+namespace {
+
+// A consumer of `group` that does not join it: for reading and setting the
+// group's committed offsets.
+rd_kafka_t* GroupClient(const std::string& bootstrap, const std::string& group) {
   char errstr[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
@@ -95,6 +98,14 @@ std::vector<int64_t> CommittedOffsets(const std::string& bootstrap, const std::s
     throw std::runtime_error(errstr);
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
   if (!rk) throw std::runtime_error(errstr);
+  return rk;
+}
+
+}  // namespace
+
+std::vector<int64_t> CommittedOffsets(const std::string& bootstrap, const std::string& group,
+                                      const std::string& topic, int partitions) {
+  rd_kafka_t* rk = GroupClient(bootstrap, group);
   rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
   for (int p = 0; p < partitions; ++p) rd_kafka_topic_partition_list_add(list, topic.c_str(), p);
   std::vector<int64_t> out(static_cast<size_t>(partitions), -1);
@@ -109,13 +120,7 @@ std::vector<int64_t> CommittedOffsets(const std::string& bootstrap, const std::s
 
 void CommitOffsets(const std::string& bootstrap, const std::string& group, const std::string& topic,
                    const std::vector<int64_t>& offsets) {
-  char errstr[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
-      rd_kafka_conf_set(conf, "group.id", group.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
-    throw std::runtime_error(errstr);
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
-  if (!rk) throw std::runtime_error(errstr);
+  rd_kafka_t* rk = GroupClient(bootstrap, group);
   rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size()));
   for (size_t p = 0; p < offsets.size(); ++p)
     rd_kafka_topic_partition_list_add(list, topic.c_str(), static_cast<int32_t>(p))->offset = offsets[p];
