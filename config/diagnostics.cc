@@ -80,6 +80,8 @@ void Redact(std::string* text, const Substitution& s) {
 void Diagnostics::Map(Diagnostic* d) const {
   Location& loc = d->location;
   if (loc.line <= 0) return;
+  if (!empty_values_.empty())
+    if (auto it = empty_values_.find({loc.file, loc.line, loc.column}); it != empty_values_.end()) loc = it->second;
   for (const auto& [file, subs] : substitutions_) {
     if (file != loc.file) continue;
     int shift = 0;

@@ -7,6 +7,8 @@
 // Secrets never reach a message: option parsers print a secret option's
 // name, never its value.
 
+#include <map>
+#include <tuple>
 #include <set>
 #include <string>
 #include <string_view>
@@ -66,6 +68,10 @@ class Diagnostics {
   void MarkUnresolved(const std::string& file, int line);
   // Set while a file is interpolated: its errors are all kept.
   void SetInterpolating(bool on) { interpolating_ = on; }
+  // An empty value (`count:` and nothing after it) has the place of the
+  // next token, often on the next line: an error at `at` is given at
+  // `key_end` instead, after the key the value belongs to.
+  void AddEmptyValue(const Location& at, const Location& key_end) { empty_values_[{at.file, at.line, at.column}] = key_end; }
 
   bool has_errors() const { return errors_ > 0; }
   size_t error_count() const { return errors_; }
@@ -80,6 +86,7 @@ class Diagnostics {
   std::vector<std::pair<std::string, std::vector<Substitution>>> substitutions_;
   std::set<std::pair<std::string, int>> unresolved_;
   bool interpolating_ = false;
+  std::map<std::tuple<std::string, int, int>, Location> empty_values_;
   size_t errors_ = 0;
 };
 

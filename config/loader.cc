@@ -996,6 +996,25 @@ bool ExceedsNodes(const YAML::Node& node, size_t* budget, YAML::Node* where, boo
   return false;
 }
 
+// Records each empty value of a map (`key:` with nothing after it) whose
+// place, the next token's, is not on its key's line (Diagnostics::AddEmptyValue).
+void NoteEmptyValues(const YAML::Node& node, const std::string& file, Diagnostics* diag, int depth = 0) {
+  if (depth > kMaxDepth) return;
+  if (node.IsMap()) {
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      const YAML::Node& v = it->second;
+      if (v.IsNull() && it->first.IsScalar() && v.Mark().line != it->first.Mark().line) {
+        Location key_end = LocationOf(it->first, file);
+        key_end.column += static_cast<int>(it->first.Scalar().size());  // at the `:`
+        diag->AddEmptyValue(LocationOf(v, file), key_end);
+      }
+      NoteEmptyValues(v, file, diag, depth + 1);
+    }
+  } else if (node.IsSequence()) {
+    for (const auto& child : node) NoteEmptyValues(child, file, diag, depth + 1);
+  }
+}
+
 // Parses one config file's text: its one YAML document, or errors (a
 // syntax error; a second document, which would be ignored; aliases that
 // expand beyond kMaxNodes). nullopt if it cannot be used.
@@ -1035,6 +1054,7 @@ std::optional<YAML::Node> ParseDocument(const std::string& text, const std::stri
                   "write the values out, or anchor smaller pieces");
     return std::nullopt;
   }
+  NoteEmptyValues(root, file, diag);
   return root;
 }
 

@@ -88,6 +88,18 @@ sinks: { out: { type: test_sink, inputs: [p] } }
   EXPECT_TRUE(HasError(diag, "dq.yaml:4:52", "write regular expressions in single quotes")) << diag.ToString();
 }
 
+// `count:` with nothing after it: yaml-cpp places the empty value at the
+// next token, column 1 of the next line (another option, or another
+// component); the error is given at the key's colon instead.
+TEST(LoaderTest, AnEmptyValueIsReportedAtItsKey) {
+  Diagnostics diag;
+  EXPECT_FALSE(Load({{"e.yaml", "sources:\n  demo:\n    type: demo_logs\n    count:\nsinks: { out: { type: test_sink, "
+                                 "inputs: [demo] } }\n"}},
+                    &diag));
+  EXPECT_TRUE(HasError(diag, "e.yaml:4:10", "`sources.demo.count` must be a non-negative integer, got nothing"))
+      << diag.ToString();
+}
+
 // A config saved as UTF-16: yaml-cpp read it, but `${VAR}` was looked for
 // in the bytes, where a NUL stands between `$` and `{`, and stayed text.
 TEST(LoaderTest, AUtf16FileIsReadWithItsVariables) {
