@@ -1002,7 +1002,7 @@ void NoteEmptyValues(const YAML::Node& node, const std::string& file, Diagnostic
   if (depth > kMaxDepth) return;
   if (node.IsMap()) {
     for (auto it = node.begin(); it != node.end(); ++it) {
-      const YAML::Node& v = it->second;
+      const YAML::Node v = it->second;  // a copy: it->second is a temporary
       if (v.IsNull() && it->first.IsScalar() && v.Mark().line != it->first.Mark().line) {
         Location key_end = LocationOf(it->first, file);
         key_end.column += static_cast<int>(it->first.Scalar().size());  // at the `:`
