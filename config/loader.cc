@@ -1,15 +1,16 @@
 #include "config/config.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <re2/re2.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
 #include <utility>
 
 #include "config/registry.h"
@@ -445,6 +446,33 @@ std::string Interpolate(std::string_view text, std::string_view file, const EnvL
 
 // ---- Loading ---------------------------------------------------------------
 
+namespace {
+
+// The whole of a config file, also one that stat cannot size (a pipe:
+// `-c <(envsubst < t.yaml)`); false with errno set when it cannot be
+// opened or read (a read error is not an empty file).
+bool ReadConfigFile(const std::string& file, std::string* out) {
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int e = errno;
+      ::close(fd);
+      errno = e;
+      return false;
+    }
+    out->append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return true;
+}
+
+}  // namespace
+
 std::vector<std::string> ExpandConfigPaths(const std::vector<std::string>& paths, Diagnostics* diag) {
   std::vector<std::string> files;
   std::set<std::string> seen;  // a file named twice (-c a.yaml -c a.yaml, or -c conf.d -c conf.d/a.yaml) is read once
@@ -457,12 +485,22 @@ std::vector<std::string> ExpandConfigPaths(const std::vector<std::string>& paths
     std::error_code ec;
     if (fs::is_directory(p, ec)) {
       std::vector<std::string> in_dir;
-      for (const auto& entry : fs::directory_iterator(p, ec)) {
+      // Hidden files are skipped, as a shell's `*.yaml` skips them: editors
+      // and config tools leave them (`.app.yaml.swp`, `.#app.yaml`).
+      fs::directory_iterator it(p, ec);
+      if (ec) {
+        diag->Error(Location{p, 0, 0}, "cannot read config directory: " + ec.message());
+        continue;
+      }
+      for (const auto& entry : it) {
+        const std::string name = entry.path().filename().string();
         auto ext = entry.path().extension().string();
+        if (name.starts_with(".")) continue;
         if (entry.is_regular_file(ec) && (ext == ".yaml" || ext == ".yml")) in_dir.push_back(entry.path().string());
       }
       std::sort(in_dir.begin(), in_dir.end());
-      if (in_dir.empty()) diag->Error(Location{p, 0, 0}, "directory holds no *.yaml or *.yml files");
+      if (in_dir.empty())
+        diag->Error(Location{p, 0, 0}, "directory holds no *.yaml or *.yml files", "files whose names begin with a dot are skipped");
       for (const auto& f : in_dir) add(f);
     } else {
       add(p);
@@ -599,10 +637,57 @@ std::string SyntaxHint(const std::string& msg, std::string_view text, int line, 
   if (msg.rfind(YAML::ErrorMsg::INVALID_ESCAPE, 0) == 0)
     return "inside double quotes a backslash starts an escape: write regular expressions in single quotes "
            "('^\\d+$') or double each backslash";
-  if (msg == YAML::ErrorMsg::MAP_VALUE)
+  if (msg == YAML::ErrorMsg::MAP_VALUE) {
+    // `type:console`: without a space after the colon the line is one
+    // string, and the error comes at the next line's `key:`.
+    static const RE2 kNoSpace(R"(\s*-?\s*([A-Za-z_][A-Za-z0-9_.-]*):([^\s/:][^\s]*)\s*)");
+    for (int n : {line - 1, line}) {
+      std::string key, value;
+      const std::string_view t = line_text(n);
+      if (n > 0 && RE2::FullMatch(re2::StringPiece(t.data(), t.size()), kNoSpace, &key, &value))
+        return "line " + std::to_string(n) + ": `" + key + ":" + value + "` needs a space after the colon (`" + key +
+               ": " + value + "`); without one YAML reads the line as one string";
+    }
     return "quote a value that contains `: ` (msg: \"error: bad\"), or check the indentation";
+  }
+  if (msg == YAML::ErrorMsg::UNKNOWN_TOKEN) {
+    const std::string_view t = line_text(line);
+    const size_t at = column > 0 ? static_cast<size_t>(column - 1) : 0;
+    if (at < t.size() && (t[at] == '@' || t[at] == '`'))
+      return std::string("`") + t[at] + "` is reserved in YAML and cannot start a plain value: quote it ('" +
+             std::string(t.substr(at, t.find_first_of(" \t#,]}", at) - at)) + "')";
+  }
+  if (msg.rfind(YAML::ErrorMsg::UNKNOWN_ANCHOR, 0) == 0) {
+    const std::string_view t = line_text(line);
+    const size_t at = column > 0 ? static_cast<size_t>(column - 1) : 0;
+    std::string name;
+    if (at < t.size() && t[at] == '*') name = std::string(t.substr(at + 1, t.find_first_of(" \t#,]}", at) - at - 1));
+    return "no `&" + name +
+           "` comes before it in this file: an alias (`*name`) names an anchor (`&name`) written above it in the same "
+           "file; anchors do not reach across files (use an `x-` key in each file, or one file)";
+  }
+  if (msg == YAML::ErrorMsg::BAD_FILE)  // what yaml-cpp says when nesting exceeds its depth limit
+    return "maps and lists nest too deeply here to be read: a config needs a few levels";
   if (msg == YAML::ErrorMsg::EOF_IN_SCALAR) return "a quoted string is never closed";
   return "";
+}
+
+// A node's content without its style: flow `{a: 1}` and block `a: 1`,
+// quoted and plain scalars, compare equal.
+std::string Canonical(const YAML::Node& n) {
+  if (n.IsScalar()) return "'" + n.Scalar() + "'";
+  std::string s;
+  if (n.IsMap()) {
+    s = "{";
+    for (auto it = n.begin(); it != n.end(); ++it) s += Canonical(it->first) + ":" + Canonical(it->second) + ",";
+    return s + "}";
+  }
+  if (n.IsSequence()) {
+    s = "[";
+    for (const auto& item : n) s += Canonical(item) + ",";
+    return s + "]";
+  }
+  return "~";
 }
 
 void CheckDuplicateKeys(const YAML::Node& node, const std::string& file, Diagnostics* diag) {
@@ -664,11 +749,12 @@ void ExpandMergeKeys(YAML::Node node, const std::string& file, Diagnostics* diag
     return;
   }
   if (!node.IsMap()) return;
-  YAML::Node merge;
+  YAML::Node merge, merge_key;
   bool has_merge = false;
   for (auto it = node.begin(); it != node.end(); ++it) {
     if (it->first.IsScalar() && it->first.Scalar() == "<<" && it->first.Tag() != "!") {
       merge = it->second;
+      merge_key = it->first;
       has_merge = true;
     } else {
       ExpandMergeKeys(it->second, file, diag, depth + 1);
@@ -681,9 +767,15 @@ void ExpandMergeKeys(YAML::Node node, const std::string& file, Diagnostics* diag
   else
     sources.push_back(merge);
   node.remove("<<");
+  bool reported = false;  // at the `<<`: where the alias is, not the anchored node's items
   for (const auto& m : sources) {
     if (!m.IsMap()) {
-      diag->Error(LocationOf(m, file), "a merge key `<<` takes a map, or a list of maps, such as `<<: *defaults`");
+      if (!reported)
+        diag->Error(LocationOf(merge_key, file), "a merge key `<<` takes a map, or a list of maps, such as `<<: *defaults`",
+                    merge.IsSequence() ? "it names a list whose items are not all maps"
+                    : m.IsNull()        ? "it names nothing"
+                                        : "it names a single value");
+      reported = true;
       continue;
     }
     ExpandMergeKeys(m, file, diag, depth + 1);
@@ -693,6 +785,18 @@ void ExpandMergeKeys(YAML::Node node, const std::string& file, Diagnostics* diag
       if (!std::as_const(node)[key].IsDefined()) node.force_insert(it->first, it->second);
     }
   }
+}
+
+// The longest id: it names a directory under data_dir (a file name is at
+// most 255 bytes), with room for what a component adds to it.
+constexpr size_t kMaxIdBytes = 200;
+
+// An id that cannot name a directory or be written in an input: empty, or
+// with a dot, slash, space or control character (not its length).
+bool InvalidId(std::string_view id) {
+  const bool control =
+      std::any_of(id.begin(), id.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+  return id.empty() || id.find_first_of(". \t/\\") != std::string_view::npos || control;
 }
 
 const char* KindSection(ComponentKind k) {
@@ -741,10 +845,23 @@ bool ParseComponent(const PendingComponent& pending, ComponentConfig* out, Diagn
   out->id = p.id;
   out->kind = p.kind;
   out->location = LocationOf(p.key, p.file);
-  if (p.id.empty() || p.id.find_first_of(". \t/\\") != std::string::npos) {
-    ctx.Error(p.key, "invalid component id `" + p.id + "`",
-              "ids may not be empty or contain dots, slashes or spaces (dots name route outputs; an id names "
-              "directories under data_dir)");
+  if (InvalidId(p.id)) {
+    std::string shown;  // a control character shown as \xNN, not written to the terminal
+    for (char c : p.id) {
+      if (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f) {
+        shown += c;
+        continue;
+      }
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned char>(c));
+      shown += buf;
+    }
+    ctx.Error(p.key, "invalid component id `" + shown + "`",
+              "ids may not be empty or hold dots, slashes, spaces or control characters: dots name route "
+              "outputs, and an id names directories under data_dir");
+  } else if (p.id.size() > kMaxIdBytes) {
+    ctx.Error(p.key, "component id `" + p.id.substr(0, 40) + "...` is " + std::to_string(p.id.size()) + " bytes long",
+              "ids are at most " + std::to_string(kMaxIdBytes) + " bytes: an id names directories under data_dir");
   }
   if (!p.node.IsMap()) {
     ctx.Error(p.node.IsDefined() && !p.node.IsNull() ? p.node : p.key,
@@ -829,7 +946,18 @@ bool ParseComponent(const PendingComponent& pending, ComponentConfig* out, Diagn
   return ok;
 }
 
-void CheckGraph(Config* config, Diagnostics* diag) {
+// What the files wrote of sources and sinks beyond the components parsed,
+// for "no sources defined": each reported already, or a better place.
+struct Sections {
+  // Per kind (source, transform, sink): a component written but refused (a
+  // duplicate id, a section that is not a map, an unknown top-level key
+  // taken for `sources`): "none defined" would say the wrong thing.
+  bool explained[3] = {false, false, false};
+  // Per kind: the `sources:` key written with nothing under it.
+  std::optional<Location> empty[3];
+};
+
+void CheckGraph(Config* config, const Sections& sections, Diagnostics* diag) {
   // Valid input names: sources, transforms, and route outputs "id.name".
   // A component with named outputs sends nothing on its own id (as in
   // Vector): naming it would be an input that never carries an event.
@@ -907,12 +1035,22 @@ void CheckGraph(Config* config, Diagnostics* diag) {
   for (const auto& c : config->components) {
     has_source |= c.kind == ComponentKind::kSource;
     has_sink |= c.kind == ComponentKind::kSink;
-    if (c.kind != ComponentKind::kSink && consumers[c.id] == 0 && c.options != nullptr)  // a broken one: reported already
+    if (c.kind != ComponentKind::kSink && consumers[c.id] == 0 && c.options != nullptr &&
+        !InvalidId(c.id))  // a broken one, or an id reported already
       diag->Warning(c.location, std::string(ComponentKindName(c.kind)) + " `" + c.id + "` is not used by any transform or sink");
   }
-  Location first{config->files.empty() ? "" : config->files.front(), 0, 0};
-  if (!has_source) diag->Error(first, "no sources defined", "add a `sources:` section");
-  if (!has_sink) diag->Error(first, "no sinks defined", "add a `sinks:` section");
+  // Not about any line: the start of the last file, where a section may be added.
+  const Location last{config->files.empty() ? "" : config->files.back(), 1, 1};
+  for (auto [kind, have, name] : {std::tuple{ComponentKind::kSource, has_source, "sources"},
+                                  std::tuple{ComponentKind::kSink, has_sink, "sinks"}}) {
+    const size_t k = static_cast<size_t>(kind);
+    if (have || sections.explained[k]) continue;
+    if (sections.empty[k])
+      diag->Error(*sections.empty[k], std::string("`") + name + "` has no components",
+                  std::string("indent each component under `") + name + ":`, e.g. `  demo:` on the next line");
+    else
+      diag->Error(last, std::string("no ") + name + " defined", std::string("add a `") + name + ":` section");
+  }
 }
 
 void AppendUtf8(uint32_t c, std::string* out) {
@@ -1018,8 +1156,82 @@ void NoteEmptyValues(const YAML::Node& node, const std::string& file, Diagnostic
 // Parses one config file's text: its one YAML document, or errors (a
 // syntax error; a second document, which would be ignored; aliases that
 // expand beyond kMaxNodes). nullopt if it cannot be used.
+// Characters that make YAML misread a file while the user sees nothing
+// wrong: a NUL byte (a binary or UTF-16 file), a carriage return that ends
+// no line, and spaces or colons that look like the ASCII ones (pasted from
+// a web page or a chat). yaml-cpp's own errors for them point elsewhere
+// ("unknown escape character", a key of four "spaces"). Returns false if
+// the file should not be parsed; a zero-width character only warns.
+bool CheckInvisibleCharacters(std::string_view text, const std::string& file, Diagnostics* diag) {
+  if (text.find('\r') != std::string_view::npos && text.find('\n') == std::string_view::npos) {
+    diag->Error(Location{file, 1, 1}, "the lines of this file end with a carriage return (CR) only",
+                "save it with LF line ends (Unix), or CR LF");
+    return false;
+  }
+  struct Lookalike {
+    std::string_view bytes;
+    const char* name;
+  };
+  static constexpr Lookalike kSpaces[] = {
+      {"\xC2\xA0", "a no-break space (U+00A0)"}, {"\xE3\x80\x80", "an ideographic space (U+3000)"},
+      {"\xE2\x80\x83", "an em space (U+2003)"}, {"\xE2\x80\x82", "an en space (U+2002)"},
+      {"\xE2\x80\xAF", "a narrow no-break space (U+202F)"}};
+  static constexpr Lookalike kInvisible[] = {{"\xE2\x80\x8B", "a zero-width space (U+200B)"},
+                                             {"\xE2\x80\x8C", "a zero-width non-joiner (U+200C)"},
+                                             {"\xE2\x80\x8D", "a zero-width joiner (U+200D)"},
+                                             {"\xE2\x81\xA0", "a word joiner (U+2060)"},
+                                             {"\xEF\xBB\xBF", "a byte order mark (U+FEFF)"}};
+  bool ok = true;
+  int line = 1;
+  size_t line_start = 0;
+  bool indent = true;  // still in the line's leading whitespace
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    const Location at{file, line, static_cast<int>(i - line_start) + 1};
+    if (c == '\n') {
+      ++line;
+      line_start = i + 1;
+      indent = true;
+      continue;
+    }
+    if (c == '\0') {
+      diag->Error(at, "a NUL byte: a config is text", "is this a binary file, or one saved as UTF-32?");
+      return false;
+    }
+    if (c == '\r' && (i + 1 >= text.size() || text[i + 1] != '\n')) {
+      diag->Error(at, "a carriage return (CR) that ends no line", "remove it: lines end with LF or CR LF");
+      return false;
+    }
+    if (static_cast<unsigned char>(c) < 0x80) {
+      // A space after `:` or `-` starts a value; a look-alike there (or in
+      // the indentation) makes the line one string.
+      if (c != ' ' && c != '\t') indent = false;
+      continue;
+    }
+    const std::string_view rest = text.substr(i);
+    const bool after_indicator = i > line_start && (text[i - 1] == ':' || text[i - 1] == '-');
+    for (const Lookalike& l : kSpaces) {
+      if (!rest.starts_with(l.bytes) || !(indent || after_indicator)) continue;
+      diag->Error(at, std::string("this line holds ") + l.name + (indent ? " in its indentation" : " after `" + std::string(1, text[i - 1]) + "`") +
+                      ", which YAML does not read as a space",
+                  "type a plain space instead; text pasted from a web page or a chat often brings them");
+      ok = false;
+    }
+    if (rest.starts_with("\xEF\xBC\x9A")) {
+      diag->Error(at, "a full-width colon (U+FF1A), which YAML does not read as `:`", "type a plain `:`");
+      ok = false;
+    }
+    for (const Lookalike& l : kInvisible)
+      if (rest.starts_with(l.bytes) && i != 0)
+        diag->Warning(at, std::string("an invisible character here: ") + l.name, "delete it: a name that holds it differs from the one it looks like");
+    indent = false;
+  }
+  return ok;
+}
+
 std::optional<YAML::Node> ParseDocument(const std::string& text, const std::string& file, Diagnostics* diag,
                                         const std::vector<Substitution>* subs) {
+  if (!CheckInvisibleCharacters(text, file, diag)) return std::nullopt;
   std::vector<YAML::Node> docs;
   try {
     docs = YAML::LoadAll(text);
@@ -1069,6 +1281,7 @@ std::optional<Config> LoadConfigFromStrings(const std::vector<std::pair<std::str
   std::vector<PendingComponent> pending;
   std::vector<std::pair<std::string, YAML::Node>> globals;  // file -> map of its global keys
   bool unparsed = false;  // a file is not YAML: what it held is unknown
+  Sections sections;
 
   for (const auto& [file, raw] : files) {
     config.files.push_back(file);
@@ -1107,13 +1320,15 @@ std::optional<Config> LoadConfigFromStrings(const std::vector<std::pair<std::str
       if (key.rfind("x-", 0) == 0) continue;  // an extension field: anchors to merge from (docs/reference/global.md)
       if (std::find(kTopLevelKeys.begin(), kTopLevelKeys.end(), key) == kTopLevelKeys.end()) {
         std::string near = ClosestMatch(key, kTopLevelKeys);
+        if (near == "sources") sections.explained[static_cast<size_t>(ComponentKind::kSource)] = true;
+        if (near == "sinks") sections.explained[static_cast<size_t>(ComponentKind::kSink)] = true;
         diag->Error(LocationOf(it->first, file), "unknown top-level key `" + key + "`",
                     near.empty() ? "valid keys: data_dir, api, shutdown_timeout_secs, log, sources, transforms, sinks, tests"
                                  : "did you mean `" + near + "`?");
         continue;
       }
       if (std::find(kGlobalKeys.begin(), kGlobalKeys.end(), key) != kGlobalKeys.end()) {
-        std::string dump = YAML::Dump(it->second);
+        std::string dump = Canonical(it->second);
         auto [owner, inserted] = global_owner.try_emplace(key, dump, LocationOf(it->first, file));
         if (!inserted && owner->second.first != dump) {
           diag->Error(LocationOf(it->first, file), "`" + key + "` is also set, differently, at " + owner->second.second.ToString(),
@@ -1124,11 +1339,13 @@ std::optional<Config> LoadConfigFromStrings(const std::vector<std::pair<std::str
         continue;
       }
       if (key == "tests") {
+        // `tests:` with nothing under it is an empty list, as `tests: []`.
+        if (!config.tests.IsDefined() || config.tests.IsNull()) config.tests = YAML::Node(YAML::NodeType::Sequence);
+        if (it->second.IsNull()) continue;
         if (!it->second.IsSequence()) {
           diag->Error(LocationOf(it->second, file), "`tests` must be a list of tests");
           continue;
         }
-        if (!config.tests.IsDefined() || config.tests.IsNull()) config.tests = YAML::Node(YAML::NodeType::Sequence);
         const YAML::Node list = it->second;  // not a range over it->second: a temporary's member
         for (const auto& t : list) {
           config.tests.push_back(t);
@@ -1139,9 +1356,14 @@ std::optional<Config> LoadConfigFromStrings(const std::vector<std::pair<std::str
       ComponentKind kind = key == "sources" ? ComponentKind::kSource
                            : key == "transforms" ? ComponentKind::kTransform
                                                  : ComponentKind::kSink;
-      if (it->second.IsNull()) continue;
+      const size_t k = static_cast<size_t>(kind);
+      if (it->second.IsNull()) {
+        if (!sections.empty[k]) sections.empty[k] = LocationOf(it->first, file);
+        continue;
+      }
       if (!it->second.IsMap()) {
         diag->Error(LocationOf(it->second, file), "`" + key + "` must be a map of component id to options");
+        sections.explained[k] = true;
         continue;
       }
       std::set<std::string> in_this_map;  // a repeat here is a duplicate key, reported already
@@ -1152,6 +1374,7 @@ std::optional<Config> LoadConfigFromStrings(const std::vector<std::pair<std::str
         if (!in_this_map.insert(id).second) continue;
         if (!inserted) {
           diag->Error(where, "duplicate component id `" + id + "`", "first defined at " + owner->second.ToString());
+          sections.explained[k] = true;
           continue;
         }
         pending.push_back({id, kind, c->first, c->second, file});
@@ -1175,7 +1398,7 @@ std::optional<Config> LoadConfigFromStrings(const std::vector<std::pair<std::str
   }
   // The graph of a config missing a file's components would only list
   // what that file holds as missing.
-  if (options.check_graph && !unparsed) CheckGraph(&config, diag);
+  if (options.check_graph && !unparsed) CheckGraph(&config, sections, diag);
   if (diag->has_errors()) return std::nullopt;
   return config;
 }
@@ -1184,14 +1407,12 @@ std::optional<Config> LoadConfig(const std::vector<std::string>& paths, Diagnost
                                  const LoadOptions& options) {
   std::vector<std::pair<std::string, std::string>> texts;
   for (const auto& file : ExpandConfigPaths(paths, diag)) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
+    std::string text;
+    if (!ReadConfigFile(file, &text)) {
       diag->Error(Location{file, 0, 0}, std::string("cannot read config file: ") + std::strerror(errno));
       continue;
     }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    texts.emplace_back(file, ss.str());
+    texts.emplace_back(file, std::move(text));
   }
   if (texts.empty()) {
     if (!diag->has_errors()) diag->Error(Location{}, "no config files given");
@@ -1222,15 +1443,13 @@ std::optional<ApiConfig> LoadApiConfig(const std::vector<std::string>& paths, Di
   const auto files = ExpandConfigPaths(paths, diag);
   if (files.empty() && !diag->has_errors()) diag->Error(Location{}, "no config files given");
   for (const auto& file : files) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
+    std::string raw;
+    if (!ReadConfigFile(file, &raw)) {
       diag->Error(Location{file, 0, 0}, std::string("cannot read config file: ") + std::strerror(errno));
       continue;
     }
-    std::stringstream raw;
-    raw << in.rdbuf();
     Diagnostics interpolation;  // only those on the lines of `api` count
-    const std::string text = Interpolate(DecodeUtf16(raw.str()), file, env, &interpolation);
+    const std::string text = Interpolate(DecodeUtf16(raw), file, env, &interpolation);
     std::optional<YAML::Node> parsed = ParseDocument(text, file, diag, nullptr);
     if (!parsed) continue;
     YAML::Node root = *parsed;

@@ -401,4 +401,11 @@ std::string CheckRegex(const std::string& pattern) {
   return problem;
 }
 
+YAML::Node KeyNode(const YAML::Node& map, std::string_view key) {
+  if (!map.IsMap()) return map;
+  for (auto it = map.begin(); it != map.end(); ++it)
+    if (it->first.IsScalar() && it->first.Scalar() == key) return YAML::Node(it->first);
+  return map;
+}
+
 }  // namespace tributary::config

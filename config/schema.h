@@ -316,6 +316,50 @@ struct Decoder<std::map<std::string, T>> {
   static std::string Format(const std::map<std::string, T>& v) { return v.empty() ? "{}" : ""; }
 };
 
+template <typename T>
+struct IsList : std::false_type {};
+template <typename T>
+struct IsList<std::vector<T>> : std::true_type {};
+template <typename T>
+struct IsMap : std::false_type {};
+template <typename T>
+struct IsMap<std::map<std::string, T>> : std::true_type {};
+
+// The key node of `key` in a YAML map, for errors about the key itself
+// (an unknown name); the map itself if it is not there.
+YAML::Node KeyNode(const YAML::Node& map, std::string_view key);
+
+// Runs `check` on each item of `v` alone, a one-item list or map, and
+// reports each that fails at the item's node in `n` (the node `v` was
+// decoded from); false if none fails alone.
+template <typename T>
+bool CheckItems(const T& v, const YAML::Node& n, const ParseContext& ctx,
+                const std::function<std::string(const void*)>& check) {
+  bool any = false;
+  if constexpr (IsList<T>::value) {
+    if (!n.IsSequence() || n.size() != v.size()) return false;  // one item written alone: n is the item
+    for (size_t i = 0; i < v.size(); ++i) {
+      const T one{v[i]};
+      std::string problem = check(&one);
+      if (problem.empty()) continue;
+      ctx.Error(n[i], "`" + ctx.path + "[" + std::to_string(i) + "]`: " + problem);
+      any = true;
+    }
+  } else {
+    if (!n.IsMap()) return false;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      auto found = v.find(it->first.Scalar());
+      if (found == v.end()) continue;
+      const T one{*found};
+      std::string problem = check(&one);
+      if (problem.empty()) continue;
+      ctx.Error(it->first, "`" + ctx.path + "`: " + problem);
+      any = true;
+    }
+  }
+  return any;
+}
+
 // ---- The table -------------------------------------------------------------
 
 template <typename C>
@@ -349,7 +393,11 @@ class Schema : public SchemaBase {
       return *this;
     }
     // A custom check on the decoded value: returns "" if fine, else the
-    // problem (reported at the option's location).
+    // problem, reported at the option's location. For a list or a map, the
+    // checks are also run on each item alone when the whole fails: an item
+    // that fails alone is reported at its own line (and every such item),
+    // the option's first line only when no single item is at fault ("must
+    // list at least one").
     template <typename T>
     Option& Check(std::function<std::string(const T&)> fn) {
       auto prev = check_;
@@ -360,6 +408,11 @@ class Schema : public SchemaBase {
         }
         return fn(*static_cast<const T*>(v));
       };
+      if constexpr (IsList<T>::value || IsMap<T>::value) {
+        check_items_ = [check = check_](const void* v, const YAML::Node& n, const ParseContext& ctx) {
+          return CheckItems(*static_cast<const T*>(v), n, ctx, check);
+        };
+      }
       return *this;
     }
     // A string option that also takes a list, joined with `sep`
@@ -390,6 +443,8 @@ class Schema : public SchemaBase {
     OptionDoc doc_;
     std::function<bool(const YAML::Node&, C*, const ParseContext&)> decode_;
     std::function<std::string(const void*)> check_;
+    // Reports the items that fail check_ alone; false if none does.
+    std::function<bool(const void*, const YAML::Node&, const ParseContext&)> check_items_;
     std::function<const void*(const C*)> address_;
     std::optional<double> min_, max_;
     std::function<std::optional<double>(const C*)> numeric_;
@@ -556,7 +611,8 @@ class Schema : public SchemaBase {
     }
     if (opt.check_) {
       std::string problem = opt.check_(opt.address_(&c));
-      if (!problem.empty()) ctx.Error(n, "`" + ctx.path + "`: " + problem);
+      if (!problem.empty() && !(opt.check_items_ && opt.check_items_(opt.address_(&c), n, ctx)))
+        ctx.Error(n, "`" + ctx.path + "`: " + problem);
     }
   }
 

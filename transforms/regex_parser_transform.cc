@@ -55,7 +55,8 @@ const config::Schema<RegexParserTransform::Config>& RegexParserTransform::Config
         if (!names.empty() && !names.count(name)) {
           std::vector<std::string> v(names.begin(), names.end());
           std::string near = config::ClosestMatch(name, v);
-          ctx.Error(node["types"], "`" + ctx.path + ".types." + name + "` names no capture group of `patterns`",
+          ctx.Error(config::KeyNode(node["types"], name),
+                    "`" + ctx.path + ".types." + name + "` names no capture group of `patterns`",
                     near.empty() ? "" : "did you mean `" + near + "`?");
         }
       }

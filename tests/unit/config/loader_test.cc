@@ -508,7 +508,7 @@ sinks:
   Diagnostics bad;
   EXPECT_FALSE(Load({{"b.yaml", "sources:\n  gen: { type: test_source, <<: 3 }\nsinks:\n  o: { type: test_sink, inputs: [gen] }\n"}},
                     &bad));
-  EXPECT_TRUE(HasError(bad, "b.yaml:2:33", "a merge key `<<` takes a map")) << bad.ToString();
+  EXPECT_TRUE(HasError(bad, "b.yaml:2:29", "a merge key `<<` takes a map")) << bad.ToString();
 }
 
 TEST(LoaderTest, AnUnknownOptionMergedFromAnAnchorPointsAtItsLine) {
@@ -637,6 +637,7 @@ TEST(LoaderTest, YamlSyntaxErrorsSayHowToFixThem) {
     const char* where;
     const char* hint;
   };
+  const std::string deep = "x: " + std::string(2100, '[') + std::string(2100, ']') + "\n";
   const Case cases[] = {
       {"sources:\n  gen: { type: test_source\nsinks: {}\n", "a.yaml:3:6", "close the `{` opened at 2:8 with `}`"},
       {"sources:\n  gen: { type: test_source, tags: [a, \"b]\"\n", "a.yaml:3:1", "close the `[` opened at 2:35"},
@@ -647,14 +648,141 @@ TEST(LoaderTest, YamlSyntaxErrorsSayHowToFixThem) {
        "write regular expressions in single quotes"},
       {"transforms:\n  a:\n    type: add_fields\n    fields:\n      msg: error: bad\n", "a.yaml:5:17",
        "quote a value that contains `: `"},
+      // Each of these was a bare "illegal map value", "unknown token", or
+      // "bad file" (yaml-cpp's depth limit).
+      {"sinks:\n  out:\n    type:console\n    inputs: [gen]\n", "a.yaml:4:11",
+       "line 3: `type:console` needs a space after the colon (`type: console`)"},
+      {"sinks:\n  out: { type: test_sink, target: @stdout }\n", "a.yaml:2:35",
+       "`@` is reserved in YAML and cannot start a plain value: quote it ('@stdout')"},
+      {"sinks:\n  out:\n    <<: *es\n", "a.yaml:3:9", "no `&es` comes before it in this file"},
+      {deep.c_str(), nullptr, "maps and lists nest too deeply here to be read"},
   };
   for (const Case& c : cases) {
     Diagnostics diag;
     EXPECT_FALSE(Load({{"a.yaml", c.text}}, &diag));
-    EXPECT_TRUE(HasError(diag, c.where, c.hint)) << c.text << "\n" << diag.ToString();
+    if (c.where == nullptr) {  // where yaml-cpp stops: not ours to say
+      ASSERT_FALSE(diag.all().empty());
+      EXPECT_NE((diag.all()[0].message + diag.all()[0].hint).find(c.hint), std::string::npos) << diag.ToString();
+    } else {
+      EXPECT_TRUE(HasError(diag, c.where, c.hint)) << c.text << "\n" << diag.ToString();
+    }
     // Nothing about the graph of a config whose file could not be read.
     EXPECT_EQ(diag.error_count(), 1u) << c.text << "\n" << diag.ToString();
   }
+}
+
+// Characters the user cannot see gave yaml-cpp errors about something
+// else: "unknown escape character" for a NUL, "unknown top-level key ``"
+// for a lone CR, a key of four "spaces" for no-break spaces.
+TEST(LoaderTest, InvisibleCharactersAreNamedWhereTheyAre) {
+  struct Case {
+    std::string text;
+    const char* where;
+    const char* message;
+  };
+  const std::string valid = kValid;
+  const Case cases[] = {
+      {std::string("sources:\n  gen: { type: test_so") + '\0' + "urce }\n", "a.yaml:2:23", "a NUL byte"},
+      {valid + "\r", "a.yaml:11:1", "a carriage return (CR) that ends no line"},
+      {"sources:\r  gen: { type: test_source }\r", "a.yaml:1:1", "end with a carriage return (CR) only"},
+      {"sources:\n\xC2\xA0\xC2\xA0gen: { type: test_source }\n", "a.yaml:2:1", "a no-break space (U+00A0) in its indentation"},
+      {"sources:\n  gen: { type:\xC2\xA0test_source }\n", "a.yaml:2:15", "a no-break space (U+00A0) after `:`"},
+      {"sources:\n  gen\xEF\xBC\x9A { type: test_source }\n", "a.yaml:2:6", "a full-width colon (U+FF1A)"},
+  };
+  for (const Case& c : cases) {
+    Diagnostics diag;
+    EXPECT_FALSE(Load({{"a.yaml", c.text}}, &diag));
+    EXPECT_TRUE(HasError(diag, c.where, c.message)) << diag.ToString();
+    EXPECT_EQ(diag.error_count(), 1u) << diag.ToString();
+  }
+  // A zero-width space warns where it is; CR LF line ends and a no-break
+  // space inside a value are fine.
+  Diagnostics zw;
+  Load({{"a.yaml", "sources:\n  gen: { type: test_source }\nsinks:\n  out: { type: test_sink, inp\xE2\x80\x8Buts: [gen] }\n"}}, &zw);
+  bool warned = false;
+  for (const auto& d : zw.all())
+    warned |= d.severity == Diagnostic::Severity::kWarning && d.location.ToString() == "a.yaml:4:30" &&
+              d.message.find("a zero-width space (U+200B)") != std::string::npos;
+  EXPECT_TRUE(warned) << zw.ToString();
+  Diagnostics fine;
+  std::string crlf;
+  for (char ch : valid) crlf += ch == '\n' ? std::string("\r\n") : std::string(1, ch);
+  EXPECT_TRUE(Load({{"a.yaml", crlf}}, &fine)) << fine.ToString();
+  EXPECT_TRUE(Load({{"a.yaml", "x-note: a\xC2\xA0b\n" + valid}}, &fine)) << fine.ToString();
+}
+
+// "no sources defined" came without a line, and also when the cause was
+// reported already: a misspelt `source:`, or a source refused for its id.
+TEST(LoaderTest, NoSourcesOrSinksIsSaidOnlyWhenNothingElseExplainsIt) {
+  Diagnostics typo;
+  EXPECT_FALSE(Load({{"a.yaml", "source:\n  gen: { type: test_source }\nsinks:\n  out: { type: test_sink, inputs: [gen] }\n"}},
+                    &typo));
+  EXPECT_TRUE(HasError(typo, "a.yaml:1:1", "did you mean `sources`?")) << typo.ToString();
+  EXPECT_EQ(typo.ToString().find("no sources defined"), std::string::npos) << typo.ToString();
+  Diagnostics duplicate;
+  EXPECT_FALSE(Load({{"a.yaml", "sources:\n  x: { type: test_source }\nsinks:\n  x: { type: test_sink, inputs: [x] }\n"}},
+                    &duplicate));
+  EXPECT_TRUE(HasError(duplicate, "a.yaml:4:3", "duplicate component id `x`")) << duplicate.ToString();
+  EXPECT_EQ(duplicate.ToString().find("no sinks defined"), std::string::npos) << duplicate.ToString();
+  // `sinks:` with its component not indented under it: at the key.
+  Diagnostics unindented;
+  EXPECT_FALSE(Load({{"a.yaml", "sources:\n  gen: { type: test_source }\nsinks:\nout: { type: test_sink, inputs: [gen] }\n"}},
+                    &unindented));
+  EXPECT_TRUE(HasError(unindented, "a.yaml:3:1", "`sinks` has no components")) << unindented.ToString();
+  // Nothing at all: at the start of the last file.
+  Diagnostics none;
+  EXPECT_FALSE(Load({{"a.yaml", "sources:\n  gen: { type: test_source }\n"}, {"b.yaml", "data_dir: /tmp\n"}}, &none));
+  EXPECT_TRUE(HasError(none, "b.yaml:1:1", "no sinks defined")) << none.ToString();
+}
+
+// A global written in flow style in one file and in block style in
+// another was "set differently".
+TEST(LoaderTest, AGlobalSetAlikeInTwoStylesIsTheSame) {
+  Diagnostics diag;
+  EXPECT_TRUE(Load({{"a.yaml", "api:\n  address: \"127.0.0.1:0\"\n" + std::string(kValid)},
+                    {"b.yaml", "api: {address: 127.0.0.1:0}  # the same\n"}},
+                   &diag))
+      << diag.ToString();
+  Diagnostics differ;
+  EXPECT_FALSE(Load({{"a.yaml", "api:\n  address: 127.0.0.1:0\n" + std::string(kValid)},
+                     {"b.yaml", "api: {address: 127.0.0.1:1}\n"}},
+                    &differ));
+  EXPECT_TRUE(HasError(differ, "b.yaml:1:1", "`api` is also set, differently, at a.yaml:1:1")) << differ.ToString();
+}
+
+// NUL, newline and other control characters passed: directories under
+// data_dir got them in their names, and a NUL cut the path.
+TEST(LoaderTest, AComponentIdWithAControlCharacterOrTooLongIsRefused) {
+  Diagnostics diag;
+  EXPECT_FALSE(Load({{"a.yaml", "sources:\n  \"a\\nb\": { type: test_source }\n  \"" + std::string(201, 'x') +
+                                    "\": { type: test_source }\nsinks:\n  out: { type: test_sink, inputs: [\"a\\nb\", " +
+                                    std::string(201, 'x') + "] }\n"}},
+                    &diag));
+  EXPECT_TRUE(HasError(diag, "a.yaml:2:3", "invalid component id `a\\x0ab`")) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "a.yaml:3:3", "is 201 bytes long")) << diag.ToString();
+  EXPECT_EQ(diag.ToString().find("a\nb"), std::string::npos) << diag.ToString();  // not written raw
+}
+
+// A conf.d with an editor's hidden files, a directory that cannot be
+// listed, and a file whose read fails (it read as empty: "no sources").
+TEST(LoaderTest, ConfigDirectoriesSkipHiddenFilesAndReadErrorsAreSaid) {
+  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / "hidden_files";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir / "conf.d");
+  std::ofstream(dir / "conf.d" / "a.yaml") << kValid;
+  std::ofstream(dir / "conf.d" / ".a.yaml.swp.yaml") << "{{{ not yaml";
+  Diagnostics diag;
+  EXPECT_EQ(ExpandConfigPaths({(dir / "conf.d").string()}, &diag), std::vector<std::string>{(dir / "conf.d" / "a.yaml").string()});
+  EXPECT_FALSE(diag.has_errors()) << diag.ToString();
+  Diagnostics missing;
+  EXPECT_FALSE(LoadConfig({(dir / "nothere.yaml").string()}, &missing));
+  EXPECT_TRUE(HasError(missing, (dir / "nothere.yaml").string(), "cannot read config file: No such file or directory"))
+      << missing.ToString();
+  Diagnostics unreadable;  // opens, and its first read fails (EIO)
+  EXPECT_FALSE(LoadConfig({"/proc/self/mem"}, &unreadable));
+  EXPECT_TRUE(HasError(unreadable, "/proc/self/mem", "cannot read config file: ")) << unreadable.ToString();
+  EXPECT_EQ(unreadable.ToString().find("no sources"), std::string::npos) << unreadable.ToString();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

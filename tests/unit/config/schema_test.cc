@@ -154,6 +154,62 @@ TEST(SchemaTest, AStringThatJoinsAList) {
   EXPECT_EQ(Brokers::schema().Docs()[0].type, "string or list of string");
 }
 
+struct Checked {
+  std::vector<std::string> formats;
+  std::map<std::string, std::string> renames;
+  static const Schema<Checked>& schema() {
+    static const Schema<Checked> s = [] {
+      Schema<Checked> s;
+      s.Field("formats", &Checked::formats, "Formats.").Check<std::vector<std::string>>([](const auto& v) {
+        if (v.empty()) return std::string("must list at least one format");
+        for (const auto& f : v)
+          if (f.find('Q') != std::string::npos) return "`" + f + "` has Q";
+        return std::string();
+      });
+      s.Field("renames", &Checked::renames, "Renames.").Check<std::map<std::string, std::string>>([](const auto& m) {
+        for (const auto& [from, to] : m)
+          if (to.empty()) return std::string("field names must not be empty");
+        return std::string();
+      });
+      return s;
+    }();
+    return s;
+  }
+};
+
+// A check over a whole list or map reported at the option's first line:
+// in block style, the first entry's, not the bad one's, and only the
+// first bad entry.
+TEST(SchemaTest, AListOrMapCheckPointsAtEachBadEntry) {
+  auto parse = [](const std::string& text, Diagnostics* d) {
+    Checked c;
+    return Checked::schema().Parse(YAML::Load(text), &c, ParseContext{d, "t.yaml", "x"});
+  };
+  Diagnostics diag;
+  EXPECT_FALSE(parse("formats:\n  - '%Y'\n  - '%Q'\n  - ok\n  - Q2\nrenames:\n  a: b\n  c: ''\n", &diag));
+  ASSERT_EQ(diag.error_count(), 3u) << diag.ToString();
+  EXPECT_EQ(diag.all()[0].location.ToString(), "t.yaml:3:5");
+  EXPECT_EQ(diag.all()[0].message, "`x.formats[1]`: `%Q` has Q");
+  EXPECT_EQ(diag.all()[1].location.ToString(), "t.yaml:5:5");
+  EXPECT_EQ(diag.all()[1].message, "`x.formats[3]`: `Q2` has Q");
+  EXPECT_EQ(diag.all()[2].location.ToString(), "t.yaml:8:3");
+  EXPECT_EQ(diag.all()[2].message, "`x.renames`: field names must not be empty");
+  // Flow style: the entry's column.
+  Diagnostics flow;
+  EXPECT_FALSE(parse("formats: [a, '%Q']\n", &flow));
+  ASSERT_EQ(flow.error_count(), 1u) << flow.ToString();
+  EXPECT_EQ(flow.all()[0].location.ToString(), "t.yaml:1:14");
+  // A problem of the whole, and one item written alone: at the option.
+  Diagnostics whole;
+  EXPECT_FALSE(parse("formats: []\n", &whole));
+  ASSERT_EQ(whole.error_count(), 1u) << whole.ToString();
+  EXPECT_EQ(whole.all()[0].ToString(), "t.yaml:1:10: error: `x.formats`: must list at least one format");
+  Diagnostics alone;
+  EXPECT_FALSE(parse("formats: '%Q'\n", &alone));
+  ASSERT_EQ(alone.error_count(), 1u) << alone.ToString();
+  EXPECT_EQ(alone.all()[0].ToString(), "t.yaml:1:10: error: `x.formats`: `%Q` has Q");
+}
+
 // `topic: {{ service }}` unquoted, as Vector and Helm users write it, is a
 // map in YAML: the error said only "got a map".
 TEST(SchemaTest, AnUnquotedTemplateIsToldToBeQuoted) {
