@@ -111,7 +111,9 @@ AdminApi::AdminApi(Metrics* metrics, ReadyFn ready) : impl_(std::make_unique<Imp
 
 AdminApi::~AdminApi() { Stop(); }
 
-Status AdminApi::Start(const std::string& address) {
+namespace {
+
+Result<tcp::endpoint> ParseAddress(const std::string& address) {
   auto colon = address.rfind(':');
   std::string host = address.substr(0, colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
@@ -125,7 +127,30 @@ Status AdminApi::Start(const std::string& address) {
   beast::error_code ec;
   auto ip = asio::ip::make_address(host, ec);
   if (ec) return Status::InvalidArgument("api.address: `" + host + "` is not an IP address");
-  tcp::endpoint endpoint(ip, port_number);
+  return tcp::endpoint(ip, port_number);
+}
+
+}  // namespace
+
+Status AdminApi::CheckHost(const std::string& address) {
+  auto endpoint = ParseAddress(address);
+  if (!endpoint.ok()) return endpoint.status();
+  asio::io_context io;
+  tcp::acceptor acc(io);
+  beast::error_code ec;
+  acc.open(endpoint->protocol(), ec);
+  if (!ec) acc.bind(tcp::endpoint(endpoint->address(), 0), ec);
+  if (ec == boost::system::errc::address_not_available)
+    return Status::InvalidArgument(endpoint->address().to_string() + " is not an address of this machine");
+  if (ec) return Status::IoError(ec.message());
+  return Status::Ok();
+}
+
+Status AdminApi::Start(const std::string& address) {
+  auto endpoint_or = ParseAddress(address);
+  if (!endpoint_or.ok()) return endpoint_or.status();
+  const tcp::endpoint endpoint = *endpoint_or;
+  beast::error_code ec;
   auto& acc = impl_->acceptor;
   acc.open(endpoint.protocol(), ec);
   if (!ec) acc.set_option(asio::socket_base::reuse_address(true), ec);
@@ -138,7 +163,8 @@ Status AdminApi::Start(const std::string& address) {
     NameThread("api");
     impl_->io.run();
   });
-  const std::string shown = ip.is_v6() ? "[" + host + "]" : host;
+  const std::string host = endpoint.address().to_string();
+  const std::string shown = endpoint.address().is_v6() ? "[" + host + "]" : host;
   TLOG_INFO("", "API listening on http://" + shown + ":" + std::to_string(port_) + " (/metrics /health /ready)");
   return Status::Ok();
 }

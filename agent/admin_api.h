@@ -27,6 +27,10 @@ class AdminApi {
 
   // Binds `address` (host:port; port 0 picks one) and starts serving.
   Status Start(const std::string& address);
+  // Whether the host of `address` is one of this machine's (binds it with
+  // port 0 and lets go; the port itself may be held by a running agent):
+  // for validate's check of the machine.
+  static Status CheckHost(const std::string& address);
   void Stop();
   uint16_t port() const { return port_; }
 

@@ -185,6 +185,15 @@ std::vector<config::EnvCheck> EnvironmentChecks(const config::Config& cfg) {
       checks.push_back(std::move(m));
     }
   }
+  if (cfg.global.api.enabled) {
+    // Not the port: a running agent holds it while validate checks a new config.
+    config::EnvCheck api{"api.address " + cfg.global.api.address + ": the host is an address of this machine"};
+    if (Status s = AdminApi::CheckHost(cfg.global.api.address); !s.ok()) {
+      api.ok = false;
+      api.detail = s.message();
+    }
+    checks.push_back(std::move(api));
+  }
   for (auto& c : checks) ExplainSandbox(&c);
   return checks;
 }
@@ -269,6 +278,12 @@ int Healthcheck(const Options& o, std::string address, const std::string& path, 
       return kExitFailure;
     }
     address = api->address;
+    if (address.ends_with(":0")) {
+      std::cerr << "healthcheck: api.address " << address
+                << " has port 0, a free port picked at each start, which cannot be known here: set a fixed port, "
+                   "or give --address\n";
+      return kExitFailure;
+    }
   }
   address = ProbeAddress(address);
   int status = 0;
@@ -882,18 +897,18 @@ int Main(int argc, char** argv) {
     if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr && app.get_subcommands().empty()) {
       if (std::string unknown = UnknownCommand(app); !unknown.empty()) {
         std::cerr << unknown << "\nRun with --help for more information.\n";
-        return kExitFailure;
+        return kExitUsage;
       }
     }
     int code = app.exit(e);
-    return code == 0 ? kExitOk : kExitFailure;
+    return code == 0 ? kExitOk : kExitUsage;
   }
   if ((o.threads != 0 && (*validate || *test || *graph || *gen_docs || *health)) || !threads_after_command.empty()) {
     // Given before or after the command's name: it would be ignored. 0
     // cannot be given (to run), so 0 means not given.
     std::cerr << "--threads: only `run` takes it (it sets the agent's transform threads)\n"
                  "Run with --help for more information.\n";
-    return kExitFailure;
+    return kExitUsage;
   }
   if (*validate) {
     o.configs.insert(o.configs.end(), validate_paths.begin(), validate_paths.end());

@@ -131,6 +131,8 @@ std::optional<std::vector<UnitTest>> ParseTests(const config::Config& config, co
       ctx.Error(t, "`" + ctx.path + ".name` is required");
     } else {
       test.name = t["name"].Scalar();
+      if (test.name.find_first_not_of(" \t") == std::string::npos)
+        ctx.Error(t["name"], "`" + ctx.path + ".name` is empty", "name the test: the report lists tests by name");
       // Two tests of one name could not be told apart in the report.
       auto [first, fresh] = names.emplace(test.name, i);
       if (!fresh) {
@@ -224,10 +226,15 @@ std::optional<std::vector<UnitTest>> ParseTests(const config::Config& config, co
     }
     const YAML::Node none = t["no_outputs_from"];
     if (none.IsDefined()) {
-      if (!none.IsSequence()) {
+      if (!none.IsSequence() && !none.IsScalar()) {
         ctx.Error(none, "`" + ctx.path + ".no_outputs_from` must be a list of transform ids");
       } else {
-        for (const auto& n : none) {
+        // One id may be written alone, as everywhere a list is taken.
+        std::vector<YAML::Node> ids;
+        if (none.IsScalar()) ids.push_back(none);
+        else
+          for (const auto& n : none) ids.push_back(n);
+        for (const auto& n : ids) {
           if (n.IsScalar() && CheckTarget(n, n.Scalar(), outputs, ctx.Child("no_outputs_from"), config))
             test.no_outputs_from.push_back(n.Scalar());
         }
@@ -317,7 +324,8 @@ bool CheckConfigTests(const config::Config& config, config::Diagnostics* diag) {
 
 int RunConfigTests(const config::Config& config, std::ostream& out) {
   if (!config.tests.IsDefined() || config.tests.IsNull() || config.tests.size() == 0) {
-    out << "no tests: the configuration has no `tests:` section\n";
+    out << (config.tests.IsDefined() && !config.tests.IsNull() ? "no tests: the configuration's `tests:` section is empty\n"
+                                                                : "no tests: the configuration has no `tests:` section\n");
     return kExitFailure;
   }
   config::Diagnostics diag;

@@ -728,7 +728,7 @@ TEST(ValidateTest, AFlagValueThatMeansNothingIsAnErrorNotTheDefault) {
     std::vector<std::string> argv = args;
     argv.insert(argv.end(), {"-c", dir / "g.yaml"});
     CliRun r = Tributary(argv);
-    EXPECT_EQ(r.code, 1) << args[args.size() - 2] << " " << args.back();
+    EXPECT_EQ(r.code, 64) << args[args.size() - 2] << " " << args.back();
     EXPECT_NE(r.err.find(args[args.size() - 2] + ": "), std::string::npos) << r.err;
   }
 }
@@ -737,10 +737,10 @@ TEST(ValidateTest, AMistypedCommandNamesTheClosestOne) {
   TempDir dir;
   WriteFile(dir / "g.yaml", "sources: { d: { type: demo_logs } }\nsinks: { c: { type: console, inputs: [d] } }\n");
   CliRun r = Tributary({"valdate", "-c", dir / "g.yaml"});
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 64);
   EXPECT_NE(r.err.find("unknown command \"valdate\"; did you mean \"validate\"?"), std::string::npos) << r.err;
   r = Tributary({"frobnicate"});
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 64);
   EXPECT_NE(r.err.find("unknown command \"frobnicate\"; the commands are run, validate, test, graph, healthcheck"),
             std::string::npos)
       << r.err;
@@ -775,7 +775,7 @@ TEST(ValidateTest, LogLevelIsAcceptedByEveryCommandThatReadsAConfig) {
     std::vector<std::string> argv = args;
     argv.insert(argv.end(), {"-c", dir / "g.yaml"});
     r = Tributary(argv);
-    EXPECT_EQ(r.code, 1) << args[0];
+    EXPECT_EQ(r.code, 64) << args[0];
     // The reason, in either order (after the command, CLI11 said only that
     // the argument "was not expected").
     EXPECT_NE(r.err.find("--threads: only `run` takes it"), std::string::npos) << r.err;
@@ -795,6 +795,26 @@ TEST(ValidateTest, BusyApiPortFailsWithAClearError) {
   CliRun r = Tributary({"run", "-c", dir2 / "c.yaml"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("cannot listen on 127.0.0.1:" + std::to_string(port)), std::string::npos) << r.err;
+  // validate checks the host, not the port: the running agent holds it
+  // while a new config is checked.
+  r = Tributary({"validate", "-c", dir2 / "c.yaml"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("✓ api.address 127.0.0.1:" + std::to_string(port) + ": the host is an address of this machine"),
+            std::string::npos)
+      << r.out;
+}
+
+// An api.address of another machine passed validate, and run exited 1
+// ("Cannot assign requested address"), restarted by systemd for ever.
+TEST(ValidateTest, AnApiAddressOfAnotherMachineFailsTheCheck) {
+  TempDir dir;
+  WriteFile(dir / "c.yaml", "data_dir: " + dir.path() + "\napi: { address: \"192.0.2.1:8686\" }\n"
+                            "sources: { d: { type: demo_logs } }\nsinks: { c: { type: blackhole, inputs: [d] } }\n");
+  CliRun r = Tributary({"validate", "-c", dir / "c.yaml"});
+  EXPECT_EQ(r.code, 78) << r.out << r.err;
+  EXPECT_NE((r.out + r.err).find("✗ api.address 192.0.2.1:8686: the host is an address of this machine: 192.0.2.1 is not an address of this machine"),
+            std::string::npos)
+      << r.out << r.err;
 }
 
 }  // namespace

@@ -78,6 +78,11 @@ TEST(HealthcheckTest, FindsTheAddressInTheConfigAndProbesWildcardsOnLoopback) {
   r = Tributary({"healthcheck", "-c", dir / "broken.yaml"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("cannot read api.address"), std::string::npos) << r.err;
+  // Port 0 is picked at each start: it cannot be probed ("Connection refused" before).
+  WriteFile(dir / "zero.yaml", "api: { address: \"127.0.0.1:0\" }\n");
+  r = Tributary({"healthcheck", "-c", dir / "zero.yaml"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("api.address 127.0.0.1:0 has port 0"), std::string::npos) << r.err;
   agent.process().Signal(SIGTERM);
   EXPECT_EQ(agent.process().Wait(seconds(20)), 0);
 }

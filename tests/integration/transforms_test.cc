@@ -323,6 +323,45 @@ tests:
     EXPECT_NE(out.find(e), std::string::npos) << e << "\n" << out;
 }
 
+// `tests: []` said "no tests section" (exit 1) and `tests:` alone was an
+// invalid config located past the end of the file (exit 78); a test named
+// "" passed as `✓ ` with nothing after it; `no_outputs_from: id` alone was
+// refused although one item may be written alone everywhere else.
+TEST(TributaryTestCommand, EmptyTestSectionsAndNamesAndOneIdAlone) {
+  TempDir dir;
+  for (const char* empty : {"tests: []\n", "tests:\n"}) {
+    auto [code, out] = RunTest(dir, Config(dir, empty));
+    EXPECT_EQ(code, 1) << empty << out;
+    EXPECT_NE(out.find("no tests: the configuration's `tests:` section is empty"), std::string::npos) << out;
+  }
+  auto [code, out] = RunTest(dir, Config(dir, R"yaml(
+tests:
+  - name: " "
+    inputs: [ { insert_at: parse, value: 'x' } ]
+    no_outputs_from: errors
+)yaml"));
+  EXPECT_EQ(code, 78) << out;
+  EXPECT_NE(out.find("t.yaml:26:11: error: `tests[0].name` is empty"), std::string::npos) << out;
+  auto [alone_code, alone] = RunTest(dir, Config(dir, R"yaml(
+tests:
+  - name: one id alone
+    inputs: [ { insert_at: parse, value: 'not an access log line' } ]
+    no_outputs_from: errors
+)yaml"));
+  EXPECT_EQ(alone_code, 0) << alone;
+  EXPECT_NE(alone.find("✓ one id alone"), std::string::npos) << alone;
+}
+
+// A typo in the command line exited 1, which for `test` is also "a test
+// failed": CI could not tell its own script's mistake from a failure.
+TEST(TributaryTestCommand, AUsageErrorIsNotATestFailure) {
+  TempDir dir;
+  WriteFile(dir / "t.yaml", Config(dir, ""));
+  Process p({{TributaryBinary(), "test", dir / "t.yaml"}, {}, false});
+  EXPECT_EQ(p.Wait(std::chrono::seconds(30)), 64) << p.Stderr();
+  EXPECT_NE(p.Stderr().find("was not expected"), std::string::npos) << p.Stderr();
+}
+
 TEST(TransformsPipeline, BadInputIsCountedAndThePipelineKeepsGoing) {
   TempDir dir;
   std::string yaml = "data_dir: " + dir.path() + "/data\napi: { address: 127.0.0.1:0 }\n" + R"yaml(
