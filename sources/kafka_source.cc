@@ -257,7 +257,15 @@ std::vector<std::pair<std::string, std::string>> KafkaSource::DefaultOptions(con
 Result<std::unique_ptr<Source>> KafkaSource::Build(const Config& config, BuildContext& ctx) {
   auto conf = kafka::MakeConf(DefaultOptions(config), config.librdkafka_options);
   if (!conf.ok()) return conf.status();
-  return std::unique_ptr<Source>(new KafkaSource(config, std::move(conf).value(), ctx));
+  std::unique_ptr<KafkaSource> source(new KafkaSource(config, std::move(conf).value(), ctx));
+  // As the kafka sink does: librdkafka checks how properties go together
+  // (SASL mechanisms and their options, TLS files) only when a client is
+  // made. Made here, a combination it refuses fails the build (exit 78 at
+  // start, a refused reload) instead of the source's thread once the
+  // pipeline runs (the agent went on without it). It joins the group only
+  // when Run subscribes.
+  if (Status s = source->CreateConsumer(); !s.ok()) return s;
+  return std::unique_ptr<Source>(std::move(source));
 }
 
 KafkaSource::KafkaSource(const Config& config, kafka::ConfPtr conf, BuildContext& ctx)
@@ -313,6 +321,10 @@ Status KafkaSource::CreateConsumer() {
     return Status::InvalidArgument(std::string("cannot create Kafka consumer: ") + errstr);
   }
   rd_kafka_poll_set_consumer(rk_);
+  return Status::Ok();
+}
+
+Status KafkaSource::Subscribe() {
   rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(static_cast<int>(config_.topics.size()));
   for (const auto& t : config_.topics) rd_kafka_topic_partition_list_add(topics, t.c_str(), RD_KAFKA_PARTITION_UA);
   rd_kafka_resp_err_t err = rd_kafka_subscribe(rk_, topics);
@@ -536,7 +548,8 @@ bool KafkaSource::SendBatch(SourceContext& ctx) {
 }
 
 Status KafkaSource::Run(SourceContext& ctx) {
-  Status s = CreateConsumer();
+  Status s = rk_ ? Status::Ok() : CreateConsumer();  // made by Build
+  if (s.ok()) s = Subscribe();
   if (!s.ok()) return s;
   auto stop = ctx.stop_token();
   auto last_commit = std::chrono::steady_clock::now();

@@ -74,6 +74,7 @@ class KafkaSource final : public Source, private kafka::KafkaClient {
   struct PartitionState;
   KafkaSource(const Config& config, kafka::ConfPtr conf, BuildContext& ctx);
   Status CreateConsumer();
+  Status Subscribe();
   void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
   void OnCommit(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets);
   // Commits the acknowledged offsets of every assigned partition that moved.

@@ -392,5 +392,25 @@ TEST(KafkaSourceTest, ABadTopicPatternOrNameIsAConfigErrorAtItsLine) {
   EXPECT_EQ(r.err.find("topics[3]"), std::string::npos) << r.err;
 }
 
+// librdkafka checks how properties go together only when a client is made:
+// the source made its consumer in its own thread once the pipeline ran, so
+// a combination it refuses stopped that source alone while the agent ran
+// on, healthy, with its other sources.
+TEST(KafkaSourceTest, APropertyCombinationLibrdkafkaRefusesFailsTheStart) {
+  MockKafka kafka(1, {{"events", 1}});
+  TempDir dir;
+  WriteFile(dir / "k.yaml",
+            "data_dir: " + dir.path() + "/data\napi: { enabled: false }\n"
+            "sources:\n  demo: { type: demo_logs, interval: 3600 }\n"
+            "  k:\n    type: kafka\n    bootstrap_servers: \"" + kafka.bootstrap_servers() + "\"\n    group_id: g\n"
+            "    topics: [events]\n"
+            "    librdkafka_options: { security.protocol: ssl, ssl.ca.location: \"" + dir.path() + "/no-such-ca.pem\" }\n"
+            "sinks: { out: { type: blackhole, inputs: [demo, k] } }\n");
+  Process agent({.argv = {TributaryBinary(), "-c", dir / "k.yaml"}, .env = {}, .pipe_stdin = false});
+  ASSERT_EQ(agent.Wait(30s), 78) << agent.Stderr();
+  EXPECT_NE(agent.Stderr().find("cannot create Kafka consumer: "), std::string::npos) << agent.Stderr();
+  EXPECT_NE(agent.Stderr().find("no-such-ca.pem"), std::string::npos) << agent.Stderr();
+}
+
 }  // namespace
 }  // namespace tributary::testing
