@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <systemd/sd-id128.h>
 #include <time.h>
@@ -415,6 +416,10 @@ void JournaldSource::Close() {
 Status JournaldSource::Open() {
   Close();
   InstallSigbusHandler();
+  // sd-journal opens every journal file and keeps it open; past the open
+  // files limit it skips the rest without a word and leaves no descriptor
+  // for the checkpoint, whose error then blamed the checkpoint file.
+  if (Status s = CheckDescriptors(ListJournalFiles().size()); !s.ok()) return s;
   int r = config_.journal_directory
               ? sd_journal_open_directory(&j_, config_.journal_directory->c_str(), 0)
               : sd_journal_open(&j_, SD_JOURNAL_LOCAL_ONLY);
@@ -441,6 +446,24 @@ Status JournaldSource::Open() {
   CheckJournalFiles(/*final=*/false);
 
   return AddMatches(/*boot=*/false);
+}
+
+Status JournaldSource::CheckDescriptors(size_t journal_files) const {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return Status::Ok();
+  size_t open = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end; it.increment(ec)) ++open;
+  // What the checkpoint, its directory, inotify and the other components need.
+  constexpr size_t kSpare = 32;
+  if (ec || open + journal_files + kSpare <= limit.rlim_cur) return Status::Ok();
+  return Status::IoError(
+      "the journal" + (config_.journal_directory ? " in " + *config_.journal_directory : std::string()) + " has " +
+      std::to_string(journal_files) + " files, and sd-journal keeps each open, but the agent may open only " +
+      std::to_string(limit.rlim_cur > open ? limit.rlim_cur - open : 0) + " more files (open files limit " +
+      std::to_string(limit.rlim_cur) + ", " + std::to_string(open) +
+      " open): raise the limit (LimitNOFILE= in the service, ulimit -n), or remove archived journal files "
+      "(journalctl --vacuum-files=N)");
 }
 
 Status JournaldSource::AddMatches(bool boot) {
@@ -858,9 +881,7 @@ std::string JournaldSource::FileNotRead() const {
   return "";
 }
 
-void JournaldSource::CheckJournalFiles(bool final) {
-  last_files_check_ = std::chrono::steady_clock::now();
-  files_pending_ = false;
+std::vector<std::string> JournaldSource::ListJournalFiles() const {
   std::vector<std::string> files;
   if (config_.journal_directory) {
     FindReadJournalFiles(*config_.journal_directory, "", &files);
@@ -872,6 +893,13 @@ void JournaldSource::CheckJournalFiles(bool final) {
     FindReadJournalFiles("/var/log/journal", id, &files);
     FindReadJournalFiles("/run/log/journal", id, &files);
   }
+  return files;
+}
+
+void JournaldSource::CheckJournalFiles(bool final) {
+  last_files_check_ = std::chrono::steady_clock::now();
+  files_pending_ = false;
+  std::vector<std::string> files = ListJournalFiles();
   // Forget what is gone (vacuumed, renamed) so the sets stay small.
   std::set<std::string> present(files.begin(), files.end());
   std::erase_if(files_ok_, [&](const std::string& f) { return !present.count(f); });

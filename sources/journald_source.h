@@ -173,6 +173,12 @@ class JournaldSource final : public Source {
   // (`final`: now is the last chance, report it anyway). Runs at each
   // open, when sd-journal reports files added or removed, and every 10 s.
   void CheckJournalFiles(bool final);
+  // The journal files sd-journal opens (journal_directory's, or this
+  // machine's in /var/log/journal and /run/log/journal).
+  std::vector<std::string> ListJournalFiles() const;
+  // An error naming the open files limit when sd-journal, opening
+  // `journal_files`, would leave the agent none to spare.
+  Status CheckDescriptors(size_t journal_files) const;
   void MaybeCheckpoint(bool force);
   Status WriteCheckpoint(const std::string& cursor);
   // The whole file into *out; kNotFound if there is none.

@@ -283,6 +283,35 @@ TEST_F(JournaldBinaryTest, StopAtEndExitsAndTheNextRunContinues) {
   EXPECT_EQ(Output(), Range("s", 0, 63));
 }
 
+// sd-journal keeps every journal file open and skips, without a word, those
+// past the open files limit, leaving no descriptor for the checkpoint: the
+// source then retried for ever, blaming the checkpoint file, also with
+// stop_at_end.
+TEST_F(JournaldBinaryTest, MoreJournalFilesThanTheOpenFilesLimitAllowsAreNamedAsTheCause) {
+  JournalBuilder b(dir_ / "journal/x.journal");
+  ASSERT_EQ(b.AppendMessages("s", 0, 20), "");
+  for (int i = 0; i < 60; ++i)
+    std::filesystem::copy_file(dir_ / "journal/x.journal", dir_ / ("journal/copy-" + std::to_string(i) + ".journal"));
+  WriteFile(dir_ / "once.yaml", Config("    stop_at_end: true\n"));
+  auto run_with_limit = [&](int files) {
+    return Process::Options{{"/bin/sh", "-c", "ulimit -n " + std::to_string(files) + " && exec \"$0\" -c \"$1\"",
+                             TributaryBinary(), dir_ / "once.yaml"},
+                            {},
+                            false};
+  };
+  Process low(run_with_limit(64));
+  auto code = low.Wait(std::chrono::seconds(30));
+  ASSERT_TRUE(code.has_value()) << "still running:\n" << low.Stderr();
+  EXPECT_EQ(*code, 1) << low.Stderr();
+  EXPECT_NE(low.Stderr().find("has 61 files, and sd-journal keeps each open, but the agent may open only "),
+            std::string::npos)
+      << low.Stderr();
+  EXPECT_NE(low.Stderr().find("(open files limit 64, "), std::string::npos) << low.Stderr();
+  Process enough(run_with_limit(256));
+  ASSERT_EQ(enough.Wait(std::chrono::seconds(30)), 0) << enough.Stderr();
+  EXPECT_GE(Output().size(), 20u);
+}
+
 // The backfill of the docs: journals of another machine (their boot ids are
 // not this kernel's) in a journal_directory, current_boot_only left at its
 // default, read to the end.
