@@ -162,6 +162,9 @@ struct FileSource::Reader {
   // looked at once it has bytes (SkipIfCompressed).
   bool unchecked = false;
   Clock::time_point last_read = Clock::now();
+  // Its key in idle_ (idle_seq 0: not in it).
+  Clock::time_point idle_since{};
+  uint64_t idle_seq = 0;
   uint64_t truncated_seen = 0, discarded_seen = 0, ml_truncated_seen = 0;
   // The last bytes fed to the splitter (tail_len of them, ending at offset
   // tail_end), and the PositionCheck at check_pos (NoteChunk): a position
@@ -405,7 +408,7 @@ void FileSource::LoadState(std::stop_token stop) {
     p->lead_bytes = e.lead_bytes;
     p->lead_hash = e.lead_hash;
     tracker_->Reset(p.get(), e.offset, e.check);
-    known_.emplace(e.fingerprint, std::move(p));
+    AddKnown(p);
   }
   struct stat st;
   if (!loaded->entries.empty() && ::stat(checkpoint_path_.c_str(), &st) == 0) checkpoints_mtime_ns_ = MtimeNs(st);
@@ -437,7 +440,8 @@ void FileSource::WriteCheckpoints(bool force) {
     version = published_version_;
     new_identity = published_new_identity_;
     if (version == saved_version_ && gen == saved_generation_) return;
-    published = published_;
+    published.reserve(published_.size());
+    for (const auto& [key, pub] : published_) published.push_back(pub);
     published_new_identity_ = false;
   }
   file::CheckpointFile f;
@@ -466,21 +470,37 @@ void FileSource::WriteCheckpoints(bool force) {
   checkpoints_->Increment();
 }
 
+// Only the identities that changed are handed over (a file's lead grows
+// with each read until it has kLeadBytes; with thousands of files, copying
+// them all at each change was most of the source's work).
 void FileSource::PublishCheckpoints() {
   const uint64_t gen = tracker_->generation();
-  if (!known_changed_ && gen == kicked_generation_) return;
-  std::vector<Published> list;
-  if (known_changed_) {
-    list.reserve(known_.size());
-    for (const auto& [fp, p] : known_)
-      list.push_back(Published{
-          p, file::CheckpointEntry{fp, 0, p->path, p->dev, p->ino, 0, p->lead_bytes, p->lead_hash, p->target}});
+  if (changed_.empty() && gen == kicked_generation_) return;
+  std::vector<Published> changed;  // progress == nullptr: `p` is forgotten
+  std::vector<const file::Progress*> keys;
+  changed.reserve(changed_.size());
+  keys.reserve(changed_.size());
+  for (auto& p : changed_) {
+    p->publish_queued = false;
+    keys.push_back(p.get());
+    if (!p->known) {
+      changed.emplace_back();
+      continue;
+    }
+    changed.push_back(Published{p, file::CheckpointEntry{p->fingerprint, 0, p->path, p->dev, p->ino, 0,
+                                                         p->lead_bytes, p->lead_hash, p->target}});
   }
+  const bool identities_changed = !changed_.empty();
+  published_entries_.fetch_add(changed_.size(), std::memory_order_relaxed);
+  changed_.clear();
   bool wake;
   {
     std::lock_guard lock(ckpt_mu_);
-    if (known_changed_) {
-      published_.swap(list);
+    if (identities_changed) {
+      for (size_t i = 0; i < keys.size(); ++i) {
+        if (changed[i].progress) published_.insert_or_assign(keys[i], std::move(changed[i]));
+        else published_.erase(keys[i]);
+      }
       ++published_version_;
       published_new_identity_ |= new_identity_;
     }
@@ -488,7 +508,6 @@ void FileSource::PublishCheckpoints() {
     wake = ckpt_idle_ || new_identity_;  // a new identity is due sooner than offsets
   }
   if (wake) ckpt_cv_.notify_one();
-  known_changed_ = false;
   new_identity_ = false;
   kicked_generation_ = gen;
 }
@@ -717,7 +736,7 @@ bool FileSource::FollowRenamed(Reader* r) {
   if (r->progress) {
     r->progress->path = now_at;
     r->progress->target.clear();
-    known_changed_ = true;
+    KnownChanged(r->progress);
   }
   MarkDirty(r);
   return true;
@@ -1047,8 +1066,7 @@ void FileSource::Discover(bool first) {
     auto& p = it->second;
     bool forget = !p->active && ((p->gone && !tracker_->HasPending(p.get())) || now - p->last_seen > kForgetAfter);
     if (forget) {
-      it = known_.erase(it);
-      known_changed_ = true;
+      it = EraseKnown(it);
     } else {
       ++it;
     }
@@ -1066,7 +1084,10 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
     if (copy_only) return;  // a file being read, renamed: followed by its reader
     Reader* r = it->second;
     r->seen = true;
-    r->rotated = false;
+    if (r->rotated) {
+      r->rotated = false;
+      IndexIdle(r);  // may be parked again
+    }
     if (r->path != path) {
       if (auto bp = by_path_.find(r->path); bp != by_path_.end() && bp->second == r) by_path_.erase(bp);
       TLOG_DEBUG(id_, r->path + " is now " + path);
@@ -1075,7 +1096,7 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
       if (r->progress) {
         r->progress->path = path;
         r->progress->target = r->target;
-        known_changed_ = true;
+        KnownChanged(r->progress);
       }
     }
     by_path_[path] = r;
@@ -1193,7 +1214,7 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
           if (!it->second->active) rewritten_at_start_.push_back({it->second, path, key.second});
       }
       progress = std::make_shared<file::Progress>(fp);
-      known_.emplace(fp, progress);
+      AddKnown(progress);
       new_identity_ = true;
       pos = first && config_.read_from == "end" && !checkpoints_unreadable_ ? static_cast<uint64_t>(st.st_size) : 0;
       if (!m.other.empty())
@@ -1208,12 +1229,11 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
       break;
   }
   progress->last_seen = now;
-  known_changed_ = true;
+  KnownChanged(progress);
   progress->active = true;
   progress->path = path;
   if (progress->dev != key.first || progress->ino != key.second) {
-    progress->dev = key.first;
-    progress->ino = key.second;
+    SetInode(progress, key.first, key.second);
     ClaimInode(progress);
   }
   progress->gone = false;
@@ -1225,11 +1245,12 @@ void FileSource::DiscoverPath(const std::string& path, bool first, Clock::time_p
   Reader* r = AddReader(path, fd, key, pos);
   r->id = **id;
   r->progress = progress;
+  SetActiveReader(r);
   progress->target = r->target;
   r->unchecked = st.st_size == 0;
   r->check_pos = pos;
   r->check = progress->emit_check;
-  TopUpLead(progress.get(), fd, HeadEnd(**id));
+  TopUpLead(progress, fd, HeadEnd(**id));
   TLOG_DEBUG(id_, "watching " + path + " from offset " + std::to_string(pos));
   KeepWithinCap(r);
   MarkDirty(r);
@@ -1324,21 +1345,57 @@ void FileSource::UpdateOpenCap() {
 
 bool FileSource::Parkable(const Reader& r) { return r.fd >= 0 && !r.rotated && !r.dirty && !r.removed; }
 
-bool FileSource::HasParkable() const {
-  return std::any_of(readers_.begin(), readers_.end(), [](const Reader& r) { return Parkable(r); });
+bool FileSource::HasParkable() {
+  for (auto it = idle_.begin(); it != idle_.end(); it = idle_.erase(it)) {
+    if (Parkable(*it->second)) return true;
+    it->second->idle_seq = 0;  // filed again once it may be parked again
+  }
+  return false;
+}
+
+void FileSource::IndexIdle(Reader* r) {
+  UnindexIdle(r);
+  if (!Parkable(*r)) return;
+  r->idle_since = r->last_read;
+  r->idle_seq = ++idle_seq_;
+  idle_.emplace(std::make_pair(r->idle_since, r->idle_seq), r);
+}
+
+void FileSource::UnindexIdle(Reader* r) {
+  if (r->idle_seq == 0) return;
+  idle_.erase({r->idle_since, r->idle_seq});
+  r->idle_seq = 0;
 }
 
 // Closes the open file idle the longest (not one rotated away: it could
-// not be found again). False if every open file is busy.
+// not be found again). False if every open file is busy. The first of
+// idle_ that may still be parked: each file is filed when its turn ends
+// (ReadTurn), so a file that is not parkable now is dropped, to be filed
+// again when it is; every parkable file is in idle_.
 bool FileSource::ParkIdlest(Reader* except) {
-  Reader* victim = nullptr;
-  for (auto& o : readers_) {
-    if (!Parkable(o) || &o == except || &o == reading_) continue;
-    if (victim == nullptr || o.last_read < victim->last_read) victim = &o;
+  for (auto it = idle_.begin(); it != idle_.end();) {
+    park_visits_.fetch_add(1, std::memory_order_relaxed);
+    Reader* o = it->second;
+    if (!Parkable(*o)) {
+      o->idle_seq = 0;
+      it = idle_.erase(it);
+      continue;
+    }
+    if (o == except || o == reading_) {
+      ++it;
+      continue;
+    }
+    if (o->last_read != o->idle_since) {  // read since it was filed: filed again, in its place
+      IndexIdle(o);
+      it = idle_.begin();
+      continue;
+    }
+    o->idle_seq = 0;
+    idle_.erase(it);
+    Park(o);
+    return true;
   }
-  if (victim == nullptr) return false;
-  Park(victim);
-  return true;
+  return false;
 }
 
 // open(2) for reading. Out of descriptors (other components hold the rest
@@ -1389,6 +1446,8 @@ void FileSource::RemoveReader(Reader* r) {
   if (r->removed) return;
   r->removed = true;
   ++removed_count_;
+  UnindexIdle(r);
+  UnsetActiveReader(r);
   if (r->fd >= 0) {
     ::close(r->fd);
     r->fd = -1;
@@ -1516,6 +1575,7 @@ void FileSource::Truncated(Reader* r, const char* why) {
       if (r->progress->emit_pos > 0 || r->size_seen > 0)
         truncated_under_reader_.push_back(
             {r->progress, r->path, r->size_seen > r->progress->emit_pos ? r->size_seen - r->progress->emit_pos : 0});
+      UnsetActiveReader(r);
       r->progress.reset();
       r->id.reset();
     } else {
@@ -1527,9 +1587,10 @@ void FileSource::Truncated(Reader* r, const char* why) {
       np->active = true;
       ReplaceKnown(r->progress, np);
       new_identity_ = true;
+      UnsetActiveReader(r);
       r->progress = np;
+      SetActiveReader(r);
     }
-    known_changed_ = true;
   }
   if (r->ml) r->ml->Drop();
   r->splitter.Reset(0);
@@ -1572,7 +1633,7 @@ bool FileSource::Identify(Reader* r) {
     case Match::kNew:
       progress = std::make_shared<file::Progress>(fp);
       if (m.kind == Match::kStartOver) KeepRewritten(m.progress, progress);
-      else known_.emplace(fp, progress);
+      else AddKnown(progress);
       new_identity_ = true;
       if (!m.other.empty())
         TLOG_INFO(id_, r->path + " starts with the same line(s) as " + m.other +
@@ -1590,17 +1651,17 @@ bool FileSource::Identify(Reader* r) {
   progress->path = r->path;
   progress->target = r->target;
   if (progress->dev != r->dev || progress->ino != r->ino) {
-    progress->dev = r->dev;
-    progress->ino = r->ino;
+    SetInode(progress, r->dev, r->ino);
     ClaimInode(progress);
   }
   progress->active = true;
   progress->gone = false;
   progress->last_seen = Clock::now();
-  TopUpLead(progress.get(), r->fd, HeadEnd(**id));
-  known_changed_ = true;
+  TopUpLead(progress, r->fd, HeadEnd(**id));
+  KnownChanged(progress);
   r->copy_only = false;
   r->progress = progress;
+  SetActiveReader(r);
   return true;
 }
 
@@ -1684,9 +1745,19 @@ FileSource::Match FileSource::MatchKnown(int fd, const struct stat& st, const fi
 }
 
 FileSource::Reader* FileSource::ActiveReader(const file::Progress* p) {
-  for (auto& r : readers_)
-    if (!r.removed && r.progress.get() == p) return &r;
-  return nullptr;
+  auto it = active_readers_.find(p);
+  if (it == active_readers_.end() || it->second->removed || it->second->progress.get() != p) return nullptr;
+  return it->second;
+}
+
+void FileSource::SetActiveReader(Reader* r) {
+  if (r->progress) active_readers_[r->progress.get()] = r;
+}
+
+void FileSource::UnsetActiveReader(Reader* r) {
+  if (!r->progress) return;
+  if (auto it = active_readers_.find(r->progress.get()); it != active_readers_.end() && it->second == r)
+    active_readers_.erase(it);
 }
 
 std::optional<bool> FileSource::CopyOfActive(int fd, uint64_t size, uint64_t head_end, Reader* a) {
@@ -1772,8 +1843,7 @@ void FileSource::ForgetKnown(const std::shared_ptr<file::Progress>& p) {
   auto [begin, end] = known_.equal_range(p->fingerprint);
   for (auto it = begin; it != end; ++it) {
     if (it->second == p) {
-      known_.erase(it);
-      known_changed_ = true;
+      EraseKnown(it);
       return;
     }
   }
@@ -1785,33 +1855,78 @@ void FileSource::ReplaceKnown(const std::shared_ptr<file::Progress>& old, const 
   auto [begin, end] = known_.equal_range(old->fingerprint);
   for (auto it = begin; it != end; ++it) {
     if (it->second == old) {
-      known_.erase(it);
+      EraseKnown(it);
       break;
     }
   }
-  known_.emplace(np->fingerprint, np);
-  known_changed_ = true;
+  AddKnown(np);
 }
 
 void FileSource::KeepRewritten(const std::shared_ptr<file::Progress>& old, const std::shared_ptr<file::Progress>& np) {
-  old->dev = 0;
-  old->ino = 0;
-  known_.emplace(np->fingerprint, np);
-  known_changed_ = true;
+  SetInode(old, 0, 0);
+  KnownChanged(old);
+  AddKnown(np);
 }
 
 void FileSource::ClaimInode(const std::shared_ptr<file::Progress>& p) {
-  for (auto& [fp, q] : known_) {
-    if (q == p || q->active || q->dev != p->dev || q->ino != p->ino) continue;
-    q->dev = 0;
-    q->ino = 0;
-    known_changed_ = true;
+  std::vector<std::shared_ptr<file::Progress>> before;
+  auto [begin, end] = known_by_inode_.equal_range({p->dev, p->ino});
+  for (auto it = begin; it != end; ++it) {
+    claim_visits_.fetch_add(1, std::memory_order_relaxed);
+    if (it->second != p && !it->second->active) before.push_back(it->second);
   }
+  for (const auto& q : before) {
+    SetInode(q, 0, 0);
+    KnownChanged(q);
+  }
+}
+
+void FileSource::AddKnown(const std::shared_ptr<file::Progress>& p) {
+  known_.emplace(p->fingerprint, p);
+  p->known = true;
+  if (p->dev != 0 || p->ino != 0) known_by_inode_.emplace(std::make_pair(p->dev, p->ino), p);
+  KnownChanged(p);
+}
+
+FileSource::KnownMap::iterator FileSource::EraseKnown(KnownMap::iterator it) {
+  const std::shared_ptr<file::Progress>& p = it->second;
+  auto [begin, end] = known_by_inode_.equal_range({p->dev, p->ino});
+  for (auto i = begin; i != end; ++i) {
+    if (i->second == p) {
+      known_by_inode_.erase(i);
+      break;
+    }
+  }
+  p->known = false;
+  KnownChanged(p);
+  return known_.erase(it);
+}
+
+void FileSource::SetInode(const std::shared_ptr<file::Progress>& p, uint64_t dev, uint64_t ino) {
+  if (p->dev == dev && p->ino == ino) return;
+  if (p->known) {
+    auto [begin, end] = known_by_inode_.equal_range({p->dev, p->ino});
+    for (auto i = begin; i != end; ++i) {
+      if (i->second == p) {
+        known_by_inode_.erase(i);
+        break;
+      }
+    }
+    if (dev != 0 || ino != 0) known_by_inode_.emplace(std::make_pair(dev, ino), p);
+  }
+  p->dev = dev;
+  p->ino = ino;
+}
+
+void FileSource::KnownChanged(const std::shared_ptr<file::Progress>& p) {
+  if (p->publish_queued) return;
+  p->publish_queued = true;
+  changed_.push_back(p);
 }
 
 // Records (or extends, as the file grows) the lead of `p` from `fd`, if
 // `fd` holds the bytes recorded so far.
-void FileSource::TopUpLead(file::Progress* p, int fd, uint64_t head_end) {
+void FileSource::TopUpLead(const std::shared_ptr<file::Progress>& p, int fd, uint64_t head_end) {
   if (p->lead_bytes >= file::kLeadBytes) return;
   std::string c = file::ReadAt(fd, head_end, file::kLeadBytes);
   if (c.size() <= p->lead_bytes) return;
@@ -1819,7 +1934,7 @@ void FileSource::TopUpLead(file::Progress* p, int fd, uint64_t head_end) {
   p->lead_hash = file::Hash64(c.data(), c.size());
   p->lead_bytes = c.size();
   p->lead = std::move(c);
-  known_changed_ = true;
+  KnownChanged(p);
 }
 
 // After the splitter took `n` bytes at `off`: the PositionCheck of the
@@ -1854,8 +1969,14 @@ void FileSource::NoteChunk(Reader* r, const char* data, size_t n, uint64_t off) 
   r->tail_end = off + n;
 }
 
-// One turn: reads up to max_read_bytes. True if any bytes were read.
 bool FileSource::ReadTurn(Reader* r) {
+  const bool any = ReadTurnOnce(r);
+  if (!r->removed) IndexIdle(r);
+  return any;
+}
+
+// One turn: reads up to max_read_bytes. True if any bytes were read.
+bool FileSource::ReadTurnOnce(Reader* r) {
   r->dirty = false;
   if (r->removed) return false;
   struct stat st;
@@ -1991,7 +2112,7 @@ bool FileSource::ReadTurn(Reader* r) {
   NoteProgress(r);
   if (r->progress && r->id && r->progress->lead_bytes < file::kLeadBytes &&
       r->splitter.offset() > HeadEnd(*r->id) + r->progress->lead_bytes)
-    TopUpLead(r->progress.get(), r->fd, HeadEnd(*r->id));
+    TopUpLead(r->progress, r->fd, HeadEnd(*r->id));
   return any;
 }
 

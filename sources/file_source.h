@@ -43,6 +43,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -117,6 +118,21 @@ class FileSource final : public Source, private WhileBlocked {
   bool ReadsUndeliveredAgain() const override { return true; }
   uint64_t UndeliveredGone(std::string* where) override;
 
+  // How many entries the searches on the new-file path have looked at so
+  // far (any thread): the identities ClaimInode went through, the open
+  // files ParkIdlest considered, and the identities PublishCheckpoints
+  // handed to the checkpoint writer. Tests check that they grow with the
+  // number of files, or of changes, not with its square.
+  struct ScanCounts {
+    uint64_t claim_visits = 0;
+    uint64_t park_visits = 0;
+    uint64_t published_entries = 0;
+  };
+  ScanCounts ScanCountsForTesting() const {
+    return {claim_visits_.load(std::memory_order_relaxed), park_visits_.load(std::memory_order_relaxed),
+            published_entries_.load(std::memory_order_relaxed)};
+  }
+
  private:
   using Clock = std::chrono::steady_clock;
   struct Reader;
@@ -186,20 +202,29 @@ class FileSource final : public Source, private WhileBlocked {
   void Sweep();
 
   // Reading.
+  // ReadTurnOnce, then r is filed among the idle files if it is one.
   bool ReadTurn(Reader* r);
+  bool ReadTurnOnce(Reader* r);
   bool EnsureOpen(Reader* r);
   Reader* AddReader(const std::string& path, int fd, std::pair<uint64_t, uint64_t> key, uint64_t pos);
   void Park(Reader* r);
   bool ParkIdlest(Reader* except);
   // Open, idle (not queued for a turn) and not rotated: may give up its descriptor.
   static bool Parkable(const Reader& r);
-  bool HasParkable() const;
+  bool HasParkable();
+  // Files it is known in idle_ (Parkable, by last_read): after each turn,
+  // and when a file found rotated is back at a matched path.
+  void IndexIdle(Reader* r);
+  void UnindexIdle(Reader* r);
   void UpdateOpenCap();
   int OpenForReading(const std::string& path);
   void Truncated(Reader* r, const char* why);
   bool Identify(Reader* r);
   Match MatchKnown(int fd, const struct stat& st, const file::Identity& id, const Reader* self);
   Reader* ActiveReader(const file::Progress* p);
+  // r reads r->progress from now on / no longer (active_readers_).
+  void SetActiveReader(Reader* r);
+  void UnsetActiveReader(Reader* r);
   // True if the file `fd` of `size` bytes holds the same bytes as the file
   // `a` reads so far (a copy); nullopt if `a` changed under its reader.
   std::optional<bool> CopyOfActive(int fd, uint64_t size, uint64_t head_end, Reader* a);
@@ -230,10 +255,20 @@ class FileSource final : public Source, private WhileBlocked {
   // Else one of them, found by that inode at the next start, could pass
   // for the content the file held last.
   void ClaimInode(const std::shared_ptr<file::Progress>& p);
+  // known_ and known_by_inode_ kept together: every identity in known_ is
+  // in known_by_inode_ under its current device and inode (unless both are
+  // 0), and its change is queued for PublishCheckpoints.
+  void AddKnown(const std::shared_ptr<file::Progress>& p);
+  using KnownMap = std::unordered_multimap<uint64_t, std::shared_ptr<file::Progress>>;
+  KnownMap::iterator EraseKnown(KnownMap::iterator it);
+  void SetInode(const std::shared_ptr<file::Progress>& p, uint64_t dev, uint64_t ino);
+  // What PublishCheckpoints hands over changed for `p` (its path, inode,
+  // lead, or whether it is known at all).
+  void KnownChanged(const std::shared_ptr<file::Progress>& p);
   // Whether `path` is named like a rotation of a file the globs match
   // (app.log.1 beside an included app.log): a copy read for it.
   bool RotationOfIncluded(const std::string& path) const;
-  void TopUpLead(file::Progress* p, int fd, uint64_t head_end);
+  void TopUpLead(const std::shared_ptr<file::Progress>& p, int fd, uint64_t head_end);
   uint64_t HeadEnd(const file::Identity& id) const { return fp_options_.ignored_header_bytes + id.head_bytes; }
   void NoteChunk(Reader* r, const char* data, size_t n, uint64_t off);
   void CloseReader(Reader* r, bool deleted);
@@ -297,7 +332,23 @@ class FileSource final : public Source, private WhileBlocked {
   std::unordered_map<std::string, Reader*> by_path_;
   // By fingerprint; files that start alike but are not copies of each
   // other share one (MatchKnown tells them apart).
-  std::unordered_multimap<uint64_t, std::shared_ptr<file::Progress>> known_;
+  KnownMap known_;
+  // The same identities by device and inode (ClaimInode), but for those
+  // that hold none (0, 0).
+  std::multimap<std::pair<uint64_t, uint64_t>, std::shared_ptr<file::Progress>> known_by_inode_;
+  // The reader of each active identity (ActiveReader); entries may be
+  // stale (the reader moved on to another identity), never dangling.
+  std::unordered_map<const file::Progress*, Reader*> active_readers_;
+  // Open files that may be parked (Parkable when filed), idlest first:
+  // ParkIdlest takes the first that still is. Entries go stale when a file
+  // is queued, parked or rotated, and are dropped when met; a file is
+  // filed again when it can be parked again (IndexIdle). A removed reader
+  // is never in it.
+  std::map<std::pair<Clock::time_point, uint64_t>, Reader*> idle_;
+  uint64_t idle_seq_ = 0;
+  std::atomic<uint64_t> claim_visits_{0};
+  std::atomic<uint64_t> park_visits_{0};
+  std::atomic<uint64_t> published_entries_{0};
   // Identities of files truncated under their reader (device_and_inode)
   // with batches not yet settled: UndeliveredGone counts what they lose.
   std::vector<std::shared_ptr<file::Progress>> truncated_pending_;
@@ -368,8 +419,9 @@ class FileSource final : public Source, private WhileBlocked {
   std::vector<std::shared_ptr<file::Progress>> touched_;
   Timestamp read_time_{};
 
-  // Reading thread: what PublishCheckpoints has handed over.
-  bool known_changed_ = true;
+  // Reading thread: the identities changed since PublishCheckpoints last
+  // handed them over (Progress::publish_queued).
+  std::vector<std::shared_ptr<file::Progress>> changed_;
   bool new_identity_ = false;            // an identity added since the last publication
   int64_t checkpoints_mtime_ns_ = 0;  // when the loaded checkpoints were written; 0: none loaded
   bool checkpoints_unreadable_ = false;  // checkpoints.json could not be read: read_from: end is not applied
@@ -381,7 +433,9 @@ class FileSource final : public Source, private WhileBlocked {
   };
   std::mutex ckpt_mu_;
   std::condition_variable ckpt_cv_;
-  std::vector<Published> published_;
+  // The known identities, as last handed over; PublishCheckpoints changes
+  // only the entries of the identities that changed.
+  std::unordered_map<const file::Progress*, Published> published_;
   uint64_t published_version_ = 0;
   bool published_new_identity_ = false;  // an identity added since the last write
   bool ckpt_kick_ = false;

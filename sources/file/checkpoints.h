@@ -67,6 +67,8 @@ struct Progress {
   bool touched = false;      // emit_pos moved since the last batch was cut
   uint64_t batch_events = 0; // events emitted since the last batch was cut
   bool active = false;       // a reader is attached
+  bool known = false;        // among the file source's known identities (what is checkpointed)
+  bool publish_queued = false;  // changed since the file source last handed its identities to the checkpoint writer
   bool gone = false;         // the file was deleted: drop once acknowledged
   std::chrono::steady_clock::time_point last_seen = std::chrono::steady_clock::now();
   // AckTracker's mutex:
