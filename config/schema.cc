@@ -141,6 +141,12 @@ bool ExpectScalar(const YAML::Node& n, const ParseContext& ctx, std::string_view
 }
 
 bool ParseByteSize(std::string_view s, uint64_t* out) {
+  // A float in exponent form, as YAML reads `1e6` (global.md, Numbers).
+  if (double v; s.find_first_of("eE") != std::string_view::npos && ParseNumber(s, &v)) {
+    if (v < 0 || v >= 18446744073709551616.0) return false;
+    *out = static_cast<uint64_t>(v);
+    return true;
+  }
   size_t i = 0;
   while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
   double num;
@@ -189,6 +195,12 @@ DurationRead ReadDuration(std::string_view s, double unit_ms, double* out_ms) {
   if (ParseCoreInt(s, &magnitude, &negative)) {
     if (negative && magnitude != 0) return DurationRead::kNotADuration;
     *out_ms = static_cast<double>(magnitude) * unit_ms;
+    return *out_ms <= kMaxDurationMs ? DurationRead::kOk : DurationRead::kTooLong;
+  }
+  // A float in exponent form, as YAML reads `1e3` (global.md, Numbers).
+  if (double v; s.find_first_of("eE") != std::string_view::npos && ParseNumber(s, &v)) {
+    if (v < 0) return DurationRead::kNotADuration;
+    *out_ms = v * unit_ms;
     return *out_ms <= kMaxDurationMs ? DurationRead::kOk : DurationRead::kTooLong;
   }
   size_t i = 0;

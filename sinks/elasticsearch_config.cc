@@ -317,6 +317,10 @@ Result<Endpoint> ParseEndpoint(std::string_view url) {
     }
   }
   if (host.empty()) return bad("missing host");
+  // A space or a control character, which no host name holds ("exa mple"),
+  // would be looked up and retried for ever.
+  for (char c : host)
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return bad("the host name holds a space or a control character");
   if (port.empty()) {
     e.port = e.tls ? "443" : "80";
   } else {

@@ -252,6 +252,18 @@ TEST(SchemaTest, SizesAndDurations) {
   EXPECT_FALSE(ParseDuration("99999999999999999999999d", 1, &ms));
   EXPECT_TRUE(ParseDuration("36500d", 1, &ms));
   EXPECT_FALSE(ParseDuration("36501d", 1, &ms));
+  // Floats in exponent form, which the docs list as numbers, were "not a
+  // duration" ("1e3" read as 1 with the unit "e3").
+  EXPECT_TRUE(ParseDuration("1e3", 1, &ms));
+  EXPECT_DOUBLE_EQ(ms, 1000);
+  EXPECT_TRUE(ParseDuration("2.5E1", 1000, &ms));
+  EXPECT_DOUBLE_EQ(ms, 25000);
+  EXPECT_FALSE(ParseDuration("-1e3", 1, &ms));
+  EXPECT_TRUE(ParseByteSize("1e6", &b));
+  EXPECT_EQ(b, 1000000u);
+  EXPECT_FALSE(ParseByteSize("1e30", &b));
+  EXPECT_TRUE(ParseDuration("5sec", 1, &ms));  // a unit with an `e` is still a unit
+  EXPECT_DOUBLE_EQ(ms, 5000);
 }
 
 // A duration past what the runtime's clocks hold (int64 nanoseconds from
@@ -260,7 +272,7 @@ TEST(SchemaTest, SizesAndDurations) {
 // Elasticsearch request out at once, and each was sent again. An error
 // at its location now, stating the longest duration.
 TEST(SchemaTest, ADurationTooLongForTheClocksIsAnError) {
-  for (const std::string value : {"1000000d", "106752d", "9999999999", "36501d"}) {
+  for (const std::string value : {"1000000d", "106752d", "9999999999", "36501d", "1e20"}) {
     Diagnostics diag;
     Outer o;
     EXPECT_FALSE(ParseText("name: a\ntimeout_secs: " + value + "\n", &o, &diag)) << value;

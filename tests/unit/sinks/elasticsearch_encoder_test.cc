@@ -266,6 +266,11 @@ TEST(EndpointTest, Parse) {
   EXPECT_FALSE(ParseEndpoint("http://:9200").ok());
   EXPECT_FALSE(ParseEndpoint("http://h:99999").ok());
   EXPECT_FALSE(ParseEndpoint("http://h:x").ok());
+  // A space in the host was looked up, and retried, for ever.
+  auto space = ParseEndpoint("http://exa mple:9200");
+  ASSERT_FALSE(space.ok());
+  EXPECT_NE(space.status().message().find("the host name holds a space"), std::string::npos);
+  EXPECT_FALSE(ParseEndpoint("http://h\t:9200").ok());
   auto cred = ParseEndpoint("http://elastic:hunter2@h:9200");
   ASSERT_FALSE(cred.ok());
   EXPECT_EQ(cred.status().message().find("hunter2"), std::string::npos);
