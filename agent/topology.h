@@ -93,8 +93,9 @@ class Topology {
   // Ends a stopped topology. Normally it is destroyed: every file and lock
   // it holds (disk buffers' directories) is released. If a sink thread was
   // abandoned, the memory it may still touch cannot be freed: the sink
-  // buffers give back their files and locks (Buffer::Release) and the rest
-  // is kept for the life of the process. Either way a new topology can
+  // buffers give back their files and locks (Buffer::Release), the
+  // sources, transforms and other sinks are destroyed, and the abandoned
+  // sinks' runners and nodes are kept for the life of the process. Either way a new topology can
   // open the same disk buffers afterwards (a reload).
   static void Dispose(std::unique_ptr<Topology> topology);
 

@@ -62,7 +62,14 @@ class TestSource final : public Source {
   }
 
  private:
-  TestSource(const Config& c, std::string id) : config_(c), id_(std::move(id)) {}
+  TestSource(const Config& c, std::string id) : config_(c), id_(std::move(id)) {
+    std::lock_guard lock(SourceState(id_).mu);
+    ++SourceState(id_).alive;
+  }
+  ~TestSource() override {
+    std::lock_guard lock(SourceState(id_).mu);
+    --SourceState(id_).alive;
+  }
   Config config_;
   std::string id_;
 };

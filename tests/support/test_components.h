@@ -23,6 +23,7 @@ struct TestSourceState {
   std::condition_variable cv;
   std::vector<BatchStatus> statuses;  // in order of finalization
   uint64_t sent_batches = 0;
+  int alive = 0;  // sources of this id built and not yet destroyed
 };
 
 struct TestSinkState {

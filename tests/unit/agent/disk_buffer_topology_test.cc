@@ -180,6 +180,38 @@ sinks:
   for (const auto& [seq, n] : times) EXPECT_EQ(n, seq < 10 ? 2 : 1) << seq;
 }
 
+// The topology of a stop that abandons a stuck sink thread was kept whole
+// for the life of the process: its sources with the files and watches
+// they hold, its transforms, the other sinks' buffers. Only the stuck
+// sink's own parts are kept now.
+TEST_F(DiskBufferTopologyTest, AnAbandonedSinkKeepsOnlyItsOwnPartsAlive) {
+  struct LetGo {
+    std::unique_ptr<Metrics>& metrics;
+    ~LetGo() {
+      SinkState("stuck").Resume();
+      (void)metrics.release();
+    }
+  } let_go{metrics_};
+  auto t = Build(R"(
+sources: { gen: { type: test_source, batches: 10, batch_size: 10 } }
+transforms: { re: { type: test_regex, inputs: [gen], pattern: x } }
+sinks:
+  stuck: { type: test_sink, inputs: [re] }
+  fine: { type: test_sink, inputs: [gen] }
+)");
+  ASSERT_TRUE(t);
+  SinkState("stuck").Pause();
+  t->Start();
+  ASSERT_TRUE(WaitFor([&] { return SinkState("fine").count() == 100; }));
+  EXPECT_FALSE(t->Stop(std::chrono::milliseconds(100)));
+  ASSERT_EQ(t->AbandonedSinks(), std::vector<std::string>{"stuck"});
+  EXPECT_EQ(SourceState("gen").alive, 1);
+  Topology::Dispose(std::move(t));
+  EXPECT_EQ(SourceState("gen").alive, 0) << "the source is kept with the abandoned sink";
+  SinkState("stuck").Resume();  // the abandoned thread ends with what it still has
+  ASSERT_TRUE(WaitFor([&] { return SinkState("stuck").count() > 0; }));
+}
+
 // A sink whose buffer changed from disk to memory between two runs gets
 // what its disk buffer still held first, then the memory buffer's events;
 // once that is delivered the disk buffer's directory is removed.
