@@ -749,7 +749,7 @@ int Run(const Options& o) {
           // The sinks the new pipeline keeps read their disk buffers on:
           // not emptied first.
           const std::set<std::string> kept = SinkIds(*next);
-          drained = topology->Stop(timeout(), &kept);
+          drained = topology->Stop(timeout(), &kept, /*reload=*/true);
         }
         if (shutdown.requested) {
           // A SIGTERM during the drain: that stop was the shutdown.

@@ -479,8 +479,9 @@ bool Topology::WaitSourcesFinished(std::chrono::milliseconds timeout) {
   return sources_cv_.wait_for(lock, timeout, [&] { return sources_running_ == 0; });
 }
 
-bool Topology::Stop(std::chrono::milliseconds timeout, const std::set<std::string>* kept_sinks) {
+bool Topology::Stop(std::chrono::milliseconds timeout, const std::set<std::string>* kept_sinks, bool reload) {
   if (state_ != State::kRunning) return true;
+  reload_ = reload;
   state_ = State::kStopping;
   using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + timeout;
@@ -550,7 +551,7 @@ struct Gone {
 // lost: the stdin source `in` cannot read them again", or both; for a
 // source in `gone`, the part it cannot read again.
 std::string FateOf(const std::vector<Topology::Node*>& sources, const std::map<const Topology::Node*, Gone>& gone,
-                   bool* lost);
+                   std::string_view when, bool* lost);
 
 }  // namespace
 
@@ -579,7 +580,8 @@ void Topology::ReportGivenUp() {
     std::string fate;
     if (again_or_not > 0) {
       bool cannot_reread = false;  // a source that cannot read again at all (stdin)
-      fate = FateOf(sources, gone, &cannot_reread);
+      fate = FateOf(sources, gone, reload_ ? "when the new pipeline starts" : "at the next start",
+                    &cannot_reread);
       if (cannot_reread) events_lost_ += again_or_not;
       lost = cannot_reread;
       for (Node* src : sources) {
@@ -623,14 +625,14 @@ void Topology::ReportGivenUp() {
   for (const auto& [n, g] : gone)
     if (!told.count(n))
       Log(LogLevel::kError, n->id,
-          std::to_string(g.events) + " events not delivered cannot be read again at the next start: their files were "
+          std::to_string(g.events) + " events not delivered cannot be read again: their files were "
           "deleted, truncated or rewritten since they were read: " + g.where);
 }
 
 namespace {
 
 std::string FateOf(const std::vector<Topology::Node*>& sources, const std::map<const Topology::Node*, Gone>& lost_by,
-                   bool* lost) {
+                   std::string_view when, bool* lost) {
   std::vector<std::string> again, gone;
   for (const Topology::Node* src : sources) {
     std::string name = "the " + src->type + " source `" + src->id + "`";
@@ -646,10 +648,10 @@ std::string FateOf(const std::vector<Topology::Node*>& sources, const std::map<c
     return out;
   };
   *lost = !gone.empty();
-  if (gone.empty()) return join(again) + (again.size() == 1 ? " reads" : " read") + " them again at the next start";
+  if (gone.empty()) return join(again) + (again.size() == 1 ? " reads" : " read") + " them again " + std::string(when);
   if (again.empty()) return "they are lost: " + join(gone) + " cannot read them again";
-  return join(again) + (again.size() == 1 ? " reads its" : " read theirs") + " again at the next start; those of " +
-         join(gone) + " are lost";
+  return join(again) + (again.size() == 1 ? " reads its" : " read theirs") + " again " + std::string(when) +
+         "; those of " + join(gone) + " are lost";
 }
 
 }  // namespace

@@ -71,7 +71,8 @@ class Topology {
   // reload keeps): their disk buffers keep what the sink has not taken
   // (Buffer::CloseKeeping) instead of being emptied first. Null: every
   // buffer is emptied (the sources have finished by themselves).
-  bool Stop(std::chrono::milliseconds timeout, const std::set<std::string>* kept_sinks = nullptr);
+  // `reload`: a new pipeline takes over (for what the stop's report says).
+  bool Stop(std::chrono::milliseconds timeout, const std::set<std::string>* kept_sinks = nullptr, bool reload = false);
   static constexpr std::chrono::milliseconds kHardStopReserve{2000};
   static constexpr std::chrono::milliseconds kMinHardStop{500};
   // From any thread, before or during Stop (a second shutdown signal): the
@@ -133,6 +134,7 @@ class Topology {
   std::vector<std::unique_ptr<SinkRunner>> sink_runners_;
   std::stop_source hard_stop_;
   std::unique_ptr<class WorkerPool> pool_;  // null: transforms run on the source threads
+  bool reload_ = false;  // the stop is a reload's
   std::atomic<State> state_{State::kBuilt};
   std::atomic<bool> forced_{false};  // ForceStop; set under mu_ for sources_cv_
   std::atomic<std::chrono::steady_clock::time_point> forced_at_{};
