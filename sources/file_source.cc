@@ -397,6 +397,20 @@ void FileSource::LoadState(std::stop_token stop) {
                        "`: they are ignored and files are read per read_from");
     return;
   }
+  // The fingerprints were taken over other bytes: no file would match its
+  // checkpoint, and each would pass for one rewritten while the agent was
+  // stopped.
+  if (!loaded->entries.empty() && fp_options_.checksum && loaded->lines != 0 &&
+      (loaded->lines != config_.fingerprint.lines ||
+       loaded->ignored_header_bytes != config_.fingerprint.ignored_header_bytes.bytes)) {
+    TLOG_WARN(id_, "checkpoints were written with fingerprint.lines " + std::to_string(loaded->lines) +
+                       " and ignored_header_bytes " + std::to_string(loaded->ignored_header_bytes) + ", now " +
+                       std::to_string(config_.fingerprint.lines) + " and " +
+                       std::to_string(config_.fingerprint.ignored_header_bytes.bytes) +
+                       ": files are identified by other bytes, so the checkpoints are ignored and files are read "
+                       "per read_from");
+    return;
+  }
   for (const auto& e : loaded->entries) {
     auto p = std::make_shared<file::Progress>(e.fingerprint);
     p->path = e.path;
@@ -446,6 +460,10 @@ void FileSource::WriteCheckpoints(bool force) {
   }
   file::CheckpointFile f;
   f.strategy = config_.fingerprint.strategy;
+  if (fp_options_.checksum) {
+    f.lines = config_.fingerprint.lines;
+    f.ignored_header_bytes = config_.fingerprint.ignored_header_bytes.bytes;
+  }
   f.entries.reserve(published.size());
   for (const auto& pub : published) {
     f.entries.push_back(pub.entry);

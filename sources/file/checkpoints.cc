@@ -166,6 +166,8 @@ Result<CheckpointFile> LoadCheckpoints(const std::string& path) {
   if (!root.is_map()) return Status::Corruption(path + ": not a JSON object");
   const Fields& top = root.as_map();
   if (const Value* st = top.find("strategy"); st && st->is_string()) file.strategy = st->as_string();
+  GetUint(top, "lines", &file.lines);
+  GetUint(top, "ignored_header_bytes", &file.ignored_header_bytes);
   const Value* list = top.find("checkpoints");
   if (list == nullptr || !list->is_array()) return Status::Corruption(path + ": no `checkpoints` list");
   for (const Value& v : list->as_array()) {
@@ -193,6 +195,8 @@ Result<CheckpointFile> LoadCheckpoints(const std::string& path) {
 Status SaveCheckpoints(const std::string& path, const CheckpointFile& file) {
   std::string out = "{\"version\":1,\"strategy\":";
   AppendJsonString(file.strategy, &out);
+  if (file.lines != 0)
+    out += ",\"lines\":" + std::to_string(file.lines) + ",\"ignored_header_bytes\":" + std::to_string(file.ignored_header_bytes);
   out += ",\"checkpoints\":[";
   for (size_t i = 0; i < file.entries.size(); ++i) {
     const auto& e = file.entries[i];

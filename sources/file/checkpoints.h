@@ -13,6 +13,7 @@
 //
 // The checkpoint file (data_dir/file_source/<id>/checkpoints.json):
 //   {"version":1,"strategy":"checksum"|"device_and_inode",
+//    ["lines":N,"ignored_header_bytes":N,]   (checksum: what the fingerprints were taken over)
 //    "checkpoints":[{"fingerprint":"<16 hex>","offset":N,"path":"...",
 //                    "dev":N,"ino":N
 //                    [,"target":"..."]
@@ -135,6 +136,9 @@ struct CheckpointEntry {
 
 struct CheckpointFile {
   std::string strategy;
+  // With `checksum`: fingerprint.lines and ignored_header_bytes when they
+  // were written (lines 0: not recorded, a file of an older version).
+  uint64_t lines = 0, ignored_header_bytes = 0;
   std::vector<CheckpointEntry> entries;
 };
 

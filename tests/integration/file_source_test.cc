@@ -884,6 +884,27 @@ TEST_F(FileSourceTest, RestartWithSigtermMidFileResumesFromTheCheckpoint) {
   EXPECT_TRUE(fs::exists(data_dir() + "/file_source/in/checkpoints.json"));
 }
 
+// A restart with another fingerprint.lines took every file for one
+// rewritten while the agent was stopped ("holds other content than at its
+// checkpoint ... lines written to it after that offset ... were not read"),
+// which was false: the fingerprints were only taken over other lines. The
+// checkpoints record what they were taken over, and the warning says so.
+TEST_F(FileSourceTest, ARestartWithOtherFingerprintLinesSaysWhyFilesAreReadAgain) {
+  WriteFile(logs() + "/app.log", "first\nsecond\nthird\n");
+  auto agent = Start(Config(logs() + "/*.log"));
+  ASSERT_TRUE(WaitFor([&] { return ReadLines(out()).size() == 3; }, 20s));
+  Stop(agent);
+  agent = Start(Config(logs() + "/*.log", "    fingerprint: { lines: 2 }\n"));
+  ASSERT_TRUE(WaitFor([&] { return ReadLines(out()).size() == 6; }, 20s)) << agent->process().Stderr();
+  const std::string log = agent->process().Stderr();
+  EXPECT_NE(log.find("checkpoints were written with fingerprint.lines 1 and ignored_header_bytes 0, now 2 and 0: "
+                     "files are identified by other bytes"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("holds other content than at its checkpoint"), std::string::npos) << log;
+  Stop(agent);
+}
+
 TEST_F(FileSourceTest, ReloadWithSighupUnderSteadyWritesLosesAndRepeatsNothing) {
   const std::string app = logs() + "/app.log";
   SteadyWriter writer(app, "reload");
