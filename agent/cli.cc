@@ -864,12 +864,15 @@ int Main(int argc, char** argv) {
   validate->add_option("--environment-of", o.environment_of,
                        "Read ${VAR} from the environment of process PID (the running agent: what its reload sees)")
       ->check(CLI::PositiveNumber);
-  std::vector<std::string> validate_paths;  // `tributary validate FILE...` as well as -c FILE
-  validate->add_option("paths", validate_paths, "Config files or directories (same as -c)");
+  // `tributary validate FILE...` as well as -c FILE; so `test` and `graph`.
+  std::vector<std::string> paths;
+  validate->add_option("paths", paths, "Config files or directories (same as -c)");
   auto* test = app.add_subcommand("test", "Run the unit tests in the config's `tests:` section");
   add_common(test);
+  test->add_option("paths", paths, "Config files or directories (same as -c)");
   auto* graph = app.add_subcommand("graph", "Print the topology as Graphviz DOT");
   add_common(graph);
+  graph->add_option("paths", paths, "Config files or directories (same as -c)");
   std::string docs_for;
   auto* gen_docs = app.add_subcommand("generate-docs", "Print a component's option table as Markdown");
   gen_docs->add_option("type", docs_for, "Component type, `global` or `buffer`")->required();
@@ -910,10 +913,8 @@ int Main(int argc, char** argv) {
                  "Run with --help for more information.\n";
     return kExitUsage;
   }
-  if (*validate) {
-    o.configs.insert(o.configs.end(), validate_paths.begin(), validate_paths.end());
-    return Validate(o);
-  }
+  o.configs.insert(o.configs.end(), paths.begin(), paths.end());
+  if (*validate) return Validate(o);
   if (*test) return Test(o);
   if (*graph) return Graph(o);
   if (*gen_docs) return GenerateDocs(docs_for);

@@ -357,9 +357,18 @@ tests:
 TEST(TributaryTestCommand, AUsageErrorIsNotATestFailure) {
   TempDir dir;
   WriteFile(dir / "t.yaml", Config(dir, ""));
-  Process p({{TributaryBinary(), "test", dir / "t.yaml"}, {}, false});
+  Process p({{TributaryBinary(), "test", "--verbose", "-c", dir / "t.yaml"}, {}, false});
   EXPECT_EQ(p.Wait(std::chrono::seconds(30)), 64) << p.Stderr();
-  EXPECT_NE(p.Stderr().find("was not expected"), std::string::npos) << p.Stderr();
+  EXPECT_NE(p.Stderr().find("--verbose"), std::string::npos) << p.Stderr();
+  // The config named without -c, as `validate FILE` takes it (it was a
+  // usage error for `test` and `graph`).
+  Process positional({{TributaryBinary(), "test", dir / "t.yaml"}, {}, false});
+  EXPECT_EQ(positional.Wait(std::chrono::seconds(30)), 1) << positional.Stderr();
+  EXPECT_NE(positional.Stdout().find("no tests: the configuration has no `tests:` section"), std::string::npos)
+      << positional.Stdout() << positional.Stderr();
+  Process graph({{TributaryBinary(), "graph", dir / "t.yaml"}, {}, false});
+  EXPECT_EQ(graph.Wait(std::chrono::seconds(30)), 0) << graph.Stderr();
+  EXPECT_NE(graph.Stdout().find("digraph"), std::string::npos) << graph.Stdout();
 }
 
 TEST(TransformsPipeline, BadInputIsCountedAndThePipelineKeepsGoing) {
