@@ -1314,6 +1314,24 @@ std::optional<Config> LoadConfigFromStrings(const std::vector<std::pair<std::str
       continue;
     }
     ExpandMergeKeys(root, file, diag);
+    // A file that is not a config at all (`-c /etc/passwd`, a wrong file
+    // in a conf.d): one error, not one per line echoing what it holds.
+    size_t known = 0, unknown = 0;
+    for (auto it = root.begin(); it != root.end(); ++it) {
+      const std::string key = it->first.IsScalar() ? it->first.Scalar() : std::string();
+      const bool ours = key.rfind("x-", 0) == 0 || std::find(kTopLevelKeys.begin(), kTopLevelKeys.end(), key) !=
+                                                      kTopLevelKeys.end() || !ClosestMatch(key, kTopLevelKeys).empty();
+      (ours ? known : unknown)++;
+    }
+    if (known == 0 && unknown > 3) {
+      diag->Error(Location{file, 1, 1},
+                  "this is not a tributary configuration: none of its " + std::to_string(unknown) +
+                      " top-level keys is one of data_dir, api, shutdown_timeout_secs, log, sources, transforms, "
+                      "sinks, tests",
+                  "is it the file you meant to pass?");
+      unparsed = true;
+      continue;
+    }
     YAML::Node file_globals(YAML::NodeType::Map);
     for (auto it = root.begin(); it != root.end(); ++it) {
       const std::string key = it->first.Scalar();

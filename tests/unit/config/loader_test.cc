@@ -785,5 +785,20 @@ TEST(LoaderTest, ConfigDirectoriesSkipHiddenFilesAndReadErrorsAreSaid) {
   std::filesystem::remove_all(dir);
 }
 
+// `-c /etc/shadow` printed one "unknown top-level key" per line, each with
+// the line (a password hash) in it, into the CI log.
+TEST(LoaderTest, AFileThatIsNoConfigAtAllIsOneError) {
+  Diagnostics diag;
+  EXPECT_FALSE(Load({{"shadow", "root:*:20228:0:99999:7:::\nbin:*:1:0:9:7:::\nsys:*:1:0:9:7:::\nsync:$6$salt$hash:1:0:9:7:::\n"}},
+                    &diag));
+  ASSERT_EQ(diag.error_count(), 1u) << diag.ToString();
+  EXPECT_TRUE(HasError(diag, "shadow:1:1", "this is not a tributary configuration: none of its 4 top-level keys"))
+      << diag.ToString();
+  EXPECT_EQ(diag.ToString().find("$6$salt"), std::string::npos) << diag.ToString();
+  Diagnostics typos;  // keys close to ours are still reported one by one
+  EXPECT_FALSE(Load({{"a.yaml", "source: {}\nsink: {}\ntransform: {}\ntest: []\n"}}, &typos));
+  EXPECT_TRUE(HasError(typos, "a.yaml:1:1", "did you mean `sources`?")) << typos.ToString();
+}
+
 }  // namespace
 }  // namespace tributary::config
