@@ -227,6 +227,25 @@ const config::Schema<KafkaSource::Config>& KafkaSource::Config::schema() {
                     "names are up to 249 of a-z A-Z 0-9 . _ -; a pattern starts with ^");
         }
       }
+      // Properties the source sets from its own options, or must hold for
+      // its commits to follow deliveries: one set here wins, silently.
+      static const std::map<std::string, std::string> kManaged = {
+          {"bootstrap.servers", "use the source's `bootstrap_servers`"},
+          {"group.id", "use the source's `group_id`"},
+          {"auto.offset.reset", "use the source's `auto_offset_reset`"},
+          {"enable.auto.commit", "the source commits what its sinks acknowledged; with librdkafka committing too, "
+                                 "messages not yet delivered are committed, and lost at a crash"},
+          {"enable.auto.offset.store", "the source stores the offsets its sinks acknowledged; with librdkafka "
+                                       "storing them as they are read, messages not yet delivered are committed, "
+                                       "and lost at a crash"},
+      };
+      for (const auto& [key, value] : c.librdkafka_options) {
+        auto it = kManaged.find(key);
+        if (it == kManaged.end()) continue;
+        ctx.Warning(config::KeyNode(node["librdkafka_options"], key),
+                    "`" + ctx.path + ".librdkafka_options` sets `" + key + "`, which replaces what the source sets",
+                    it->second);
+      }
     });
     return s;
   }();

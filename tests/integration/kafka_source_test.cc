@@ -392,6 +392,27 @@ TEST(KafkaSourceTest, ABadTopicPatternOrNameIsAConfigErrorAtItsLine) {
   EXPECT_EQ(r.err.find("topics[3]"), std::string::npos) << r.err;
 }
 
+// librdkafka_options that replace what the source sets passed without a
+// word, even enable.auto.commit, which voids the delivery guarantee.
+TEST(KafkaSourceTest, OptionsThatReplaceTheSourcesOwnAreWarnedAtTheirLine) {
+  TempDir dir;
+  WriteFile(dir / "k.yaml",
+            "sources:\n  k:\n    type: kafka\n    bootstrap_servers: \"127.0.0.1:1\"\n    group_id: g\n"
+            "    topics: [logs]\n    librdkafka_options:\n      group.id: other\n"
+            "      enable.auto.commit: \"true\"\n      session.timeout.ms: \"6000\"\n"
+            "sinks: { out: { type: blackhole, inputs: [k] } }\n");
+  CliRun r = Tributary({"validate", "--no-environment", "-c", dir / "k.yaml"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("k.yaml:8:7: warning: `sources.k.librdkafka_options` sets `group.id`, which replaces what the "
+                       "source sets (use the source's `group_id`)"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("k.yaml:9:7: warning: `sources.k.librdkafka_options` sets `enable.auto.commit`"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("session.timeout.ms"), std::string::npos) << r.err;
+}
+
 // librdkafka checks how properties go together only when a client is made:
 // the source made its consumer in its own thread once the pipeline ran, so
 // a combination it refuses stopped that source alone while the agent ran
