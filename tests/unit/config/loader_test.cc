@@ -708,7 +708,7 @@ TEST(LoaderTest, InvisibleCharactersAreNamedWhereTheyAre) {
   std::string crlf;
   for (char ch : valid) crlf += ch == '\n' ? std::string("\r\n") : std::string(1, ch);
   EXPECT_TRUE(Load({{"a.yaml", crlf}}, &fine)) << fine.ToString();
-  EXPECT_TRUE(Load({{"a.yaml", "x-note: a\xC2\xA0b\n" + valid}}, &fine)) << fine.ToString();
+  EXPECT_TRUE(Load({{"a.yaml", "x-note: a\xC2\xA0" "b\n" + valid}}, &fine)) << fine.ToString();
 }
 
 // "no sources defined" came without a line, and also when the cause was
