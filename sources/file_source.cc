@@ -840,9 +840,12 @@ void FileSource::WarnRewrittenWhileStopped() {
 
 void FileSource::ReadUnseenRotationsAtStart(Clock::time_point now, DirListings* listings) {
   if (!fp_options_.checksum || checkpoints_mtime_ns_ == 0) return;
-  std::set<std::string> files;  // the files the globs found, and where their symlinks lead
+  // The files the globs found, and where their symlinks lead; also those
+  // with no identity yet: logrotate's `create` leaves an empty file whose
+  // rotations may hold what was written while the agent was stopped.
+  std::set<std::string> files;
   for (const auto& r : readers_) {
-    if (r.removed || !r.progress) continue;
+    if (r.removed) continue;
     files.insert(r.path);
     if (!r.target.empty()) files.insert(r.target);
   }

@@ -748,7 +748,10 @@ TEST_F(FileSourceTest, CopytruncateWhileStoppedAfterCopytruncatesWhileRunningRes
 // rotation of app.log), its time (written after the checkpoints) and its
 // first lines (no identity knows them), and read from the start. An older
 // rotation (app.log.3, written before) is not read again.
-void TwoRotationsWhileStopped(FileSourceTest& t, bool copytruncate) {
+// `empty_live`: the live app.log is left empty at the start, as logrotate's
+// `create` leaves it (it has no identity yet: app.log.1 was not looked at,
+// and its lines were never read).
+void TwoRotationsWhileStopped(FileSourceTest& t, bool copytruncate, bool empty_live = false) {
   const std::string app = t.logs() + "/app.log";
   std::vector<std::string> written;
   {
@@ -781,7 +784,7 @@ void TwoRotationsWhileStopped(FileSourceTest& t, bool copytruncate) {
   rotate();
   write("gen1", 0, 30);  // only in app.log.1, never seen
   rotate();
-  write("gen2", 0, 10);
+  if (!empty_live) write("gen2", 0, 10);
   agent = t.Start(config);
   ExpectExactlyOnce(written, t.out());
   const std::string text = agent->process().Stderr();
@@ -799,6 +802,10 @@ TEST_F(FileSourceTest, TwoCopytruncatesWhileStoppedReadTheContentBetweenThemFrom
 
 TEST_F(FileSourceTest, TwoRenameRotationsWhileStoppedReadTheFileBetweenThem) {
   TwoRotationsWhileStopped(*this, false);
+}
+
+TEST_F(FileSourceTest, TwoRenameRotationsWhileStoppedReadTheFileBetweenThemAlsoWhenTheNewFileIsEmpty) {
+  TwoRotationsWhileStopped(*this, false, /*empty_live=*/true);
 }
 
 TEST_F(FileSourceTest, TruncateThenAppend) {
