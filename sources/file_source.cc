@@ -1065,6 +1065,13 @@ void FileSource::Discover(bool first) {
       continue;
     }
     if (r.fd < 0) {
+      // Followed out of the globs already (FollowRenamed below, at an
+      // earlier discovery) and still waiting for a descriptor: it is read
+      // to its end once it gets one. Dropping it lost its last lines.
+      if (same && r.rotated) {
+        r.seen = true;
+        continue;
+      }
       // Parked and gone from its path: reopened where it went, if beside
       // it; else its position stays known, and it resumes if it turns up.
       if (!FollowRenamed(&r)) RemoveReader(&r);
