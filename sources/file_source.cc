@@ -2302,8 +2302,24 @@ void FileSource::ReadToEndOnStop() {
   const size_t files = goals.size();
   uint64_t read = 0;
   bool out_of_time = false;
+  // More files to read than max_open_files: those with nothing left to read
+  // give up their descriptors to those waiting for one (the loop gave up
+  // at once, leaving them for the next start: lost in a sidecar).
+  auto give_up_descriptor = [&](Reader* r) {
+    if (r->fd < 0 || r->rotated || !r->id || r == reading_) return false;
+    Park(r);
+    return true;
+  };
+  if (std::any_of(goals.begin(), goals.end(), [](const Goal& g) { return g.reader->fd < 0; })) {
+    std::set<const Reader*> in_goals;
+    for (const auto& g : goals) in_goals.insert(g.reader);
+    for (auto& r : readers_)
+      if (!r.removed && !in_goals.count(&r)) give_up_descriptor(&r);
+  }
   while (!goals.empty() && !out_of_time) {
-    bool more = false;  // a file has more to read than its turn took
+    bool more = false;     // a file has more to read than its turn took
+    bool waiting = false;  // a file found no descriptor
+    bool freed = false;    // a file that is done gave its descriptor up
     for (auto it = goals.begin(); it != goals.end();) {
       // Read again each time: a forced or hard stop brings it forward.
       if (Clock::now() >= ctx_->stop_read_deadline()) {
@@ -2321,17 +2337,19 @@ void FileSource::ReadToEndOnStop() {
       }
       if (r->splitter.offset() > before) read += r->splitter.offset() - before;
       if (r->splitter.offset() < it->size) {
-        // Its turn ended at max_read_bytes (not for want of a descriptor).
+        // Its turn ended at max_read_bytes, or it found no descriptor.
         more |= r->dirty && r->splitter.offset() > before;
+        waiting |= r->fd < 0;
         ++it;
       } else {
         it = goals.erase(it);
+        freed |= give_up_descriptor(r);
       }
     }
     if ((events_.size() >= kBatchEvents || batch_bytes_ >= kBatchBytes) && !SendBatch(true)) break;  // stopping hard
-    // The files left cannot be read on now (not identified yet, no
-    // descriptor, a read error, truncated): the next start reads them.
-    if (!more) break;
+    // The files left cannot be read on now (not identified yet, a read
+    // error, truncated, no descriptor freed): the next start reads them.
+    if (!more && !(waiting && freed)) break;
   }
   // The writer is done: a multiline message waiting for its next line or
   // its timeout is complete (a stack trace logged on the way out).
