@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <string>
 #include <thread>
 
 #include "agent/disk_buffer.h"
@@ -17,6 +18,19 @@ namespace {
 using testing::SinkState;
 using testing::SourceState;
 using testing::WaitFor;
+
+// For a test that leaves a sink thread stuck (paused) and abandoned:
+// whatever happens in it, the thread is let go before the next test resets
+// the test components, and the metric handles of the abandoned topology,
+// which point into the fixture's Metrics, stay valid.
+struct LetGo {
+  std::string sink;
+  std::unique_ptr<Metrics>& metrics;
+  ~LetGo() {
+    SinkState(sink).Resume();
+    (void)metrics.release();
+  }
+};
 
 class DiskBufferTopologyTest : public ::testing::Test {
  protected:
@@ -139,16 +153,7 @@ sinks:
 // that the next pipeline (a reload) can open it; the stuck batch is
 // delivered again by the next pipeline (at least once), nothing is lost.
 TEST_F(DiskBufferTopologyTest, AStuckSinkThreadDoesNotKeepItsDiskBufferLocked) {
-  // Whatever happens below, the stuck thread is let go before the next
-  // test resets the test components, and the metric handles of the
-  // abandoned topology, which point into *metrics_, stay valid.
-  struct LetGo {
-    std::unique_ptr<Metrics>& metrics;
-    ~LetGo() {
-      SinkState("disk").Resume();
-      (void)metrics.release();
-    }
-  } let_go{metrics_};
+  LetGo let_go{"disk", metrics_};
   auto t = Build(kOneDiskSink);
   ASSERT_TRUE(t);
   SinkState("disk").Pause();
@@ -185,13 +190,7 @@ sinks:
 // they hold, its transforms, the other sinks' buffers. Only the stuck
 // sink's own parts are kept now.
 TEST_F(DiskBufferTopologyTest, AnAbandonedSinkKeepsOnlyItsOwnPartsAlive) {
-  struct LetGo {
-    std::unique_ptr<Metrics>& metrics;
-    ~LetGo() {
-      SinkState("stuck").Resume();
-      (void)metrics.release();
-    }
-  } let_go{metrics_};
+  LetGo let_go{"stuck", metrics_};
   auto t = Build(R"(
 sources: { gen: { type: test_source, batches: 10, batch_size: 10 } }
 transforms: { re: { type: test_regex, inputs: [gen], pattern: x } }
