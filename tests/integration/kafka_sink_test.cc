@@ -217,7 +217,7 @@ TEST(KafkaSinkTest, AStopDuringAnOutageCountsAndLogsWhatItGivesUp) {
   const size_t at = err.find(line);
   ASSERT_NE(at, std::string::npos) << err;
   EXPECT_EQ(err.substr(err.find("): ", at) + 3, err.find('\n', at) - err.find("): ", at) - 3),
-            "the file source `in` reads them again at the next start")
+            "the file source `in` reads them again when the new pipeline starts")
       << err;
   EXPECT_EQ(Metric(agent, "tributary_component_discarded_events_total", {{"component_id", "out"}, {"intentional", "false"}}),
             n);
