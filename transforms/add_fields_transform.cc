@@ -24,7 +24,12 @@ const config::Schema<AddFieldsTransform::Config>& AddFieldsTransform::Config::sc
           continue;
         }
         if (!value.IsScalar() && !value.IsNull()) {
-          ctx.Error(at, "`" + ctx.path + ".fields." + name + "` must be a scalar (string, number, bool or null)");
+          // `svc: {{ service }}` unquoted: YAML reads a map holding a map.
+          const bool template_slip =
+              value.IsMap() && value.size() == 1 && value.begin()->first.IsMap() && value.begin()->second.IsNull();
+          ctx.Error(at, "`" + ctx.path + ".fields." + name + "` must be a scalar (string, number, bool or null)",
+                    template_slip ? "a `{{ field }}` template must be quoted: write \"{{ ... }}\" in double or single quotes"
+                                  : "");
           continue;
         }
         if (NonFiniteNumber(value)) {

@@ -164,6 +164,10 @@ TEST(AddFieldsTest, ConfigErrors) {
   auto err = [](const std::string& yaml) { return TransformHarness("add_fields", yaml).error(); };
   EXPECT_NE(err("{}\n").find("missing required option `transforms.t.fields`"), std::string::npos);
   EXPECT_NE(err("fields: { a: [1, 2] }\n").find("`transforms.t.fields.a` must be a scalar"), std::string::npos);
+  // An unquoted template, which YAML reads as a map: the fix the kafka
+  // topic's error gives was missing here.
+  EXPECT_NE(err("fields:\n  svc: {{ service }}\n").find("a `{{ field }}` template must be quoted"), std::string::npos)
+      << err("fields:\n  svc: {{ service }}\n");
   EXPECT_NE(err("fields: { a: \"{{ b\" }\n").find("unterminated `{{`"), std::string::npos);
   EXPECT_NE(err("fields: { a: \"{{ }}\" }\n").find("`transforms.t.fields.a`"), std::string::npos);
   EXPECT_NE(err("fields: { \"\": 1 }\n").find("`transforms.t.fields` has an empty field name"), std::string::npos);
