@@ -98,6 +98,10 @@ const Schema<GlobalConfig>& GlobalConfig::schema() {
     s.Field("api", &GlobalConfig::api, "The admin HTTP API.");
     s.Field("shutdown_timeout_secs", &GlobalConfig::shutdown_timeout_secs, "On SIGTERM/SIGINT (and for the old pipeline's drain in a reload): how long the whole stop may take. The drain gets all but the last min(2 s, half of it), which is kept for stopping hard: giving up what is still in memory and leaving behind a sink thread stuck in I/O.").Min(0);
     s.Field("log", &GlobalConfig::log, "The agent's own logs.");
+    s.Validate([](const GlobalConfig& c, const YAML::Node& node, const ParseContext& ctx) {
+      if (node.IsMap() && node["data_dir"].IsDefined())
+        WarnIfRelative(node["data_dir"], c.data_dir, ctx.Child("data_dir"));
+    });
     return s;
   }();
   return s;

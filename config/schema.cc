@@ -413,6 +413,13 @@ std::string CheckRegex(const std::string& pattern) {
   return problem;
 }
 
+void WarnIfRelative(const YAML::Node& at, const std::string& path, const ParseContext& ctx) {
+  if (path.empty() || path.front() == '/') return;
+  ctx.Warning(at, "`" + ctx.path + "` is a relative path (" + path + "): it is taken from the directory the agent "
+                  "starts in, not the config file's (the Debian service starts in /)",
+              "write an absolute path");
+}
+
 YAML::Node KeyNode(const YAML::Node& map, std::string_view key) {
   if (!map.IsMap()) return map;
   for (auto it = map.begin(); it != map.end(); ++it)

@@ -325,6 +325,11 @@ struct IsMap : std::false_type {};
 template <typename T>
 struct IsMap<std::map<std::string, T>> : std::true_type {};
 
+// A warning at `at` when `path` (the value of option `ctx.path`) is
+// relative: it is taken from the directory the agent starts in, which for
+// the Debian service is `/`, not the config file's.
+void WarnIfRelative(const YAML::Node& at, const std::string& path, const ParseContext& ctx);
+
 // The key node of `key` in a YAML map, for errors about the key itself
 // (an unknown name); the map itself if it is not there.
 YAML::Node KeyNode(const YAML::Node& map, std::string_view key);

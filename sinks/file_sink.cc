@@ -28,6 +28,9 @@ const config::Schema<FileSink::Config>& FileSink::Config::schema() {
             "out of descriptors, the least recently written file is closed.")
         .Min(1);
     s.Field("fsync", &Config::fsync, "fsync each batch before acknowledging it (slower; survives power loss).");
+    s.Validate([](const Config& c, const YAML::Node& node, const config::ParseContext& ctx) {
+      config::WarnIfRelative(node["path"], c.path, ctx.Child("path"));
+    });
     return s;
   }();
   return s;

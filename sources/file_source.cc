@@ -265,6 +265,10 @@ const config::Schema<FileSource::Config>& FileSource::Config::schema() {
             "logged and read at the next start. For a sidecar whose log files and checkpoints go away with the "
             "pod; on a host the next start reads those lines anyway.");
     s.Validate([](const Config& c, const YAML::Node& node, const config::ParseContext& ctx) {
+      const YAML::Node include = node["include"];
+      for (size_t i = 0; i < c.include.size(); ++i)
+        config::WarnIfRelative(include.IsSequence() && i < include.size() ? include[i] : include, c.include[i],
+                               ctx.Child("include[" + std::to_string(i) + "]"));
       const bool start = !c.multiline.start_pattern.pattern.empty();
       const bool cond = !c.multiline.condition_pattern.pattern.empty();
       if (start != cond) {

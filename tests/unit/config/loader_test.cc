@@ -800,5 +800,23 @@ TEST(LoaderTest, AFileThatIsNoConfigAtAllIsOneError) {
   EXPECT_TRUE(HasError(typos, "a.yaml:1:1", "did you mean `sources`?")) << typos.ToString();
 }
 
+// A relative path passed without a word; `validate` checked it from its own
+// working directory, while the service starts in /.
+TEST(LoaderTest, RelativePathsAreWarnedAbout) {
+  Diagnostics diag;
+  EXPECT_TRUE(Load({{"a.yaml", "data_dir: relative/dir\n"
+                               "sources: { in: { type: file, include: [x/*.log, /var/log/*.log] } }\n"
+                               "sinks: { o: { type: file, inputs: [in], path: out.log } }\n"}},
+                   &diag))
+      << diag.ToString();
+  std::vector<std::string> warned;
+  for (const auto& d : diag.all())
+    if (d.severity == Diagnostic::Severity::kWarning && d.message.find("is a relative path") != std::string::npos)
+      warned.push_back(d.location.ToString() + " " + d.message.substr(0, d.message.find(" is a")));
+  EXPECT_EQ(warned, (std::vector<std::string>{"a.yaml:1:11 `data_dir`", "a.yaml:2:40 `sources.in.include[0]`",
+                                              "a.yaml:3:47 `sinks.o.path`"}))
+      << diag.ToString();
+}
+
 }  // namespace
 }  // namespace tributary::config
