@@ -1077,8 +1077,8 @@ void FileSource::Discover(bool first) {
         continue;
       }
       // Parked and gone from its path: reopened where it went, if beside
-      // it; else its position stays known, and it resumes if it turns up.
-      if (!FollowRenamed(&r)) RemoveReader(&r);
+      // it; else deleted, or moved where the globs do not reach.
+      if (!FollowRenamed(&r)) DropParkedGone(&r);
       continue;
     }
     if (!r.rotated) {
@@ -1511,6 +1511,28 @@ void FileSource::CloseReader(Reader* r, bool deleted) {
     r->progress->gone = deleted;
   }
   TLOG_DEBUG(id_, std::string(deleted ? "deleted " : "rotated ") + r->path + " read to its end: closed");
+  RemoveReader(r);
+}
+
+// Deleted, or moved out of its directory, while closed for want of
+// descriptors: its identity is forgotten once what was read of it is
+// acknowledged, as a deleted open file's is (kept, it stayed in the
+// checkpoints for kForgetAfter, and a churn of files under max_open_files
+// grew them by every file deleted). A discovery that finds it under the
+// globs before then takes the identity up again where it was. What the
+// file held past the read position went with it: said, since a descriptor
+// would have kept it readable.
+void FileSource::DropParkedGone(Reader* r) {
+  if (r->progress) {
+    r->progress->gone = true;
+    if (r->size_seen > r->splitter.offset())
+      LogLimited(log_limiter_, LogLevel::kWarn, id_,
+                 r->path + " was deleted or moved out of its directory while closed for want of descriptors " +
+                     "(max_open_files " + std::to_string(max_open_) + "), with at least " +
+                     std::to_string(r->size_seen - r->splitter.offset()) +
+                     " bytes not read: they are lost (raise max_open_files)");
+  }
+  TLOG_DEBUG(id_, r->path + " is gone from its path while closed: forgotten once acknowledged");
   RemoveReader(r);
 }
 
@@ -2017,8 +2039,8 @@ bool FileSource::ReadTurnOnce(Reader* r) {
     if (::stat(r->path.c_str(), &st) != 0 || static_cast<uint64_t>(st.st_dev) != r->dev ||
         static_cast<uint64_t>(st.st_ino) != r->ino) {
       if (FollowRenamed(r)) return false;  // its next turn opens it there
-      RemoveReader(r);
-      discovery_requested_ = true;
+      DropParkedGone(r);
+      discovery_requested_ = true;  // found again at once if the globs match where it went
       return false;
     }
     // Empty at offset 0 but identified: truncated since (see below).

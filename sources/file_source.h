@@ -272,6 +272,8 @@ class FileSource final : public Source, private WhileBlocked {
   uint64_t HeadEnd(const file::Identity& id) const { return fp_options_.ignored_header_bytes + id.head_bytes; }
   void NoteChunk(Reader* r, const char* data, size_t n, uint64_t off);
   void CloseReader(Reader* r, bool deleted);
+  // A closed (parked) file gone from its path and not found beside it.
+  void DropParkedGone(Reader* r);
   void RemoveReader(Reader* r);
   void EmitLine(Reader* r, std::string_view line, uint64_t start, uint64_t end);
   void NoteProgress(Reader* r);
