@@ -209,7 +209,9 @@ class FileSource final : public Source, private WhileBlocked {
   Reader* AddReader(const std::string& path, int fd, std::pair<uint64_t, uint64_t> key, uint64_t pos);
   void Park(Reader* r);
   bool ParkIdlest(Reader* except);
-  // Open, idle (not queued for a turn) and not rotated: may give up its descriptor.
+  // Open and idle (read to its end, not queued for a turn): may give up
+  // its descriptor. A file rotated away too, once identified: it is found
+  // again by its inode beside its old path (FollowRenamed).
   static bool Parkable(const Reader& r);
   bool HasParkable();
   // Files it is known in idle_ (Parkable, by last_read): after each turn,
@@ -341,7 +343,8 @@ class FileSource final : public Source, private WhileBlocked {
   // The reader of each active identity (ActiveReader); entries may be
   // stale (the reader moved on to another identity), never dangling.
   std::unordered_map<const file::Progress*, Reader*> active_readers_;
-  // Open files that may be parked (Parkable when filed), idlest first:
+  // Open files that may be parked (Parkable when filed), files rotated
+  // away first (they are done but for late writes), then the idlest:
   // ParkIdlest takes the first that still is. Entries go stale when a file
   // is queued, parked or rotated, and are dropped when met; a file is
   // filed again when it can be parked again (IndexIdle). A removed reader
