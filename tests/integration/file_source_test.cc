@@ -128,6 +128,15 @@ class FileSourceTest : public ::testing::Test {
     EXPECT_EQ(rc, std::optional<int>(0)) << a->process().Stderr();
     a.reset();
   }
+  // Appends lines `from` to `to` - 1 tagged `tag` to logs()/file, and to *written.
+  void AppendLines(const std::string& file, const std::string& tag, int from, int to,
+                   std::vector<std::string>* written) const {
+    std::ofstream f(logs() + "/" + file, std::ios::app);
+    for (int i = from; i < to; ++i) {
+      written->push_back(LineFor(tag, i));
+      f << written->back() << "\n";
+    }
+  }
   // Writes dir/f0.log .. f<files - 1>.log, five lines each, tagged `tag`;
   // the lines are appended to *written.
   void WriteSmallFiles(const std::string& dir, const std::string& tag, int files,
@@ -819,11 +828,7 @@ TEST_F(FileSourceTest, TwoRenameRotationsWhileStoppedReadTheFileBetweenThemAlsoW
 TEST_F(FileSourceTest, AParkedFileRenamedOutOfTheGlobsIsReadToItsEndOnceItGetsADescriptor) {
   std::vector<std::string> written;
   auto append = [&](const std::string& file, const std::string& tag, int from, int to) {
-    std::ofstream f(logs() + "/" + file, std::ios::app);
-    for (int i = from; i < to; ++i) {
-      written.push_back(LineFor(tag, i));
-      f << written.back() << "\n";
-    }
+    AppendLines(file, tag, from, to, &written);
   };
   append("a.log", "a", 0, 5);
   append("b.log", "b", 0, 5);
@@ -853,11 +858,7 @@ TEST_F(FileSourceTest, AParkedFileRenamedOutOfTheGlobsIsReadToItsEndOnceItGetsAD
 TEST_F(FileSourceTest, ARenamedFileWaitingForLateLinesGivesItsDescriptorToAFileWithLines) {
   std::vector<std::string> written;
   auto append = [&](const std::string& file, const std::string& tag, int from, int to) {
-    std::ofstream f(logs() + "/" + file, std::ios::app);
-    for (int i = from; i < to; ++i) {
-      written.push_back(LineFor(tag, i));
-      f << written.back() << "\n";
-    }
+    AppendLines(file, tag, from, to, &written);
   };
   append("a.log", "a", 0, 5);
   std::string config = "log: { level: debug }\n" + Config(logs() + "/*.log", "    max_open_files: 1\n");
@@ -1833,11 +1834,7 @@ int64_t CheckpointedOffset(const std::string& data_dir, const std::string& path)
 TEST_F(FileSourceTest, AFileDeletedWhileClosedForWantOfDescriptorsLeavesTheCheckpoints) {
   std::vector<std::string> written;
   auto append = [&](const std::string& file, const std::string& tag, int from, int to) {
-    std::ofstream f(logs() + "/" + file, std::ios::app);
-    for (int i = from; i < to; ++i) {
-      written.push_back(LineFor(tag, i));
-      f << written.back() << "\n";
-    }
+    AppendLines(file, tag, from, to, &written);
   };
   append("a.log", "a", 0, 5);
   auto agent = Start(Config(logs() + "/*.log", "    max_open_files: 1\n"));
