@@ -1072,8 +1072,9 @@ void FileSource::Discover(bool first) {
     }
     if (r.fd < 0) {
       // Followed out of the globs already (FollowRenamed below, at an
-      // earlier discovery) and still waiting for a descriptor: it is read
-      // to its end once it gets one. Dropping it lost its last lines.
+      // earlier discovery), and waiting for a descriptor or, parked once
+      // read to its end, for late lines: read once it gets one. Dropping
+      // it lost its last lines.
       if (same && r.rotated) {
         r.seen = true;
         continue;
@@ -2341,7 +2342,7 @@ void FileSource::ReadToEndOnStop() {
     if (r.removed) continue;
     struct stat st;
     // Parked once rotated away (Parkable): found beside its old path first.
-    if (r.fd < 0 && r.rotated && !IsFile(r.path, r.dev, r.ino, &st) && !FollowRenamed(&r)) continue;
+    if (r.fd < 0 && r.rotated && !IsFile(r.path, r.dev, r.ino, &st)) FollowRenamed(&r);
     const bool known = r.fd >= 0 ? ::fstat(r.fd, &st) == 0 : IsFile(r.path, r.dev, r.ino, &st);
     if (known && static_cast<uint64_t>(st.st_size) > r.splitter.offset())
       goals.push_back({&r, static_cast<uint64_t>(st.st_size)});
