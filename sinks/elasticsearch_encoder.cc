@@ -1,5 +1,7 @@
 #include "sinks/elasticsearch_encoder.h"
 
+#include <algorithm>
+
 #include "agent/json.h"
 
 namespace tributary::es {
@@ -90,6 +92,11 @@ Status BulkEncoder::Encode(const Event& event, std::string* body, EncodedItem* i
     if (v != nullptr && !v->is_null()) v->append_text(&id_scratch_);
     if (id_scratch_.empty()) {
       ++missing_ids_;
+    } else if (id_scratch_.size() > kMaxIdBytes) {
+      // Sent, without an `_id` (as an event without the field is): with
+      // it, Elasticsearch would refuse the whole request.
+      ++long_ids_;
+      longest_id_ = std::max(longest_id_, id_scratch_.size());
     } else {
       body->append(R"(,"_id":)");
       AppendJsonString(id_scratch_, body);
@@ -144,10 +151,25 @@ ItemOutcome ClassifyItem(int status, bool create_with_id) {
 
 RequestOutcome ClassifyRequest(int http_status) {
   if (http_status >= 200 && http_status < 300) return RequestOutcome::kItems;
-  if (http_status == 401 || http_status == 403) return RequestOutcome::kAuthRetry;
+  if (http_status == 401 || http_status == 403 || http_status == 407) return RequestOutcome::kAuthRetry;
   if (http_status == 413) return RequestOutcome::kTooLarge;
-  if (http_status == 429 || http_status == 408 || http_status >= 500) return RequestOutcome::kRetry;
-  return RequestOutcome::kRejectAll;
+  if (http_status == 429 || http_status == 408 || (http_status >= 500 && http_status < 600))
+    return RequestOutcome::kRetry;
+  if (http_status == 400 || http_status == 422) return RequestOutcome::kSplit;
+  return RequestOutcome::kHold;
+}
+
+bool ParseRequestError(std::string_view body, std::string* type, std::string* reason) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(simdjson::padded_string(body)).get(root)) return false;
+  simdjson::dom::object error;
+  std::string_view t, r;
+  if (root["error"].get_object().get(error) || error["type"].get_string().get(t) || t.empty()) return false;
+  if (error["reason"].get_string().get(r)) r = {};
+  *type = std::string(t);
+  *reason = std::string(r);
+  return true;
 }
 
 Status BulkResponseClassifier::Classify(std::string* body, bool create_action, std::span<const EncodedItem> items,

@@ -74,6 +74,18 @@ class BulkEncoder {
     missing_ids_ = 0;
     return n;
   }
+  // Elasticsearch's limit on `_id`, in UTF-8 bytes: one over it fails the
+  // whole bulk request (action_request_validation_exception).
+  static constexpr size_t kMaxIdBytes = 512;
+  // Events encoded without an `_id` because their `id_field` text is over
+  // kMaxIdBytes, and the longest of them; the caller counts and logs them.
+  uint64_t TakeLongIds(size_t* longest) {
+    uint64_t n = long_ids_;
+    *longest = longest_id_;
+    long_ids_ = 0;
+    longest_id_ = 0;
+    return n;
+  }
 
  private:
   BulkEncoder() = default;
@@ -85,6 +97,8 @@ class BulkEncoder {
   std::string id_field_;       // empty = none
   std::string id_scratch_;
   uint64_t missing_ids_ = 0;
+  uint64_t long_ids_ = 0;
+  size_t longest_id_ = 0;
 };
 
 // What happens to one item.
@@ -101,11 +115,20 @@ ItemOutcome ClassifyItem(int status, bool create_with_id);
 enum class RequestOutcome : uint8_t {
   kItems,      // 2xx: look at each item
   kRetry,      // 429, 5xx, 408: send it all again after a backoff
-  kAuthRetry,  // 401, 403: send it again after a backoff; the sink is unhealthy
+  kAuthRetry,  // 401, 403, 407: send it again after a backoff; the sink is unhealthy
   kTooLarge,   // 413: split it, or reject a single item
-  kRejectAll,  // other statuses: every item is rejected
+  kSplit,      // 400, 422 with Elasticsearch's error: a document refused with the whole
+               // request (an `_id` too long, a line it cannot parse): split it to find
+               // the document, or reject a single item
+  kHold,       // any other status (a redirect, a wrong path, a proxy): no answer of the
+               // bulk API, so nothing is said about the documents: send it again after a
+               // backoff; the sink is unhealthy
 };
 RequestOutcome ClassifyRequest(int http_status);
+// The type and reason of Elasticsearch's whole-request error body
+// (`{"error":{"type":...,"reason":...},"status":400}`); false for any other
+// body (a proxy's page, "no handler found" text).
+bool ParseRequestError(std::string_view body, std::string* type, std::string* reason);
 
 struct ItemResult {
   ItemOutcome outcome = ItemOutcome::kDelivered;

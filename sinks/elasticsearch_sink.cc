@@ -91,7 +91,7 @@ ElasticsearchSink::ElasticsearchSink(const Config& config, es::BulkEncoder encod
       backoff_initial_(config.request.retry_initial_backoff_ms.get()),
       backoff_max_(config.request.retry_max_backoff_ms.get()),
       gzip_(config.compression == "gzip"),
-      has_id_field_(config.id_field.has_value()),
+      id_field_(config.id_field.value_or("")),
       dead_letter_path_(config.dead_letter.path),
       encoder_(std::move(encoder)),
       client_(std::move(client)),
@@ -101,6 +101,7 @@ ElasticsearchSink::ElasticsearchSink(const Config& config, es::BulkEncoder encod
       already_present_(&ctx.metrics->AlreadyPresent()),
       template_failed_(&ctx.metrics->Errors("template_failed", "processing")),
       missing_id_(&ctx.metrics->Errors("id_field_missing", "processing")),
+      long_id_(&ctx.metrics->Errors("id_too_long", "processing")),
       dead_letter_failed_(&ctx.metrics->Errors("dead_letter_write_failed", "sending")) {
   target_ = "/_bulk?" + std::string(es::kBulkFilterPath);
   if (config.pipeline) target_ += "&pipeline=" + UrlEncode(*config.pipeline);
@@ -231,6 +232,14 @@ void ElasticsearchSink::EncodeInput(Clock::time_point now) {
     metrics_->discarded_unintentional().Increment(static_cast<double>(rejected));
   }
   if (uint64_t missing = encoder_.TakeMissingIds()) missing_id_->Increment(static_cast<double>(missing));
+  size_t longest = 0;
+  if (uint64_t n = encoder_.TakeLongIds(&longest)) {
+    long_id_->Increment(static_cast<double>(n));
+    LogLimited(reject_log_, LogLevel::kWarn, id_,
+               std::to_string(n) + " event(s) sent without an `_id`: their `" + id_field_ + "` is longer than " +
+                   "Elasticsearch's limit of " + std::to_string(es::BulkEncoder::kMaxIdBytes) + " bytes (up to " +
+                   std::to_string(longest) + "), which would make it refuse the whole bulk request");
+  }
   if (input_pos_ >= events.size()) {
     has_input_ = false;
     input_ = Batch();
@@ -309,24 +318,52 @@ void ElasticsearchSink::Handle(Request* r, es::HttpResponse& resp) {
       SetHealth(false, "HTTP " + std::to_string(resp.status) + " from " + url);
       return RetryRequest(r, "HTTP " + std::to_string(resp.status) + " from " + url + ": " + Excerpt(resp.body),
                           resp.status != 429);
-    case es::RequestOutcome::kAuthRetry: {
+    case es::RequestOutcome::kAuthRetry:
       ErrorCounter("auth_failed").Increment();
-      std::string why = "authentication failed: HTTP " + std::to_string(resp.status) + " from " + url;
-      SetHealth(false, why);
-      auto delay = r->backoff.Next();
-      r->due = Clock::now() + delay;
-      r->awaits_endpoint = true;
-      LogLimited(auth_log_, LogLevel::kError, id_,
-                 why + " (check auth.strategy and its credentials); holding " + std::to_string(r->items.size()) +
-                     " documents and retrying in " + Millis(delay) + ", nothing is dropped: " + Excerpt(resp.body, 200));
-      return;
-    }
+      return Hold(r, "authentication failed: HTTP " + std::to_string(resp.status) + " from " + url,
+                  "check auth.strategy and its credentials", resp.body);
     case es::RequestOutcome::kTooLarge:
       ErrorCounter("http_413").Increment();
-      return SplitTooLarge(r);
-    case es::RequestOutcome::kRejectAll:
-      return RejectAll(r, resp.status, "http_" + std::to_string(resp.status), Excerpt(resp.body));
+      return Split(r, 413, "request_too_large", "a single document is larger than the server accepts",
+                   "bulk request too large for the server (HTTP 413): split into two; lower batch.max_bytes");
+    case es::RequestOutcome::kSplit: {
+      // Elasticsearch refuses a whole request for one document it cannot
+      // take (an `_id` over 512 bytes, an action line it cannot parse):
+      // rejecting every document of it lost the good ones with the bad.
+      std::string type, reason;
+      if (es::ParseRequestError(resp.body, &type, &reason)) {
+        ErrorCounter("http_" + std::to_string(resp.status)).Increment();
+        const std::string why = "bulk request refused as a whole (HTTP " + std::to_string(resp.status) + " " + type +
+                                ": " + Excerpt(reason, 200) + ")";
+        return Split(r, resp.status, type, reason,
+                     r->items.size() > 1 ? why + ": split into two to find the document(s) it refuses" : why);
+      }
+      [[fallthrough]];  // not Elasticsearch's error: the endpoint's
+    }
+    case es::RequestOutcome::kHold: {
+      ErrorCounter("http_" + std::to_string(resp.status)).Increment();
+      const bool redirect = resp.status >= 300 && resp.status < 400;
+      std::string advice =
+          redirect ? "a redirect" + (resp.location.empty() ? std::string() : " to " + resp.location) +
+                         ", which the sink does not follow: set `endpoints` to where Elasticsearch answers"
+                   : "no answer of Elasticsearch's bulk API: check the endpoint's address and path, and any proxy "
+                     "in front of it";
+      return Hold(r, "HTTP " + std::to_string(resp.status) + " from " + url, advice, resp.body);
+    }
   }
+}
+
+// The endpoint answered, but not about the documents (credentials, a
+// redirect, a wrong path): every document is kept and sent again after a
+// backoff, for as long as it takes, with the sink unhealthy meanwhile.
+void ElasticsearchSink::Hold(Request* r, const std::string& why, std::string_view advice, std::string_view body) {
+  SetHealth(false, why);
+  auto delay = r->backoff.Next();
+  r->due = Clock::now() + delay;
+  r->awaits_endpoint = true;
+  LogLimited(hold_log_, LogLevel::kError, id_,
+             why + " (" + std::string(advice) + "); holding " + std::to_string(r->items.size()) +
+                 " documents and retrying in " + Millis(delay) + ", nothing is dropped: " + Excerpt(body, 200));
 }
 
 void ElasticsearchSink::HandleItems(Request* r, es::HttpResponse& resp) {
@@ -405,7 +442,7 @@ void ElasticsearchSink::CountResend(const Request& r, const es::HttpResponse& re
   LogLimited(retry_log_, LogLevel::kWarn, id_,
              "bulk request (" + std::to_string(r.items.size()) +
                  " documents) sent again at once on a new connection: " + resp.resent_after +
-                 (has_id_field_ ? std::string("; Elasticsearch may have indexed the first copy (id_field makes a "
+                 (!id_field_.empty() ? std::string("; Elasticsearch may have indexed the first copy (id_field makes a "
                                               "repeat target the same documents)")
                                 : std::string("; if Elasticsearch indexed the first copy, its documents are now "
                                               "stored twice (set id_field to prevent that)")));
@@ -437,9 +474,10 @@ void ElasticsearchSink::WakeAwaitingEndpoint() {
   }
 }
 
-void ElasticsearchSink::SplitTooLarge(Request* r) {
+void ElasticsearchSink::Split(Request* r, int status, std::string_view type, std::string_view reason,
+                              const std::string& why) {
   if (r->items.size() <= 1) {
-    RejectAll(r, 413, "request_too_large", "a single document is larger than the server accepts");
+    RejectAll(r, status, type, reason);
     return;
   }
   // Halve it: the first half stays in this request, the second becomes a
@@ -473,8 +511,7 @@ void ElasticsearchSink::SplitTooLarge(Request* r) {
   r->wire.reset();
   r->due = Clock::now();
   second->due = Clock::now();
-  LogLimited(retry_log_, LogLevel::kWarn, id_,
-             "bulk request too large for the server (HTTP 413): split into two; lower batch.max_bytes");
+  LogLimited(retry_log_, LogLevel::kWarn, id_, why);
   live_.push_back(std::move(second));
 }
 

@@ -114,7 +114,13 @@ class ElasticsearchSink final : public Sink {
   void WakeAwaitingEndpoint();
   void CountResend(const Request& r, const es::HttpResponse& resp);
   void RejectAll(Request* r, int status, std::string_view type, std::string_view reason);
-  void SplitTooLarge(Request* r);
+  // Halves a request the server refused as a whole (413, or 400 for one
+  // document in it), both halves sent at once; a single document is
+  // rejected with `status`, `type` and `reason`. `why` is logged.
+  void Split(Request* r, int status, std::string_view type, std::string_view reason, const std::string& why);
+  // Keeps the request for a retry after its backoff: the endpoint answered,
+  // but not about the documents. Logs `why (advice)`, marks the sink unhealthy.
+  void Hold(Request* r, const std::string& why, std::string_view advice, std::string_view body);
   void Finish(Request* r);
   void Reject(const Request& r, const Item& item, int status, std::string_view type, std::string_view reason,
               std::vector<uint32_t>* settle_later);
@@ -139,7 +145,7 @@ class ElasticsearchSink final : public Sink {
   const size_t concurrency_;
   const std::chrono::milliseconds backoff_initial_, backoff_max_;
   const bool gzip_;
-  const bool has_id_field_;
+  const std::string id_field_;  // empty: none
   const std::optional<std::string> dead_letter_path_;
   std::string target_;  // /_bulk?filter_path=...
 
@@ -154,6 +160,7 @@ class ElasticsearchSink final : public Sink {
   Counter* already_present_;  // 409 on `create`: delivered, already indexed
   Counter* template_failed_;
   Counter* missing_id_;
+  Counter* long_id_;  // id_field text over Elasticsearch's 512 bytes: sent without `_id`
   Counter* dead_letter_failed_;
   std::map<std::string, Counter*, std::less<>> errors_;  // by error type; created on first use, capped
 
@@ -177,7 +184,7 @@ class ElasticsearchSink final : public Sink {
   bool healthy_ = true;
   RateLimiter reject_log_{5, std::chrono::seconds(10)};
   RateLimiter retry_log_{5, std::chrono::seconds(10)};
-  RateLimiter auth_log_{3, std::chrono::seconds(10)};
+  RateLimiter hold_log_{3, std::chrono::seconds(10)};
 
   // Completions, pushed by the I/O thread.
   std::mutex mu_;

@@ -245,7 +245,17 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     parser_->body_limit(kMaxResponseBytes);
     conn_->With([this](auto& stream) {
       http::async_read(stream, conn_->buffer, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
-        if (ec) return self->IoFailed("read", ec, self->parser_->got_some());
+        if (ec) return self->IoFailed("read", ec, self->interim_ || self->parser_->got_some());
+        // An interim response (100 Continue, 103 Early Hints: a proxy may
+        // send one unasked) is no answer: the final one follows on the
+        // same connection (RFC 9110 15.2). Taken as the answer, it was
+        // counted a rejection, and the real answer was read as the next
+        // request's.
+        const unsigned status = self->parser_->get().result_int();
+        if (status >= 100 && status < 200 && status != 101) {
+          self->interim_ = true;
+          return self->Read();
+        }
         self->Done();
       });
     });
@@ -277,6 +287,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     HttpResponse out;
     out.status = static_cast<int>(res.result_int());
     out.endpoint = endpoint_;
+    if (out.status >= 300 && out.status < 400) out.location = std::string(res[http::field::location]);
     auto enc = res[http::field::content_encoding];
     if (beast::iequals(enc, "gzip")) {
       Status s = GzipDecompress(res.body(), kMaxResponseBytes, &out.body);
@@ -285,7 +296,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     } else {
       out.body = std::move(res.body());
     }
-    if (res.keep_alive()) {
+    if (res.keep_alive() && out.status >= 200) {  // not after 101 Switching Protocols
       conn_->used = true;
       client_->ReturnIdle(std::move(conn_));
     }
@@ -328,6 +339,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   Clock::time_point start_, deadline_;
   Status last_error_;
   bool fresh_retry_done_ = false;  // a stale kept-alive connection was replaced
+  bool interim_ = false;           // an interim (1xx) response came first
   bool resent_ = false;            // ... and the body went out again
   std::string resent_after_;       // how the stale connection's attempt ended
   Clock::duration first_attempt_{};  // ... and how long it took

@@ -55,6 +55,7 @@ struct HttpResponse {
   bool timed_out = false;  // with error: the deadline passed
   int status = 0;          // HTTP status when !error
   std::string body;        // decoded (a gzip body is inflated)
+  std::string location;    // the Location header of a redirect
   size_t endpoint = 0;     // the endpoint of the last attempt
   // The body went out a second time on a new connection, because the
   // kept-alive connection of the first attempt was closed without any

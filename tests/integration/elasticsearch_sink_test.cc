@@ -284,6 +284,146 @@ TEST(ElasticsearchSinkTest, WholeRequestFailuresAndTimeoutsAreRetried) {
   ExpectExactly(es, "logs", kCount, false);
 }
 
+// A proxy in front of a cluster may send an interim `100 Continue` nobody
+// asked for before the answer (RFC 9110 15.2: a client reads past it).
+// Taken as the answer, it rejected every document of the request as
+// `http_100`, though the server had stored them, and the real answer
+// stayed in the kept-alive connection to be read as the next request's.
+TEST(ElasticsearchSinkTest, AnInterimResponseBeforeTheAnswerIsReadPast) {
+  EsBulkServer es({"--faults", R"({"interim_responses": 1000})"});
+  ASSERT_TRUE(es.ok()) << es.error();
+  TempDir dir;
+  const int kCount = 600;
+  std::string cfg = Config(dir, {es.url()}, "");
+  cfg.replace(cfg.find("concurrency: 4"), 14, "concurrency: 1");  // every request on one kept-alive connection
+  Agent agent(dir, cfg, {}, {}, true);
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  agent.process().WriteStdin(Lines(0, kCount));
+  ASSERT_TRUE(WaitFor([&] {
+    return agent.Metric("tributary_component_sent_events_total", {{"component_id", "es"}}) == kCount;
+  })) << agent.process().Stderr();
+  EXPECT_EQ(agent.Metric("tributary_component_discarded_events_total", {{"component_id", "es"}, {"intentional", "false"}}),
+            0);
+  EXPECT_EQ(Errors(agent, "http_100"), 0);
+  Finish(agent);
+  ExpectExactly(es, "logs", kCount, true);
+  EXPECT_GE(es.stat("bulk_requests"), kCount / 100);
+}
+
+// A redirect (an http endpoint behind a proxy that sends clients to
+// https) or a 404 (a wrong path) says nothing about the documents: they
+// are held and sent again, as for a 401, with an error that says what to
+// fix. Before, every document of such a request was rejected (gone,
+// without a dead-letter file).
+TEST(ElasticsearchSinkTest, ARedirectOrAWrongPathHoldsEverythingAndSaysWhy) {
+  for (const char* status : {"301", "404"}) {
+    SCOPED_TRACE(status);
+    EsBulkServer es({"--fail-requests", std::string(status) + ":3"});
+    ASSERT_TRUE(es.ok()) << es.error();
+    TempDir dir;
+    const int kCount = 500;
+    Agent agent(dir, Config(dir, {es.url()}, ""), {}, {}, true);
+    ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+    agent.process().WriteStdin(Lines(0, kCount));
+    ASSERT_TRUE(WaitFor([&] { return es.count("logs") == kCount; })) << agent.process().Stderr();
+    EXPECT_EQ(Errors(agent, std::string("http_") + status), 3);
+    EXPECT_EQ(
+        agent.Metric("tributary_component_discarded_events_total", {{"component_id", "es"}, {"intentional", "false"}}),
+        0);
+    Finish(agent);
+    ExpectExactly(es, "logs", kCount, true);
+    const std::string log = agent.process().Stderr();
+    EXPECT_NE(log.find(std::string("HTTP ") + status + " from " + es.url()), std::string::npos) << log;
+    EXPECT_NE(log.find("nothing is dropped"), std::string::npos) << log;
+    if (std::string(status) == "301")
+      EXPECT_NE(log.find("a redirect to https://es.invalid:9243/_bulk, which the sink does not follow"),
+                std::string::npos)
+          << log;
+    else
+      EXPECT_NE(log.find("check the endpoint's address and path"), std::string::npos) << log;
+  }
+}
+
+// Elasticsearch refuses a whole bulk request with 400 for one document it
+// cannot take. The request is halved until the refused document is alone:
+// the others are delivered, it alone is rejected with Elasticsearch's
+// error type. Before, all the documents of the request were rejected.
+TEST(ElasticsearchSinkTest, ARequestRefusedAsAWholeIsSplitToFindTheDocument) {
+  EsBulkServer es({"--fail-requests", "400:1"});
+  ASSERT_TRUE(es.ok()) << es.error();
+  TempDir dir;
+  const int kCount = 500;
+  Agent agent(dir, Config(dir, {es.url()}, "    dead_letter: { path: \"" + dir.path() + "/dead/es.ndjson\" }\n"),
+              {}, {}, true);
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  agent.process().WriteStdin(Lines(0, kCount));
+  ASSERT_TRUE(WaitFor([&] { return es.count("logs") == kCount; })) << agent.process().Stderr();
+  EXPECT_EQ(Errors(agent, "http_400"), 1);
+  // Refused whatever it holds: halved down to single documents, each
+  // rejected with the server's error type and in the dead-letter file.
+  ASSERT_TRUE(es.set_faults(R"({"fail_requests": {"status": 400, "fraction": 1.0}})"));
+  agent.process().WriteStdin(Lines(kCount, kCount + 8));
+  ASSERT_TRUE(WaitFor([&] { return Errors(agent, "es_bulk_server_injected_exception") == 8; }))
+      << agent.process().Stderr();
+  EXPECT_EQ(
+      agent.Metric("tributary_component_discarded_events_total", {{"component_id", "es"}, {"intentional", "false"}}),
+      8);
+  Finish(agent);
+  EXPECT_EQ(es.count("logs"), kCount);
+  auto dead = ReadLines(dir.path() + "/dead/es.ndjson");
+  ASSERT_EQ(dead.size(), 8u);
+  JsonParser parser;
+  std::set<std::string> messages;
+  for (const auto& l : dead) {
+    Value v;
+    ASSERT_TRUE(parser.Parse(l, &v).ok()) << l;
+    EXPECT_EQ(v.as_map().find("status")->as_int(), 400) << l;
+    EXPECT_EQ(v.as_map().find("error_type")->as_string(), "es_bulk_server_injected_exception") << l;
+    messages.insert(v.as_map().find("document")->as_map().find("message")->as_string());
+  }
+  for (int i = kCount; i < kCount + 8; ++i) EXPECT_TRUE(messages.count(Line(i))) << i;
+}
+
+// An `id_field` value over Elasticsearch's 512 bytes made the server
+// refuse the whole request, and every document of it was rejected. The
+// event now goes without an `_id`, counted; the others keep theirs.
+TEST(ElasticsearchSinkTest, AnIdOverTheLimitIsLeftOutAndTheDocumentDelivered) {
+  EsBulkServer es;
+  ASSERT_TRUE(es.ok()) << es.error();
+  TempDir dir;
+  const int kCount = 300;
+  const std::string long_line = std::string(600, 'L');
+  std::string lines;
+  for (int i = 0; i < kCount; ++i) lines += (i == 7 ? long_line : Line(i)) + "\n";
+  Agent agent(dir, Config(dir, {es.url()}, ""), {}, {}, true);
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  agent.process().WriteStdin(lines);
+  ASSERT_TRUE(WaitFor([&] { return es.count("logs") == kCount; })) << agent.process().Stderr();
+  EXPECT_EQ(Errors(agent, "id_too_long"), 1);
+  EXPECT_EQ(
+      agent.Metric("tributary_component_discarded_events_total", {{"component_id", "es"}, {"intentional", "false"}}),
+      0);
+  Finish(agent);
+  int with_own_id = 0, long_one = 0;
+  JsonParser parser;
+  for (const auto& d : es.docs("logs")) {
+    Value v;
+    ASSERT_TRUE(parser.Parse(d.source, &v).ok()) << d.source;
+    const std::string& m = v.as_map().find("message")->as_string();
+    if (m == long_line) {
+      ++long_one;
+      EXPECT_NE(d.id, m);
+    } else {
+      with_own_id += d.id == m;
+    }
+  }
+  EXPECT_EQ(long_one, 1);
+  EXPECT_EQ(with_own_id, kCount - 1);
+  EXPECT_NE(agent.process().Stderr().find("longer than Elasticsearch's limit of 512 bytes (up to 600)"),
+            std::string::npos)
+      << agent.process().Stderr();
+}
+
 // A request the server reads on a kept-alive connection and then drops
 // unanswered is sent again at once by the HTTP client. The first copy may
 // have been indexed (a duplicate without id_field), so it is counted as a

@@ -208,6 +208,14 @@ HttpReply injected_failure(int status) {
     return error_reply(503, error_cause("cluster_block_exception",
                                         "blocked by: [SERVICE_UNAVAILABLE/2/no master]; (injected by es_bulk_server)"));
   }
+  if (status < 400) {  // a redirect, as a proxy in front of the cluster sends it: not Elasticsearch's shape
+    HttpReply reply;
+    reply.status = status;
+    reply.content_type = "text/html";
+    reply.body = "<html><body>" + std::to_string(status) + " (injected by es_bulk_server)</body></html>\n";
+    reply.headers.emplace_back("Location", "https://es.invalid:9243/_bulk");
+    return reply;
+  }
   return error_reply(status, error_cause("es_bulk_server_injected_exception",
                                          "injected failure with status [" + std::to_string(status) + "]"));
 }

@@ -142,6 +142,10 @@ HttpReply Cluster::handle(HttpCall& call) {
     } else {
       reply = route(call, path, params);
     }
+    if (path == "/_bulk" || path.ends_with("/_bulk")) {
+      std::lock_guard lock(mu_);
+      reply.interim = faults_.take_interim_response();
+    }
   }
   {
     std::lock_guard lock(mu_);

@@ -59,6 +59,7 @@ struct HttpReply {
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
   int64_t down_ms = 0;  // > 0: stop listening for this long once the reply is sent
+  bool interim = false;  // send `100 Continue` first (faults: interim_responses)
 };
 
 // What the connection layer does with a request before handing it over.

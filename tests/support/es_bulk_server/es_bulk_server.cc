@@ -178,7 +178,7 @@ Config parse_flags(int argc, char** argv) {
     } else if (arg == "--fail-requests" || arg == "--fail-requests-fraction") {
       auto [status, amount] = split_last_colon(arg, take());
       const int64_t code = parse_int(arg, status);
-      if (code < 400 || code > 599) usage_error(arg + ": status must be 400-599");
+      if (code < 300 || code > 599) usage_error(arg + ": status must be 300-599");
       c.faults.fail_status = static_cast<int>(code);
       c.faults.fail_count = 0;
       c.faults.fail_fraction = {};

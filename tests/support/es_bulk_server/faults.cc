@@ -70,8 +70,8 @@ bool parse_fail_requests(element v, Faults* f, std::string* error) {
       return false;
     }
   }
-  if (status < 400 || status > 599) {
-    *error = "[fail_requests.status] must be an HTTP error status (400-599)";
+  if (status < 300 || status > 599) {
+    *error = "[fail_requests.status] must be an HTTP redirect or error status (300-599)";
     return false;
   }
   if (has_count == has_fraction) {
@@ -164,6 +164,12 @@ bool Faults::take_close_connection() {
   return true;
 }
 
+bool Faults::take_interim_response() {
+  if (interim_responses <= 0) return false;
+  --interim_responses;
+  return true;
+}
+
 Json Faults::to_json() const {
   Json out = Json::object();
   if (fail_status != 0) {
@@ -192,6 +198,7 @@ Json Faults::to_json() const {
   out.add("delay_ms", delay_ms);
   out.add("close_connections", close_connections);
   out.add("idle_timeout_ms", idle_timeout_ms);
+  out.add("interim_responses", interim_responses);
   return out;
 }
 
@@ -234,10 +241,12 @@ bool apply_faults_patch(std::string_view json, Faults* faults, int64_t* down_ms,
       ok = get_count(kv.value, key, &next.idle_timeout_ms, error);
     } else if (key == "down_ms") {
       ok = get_count(kv.value, key, down_ms, error);
+    } else if (key == "interim_responses") {
+      ok = get_count(kv.value, key, &next.interim_responses, error);
     } else {
       *error = "unknown key [" + std::string(key) +
                "]; expected reset, fail_requests, reject_items, mapping, delay_ms, close_connections, "
-               "idle_timeout_ms, down_ms";
+               "idle_timeout_ms, down_ms, interim_responses";
       ok = false;
     }
     if (!ok) {

@@ -14,7 +14,8 @@
 //     "delay_ms": 200,                 // every non-control request waits first
 //     "close_connections": 1,          // next bulk request: read, then close, no reply
 //     "idle_timeout_ms": 100,          // close a connection that waits this long for a request
-//     "down_ms": 500                   // stop listening and drop connections, 500 ms
+//     "down_ms": 500,                  // stop listening and drop connections, 500 ms
+//     "interim_responses": 2           // next 2 bulk replies: `100 Continue` first, unasked
 //   }
 // Fractions are deterministic: out of n consecutive candidates exactly
 // floor(n * fraction) are hit, spread evenly (a Bresenham sequence), counted
@@ -59,11 +60,16 @@ struct Faults {
   // new and silent) is closed, as a load balancer's or proxy's idle
   // timeout does. 0: never.
   int64_t idle_timeout_ms = 0;
+  // The next N bulk replies are preceded by an interim `100 Continue` the
+  // client did not ask for, as some proxies send (RFC 9110 15.2: a client
+  // must read past it).
+  int64_t interim_responses = 0;
 
   // Each take_* consumes one decision.
   bool take_request_failure(int* status);
   bool take_item_rejection();
   bool take_close_connection();
+  bool take_interim_response();
 
   Json to_json() const;
 };

@@ -153,6 +153,14 @@ class Server::Session : public std::enable_shared_from_this<Session> {
     res_.keep_alive(keep_alive_);
     res_.prepare_payload();
     down_ms_ = reply.down_ms;
+    if (reply.interim) {  // 100 Continue, unasked, then the reply (faults: interim_responses)
+      continue_.emplace(http::status::continue_, version_);
+      http::async_write(stream_, *continue_, [self = shared_from_this()](beast::error_code ec, size_t) {
+        if (ec) return self->close();
+        http::async_write(self->stream_, self->res_, beast::bind_front_handler(&Session::on_write, self));
+      });
+      return;
+    }
     http::async_write(stream_, res_, beast::bind_front_handler(&Session::on_write, shared_from_this()));
   }
 

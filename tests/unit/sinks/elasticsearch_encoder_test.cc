@@ -85,6 +85,36 @@ TEST(BulkEncoderTest, FieldTemplateAndIdField) {
   EXPECT_EQ(body.size(), before);
 }
 
+// Elasticsearch refuses a whole bulk request for one `_id` over 512 bytes
+// (action_request_validation_exception): such an event goes without one,
+// as an event without the field does, and is counted with the longest.
+TEST(BulkEncoderTest, AnIdOverFiveHundredTwelveBytesIsLeftOut) {
+  ElasticsearchConfig c;
+  c.bulk.index = "logs";
+  c.id_field = "seq";
+  auto enc = MakeEncoder(c);
+  std::string body;
+  EncodedItem item;
+  Event at_limit = MakeEvent("a");
+  at_limit.fields().set("seq", std::string(512, 'x'));
+  ASSERT_TRUE(enc.Encode(at_limit, &body, &item).ok());
+  EXPECT_TRUE(item.has_id);
+  // 450 characters, 600 bytes: the limit is in bytes.
+  std::string long_id(300, 'x');
+  for (int i = 0; i < 150; ++i) long_id += "\xc3\xa9";  // é
+  Event over = MakeEvent("b");
+  over.fields().set("seq", long_id);
+  const size_t start = body.size();
+  ASSERT_TRUE(enc.Encode(over, &body, &item).ok());
+  EXPECT_FALSE(item.has_id);
+  EXPECT_EQ(body.substr(start, item.source_begin - start), "{\"index\":{\"_index\":\"logs\"}}\n");
+  size_t longest = 0;
+  EXPECT_EQ(enc.TakeLongIds(&longest), 1u);
+  EXPECT_EQ(longest, 600u);
+  EXPECT_EQ(enc.TakeMissingIds(), 0u);
+  EXPECT_EQ(enc.TakeLongIds(&longest), 0u);
+}
+
 TEST(BulkEncoderTest, DataStreamUsesCreateAndAtTimestamp) {
   ElasticsearchConfig c;
   c.mode = "data_stream";
@@ -155,9 +185,32 @@ TEST(ClassifyTest, Requests) {
   EXPECT_EQ(ClassifyRequest(408), RequestOutcome::kRetry);
   EXPECT_EQ(ClassifyRequest(401), RequestOutcome::kAuthRetry);
   EXPECT_EQ(ClassifyRequest(403), RequestOutcome::kAuthRetry);
+  EXPECT_EQ(ClassifyRequest(407), RequestOutcome::kAuthRetry);
   EXPECT_EQ(ClassifyRequest(413), RequestOutcome::kTooLarge);
-  EXPECT_EQ(ClassifyRequest(400), RequestOutcome::kRejectAll);
-  EXPECT_EQ(ClassifyRequest(406), RequestOutcome::kRejectAll);
+  EXPECT_EQ(ClassifyRequest(400), RequestOutcome::kSplit);
+  EXPECT_EQ(ClassifyRequest(422), RequestOutcome::kSplit);
+  // No answer of the bulk API: nothing said about the documents.
+  for (int status : {100, 101, 300, 301, 302, 307, 308, 404, 405, 406, 409, 415, 426, 600, 999})
+    EXPECT_EQ(ClassifyRequest(status), RequestOutcome::kHold) << status;
+}
+
+TEST(ClassifyTest, RequestErrorBodies) {
+  std::string type, reason;
+  EXPECT_TRUE(ParseRequestError(
+      R"({"error":{"root_cause":[{"type":"action_request_validation_exception","reason":"Validation Failed: 1: id is too long;"}],"type":"action_request_validation_exception","reason":"Validation Failed: 1: id is too long;"},"status":400})",
+      &type, &reason));
+  EXPECT_EQ(type, "action_request_validation_exception");
+  EXPECT_EQ(reason, "Validation Failed: 1: id is too long;");
+  EXPECT_TRUE(ParseRequestError(R"({"error":{"type":"x_content_parse_exception"},"status":400})", &type, &reason));
+  EXPECT_EQ(type, "x_content_parse_exception");
+  EXPECT_EQ(reason, "");
+  // Elasticsearch's own "no handler" answer to a wrong path, a proxy's
+  // page, nothing: not about the documents.
+  EXPECT_FALSE(ParseRequestError(R"({"error":"no handler found for uri [/x/_bulk] and method [POST]","status":400})",
+                                 &type, &reason));
+  EXPECT_FALSE(ParseRequestError("<html><body>400 Bad Request</body></html>", &type, &reason));
+  EXPECT_FALSE(ParseRequestError("", &type, &reason));
+  EXPECT_FALSE(ParseRequestError(R"({"error":{"reason":"no type"}})", &type, &reason));
 }
 
 std::vector<EncodedItem> Items(size_t n, bool has_id = false) {
