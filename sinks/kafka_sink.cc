@@ -257,6 +257,8 @@ void KafkaSink::DeliveryCallback(rd_kafka_t*, const rd_kafka_message_t* msg, voi
 
 void KafkaSink::OnDelivery(const rd_kafka_message_t* msg) {
   Pending* p = static_cast<Pending*>(msg->_private);
+  const bool was_alone = alone_in_flight_ != nullptr && msg->payload == alone_in_flight_;
+  if (was_alone) alone_in_flight_ = nullptr;
   if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     ++sent_events_acc_;
     sent_bytes_acc_ += msg->len + msg->key_len;
@@ -274,12 +276,30 @@ void KafkaSink::OnDelivery(const rd_kafka_message_t* msg) {
     return;
   }
   ErrorKind kind = KindOf(msg->err);
-  if (kind != kDeliveryFailed && !purged && !recreating_) {
-    Reject(p, kind, rd_kafka_err2str(msg->err));
+  // A broker checks its (or the topic's) max.message.bytes against the
+  // whole record batch, and librdkafka fails every message of a refused
+  // batch: small messages were rejected for the batch they were in. They
+  // are produced again one at a time; only one refused alone is too large.
+  const bool batch_too_large = kind == kMessageTooLarge && !was_alone && !purged && !recreating_;
+  if (kind != kDeliveryFailed && !purged && !recreating_ && !batch_too_large) {
+    Reject(p, kind,
+           kind == kMessageTooLarge
+               ? std::string("refused by the broker on its own as too large: ") + rd_kafka_err2str(msg->err) +
+                     " (the message is " + std::to_string(msg->len + msg->key_len) +
+                     " bytes of value and key; raise the topic's max.message.bytes or send smaller events)"
+               : std::string(rd_kafka_err2str(msg->err)));
     return;
   }
   // Retriable (or purged while the producer is rebuilt): produce it again.
-  if (!purged) {
+  if (batch_too_large) {
+    ++error_acc_[kDeliveryFailed];
+    ++retries_acc_;
+    LogLimited(retry_limiter_, LogLevel::kWarn, id(),
+               std::string("a broker refused a batch of messages as too large (") + rd_kafka_err2name(msg->err) +
+                   "): the topic's or broker's max.message.bytes is below the producer's batch size; producing "
+                   "them again one at a time, which is slow: set message.max.bytes (or batch.size) in "
+                   "librdkafka_options below the topic's limit");
+  } else if (!purged) {
     ++error_acc_[kDeliveryFailed];
     ++retries_acc_;
     if (healthy_) {
@@ -291,8 +311,9 @@ void KafkaSink::OnDelivery(const rd_kafka_message_t* msg) {
                    rd_kafka_err2str(msg->err));
   }
   if (retry_.empty()) {
-    retry_at_ = std::chrono::steady_clock::now() + (purged ? std::chrono::milliseconds(0) : retry_delay_);
-    if (!purged) retry_delay_ = std::min(retry_delay_ * 2, config_.retry_max_backoff_ms.get());
+    const bool now = purged || batch_too_large;
+    retry_at_ = std::chrono::steady_clock::now() + (now ? std::chrono::milliseconds(0) : retry_delay_);
+    if (!now) retry_delay_ = std::min(retry_delay_ * 2, config_.retry_max_backoff_ms.get());
   }
   // The message again, from the same arena bytes (produced without copy).
   Message m;
@@ -307,6 +328,7 @@ void KafkaSink::OnDelivery(const rd_kafka_message_t* msg) {
   if (rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs)
     m.headers = rd_kafka_headers_copy(hdrs);
   if (!static_topic_) m.topic = rd_kafka_topic_name(msg->rkt);
+  m.alone = batch_too_large || was_alone;
   retry_.push_back(std::move(m));
 }
 
@@ -525,12 +547,24 @@ void KafkaSink::Start(Batch batch) {
 
 void KafkaSink::ProduceRetries() {
   if (retry_.empty() || fatal_ || std::chrono::steady_clock::now() < retry_at_) return;
+  // A message to produce on its own waits until the producer holds no
+  // other (so that librdkafka puts it in a batch by itself), and then
+  // nothing follows it until its delivery report.
+  if (alone_in_flight_ != nullptr || (retry_.front().alone && rd_kafka_outq_len(rk_) > 0)) return;
   std::vector<Message> todo;
   todo.swap(retry_);
   size_t i = 0;
   for (; i < todo.size(); ++i) {
+    const bool alone = todo[i].alone;
+    if (alone && i > 0) break;
+    const void* payload = todo[i].value;
     ProduceResult r = Produce(&todo[i], nullptr);
     if (r == ProduceResult::kQueueFull || r == ProduceResult::kFatal) break;
+    if (alone) {
+      if (r == ProduceResult::kQueued) alone_in_flight_ = payload;
+      ++i;
+      break;
+    }
   }
   // What did not fit goes back in front of anything queued meanwhile.
   if (i < todo.size())

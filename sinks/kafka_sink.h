@@ -100,6 +100,8 @@ class KafkaSink final : public Sink, private kafka::KafkaClient {
     int64_t timestamp_ms = 0;
     rd_kafka_headers_t* headers = nullptr;  // owned until produced
     std::string topic;                      // templated topics only
+    // Produced on its own: its batch was refused by a broker as too large.
+    bool alone = false;
   };
   // Where one event's bytes went in the arena while a batch is encoded.
   struct Encoded {
@@ -163,6 +165,9 @@ class KafkaSink final : public Sink, private kafka::KafkaClient {
   std::vector<Message> retry_;
   std::chrono::steady_clock::time_point retry_at_{};
   std::chrono::milliseconds retry_delay_;
+  // The payload of a message produced on its own whose delivery report is
+  // due; nothing else is produced meanwhile (see ProduceRetries).
+  const void* alone_in_flight_ = nullptr;
   bool fatal_ = false;
   bool recreating_ = false;
   bool healthy_ = true;

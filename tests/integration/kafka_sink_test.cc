@@ -429,6 +429,36 @@ TEST(KafkaSinkTest, PermanentErrorsAreRejectedCountedAndThePipelineContinues) {
   for (const auto& v : values) EXPECT_EQ(values.count(v), 1u) << v;
 }
 
+// A broker checks max.message.bytes against a whole record batch, and
+// librdkafka fails every message of a refused batch with
+// MSG_SIZE_TOO_LARGE. The messages are small: they were all rejected as
+// too large. Now they are produced again one at a time and delivered.
+TEST(KafkaSinkTest, ABatchTheBrokerRefusesAsTooLargeIsProducedAgainOneAtATime) {
+  MockKafka kafka(1, {{"logs", 1}});
+  TempDir dir;
+  kafka.command_ok("push_errors Produce 1 MSG_SIZE_TOO_LARGE");
+  Agent agent(dir,
+              Header(dir) + "sinks:\n  out:\n    type: kafka\n    inputs: [in]\n"
+                            "    bootstrap_servers: \"" + kafka.bootstrap_servers() + "\"\n"
+                            "    topic: logs\n    encoding: { codec: text }\n",
+              {}, {}, /*pipe_stdin=*/true);
+  ASSERT_GT(agent.api_port(), 0) << agent.process().Stderr();
+  const int kCount = 200;
+  agent.process().WriteStdin(Lines("big", 0, kCount));
+  ASSERT_TRUE(WaitFor([&] { return Sent(agent) == kCount; }, 30s)) << agent.Metrics() << agent.process().Stderr();
+  EXPECT_EQ(Metric(agent, "tributary_component_errors_total", {{"component_id", "out"}, {"error_type", "message_too_large"}}),
+            0);
+  EXPECT_EQ(Metric(agent, "tributary_component_discarded_events_total",
+                   {{"component_id", "out"}, {"intentional", "false"}}),
+            0);
+  EXPECT_GE(Metric(agent, "tributary_sink_retries_total", {{"component_id", "out"}}), 1);
+  agent.process().CloseStdin();
+  ASSERT_EQ(agent.process().Wait(30s), 0) << agent.process().Stderr();
+  EXPECT_NE(agent.process().Stderr().find("producing them again one at a time"), std::string::npos)
+      << agent.process().Stderr();
+  ExpectExactlyOnce(ReadTopic(kafka.bootstrap_servers(), "logs"), "big", 0, kCount);
+}
+
 // librdkafka's produce call refuses a message over the producer's
 // message.max.bytes with MSG_SIZE_TOO_LARGE, whose text is the broker's
 // ("Broker: Message size too large"). The log says it was refused
