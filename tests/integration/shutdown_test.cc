@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <regex>
 #include <string>
 
 #include "tests/support/test_util.h"
@@ -101,6 +102,51 @@ void WaitForBufferedEvents(Agent& agent) {
   ASSERT_TRUE(WaitFor([&] {
     return agent.Metric("tributary_buffer_received_events_total", {{"component_id", "es"}}).value_or(0) > 0;
   })) << agent.Metrics();
+}
+
+// Between a source and a full buffer wait the source's gathered group and,
+// with transforms on a worker pool, up to 4 × (threads + 1) groups more.
+// Gathered by count alone (1,000 events), that held every line of this
+// 32 MB backlog of 8 KiB lines (ten times the 1 MiB buffer; with 100 KiB
+// lines, gigabytes). Each group now also ends at about 1 MiB of input: at
+// most 13 of 128 lines. Counted by the stop, as what the stopped buffer
+// refused.
+TEST(ShutdownTest, WhatWaitsForAFullBufferIsBoundedInBytes) {
+  TempDir dir;
+  const int kLines = 4000;
+  {
+    std::string text;
+    for (int i = 0; i < kLines; ++i) text += std::to_string(i) + " " + std::string(8 * 1024 - 10, 'x') + "\n";
+    WriteFile(dir / "in.log", text);
+  }
+  Agent agent(dir,
+              "data_dir: " + dir.path() + "/data\napi: { address: \"127.0.0.1:0\" }\nshutdown_timeout_secs: 1\n"
+              "sources: { in: { type: file, include: [\"" + (dir / "in.log") + "\"], read_from: beginning } }\n"
+              "transforms: { tag: { type: add_fields, inputs: [in], fields: { t: x } } }\n"
+              "sinks: { es: { type: elasticsearch, inputs: [tag], endpoints: [\"http://127.0.0.1:9\"], "
+              "bulk: { index: logs }, batch: { max_bytes: 256KiB }, request: { concurrency: 1 }, "
+              "buffer: { type: memory, max_bytes: 1MiB, when_full: block } } }\n",
+              {"--threads", "2"});
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  // Blocked: the source sends nothing more while the buffer stays full.
+  auto sent = [&] {
+    return agent.Metric("tributary_component_sent_events_total", {{"component_id", "in"}}).value_or(-1);
+  };
+  double last = -1;
+  int same = 0;
+  ASSERT_TRUE(WaitFor([&] {
+    const double now = sent();
+    same = now > 0 && now == last ? same + 1 : 0;
+    last = now;
+    return same >= 20;  // unchanged over 20 polls
+  }, seconds(30))) << agent.Metrics();
+  agent.process().Signal(SIGTERM);
+  ASSERT_TRUE(agent.process().Wait(seconds(30)).has_value());
+  const std::string log = agent.process().Stderr();
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(log, m, std::regex("(\\d+) refused by its stopped buffer"))) << log;
+  EXPECT_LE(std::stoi(m[1]), 13 * 128 + 128) << log;
+  EXPECT_LT(last, kLines) << "the source read the whole backlog: " << log;
 }
 
 // What a stop gives up is read again at the next start from the file's
