@@ -308,6 +308,10 @@ void ElasticsearchSink::Handle(Request* r, es::HttpResponse& resp) {
   if (!resp.error.ok()) {
     ErrorCounter(resp.timed_out ? "timeout" : resp.status ? "invalid_response" : "connection_failed").Increment();
     SetHealth(false, resp.error.message());
+    if (resp.status >= 200 && resp.status < 300)
+      return RetryRequest(r, resp.error.message() + " (the status was HTTP " + std::to_string(resp.status) +
+                                 ": the documents are probably stored, and sending them again may store them twice)",
+                          true);
     return RetryRequest(r, resp.error.message(), true);
   }
   switch (es::ClassifyRequest(resp.status)) {

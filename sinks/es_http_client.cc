@@ -33,6 +33,7 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr size_t kMaxResponseBytes = 64 * 1024 * 1024;
+constexpr uint32_t kMaxResponseHeaderBytes = 1024 * 1024;
 
 // One connection to one endpoint, plain or TLS.
 struct Conn {
@@ -169,6 +170,10 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     req_.set(http::field::user_agent, client_->options.user_agent);
     req_.set(http::field::content_type, "application/x-ndjson");
     req_.set(http::field::accept, "application/json");
+    // Without it a server may answer in any content coding (RFC 9110
+    // 12.5.3); unreadable, a response that stored the documents was
+    // retried, storing them again and again.
+    req_.set(http::field::accept_encoding, "identity");
     if (gzip_) req_.set(http::field::content_encoding, "gzip");
     if (!client_->options.authorization.empty()) req_.set(http::field::authorization, client_->options.authorization);
     req_.keep_alive(true);
@@ -243,6 +248,9 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   void Read() {
     parser_.emplace();
     parser_->body_limit(kMaxResponseBytes);
+    // Beast's default is 8 KiB: Elasticsearch's deprecation `Warning`
+    // headers, or a proxy's cookies, go past it in a valid response.
+    parser_->header_limit(kMaxResponseHeaderBytes);
     conn_->With([this](auto& stream) {
       http::async_read(stream, conn_->buffer, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
         if (ec) return self->IoFailed("read", ec, self->interim_ || self->parser_->got_some());
@@ -289,8 +297,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     out.endpoint = endpoint_;
     if (out.status >= 300 && out.status < 400) out.location = std::string(res[http::field::location]);
     auto enc = res[http::field::content_encoding];
-    if (beast::iequals(enc, "gzip")) {
-      Status s = GzipDecompress(res.body(), kMaxResponseBytes, &out.body);
+    if (!enc.empty() && !beast::iequals(enc, "identity")) {
+      Status s = DecodeContent(std::string_view(enc.data(), enc.size()), res.body(), kMaxResponseBytes, &out.body);
       if (!s.ok()) out.error = Status::Corruption("response from " + client_->options.endpoints[endpoint_].url + ": " +
                                                   s.message());
     } else {
@@ -438,9 +446,10 @@ Status GzipCompress(std::string_view in, int level, std::string* out) {
   return Status::Ok();
 }
 
-Status GzipDecompress(std::string_view in, size_t max_size, std::string* out) {
+namespace {
+Status Inflate(std::string_view in, int window_bits, size_t max_size, std::string* out) {
   z_stream zs{};
-  if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) return Status::Internal("inflateInit2 failed");
+  if (inflateInit2(&zs, window_bits) != Z_OK) return Status::Internal("inflateInit2 failed");
   out->clear();
   zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
   zs.avail_in = static_cast<uInt>(in.size());
@@ -452,20 +461,38 @@ Status GzipDecompress(std::string_view in, size_t max_size, std::string* out) {
     rc = inflate(&zs, Z_NO_FLUSH);
     if (rc != Z_OK && rc != Z_STREAM_END) {
       inflateEnd(&zs);
-      return Status::Corruption("invalid gzip body");
+      return Status::Corruption("invalid compressed body");
     }
     out->append(buf, sizeof buf - zs.avail_out);
     if (out->size() > max_size) {
       inflateEnd(&zs);
-      return Status::Corruption("gzip body too large");
+      return Status::Corruption("compressed body too large");
     }
     if (rc == Z_OK && zs.avail_in == 0 && zs.avail_out != 0) {
       inflateEnd(&zs);
-      return Status::Corruption("truncated gzip body");
+      return Status::Corruption("truncated compressed body");
     }
   }
   inflateEnd(&zs);
   return Status::Ok();
+}
+}  // namespace
+
+Status GzipDecompress(std::string_view in, size_t max_size, std::string* out) {
+  return Inflate(in, 16 + MAX_WBITS, max_size, out);
+}
+
+Status DecodeContent(std::string_view coding, std::string_view in, size_t max_size, std::string* out) {
+  const beast::string_view c(coding.data(), coding.size());
+  if (beast::iequals(c, "gzip") || beast::iequals(c, "x-gzip")) return GzipDecompress(in, max_size, out);
+  if (beast::iequals(c, "deflate")) {
+    // zlib's format as HTTP defines it (or gzip: detected), else the raw
+    // deflate some servers send instead.
+    Status s = Inflate(in, 32 + MAX_WBITS, max_size, out);
+    if (!s.ok() && Inflate(in, -MAX_WBITS, max_size, out).ok()) return Status::Ok();
+    return s;
+  }
+  return Status::Corruption("unsupported Content-Encoding " + std::string(coding));
 }
 
 std::string BasicAuthorization(std::string_view user, std::string_view password) {

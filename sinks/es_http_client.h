@@ -101,6 +101,9 @@ class HttpClient {
 // gzip (RFC 1952) helpers on zlib.
 Status GzipCompress(std::string_view in, int level, std::string* out);
 Status GzipDecompress(std::string_view in, size_t max_size, std::string* out);
+// A response body in Content-Encoding `coding` (gzip, x-gzip, deflate: zlib
+// or raw) into *out; another coding is an error.
+Status DecodeContent(std::string_view coding, std::string_view in, size_t max_size, std::string* out);
 
 // "Basic <base64(user:password)>".
 std::string BasicAuthorization(std::string_view user, std::string_view password);

@@ -310,6 +310,27 @@ TEST(ElasticsearchSinkTest, AnInterimResponseBeforeTheAnswerIsReadPast) {
   EXPECT_GE(es.stat("bulk_requests"), kCount / 100);
 }
 
+// A valid response the sink could not read (headers over Beast's 8 KiB
+// default: Elasticsearch's deprecation warnings; a body in `deflate`,
+// which a server may use when the request names no Accept-Encoding) was
+// retried after Elasticsearch had stored its documents, again and again:
+// without id_field, dozens of copies each. Both are read now.
+TEST(ElasticsearchSinkTest, ManyWarningHeadersAndADeflatedBodyAreRead) {
+  EsBulkServer es({"--faults", R"({"warning_headers": 60, "response_encoding": "deflate"})"});
+  ASSERT_TRUE(es.ok()) << es.error();
+  TempDir dir;
+  const int kCount = 500;
+  Agent agent(dir, Config(dir, {es.url()}, ""), {}, {}, true);
+  ASSERT_NE(agent.api_port(), 0) << agent.process().Stderr();
+  agent.process().WriteStdin(Lines(0, kCount));
+  ASSERT_TRUE(WaitFor([&] {
+    return agent.Metric("tributary_component_sent_events_total", {{"component_id", "es"}}) == kCount;
+  })) << agent.process().Stderr();
+  EXPECT_EQ(agent.Metric("tributary_sink_retries_total", {{"component_id", "es"}}), 0);
+  Finish(agent);
+  ExpectExactly(es, "logs", kCount, true);
+}
+
 // A redirect (an http endpoint behind a proxy that sends clients to
 // https) or a 404 (a wrong path) says nothing about the documents: they
 // are held and sent again, as for a 401, with an error that says what to

@@ -157,6 +157,22 @@ HttpReply Cluster::handle(HttpCall& call) {
 }
 
 void Cluster::finish(const HttpCall& call, HttpReply* reply) {
+  int64_t warnings = 0;
+  std::string encoding;
+  if (call.target.rfind("/_test/", 0) != 0) {
+    std::lock_guard lock(mu_);
+    warnings = faults_.warning_headers;
+    encoding = faults_.response_encoding;
+  }
+  for (int64_t i = 0; i < warnings; ++i)
+    reply->headers.emplace_back("Warning", "299 Elasticsearch-8.7.1-0000000 \"[" + std::to_string(i) +
+                                               "] this request uses a deprecated parameter (injected by es_bulk_server)"
+                                               "; see the deprecation logs for details\"");
+  if (encoding == "deflate" && !reply->body.empty()) {
+    reply->body = zlib_compress(reply->body);
+    reply->headers.emplace_back("Content-Encoding", "deflate");
+    return;
+  }
   if (!options_.compress_responses || reply->body.empty()) return;
   // Accept-Encoding: a token list; honour "gzip" unless given q=0.
   std::string ae = call.accept_encoding;

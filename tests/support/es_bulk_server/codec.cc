@@ -75,6 +75,15 @@ std::string gzip_compress(std::string_view in) {
   return out;
 }
 
+std::string zlib_compress(std::string_view in) {
+  uLongf size = compressBound(static_cast<uLong>(in.size()));
+  std::string out(size, '\0');
+  compress2(reinterpret_cast<Bytef*>(out.data()), &size, reinterpret_cast<const Bytef*>(in.data()),
+            static_cast<uLong>(in.size()), Z_DEFAULT_COMPRESSION);
+  out.resize(size);
+  return out;
+}
+
 namespace {
 constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 

@@ -23,6 +23,8 @@ InflateResult inflate_body(std::string_view in, bool gzip, size_t max_size, size
 
 // gzip-compresses `in` (one member, default level).
 std::string gzip_compress(std::string_view in);
+// zlib format: HTTP's `deflate` content coding.
+std::string zlib_compress(std::string_view in);
 
 // Standard base64 (RFC 4648, with padding). decode returns false on bad input.
 std::string base64_encode(std::string_view in);

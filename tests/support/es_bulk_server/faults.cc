@@ -199,6 +199,8 @@ Json Faults::to_json() const {
   out.add("close_connections", close_connections);
   out.add("idle_timeout_ms", idle_timeout_ms);
   out.add("interim_responses", interim_responses);
+  out.add("warning_headers", warning_headers);
+  out.add("response_encoding", response_encoding);
   return out;
 }
 
@@ -243,10 +245,22 @@ bool apply_faults_patch(std::string_view json, Faults* faults, int64_t* down_ms,
       ok = get_count(kv.value, key, down_ms, error);
     } else if (key == "interim_responses") {
       ok = get_count(kv.value, key, &next.interim_responses, error);
+    } else if (key == "warning_headers") {
+      ok = get_count(kv.value, key, &next.warning_headers, error);
+    } else if (key == "response_encoding") {
+      std::string_view v;
+      if (kv.value.is_null()) {
+        next.response_encoding.clear();
+      } else if (kv.value.get_string().get(v) != simdjson::SUCCESS || (v != "deflate" && !v.empty())) {
+        *error = "[response_encoding] must be \"deflate\", \"\" or null";
+        ok = false;
+      } else {
+        next.response_encoding = std::string(v);
+      }
     } else {
       *error = "unknown key [" + std::string(key) +
                "]; expected reset, fail_requests, reject_items, mapping, delay_ms, close_connections, "
-               "idle_timeout_ms, down_ms, interim_responses";
+               "idle_timeout_ms, down_ms, interim_responses, warning_headers, response_encoding";
       ok = false;
     }
     if (!ok) {

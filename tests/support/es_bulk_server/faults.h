@@ -15,7 +15,9 @@
 //     "close_connections": 1,          // next bulk request: read, then close, no reply
 //     "idle_timeout_ms": 100,          // close a connection that waits this long for a request
 //     "down_ms": 500,                  // stop listening and drop connections, 500 ms
-//     "interim_responses": 2           // next 2 bulk replies: `100 Continue` first, unasked
+//     "interim_responses": 2,          // next 2 bulk replies: `100 Continue` first, unasked
+//     "warning_headers": 60,           // every reply: 60 deprecation `Warning` headers
+//     "response_encoding": "deflate"   // every reply body deflated, asked or not ("" or null: off)
 //   }
 // Fractions are deterministic: out of n consecutive candidates exactly
 // floor(n * fraction) are hit, spread evenly (a Bresenham sequence), counted
@@ -64,6 +66,12 @@ struct Faults {
   // client did not ask for, as some proxies send (RFC 9110 15.2: a client
   // must read past it).
   int64_t interim_responses = 0;
+  // Each reply carries this many `Warning: 299 Elasticsearch-...` headers
+  // (~200 bytes each), as deprecation warnings do.
+  int64_t warning_headers = 0;
+  // "deflate": every reply body is zlib-deflated with `Content-Encoding:
+  // deflate`, whatever the request's Accept-Encoding.
+  std::string response_encoding;
 
   // Each take_* consumes one decision.
   bool take_request_failure(int* status);
