@@ -145,7 +145,10 @@ void BulkEncoder::AppendSource(const Event& event, std::string* out) const {
 ItemOutcome ClassifyItem(int status, bool create_with_id) {
   if (status >= 200 && status < 300) return ItemOutcome::kDelivered;
   if (status == 409 && create_with_id) return ItemOutcome::kDelivered;
-  if (status == 429 || status >= 500) return ItemOutcome::kRetry;
+  // 401/403 on an item: the credentials may not write its index (a
+  // `security_exception`), which says nothing against the document: kept
+  // and retried, as a whole request answered so is.
+  if (status == 429 || status >= 500 || status == 401 || status == 403) return ItemOutcome::kRetry;
   return ItemOutcome::kRejected;
 }
 

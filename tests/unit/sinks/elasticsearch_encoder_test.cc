@@ -4,6 +4,7 @@
 #include "sinks/elasticsearch_encoder.h"
 
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include "agent/json.h"
 #include "config/config.h"
@@ -175,6 +176,8 @@ TEST(ClassifyTest, Items) {
   EXPECT_EQ(ClassifyItem(503, true), ItemOutcome::kRetry);
   EXPECT_EQ(ClassifyItem(400, false), ItemOutcome::kRejected);
   EXPECT_EQ(ClassifyItem(404, false), ItemOutcome::kRejected);
+  EXPECT_EQ(ClassifyItem(403, false), ItemOutcome::kRetry);  // security_exception: not the document's fault
+  EXPECT_EQ(ClassifyItem(401, true), ItemOutcome::kRetry);
 }
 
 TEST(ClassifyTest, Requests) {
@@ -340,6 +343,27 @@ TEST(HttpHelpersTest, GzipRoundTripAndBasicAuth) {
   EXPECT_EQ(back, in);
   EXPECT_FALSE(GzipDecompress(z.substr(0, z.size() / 2), 1 << 20, &back).ok());
   EXPECT_FALSE(GzipDecompress(z, 100, &back).ok());
+  // Content codings of a response: gzip, and deflate as zlib, raw or gzip.
+  ASSERT_TRUE(DecodeContent("GZIP", z, 1 << 20, &back).ok());
+  EXPECT_EQ(back, in);
+  ASSERT_TRUE(DecodeContent("deflate", z, 1 << 20, &back).ok());
+  EXPECT_EQ(back, in);
+  for (int bits : {MAX_WBITS, -MAX_WBITS}) {
+    z_stream zs{};
+    ASSERT_EQ(deflateInit2(&zs, 1, Z_DEFLATED, bits, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    std::string d(deflateBound(&zs, static_cast<uLong>(in.size())), '\0');
+    zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+    zs.avail_in = static_cast<uInt>(in.size());
+    zs.next_out = reinterpret_cast<Bytef*>(d.data());
+    zs.avail_out = static_cast<uInt>(d.size());
+    ASSERT_EQ(deflate(&zs, Z_FINISH), Z_STREAM_END);
+    d.resize(zs.total_out);
+    deflateEnd(&zs);
+    back.clear();
+    ASSERT_TRUE(DecodeContent("deflate", d, 1 << 20, &back).ok()) << bits;
+    EXPECT_EQ(back, in) << bits;
+  }
+  EXPECT_FALSE(DecodeContent("br", z, 1 << 20, &back).ok());
   EXPECT_EQ(BasicAuthorization("elastic", "changeme"), "Basic ZWxhc3RpYzpjaGFuZ2VtZQ==");
 }
 
