@@ -267,6 +267,31 @@ const config::Schema<ElasticsearchConfig>& ElasticsearchConfig::schema() {
                   "`" + ctx.Child("request.retry_max_backoff_ms").path + "` must be at least `retry_initial_backoff_ms`");
       if (c.id_field && c.id_field->empty())
         ctx.Error(at("id_field", nullptr), "`" + ctx.Child("id_field").path + "` must not be empty");
+      // The options of the other mode do nothing.
+      const YAML::Node bulk = node.IsMap() ? node["bulk"] : YAML::Node();
+      const bool has_bulk_index = bulk.IsDefined() && bulk.IsMap() && bulk["index"].IsDefined();
+      if (c.data_stream_mode() && has_bulk_index)
+        ctx.Warning(at("bulk", "index"), "`" + ctx.Child("bulk.index").path + "` does nothing in data_stream mode",
+                    "documents go to the data stream `<data_stream.type>-<data_stream.dataset>-<data_stream.namespace>`");
+      if (!c.data_stream_mode() && node.IsMap() && YAML::Node(node["data_stream"]).IsDefined())
+        ctx.Warning(at("data_stream", nullptr), "`" + ctx.Child("data_stream").path + "` does nothing in bulk mode",
+                    "set `mode: data_stream` to write to a data stream");
+      // Elasticsearch (7.9 and later, with its stack templates) makes every
+      // name of these patterns a data stream, which takes `create` with an
+      // `@timestamp` only: in bulk mode each document would be refused.
+      if (!c.data_stream_mode()) {
+        for (std::string_view type : {"logs-", "metrics-", "traces-", "synthetics-"}) {
+          std::string_view index = c.bulk.index;
+          if (index.substr(0, type.size()) != type || index.find('-', type.size()) == std::string_view::npos) continue;
+          ctx.Warning(has_bulk_index ? at("bulk", "index") : node,
+                      "`" + ctx.Child("bulk.index").path + "` \"" + c.bulk.index + "\" matches Elasticsearch's " +
+                          "built-in data stream template `" + std::string(type) + "*-*`: there, every document of " +
+                          "mode `bulk` is refused (a data stream takes `create` with an `@timestamp`)",
+                      "set `mode: data_stream` with `data_stream: { type: " + std::string(type.substr(0, type.size() - 1)) +
+                          ", dataset: ..., namespace: ... }`, or pick another index name");
+          break;
+        }
+      }
     });
     return s;
   }();

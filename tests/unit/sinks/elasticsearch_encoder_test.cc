@@ -416,5 +416,38 @@ TEST(ElasticsearchConfigTest, Rules) {
   }
 }
 
+// Valid, but not what the user meant: warnings, at the option's line.
+TEST(ElasticsearchConfigTest, Warnings) {
+  struct Case {
+    const char* yaml;
+    const char* expect;  // "" for no warning
+  };
+  for (const Case& w : std::vector<Case>{
+           // Elasticsearch 7.9+ makes these data streams: bulk mode's documents are refused.
+           {"    endpoints: [\"http://h:1\"]\n    bulk: { index: logs-myapp-default }\n",
+            "matches Elasticsearch's built-in data stream template `logs-*-*`"},
+           {"    endpoints: [\"http://h:1\"]\n    bulk: { index: \"metrics-{{ app }}-prod\" }\n", "`metrics-*-*`"},
+           {"    endpoints: [\"http://h:1\"]\n    bulk: { index: \"logs-%Y.%m.%d\" }\n", ""},
+           {"    endpoints: [\"http://h:1\"]\n    bulk: { index: \"applogs-a-b\" }\n", ""},
+           // Options of the other mode.
+           {"    endpoints: [\"http://h:1\"]\n    mode: data_stream\n    bulk: { index: foo }\n",
+            "`sinks.es.bulk.index` does nothing in data_stream mode"},
+           {"    endpoints: [\"http://h:1\"]\n    data_stream: { dataset: foo }\n",
+            "`sinks.es.data_stream` does nothing in bulk mode"},
+           {"    endpoints: [\"http://h:1\"]\n    mode: data_stream\n    data_stream: { dataset: foo }\n", ""},
+       }) {
+    config::Diagnostics d;
+    auto c = Load(w.yaml, &d);
+    ASSERT_TRUE(c) << w.yaml << d.ToString();
+    if (*w.expect == '\0') {
+      EXPECT_TRUE(d.all().empty()) << w.yaml << d.ToString();
+    } else {
+      ASSERT_EQ(d.all().size(), 1u) << w.yaml << d.ToString();
+      EXPECT_NE(d.ToString().find("warning: "), std::string::npos) << d.ToString();
+      EXPECT_NE(d.ToString().find(w.expect), std::string::npos) << w.yaml << d.ToString();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tributary::es
