@@ -463,6 +463,15 @@ void KafkaSource::Commit(bool sync) {
 void KafkaSource::AddMessage(const rd_kafka_message_t* msg) {
   if (msg->err) {
     if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
+    // A pattern no topic matches yet: the subscription the docs advise for
+    // topics created later, not a failure (it was counted as one).
+    if ((msg->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || msg->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) &&
+        msg->rkt && rd_kafka_topic_name(msg->rkt)[0] == '^') {
+      LogLimited(limiter_, LogLevel::kInfo, id(),
+                 std::string("no topic matches ") + rd_kafka_topic_name(msg->rkt) +
+                     " yet: one created later is read from its next metadata refresh");
+      return;
+    }
     consume_errors_->Increment();
     std::string where = msg->rkt ? std::string(" (") + rd_kafka_topic_name(msg->rkt) + ")" : "";
     LogLimited(limiter_, LogLevel::kWarn, id(),
