@@ -244,6 +244,11 @@ Status BulkResponseClassifier::Classify(std::string* body, bool create_action, s
       std::string_view v;
       if (!error["type"].get_string().get(v)) r.error_type = v;
       if (!error["reason"].get_string().get(v)) r.reason = v;
+      simdjson::dom::object cause;
+      if (!error["caused_by"].get_object().get(cause)) {
+        if (!cause["type"].get_string().get(v)) r.cause_type = v;
+        if (!cause["reason"].get_string().get(v)) r.cause_reason = v;
+      }
     }
     if (r.error_type.empty() && r.outcome != ItemOutcome::kDelivered) r.error_type = "unknown_error";
     switch (r.outcome) {

@@ -135,6 +135,11 @@ struct ItemResult {
   int status = 0;
   std::string_view error_type;  // e.g. "mapper_parsing_exception"; views valid until the next Classify
   std::string_view reason;
+  // error.caused_by, where Elasticsearch often puts what the document got
+  // wrong (reason: "failed to parse", caused by: "... field name cannot be
+  // an empty string"); empty if absent.
+  std::string_view cause_type;
+  std::string_view cause_reason;
 };
 
 class BulkResponseClassifier {
@@ -164,6 +169,7 @@ class BulkResponseClassifier {
 // The query string the sink sends with each bulk request: only what the
 // classifier reads (errors, and per item status and error type/reason).
 inline constexpr std::string_view kBulkFilterPath =
-    "filter_path=errors,items.*.status,items.*.error.type,items.*.error.reason";
+    "filter_path=errors,items.*.status,items.*.error.type,items.*.error.reason,items.*.error.caused_by.type,"
+    "items.*.error.caused_by.reason";
 
 }  // namespace tributary::es

@@ -404,7 +404,13 @@ void ElasticsearchSink::HandleItems(Request* r, es::HttpResponse& resp) {
         Settle(it.tracker, BatchStatus::kDelivered);
         break;
       case es::ItemOutcome::kRejected:
-        Reject(*r, it, res.status, res.error_type, res.reason, &settle_rejected);
+        if (res.cause_type.empty() && res.cause_reason.empty()) {
+          Reject(*r, it, res.status, res.error_type, res.reason, &settle_rejected);
+        } else {
+          const std::string reason = std::string(res.reason) + " (caused by " + std::string(res.cause_type) + ": " +
+                                     std::string(res.cause_reason) + ")";
+          Reject(*r, it, res.status, res.error_type, reason, &settle_rejected);
+        }
         break;
       case es::ItemOutcome::kRetry: {
         ErrorCounter(res.error_type).Increment();

@@ -212,6 +212,8 @@ TEST(ElasticsearchSinkTest, MappingErrorsAreRejectedCountedAndDeadLettered) {
     const Fields& f = v.as_map();
     EXPECT_EQ(f.find("status")->as_int(), 400);
     EXPECT_EQ(f.find("error_type")->as_string(), "mapper_parsing_exception");
+    // Elasticsearch's caused_by says what was wrong with the document.
+    EXPECT_NE(f.find("reason")->as_string().find("(caused by "), std::string::npos) << l;
     EXPECT_EQ(f.find("component_id")->as_string(), "es");
     EXPECT_TRUE(f.find("action")->as_map().find("index") != nullptr) << l;
     messages.insert(f.find("document")->as_map().find("message")->as_string());

@@ -248,7 +248,7 @@ TEST(BulkResponseClassifierTest, MixedItems) {
   std::string body = R"({"errors":true,"items":[
     {"create":{"status":201}},
     {"create":{"status":429,"error":{"type":"es_rejected_execution_exception","reason":"rejected execution"}}},
-    {"create":{"status":400,"error":{"type":"mapper_parsing_exception","reason":"failed to parse field [status] of type [long]"}}},
+    {"create":{"status":400,"error":{"type":"mapper_parsing_exception","reason":"failed to parse field [status] of type [long]","caused_by":{"type":"illegal_argument_exception","reason":"For input string: \"n/a\""}}}},
     {"create":{"status":409,"error":{"type":"version_conflict_engine_exception","reason":"document already exists"}}},
     {"create":{"status":503,"error":{"type":"unavailable_shards_exception","reason":"primary shard is not active"}}}
   ]})";
@@ -263,6 +263,9 @@ TEST(BulkResponseClassifierTest, MixedItems) {
   EXPECT_EQ(results[2].status, 400);
   EXPECT_EQ(results[2].error_type, "mapper_parsing_exception");
   EXPECT_EQ(results[2].reason, "failed to parse field [status] of type [long]");
+  EXPECT_EQ(results[2].cause_type, "illegal_argument_exception");
+  EXPECT_EQ(results[2].cause_reason, "For input string: \"n/a\"");
+  EXPECT_EQ(results[1].cause_type, "");
   EXPECT_EQ(results[3].outcome, ItemOutcome::kDelivered);  // create + _id + 409
   EXPECT_EQ(results[4].outcome, ItemOutcome::kRetry);
   EXPECT_EQ(sum.delivered, 2u);
