@@ -41,6 +41,14 @@ std::string Header(const TempDir& dir, const std::string& source = "{ type: stdi
          "sources:\n  in: " + source + "\n";
 }
 
+// Header(dir) and a kafka sink `out` writing the `message` of each event
+// (codec text) to the topic `logs`; `extra` is more YAML for the sink,
+// indented by four spaces.
+std::string TextSink(const TempDir& dir, const MockKafka& kafka, const std::string& extra = "") {
+  return Header(dir) + "sinks:\n  out:\n    type: kafka\n    inputs: [in]\n    bootstrap_servers: \"" +
+         kafka.bootstrap_servers() + "\"\n    topic: logs\n    encoding: { codec: text }\n" + extra;
+}
+
 double Metric(Agent& agent, const std::string& name, std::map<std::string, std::string> labels) {
   return agent.Metric(name, labels).value_or(-1);
 }
@@ -309,13 +317,11 @@ TEST(KafkaSinkTest, DiskBufferKeepsEverythingThroughOutageAndKillNine) {
   MockKafka kafka(1, {{"logs", 2}});
   TempDir dir;
   const std::string config =
-      Header(dir) + "sinks:\n  out:\n    type: kafka\n    inputs: [in]\n"
-                    "    bootstrap_servers: \"" + kafka.bootstrap_servers() + "\"\n"
-                    "    topic: logs\n    encoding: { codec: text }\n"
-                    "    librdkafka_options:\n"
-                    "      queue.buffering.max.messages: \"100\"\n"
-                    "      reconnect.backoff.max.ms: \"500\"\n"
-                    "    buffer: { type: disk, max_size: 64MiB, when_full: block, flush_interval_ms: 0 }\n";
+      TextSink(dir, kafka,
+               "    librdkafka_options:\n"
+               "      queue.buffering.max.messages: \"100\"\n"
+               "      reconnect.backoff.max.ms: \"500\"\n"
+               "    buffer: { type: disk, max_size: 64MiB, when_full: block, flush_interval_ms: 0 }\n");
   const int n = 5000;
   auto down_at = std::chrono::steady_clock::now();
   {
@@ -380,12 +386,10 @@ TEST(KafkaSinkTest, PermanentErrorsAreRejectedCountedAndThePipelineContinues) {
   TempDir dir;
   kafka.command_ok("push_errors Produce 1 TOPIC_AUTHORIZATION_FAILED");
   Agent agent(dir,
-              Header(dir) + "sinks:\n  out:\n    type: kafka\n    inputs: [in]\n"
-                            "    bootstrap_servers: \"" + kafka.bootstrap_servers() + "\"\n"
-                            "    topic: logs\n    encoding: { codec: text }\n"
-                            "    librdkafka_options:\n"
-                            "      message.max.bytes: \"4000\"\n"
-                            "      topic.metadata.refresh.interval.ms: \"500\"\n",
+              TextSink(dir, kafka,
+                       "    librdkafka_options:\n"
+                       "      message.max.bytes: \"4000\"\n"
+                       "      topic.metadata.refresh.interval.ms: \"500\"\n"),
               {}, {}, /*pipe_stdin=*/true);
   ASSERT_GT(agent.api_port(), 0) << agent.process().Stderr();
   auto rejected = [&](const std::string& type) {
@@ -438,9 +442,7 @@ TEST(KafkaSinkTest, ABatchTheBrokerRefusesAsTooLargeIsProducedAgainOneAtATime) {
   TempDir dir;
   kafka.command_ok("push_errors Produce 1 MSG_SIZE_TOO_LARGE");
   Agent agent(dir,
-              Header(dir) + "sinks:\n  out:\n    type: kafka\n    inputs: [in]\n"
-                            "    bootstrap_servers: \"" + kafka.bootstrap_servers() + "\"\n"
-                            "    topic: logs\n    encoding: { codec: text }\n",
+              TextSink(dir, kafka),
               {}, {}, /*pipe_stdin=*/true);
   ASSERT_GT(agent.api_port(), 0) << agent.process().Stderr();
   const int kCount = 200;
@@ -467,10 +469,7 @@ TEST(KafkaSinkTest, OversizedMessageIsSaidToBeRefusedLocallyWithItsSizeAndTheLim
   MockKafka kafka(1, {{"logs", 1}});
   TempDir dir;
   Agent agent(dir,
-              Header(dir) + "sinks:\n  out:\n    type: kafka\n    inputs: [in]\n"
-                            "    bootstrap_servers: \"" + kafka.bootstrap_servers() + "\"\n"
-                            "    topic: logs\n    encoding: { codec: text }\n"
-                            "    librdkafka_options: { message.max.bytes: \"4000\" }\n",
+              TextSink(dir, kafka, "    librdkafka_options: { message.max.bytes: \"4000\" }\n"),
               {}, {}, /*pipe_stdin=*/true);
   ASSERT_GT(agent.api_port(), 0) << agent.process().Stderr();
   agent.process().WriteStdin(std::string(6000, 'x') + "\n" + Lines("small", 0, 10));
@@ -496,9 +495,7 @@ TEST(KafkaSinkTest, FatalProducerErrorRebuildsTheProducer) {
   TempDir dir;
   kafka.command_ok("push_errors Produce 1 OUT_OF_ORDER_SEQUENCE_NUMBER");
   Agent agent(dir,
-              Header(dir) + "sinks:\n  out:\n    type: kafka\n    inputs: [in]\n"
-                            "    bootstrap_servers: \"" + kafka.bootstrap_servers() + "\"\n"
-                            "    topic: logs\n    encoding: { codec: text }\n",
+              TextSink(dir, kafka),
               {}, {}, /*pipe_stdin=*/true);
   ASSERT_GT(agent.api_port(), 0) << agent.process().Stderr();
   agent.process().WriteStdin(Lines("fatal", 0, 1000));
