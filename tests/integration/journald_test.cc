@@ -66,7 +66,7 @@ class JournaldBinaryTest : public ::testing::Test {
   std::vector<std::string> BlockedOutput() const { return ReadLines(dir_ / "blocker/out.log"); }
   // Reads old-0..9 from `sub`/a.journal, lets `replace` put another
   // directory in the place of `sub`, writes new-0..4 into it: they arrive,
-  // nothing twice, and the log says `said`.
+  // nothing twice, and the log says `said` (unless empty).
   void ExpectAReplacementIsRead(const std::string& sub, const std::function<void()>& replace, const std::string& said) {
     std::filesystem::create_directories(dir_ / sub);
     JournalBuilder a(dir_ / (sub + "/a.journal"));
@@ -81,7 +81,7 @@ class JournaldBinaryTest : public ::testing::Test {
       return !out.empty() && out.back() == "new-4";
     }, std::chrono::seconds(40))) << agent.process().Stderr();
     EXPECT_EQ(Output().size(), 15u) << "read twice or skipped";
-    EXPECT_NE(agent.process().Stderr().find(said), std::string::npos) << agent.process().Stderr();
+    if (!said.empty()) EXPECT_NE(agent.process().Stderr().find(said), std::string::npos) << agent.process().Stderr();
     agent.process().Signal(SIGTERM);
     EXPECT_EQ(agent.process().Wait(std::chrono::seconds(20)), 0) << agent.process().Stderr();
   }
@@ -225,13 +225,15 @@ TEST_F(JournaldBinaryTest, AJournalDirectoryReplacedWhileRunningIsReadFromItsRep
 // reuses it at once), and a machine-id subdirectory (the layout of
 // /var/log/journal) replaced leaves journal_directory itself as it was:
 // found by the files sd-journal does not have open, at the next check of
-// the directory (every 10 s).
+// the directory (every 10 s). Its own watch of the parent directory may
+// see the new subdirectory first (a CI run did, in 0.4 s): then there is
+// nothing to reopen and nothing is said, so only the lines are checked.
 TEST_F(JournaldBinaryTest, AJournalSubdirectoryRemovedAndMadeAgainIsReadAgain) {
   const std::string machine = "journal/0123456789abcdef0123456789abcdef";
   ExpectAReplacementIsRead(machine, [&] {
     std::filesystem::remove_all(dir_ / machine);
     std::filesystem::create_directories(dir_ / machine);
-  }, "is not among those sd-journal reads");
+  }, "");
 }
 
 // Entries vacuumed before the source read them are gone (inherent), but the
