@@ -308,11 +308,11 @@ void ElasticsearchSink::Handle(Request* r, es::HttpResponse& resp) {
   if (!resp.error.ok()) {
     ErrorCounter(resp.timed_out ? "timeout" : resp.status ? "invalid_response" : "connection_failed").Increment();
     SetHealth(false, resp.error.message());
+    std::string why = resp.error.message();
     if (resp.status >= 200 && resp.status < 300)
-      return RetryRequest(r, resp.error.message() + " (the status was HTTP " + std::to_string(resp.status) +
-                                 ": the documents are probably stored, and sending them again may store them twice)",
-                          true);
-    return RetryRequest(r, resp.error.message(), true);
+      why += " (the status was HTTP " + std::to_string(resp.status) +
+             ": the documents are probably stored, and sending them again may store them twice)";
+    return RetryRequest(r, why, true);
   }
   switch (es::ClassifyRequest(resp.status)) {
     case es::RequestOutcome::kItems:
@@ -403,15 +403,13 @@ void ElasticsearchSink::HandleItems(Request* r, es::HttpResponse& resp) {
       case es::ItemOutcome::kDelivered:
         Settle(it.tracker, BatchStatus::kDelivered);
         break;
-      case es::ItemOutcome::kRejected:
-        if (res.cause_type.empty() && res.cause_reason.empty()) {
-          Reject(*r, it, res.status, res.error_type, res.reason, &settle_rejected);
-        } else {
-          const std::string reason = std::string(res.reason) + " (caused by " + std::string(res.cause_type) + ": " +
-                                     std::string(res.cause_reason) + ")";
-          Reject(*r, it, res.status, res.error_type, reason, &settle_rejected);
-        }
+      case es::ItemOutcome::kRejected: {
+        std::string reason(res.reason);
+        if (!res.cause_type.empty() || !res.cause_reason.empty())
+          reason += " (caused by " + std::string(res.cause_type) + ": " + std::string(res.cause_reason) + ")";
+        Reject(*r, it, res.status, res.error_type, reason, &settle_rejected);
         break;
+      }
       case es::ItemOutcome::kRetry: {
         ErrorCounter(res.error_type).Increment();
         if (first_retry_type.empty()) first_retry_type = res.error_type;

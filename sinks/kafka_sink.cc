@@ -280,8 +280,9 @@ void KafkaSink::OnDelivery(const rd_kafka_message_t* msg) {
   // whole record batch, and librdkafka fails every message of a refused
   // batch: small messages were rejected for the batch they were in. They
   // are produced again one at a time; only one refused alone is too large.
-  const bool batch_too_large = kind == kMessageTooLarge && !was_alone && !purged && !recreating_;
-  if (kind != kDeliveryFailed && !purged && !recreating_ && !batch_too_large) {
+  const bool permanent = kind != kDeliveryFailed && !purged && !recreating_;
+  const bool batch_too_large = permanent && kind == kMessageTooLarge && !was_alone;
+  if (permanent && !batch_too_large) {
     Reject(p, kind,
            kind == kMessageTooLarge
                ? std::string("refused by the broker on its own as too large: ") + rd_kafka_err2str(msg->err) +
